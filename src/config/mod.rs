@@ -1,0 +1,3 @@
+//! ml.toml
+pub mod schema;
+pub use schema::*;
