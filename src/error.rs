@@ -14,6 +14,7 @@ pub enum Exit {
     Usage = 2,
     Escalated = 3,
     GateFailed = 4,
+    Interrupted = 130,
 }
 
 /// An error meant for the user as is: its message, an optional hint, and the exit code.
@@ -45,3 +46,36 @@ impl fmt::Display for Diagnostic {
 }
 
 impl std::error::Error for Diagnostic {}
+
+/// Prints an error chain once (`error:`, `Caused by:`, `hint:`) and returns its exit code.
+pub fn render(err: &anyhow::Error) -> Exit {
+    let mut exit = Exit::Error;
+    let mut hint = None;
+    for cause in err.chain() {
+        if let Some(d) = cause.downcast_ref::<Diagnostic>() {
+            exit = d.exit;
+            hint = hint.or_else(|| d.hint.clone());
+        } else if let Some(e) = cause.downcast_ref::<crate::config::ConfigError>() {
+            hint = hint.or_else(|| e.hint());
+        } else if let Some(e) = cause.downcast_ref::<crate::h2o::H2oError>() {
+            hint = hint.or_else(|| e.hint());
+        } else if let Some(e) = cause.downcast_ref::<crate::registry::RegistryError>() {
+            hint = hint.or_else(|| e.hint());
+        } else if let Some(e) = cause.downcast_ref::<crate::store::StoreError>() {
+            hint = hint.or_else(|| e.hint());
+        } else if let Some(e) = cause.downcast_ref::<crate::table::TableError>() {
+            hint = hint.or_else(|| e.hint());
+        }
+    }
+    let mut chain = err.chain();
+    if let Some(top) = chain.next() {
+        eprintln!("error: {top}");
+    }
+    for cause in chain {
+        eprintln!("Caused by: {cause}");
+    }
+    if let Some(h) = hint {
+        eprintln!("hint: {h}");
+    }
+    exit
+}

@@ -2,8 +2,18 @@
 //!
 //! See `docs/architecture.md` for how the modules fit together.
 
+pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod error;
+pub mod fingerprint;
 pub mod h2o;
 pub mod metrics;
+pub mod mojo;
+pub mod pipeline;
+pub mod project;
 pub mod registry;
+pub mod report;
+pub mod steps;
+pub mod store;
+pub mod table;

@@ -1,2 +1,117 @@
-//! The H2O engine.
+//! The H2O engine: a managed local node or an existing cluster, and the REST calls mlbuild makes.
+//!
+//! [`Engine::start`] is the one entry point the pipeline uses. With a URL (`MLBUILD_H2O_URL` /
+//! `[h2o] url`) it connects and checks the declared fingerprint (version, node count) and
+//! launches nothing. Without one it finds Java 8–17 ([`java`]), finds or provisions the pinned
+//! jar ([`provision`]), launches a [`LocalNode`] on 127.0.0.1 that dies with mlbuild ([`node`]),
+//! and checks the fingerprint too. All REST calls live in [`Client`] ([`client`]).
+//!
+//! Why 3.46.0.11: H2O-3 >= 3.46.0.12 refuses every MOJO export with HTTP 412 "SECURE REQUIRED"
+//! (reference/h2o-rest.md G1); on such a cluster [`Client::download_mojo`] fails with
+//! [`H2oError::MojoExportBlocked`]. See `docs/h2o.md` for the whole story and measurements.
+
+pub mod client;
+pub mod error;
+pub mod java;
+pub mod leaderboard;
+pub mod node;
+pub mod provision;
+
+#[cfg(test)]
+mod live_tests;
+
+use std::path::PathBuf;
+
+pub use client::{AutoMlRun, AutoMlSpec, Client, CloudInfo, ColumnKind, FrameInfo, SORT_METRICS};
+pub use error::{redact_url, H2oError};
+pub use java::{find_java, Java};
+pub use leaderboard::{Leaderboard, LeaderboardRow};
+pub use node::{LaunchSpec, LocalNode};
+pub use provision::{default_tool_cache, locate_or_provision_jar, JAR_SHA256};
+
+/// The H2O version mlbuild launches, and the default declared version.
 pub const PINNED_VERSION: &str = "3.46.0.11";
+
+/// How to get an engine; the caller resolves env vars and `ml.toml` into this.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// An existing cluster; when set, nothing is launched.
+    pub url: Option<String>,
+    /// An explicit jar to launch (`MLBUILD_H2O_JAR` or `[h2o] jar`).
+    pub jar: Option<PathBuf>,
+    /// Declared H2O version (checked on connect).
+    pub version: String,
+    /// Declared node count (checked on connect).
+    pub nodes: u32,
+    /// JVM heap of the local node, e.g. "2g".
+    pub memory: String,
+    /// Where the local node's ice_root and logs go (inside the project's cache dir).
+    pub work_dir: PathBuf,
+    /// The user tool cache, where the provisioned jar lives.
+    pub tool_cache: PathBuf,
+}
+
+/// A ready H2O: the client, and the local node if we launched one.
+pub struct Engine {
+    pub client: Client,
+    node: Option<LocalNode>,
+}
+
+impl Engine {
+    /// Connects to `cfg.url`, or launches a local node; either way checks the fingerprint.
+    /// Provisioning the jar (first run only) blocks the current thread while it downloads.
+    pub async fn start(cfg: &EngineConfig, log: &dyn Fn(&str)) -> Result<Engine, H2oError> {
+        if let Some(url) = &cfg.url {
+            let client = Client::connect(url).await?;
+            client.check_fingerprint(&cfg.version, cfg.nodes).await?;
+            return Ok(Engine { client, node: None });
+        }
+        let java = find_java()?;
+        let jar = locate_or_provision_jar(cfg.jar.as_deref(), &cfg.tool_cache, log)?;
+        log(&format!(
+            "starting H2O ({}, Java {}) …",
+            jar.display(),
+            java.major
+        ));
+        let started = std::time::Instant::now();
+        let node = LocalNode::launch(&LaunchSpec {
+            java: java.path,
+            jar,
+            memory: cfg.memory.clone(),
+            work_dir: cfg.work_dir.clone(),
+        })
+        .await?;
+        log(&format!(
+            "H2O is up at {} (pid {}, {:.1} s)",
+            node.url(),
+            node.pid(),
+            started.elapsed().as_secs_f64()
+        ));
+        let client = Client::new(&node.url())?;
+        // On a mismatch `node` is dropped here, which kills the JVM.
+        client.check_fingerprint(&cfg.version, cfg.nodes).await?;
+        Ok(Engine {
+            client,
+            node: Some(node),
+        })
+    }
+
+    /// Stops the local node if we launched one (waiting until it has exited); leaves a remote
+    /// cluster alone.
+    pub async fn shutdown(self) -> Result<(), H2oError> {
+        match self.node {
+            Some(node) => node.shutdown().await,
+            None => Ok(()),
+        }
+    }
+
+    /// The JVM's pid, when we launched it.
+    pub fn launched_pid(&self) -> Option<u32> {
+        self.node.as_ref().map(LocalNode::pid)
+    }
+
+    /// The local node, when we launched it (its log path, cloud name).
+    pub fn local_node(&self) -> Option<&LocalNode> {
+        self.node.as_ref()
+    }
+}

@@ -1,1 +1,327 @@
-//! registry
+//! The registry: runs, step executions, model versions, tags and the tag history, kept in the
+//! state database (DESIGN.md §5.3).
+//!
+//! # Mechanism
+//! One code path for SQLite (the default, a file in the cache dir) and Postgres (for teams):
+//! everything goes through [`sqlx::AnyPool`] with runtime-bound SQL that both engines accept
+//! (`$1` placeholders, `TEXT`/`BIGINT` columns, RFC 3339 UTC timestamps and JSON stored as
+//! `TEXT`, `INSERT … ON CONFLICT … DO NOTHING`). Migrations are an ordered list of statements
+//! ([`schema`]), applied in one transaction and recorded in `schema_version`.
+//!
+//! # Concurrency
+//! Two processes may share the database (two runs, a run and a `promote`). Every read-modify-write
+//! is one transaction whose *first statement is a write* on the row that guards it (the tag's row
+//! in `tags`, or a row of `counters` for run ids and version registration):
+//! - on SQLite that statement takes the database write lock at once, waiting on the busy timeout
+//!   (10 s), which is what `BEGIN IMMEDIATE` would do, so the reads that follow see the latest
+//!   state and cannot go stale;
+//! - on Postgres it takes the row lock, the portable spelling of `SELECT … FOR UPDATE`.
+//!
+//! Tag updates are additionally compare-and-set on the tag's history sequence number, and any
+//! transaction that loses a race (busy database, serialization failure, unique violation of a
+//! concurrent first insert) is rolled back and retried with a short backoff. So concurrent moves
+//! lose no update, and the history of a tag is a complete chain: each event's `from` is the
+//! previous event's `to`.
+//!
+//! # Limits
+//! Version ids embed a UTC timestamp; they sort by creation order within one registry even when
+//! clocks disagree (a new id is never earlier than the newest existing one), but ids from two
+//! *different* registries are only as comparable as the two clocks. See `docs/registry.md`.
+
+mod render;
+mod runs;
+mod schema;
+mod tags;
+mod versions;
+
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Once;
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::AnyPool;
+
+pub use render::{render_history, render_tags, render_versions};
+pub use runs::{Run, StepRecord};
+pub use tags::{TagEvent, TagMove};
+pub use versions::{NewVersion, Version};
+
+/// A run's id: a counter local to one registry.
+pub type RunId = i64;
+
+/// How long a SQLite connection waits for another process's write lock.
+const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
+/// How many times a transaction that lost a race is retried before giving up.
+const MAX_ATTEMPTS: u32 = 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("unsupported state database URL `{url}` (expected `sqlite://PATH` or `postgres://…`)")]
+    UnsupportedUrl { url: String },
+    #[error("cannot open the state database `{url}`")]
+    Open {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("the state database `{url}` has schema version {found}, newer than this mlbuild knows ({known})")]
+    SchemaTooNew { url: String, found: i64, known: i64 },
+    #[error("state database error while {context}")]
+    Query {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("the state database stayed busy: gave up {what} after {attempts} attempts")]
+    Contention { what: &'static str, attempts: u32 },
+    #[error("corrupt registry data: {0}")]
+    Corrupt(String),
+    #[error("invalid {what} `{value}` (expected one of: {expected})")]
+    InvalidValue {
+        what: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("run {0} does not exist")]
+    UnknownRun(RunId),
+    #[error("version `{0}` does not exist")]
+    UnknownVersion(String),
+    #[error("tag `{0}` does not exist")]
+    UnknownTag(String),
+    #[error("tag `{tag}` has nothing to roll back to (it points at `{current}`, the oldest move not yet rolled back)")]
+    NothingToRollBack { tag: String, current: String },
+    #[error("version `{version}` never held tag `{tag}`")]
+    NeverHeld { tag: String, version: String },
+}
+
+impl RegistryError {
+    /// What the user can do about it, for the `hint:` line.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RegistryError::UnsupportedUrl { .. } => Some(
+                "set `MLBUILD_STATE_URL` to `sqlite:///path/to/state.db` or `postgres://user@host/db`"
+                    .into(),
+            ),
+            RegistryError::Open { url, .. } if url.starts_with("sqlite:") => {
+                Some("check that the directory of the database file exists and is writable".into())
+            }
+            RegistryError::Open { .. } => Some(
+                "check that the Postgres server is reachable and that `MLBUILD_STATE_URL` names an existing database".into(),
+            ),
+            RegistryError::SchemaTooNew { .. } => {
+                Some("a newer mlbuild has upgraded this database; upgrade mlbuild".into())
+            }
+            RegistryError::Contention { .. } => Some(
+                "another mlbuild process kept the state database locked; try again".into(),
+            ),
+            RegistryError::UnknownVersion(_) => {
+                Some("run `mlbuild versions` to list the registered versions".into())
+            }
+            RegistryError::UnknownTag(_) => Some("run `mlbuild tags` to list the tags".into()),
+            RegistryError::NothingToRollBack { tag, .. } => Some(format!(
+                "run `mlbuild history {tag}` to see its moves; `mlbuild promote {tag} VERSION` moves it anywhere"
+            )),
+            RegistryError::NeverHeld { tag, .. } => Some(format!(
+                "run `mlbuild history {tag}` to see the versions it held; `mlbuild promote {tag} VERSION` moves it to any version"
+            )),
+            RegistryError::Query { .. }
+            | RegistryError::Corrupt(_)
+            | RegistryError::InvalidValue { .. }
+            | RegistryError::UnknownRun(_) => None,
+        }
+    }
+
+    /// A lost race that a retry of the whole transaction resolves.
+    fn is_transient(&self) -> bool {
+        let RegistryError::Query { source, .. } = self else {
+            return false;
+        };
+        match source {
+            sqlx::Error::PoolTimedOut => true,
+            sqlx::Error::Database(db) => {
+                if db.is_unique_violation() {
+                    // A concurrent first insert (of a tag row, a version, a schema table) won:
+                    // the retry reads what it wrote.
+                    return true;
+                }
+                matches!(
+                    db.code().as_deref(),
+                    // SQLite: BUSY, BUSY_RECOVERY, BUSY_SNAPSHOT, LOCKED, LOCKED_SHAREDCACHE.
+                    Some("5" | "261" | "517" | "6" | "262")
+                    // Postgres: serialization failure, deadlock detected.
+                    | Some("40001" | "40P01")
+                )
+            }
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// Wraps a sqlx error with what we were doing.
+fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> RegistryError {
+    move |source| RegistryError::Query { context, source }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The state database. Cheap to clone (a connection pool).
+#[derive(Debug, Clone)]
+pub struct Registry {
+    pool: AnyPool,
+}
+
+/// The `sqlite://` URL of a database file, created when missing.
+pub fn sqlite_url(path: &Path) -> String {
+    // The path part of a SQLite URL is percent-decoded by sqlx: escape what would end it.
+    let mut escaped = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => escaped.push_str("%25"),
+            '?' => escaped.push_str("%3F"),
+            '#' => escaped.push_str("%23"),
+            c => escaped.push(c),
+        }
+    }
+    format!("sqlite://{escaped}?mode=rwc")
+}
+
+/// The name of the user moving a tag: `$USER`, `$LOGNAME`, else `unknown`.
+pub fn current_user() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|var| std::env::var(var).ok())
+        .find(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+/// A URL fit for messages: the password, if any, replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+impl Registry {
+    /// Opens (creating if needed) the state database at `url` and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Registry> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+
+        let (backend, url) = if url.starts_with("sqlite:") {
+            let url = if url.contains("mode=") {
+                url.to_string()
+            } else if url.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (Backend::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(RegistryError::UnsupportedUrl { url: redact(url) });
+        };
+        let shown = redact(&url);
+        let open_error = |source| RegistryError::Open {
+            url: shown.clone(),
+            source,
+        };
+
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        use sqlx::Executor;
+                        conn.execute(
+                            format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str(),
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(open_error)?;
+
+        let registry = Registry { pool };
+        if backend == Backend::Sqlite {
+            // WAL lets readers work while another process writes. The mode is stored in the
+            // file, so only the first open changes it; switching needs a lock that the busy
+            // timeout does not wait for, hence the retry.
+            retry("enabling WAL", || async {
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&registry.pool)
+                    .await
+                    .map_err(db("enabling WAL"))?;
+                Ok(Some(()))
+            })
+            .await?;
+        }
+        retry("migrating the schema", || {
+            schema::migrate_once(&registry.pool, &shown)
+        })
+        .await?;
+        Ok(registry)
+    }
+
+    /// Closes the pool, waiting for connections to finish (optional: dropping also closes).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Runs one attempt of a transaction until it succeeds: `Ok(None)` and transient errors (a lost
+/// race) retry after a short, jittered backoff.
+async fn retry<T, F, Fut>(what: &'static str, mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    for n in 1..=MAX_ATTEMPTS {
+        match attempt().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(e) if e.is_transient() => {}
+            Err(e) => return Err(e),
+        }
+        let jitter = u64::from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+                % 7,
+        );
+        tokio::time::sleep(Duration::from_millis(2 * u64::from(n.min(25)) + jitter)).await;
+    }
+    Err(RegistryError::Contention {
+        what,
+        attempts: MAX_ATTEMPTS,
+    })
+}
+
+/// Now, as stored: RFC 3339, UTC, milliseconds.
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

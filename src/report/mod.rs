@@ -1,1 +1,195 @@
-//! report
+//! The output gateway: the only place that writes to stdout and stderr.
+//!
+//! Data (JSON events, tables) go to stdout; progress, status lines and warnings go to stderr.
+//! Progress bars appear only when stderr is a terminal and neither `--json`, `-q`,
+//! `MLBUILD_NO_PROGRESS` nor a non-TTY says otherwise. Colour follows `--color` and `NO_COLOR`.
+
+pub mod card;
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum ColorChoice {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// One `{"event":"step",…}` line of `run --json` (DESIGN.md §3.2).
+#[derive(Debug, Clone, Serialize)]
+pub struct StepEvent {
+    pub event: &'static str,
+    pub step: String,
+    pub status: String,
+    pub key: String,
+    pub attempt: u32,
+    pub duration_ms: u64,
+    pub verdict: Option<String>,
+    pub reason: String,
+    #[serde(skip)]
+    pub summary: String,
+}
+
+/// The closing `{"event":"done",…}` line.
+#[derive(Debug, Clone, Serialize)]
+pub struct DoneEvent {
+    pub event: &'static str,
+    pub status: String,
+    pub h2o_started: bool,
+    pub version: Option<String>,
+    pub model: Option<String>,
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+pub struct Printer {
+    json: bool,
+    quiet: bool,
+    verbose: u8,
+    color: bool,
+    progress: bool,
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl Printer {
+    pub fn new(json: bool, quiet: bool, verbose: u8, color: ColorChoice) -> Printer {
+        let tty = std::io::stderr().is_terminal();
+        let color = match color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => tty && std::env::var_os("NO_COLOR").is_none(),
+        };
+        let progress = tty && !json && !quiet && std::env::var_os("MLBUILD_NO_PROGRESS").is_none();
+        Printer { json, quiet, verbose, color, progress, bar: Mutex::new(None) }
+    }
+
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    pub fn verbose(&self) -> u8 {
+        self.verbose
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn eprint_line(&self, line: &str) {
+        let bar = self.bar.lock().unwrap();
+        match bar.as_ref() {
+            Some(b) => b.println(line),
+            None => {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
+        }
+    }
+
+    /// A status line on stderr (suppressed by `-q`).
+    pub fn status(&self, verb: &str, message: &str) {
+        if self.quiet {
+            return;
+        }
+        let verb = self.paint("1;32", &format!("{verb:>10}"));
+        self.eprint_line(&format!("{verb} {message}"));
+    }
+
+    /// Detail printed at `-v` or more.
+    pub fn detail(&self, level: u8, message: &str) {
+        if self.verbose >= level && !self.quiet {
+            self.eprint_line(&format!("{:>10} {message}", ""));
+        }
+    }
+
+    pub fn warn(&self, message: &str) {
+        let tag = self.paint("1;33", "warning");
+        self.eprint_line(&format!("{tag}: {message}"));
+    }
+
+    /// Writes one line of data to stdout.
+    pub fn data(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+
+    pub fn step(&self, event: &StepEvent) {
+        if self.json {
+            self.data(&serde_json::to_string(event).expect("events serialise"));
+            return;
+        }
+        let (code, label) = match event.status.as_str() {
+            "ran" => ("1;32", "ran"),
+            "cached" | "restored" => ("2", event.status.as_str()),
+            _ => ("1;31", "failed"),
+        };
+        let attempt = if event.attempt > 1 { format!(" (attempt {})", event.attempt) } else { String::new() };
+        let verdict = match event.verdict.as_deref() {
+            Some("fail") => format!(" {}", self.paint("1;33", "[verdict: fail]")),
+            _ => String::new(),
+        };
+        let duration = if event.status == "ran" { format!(" [{}]", human_ms(event.duration_ms)) } else { String::new() };
+        let why = if event.status == "ran" { format!(" — {}", event.reason) } else { String::new() };
+        if !self.quiet {
+            self.eprint_line(&format!(
+                "{} {:<8} {}{attempt}{verdict}{duration}{why}",
+                self.paint(code, &format!("{:>10}", label)),
+                event.step,
+                event.summary,
+            ));
+        }
+    }
+
+    pub fn done(&self, event: &DoneEvent) {
+        if self.json {
+            self.data(&serde_json::to_string(event).expect("events serialise"));
+        }
+    }
+
+    /// Starts a progress bar (no-op when progress is off).
+    pub fn start_progress(&self, message: &str) {
+        if !self.progress {
+            return;
+        }
+        let bar = ProgressBar::new(1000);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>10.cyan.bold} [{bar:30}] {percent:>3}% {wide_msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix("training");
+        bar.set_message(message.to_string());
+        *self.bar.lock().unwrap() = Some(bar);
+    }
+
+    pub fn set_progress(&self, fraction: f64, message: &str) {
+        if let Some(b) = self.bar.lock().unwrap().as_ref() {
+            b.set_position((fraction.clamp(0.0, 1.0) * 1000.0) as u64);
+            b.set_message(message.to_string());
+        }
+    }
+
+    pub fn finish_progress(&self) {
+        if let Some(b) = self.bar.lock().unwrap().take() {
+            b.finish_and_clear();
+        }
+    }
+}
+
+pub fn human_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}

@@ -1,1 +1,308 @@
-//! store
+//! The content-addressed store, the action cache, the stat cache and the run lock.
+//!
+//! Layout under the cache dir (`cache/` of the project, or `MLBUILD_CACHE_DIR`):
+//! ```text
+//! v1/cas/ab/abcdef…        blobs by blake3 digest (immutable; written to tmp/ then renamed)
+//! v1/ac/<key>.json         action cache: step key → output digests + result (see ActionEntry)
+//! v1/stat.json             stat cache: (path, size, mtime, inode) → digest
+//! v1/tmp/                  in-flight writes; anything here is garbage after a crash
+//! state.db                 the registry (SQLite), unless MLBUILD_STATE_URL says otherwise
+//! ```
+//! The directory name carries the layout version: a future incompatible layout gets `v2/` and
+//! never misreads `v1/`. Every write is temp-file-then-rename, so a killed process leaves either
+//! the old file or the new one, never half of one. An action entry is written only after every
+//! blob it names is in the CAS, so a cache hit can trust its outputs with a `stat`.
+
+mod lock;
+pub mod lockfile;
+mod stat;
+
+pub use lock::RunLock;
+pub use stat::StatCache;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Layout version of the on-disk store; part of the directory name.
+pub const LAYOUT: &str = "v1";
+
+/// A blake3 digest as 64 lowercase hex characters.
+pub type Digest = String;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot {action} `{path}`")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("stored blob {digest} is corrupt (its bytes hash to {actual}); it was removed")]
+    Corrupt { digest: Digest, actual: Digest },
+    #[error("stored blob {digest} is missing")]
+    Missing { digest: Digest },
+}
+
+impl StoreError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            StoreError::Corrupt { .. } | StoreError::Missing { .. } => {
+                Some("run again: the step that made it reruns and stores it anew".into())
+            }
+            StoreError::Io { .. } => None,
+        }
+    }
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io { action, path: path.to_path_buf(), source }
+}
+
+/// What a finished step left behind: the digests of its outputs and a small JSON result.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ActionEntry {
+    pub step: String,
+    pub key: String,
+    /// The inputs that made the key, kept for `explain` and `-vv`.
+    pub inputs: serde_json::Value,
+    /// Output name → blake3 digest of a blob in the CAS.
+    pub outputs: BTreeMap<String, Digest>,
+    /// Digests that stand for the outputs downstream (canonical MOJO digest for MOJOs).
+    pub output_digests: BTreeMap<String, Digest>,
+    /// Step-specific result, including the verdict where the step has one.
+    pub result: serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating when needed) the store inside `cache_dir`.
+    pub fn open(cache_dir: &Path) -> Result<Store, StoreError> {
+        let root = cache_dir.join(LAYOUT);
+        for sub in ["cas", "ac", "tmp"] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+        }
+        Ok(Store { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        self.root.join("cas").join(&digest[..2]).join(digest)
+    }
+
+    pub fn contains(&self, digest: &str) -> bool {
+        digest.len() == 64 && self.blob_path(digest).is_file()
+    }
+
+    /// A new temporary file inside the store (same filesystem, so rename is atomic).
+    pub fn temp_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
+        let dir = self.root.join("tmp");
+        tempfile::NamedTempFile::new_in(&dir).map_err(io_err("create a temporary file in", &dir))
+    }
+
+    /// Stores bytes; returns their digest.
+    pub fn put_bytes(&self, bytes: &[u8]) -> Result<Digest, StoreError> {
+        let digest = blake3::hash(bytes).to_hex().to_string();
+        if self.contains(&digest) {
+            return Ok(digest);
+        }
+        let mut tmp = self.temp_file()?;
+        let tmp_path = tmp.path().to_path_buf();
+        tmp.write_all(bytes).map_err(io_err("write", &tmp_path))?;
+        self.commit(tmp, &digest)?;
+        Ok(digest)
+    }
+
+    /// Stores a copy of a file (a reflink where the filesystem allows, else a copy, never a
+    /// hardlink: an in-place edit of the user's file must not reach the store). The digest is
+    /// computed from the copy, so the store never holds bytes under the wrong name.
+    pub fn put_file(&self, path: &Path) -> Result<Digest, StoreError> {
+        let tmp = self.temp_file()?;
+        let tmp_path = tmp.path().to_path_buf();
+        reflink_copy::reflink_or_copy(path, &tmp_path).map_err(io_err("copy", path))?;
+        let digest = hash_file(&tmp_path)?;
+        if self.contains(&digest) {
+            return Ok(digest);
+        }
+        self.commit(tmp, &digest)?;
+        Ok(digest)
+    }
+
+    /// Moves a finished temp file into the CAS under `digest`.
+    pub fn commit(&self, tmp: tempfile::NamedTempFile, digest: &str) -> Result<(), StoreError> {
+        let dest = self.blob_path(digest);
+        let dir = dest.parent().expect("blob paths have a parent");
+        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        tmp.as_file().sync_all().ok();
+        tmp.persist(&dest).map_err(|e| StoreError::Io {
+            action: "move a blob into",
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+
+    /// Reads a blob and checks its bytes against its name. A corrupt blob is removed, so the
+    /// next run recreates it instead of tripping over it again.
+    pub fn read_verified(&self, digest: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.blob_path(digest);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(StoreError::Missing { digest: digest.to_string() })
+            }
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        let actual = blake3::hash(&bytes).to_hex().to_string();
+        if actual != digest {
+            let _ = fs::remove_file(&path);
+            return Err(StoreError::Corrupt { digest: digest.to_string(), actual });
+        }
+        Ok(bytes)
+    }
+
+    /// Verifies a blob in place and returns its path (for large blobs read by path).
+    pub fn verified_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
+        let path = self.blob_path(digest);
+        if !path.is_file() {
+            return Err(StoreError::Missing { digest: digest.to_string() });
+        }
+        let actual = hash_file(&path)?;
+        if actual != digest {
+            let _ = fs::remove_file(&path);
+            return Err(StoreError::Corrupt { digest: digest.to_string(), actual });
+        }
+        Ok(path)
+    }
+
+    fn ac_path(&self, key: &str) -> PathBuf {
+        self.root.join("ac").join(format!("{key}.json"))
+    }
+
+    /// Looks a key up in the action cache. An entry whose outputs are not all present (a `stat`
+    /// each) or that does not parse is a miss, reported as such.
+    pub fn ac_get(&self, key: &str) -> AcLookup {
+        let path = self.ac_path(key);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(_) => return AcLookup::Miss,
+        };
+        let entry: ActionEntry = match serde_json::from_str(&text) {
+            Ok(e) => e,
+            Err(_) => return AcLookup::Corrupt,
+        };
+        if entry.key != key {
+            return AcLookup::Corrupt;
+        }
+        if let Some(missing) = entry.outputs.values().find(|d| !self.contains(d)) {
+            return AcLookup::OutputMissing(missing.clone());
+        }
+        AcLookup::Hit(Box::new(entry))
+    }
+
+    /// Records an entry. Callers store every output first; this checks it once more.
+    pub fn ac_put(&self, entry: &ActionEntry) -> Result<(), StoreError> {
+        if let Some(missing) = entry.outputs.values().find(|d| !self.contains(d)) {
+            return Err(StoreError::Missing { digest: missing.clone() });
+        }
+        let text = serde_json::to_vec_pretty(entry).expect("action entries serialise");
+        let mut tmp = self.temp_file()?;
+        let tmp_path = tmp.path().to_path_buf();
+        tmp.write_all(&text).map_err(io_err("write", &tmp_path))?;
+        let dest = self.ac_path(&entry.key);
+        tmp.persist(&dest).map_err(|e| StoreError::Io {
+            action: "write action cache entry",
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+}
+
+/// The result of an action-cache lookup.
+#[derive(Debug)]
+pub enum AcLookup {
+    Hit(Box<ActionEntry>),
+    Miss,
+    Corrupt,
+    OutputMissing(Digest),
+}
+
+/// Hashes a file with blake3 (memory-mapped, multi-threaded for large files).
+pub fn hash_file(path: &Path) -> Result<Digest, StoreError> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_mmap_rayon(path).map_err(io_err("hash", path))?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// Writes `bytes` to `dest` atomically (temp file in the same directory, then rename).
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = dest.parent().unwrap_or_else(|| Path::new("."));
+    fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err("create a temporary file in", dir))?;
+    tmp.write_all(bytes).map_err(io_err("write", dest))?;
+    tmp.as_file().sync_all().ok();
+    tmp.persist(dest).map_err(|e| StoreError::Io { action: "replace", path: dest.to_path_buf(), source: e.error })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_round_trip_and_corruption_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let d = store.put_bytes(b"hello").unwrap();
+        assert_eq!(d, blake3::hash(b"hello").to_hex().to_string());
+        assert_eq!(store.read_verified(&d).unwrap(), b"hello");
+        fs::write(store.blob_path(&d), b"tampered").unwrap();
+        assert!(matches!(store.read_verified(&d), Err(StoreError::Corrupt { .. })));
+        assert!(!store.contains(&d), "a corrupt blob is removed");
+    }
+
+    #[test]
+    fn action_entry_requires_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let d = store.put_bytes(b"out").unwrap();
+        let mut entry = ActionEntry {
+            step: "locate".into(),
+            key: "k".repeat(64),
+            inputs: serde_json::json!({}),
+            outputs: BTreeMap::from([("snapshot".to_string(), d.clone())]),
+            output_digests: BTreeMap::new(),
+            result: serde_json::json!({"rows": 1}),
+        };
+        store.ac_put(&entry).unwrap();
+        assert!(matches!(store.ac_get(&entry.key), AcLookup::Hit(_)));
+        fs::remove_file(store.blob_path(&d)).unwrap();
+        assert!(matches!(store.ac_get(&entry.key), AcLookup::OutputMissing(_)));
+        entry.outputs.insert("x".into(), "0".repeat(64));
+        assert!(store.ac_put(&entry).is_err(), "no entry without its outputs");
+    }
+
+    #[test]
+    fn put_file_copies_not_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("c")).unwrap();
+        let src = dir.path().join("data.csv");
+        fs::write(&src, "a,b\n1,2\n").unwrap();
+        let d = store.put_file(&src).unwrap();
+        fs::write(&src, "a,b\n9,9\n").unwrap();
+        assert_eq!(store.read_verified(&d).unwrap(), b"a,b\n1,2\n");
+    }
+}

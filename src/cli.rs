@@ -1,0 +1,123 @@
+//! Command-line types (clap). Behaviour lives in `commands`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::project::Step;
+use crate::report::ColorChoice;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mlbuild",
+    version,
+    about = "A declarative, incremental build tool for ML pipelines on H2O-3",
+    long_about = "mlbuild takes a project's data from its source to a trained, evaluated, tagged and \
+deployable model through eight cached steps: define, locate, prepare, confirm, execute, monitor, \
+modify, conclude. Only steps whose inputs changed rerun.\n\n\
+Exit codes: 0 ok, 1 error, 2 usage, 3 escalated (threshold not met after max_attempts), \
+4 data-quality gate failed, 130 interrupted.\n\n\
+Environment: MLBUILD_H2O_URL, MLBUILD_H2O_JAR, MLBUILD_CACHE_DIR, MLBUILD_STATE_URL, NO_COLOR, \
+MLBUILD_NO_PROGRESS. See docs/ for details."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub global: Global,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Project directory (default: the current directory)
+    #[arg(short = 'C', global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// More output; -vv prints each step's key inputs
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors and data on stdout
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// When to use colour
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pipeline up to STEP (default: all eight), rerunning only stale steps
+    Run(RunArgs),
+    /// Show each step as fresh or stale, and why; never starts H2O
+    Status {
+        /// One JSON document on stdout
+        #[arg(long)]
+        json: bool,
+        /// Override an ml.toml key for this plan, e.g. --set define.threshold=0.8
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+    /// List registered versions, oldest first
+    Versions {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tags and the versions they point at
+    Tags {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Point TAG at VERSION (recorded in the tag's history)
+    Promote {
+        tag: String,
+        version: String,
+        /// Why (recorded in the history)
+        #[arg(long, default_value = "promote")]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move TAG back to the version it held before (or to --to VERSION)
+    Rollback {
+        tag: String,
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every move of TAG: who, when, from, to, why
+    History {
+        tag: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create an ml.toml for a data file
+    Init {
+        /// The data file (CSV); its last column is proposed as the target
+        data: Option<PathBuf>,
+        /// The target column
+        #[arg(long)]
+        target: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Run the pipeline up to and including this step
+    #[arg(value_enum)]
+    pub step: Option<Step>,
+    /// JSON lines on stdout: one event per step, then a `done` event
+    #[arg(long)]
+    pub json: bool,
+    /// Rerun STEP and everything after it even when cached (repeatable)
+    #[arg(long, value_enum, value_name = "STEP")]
+    pub force: Vec<Step>,
+    /// Override an ml.toml key for this run, e.g. --set execute.max_models=8 (not written to ml.lock)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Fail when ml.lock would change (CI mode)
+    #[arg(long)]
+    pub frozen: bool,
+    /// Print what would run and why; run nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}

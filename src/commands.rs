@@ -1,0 +1,319 @@
+//! Command implementations: thin glue between the CLI, the pipeline and the registry.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use crate::cli::{Cli, Command, RunArgs};
+use crate::config;
+use crate::error::{Diagnostic, Exit};
+use crate::h2o::EngineConfig;
+use crate::pipeline::{Ctx, EngineSlot, Outcome, Pipeline, RunOptions};
+use crate::project::{Paths, Step};
+use crate::registry::{self, Registry};
+use crate::report::Printer;
+use crate::store::lockfile::Lockfile;
+use crate::store::{RunLock, Store};
+
+pub async fn dispatch(cli: Cli) -> Result<Exit> {
+    let dir = cli.global.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let json = matches!(
+        &cli.command,
+        Command::Run(RunArgs { json: true, .. })
+            | Command::Status { json: true, .. }
+            | Command::Versions { json: true }
+            | Command::Tags { json: true }
+            | Command::History { json: true, .. }
+    );
+    let printer = Printer::new(json, cli.global.quiet, cli.global.verbose, cli.global.color);
+    match cli.command {
+        Command::Run(args) => run(&dir, &printer, args).await,
+        Command::Status { json, overrides } => status(&dir, &printer, json, overrides).await,
+        Command::Versions { json } => {
+            let reg = open_registry(&dir).await?;
+            let versions = reg.versions().await?;
+            if json {
+                printer.data(&serde_json::to_string_pretty(&versions)?);
+            } else {
+                printer.data(registry::render_versions(&versions).trim_end());
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Tags { json } => {
+            let reg = open_registry(&dir).await?;
+            let tags = reg.tags().await?;
+            if json {
+                printer.data(&serde_json::to_string_pretty(&tags)?);
+            } else {
+                printer.data(registry::render_tags(&tags).trim_end());
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Promote { tag, version, reason, json } => {
+            let reg = open_registry(&dir).await?;
+            let moved = reg.move_tag(&tag, &version, &registry::current_user(), &reason).await?;
+            sync_model_link(&dir, &reg, &tag).await?;
+            report_move(&printer, json, &moved)
+        }
+        Command::Rollback { tag, to, json } => {
+            let reg = open_registry(&dir).await?;
+            let moved = reg.rollback(&tag, to.as_deref(), &registry::current_user()).await?;
+            sync_model_link(&dir, &reg, &tag).await?;
+            report_move(&printer, json, &moved)
+        }
+        Command::History { tag, json } => {
+            let reg = open_registry(&dir).await?;
+            let events = reg.history(&tag).await?;
+            if json {
+                printer.data(&serde_json::to_string_pretty(&events)?);
+            } else {
+                printer.data(registry::render_history(&events).trim_end());
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Init { data, target } => init(&dir, &printer, data, target),
+    }
+}
+
+fn report_move(printer: &Printer, json: bool, moved: &registry::TagMove) -> Result<Exit> {
+    if json {
+        printer.data(&serde_json::to_string_pretty(moved)?);
+    } else {
+        printer.status(
+            "Tagged",
+            &format!("{} → {} (was {})", moved.tag, moved.to, moved.from.as_deref().unwrap_or("unset")),
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+async fn open_registry(dir: &Path) -> Result<Registry> {
+    let paths = Paths::resolve(dir);
+    std::fs::create_dir_all(&paths.cache).with_context(|| format!("creating `{}`", paths.cache.display()))?;
+    Ok(Registry::open(&paths.state_url).await?)
+}
+
+/// After a manual tag move, `models/<tag>.zip` follows the tag (atomically replaced).
+async fn sync_model_link(dir: &Path, reg: &Registry, tag: &str) -> Result<()> {
+    let paths = Paths::resolve(dir);
+    let Some(id) = reg.tags().await?.get(tag).cloned() else { return Ok(()) };
+    let Some(version) = reg.get(&id).await? else { return Ok(()) };
+    let store = Store::open(&paths.cache)?;
+    match store.read_verified(&version.model) {
+        Ok(bytes) => crate::store::write_atomic(&paths.models.join(format!("{tag}.zip")), &bytes)?,
+        Err(e) => eprintln!("warning: `models/{tag}.zip` not updated: {e}"),
+    }
+    Ok(())
+}
+
+fn engine_config(paths: &Paths, config: &config::Config) -> EngineConfig {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    EngineConfig {
+        url: env("MLBUILD_H2O_URL").or_else(|| config.h2o.url.clone()),
+        jar: env("MLBUILD_H2O_JAR").map(PathBuf::from).or_else(|| config.h2o.jar.as_ref().map(|j| paths.project.join(j))),
+        version: config.h2o.version.clone(),
+        nodes: config.h2o.nodes,
+        memory: config.h2o.memory.clone(),
+        work_dir: paths.cache.join("h2o"),
+        tool_cache: paths.tool_cache.clone(),
+    }
+}
+
+async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
+    let paths = Paths::resolve(dir);
+    let loaded = config::load(&paths.project, &args.overrides)?;
+    let store = Store::open(&paths.cache)?;
+    let lock_path = store.root().join("run.lock");
+    let _lock = RunLock::acquire(&lock_path, |holder| {
+        printer.status(
+            "Blocking",
+            &format!("waiting for another mlbuild run in this project to finish ({holder}; lock `{}`)", lock_path.display()),
+        )
+    })?;
+    let registry = Registry::open(&paths.state_url).await?;
+    let old_lock = Lockfile::load(&paths.lockfile)?;
+    if args.frozen && old_lock.is_none() {
+        return Err(Diagnostic::new("`--frozen` needs an `ml.lock`, and this project has none")
+            .hint("run `mlbuild run` once without `--frozen` and commit `ml.lock`")
+            .into());
+    }
+    let project_name = loaded.config.project.name.clone().unwrap_or_else(|| {
+        paths.project.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    });
+    let run_id = if args.dry_run { 0 } else { registry.begin_run(&project_name, "run").await? };
+    let engine: EngineSlot = Arc::new(tokio::sync::Mutex::new(None));
+    let ctx = Ctx {
+        paths: &paths,
+        config: &loaded.config,
+        store: &store,
+        printer,
+        registry: &registry,
+        engine: &engine,
+        engine_config: engine_config(&paths, &loaded.config),
+        run_id,
+        h2o_started: false,
+    };
+    let opts = RunOptions {
+        until: args.step,
+        force: args.force.clone(),
+        overrides: args.overrides.clone(),
+        frozen: args.frozen,
+        dry_run: args.dry_run,
+    };
+    let mut pipeline = Pipeline::new(ctx, opts, old_lock);
+    let result = tokio::select! {
+        r = pipeline.run() => Some(r),
+        _ = interrupted() => None,
+    };
+    let plan = std::mem::take(&mut pipeline.plan);
+    drop(pipeline);
+    // Stop the engine on every path: success, error, Ctrl-C.
+    let engine = engine.lock().await.take();
+    if let Some(engine) = engine {
+        if result.is_none() {
+            let _ = engine.client.cancel_current_job().await;
+        }
+        if let Err(e) = engine.shutdown().await {
+            printer.warn(&format!("stopping H2O: {e}"));
+        }
+    }
+    let Some(result) = result else {
+        if run_id != 0 {
+            let _ = registry.finish_run(run_id, "interrupted", None).await;
+        }
+        return Err(Diagnostic::new("interrupted").hint("run again: completed steps are cached").exit(Exit::Interrupted).into());
+    };
+    let (outcome, done) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if run_id != 0 {
+                let _ = registry.finish_run(run_id, "failed", Some(&format!("{e:#}"))).await;
+            }
+            return Err(e);
+        }
+    };
+    if args.dry_run {
+        print_plan(printer, &plan, false);
+        return Ok(Exit::Ok);
+    }
+    printer.done(&done);
+    let status = match &outcome {
+        Outcome::Ok { .. } | Outcome::Planned => "ok",
+        Outcome::Escalated(_) => "escalated",
+        Outcome::GateFailed(_) => "gate_failed",
+    };
+    let report = match &outcome {
+        Outcome::Escalated(d) | Outcome::GateFailed(d) => Some(d.message.clone()),
+        _ => None,
+    };
+    registry.finish_run(run_id, status, report.as_deref()).await?;
+    match outcome {
+        Outcome::Escalated(d) | Outcome::GateFailed(d) => Err(d.into()),
+        Outcome::Ok { version } => {
+            if let Some(v) = version {
+                let tags: Vec<&String> = done.tags.iter().filter(|(_, id)| **id == v).map(|(t, _)| t).collect();
+                let tags = if tags.is_empty() { String::new() } else { format!(" [{}]", tags.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")) };
+                printer.status("Finished", &format!("version {v}{tags}"));
+            }
+            Ok(Exit::Ok)
+        }
+        Outcome::Planned => Ok(Exit::Ok),
+    }
+}
+
+async fn interrupted() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn print_plan(printer: &Printer, plan: &[crate::pipeline::PlanEntry], json: bool) {
+    let mut rows: Vec<serde_json::Value> = plan
+        .iter()
+        .map(|p| serde_json::json!({ "step": p.step, "attempt": p.attempt, "state": p.state, "reason": p.reason }))
+        .collect();
+    // Steps after the first stale one cannot be keyed yet: they are stale because of it.
+    if let Some(first) = plan.iter().find(|p| p.state == "stale") {
+        let seen: Vec<&str> = plan.iter().map(|p| p.step.as_str()).collect();
+        for step in Step::ALL.iter().map(|s| s.as_str()).filter(|s| !seen.contains(s)) {
+            rows.push(serde_json::json!({ "step": step, "attempt": 1, "state": "stale", "reason": format!("upstream step `{}` is stale", first.step) }));
+        }
+    }
+    if json {
+        printer.data(&serde_json::to_string_pretty(&rows).expect("json"));
+        return;
+    }
+    for r in rows {
+        let attempt = if r["attempt"] == 1 { String::new() } else { format!(" (attempt {})", r["attempt"]) };
+        printer.data(&format!("{:>9}  {:<6} {}", r["step"].as_str().unwrap_or(""), r["state"].as_str().unwrap_or(""), format!("{}{attempt}", r["reason"].as_str().unwrap_or(""))));
+    }
+}
+
+async fn status(dir: &Path, printer: &Printer, json: bool, overrides: Vec<String>) -> Result<Exit> {
+    let paths = Paths::resolve(dir);
+    let loaded = config::load(&paths.project, &overrides)?;
+    let store = Store::open(&paths.cache)?;
+    let registry = Registry::open(&paths.state_url).await?;
+    let old_lock = Lockfile::load(&paths.lockfile)?;
+    let engine: EngineSlot = Arc::new(tokio::sync::Mutex::new(None));
+    let ctx = Ctx {
+        paths: &paths,
+        config: &loaded.config,
+        store: &store,
+        printer,
+        registry: &registry,
+        engine: &engine,
+        engine_config: engine_config(&paths, &loaded.config),
+        run_id: 0,
+        h2o_started: false,
+    };
+    let opts = RunOptions { dry_run: true, overrides, ..Default::default() };
+    let mut pipeline = Pipeline::new(ctx, opts, old_lock);
+    pipeline.run().await?;
+    print_plan(printer, &pipeline.plan, json);
+    Ok(Exit::Ok)
+}
+
+fn init(dir: &Path, printer: &Printer, data: Option<PathBuf>, target: Option<String>) -> Result<Exit> {
+    let path = dir.join("ml.toml");
+    if path.exists() {
+        return Err(Diagnostic::new(format!("`{}` already exists", path.display()))
+            .hint("edit it, or remove it to start over")
+            .into());
+    }
+    let Some(data) = data else {
+        return Err(Diagnostic::new("`mlbuild init` needs a data file to describe")
+            .hint("run `mlbuild init data/train.csv`")
+            .exit(Exit::Usage)
+            .into());
+    };
+    let header = crate::table::read_header(&dir.join(&data)).or_else(|_| crate::table::read_header(&data))?;
+    let target = match target {
+        Some(t) if header.contains(&t) => t,
+        Some(t) => {
+            return Err(Diagnostic::new(format!("column `{t}` is not in `{}`", data.display()))
+                .hint(format!("the columns are: {}", header.join(", ")))
+                .into())
+        }
+        None => header.last().cloned().context("the data file has no columns")?,
+    };
+    let name = dir
+        .canonicalize()
+        .ok()
+        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "project".into());
+    let text = format!(
+        "[project]\nname = \"{name}\"\n\n[define]\ntarget = \"{target}\"   # problem and metric are inferred from it\n# threshold = 0.7\n\n\
+[locate]\npath = \"{}\"\n\n[prepare]\nholdout = 0.2\nseed = 42\n\n[execute]\nmax_models = 4\nseed = 42\n",
+        data.display()
+    );
+    crate::store::write_atomic(&path, text.as_bytes())?;
+    printer.status("Created", &format!("`{}` with target `{target}`", path.display()));
+    Ok(Exit::Ok)
+}

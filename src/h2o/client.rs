@@ -1,0 +1,799 @@
+//! The H2O REST client: the handful of calls mlbuild makes, with H2O's quirks handled.
+//!
+//! Every call is short; long work (parse, AutoML, predictions) starts a job that is polled via
+//! `GET /3/Jobs/{key}`, so no HTTP request has to stay open for minutes. The running job's key is
+//! kept in the client, so that a Ctrl-C handler can call [`Client::cancel_current_job`].
+//! Non-2xx answers become [`H2oError::Api`] (decoded from `H2OErrorV3`), and 412
+//! "SECURE REQUIRED" on a MOJO download becomes [`H2oError::MojoExportBlocked`].
+//!
+//! Quirks handled here (numbers refer to reference/h2o-rest.md): PostFile needs an octet-stream
+//! body and may answer `total_bytes: -1` (G9); Parse needs ParseSetup's fields echoed (G10);
+//! AutoML's `sort_metric` is in `input_spec` (G13); tables are column-major with "NaN" strings
+//! (G7, G8); `/4/Predictions` answers a bare JobV3 and reports missing columns as warnings (G14).
+//! Path segments are percent-encoded, except `$` and `@`, which H2O keys contain and H2O takes
+//! raw (G18).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::error::{api_error, is_secure_required, redact_url};
+use super::leaderboard::{decode_leaderboard, Leaderboard};
+use super::H2oError;
+
+const SHORT: Duration = Duration::from_secs(120);
+const LONG: Duration = Duration::from_secs(3600);
+const POLL_SHORT: Duration = Duration::from_millis(150);
+const POLL_AUTOML: Duration = Duration::from_millis(500);
+
+/// Fields of `GET /3/Models/{id}` that are large and unused (h2o-rest.md §6; not
+/// `models/parameters`, see G15).
+const MODEL_EXCLUDE_FIELDS: &str =
+    "models/output/cv_scoring_history,models/output/scoring_history,\
+models/output/training_metrics/thresholds_and_metric_scores,\
+models/output/cross_validation_metrics/thresholds_and_metric_scores,\
+models/output/training_metrics/gains_lift_table,\
+models/output/cross_validation_metrics/gains_lift_table,\
+models/output/cross_validation_metrics_summary,\
+models/output/reproducibility_information_table,\
+models/output/cross_validation_predictions";
+
+/// A connection to one H2O cluster (local or remote). Cheap to clone; clones share the
+/// current-job slot.
+#[derive(Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+    current_job: Arc<Mutex<Option<String>>>,
+}
+
+/// What `/3/Cloud` says about the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloudInfo {
+    pub version: String,
+    pub cloud_size: u32,
+    pub healthy: bool,
+    pub consensus: bool,
+    pub cloud_name: String,
+}
+
+/// How a column is parsed; forced at upload, never guessed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ColumnKind {
+    Numeric,
+    Enum,
+    String,
+}
+
+impl ColumnKind {
+    /// H2O's spelling in `column_types`.
+    pub fn h2o_name(self) -> &'static str {
+        match self {
+            ColumnKind::Numeric => "Numeric",
+            ColumnKind::Enum => "Enum",
+            ColumnKind::String => "String",
+        }
+    }
+}
+
+/// A parsed frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FrameInfo {
+    pub id: String,
+    pub rows: u64,
+    pub columns: Vec<String>,
+}
+
+/// An AutoML run to start. `sort_metric` uses H2O's spelling ("AUC", "logloss", "RMSE", …);
+/// empty vectors mean "all" (include) or "none" (exclude).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoMlSpec {
+    pub project_name: String,
+    pub training_frame: String,
+    pub leaderboard_frame: Option<String>,
+    pub response_column: String,
+    pub ignored_columns: Vec<String>,
+    pub seed: u64,
+    pub max_models: u32,
+    pub nfolds: u32,
+    pub include_algos: Vec<String>,
+    pub exclude_algos: Vec<String>,
+    pub sort_metric: String,
+}
+
+/// H2O's accepted `sort_metric` values (G13: a wrong one is accepted, then the job fails late).
+pub const SORT_METRICS: &[&str] = &[
+    "AUTO",
+    "deviance",
+    "logloss",
+    "MSE",
+    "RMSE",
+    "MAE",
+    "RMSLE",
+    "AUC",
+    "AUCPR",
+    "lift_top_group",
+    "misclassification",
+    "mean_per_class_error",
+];
+
+/// A finished AutoML run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AutoMlRun {
+    /// `project@@response`, the key to fetch or delete the run by (G5).
+    pub key: String,
+    pub leaderboard: Leaderboard,
+}
+
+/// The fields of a JobV3 that mlbuild reads.
+#[derive(Debug, Clone, Deserialize)]
+struct Job {
+    key: KeyRef,
+    #[serde(default)]
+    description: Option<String>,
+    status: String,
+    #[serde(default)]
+    progress: Option<f64>,
+    #[serde(default)]
+    progress_msg: Option<String>,
+    #[serde(default)]
+    dest: Option<KeyRef>,
+    #[serde(default)]
+    warnings: Option<Vec<String>>,
+    #[serde(default)]
+    exception: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct KeyRef {
+    name: String,
+}
+
+/// Clears the client's current-job slot when a poll ends, however it ends.
+struct JobSlot<'a>(&'a Mutex<Option<String>>);
+
+impl Drop for JobSlot<'_> {
+    fn drop(&mut self) {
+        *self.0.lock().unwrap() = None;
+    }
+}
+
+/// Percent-encodes one path segment; `$` and `@` stay raw (H2O keys; G18).
+pub(crate) fn enc(seg: &str) -> String {
+    let mut out = String::with_capacity(seg.len());
+    for b in seg.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'$' | b'@' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// `["a","b"]`, H2O's array syntax in form fields.
+fn json_list(items: &[impl AsRef<str>]) -> String {
+    serde_json::to_string(&items.iter().map(|s| s.as_ref()).collect::<Vec<_>>()).unwrap()
+}
+
+impl Client {
+    /// A client for `url` (e.g. `http://127.0.0.1:54321`); does not contact the server.
+    pub fn new(url: &str) -> Result<Client, H2oError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| H2oError::Http {
+                url: redact_url(url),
+                source: e.without_url(),
+            })?;
+        Ok(Client {
+            base: url.trim_end_matches('/').to_string(),
+            http,
+            current_job: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// A client for `url`, checked by one `GET /3/Cloud`.
+    pub async fn connect(url: &str) -> Result<Client, H2oError> {
+        let c = Client::new(url)?;
+        c.cloud().await?;
+        Ok(c)
+    }
+
+    /// The base URL, credentials removed (for messages).
+    pub fn display_url(&self) -> String {
+        redact_url(&self.base)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Sends, and turns transport failures and non-2xx answers into errors.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        req: RequestBuilder,
+    ) -> Result<Response, H2oError> {
+        let url = self.url(path);
+        let resp = req.send().await.map_err(|e| H2oError::Http {
+            url: redact_url(&url),
+            source: e.without_url(),
+        })?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        Err(api_error(method.as_str(), &url, status, &body))
+    }
+
+    fn req(&self, method: Method, path: &str, timeout: Duration) -> RequestBuilder {
+        self.http.request(method, self.url(path)).timeout(timeout)
+    }
+
+    async fn json(&self, path: &str, resp: Response) -> Result<Value, H2oError> {
+        let bytes = resp.bytes().await.map_err(|e| H2oError::Http {
+            url: redact_url(&self.url(path)),
+            source: e.without_url(),
+        })?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| self.unexpected(path, format!("invalid JSON: {e}")))
+    }
+
+    fn unexpected(&self, path: &str, detail: impl Into<String>) -> H2oError {
+        H2oError::Unexpected {
+            url: redact_url(&self.url(path)),
+            detail: detail.into(),
+        }
+    }
+
+    async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, H2oError> {
+        let req = self.req(Method::GET, path, SHORT).query(query);
+        let resp = self.send(Method::GET, path, req).await?;
+        self.json(path, resp).await
+    }
+
+    async fn post_form(&self, path: &str, form: &[(&str, String)]) -> Result<Value, H2oError> {
+        let req = self.req(Method::POST, path, SHORT).form(form);
+        let resp = self.send(Method::POST, path, req).await?;
+        self.json(path, resp).await
+    }
+
+    /// `GET /3/Cloud`.
+    pub async fn cloud(&self) -> Result<CloudInfo, H2oError> {
+        self.cloud_with_timeout(SHORT).await
+    }
+
+    pub(crate) async fn cloud_with_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<CloudInfo, H2oError> {
+        let path = "/3/Cloud";
+        let req = self.req(Method::GET, path, timeout);
+        let resp = self.send(Method::GET, path, req).await?;
+        let v = self.json(path, resp).await?;
+        Ok(CloudInfo {
+            version: v["version"].as_str().unwrap_or("").to_string(),
+            cloud_size: v["cloud_size"].as_u64().unwrap_or(0) as u32,
+            healthy: v["cloud_healthy"].as_bool().unwrap_or(false),
+            consensus: v["consensus"].as_bool().unwrap_or(false),
+            cloud_name: v["cloud_name"].as_str().unwrap_or("").to_string(),
+        })
+    }
+
+    /// Fails unless the cluster is healthy, runs `version` and has `nodes` nodes.
+    pub async fn check_fingerprint(
+        &self,
+        version: &str,
+        nodes: u32,
+    ) -> Result<CloudInfo, H2oError> {
+        let c = self.cloud().await?;
+        if c.version != version {
+            return Err(H2oError::VersionMismatch {
+                url: self.display_url(),
+                declared: version.to_string(),
+                found: c.version,
+            });
+        }
+        if c.cloud_size != nodes {
+            return Err(H2oError::ClusterSizeMismatch {
+                url: self.display_url(),
+                declared: nodes,
+                found: c.cloud_size,
+            });
+        }
+        if !(c.healthy && c.consensus) {
+            return Err(H2oError::ClusterUnhealthy {
+                url: self.display_url(),
+                healthy: c.healthy,
+                consensus: c.consensus,
+            });
+        }
+        Ok(c)
+    }
+
+    /// `POST /3/Shutdown`: stops the whole cluster.
+    pub(crate) async fn shutdown_cluster(&self) -> Result<(), H2oError> {
+        let path = "/3/Shutdown";
+        let req = self.req(Method::POST, path, Duration::from_secs(5));
+        self.send(Method::POST, path, req).await?;
+        Ok(())
+    }
+
+    /// Uploads a CSV with a header row and parses it into `frame_id`, with the given column
+    /// names and types (in file order) forced. Works with remote clusters (no server-side path).
+    pub async fn upload_csv(
+        &self,
+        path: &Path,
+        frame_id: &str,
+        columns: &[(String, ColumnKind)],
+    ) -> Result<FrameInfo, H2oError> {
+        // Read whole: reqwest is built without its `stream` feature. Files here are training
+        // sets that H2O will hold in memory anyway.
+        let bytes = std::fs::read(path).map_err(|e| H2oError::io("could not read", path, e))?;
+        let raw_key = format!("{frame_id}_upload");
+        let p = "/3/PostFile";
+        let req = self
+            .req(Method::POST, p, LONG)
+            .query(&[("destination_frame", raw_key.as_str())])
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(bytes);
+        let resp = self.send(Method::POST, p, req).await?;
+        let v = self.json(p, resp).await?;
+        if v["total_bytes"].as_i64().unwrap_or(-1) <= 0 {
+            return Err(self.unexpected(
+                p,
+                format!("the upload of `{}` arrived empty: {v}", path.display()),
+            ));
+        }
+        let raw_key = v["destination_frame"]
+            .as_str()
+            .unwrap_or(&raw_key)
+            .to_string();
+        let source = json_list(&[&raw_key]);
+
+        let setup = self
+            .post_form(
+                "/3/ParseSetup",
+                &[
+                    ("source_frames", source.clone()),
+                    ("check_header", "1".into()),
+                ],
+            )
+            .await;
+        let setup = match setup {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.delete(&raw_key, false).await;
+                return Err(e);
+            }
+        };
+        let found: Vec<String> = setup["column_names"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x.as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mismatch = if found.len() != columns.len() {
+            Some(format!(
+                "the header has {} columns, {} were declared",
+                found.len(),
+                columns.len()
+            ))
+        } else {
+            found
+                .iter()
+                .zip(columns)
+                .enumerate()
+                .find(|(_, (f, (d, _)))| f.as_str() != d.as_str())
+                .map(|(i, (f, (d, _)))| {
+                    format!("column {} is `{f}` in the file, `{d}` was declared", i + 1)
+                })
+        };
+        if let Some(detail) = mismatch {
+            let _ = self.delete(&raw_key, false).await;
+            return Err(H2oError::ColumnMismatch {
+                path: path.to_path_buf(),
+                detail,
+            });
+        }
+
+        let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
+        let types: Vec<&str> = columns.iter().map(|(_, k)| k.h2o_name()).collect();
+        let mut form: Vec<(&str, String)> = vec![
+            ("source_frames", source),
+            ("destination_frame", frame_id.to_string()),
+            ("column_names", json_list(&names)),
+            ("column_types", json_list(&types)),
+            ("check_header", "1".into()),
+            ("delete_on_done", "true".into()),
+            ("blocking", "false".into()),
+        ];
+        for field in [
+            "parse_type",
+            "separator",
+            "single_quotes",
+            "number_columns",
+            "chunk_size",
+        ] {
+            match &setup[field] {
+                Value::Null => {}
+                Value::String(s) => form.push((field, s.clone())),
+                other => form.push((field, other.to_string())),
+            }
+        }
+        if let Some(na) = setup.get("na_strings").filter(|v| !v.is_null()) {
+            form.push(("na_strings", na.to_string()));
+        }
+        let v = self.post_form("/3/Parse", &form).await?;
+        let key = v["job"]["key"]["name"]
+            .as_str()
+            .ok_or_else(|| self.unexpected("/3/Parse", "no job key"))?
+            .to_string();
+        self.wait_job(&key, POLL_SHORT, &|_, _| {}).await?;
+        self.frame_info(frame_id).await
+    }
+
+    /// Row count and column names of a frame.
+    pub async fn frame_info(&self, frame_id: &str) -> Result<FrameInfo, H2oError> {
+        let path = format!("/3/Frames/{}", enc(frame_id));
+        let v = self
+            .get_json(
+                &path,
+                &[
+                    ("row_count", "0"),
+                    ("column_count", "-1"),
+                    (
+                        "_exclude_fields",
+                        "frames/columns/data,frames/columns/domain,frames/columns/string_data",
+                    ),
+                ],
+            )
+            .await?;
+        let f = &v["frames"][0];
+        let columns = f["columns"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|c| c["label"].as_str().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(FrameInfo {
+            id: f["frame_id"]["name"]
+                .as_str()
+                .unwrap_or(frame_id)
+                .to_string(),
+            rows: f["rows"]
+                .as_u64()
+                .ok_or_else(|| self.unexpected(&path, "no `rows`"))?,
+            columns,
+        })
+    }
+
+    /// Runs AutoML to completion, reporting `(progress 0..1, message)`, and reads the leaderboard.
+    pub async fn automl(
+        &self,
+        spec: &AutoMlSpec,
+        progress: &dyn Fn(f64, &str),
+    ) -> Result<AutoMlRun, H2oError> {
+        let path = "/99/AutoMLBuilder";
+        if !SORT_METRICS.contains(&spec.sort_metric.as_str()) {
+            return Err(H2oError::InvalidSortMetric {
+                metric: spec.sort_metric.clone(),
+                allowed: SORT_METRICS.join(", "),
+            });
+        }
+        let algos = |v: &Vec<String>| if v.is_empty() { Value::Null } else { json!(v) };
+        let body = json!({
+            "build_control": {
+                "project_name": spec.project_name,
+                "nfolds": spec.nfolds,
+                "balance_classes": false,
+                "keep_cross_validation_predictions": false,
+                "keep_cross_validation_models": false,
+                "keep_cross_validation_fold_assignment": false,
+                "stopping_criteria": {
+                    "max_models": spec.max_models,
+                    "seed": spec.seed,
+                    "max_runtime_secs": 0,
+                    "max_runtime_secs_per_model": 0,
+                    "stopping_rounds": 3,
+                    "stopping_metric": "AUTO",
+                    "stopping_tolerance": -1
+                }
+            },
+            "input_spec": {
+                "training_frame": spec.training_frame,
+                "response_column": spec.response_column,
+                "ignored_columns": spec.ignored_columns,
+                "leaderboard_frame": spec.leaderboard_frame,
+                "validation_frame": null,
+                "fold_column": null,
+                "weights_column": null,
+                "sort_metric": spec.sort_metric
+            },
+            "build_models": {
+                "include_algos": algos(&spec.include_algos),
+                "exclude_algos": algos(&spec.exclude_algos)
+            }
+        });
+        let req = self.req(Method::POST, path, SHORT).json(&body);
+        let resp = self.send(Method::POST, path, req).await?;
+        let v = self.json(path, resp).await?;
+        let job: Job = serde_json::from_value(v["job"].clone())
+            .map_err(|e| self.unexpected(path, format!("no job in the answer: {e}")))?;
+        let done = self.wait_job(&job.key.name, POLL_AUTOML, progress).await?;
+        let key = done
+            .dest
+            .or(job.dest)
+            .map(|d| d.name)
+            .unwrap_or_else(|| format!("{}@@{}", spec.project_name, spec.response_column));
+        let leaderboard = self.leaderboard(&key).await?;
+        Ok(AutoMlRun { key, leaderboard })
+    }
+
+    /// `GET /99/Leaderboards/{project@@response}?extensions=ALL`.
+    pub async fn leaderboard(&self, automl_key: &str) -> Result<Leaderboard, H2oError> {
+        let path = format!("/99/Leaderboards/{}", enc(automl_key));
+        let v = self.get_json(&path, &[("extensions", "ALL")]).await?;
+        decode_leaderboard(&v).map_err(|d| self.unexpected(&path, format!("bad leaderboard: {d}")))
+    }
+
+    /// Polls a job until it ends; DONE returns the job, FAILED/CANCELLED are errors.
+    async fn wait_job(
+        &self,
+        key: &str,
+        every: Duration,
+        progress: &dyn Fn(f64, &str),
+    ) -> Result<Job, H2oError> {
+        *self.current_job.lock().unwrap() = Some(key.to_string());
+        let _slot = JobSlot(&self.current_job);
+        let path = format!("/3/Jobs/{}", enc(key));
+        loop {
+            let v = self.get_json(&path, &[]).await?;
+            let job: Job = serde_json::from_value(v["jobs"][0].clone())
+                .map_err(|e| self.unexpected(&path, format!("no job in the answer: {e}")))?;
+            let p = job.progress.unwrap_or(0.0).clamp(0.0, 1.0);
+            progress(p, job.progress_msg.as_deref().unwrap_or(""));
+            let description = || job.description.clone().unwrap_or_else(|| "job".into());
+            match job.status.as_str() {
+                "DONE" => return Ok(job),
+                "FAILED" => {
+                    return Err(H2oError::JobFailed {
+                        description: description(),
+                        key: key.to_string(),
+                        exception: job
+                            .exception
+                            .clone()
+                            .unwrap_or_else(|| "(no exception given)".into()),
+                    })
+                }
+                "CANCELLED" => {
+                    return Err(H2oError::JobCancelled {
+                        description: description(),
+                        key: key.to_string(),
+                    })
+                }
+                _ => tokio::time::sleep(every).await,
+            }
+        }
+    }
+
+    /// The key of the job being polled right now, if any.
+    pub fn current_job(&self) -> Option<String> {
+        self.current_job.lock().unwrap().clone()
+    }
+
+    /// Cancels the job being polled (for Ctrl-C). Ok when there is none.
+    pub async fn cancel_current_job(&self) -> Result<(), H2oError> {
+        let Some(key) = self.current_job() else {
+            return Ok(());
+        };
+        let path = format!("/3/Jobs/{}/cancel", enc(&key));
+        let req = self.req(Method::POST, &path, Duration::from_secs(10));
+        self.send(Method::POST, &path, req).await?;
+        Ok(())
+    }
+
+    /// The model's MOJO zip, as H2O gives it.
+    pub async fn download_mojo(&self, model_id: &str) -> Result<Vec<u8>, H2oError> {
+        let path = format!("/3/Models/{}/mojo", enc(model_id));
+        let url = self.url(&path);
+        let resp = self
+            .req(Method::GET, &path, LONG)
+            .send()
+            .await
+            .map_err(|e| H2oError::Http {
+                url: redact_url(&url),
+                source: e.without_url(),
+            })?;
+        let status = resp.status().as_u16();
+        if !resp.status().is_success() {
+            let header_version = resp
+                .headers()
+                .get("X-h2o-build-project-version")
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string);
+            let body = resp.text().await.unwrap_or_default();
+            if is_secure_required(status, &body) {
+                let version = match header_version {
+                    Some(v) => v,
+                    None => self
+                        .cloud()
+                        .await
+                        .map(|c| c.version)
+                        .unwrap_or_else(|_| "unknown".into()),
+                };
+                return Err(H2oError::MojoExportBlocked { version });
+            }
+            return Err(api_error("GET", &url, status, &body));
+        }
+        let bytes = resp.bytes().await.map_err(|e| H2oError::Http {
+            url: redact_url(&url),
+            source: e.without_url(),
+        })?;
+        if !bytes.starts_with(b"PK") {
+            return Err(self.unexpected(&path, "the MOJO is not a zip file"));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// Scores `frame_id` with `model_id` into `dest_frame` (`/4/Predictions`, a polled job).
+    /// A missing feature column, which H2O only warns about (it scores NaN), is an error.
+    pub async fn predict(
+        &self,
+        model_id: &str,
+        frame_id: &str,
+        dest_frame: &str,
+    ) -> Result<(), H2oError> {
+        let path = format!(
+            "/4/Predictions/models/{}/frames/{}",
+            enc(model_id),
+            enc(frame_id)
+        );
+        let v = self
+            .post_form(&path, &[("predictions_frame", dest_frame.to_string())])
+            .await?;
+        let job: Job = serde_json::from_value(v)
+            .map_err(|e| self.unexpected(&path, format!("the answer is not a job: {e}")))?;
+        let done = self.wait_job(&job.key.name, POLL_SHORT, &|_, _| {}).await?;
+        let warnings: Vec<String> = job
+            .warnings
+            .into_iter()
+            .chain(done.warnings)
+            .flatten()
+            .filter(|w| w.contains("missing column"))
+            .collect();
+        if !warnings.is_empty() {
+            let _ = self.delete(dest_frame, false).await;
+            return Err(H2oError::PredictionWarnings {
+                model: model_id.to_string(),
+                frame: frame_id.to_string(),
+                warnings,
+            });
+        }
+        Ok(())
+    }
+
+    /// The frame as CSV (`/3/DownloadDataset`): a quoted header row, then the rows; enum values
+    /// quoted, numbers plain.
+    pub async fn download_frame_csv(&self, frame_id: &str) -> Result<Vec<u8>, H2oError> {
+        let path = "/3/DownloadDataset";
+        let req = self
+            .req(Method::GET, path, LONG)
+            .query(&[("frame_id", frame_id), ("hex_string", "false")]);
+        let resp = self.send(Method::GET, path, req).await?;
+        let bytes = resp.bytes().await.map_err(|e| H2oError::Http {
+            url: redact_url(&self.url(path)),
+            source: e.without_url(),
+        })?;
+        Ok(bytes.to_vec())
+    }
+
+    /// `models[0]` of `GET /3/Models/{id}`, without the bulky fields: algo, parameters, output
+    /// (metrics, variable importances, …).
+    pub async fn model_summary(&self, model_id: &str) -> Result<Value, H2oError> {
+        let path = format!("/3/Models/{}", enc(model_id));
+        let mut v = self
+            .get_json(&path, &[("_exclude_fields", MODEL_EXCLUDE_FIELDS)])
+            .await?;
+        match v.get_mut("models").and_then(|m| m.get_mut(0)) {
+            Some(m) => Ok(m.take()),
+            None => Err(self.unexpected(&path, "no model in the answer")),
+        }
+    }
+
+    /// `DELETE /3/DKV/{key}`; idempotent (an unknown key is fine). `cascade` also removes what
+    /// the object owns (an AutoML run's models and frame copies).
+    pub async fn delete(&self, key: &str, cascade: bool) -> Result<(), H2oError> {
+        let path = format!("/3/DKV/{}", enc(key));
+        let req = self
+            .req(Method::DELETE, &path, SHORT)
+            .query(&[("cascade", if cascade { "true" } else { "false" })]);
+        match self.send(Method::DELETE, &path, req).await {
+            Ok(_) => Ok(()),
+            Err(H2oError::Api { status: 404, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_path_segments() {
+        assert_eq!(enc("pr@@CAPSULE"), "pr@@CAPSULE");
+        assert_eq!(enc("$03017f$_87"), "$03017f$_87");
+        assert_eq!(enc("my frame/x?#"), "my%20frame%2Fx%3F%23");
+        assert_eq!(enc("é"), "%C3%A9");
+    }
+
+    #[test]
+    fn job_json_decodes() {
+        let v = json!({"key":{"name":"$03$_a"},"description":"transformation","status":"DONE","progress":1,
+            "progress_msg":"Done.","dest":{"name":"p4"},
+            "warnings":["Test/Validation dataset is missing column 'PSA': substituting in a column of NaN"],
+            "exception":null});
+        let j: Job = serde_json::from_value(v).unwrap();
+        assert_eq!(j.dest.unwrap().name, "p4");
+        assert!(j.warnings.unwrap()[0].contains("missing column"));
+    }
+
+    #[test]
+    fn lists_in_form_syntax() {
+        assert_eq!(json_list(&["a", "b\"c"]), r#"["a","b\"c"]"#);
+    }
+
+    #[test]
+    fn invalid_sort_metric_is_refused_client_side() {
+        let c = Client::new("http://127.0.0.1:1").unwrap();
+        let spec = AutoMlSpec {
+            project_name: "p".into(),
+            training_frame: "t".into(),
+            leaderboard_frame: None,
+            response_column: "y".into(),
+            ignored_columns: vec![],
+            seed: 1,
+            max_models: 1,
+            nfolds: 0,
+            include_algos: vec![],
+            exclude_algos: vec![],
+            sort_metric: "auc".into(),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let e = rt.block_on(c.automl(&spec, &|_, _| {})).unwrap_err();
+        assert!(
+            e.to_string().contains("not an H2O AutoML sort_metric"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn connection_errors_do_not_show_credentials() {
+        let c = Client::new("http://user:hunter2@127.0.0.1:1").unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let e = rt.block_on(c.cloud()).unwrap_err();
+        let text = format!("{e} {:?}", std::error::Error::source(&e));
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(matches!(e, H2oError::Http { .. }));
+    }
+}

@@ -1,0 +1,499 @@
+//! The run: walks the eight steps in order, computing each step's key, replaying it from the
+//! action cache when the key is known, running it otherwise, and recording what happened.
+//!
+//! Mechanism. A step's key (see `fingerprint`) is computed from its config slice and the
+//! *output digests* of the steps it depends on, so a step that reruns but yields the same
+//! digests leaves its dependents cached (early cutoff). Side effects live in `steps::*`; this
+//! module decides what runs, emits events, maintains `ml.lock`, and enforces the rules:
+//! an action-cache entry is written only after its outputs are stored; errors are never
+//! cached; verdicts (confirm's gate, monitor's threshold, modify's escalation) are.
+//!
+//! Feedback attempts: after monitor, while the verdict is "fail" and attempts remain, execute
+//! and monitor run again with widened params (each attempt its own key, see
+//! [`steps::modify::attempt_params`]). modify then records the decision over all attempts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+use crate::config::{Config, Problem};
+use crate::error::Diagnostic;
+use crate::fingerprint::{diff_inputs, KeyInputs, Reason};
+use crate::h2o::{Engine, EngineConfig};
+use crate::project::{Paths, Step};
+use crate::registry::Registry;
+use crate::report::{DoneEvent, Printer, StepEvent};
+use crate::steps;
+use crate::store::lockfile::{EngineFingerprint, LockedStep, Lockfile};
+use crate::store::{AcLookup, ActionEntry, StatCache, Store};
+
+/// The engine, started at most once per run and only when a step needs it. Shared with the
+/// command code so that Ctrl-C can cancel the running job and stop the node.
+pub type EngineSlot = Arc<tokio::sync::Mutex<Option<Engine>>>;
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Run up to and including this step.
+    pub until: Option<Step>,
+    /// Steps forced to rerun (each with everything downstream).
+    pub force: Vec<Step>,
+    pub overrides: Vec<String>,
+    pub frozen: bool,
+    /// Plan only: report what would run and why, run nothing.
+    pub dry_run: bool,
+}
+
+/// How the run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Ok { version: Option<String> },
+    /// The threshold was not met after every attempt (exit 3).
+    Escalated(Diagnostic),
+    /// confirm's data-quality gate failed (exit 4).
+    GateFailed(Diagnostic),
+    /// `--dry-run`/`status`: stopped at the first stale step.
+    Planned,
+}
+
+/// Everything a step needs from the run.
+pub struct Ctx<'a> {
+    pub paths: &'a Paths,
+    pub config: &'a Config,
+    pub store: &'a Store,
+    pub printer: &'a Printer,
+    pub registry: &'a Registry,
+    pub engine: &'a EngineSlot,
+    pub engine_config: EngineConfig,
+    pub run_id: i64,
+    pub h2o_started: bool,
+}
+
+impl Ctx<'_> {
+    /// The engine's client, starting or connecting to H2O on first use.
+    pub async fn client(&mut self) -> Result<crate::h2o::Client> {
+        let mut guard = self.engine.lock().await;
+        if guard.is_none() {
+            let printer = self.printer;
+            let how = match &self.engine_config.url {
+                Some(url) => format!("connecting to H2O at {}", crate::h2o::redact_url(url)),
+                None => format!("starting a local H2O {} node", self.engine_config.version),
+            };
+            printer.status("Engine", &how);
+            let t = Instant::now();
+            let engine = Engine::start(&self.engine_config, &|msg: &str| printer.status("Engine", msg)).await?;
+            printer.status("Engine", &format!("ready in {}", crate::report::human_ms(t.elapsed().as_millis() as u64)));
+            *guard = Some(engine);
+        }
+        self.h2o_started = true;
+        Ok(guard.as_ref().expect("engine just set").client.clone())
+    }
+}
+
+/// What a step produced when it ran.
+pub struct StepOutput {
+    pub outputs: BTreeMap<String, String>,
+    /// Digests that represent the outputs downstream; defaults to `outputs`.
+    pub output_digests: Option<BTreeMap<String, String>>,
+    pub result: Value,
+}
+
+enum Begin {
+    Done(Option<ActionEntry>),
+    Run(Pending),
+}
+
+struct Pending {
+    step: Step,
+    attempt: u32,
+    ki: KeyInputs,
+    key: String,
+    reason: Reason,
+    locked: Option<LockedStep>,
+    started: Instant,
+}
+
+/// Runs one step through the cache: `step!(self, STEP, ATTEMPT, INPUTS, SUMMARY, |ctx| BODY)`
+/// evaluates to `Option<ActionEntry>` (`None`: a dry run stopped before it). BODY may `.await`.
+macro_rules! step {
+    ($self:ident, $step:expr, $attempt:expr, $inputs:expr, $summary:path, |$ctx:ident| $body:expr) => {{
+        match $self.begin($step, $attempt, $inputs, $summary).await? {
+            Begin::Done(entry) => entry,
+            Begin::Run(pending) => {
+                let $ctx = &mut $self.ctx;
+                let out = $body;
+                $self.finish(pending, out, $summary).await?
+            }
+        }
+    }};
+}
+
+pub struct Pipeline<'a> {
+    pub ctx: Ctx<'a>,
+    opts: RunOptions,
+    old_lock: Option<Lockfile>,
+    new_lock: Lockfile,
+    forced_from: Option<Step>,
+    /// Set once a step was found stale in dry-run mode: nothing downstream can be keyed.
+    planning_stopped: bool,
+    /// What a dry run found, step by step.
+    pub plan: Vec<PlanEntry>,
+}
+
+/// One line of `status` / `run --dry-run`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlanEntry {
+    pub step: String,
+    pub attempt: u32,
+    pub state: &'static str,
+    pub reason: String,
+}
+
+/// The resolved problem: what define decided.
+#[derive(Debug, Clone)]
+pub struct ProblemSpec {
+    pub target: String,
+    pub problem: Problem,
+    pub metric: String,
+    pub ignore: Vec<String>,
+    /// The target's classes (empty for regression).
+    pub classes: Vec<String>,
+}
+
+impl<'a> Pipeline<'a> {
+    pub fn new(ctx: Ctx<'a>, opts: RunOptions, old_lock: Option<Lockfile>) -> Pipeline<'a> {
+        let h2o = &ctx.config.h2o;
+        let new_lock = Lockfile::new(EngineFingerprint { version: h2o.version.clone(), nodes: h2o.nodes });
+        let forced_from = opts.force.iter().min().copied();
+        Pipeline { ctx, opts, old_lock, new_lock, forced_from, planning_stopped: false, plan: Vec::new() }
+    }
+
+    fn wanted(&self, step: Step) -> bool {
+        self.opts.until.map(|u| step <= u).unwrap_or(true)
+    }
+
+    /// Looks a step up. `Done(Some)` replays it, `Done(None)` means a dry run stops here, and
+    /// `Run` hands back what [`Pipeline::finish`] needs once the caller has run the step.
+    async fn begin(&mut self, step: Step, attempt: u32, inputs: Value, summary: fn(&Value) -> String) -> Result<Begin> {
+        if self.planning_stopped {
+            return Ok(Begin::Done(None));
+        }
+        let ki = KeyInputs::new(step.as_str(), inputs);
+        let key = ki.key();
+        if self.ctx.printer.verbose() >= 2 {
+            self.ctx.printer.detail(2, &format!("{step} key {key} from {}", ki.canonical_json()));
+        }
+        let locked = self.old_lock.as_ref().and_then(|l| l.entry(step.as_str(), attempt)).cloned();
+        if self.opts.frozen {
+            match &locked {
+                Some(l) if l.key == key => {}
+                Some(l) => {
+                    let changes = diff_inputs(&l.inputs, &ki.inputs);
+                    return Err(Diagnostic::new(format!(
+                        "`ml.lock` is out of date: the key of step `{step}` changed ({})",
+                        if changes.is_empty() { "format".to_string() } else { changes.join(", ") }
+                    ))
+                    .hint("run `mlbuild run` without `--frozen` and commit the updated `ml.lock`")
+                    .into());
+                }
+                None => {
+                    return Err(Diagnostic::new(format!("`ml.lock` has no entry for step `{step}` (attempt {attempt})"))
+                        .hint("run `mlbuild run` without `--frozen` and commit the updated `ml.lock`")
+                        .into())
+                }
+            }
+        }
+        let forced = self.forced_from.map(|f| step >= f).unwrap_or(false);
+        let lookup = if forced { None } else { Some(self.ctx.store.ac_get(&key)) };
+        let reason = match lookup {
+            Some(AcLookup::Hit(entry)) => {
+                let entry = *entry;
+                if self.opts.dry_run {
+                    self.plan.push(PlanEntry { step: step.to_string(), attempt, state: "fresh", reason: Reason::Cached.render() });
+                } else {
+                    self.emit(step, attempt, &key, "cached", 0, &entry.result, &Reason::Cached, &summary(&entry.result)).await;
+                }
+                self.lock_entry(step, attempt, &key, &ki, &entry);
+                return Ok(Begin::Done(Some(entry)));
+            }
+            None => Reason::Forced,
+            Some(AcLookup::Miss) => match &locked {
+                Some(l) if l.key != key => Reason::NewKey { changed: diff_inputs(&l.inputs, &ki.inputs) },
+                Some(_) => Reason::CacheEntryMissing,
+                None => Reason::NeverRun,
+            },
+            Some(AcLookup::Corrupt) => Reason::CacheEntryCorrupt,
+            Some(AcLookup::OutputMissing(d)) => Reason::OutputMissing { digest: d },
+        };
+        if self.opts.dry_run {
+            self.plan.push(PlanEntry { step: step.to_string(), attempt, state: "stale", reason: reason.render() });
+            self.planning_stopped = true;
+            return Ok(Begin::Done(None));
+        }
+        Ok(Begin::Run(Pending { step, attempt, ki, key, reason, locked, started: Instant::now() }))
+    }
+
+    /// Records a step that ran: the action-cache entry (only on success), the event, the lock.
+    async fn finish(&mut self, p: Pending, out: Result<StepOutput>, summary: fn(&Value) -> String) -> Result<Option<ActionEntry>> {
+        let Pending { step, attempt, ki, key, reason, locked, started } = p;
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => {
+                let ms = started.elapsed().as_millis() as u64;
+                self.emit(step, attempt, &key, "failed", ms, &Value::Null, &reason, "").await;
+                return Err(e.context(format!("step `{step}` failed")));
+            }
+        };
+        let entry = ActionEntry {
+            step: step.as_str().to_string(),
+            key: key.clone(),
+            inputs: ki.inputs.clone(),
+            output_digests: out.output_digests.unwrap_or_else(|| out.outputs.clone()),
+            outputs: out.outputs,
+            result: out.result,
+        };
+        self.ctx.store.ac_put(&entry).context("recording the step in the action cache")?;
+        if self.opts.frozen {
+            if let Some(l) = &locked {
+                if l.outputs != entry.output_digests {
+                    return Err(Diagnostic::new(format!(
+                        "step `{step}` produced outputs that differ from `ml.lock` ({})",
+                        diff_inputs(&json!(l.outputs), &json!(entry.output_digests)).join(", ")
+                    ))
+                    .hint("the step is not reproducible with these settings, or the lock came from another engine; rerun without `--frozen` to update the lock")
+                    .into());
+                }
+            }
+        }
+        let ms = started.elapsed().as_millis() as u64;
+        self.emit(step, attempt, &key, "ran", ms, &entry.result, &reason, &summary(&entry.result)).await;
+        self.lock_entry(step, attempt, &key, &ki, &entry);
+        Ok(Some(entry))
+    }
+
+    fn lock_entry(&mut self, step: Step, attempt: u32, key: &str, ki: &KeyInputs, entry: &ActionEntry) {
+        self.new_lock.steps.push(LockedStep {
+            step: step.as_str().to_string(),
+            attempt,
+            key: key.to_string(),
+            inputs: ki.inputs.clone(),
+            outputs: entry.output_digests.clone(),
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn emit(&self, step: Step, attempt: u32, key: &str, status: &str, ms: u64, result: &Value, reason: &Reason, summary: &str) {
+        let verdict = result.get("verdict").and_then(Value::as_str).map(str::to_string);
+        let event = StepEvent {
+            event: "step",
+            step: step.as_str().to_string(),
+            status: status.to_string(),
+            key: key.to_string(),
+            attempt,
+            duration_ms: ms,
+            verdict,
+            reason: reason.render(),
+            summary: summary.to_string(),
+        };
+        self.ctx.printer.step(&event);
+        if self.ctx.run_id == 0 {
+            return;
+        }
+        let _ = self
+            .ctx
+            .registry
+            .record_step(self.ctx.run_id, step.as_str(), attempt, status, key, ms, &event.reason)
+            .await;
+    }
+
+    /// Runs the pipeline. Returns the outcome and the done event to print.
+    pub async fn run(&mut self) -> Result<(Outcome, DoneEvent)> {
+        let outcome = self.walk().await?;
+        let mut done = DoneEvent {
+            event: "done",
+            status: match outcome {
+                Outcome::Ok { .. } | Outcome::Planned => "ok",
+                Outcome::Escalated(_) => "escalated",
+                Outcome::GateFailed(_) => "failed",
+            }
+            .to_string(),
+            h2o_started: self.ctx.h2o_started,
+            version: None,
+            model: None,
+            tags: self.ctx.registry.tags().await.unwrap_or_default(),
+        };
+        if let Outcome::Ok { version: Some(v) } = &outcome {
+            if let Ok(Some(version)) = self.ctx.registry.get(v).await {
+                done.model = Some(version.model.clone());
+            }
+            done.version = Some(v.clone());
+        }
+        // The lock records complete runs of the file's own inputs: not `--set`, not a partial run.
+        let complete = self.opts.until.is_none() && matches!(outcome, Outcome::Ok { .. } | Outcome::Escalated(_));
+        if complete && self.opts.overrides.is_empty() && !self.opts.frozen && !self.opts.dry_run {
+            self.new_lock.save(&self.ctx.paths.lockfile).context("writing `ml.lock`")?;
+        }
+        Ok((outcome, done))
+    }
+
+    async fn walk(&mut self) -> Result<Outcome> {
+        let config = self.ctx.config;
+        let source = self.ctx.paths.project.join(&config.locate.path);
+        if !source.is_file() {
+            return Err(Diagnostic::new(format!("data file `{}` does not exist", config.locate.path))
+                .hint("check `[locate] path` in `ml.toml`; paths are relative to the project directory")
+                .into());
+        }
+        let mut stat = StatCache::load(&self.ctx.store.root().join("stat.json"));
+        let source_digest = stat.digest(&source)?;
+        stat.save()?;
+        let profile = steps::locate::profile(self.ctx.store, &source, &source_digest)?;
+
+        // 1 define
+        let define_inputs = steps::define::key_inputs(config, &profile)?;
+        let Some(define) = step!(self, Step::Define, 1, define_inputs, steps::define::summary, |_ctx| steps::define::run(config, &profile))
+        else {
+            return Ok(Outcome::Planned);
+        };
+        let spec = steps::define::spec(config, &define.result)?;
+        if !self.wanted(Step::Locate) {
+            return Ok(Outcome::Ok { version: None });
+        }
+
+        // 2 locate
+        let inputs = json!({ "locate": config.locate, "source": source_digest });
+        let src = source.clone();
+        let sd = source_digest.clone();
+        let Some(locate) = step!(self, Step::Locate, 1, inputs, steps::locate::summary, |ctx| steps::locate::run(ctx.store, &src, &sd, &profile))
+        else {
+            return Ok(Outcome::Planned);
+        };
+        if !self.wanted(Step::Prepare) {
+            return Ok(Outcome::Ok { version: None });
+        }
+
+        // 3 prepare
+        let snapshot = locate.output_digests["snapshot"].clone();
+        let inputs = json!({
+            "prepare": config.prepare,
+            "snapshot": snapshot,
+            "problem": { "target": spec.target, "problem": spec.problem },
+        });
+        let sp = spec.clone();
+        let Some(prepare) = step!(self, Step::Prepare, 1, inputs, steps::prepare::summary, |ctx| steps::prepare::run(ctx, &snapshot, &sp))
+        else {
+            return Ok(Outcome::Planned);
+        };
+        if !self.wanted(Step::Confirm) {
+            return Ok(Outcome::Ok { version: None });
+        }
+
+        // 4 confirm
+        let inputs = json!({
+            "confirm": config.confirm,
+            "prepared": prepare.output_digests,
+            "drift_reference": Value::Null,
+        });
+        let (prep, sp) = (prepare.clone(), spec.clone());
+        let Some(confirm) = step!(self, Step::Confirm, 1, inputs, steps::confirm::summary, |ctx| steps::confirm::run(ctx, &prep, &sp))
+        else {
+            return Ok(Outcome::Planned);
+        };
+        if confirm.result["verdict"] == "fail" {
+            return Ok(Outcome::GateFailed(steps::confirm::gate_error(&confirm)));
+        }
+        if !self.wanted(Step::Execute) {
+            return Ok(Outcome::Ok { version: None });
+        }
+
+        // 5–7 execute, monitor, and the feedback attempts that modify asks for
+        let baseline = self.baseline_canonical().await;
+        let max_attempts = config.modify.max_attempts.max(1);
+        let mut attempts: Vec<(ActionEntry, ActionEntry)> = Vec::new();
+        for attempt in 1..=max_attempts {
+            let params = steps::modify::attempt_params(&config.execute, attempt);
+            let inputs = json!({
+                "execute": params,
+                "prepared": prepare.output_digests,
+                "problem": {
+                    "target": spec.target, "problem": spec.problem, "ignore": spec.ignore,
+                    "sort_metric": steps::execute::sort_metric(config, &spec),
+                },
+                "confirm_verdict": confirm.result["verdict"],
+                "engine": self.new_lock.engine,
+            });
+            let (prep, sp, p) = (prepare.clone(), spec.clone(), params.clone());
+            let Some(execute) = step!(self, Step::Execute, attempt, inputs, steps::execute::summary, |ctx| steps::execute::run(ctx, &prep, &sp, &p, attempt).await)
+            else {
+                return Ok(Outcome::Planned);
+            };
+            if !self.wanted(Step::Monitor) {
+                return Ok(Outcome::Ok { version: None });
+            }
+            let inputs = json!({
+                "threshold": config.define.threshold,
+                "metric": spec.metric,
+                "monitor": config.monitor,
+                "execute": execute.output_digests,
+                "baseline": baseline,
+            });
+            let (prep, sp, ex) = (prepare.clone(), spec.clone(), execute.clone());
+            let Some(monitor) = step!(self, Step::Monitor, attempt, inputs, steps::monitor::summary, |ctx| steps::monitor::run(ctx, &prep, &ex, &sp))
+            else {
+                return Ok(Outcome::Planned);
+            };
+            let pass = monitor.result["verdict"] == "pass";
+            attempts.push((execute, monitor));
+            if pass || !self.wanted(Step::Modify) {
+                break;
+            }
+        }
+        if !self.wanted(Step::Modify) {
+            return Ok(Outcome::Ok { version: None });
+        }
+
+        // 7 modify: the decision over all attempts
+        let verdicts: Vec<Value> = attempts
+            .iter()
+            .map(|(_, m)| json!({ "monitor": m.key, "verdict": m.result["verdict"], "value": m.result["value"] }))
+            .collect();
+        let inputs = json!({ "modify": config.modify, "attempts": verdicts });
+        let att = attempts.clone();
+        let Some(modify) = step!(self, Step::Modify, 1, inputs, steps::modify::summary, |ctx| steps::modify::run(ctx, &att))
+        else {
+            return Ok(Outcome::Planned);
+        };
+        if modify.result["verdict"] == "fail" {
+            return Ok(Outcome::Escalated(steps::modify::escalation_error(&modify)));
+        }
+        if !self.wanted(Step::Conclude) {
+            return Ok(Outcome::Ok { version: None });
+        }
+
+        // 8 conclude
+        let chosen = modify.result["chosen_attempt"].as_u64().unwrap_or(1) as usize;
+        let (execute, monitor) = attempts[chosen - 1].clone();
+        let inputs = json!({ "conclude": config.conclude, "model": execute.output_digests });
+        let (ex, mo, sp, loc) = (execute.clone(), monitor.clone(), spec.clone(), locate.clone());
+        let Some(conclude) = step!(self, Step::Conclude, 1, inputs, steps::conclude::summary, |ctx| steps::conclude::run(ctx, &ex, &mo, &sp, &loc).await)
+        else {
+            return Ok(Outcome::Planned);
+        };
+        // Replaying conclude registers the version in a registry that lacks it (a fresh CI
+        // runner) and restores missing `models/<tag>.zip` links; otherwise it changes nothing.
+        let version = steps::conclude::ensure(&mut self.ctx, &execute, &monitor, &spec, &locate, &conclude).await?;
+        Ok(Outcome::Ok { version: Some(version) })
+    }
+
+    async fn baseline_canonical(&self) -> Option<String> {
+        let tags = self.ctx.registry.tags().await.ok()?;
+        let id = tags.get(&self.ctx.config.monitor.baseline)?;
+        let version = self.ctx.registry.get(id).await.ok()??;
+        Some(version.canonical)
+    }
+}
+
+
+

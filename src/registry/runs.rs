@@ -1,0 +1,194 @@
+//! Runs (one per `mlbuild run`) and the step executions recorded within them.
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{db, now_rfc3339, retry, Registry, RegistryError, Result, RunId};
+
+const RUN_STATUSES: &[&str] = &["ok", "escalated", "failed", "gate_failed"];
+const STEP_STATUSES: &[&str] = &["ran", "cached", "restored", "failed"];
+
+/// A run as recorded; `status` is `running` until [`Registry::finish_run`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Run {
+    pub id: RunId,
+    pub project: String,
+    pub command: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+    pub report: Option<String>,
+}
+
+/// One step execution within a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepRecord {
+    pub step: String,
+    pub attempt: u32,
+    pub status: String,
+    pub key: String,
+    pub duration_ms: u64,
+    pub reason: String,
+    pub at: String,
+}
+
+fn check(what: &'static str, value: &str, allowed: &'static [&'static str]) -> Result<()> {
+    if allowed.contains(&value) {
+        return Ok(());
+    }
+    Err(RegistryError::InvalidValue {
+        what,
+        value: value.to_string(),
+        expected: if what == "run status" {
+            "ok, escalated, failed, gate_failed"
+        } else {
+            "ran, cached, restored, failed"
+        },
+    })
+}
+
+impl Registry {
+    /// Records the start of a run and returns its id (1, 2, … in this registry).
+    pub async fn begin_run(&self, project: &str, command: &str) -> Result<RunId> {
+        retry("starting a run", || async {
+            let mut tx = self.pool.begin().await.map_err(db("starting a run"))?;
+            // The counter row is the lock: ids are allocated one at a time on both engines.
+            sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'run'")
+                .execute(&mut *tx)
+                .await
+                .map_err(db("allocating a run id"))?;
+            let id: i64 = sqlx::query("SELECT value FROM counters WHERE name = 'run'")
+                .fetch_one(&mut *tx)
+                .await
+                .and_then(|row| row.try_get(0))
+                .map_err(db("allocating a run id"))?;
+            sqlx::query(
+                "INSERT INTO runs (id, project, command, started_at, status) \
+                 VALUES ($1, $2, $3, $4, 'running')",
+            )
+            .bind(id)
+            .bind(project)
+            .bind(command)
+            .bind(now_rfc3339())
+            .execute(&mut *tx)
+            .await
+            .map_err(db("recording a run"))?;
+            tx.commit().await.map_err(db("recording a run"))?;
+            Ok(Some(id))
+        })
+        .await
+    }
+
+    /// Records how a run ended (`ok`, `escalated`, `failed`, `gate_failed`) and its report.
+    pub async fn finish_run(&self, run: RunId, status: &str, report: Option<&str>) -> Result<()> {
+        check("run status", status, RUN_STATUSES)?;
+        retry("finishing a run", || async {
+            let done = sqlx::query(
+                "UPDATE runs SET status = $1, report = $2, finished_at = $3 WHERE id = $4",
+            )
+            .bind(status)
+            .bind(report)
+            .bind(now_rfc3339())
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(db("finishing a run"))?;
+            if done.rows_affected() == 0 {
+                return Err(RegistryError::UnknownRun(run));
+            }
+            Ok(Some(()))
+        })
+        .await
+    }
+
+    /// Records one step execution (`ran`, `cached`, `restored`, `failed`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_step(
+        &self,
+        run: RunId,
+        step: &str,
+        attempt: u32,
+        status: &str,
+        key: &str,
+        duration_ms: u64,
+        reason: &str,
+    ) -> Result<()> {
+        check("step status", status, STEP_STATUSES)?;
+        let duration = i64::try_from(duration_ms).unwrap_or(i64::MAX);
+        retry("recording a step", || async {
+            sqlx::query(
+                "INSERT INTO step_runs \
+                 (run, step, attempt, status, step_key, duration_ms, reason, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(run)
+            .bind(step)
+            .bind(i64::from(attempt))
+            .bind(status)
+            .bind(key)
+            .bind(duration)
+            .bind(reason)
+            .bind(now_rfc3339())
+            .execute(&self.pool)
+            .await
+            .map_err(db("recording a step"))?;
+            Ok(Some(()))
+        })
+        .await
+    }
+
+    /// A run by id.
+    pub async fn run(&self, id: RunId) -> Result<Option<Run>> {
+        let row = sqlx::query(
+            "SELECT id, project, command, started_at, finished_at, status, report \
+             FROM runs WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("reading a run"))?;
+        row.map(|row| run_from_row(&row)).transpose()
+    }
+
+    /// The steps recorded for a run, in the order they were recorded.
+    pub async fn steps(&self, run: RunId) -> Result<Vec<StepRecord>> {
+        // `recorded_at` has millisecond precision; steps recorded within the same millisecond
+        // come back in an unspecified order.
+        let rows = sqlx::query(
+            "SELECT step, attempt, status, step_key, duration_ms, reason, recorded_at \
+             FROM step_runs WHERE run = $1 ORDER BY recorded_at",
+        )
+        .bind(run)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading a run's steps"))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e: sqlx::Error| RegistryError::Corrupt(format!("step row: {e}"));
+                Ok(StepRecord {
+                    step: row.try_get(0).map_err(get)?,
+                    attempt: row.try_get::<i64, _>(1).map_err(get)? as u32,
+                    status: row.try_get(2).map_err(get)?,
+                    key: row.try_get(3).map_err(get)?,
+                    duration_ms: row.try_get::<i64, _>(4).map_err(get)? as u64,
+                    reason: row.try_get(5).map_err(get)?,
+                    at: row.try_get(6).map_err(get)?,
+                })
+            })
+            .collect()
+    }
+}
+
+fn run_from_row(row: &AnyRow) -> Result<Run> {
+    let get = |e: sqlx::Error| RegistryError::Corrupt(format!("run row: {e}"));
+    Ok(Run {
+        id: row.try_get(0).map_err(get)?,
+        project: row.try_get(1).map_err(get)?,
+        command: row.try_get(2).map_err(get)?,
+        started_at: row.try_get(3).map_err(get)?,
+        finished_at: row.try_get(4).map_err(get)?,
+        status: row.try_get(5).map_err(get)?,
+        report: row.try_get(6).map_err(get)?,
+    })
+}

@@ -1,0 +1,140 @@
+//! Portable migrations: an ordered list, each a list of single statements (Postgres prepares
+//! one statement at a time), applied in one transaction and recorded in `schema_version`.
+//!
+//! Append new migrations at the end; never edit one that has shipped.
+
+use sqlx::{AnyPool, Row};
+
+use super::{db, RegistryError, Result};
+
+/// Migration `n` (1-based) brings the schema from version `n - 1` to `n`.
+pub(super) const MIGRATIONS: &[&[&str]] = &[&[
+    // Row locks that serialize id allocation (`run`) and version registration (`version`).
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+    "INSERT INTO counters (name, value) VALUES ('run', 0)",
+    "INSERT INTO counters (name, value) VALUES ('version', 0)",
+    "CREATE TABLE runs (
+        id BIGINT PRIMARY KEY,
+        project TEXT NOT NULL,
+        command TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL,
+        report TEXT
+    )",
+    "CREATE TABLE step_runs (
+        run BIGINT NOT NULL,
+        step TEXT NOT NULL,
+        attempt BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        step_key TEXT NOT NULL,
+        duration_ms BIGINT NOT NULL,
+        reason TEXT NOT NULL,
+        recorded_at TEXT NOT NULL
+    )",
+    "CREATE INDEX step_runs_by_run ON step_runs (run)",
+    "CREATE TABLE versions (
+        id TEXT PRIMARY KEY,
+        created_at TEXT NOT NULL,
+        model TEXT NOT NULL,
+        canonical TEXT NOT NULL UNIQUE,
+        algo TEXT NOT NULL,
+        metrics TEXT NOT NULL,
+        card TEXT NOT NULL,
+        provenance TEXT NOT NULL,
+        run BIGINT
+    )",
+    "CREATE TABLE tags (
+        tag TEXT PRIMARY KEY,
+        version TEXT NOT NULL REFERENCES versions (id),
+        seq BIGINT NOT NULL,
+        stack_top BIGINT
+    )",
+    "CREATE TABLE tag_history (
+        tag TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        from_version TEXT,
+        to_version TEXT NOT NULL,
+        moved_at TEXT NOT NULL,
+        moved_by TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        parent BIGINT,
+        PRIMARY KEY (tag, seq)
+    )",
+]];
+
+/// The schema version this build writes.
+pub(super) fn current() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// One attempt at bringing the schema up to date (see [`super::retry`]).
+pub(super) async fn migrate_once(pool: &AnyPool, url: &str) -> Result<Option<()>> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_version (id BIGINT PRIMARY KEY, version BIGINT NOT NULL)",
+    )
+    .execute(pool)
+    .await
+    .map_err(db("creating `schema_version`"))?;
+    sqlx::query(
+        "INSERT INTO schema_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
+    )
+    .execute(pool)
+    .await
+    .map_err(db("initialising `schema_version`"))?;
+
+    let found = read_version(pool).await?;
+    if found == current() {
+        return Ok(Some(()));
+    }
+    check_not_newer(found, url)?;
+
+    let mut tx = pool.begin().await.map_err(db("starting a migration"))?;
+    // Write first: takes the lock (see the module doc of `registry`), so two processes
+    // opening a fresh database do not both migrate.
+    sqlx::query("UPDATE schema_version SET version = version WHERE id = 1")
+        .execute(&mut *tx)
+        .await
+        .map_err(db("locking `schema_version`"))?;
+    let found: i64 = sqlx::query("SELECT version FROM schema_version WHERE id = 1")
+        .fetch_one(&mut *tx)
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(db("reading the schema version"))?;
+    check_not_newer(found, url)?;
+    for (index, statements) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        for statement in statements.iter() {
+            sqlx::query(statement)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("applying a migration"))?;
+        }
+        sqlx::query("UPDATE schema_version SET version = $1 WHERE id = 1")
+            .bind(index as i64 + 1)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("recording a migration"))?;
+    }
+    tx.commit().await.map_err(db("committing a migration"))?;
+    Ok(Some(()))
+}
+
+pub(super) async fn read_version(pool: &AnyPool) -> Result<i64> {
+    sqlx::query("SELECT version FROM schema_version WHERE id = 1")
+        .fetch_one(pool)
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(db("reading the schema version"))
+}
+
+fn check_not_newer(found: i64, url: &str) -> Result<()> {
+    if found > current() {
+        return Err(RegistryError::SchemaTooNew {
+            url: url.to_string(),
+            found,
+            known: current(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! The stat cache: (path, size, mtime, inode) → digest, so an unchanged data file costs a
+//! `stat`, not a read.
+//!
+//! Racy timestamps (as git handles them): a file modified within the same second as the moment
+//! its digest was recorded could be edited again without its mtime changing (coarse
+//! timestamps). Such entries are not trusted: the file is hashed again until its mtime is
+//! safely older than the recording time. Nothing here enters a key; it only saves hashing.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::{hash_file, write_atomic, Digest, StoreError};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Entry {
+    size: u64,
+    mtime_ns: i128,
+    inode: u64,
+    digest: Digest,
+    recorded_ns: i128,
+}
+
+#[derive(Debug, Default)]
+pub struct StatCache {
+    path: PathBuf,
+    entries: BTreeMap<String, Entry>,
+    dirty: bool,
+}
+
+/// How long after the recording an mtime must lie before the entry is trusted.
+const RACY_NS: i128 = 2_000_000_000;
+
+fn now_ns() -> i128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
+}
+
+impl StatCache {
+    pub fn load(path: &Path) -> StatCache {
+        let entries = fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        StatCache { path: path.to_path_buf(), entries, dirty: false }
+    }
+
+    /// The digest of `file`, from the cache when its stat matches and is not racy.
+    pub fn digest(&mut self, file: &Path) -> Result<Digest, StoreError> {
+        let meta = fs::metadata(file).map_err(|source| StoreError::Io {
+            action: "read metadata of",
+            path: file.to_path_buf(),
+            source,
+        })?;
+        let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+        let key = file.to_string_lossy().into_owned();
+        if let Some(e) = self.entries.get(&key) {
+            let racy = e.recorded_ns - mtime_ns < RACY_NS;
+            if e.size == meta.len() && e.mtime_ns == mtime_ns && e.inode == meta.ino() && !racy {
+                return Ok(e.digest.clone());
+            }
+        }
+        let recorded_ns = now_ns();
+        let digest = hash_file(file)?;
+        self.entries.insert(
+            key,
+            Entry { size: meta.len(), mtime_ns, inode: meta.ino(), digest: digest.clone(), recorded_ns },
+        );
+        self.dirty = true;
+        Ok(digest)
+    }
+
+    pub fn save(&mut self) -> Result<(), StoreError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(&self.entries).expect("stat entries serialise");
+        write_atomic(&self.path, &bytes)?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn racy_entries_are_rehashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("d.csv");
+        fs::write(&f, "a\n1\n").unwrap();
+        let mut cache = StatCache::load(&dir.path().join("stat.json"));
+        let d1 = cache.digest(&f).unwrap();
+        // Same size, same second: a stat match alone must not be trusted.
+        fs::write(&f, "a\n2\n").unwrap();
+        let d2 = cache.digest(&f).unwrap();
+        assert_ne!(d1, d2);
+    }
+}
