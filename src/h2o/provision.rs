@@ -87,6 +87,7 @@ pub fn locate_or_provision_jar(
     if verified_cached(&jar)? {
         return Ok(jar);
     }
+    remove_leftovers(dir);
 
     if let Some(pkg_jar) = python_package_jar() {
         log(&format!(
@@ -132,6 +133,22 @@ pub fn locate_or_provision_jar(
         jar.display()
     ));
     Ok(jar)
+}
+
+/// Temp files of a provisioning that was killed. Only the lock holder creates them, so under the
+/// lock any that exist are stale.
+fn remove_leftovers(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with(".download-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        } else if name.starts_with(".h2o.jar.") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// True when the cached jar exists and is verified (by marker, or by hashing it now).

@@ -61,7 +61,8 @@ pub async fn run(
         max_models: params.max_models,
         nfolds: params.nfolds,
         include_algos: params.include_algos.clone(),
-        exclude_algos: params.exclude_algos.clone(),
+        // H2O takes one of the two lists: an explicit include list wins.
+        exclude_algos: if params.include_algos.is_empty() { params.exclude_algos.clone() } else { Vec::new() },
         sort_metric: config::h2o_metric_name(&sort).to_string(),
     };
     let result = train(ctx, &client, &train_path, &holdout_path, &columns, &spec_aml, &holdout_frame, &pred_frame).await;

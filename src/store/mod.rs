@@ -129,14 +129,18 @@ impl Store {
     /// hardlink: an in-place edit of the user's file must not reach the store). The digest is
     /// computed from the copy, so the store never holds bytes under the wrong name.
     pub fn put_file(&self, path: &Path) -> Result<Digest, StoreError> {
-        let tmp = self.temp_file()?;
-        let tmp_path = tmp.path().to_path_buf();
-        reflink_copy::reflink_or_copy(path, &tmp_path).map_err(io_err("copy", path))?;
-        let digest = hash_file(&tmp_path)?;
+        // A reserved temp name (removed on drop); the copy must create the file itself.
+        let tmp = self.temp_file()?.into_temp_path();
+        let _ = fs::remove_file(&tmp);
+        reflink_copy::reflink_or_copy(path, &tmp).map_err(io_err("copy", path))?;
+        let digest = hash_file(&tmp)?;
         if self.contains(&digest) {
             return Ok(digest);
         }
-        self.commit(tmp, &digest)?;
+        let dest = self.blob_path(&digest);
+        let dir = dest.parent().expect("blob paths have a parent");
+        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        tmp.persist(&dest).map_err(|e| StoreError::Io { action: "move a blob into", path: dest.clone(), source: e.error })?;
         Ok(digest)
     }
 
@@ -253,6 +257,11 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err("create a temporary file in", dir))?;
     tmp.write_all(bytes).map_err(io_err("write", dest))?;
+    // Temp files are created 0600; the files we replace are ordinary user files.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644));
+    }
     tmp.as_file().sync_all().ok();
     tmp.persist(dest).map_err(|e| StoreError::Io { action: "replace", path: dest.to_path_buf(), source: e.error })?;
     Ok(())
