@@ -242,6 +242,11 @@ fn install_from_reader(src: &mut dyn Read, src_path: &Path, dest: &Path) -> Resu
             found,
         });
     }
+    // tempfile creates 0600; the jar is not secret, and others may share the cache.
+    use std::os::unix::fs::PermissionsExt;
+    let _ = tmp
+        .as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644));
     tmp.as_file()
         .sync_all()
         .map_err(|e| H2oError::io("could not sync", tmp.path().to_path_buf(), e))?;

@@ -6,7 +6,7 @@
 //! everything goes through [`sqlx::AnyPool`] with runtime-bound SQL that both engines accept
 //! (`$1` placeholders, `TEXT`/`BIGINT` columns, RFC 3339 UTC timestamps and JSON stored as
 //! `TEXT`, `INSERT … ON CONFLICT … DO NOTHING`). Migrations are an ordered list of statements
-//! ([`schema`]), applied in one transaction and recorded in `schema_version`.
+//! (`schema.rs`), applied in one transaction and recorded in `schema_version`.
 //!
 //! # Concurrency
 //! Two processes may share the database (two runs, a run and a `promote`). Every read-modify-write

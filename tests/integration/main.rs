@@ -1,1 +1,12 @@
+//! mlbuild's integration tests: one binary (link time on 2 cores matters), real H2O.
+//!
+//! One H2O node is shared by the whole binary (see `support::shared_node`); it is launched with
+//! mlbuild's own launcher, so it dies with the test process (parent-death signal). Tests that
+//! are about the managed node itself launch their own.
 
+mod support;
+
+mod cli_errors;
+mod lifecycle;
+mod registry_cmds;
+mod scenarios;

@@ -1,0 +1,232 @@
+//! Test support: temp projects built from fixtures, the shared H2O node, event parsing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mlbuild");
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+struct SharedNode {
+    url: String,
+    // Kept alive for the life of the test process; its launcher thread dies with the process,
+    // and the JVM with it (PR_SET_PDEATHSIG).
+    _node: mlbuild::h2o::LocalNode,
+    _runtime: tokio::runtime::Runtime,
+}
+
+static NODE: OnceLock<SharedNode> = OnceLock::new();
+static WORK: OnceLock<tempfile::TempDir> = OnceLock::new();
+
+fn work_dir() -> &'static Path {
+    WORK.get_or_init(|| tempfile::Builder::new().prefix("mlbuild-tests-").tempdir().expect("temp dir")).path()
+}
+
+/// The URL of the H2O node shared by every test (launched on first use).
+pub fn shared_node() -> &'static str {
+    if let Ok(url) = std::env::var("MLBUILD_TEST_H2O_URL") {
+        return Box::leak(url.into_boxed_str());
+    }
+    &NODE
+        .get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+            let node = runtime.block_on(async {
+                let java = mlbuild::h2o::find_java().expect("tests need Java 8–17");
+                let jar = mlbuild::h2o::locate_or_provision_jar(
+                    std::env::var_os("MLBUILD_H2O_JAR").map(PathBuf::from).as_deref(),
+                    &mlbuild::h2o::default_tool_cache(),
+                    &|m| eprintln!("[tests] {m}"),
+                )
+                .expect("the pinned H2O jar");
+                mlbuild::h2o::LocalNode::launch(&mlbuild::h2o::LaunchSpec {
+                    java: java.path,
+                    jar,
+                    memory: "2g".into(),
+                    work_dir: work_dir().join("shared-node"),
+                })
+                .await
+                .expect("shared H2O node")
+            });
+            SharedNode { url: node.url(), _node: node, _runtime: runtime }
+        })
+        .url
+}
+
+/// A project in a temp dir: a fixture's `ml.toml` plus the data it names.
+pub struct Project {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl Project {
+    pub fn from_fixture(name: &str) -> Project {
+        let dir = tempfile::Builder::new().prefix("proj-").tempdir_in(work_dir()).unwrap();
+        let path = dir.path().to_path_buf();
+        std::fs::copy(repo_root().join("tests/fixtures").join(name).join("ml.toml"), path.join("ml.toml")).unwrap();
+        std::fs::create_dir_all(path.join("data")).unwrap();
+        std::fs::copy(repo_root().join("data/prostate.csv"), path.join("data/prostate.csv")).unwrap();
+        Project { _dir: dir, path }
+    }
+
+    /// A copy of this project (config, data, cache, state, lock): a cheap "already trained" start.
+    pub fn clone_trained(&self) -> Project {
+        let dir = tempfile::Builder::new().prefix("proj-").tempdir_in(work_dir()).unwrap();
+        let status = Command::new("cp").arg("-a").arg(format!("{}/.", self.path.display())).arg(dir.path()).status().unwrap();
+        assert!(status.success());
+        let path = dir.path().to_path_buf();
+        Project { _dir: dir, path }
+    }
+
+    pub fn file(&self, rel: &str) -> PathBuf {
+        self.path.join(rel)
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.file(rel)).unwrap()
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        std::fs::write(self.file(rel), text).unwrap();
+    }
+
+    /// Replaces `from` with `to` in `ml.toml` (exactly once).
+    pub fn edit(&self, from: &str, to: &str) {
+        let text = self.read("ml.toml");
+        assert_eq!(text.matches(from).count(), 1, "`{from}` must occur once in ml.toml");
+        self.write("ml.toml", &text.replacen(from, to, 1));
+    }
+
+    /// `mlbuild ARGS` in this project, on the shared node.
+    pub fn mlbuild(&self, args: &[&str]) -> Run {
+        let mut cmd = self.command(args);
+        cmd.env("MLBUILD_H2O_URL", shared_node());
+        Run::from(cmd.output().unwrap())
+    }
+
+    /// `mlbuild ARGS` where any attempt to reach H2O fails: proves a run needed no engine.
+    pub fn mlbuild_offline(&self, args: &[&str]) -> Run {
+        let mut cmd = self.command(args);
+        cmd.env("MLBUILD_H2O_URL", "http://127.0.0.1:9");
+        Run::from(cmd.output().unwrap())
+    }
+
+    /// A bare command: isolated from the user's environment, no engine configured.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(&self.path)
+            .args(args)
+            .env_remove("MLBUILD_H2O_URL")
+            .env_remove("MLBUILD_CACHE_DIR")
+            .env_remove("MLBUILD_STATE_URL")
+            .env_remove("MLBUILD_H2O_JAR")
+            .env("MLBUILD_NO_PROGRESS", "1")
+            .env("NO_COLOR", "1");
+        cmd
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "mlbuild failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        self.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    /// `step[#attempt]` → status, for every step event.
+    pub fn statuses(&self) -> BTreeMap<String, String> {
+        self.events()
+            .iter()
+            .filter(|e| e["event"] == "step")
+            .map(|e| {
+                let attempt = e["attempt"].as_u64().unwrap_or(1);
+                let name = if attempt == 1 {
+                    e["step"].as_str().unwrap().to_string()
+                } else {
+                    format!("{}#{attempt}", e["step"].as_str().unwrap())
+                };
+                (name, e["status"].as_str().unwrap().to_string())
+            })
+            .collect()
+    }
+
+    /// The steps (attempt 1) that ran, in pipeline order.
+    pub fn ran(&self) -> Vec<String> {
+        self.events()
+            .iter()
+            .filter(|e| e["event"] == "step" && e["status"] == "ran")
+            .map(|e| e["step"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    pub fn done(&self) -> Value {
+        self.events().into_iter().find(|e| e["event"] == "done").unwrap_or_else(|| {
+            panic!("no done event:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr)
+        })
+    }
+
+    pub fn step(&self, name: &str) -> Value {
+        self.events().into_iter().find(|e| e["event"] == "step" && e["step"] == name).unwrap()
+    }
+}
+
+/// The trained fixture project, trained once per test binary and cloned by each scenario.
+pub fn trained() -> &'static Project {
+    static TRAINED: OnceLock<Project> = OnceLock::new();
+    TRAINED.get_or_init(|| {
+        let p = Project::from_fixture("prostate");
+        let run = p.mlbuild(&["run", "--json"]).ok();
+        let statuses = run.statuses();
+        assert!(statuses.values().all(|s| s == "ran"), "cold run ran everything: {statuses:?}");
+        p
+    })
+}
+
+/// Pids of JVMs whose command line mentions `needle` (e.g. a project's cache dir).
+pub fn jvms_mentioning(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("h2o") && cmdline.contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+pub fn wait_until(timeout_s: u64, mut f: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed().as_secs() < timeout_s {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    f()
+}
