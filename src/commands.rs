@@ -50,15 +50,24 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             }
             Ok(Exit::Ok)
         }
-        Command::Promote { tag, version, reason, json } => {
+        Command::Promote {
+            tag,
+            version,
+            reason,
+            json,
+        } => {
             let reg = open_registry(&dir).await?;
-            let moved = reg.move_tag(&tag, &version, &registry::current_user(), &reason).await?;
+            let moved = reg
+                .move_tag(&tag, &version, &registry::current_user(), &reason)
+                .await?;
             sync_model_link(&dir, &reg, &tag).await?;
             report_move(&printer, json, &moved)
         }
         Command::Rollback { tag, to, json } => {
             let reg = open_registry(&dir).await?;
-            let moved = reg.rollback(&tag, to.as_deref(), &registry::current_user()).await?;
+            let moved = reg
+                .rollback(&tag, to.as_deref(), &registry::current_user())
+                .await?;
             sync_model_link(&dir, &reg, &tag).await?;
             report_move(&printer, json, &moved)
         }
@@ -82,7 +91,12 @@ fn report_move(printer: &Printer, json: bool, moved: &registry::TagMove) -> Resu
     } else {
         printer.status(
             "Tagged",
-            &format!("{} → {} (was {})", moved.tag, moved.to, moved.from.as_deref().unwrap_or("unset")),
+            &format!(
+                "{} → {} (was {})",
+                moved.tag,
+                moved.to,
+                moved.from.as_deref().unwrap_or("unset")
+            ),
         );
     }
     Ok(Exit::Ok)
@@ -90,15 +104,20 @@ fn report_move(printer: &Printer, json: bool, moved: &registry::TagMove) -> Resu
 
 async fn open_registry(dir: &Path) -> Result<Registry> {
     let paths = Paths::resolve(dir);
-    std::fs::create_dir_all(&paths.cache).with_context(|| format!("creating `{}`", paths.cache.display()))?;
+    std::fs::create_dir_all(&paths.cache)
+        .with_context(|| format!("creating `{}`", paths.cache.display()))?;
     Ok(Registry::open(&paths.state_url).await?)
 }
 
 /// After a manual tag move, `models/<tag>.zip` follows the tag (atomically replaced).
 async fn sync_model_link(dir: &Path, reg: &Registry, tag: &str) -> Result<()> {
     let paths = Paths::resolve(dir);
-    let Some(id) = reg.tags().await?.get(tag).cloned() else { return Ok(()) };
-    let Some(version) = reg.get(&id).await? else { return Ok(()) };
+    let Some(id) = reg.tags().await?.get(tag).cloned() else {
+        return Ok(());
+    };
+    let Some(version) = reg.get(&id).await? else {
+        return Ok(());
+    };
     let store = Store::open(&paths.cache)?;
     match store.read_verified(&version.model) {
         Ok(bytes) => crate::store::write_atomic(&paths.models.join(format!("{tag}.zip")), &bytes)?,
@@ -111,7 +130,9 @@ fn engine_config(paths: &Paths, config: &config::Config) -> EngineConfig {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     EngineConfig {
         url: env("MLBUILD_H2O_URL").or_else(|| config.h2o.url.clone()),
-        jar: env("MLBUILD_H2O_JAR").map(PathBuf::from).or_else(|| config.h2o.jar.as_ref().map(|j| paths.project.join(j))),
+        jar: env("MLBUILD_H2O_JAR")
+            .map(PathBuf::from)
+            .or_else(|| config.h2o.jar.as_ref().map(|j| paths.project.join(j))),
         version: config.h2o.version.clone(),
         nodes: config.h2o.nodes,
         memory: config.h2o.memory.clone(),
@@ -128,20 +149,33 @@ async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
     let _lock = RunLock::acquire(&lock_path, |holder| {
         printer.status(
             "Blocking",
-            &format!("waiting for another mlbuild run in this project to finish ({holder}; lock `{}`)", lock_path.display()),
+            &format!(
+                "waiting for another mlbuild run in this project to finish ({holder}; lock `{}`)",
+                lock_path.display()
+            ),
         )
     })?;
     let registry = Registry::open(&paths.state_url).await?;
     let old_lock = Lockfile::load(&paths.lockfile)?;
     if args.frozen && old_lock.is_none() {
-        return Err(Diagnostic::new("`--frozen` needs an `ml.lock`, and this project has none")
-            .hint("run `mlbuild run` once without `--frozen` and commit `ml.lock`")
-            .into());
+        return Err(
+            Diagnostic::new("`--frozen` needs an `ml.lock`, and this project has none")
+                .hint("run `mlbuild run` once without `--frozen` and commit `ml.lock`")
+                .into(),
+        );
     }
     let project_name = loaded.config.project.name.clone().unwrap_or_else(|| {
-        paths.project.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        paths
+            .project
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     });
-    let run_id = if args.dry_run { 0 } else { registry.begin_run(&project_name, "run").await? };
+    let run_id = if args.dry_run {
+        0
+    } else {
+        registry.begin_run(&project_name, "run").await?
+    };
     let engine: EngineSlot = Arc::new(tokio::sync::Mutex::new(None));
     let ctx = Ctx {
         paths: &paths,
@@ -182,13 +216,18 @@ async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
         if run_id != 0 {
             let _ = registry.finish_run(run_id, "interrupted", None).await;
         }
-        return Err(Diagnostic::new("interrupted").hint("run again: completed steps are cached").exit(Exit::Interrupted).into());
+        return Err(Diagnostic::new("interrupted")
+            .hint("run again: completed steps are cached")
+            .exit(Exit::Interrupted)
+            .into());
     };
     let (outcome, done) = match result {
         Ok(r) => r,
         Err(e) => {
             if run_id != 0 {
-                let _ = registry.finish_run(run_id, "failed", Some(&format!("{e:#}"))).await;
+                let _ = registry
+                    .finish_run(run_id, "failed", Some(&format!("{e:#}")))
+                    .await;
             }
             return Err(e);
         }
@@ -207,13 +246,30 @@ async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
         Outcome::Escalated(d) | Outcome::GateFailed(d) => Some(d.message.clone()),
         _ => None,
     };
-    registry.finish_run(run_id, status, report.as_deref()).await?;
+    registry
+        .finish_run(run_id, status, report.as_deref())
+        .await?;
     match outcome {
         Outcome::Escalated(d) | Outcome::GateFailed(d) => Err(d.into()),
         Outcome::Ok { version } => {
             if let Some(v) = version {
-                let tags: Vec<&String> = done.tags.iter().filter(|(_, id)| **id == v).map(|(t, _)| t).collect();
-                let tags = if tags.is_empty() { String::new() } else { format!(" [{}]", tags.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")) };
+                let tags: Vec<&String> = done
+                    .tags
+                    .iter()
+                    .filter(|(_, id)| **id == v)
+                    .map(|(t, _)| t)
+                    .collect();
+                let tags = if tags.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " [{}]",
+                        tags.iter()
+                            .map(|t| t.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
                 printer.status("Finished", &format!("version {v}{tags}"));
             }
             Ok(Exit::Ok)
@@ -241,7 +297,11 @@ fn print_plan(printer: &Printer, plan: &[crate::pipeline::PlanEntry], json: bool
     // Steps after the first stale one cannot be keyed yet: they are stale because of it.
     if let Some(first) = plan.iter().find(|p| p.state == "stale") {
         let seen: Vec<&str> = plan.iter().map(|p| p.step.as_str()).collect();
-        for step in Step::ALL.iter().map(|s| s.as_str()).filter(|s| !seen.contains(s)) {
+        for step in Step::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .filter(|s| !seen.contains(s))
+        {
             rows.push(serde_json::json!({ "step": step, "attempt": 1, "state": "stale", "reason": format!("upstream step `{}` is stale", first.step) }));
         }
     }
@@ -250,8 +310,17 @@ fn print_plan(printer: &Printer, plan: &[crate::pipeline::PlanEntry], json: bool
         return;
     }
     for r in rows {
-        let attempt = if r["attempt"] == 1 { String::new() } else { format!(" (attempt {})", r["attempt"]) };
-        printer.data(&format!("{:>9}  {:<6} {}", r["step"].as_str().unwrap_or(""), r["state"].as_str().unwrap_or(""), format!("{}{attempt}", r["reason"].as_str().unwrap_or(""))));
+        let attempt = if r["attempt"] == 1 {
+            String::new()
+        } else {
+            format!(" (attempt {})", r["attempt"])
+        };
+        printer.data(&format!(
+            "{:>9}  {:<6} {}",
+            r["step"].as_str().unwrap_or(""),
+            r["state"].as_str().unwrap_or(""),
+            format!("{}{attempt}", r["reason"].as_str().unwrap_or(""))
+        ));
     }
 }
 
@@ -273,35 +342,54 @@ async fn status(dir: &Path, printer: &Printer, json: bool, overrides: Vec<String
         run_id: 0,
         h2o_started: false,
     };
-    let opts = RunOptions { dry_run: true, overrides, ..Default::default() };
+    let opts = RunOptions {
+        dry_run: true,
+        overrides,
+        ..Default::default()
+    };
     let mut pipeline = Pipeline::new(ctx, opts, old_lock);
     pipeline.run().await?;
     print_plan(printer, &pipeline.plan, json);
     Ok(Exit::Ok)
 }
 
-fn init(dir: &Path, printer: &Printer, data: Option<PathBuf>, target: Option<String>) -> Result<Exit> {
+fn init(
+    dir: &Path,
+    printer: &Printer,
+    data: Option<PathBuf>,
+    target: Option<String>,
+) -> Result<Exit> {
     let path = dir.join("ml.toml");
     if path.exists() {
-        return Err(Diagnostic::new(format!("`{}` already exists", path.display()))
-            .hint("edit it, or remove it to start over")
-            .into());
+        return Err(
+            Diagnostic::new(format!("`{}` already exists", path.display()))
+                .hint("edit it, or remove it to start over")
+                .into(),
+        );
     }
     let Some(data) = data else {
-        return Err(Diagnostic::new("`mlbuild init` needs a data file to describe")
-            .hint("run `mlbuild init data/train.csv`")
-            .exit(Exit::Usage)
-            .into());
+        return Err(
+            Diagnostic::new("`mlbuild init` needs a data file to describe")
+                .hint("run `mlbuild init data/train.csv`")
+                .exit(Exit::Usage)
+                .into(),
+        );
     };
-    let header = crate::table::read_header(&dir.join(&data)).or_else(|_| crate::table::read_header(&data))?;
+    let header = crate::table::read_header(&dir.join(&data))
+        .or_else(|_| crate::table::read_header(&data))?;
     let target = match target {
         Some(t) if header.contains(&t) => t,
         Some(t) => {
-            return Err(Diagnostic::new(format!("column `{t}` is not in `{}`", data.display()))
-                .hint(format!("the columns are: {}", header.join(", ")))
-                .into())
+            return Err(
+                Diagnostic::new(format!("column `{t}` is not in `{}`", data.display()))
+                    .hint(format!("the columns are: {}", header.join(", ")))
+                    .into(),
+            )
         }
-        None => header.last().cloned().context("the data file has no columns")?,
+        None => header
+            .last()
+            .cloned()
+            .context("the data file has no columns")?,
     };
     let name = dir
         .canonicalize()
@@ -314,6 +402,9 @@ fn init(dir: &Path, printer: &Printer, data: Option<PathBuf>, target: Option<Str
         data.display()
     );
     crate::store::write_atomic(&path, text.as_bytes())?;
-    printer.status("Created", &format!("`{}` with target `{target}`", path.display()));
+    printer.status(
+        "Created",
+        &format!("`{}` with target `{target}`", path.display()),
+    );
     Ok(Exit::Ok)
 }

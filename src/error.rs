@@ -27,7 +27,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(message: impl Into<String>) -> Self {
-        Diagnostic { message: message.into(), hint: None, exit: Exit::Error }
+        Diagnostic {
+            message: message.into(),
+            hint: None,
+            exit: Exit::Error,
+        }
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());

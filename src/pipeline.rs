@@ -49,7 +49,9 @@ pub struct RunOptions {
 /// How the run ended.
 #[derive(Debug)]
 pub enum Outcome {
-    Ok { version: Option<String> },
+    Ok {
+        version: Option<String>,
+    },
     /// The threshold was not met after every attempt (exit 3).
     Escalated(Diagnostic),
     /// confirm's data-quality gate failed (exit 4).
@@ -83,8 +85,17 @@ impl Ctx<'_> {
             };
             printer.status("Engine", &how);
             let t = Instant::now();
-            let engine = Engine::start(&self.engine_config, &|msg: &str| printer.status("Engine", msg)).await?;
-            printer.status("Engine", &format!("ready in {}", crate::report::human_ms(t.elapsed().as_millis() as u64)));
+            let engine = Engine::start(&self.engine_config, &|msg: &str| {
+                printer.status("Engine", msg)
+            })
+            .await?;
+            printer.status(
+                "Engine",
+                &format!(
+                    "ready in {}",
+                    crate::report::human_ms(t.elapsed().as_millis() as u64)
+                ),
+            );
             *guard = Some(engine);
         }
         self.h2o_started = true;
@@ -165,9 +176,20 @@ pub struct ProblemSpec {
 impl<'a> Pipeline<'a> {
     pub fn new(ctx: Ctx<'a>, opts: RunOptions, old_lock: Option<Lockfile>) -> Pipeline<'a> {
         let h2o = &ctx.config.h2o;
-        let new_lock = Lockfile::new(EngineFingerprint { version: h2o.version.clone(), nodes: h2o.nodes });
+        let new_lock = Lockfile::new(EngineFingerprint {
+            version: h2o.version.clone(),
+            nodes: h2o.nodes,
+        });
         let forced_from = opts.force.iter().min().copied();
-        Pipeline { ctx, opts, old_lock, new_lock, forced_from, planning_stopped: false, plan: Vec::new() }
+        Pipeline {
+            ctx,
+            opts,
+            old_lock,
+            new_lock,
+            forced_from,
+            planning_stopped: false,
+            plan: Vec::new(),
+        }
     }
 
     fn wanted(&self, step: Step) -> bool {
@@ -176,16 +198,28 @@ impl<'a> Pipeline<'a> {
 
     /// Looks a step up. `Done(Some)` replays it, `Done(None)` means a dry run stops here, and
     /// `Run` hands back what [`Pipeline::finish`] needs once the caller has run the step.
-    async fn begin(&mut self, step: Step, attempt: u32, inputs: Value, summary: fn(&Value) -> String) -> Result<Begin> {
+    async fn begin(
+        &mut self,
+        step: Step,
+        attempt: u32,
+        inputs: Value,
+        summary: fn(&Value) -> String,
+    ) -> Result<Begin> {
         if self.planning_stopped {
             return Ok(Begin::Done(None));
         }
         let ki = KeyInputs::new(step.as_str(), inputs);
         let key = ki.key();
         if self.ctx.printer.verbose() >= 2 {
-            self.ctx.printer.detail(2, &format!("{step} key {key} from {}", ki.canonical_json()));
+            self.ctx
+                .printer
+                .detail(2, &format!("{step} key {key} from {}", ki.canonical_json()));
         }
-        let locked = self.old_lock.as_ref().and_then(|l| l.entry(step.as_str(), attempt)).cloned();
+        let locked = self
+            .old_lock
+            .as_ref()
+            .and_then(|l| l.entry(step.as_str(), attempt))
+            .cloned();
         if self.opts.frozen {
             match &locked {
                 Some(l) if l.key == key => {}
@@ -193,34 +227,61 @@ impl<'a> Pipeline<'a> {
                     let changes = diff_inputs(&l.inputs, &ki.inputs);
                     return Err(Diagnostic::new(format!(
                         "`ml.lock` is out of date: the key of step `{step}` changed ({})",
-                        if changes.is_empty() { "format".to_string() } else { changes.join(", ") }
+                        if changes.is_empty() {
+                            "format".to_string()
+                        } else {
+                            changes.join(", ")
+                        }
                     ))
                     .hint("run `mlbuild run` without `--frozen` and commit the updated `ml.lock`")
                     .into());
                 }
                 None => {
-                    return Err(Diagnostic::new(format!("`ml.lock` has no entry for step `{step}` (attempt {attempt})"))
-                        .hint("run `mlbuild run` without `--frozen` and commit the updated `ml.lock`")
-                        .into())
+                    return Err(Diagnostic::new(format!(
+                        "`ml.lock` has no entry for step `{step}` (attempt {attempt})"
+                    ))
+                    .hint("run `mlbuild run` without `--frozen` and commit the updated `ml.lock`")
+                    .into())
                 }
             }
         }
         let forced = self.forced_from.map(|f| step >= f).unwrap_or(false);
-        let lookup = if forced { None } else { Some(self.ctx.store.ac_get(&key)) };
+        let lookup = if forced {
+            None
+        } else {
+            Some(self.ctx.store.ac_get(&key))
+        };
         let reason = match lookup {
             Some(AcLookup::Hit(entry)) => {
                 let entry = *entry;
                 if self.opts.dry_run {
-                    self.plan.push(PlanEntry { step: step.to_string(), attempt, state: "fresh", reason: Reason::Cached.render() });
+                    self.plan.push(PlanEntry {
+                        step: step.to_string(),
+                        attempt,
+                        state: "fresh",
+                        reason: Reason::Cached.render(),
+                    });
                 } else {
-                    self.emit(step, attempt, &key, "cached", 0, &entry.result, &Reason::Cached, &summary(&entry.result)).await;
+                    self.emit(
+                        step,
+                        attempt,
+                        &key,
+                        "cached",
+                        0,
+                        &entry.result,
+                        &Reason::Cached,
+                        &summary(&entry.result),
+                    )
+                    .await;
                 }
                 self.lock_entry(step, attempt, &key, &ki, &entry);
                 return Ok(Begin::Done(Some(entry)));
             }
             None => Reason::Forced,
             Some(AcLookup::Miss) => match &locked {
-                Some(l) if l.key != key => Reason::NewKey { changed: diff_inputs(&l.inputs, &ki.inputs) },
+                Some(l) if l.key != key => Reason::NewKey {
+                    changed: diff_inputs(&l.inputs, &ki.inputs),
+                },
                 Some(_) => Reason::CacheEntryMissing,
                 None => Reason::NeverRun,
             },
@@ -228,21 +289,48 @@ impl<'a> Pipeline<'a> {
             Some(AcLookup::OutputMissing(d)) => Reason::OutputMissing { digest: d },
         };
         if self.opts.dry_run {
-            self.plan.push(PlanEntry { step: step.to_string(), attempt, state: "stale", reason: reason.render() });
+            self.plan.push(PlanEntry {
+                step: step.to_string(),
+                attempt,
+                state: "stale",
+                reason: reason.render(),
+            });
             self.planning_stopped = true;
             return Ok(Begin::Done(None));
         }
-        Ok(Begin::Run(Pending { step, attempt, ki, key, reason, locked, started: Instant::now() }))
+        Ok(Begin::Run(Pending {
+            step,
+            attempt,
+            ki,
+            key,
+            reason,
+            locked,
+            started: Instant::now(),
+        }))
     }
 
     /// Records a step that ran: the action-cache entry (only on success), the event, the lock.
-    async fn finish(&mut self, p: Pending, out: Result<StepOutput>, summary: fn(&Value) -> String) -> Result<Option<ActionEntry>> {
-        let Pending { step, attempt, ki, key, reason, locked, started } = p;
+    async fn finish(
+        &mut self,
+        p: Pending,
+        out: Result<StepOutput>,
+        summary: fn(&Value) -> String,
+    ) -> Result<Option<ActionEntry>> {
+        let Pending {
+            step,
+            attempt,
+            ki,
+            key,
+            reason,
+            locked,
+            started,
+        } = p;
         let out = match out {
             Ok(out) => out,
             Err(e) => {
                 let ms = started.elapsed().as_millis() as u64;
-                self.emit(step, attempt, &key, "failed", ms, &Value::Null, &reason, "").await;
+                self.emit(step, attempt, &key, "failed", ms, &Value::Null, &reason, "")
+                    .await;
                 return Err(e.context(format!("step `{step}` failed")));
             }
         };
@@ -254,7 +342,10 @@ impl<'a> Pipeline<'a> {
             outputs: out.outputs,
             result: out.result,
         };
-        self.ctx.store.ac_put(&entry).context("recording the step in the action cache")?;
+        self.ctx
+            .store
+            .ac_put(&entry)
+            .context("recording the step in the action cache")?;
         if self.opts.frozen {
             if let Some(l) = &locked {
                 if l.outputs != entry.output_digests {
@@ -268,12 +359,29 @@ impl<'a> Pipeline<'a> {
             }
         }
         let ms = started.elapsed().as_millis() as u64;
-        self.emit(step, attempt, &key, "ran", ms, &entry.result, &reason, &summary(&entry.result)).await;
+        self.emit(
+            step,
+            attempt,
+            &key,
+            "ran",
+            ms,
+            &entry.result,
+            &reason,
+            &summary(&entry.result),
+        )
+        .await;
         self.lock_entry(step, attempt, &key, &ki, &entry);
         Ok(Some(entry))
     }
 
-    fn lock_entry(&mut self, step: Step, attempt: u32, key: &str, ki: &KeyInputs, entry: &ActionEntry) {
+    fn lock_entry(
+        &mut self,
+        step: Step,
+        attempt: u32,
+        key: &str,
+        ki: &KeyInputs,
+        entry: &ActionEntry,
+    ) {
         self.new_lock.steps.push(LockedStep {
             step: step.as_str().to_string(),
             attempt,
@@ -284,8 +392,21 @@ impl<'a> Pipeline<'a> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn emit(&self, step: Step, attempt: u32, key: &str, status: &str, ms: u64, result: &Value, reason: &Reason, summary: &str) {
-        let verdict = result.get("verdict").and_then(Value::as_str).map(str::to_string);
+    async fn emit(
+        &self,
+        step: Step,
+        attempt: u32,
+        key: &str,
+        status: &str,
+        ms: u64,
+        result: &Value,
+        reason: &Reason,
+        summary: &str,
+    ) {
+        let verdict = result
+            .get("verdict")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let event = StepEvent {
             event: "step",
             step: step.as_str().to_string(),
@@ -304,7 +425,15 @@ impl<'a> Pipeline<'a> {
         let _ = self
             .ctx
             .registry
-            .record_step(self.ctx.run_id, step.as_str(), attempt, status, key, ms, &event.reason)
+            .record_step(
+                self.ctx.run_id,
+                step.as_str(),
+                attempt,
+                status,
+                key,
+                ms,
+                &event.reason,
+            )
             .await;
     }
 
@@ -331,9 +460,12 @@ impl<'a> Pipeline<'a> {
             done.version = Some(v.clone());
         }
         // The lock records complete runs of the file's own inputs: not `--set`, not a partial run.
-        let complete = self.opts.until.is_none() && matches!(outcome, Outcome::Ok { .. } | Outcome::Escalated(_));
+        let complete = self.opts.until.is_none()
+            && matches!(outcome, Outcome::Ok { .. } | Outcome::Escalated(_));
         if complete && self.opts.overrides.is_empty() && !self.opts.frozen && !self.opts.dry_run {
-            self.new_lock.save(&self.ctx.paths.lockfile).context("writing `ml.lock`")?;
+            self.new_lock
+                .save(&self.ctx.paths.lockfile)
+                .context("writing `ml.lock`")?;
         }
         Ok((outcome, done))
     }
@@ -342,9 +474,12 @@ impl<'a> Pipeline<'a> {
         let config = self.ctx.config;
         let source = self.ctx.paths.project.join(&config.locate.path);
         if !source.is_file() {
-            return Err(Diagnostic::new(format!("data file `{}` does not exist", config.locate.path))
-                .hint("check `[locate] path` in `ml.toml`; paths are relative to the project directory")
-                .into());
+            return Err(Diagnostic::new(format!(
+                "data file `{}` does not exist",
+                config.locate.path
+            ))
+            .hint("check `[locate] path` in `ml.toml`; paths are relative to the project directory")
+            .into());
         }
         let mut stat = StatCache::load(&self.ctx.store.root().join("stat.json"));
         let source_digest = stat.digest(&source)?;
@@ -353,8 +488,14 @@ impl<'a> Pipeline<'a> {
 
         // 1 define
         let define_inputs = steps::define::key_inputs(config, &profile)?;
-        let Some(define) = step!(self, Step::Define, 1, define_inputs, steps::define::summary, |_ctx| steps::define::run(config, &profile))
-        else {
+        let Some(define) = step!(
+            self,
+            Step::Define,
+            1,
+            define_inputs,
+            steps::define::summary,
+            |_ctx| steps::define::run(config, &profile)
+        ) else {
             return Ok(Outcome::Planned);
         };
         let spec = steps::define::spec(config, &define.result)?;
@@ -366,8 +507,14 @@ impl<'a> Pipeline<'a> {
         let inputs = json!({ "locate": config.locate, "source": source_digest });
         let src = source.clone();
         let sd = source_digest.clone();
-        let Some(locate) = step!(self, Step::Locate, 1, inputs, steps::locate::summary, |ctx| steps::locate::run(ctx.store, &src, &sd, &profile))
-        else {
+        let Some(locate) = step!(
+            self,
+            Step::Locate,
+            1,
+            inputs,
+            steps::locate::summary,
+            |ctx| steps::locate::run(ctx.store, &src, &sd, &profile)
+        ) else {
             return Ok(Outcome::Planned);
         };
         if !self.wanted(Step::Prepare) {
@@ -382,8 +529,14 @@ impl<'a> Pipeline<'a> {
             "problem": { "target": spec.target, "problem": spec.problem },
         });
         let sp = spec.clone();
-        let Some(prepare) = step!(self, Step::Prepare, 1, inputs, steps::prepare::summary, |ctx| steps::prepare::run(ctx, &snapshot, &sp))
-        else {
+        let Some(prepare) = step!(
+            self,
+            Step::Prepare,
+            1,
+            inputs,
+            steps::prepare::summary,
+            |ctx| steps::prepare::run(ctx, &snapshot, &sp)
+        ) else {
             return Ok(Outcome::Planned);
         };
         if !self.wanted(Step::Confirm) {
@@ -397,8 +550,14 @@ impl<'a> Pipeline<'a> {
             "drift_reference": Value::Null,
         });
         let (prep, sp) = (prepare.clone(), spec.clone());
-        let Some(confirm) = step!(self, Step::Confirm, 1, inputs, steps::confirm::summary, |ctx| steps::confirm::run(ctx, &prep, &sp))
-        else {
+        let Some(confirm) = step!(
+            self,
+            Step::Confirm,
+            1,
+            inputs,
+            steps::confirm::summary,
+            |ctx| steps::confirm::run(ctx, &prep, &sp)
+        ) else {
             return Ok(Outcome::Planned);
         };
         if confirm.result["verdict"] == "fail" {
@@ -425,8 +584,14 @@ impl<'a> Pipeline<'a> {
                 "engine": self.new_lock.engine,
             });
             let (prep, sp, p) = (prepare.clone(), spec.clone(), params.clone());
-            let Some(execute) = step!(self, Step::Execute, attempt, inputs, steps::execute::summary, |ctx| steps::execute::run(ctx, &prep, &sp, &p, attempt).await)
-            else {
+            let Some(execute) = step!(
+                self,
+                Step::Execute,
+                attempt,
+                inputs,
+                steps::execute::summary,
+                |ctx| steps::execute::run(ctx, &prep, &sp, &p, attempt).await
+            ) else {
                 return Ok(Outcome::Planned);
             };
             if !self.wanted(Step::Monitor) {
@@ -440,8 +605,14 @@ impl<'a> Pipeline<'a> {
                 "baseline": baseline,
             });
             let (prep, sp, ex) = (prepare.clone(), spec.clone(), execute.clone());
-            let Some(monitor) = step!(self, Step::Monitor, attempt, inputs, steps::monitor::summary, |ctx| steps::monitor::run(ctx, &prep, &ex, &sp))
-            else {
+            let Some(monitor) = step!(
+                self,
+                Step::Monitor,
+                attempt,
+                inputs,
+                steps::monitor::summary,
+                |ctx| steps::monitor::run(ctx, &prep, &ex, &sp)
+            ) else {
                 return Ok(Outcome::Planned);
             };
             let pass = monitor.result["verdict"] == "pass";
@@ -461,8 +632,14 @@ impl<'a> Pipeline<'a> {
             .collect();
         let inputs = json!({ "modify": config.modify, "attempts": verdicts });
         let att = attempts.clone();
-        let Some(modify) = step!(self, Step::Modify, 1, inputs, steps::modify::summary, |ctx| steps::modify::run(ctx, &att))
-        else {
+        let Some(modify) = step!(
+            self,
+            Step::Modify,
+            1,
+            inputs,
+            steps::modify::summary,
+            |ctx| steps::modify::run(ctx, &att)
+        ) else {
             return Ok(Outcome::Planned);
         };
         if modify.result["verdict"] == "fail" {
@@ -476,15 +653,30 @@ impl<'a> Pipeline<'a> {
         let chosen = modify.result["chosen_attempt"].as_u64().unwrap_or(1) as usize;
         let (execute, monitor) = attempts[chosen - 1].clone();
         let inputs = json!({ "conclude": config.conclude, "model": execute.output_digests });
-        let (ex, mo, sp, loc) = (execute.clone(), monitor.clone(), spec.clone(), locate.clone());
-        let Some(conclude) = step!(self, Step::Conclude, 1, inputs, steps::conclude::summary, |ctx| steps::conclude::run(ctx, &ex, &mo, &sp, &loc).await)
-        else {
+        let (ex, mo, sp, loc) = (
+            execute.clone(),
+            monitor.clone(),
+            spec.clone(),
+            locate.clone(),
+        );
+        let Some(conclude) = step!(
+            self,
+            Step::Conclude,
+            1,
+            inputs,
+            steps::conclude::summary,
+            |ctx| steps::conclude::run(ctx, &ex, &mo, &sp, &loc).await
+        ) else {
             return Ok(Outcome::Planned);
         };
         // Replaying conclude registers the version in a registry that lacks it (a fresh CI
         // runner) and restores missing `models/<tag>.zip` links; otherwise it changes nothing.
-        let version = steps::conclude::ensure(&mut self.ctx, &execute, &monitor, &spec, &locate, &conclude).await?;
-        Ok(Outcome::Ok { version: Some(version) })
+        let version =
+            steps::conclude::ensure(&mut self.ctx, &execute, &monitor, &spec, &locate, &conclude)
+                .await?;
+        Ok(Outcome::Ok {
+            version: Some(version),
+        })
     }
 
     async fn baseline_canonical(&self) -> Option<String> {
@@ -494,6 +686,3 @@ impl<'a> Pipeline<'a> {
         Some(version.canonical)
     }
 }
-
-
-

@@ -6,7 +6,19 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// The eight steps, in pipeline order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Step {
     Define,
@@ -64,7 +76,9 @@ pub struct Paths {
 
 impl Paths {
     pub fn resolve(project: &Path) -> Paths {
-        let project = project.canonicalize().unwrap_or_else(|_| project.to_path_buf());
+        let project = project
+            .canonicalize()
+            .unwrap_or_else(|_| project.to_path_buf());
         let cache = match std::env::var_os("MLBUILD_CACHE_DIR") {
             Some(dir) if !dir.is_empty() => {
                 let dir = PathBuf::from(dir);

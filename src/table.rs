@@ -23,7 +23,11 @@ pub enum TableError {
         source: std::io::Error,
     },
     #[error("`{path}` line {line}: {message}")]
-    Csv { path: PathBuf, line: u64, message: String },
+    Csv {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
     #[error("`{path}` has no header row")]
     Empty { path: PathBuf },
     #[error("cannot write `{path}`")]
@@ -83,26 +87,39 @@ pub fn is_missing(field: &str) -> bool {
 }
 
 fn reader(path: &Path) -> Result<csv::Reader<BufReader<File>>, TableError> {
-    let file = File::open(path).map_err(|source| TableError::Open { path: path.to_path_buf(), source })?;
-    Ok(csv::ReaderBuilder::new().has_headers(true).from_reader(BufReader::with_capacity(1 << 20, file)))
+    let file = File::open(path).map_err(|source| TableError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(BufReader::with_capacity(1 << 20, file)))
 }
 
 fn csv_err(path: &Path, e: csv::Error) -> TableError {
     let line = e.position().map(|p| p.line()).unwrap_or(0);
     let message = match e.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
             format!("expected {expected_len} fields (as in the header), found {len}")
         }
         csv::ErrorKind::Utf8 { .. } => "invalid UTF-8".to_string(),
         _ => e.to_string(),
     };
-    TableError::Csv { path: path.to_path_buf(), line, message }
+    TableError::Csv {
+        path: path.to_path_buf(),
+        line,
+        message,
+    }
 }
 
 fn headers(path: &Path, rdr: &mut csv::Reader<BufReader<File>>) -> Result<Vec<String>, TableError> {
     let h = rdr.headers().map_err(|e| csv_err(path, e))?;
     if h.is_empty() {
-        return Err(TableError::Empty { path: path.to_path_buf() });
+        return Err(TableError::Empty {
+            path: path.to_path_buf(),
+        });
     }
     Ok(h.iter().map(|s| s.trim().to_string()).collect())
 }
@@ -149,7 +166,11 @@ pub fn profile_csv(path: &Path) -> Result<Profile, TableError> {
         .map(|(i, name)| ColumnProfile {
             name,
             // An all-missing column stays numeric: nothing says it is text (H2O agrees).
-            kind: if numeric[i] { Kind::Numeric } else { Kind::Categorical },
+            kind: if numeric[i] {
+                Kind::Numeric
+            } else {
+                Kind::Categorical
+            },
             missing: missing[i],
             distinct: distinct[i].iter().cloned().collect(),
             distinct_capped: capped[i],
@@ -192,24 +213,42 @@ pub fn split_csv(
 ) -> Result<SplitCounts, TableError> {
     let mut rdr = reader(input)?;
     let names = headers(input, &mut rdr)?;
-    let idx: Vec<usize> = keep.iter().filter_map(|k| names.iter().position(|n| n == k)).collect();
+    let idx: Vec<usize> = keep
+        .iter()
+        .filter_map(|k| names.iter().position(|n| n == k))
+        .collect();
     let open = |p: &Path| -> Result<csv::Writer<BufWriter<File>>, TableError> {
-        let f = File::create(p).map_err(|source| TableError::Write { path: p.to_path_buf(), source })?;
-        Ok(csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, f)))
+        let f = File::create(p).map_err(|source| TableError::Write {
+            path: p.to_path_buf(),
+            source,
+        })?;
+        Ok(csv::Writer::from_writer(BufWriter::with_capacity(
+            1 << 20,
+            f,
+        )))
     };
     let mut w_train = open(train)?;
     let mut w_hold = open(holdout)?;
     let werr = |p: &Path| {
         let p = p.to_path_buf();
-        move |e: csv::Error| TableError::Write { path: p.clone(), source: std::io::Error::other(e.to_string()) }
+        move |e: csv::Error| TableError::Write {
+            path: p.clone(),
+            source: std::io::Error::other(e.to_string()),
+        }
     };
     let header: Vec<&str> = idx.iter().map(|&i| names[i].as_str()).collect();
     w_train.write_record(&header).map_err(werr(train))?;
     w_hold.write_record(&header).map_err(werr(holdout))?;
-    let mut counts = SplitCounts { train_rows: 0, holdout_rows: 0 };
+    let mut counts = SplitCounts {
+        train_rows: 0,
+        holdout_rows: 0,
+    };
     let mut record = csv::StringRecord::new();
     let mut row = 0u64;
-    while rdr.read_record(&mut record).map_err(|e| csv_err(input, e))? {
+    while rdr
+        .read_record(&mut record)
+        .map_err(|e| csv_err(input, e))?
+    {
         let out = idx.iter().map(|&i| record.get(i).unwrap_or("").trim());
         if in_holdout(seed, row, fraction) {
             w_hold.write_record(out).map_err(werr(holdout))?;
@@ -220,8 +259,14 @@ pub fn split_csv(
         }
         row += 1;
     }
-    w_train.flush().map_err(|source| TableError::Write { path: train.to_path_buf(), source })?;
-    w_hold.flush().map_err(|source| TableError::Write { path: holdout.to_path_buf(), source })?;
+    w_train.flush().map_err(|source| TableError::Write {
+        path: train.to_path_buf(),
+        source,
+    })?;
+    w_hold.flush().map_err(|source| TableError::Write {
+        path: holdout.to_path_buf(),
+        source,
+    })?;
     Ok(counts)
 }
 

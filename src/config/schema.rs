@@ -94,7 +94,12 @@ pub struct Prepare {
 
 impl Default for Prepare {
     fn default() -> Self {
-        Prepare { types: BTreeMap::new(), drop: Vec::new(), holdout: default_holdout(), seed: default_seed() }
+        Prepare {
+            types: BTreeMap::new(),
+            drop: Vec::new(),
+            holdout: default_holdout(),
+            seed: default_seed(),
+        }
     }
 }
 
@@ -109,7 +114,10 @@ pub struct Confirm {
 
 impl Default for Confirm {
     fn default() -> Self {
-        Confirm { min_rows: default_min_rows(), max_null_fraction: default_max_null_fraction() }
+        Confirm {
+            min_rows: default_min_rows(),
+            max_null_fraction: default_max_null_fraction(),
+        }
     }
 }
 
@@ -155,7 +163,10 @@ pub struct Monitor {
 
 impl Default for Monitor {
     fn default() -> Self {
-        Monitor { baseline: default_baseline(), min_improvement: 0.0 }
+        Monitor {
+            baseline: default_baseline(),
+            min_improvement: 0.0,
+        }
     }
 }
 
@@ -168,7 +179,9 @@ pub struct Modify {
 
 impl Default for Modify {
     fn default() -> Self {
-        Modify { max_attempts: default_max_attempts() }
+        Modify {
+            max_attempts: default_max_attempts(),
+        }
     }
 }
 
@@ -181,7 +194,9 @@ pub struct Conclude {
 
 impl Default for Conclude {
     fn default() -> Self {
-        Conclude { promote: default_promote() }
+        Conclude {
+            promote: default_promote(),
+        }
     }
 }
 

@@ -40,7 +40,12 @@ pub struct KeyInputs {
 
 impl KeyInputs {
     pub fn new(step: &str, inputs: Value) -> KeyInputs {
-        KeyInputs { format: KEY_FORMAT, semantics: SEMANTICS, step: step.to_string(), inputs }
+        KeyInputs {
+            format: KEY_FORMAT,
+            semantics: SEMANTICS,
+            step: step.to_string(),
+            inputs,
+        }
     }
 
     /// The canonical JSON text hashed into the key.
@@ -51,7 +56,9 @@ impl KeyInputs {
     }
 
     pub fn key(&self) -> String {
-        blake3::hash(self.canonical_json().as_bytes()).to_hex().to_string()
+        blake3::hash(self.canonical_json().as_bytes())
+            .to_hex()
+            .to_string()
     }
 }
 
@@ -60,12 +67,16 @@ impl KeyInputs {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reason {
     /// Nothing recorded under this key: the inputs changed since a previous run, or it never ran.
-    NewKey { changed: Vec<String> },
+    NewKey {
+        changed: Vec<String>,
+    },
     NeverRun,
     Forced,
     CacheEntryMissing,
     CacheEntryCorrupt,
-    OutputMissing { digest: String },
+    OutputMissing {
+        digest: String,
+    },
     Cached,
 }
 
@@ -78,7 +89,10 @@ impl Reason {
             Reason::Forced => "forced with --force".into(),
             Reason::CacheEntryMissing => "cache entry missing".into(),
             Reason::CacheEntryCorrupt => "cache entry corrupt".into(),
-            Reason::OutputMissing { digest } => format!("output {} missing from the store", &digest[..12.min(digest.len())]),
+            Reason::OutputMissing { digest } => format!(
+                "output {} missing from the store",
+                &digest[..12.min(digest.len())]
+            ),
             Reason::Cached => "up to date".into(),
         }
     }
@@ -113,7 +127,11 @@ fn diff_rec(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
         (Value::Object(a), Value::Object(b)) => {
             let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
             for k in keys {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match (a.get(k), b.get(k)) {
                     (Some(x), Some(y)) => diff_rec(&p, x, y, out),
                     (None, Some(y)) => out.push(format!("{p}: (none) → {}", short(y))),
@@ -134,7 +152,10 @@ mod tests {
     #[test]
     fn key_ignores_object_field_order() {
         let a = KeyInputs::new("x", json!({"a": 1, "b": {"c": 2, "d": 3}}));
-        let b = KeyInputs::new("x", serde_json::from_str(r#"{"b": {"d": 3, "c": 2}, "a": 1}"#).unwrap());
+        let b = KeyInputs::new(
+            "x",
+            serde_json::from_str(r#"{"b": {"d": 3, "c": 2}, "a": 1}"#).unwrap(),
+        );
         assert_eq!(a.key(), b.key());
     }
 
@@ -143,12 +164,18 @@ mod tests {
         let base = KeyInputs::new("x", json!({"a": 1}));
         assert_ne!(base.key(), KeyInputs::new("y", json!({"a": 1})).key());
         assert_ne!(base.key(), KeyInputs::new("x", json!({"a": 2})).key());
-        assert_ne!(base.key(), KeyInputs::new("x", json!({"a": 1, "b": null})).key());
+        assert_ne!(
+            base.key(),
+            KeyInputs::new("x", json!({"a": 1, "b": null})).key()
+        );
     }
 
     #[test]
     fn diff_names_the_changed_field() {
-        let d = diff_inputs(&json!({"execute": {"max_models": 4}}), &json!({"execute": {"max_models": 8}}));
+        let d = diff_inputs(
+            &json!({"execute": {"max_models": 4}}),
+            &json!({"execute": {"max_models": 8}}),
+        );
         assert_eq!(d, vec!["execute.max_models: 4 → 8"]);
     }
 }

@@ -29,17 +29,21 @@ fn automl_run_id() -> &'static Regex {
 }
 
 pub fn canonical_digest(zip_bytes: &[u8]) -> Result<String, MojoError> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(zip_bytes)).map_err(|e| MojoError::NotZip(e.to_string()))?;
+    let mut archive = zip::ZipArchive::new(Cursor::new(zip_bytes))
+        .map_err(|e| MojoError::NotZip(e.to_string()))?;
     let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(archive.len());
     let mut has_ini = false;
     for i in 0..archive.len() {
-        let mut file = archive.by_index(i).map_err(|e| MojoError::NotZip(e.to_string()))?;
+        let mut file = archive
+            .by_index(i)
+            .map_err(|e| MojoError::NotZip(e.to_string()))?;
         let name = file.name().to_string();
         if file.is_dir() || name.starts_with("experimental/") || name.contains("/experimental/") {
             continue;
         }
         let mut data = Vec::with_capacity(file.size() as usize);
-        file.read_to_end(&mut data).map_err(|e| MojoError::NotZip(e.to_string()))?;
+        file.read_to_end(&mut data)
+            .map_err(|e| MojoError::NotZip(e.to_string()))?;
         if name.ends_with("model.ini") {
             has_ini |= name == "model.ini";
             data = data
@@ -93,14 +97,23 @@ mod tests {
     fn ignores_what_changes_between_downloads() {
         let a = mojo(
             "[info]\nalgo = gbm\nuuid = 1\ntimestamp = 2026\nid = GBM_1_AutoML_1_20261126_40641\n",
-            &[("trees/t00_000.bin", b"xyz"), ("experimental/modelDetails.json", b"{\"t\":1}")],
+            &[
+                ("trees/t00_000.bin", b"xyz"),
+                ("experimental/modelDetails.json", b"{\"t\":1}"),
+            ],
         );
         let b = mojo(
             "[info]\nalgo = gbm\nuuid = 2\ntimestamp = 2027\nid = GBM_1_AutoML_7_20261127_11111\n",
-            &[("trees/t00_000.bin", b"xyz"), ("experimental/modelDetails.json", b"{\"t\":2}")],
+            &[
+                ("trees/t00_000.bin", b"xyz"),
+                ("experimental/modelDetails.json", b"{\"t\":2}"),
+            ],
         );
         assert_eq!(canonical_digest(&a).unwrap(), canonical_digest(&b).unwrap());
-        let c = mojo("[info]\nalgo = gbm\nuuid = 1\n", &[("trees/t00_000.bin", b"xyw")]);
+        let c = mojo(
+            "[info]\nalgo = gbm\nuuid = 1\n",
+            &[("trees/t00_000.bin", b"xyw")],
+        );
         assert_ne!(canonical_digest(&a).unwrap(), canonical_digest(&c).unwrap());
     }
 

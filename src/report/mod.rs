@@ -64,7 +64,14 @@ impl Printer {
             ColorChoice::Auto => tty && std::env::var_os("NO_COLOR").is_none(),
         };
         let progress = tty && !json && !quiet && std::env::var_os("MLBUILD_NO_PROGRESS").is_none();
-        Printer { json, quiet, verbose, color, progress, bar: Mutex::new(None) }
+        Printer {
+            json,
+            quiet,
+            verbose,
+            color,
+            progress,
+            bar: Mutex::new(None),
+        }
     }
 
     pub fn json(&self) -> bool {
@@ -131,13 +138,25 @@ impl Printer {
             "cached" | "restored" => ("2", event.status.as_str()),
             _ => ("1;31", "failed"),
         };
-        let attempt = if event.attempt > 1 { format!(" (attempt {})", event.attempt) } else { String::new() };
+        let attempt = if event.attempt > 1 {
+            format!(" (attempt {})", event.attempt)
+        } else {
+            String::new()
+        };
         let verdict = match event.verdict.as_deref() {
             Some("fail") => format!(" {}", self.paint("1;33", "[verdict: fail]")),
             _ => String::new(),
         };
-        let duration = if event.status == "ran" { format!(" [{}]", human_ms(event.duration_ms)) } else { String::new() };
-        let why = if event.status == "ran" { format!(" — {}", event.reason) } else { String::new() };
+        let duration = if event.status == "ran" {
+            format!(" [{}]", human_ms(event.duration_ms))
+        } else {
+            String::new()
+        };
+        let why = if event.status == "ran" {
+            format!(" — {}", event.reason)
+        } else {
+            String::new()
+        };
         if !self.quiet {
             self.eprint_line(&format!(
                 "{} {:<8} {}{attempt}{verdict}{duration}{why}",
@@ -161,9 +180,11 @@ impl Printer {
         }
         let bar = ProgressBar::new(1000);
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>10.cyan.bold} [{bar:30}] {percent:>3}% {wide_msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{prefix:>10.cyan.bold} [{bar:30}] {percent:>3}% {wide_msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
         bar.set_prefix("training");
         bar.set_message(message.to_string());

@@ -36,8 +36,14 @@ pub async fn run(
     });
     let card_digest = ctx.store.put_bytes(text.as_bytes())?;
     Ok(StepOutput {
-        outputs: super::outputs([("card", card_digest.clone()), ("mojo", execute.outputs["mojo"].clone())]),
-        output_digests: Some(super::outputs([("mojo", execute.output_digests["mojo"].clone())])),
+        outputs: super::outputs([
+            ("card", card_digest.clone()),
+            ("mojo", execute.outputs["mojo"].clone()),
+        ]),
+        output_digests: Some(super::outputs([(
+            "mojo",
+            execute.output_digests["mojo"].clone(),
+        )])),
         result: json!({
             "canonical": execute.output_digests["mojo"],
             "model": execute.outputs["mojo"],
@@ -60,7 +66,10 @@ pub async fn ensure(
     conclude: &ActionEntry,
 ) -> Result<String> {
     let r = &conclude.result;
-    let canonical = r["canonical"].as_str().context("conclude result lacks the canonical digest")?.to_string();
+    let canonical = r["canonical"]
+        .as_str()
+        .context("conclude result lacks the canonical digest")?
+        .to_string();
     let model = r["model"].as_str().unwrap_or_default().to_string();
     let registry = ctx.registry;
     let (version, created) = registry
@@ -81,15 +90,27 @@ pub async fn ensure(
                 ctx.printer.warn("`production` is not moved by conclude until the baseline check exists; use `mlbuild promote production VERSION`");
                 continue;
             }
-            registry.move_tag(tag, &version.id, &by, &format!("conclude of run {}", ctx.run_id)).await?;
+            registry
+                .move_tag(
+                    tag,
+                    &version.id,
+                    &by,
+                    &format!("conclude of run {}", ctx.run_id),
+                )
+                .await?;
         }
-        ctx.printer.status("Registered", &format!("version {} ({})", version.id, &model[..12.min(model.len())]));
+        ctx.printer.status(
+            "Registered",
+            &format!("version {} ({})", version.id, &model[..12.min(model.len())]),
+        );
     }
     let tags = registry.tags().await?;
     for (tag, id) in &tags {
         if *id == version.id {
             let link = ctx.paths.models.join(format!("{tag}.zip"));
-            let fresh = std::fs::read(&link).map(|b| blake3::hash(&b).to_hex().to_string() == model).unwrap_or(false);
+            let fresh = std::fs::read(&link)
+                .map(|b| blake3::hash(&b).to_hex().to_string() == model)
+                .unwrap_or(false);
             if !fresh {
                 let bytes = ctx.store.read_verified(&model)?;
                 write_atomic(&link, &bytes)?;
@@ -101,7 +122,11 @@ pub async fn ensure(
 
 fn project_name(ctx: &Ctx<'_>) -> String {
     ctx.config.project.name.clone().unwrap_or_else(|| {
-        ctx.paths.project.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "project".into())
+        ctx.paths
+            .project
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "project".into())
     })
 }
 
@@ -117,7 +142,10 @@ fn provenance(ctx: &Ctx<'_>, locate: &ActionEntry) -> Value {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let commit = git(&["rev-parse", "HEAD"]);
-    let dirty = commit.as_ref().and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"])).map(|s| !s.is_empty());
+    let dirty = commit
+        .as_ref()
+        .and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"]))
+        .map(|s| !s.is_empty());
     json!({
         "git_commit": commit,
         "git_dirty": dirty,
@@ -131,7 +159,10 @@ fn provenance(ctx: &Ctx<'_>, locate: &ActionEntry) -> Value {
 pub fn summary(result: &Value) -> String {
     format!(
         "model {} ({})",
-        result["canonical"].as_str().map(|s| &s[..12.min(s.len())]).unwrap_or("?"),
+        result["canonical"]
+            .as_str()
+            .map(|s| &s[..12.min(s.len())])
+            .unwrap_or("?"),
         result["algo"].as_str().unwrap_or("?")
     )
 }

@@ -36,7 +36,10 @@ pub fn run(ctx: &mut Ctx<'_>, prepare: &ActionEntry, spec: &ProblemSpec) -> Resu
             column: None,
             value: json!(rows),
             limit: json!(confirm.min_rows),
-            message: format!("{rows} rows, fewer than `confirm.min_rows` = {}", confirm.min_rows),
+            message: format!(
+                "{rows} rows, fewer than `confirm.min_rows` = {}",
+                confirm.min_rows
+            ),
         });
     }
     match train.column(&spec.target) {
@@ -45,7 +48,10 @@ pub fn run(ctx: &mut Ctx<'_>, prepare: &ActionEntry, spec: &ProblemSpec) -> Resu
             column: Some(spec.target.clone()),
             value: Value::Null,
             limit: Value::Null,
-            message: format!("target column `{}` is missing from the prepared data (dropped?)", spec.target),
+            message: format!(
+                "target column `{}` is missing from the prepared data (dropped?)",
+                spec.target
+            ),
         }),
         Some(col) if col.distinct.len() < 2 => failures.push(Failure {
             rule: "target_not_constant",
@@ -63,7 +69,11 @@ pub fn run(ctx: &mut Ctx<'_>, prepare: &ActionEntry, spec: &ProblemSpec) -> Resu
     }
     let mut nulls = serde_json::Map::new();
     for (t, h) in train.columns.iter().zip(&holdout.columns) {
-        let fraction = if rows == 0 { 0.0 } else { (t.missing + h.missing) as f64 / rows as f64 };
+        let fraction = if rows == 0 {
+            0.0
+        } else {
+            (t.missing + h.missing) as f64 / rows as f64
+        };
         nulls.insert(t.name.clone(), json!(fraction));
         if fraction > confirm.max_null_fraction {
             failures.push(Failure {
@@ -100,14 +110,23 @@ pub fn run(ctx: &mut Ctx<'_>, prepare: &ActionEntry, spec: &ProblemSpec) -> Resu
 pub fn gate_error(entry: &ActionEntry) -> Diagnostic {
     let lines: Vec<String> = entry.result["failures"]
         .as_array()
-        .map(|a| a.iter().filter_map(|f| f["message"].as_str()).map(|m| format!("  - {m}")).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["message"].as_str())
+                .map(|m| format!("  - {m}"))
+                .collect()
+        })
         .unwrap_or_default();
     Diagnostic::new(format!(
         "data-quality gate failed ({} rule{}):\n{}\nreport: {}",
         lines.len(),
         if lines.len() == 1 { "" } else { "s" },
         lines.join("\n"),
-        entry.outputs.get("report").map(|d| format!("cache blob {d}")).unwrap_or_default()
+        entry
+            .outputs
+            .get("report")
+            .map(|d| format!("cache blob {d}"))
+            .unwrap_or_default()
     ))
     .hint("fix the data, or adjust the limits under `[confirm]` in `ml.toml`")
     .exit(Exit::GateFailed)
@@ -116,6 +135,9 @@ pub fn gate_error(entry: &ActionEntry) -> Diagnostic {
 pub fn summary(result: &Value) -> String {
     match result["verdict"].as_str() {
         Some("pass") => format!("gate passed on {} rows", result["rows"]),
-        _ => format!("gate failed: {} rule(s)", result["failures"].as_array().map(|a| a.len()).unwrap_or(0)),
+        _ => format!(
+            "gate failed: {} rule(s)",
+            result["failures"].as_array().map(|a| a.len()).unwrap_or(0)
+        ),
     }
 }

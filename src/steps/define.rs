@@ -22,7 +22,9 @@ fn target_missing(config: &Config, profile: &Profile) -> Diagnostic {
         names.join(", ")
     ));
     if let Some(c) = super::closest(&config.define.target, names.iter()) {
-        d = d.hint(format!("did you mean `{c}`? set `[define] target` in `ml.toml`"));
+        d = d.hint(format!(
+            "did you mean `{c}`? set `[define] target` in `ml.toml`"
+        ));
     } else {
         d = d.hint("set `[define] target` in `ml.toml` to one of the data's columns");
     }
@@ -31,7 +33,9 @@ fn target_missing(config: &Config, profile: &Profile) -> Diagnostic {
 
 /// define's key inputs: `define.*` minus the threshold, the column names, the target's kind.
 pub fn key_inputs(config: &Config, profile: &Profile) -> Result<Value> {
-    let target = profile.column(&config.define.target).ok_or_else(|| target_missing(config, profile))?;
+    let target = profile
+        .column(&config.define.target)
+        .ok_or_else(|| target_missing(config, profile))?;
     let d = &config.define;
     Ok(json!({
         "define": { "target": d.target, "problem": d.problem, "metric": d.metric, "ignore": d.ignore },
@@ -41,7 +45,9 @@ pub fn key_inputs(config: &Config, profile: &Profile) -> Result<Value> {
 }
 
 pub fn run(config: &Config, profile: &Profile) -> Result<StepOutput> {
-    let target = profile.column(&config.define.target).ok_or_else(|| target_missing(config, profile))?;
+    let target = profile
+        .column(&config.define.target)
+        .ok_or_else(|| target_missing(config, profile))?;
     let levels = target.distinct.len();
     let inferred = match (target.kind, levels) {
         (_, 0..=2) if !target.distinct_capped => Problem::Binary,
@@ -70,13 +76,27 @@ pub fn run(config: &Config, profile: &Profile) -> Result<StepOutput> {
         }
         Some(p) => p,
     };
-    let metric = config.define.metric.clone().unwrap_or_else(|| config::default_metric(problem).to_string());
+    let metric = config
+        .define
+        .metric
+        .clone()
+        .unwrap_or_else(|| config::default_metric(problem).to_string());
     if !config::metrics_for(problem).contains(&metric.as_str()) {
-        return Err(Diagnostic::new(format!("metric `{metric}` does not apply to a {} problem", problem_name(problem)))
-            .hint(format!("use one of: {}", config::metrics_for(problem).join(", ")))
-            .into());
+        return Err(Diagnostic::new(format!(
+            "metric `{metric}` does not apply to a {} problem",
+            problem_name(problem)
+        ))
+        .hint(format!(
+            "use one of: {}",
+            config::metrics_for(problem).join(", ")
+        ))
+        .into());
     }
-    let classes: Vec<String> = if problem == Problem::Regression { Vec::new() } else { target.distinct.clone() };
+    let classes: Vec<String> = if problem == Problem::Regression {
+        Vec::new()
+    } else {
+        target.distinct.clone()
+    };
     Ok(StepOutput {
         outputs: Default::default(),
         output_digests: None,
@@ -113,7 +133,11 @@ pub fn summary(result: &Value) -> String {
     format!(
         "{} ({}), metric {}",
         result["problem"].as_str().unwrap_or("?"),
-        if result["inferred"] == true { "inferred" } else { "declared" },
+        if result["inferred"] == true {
+            "inferred"
+        } else {
+            "declared"
+        },
         result["metric"].as_str().unwrap_or("?")
     )
 }

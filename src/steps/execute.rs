@@ -18,7 +18,11 @@ use crate::store::ActionEntry;
 
 /// AutoML's sort metric: `execute.sort_metric`, else define's metric.
 pub fn sort_metric(config: &Config, spec: &ProblemSpec) -> String {
-    config.execute.sort_metric.clone().unwrap_or_else(|| spec.metric.clone())
+    config
+        .execute
+        .sort_metric
+        .clone()
+        .unwrap_or_else(|| spec.metric.clone())
 }
 
 pub async fn run(
@@ -62,23 +66,54 @@ pub async fn run(
         nfolds: params.nfolds,
         include_algos: params.include_algos.clone(),
         // H2O takes one of the two lists: an explicit include list wins.
-        exclude_algos: if params.include_algos.is_empty() { params.exclude_algos.clone() } else { Vec::new() },
+        exclude_algos: if params.include_algos.is_empty() {
+            params.exclude_algos.clone()
+        } else {
+            Vec::new()
+        },
         sort_metric: config::h2o_metric_name(&sort).to_string(),
     };
-    let result = train(ctx, &client, &train_path, &holdout_path, &columns, &spec_aml, &holdout_frame, &pred_frame).await;
+    let result = train(
+        ctx,
+        &client,
+        &train_path,
+        &holdout_path,
+        &columns,
+        &spec_aml,
+        &holdout_frame,
+        &pred_frame,
+    )
+    .await;
     // Clean up whatever was created, whether training worked or not.
-    let _ = client.delete(&format!("{tag}@@{}", spec.target), true).await;
+    let _ = client
+        .delete(&format!("{tag}@@{}", spec.target), true)
+        .await;
     for frame in [&train_frame, &holdout_frame, &pred_frame] {
         let _ = client.delete(frame, false).await;
     }
     let (leaderboard, mojo, predictions) = result?;
 
-    let leader = leaderboard.rows.first().context("AutoML built no model")?.clone();
+    let mut leader = leaderboard
+        .rows
+        .first()
+        .context("AutoML built no model")?
+        .clone();
+    // Timings differ on every run; keeping them out of the result keeps reports reproducible.
+    leader.metrics.retain(|name, _| !name.ends_with("_ms"));
     let canonical = crate::mojo::canonical_digest(&mojo).context("reading the leader's MOJO")?;
     let mojo_digest = ctx.store.put_bytes(&mojo)?;
     let predictions_digest = ctx.store.put_bytes(&predictions)?;
-    let leaderboard_digest = ctx.store.put_bytes(&serde_json::to_vec_pretty(&leaderboard)?)?;
-    if spec.problem != Problem::Regression && ctx.config.execute.exclude_algos.iter().all(|a| a != "DeepLearning") {
+    let leaderboard_digest = ctx
+        .store
+        .put_bytes(&serde_json::to_vec_pretty(&leaderboard)?)?;
+    if spec.problem != Problem::Regression
+        && ctx
+            .config
+            .execute
+            .exclude_algos
+            .iter()
+            .all(|a| a != "DeepLearning")
+    {
         ctx.printer.warn("DeepLearning is included: AutoML results are not reproducible (h2o docs), so reruns may retrain different models");
     }
     Ok(StepOutput {
@@ -87,7 +122,10 @@ pub async fn run(
             ("leaderboard", leaderboard_digest),
             ("predictions", predictions_digest.clone()),
         ]),
-        output_digests: Some(super::outputs([("mojo", canonical.clone()), ("predictions", predictions_digest)])),
+        output_digests: Some(super::outputs([
+            ("mojo", canonical.clone()),
+            ("predictions", predictions_digest),
+        ])),
         result: json!({
             "leader": leader.model_id,
             "algo": leader.algo,
@@ -114,21 +152,46 @@ async fn train(
     pred_frame: &str,
 ) -> Result<Trained> {
     let printer = ctx.printer;
-    client.upload_csv(train_path, &spec.training_frame, columns).await.context("uploading the training rows")?;
-    client.upload_csv(holdout_path, holdout_frame, columns).await.context("uploading the holdout rows")?;
+    client
+        .upload_csv(train_path, &spec.training_frame, columns)
+        .await
+        .context("uploading the training rows")?;
+    client
+        .upload_csv(holdout_path, holdout_frame, columns)
+        .await
+        .context("uploading the holdout rows")?;
     printer.start_progress("AutoML");
-    let run = client.automl(spec, &|fraction: f64, msg: &str| printer.set_progress(fraction, msg)).await;
+    let run = client
+        .automl(spec, &|fraction: f64, msg: &str| {
+            printer.set_progress(fraction, msg)
+        })
+        .await;
     printer.finish_progress();
     let run = run.context("running AutoML")?;
-    let leader = run.leaderboard.rows.first().context("AutoML built no model")?.model_id.clone();
+    let leader = run
+        .leaderboard
+        .rows
+        .first()
+        .context("AutoML built no model")?
+        .model_id
+        .clone();
     let mojo = client.download_mojo(&leader).await?;
-    client.predict(&leader, holdout_frame, pred_frame).await.context("predicting the holdout")?;
-    let predictions = client.download_frame_csv(pred_frame).await.context("downloading the holdout predictions")?;
+    client
+        .predict(&leader, holdout_frame, pred_frame)
+        .await
+        .context("predicting the holdout")?;
+    let predictions = client
+        .download_frame_csv(pred_frame)
+        .await
+        .context("downloading the holdout predictions")?;
     Ok((run.leaderboard, mojo, predictions))
 }
 
 fn rand_u32() -> u32 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     (crate::table::splitmix64(nanos as u64 ^ std::process::id() as u64) >> 32) as u32
 }
 
@@ -140,7 +203,9 @@ pub fn summary(result: &Value) -> String {
         result["leader"].as_str().unwrap_or("?"),
         result["algo"].as_str().unwrap_or("?"),
         metric,
-        value.map(|v| format!("{v:.4}")).unwrap_or_else(|| "?".into()),
+        value
+            .map(|v| format!("{v:.4}"))
+            .unwrap_or_else(|| "?".into()),
         result["models"]
     )
 }

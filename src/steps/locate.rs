@@ -19,7 +19,10 @@ use crate::table::{self, Profile};
 /// The profile of the data whose digest is `digest`, computed once and remembered.
 pub fn profile(store: &Store, file: &Path, digest: &str) -> Result<Profile> {
     let path = store.root().join("profiles").join(format!("{digest}.json"));
-    if let Some(p) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+    if let Some(p) = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+    {
         return Ok(p);
     }
     let profile = table::profile_csv(file)?;
@@ -28,13 +31,20 @@ pub fn profile(store: &Store, file: &Path, digest: &str) -> Result<Profile> {
 }
 
 pub fn run(store: &Store, source: &Path, expected: &str, profile: &Profile) -> Result<StepOutput> {
-    let snapshot = store.put_file(source).with_context(|| format!("snapshotting `{}`", source.display()))?;
+    let snapshot = store
+        .put_file(source)
+        .with_context(|| format!("snapshotting `{}`", source.display()))?;
     if snapshot != expected {
-        return Err(Diagnostic::new(format!("`{}` changed while mlbuild was reading it", source.display()))
-            .hint("run again once the file is no longer being written")
-            .into());
+        return Err(Diagnostic::new(format!(
+            "`{}` changed while mlbuild was reading it",
+            source.display()
+        ))
+        .hint("run again once the file is no longer being written")
+        .into());
     }
-    let bytes = std::fs::metadata(store.blob_path(&snapshot)).map(|m| m.len()).unwrap_or(0);
+    let bytes = std::fs::metadata(store.blob_path(&snapshot))
+        .map(|m| m.len())
+        .unwrap_or(0);
     Ok(StepOutput {
         outputs: super::outputs([("snapshot", snapshot)]),
         output_digests: None,

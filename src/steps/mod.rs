@@ -13,10 +13,18 @@ pub mod prepare;
 use std::collections::BTreeMap;
 
 /// Suggests the closest of `candidates` to `name` (for "did you mean" hints).
-pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a String>) -> Option<&'a String> {
+pub fn closest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a String>,
+) -> Option<&'a String> {
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(&name.to_lowercase(), &c.to_lowercase()), c))
+        .map(|c| {
+            (
+                strsim::jaro_winkler(&name.to_lowercase(), &c.to_lowercase()),
+                c,
+            )
+        })
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)

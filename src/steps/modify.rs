@@ -40,7 +40,9 @@ pub fn attempt_params(execute: &Execute, attempt: u32) -> AttemptParams {
         sort_metric: execute.sort_metric.clone(),
     };
     if attempt >= 2 {
-        p.max_models = execute.max_models.saturating_mul(1u32 << (attempt - 1).min(16));
+        p.max_models = execute
+            .max_models
+            .saturating_mul(1u32 << (attempt - 1).min(16));
     }
     if attempt >= 3 {
         p.include_algos.clear();
@@ -68,7 +70,9 @@ pub fn run(_ctx: &mut Ctx<'_>, attempts: &[(ActionEntry, ActionEntry)]) -> Resul
             })
         })
         .collect();
-    let chosen = attempts.iter().position(|(_, m)| m.result["verdict"] == "pass");
+    let chosen = attempts
+        .iter()
+        .position(|(_, m)| m.result["verdict"] == "pass");
     let verdict = if chosen.is_some() { "pass" } else { "fail" };
     Ok(StepOutput {
         outputs: Default::default(),
@@ -84,7 +88,10 @@ pub fn run(_ctx: &mut Ctx<'_>, attempts: &[(ActionEntry, ActionEntry)]) -> Resul
 
 /// The exit-3 error: every attempt missed the threshold.
 pub fn escalation_error(entry: &ActionEntry) -> Diagnostic {
-    let attempts = entry.result["attempts"].as_array().cloned().unwrap_or_default();
+    let attempts = entry.result["attempts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let lines: Vec<String> = attempts
         .iter()
         .map(|a| {

@@ -15,17 +15,27 @@ use crate::metrics;
 use crate::pipeline::{Ctx, ProblemSpec, StepOutput};
 use crate::store::ActionEntry;
 
-pub fn run(ctx: &mut Ctx<'_>, prepare: &ActionEntry, execute: &ActionEntry, spec: &ProblemSpec) -> Result<StepOutput> {
+pub fn run(
+    ctx: &mut Ctx<'_>,
+    prepare: &ActionEntry,
+    execute: &ActionEntry,
+    spec: &ProblemSpec,
+) -> Result<StepOutput> {
     let holdout = ctx.store.read_verified(&prepare.outputs["holdout"])?;
     let predictions = ctx.store.read_verified(&execute.outputs["predictions"])?;
-    let actual = metrics::read_column(&holdout, &spec.target).context("reading the holdout's target")?;
-    let table = metrics::read_predictions(&predictions).context("reading the stored predictions")?;
+    let actual =
+        metrics::read_column(&holdout, &spec.target).context("reading the holdout's target")?;
+    let table =
+        metrics::read_predictions(&predictions).context("reading the stored predictions")?;
     let task = match spec.problem {
         Problem::Regression => metrics::Task::Regression,
         Problem::Binary | Problem::Multiclass => metrics::Task::classification(&spec.classes)?,
     };
-    let computed = metrics::evaluate(&task, &actual, &table).context("computing holdout metrics")?;
-    let value = computed.get(&spec.metric).with_context(|| format!("metric `{}` was not computed", spec.metric))?;
+    let computed =
+        metrics::evaluate(&task, &actual, &table).context("computing holdout metrics")?;
+    let value = computed
+        .get(&spec.metric)
+        .with_context(|| format!("metric `{}` was not computed", spec.metric))?;
     let threshold = ctx.config.define.threshold;
     let higher = config::metric_is_higher_better(&spec.metric);
     let pass = match threshold {
@@ -62,13 +72,24 @@ pub fn run(ctx: &mut Ctx<'_>, prepare: &ActionEntry, execute: &ActionEntry, spec
 }
 
 pub fn summary(result: &Value) -> String {
-    let value = result["value"].as_f64().map(|v| format!("{v:.4}")).unwrap_or_else(|| "?".into());
+    let value = result["value"]
+        .as_f64()
+        .map(|v| format!("{v:.4}"))
+        .unwrap_or_else(|| "?".into());
     let metric = result["metric"].as_str().unwrap_or("?");
     match result["threshold"].as_f64() {
         None => format!("holdout {metric} {value} (no threshold)"),
         Some(t) => {
-            let op = if result["higher_is_better"] == true { "≥" } else { "≤" };
-            let ok = if result["verdict"] == "pass" { "meets" } else { "misses" };
+            let op = if result["higher_is_better"] == true {
+                "≥"
+            } else {
+                "≤"
+            };
+            let ok = if result["verdict"] == "pass" {
+                "meets"
+            } else {
+                "misses"
+            };
             format!("holdout {metric} {value} {ok} threshold {op} {t}")
         }
     }

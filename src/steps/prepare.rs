@@ -21,7 +21,9 @@ pub struct Schema {
 }
 
 fn unknown_column(key: &str, name: &str, names: &[String]) -> Diagnostic {
-    let d = Diagnostic::new(format!("`{key}` names column `{name}`, which is not in the data"));
+    let d = Diagnostic::new(format!(
+        "`{key}` names column `{name}`, which is not in the data"
+    ));
     match super::closest(name, names.iter()) {
         Some(c) => d.hint(format!("did you mean `{c}`?")),
         None => d.hint(format!("the data's columns are: {}", names.join(", "))),
@@ -48,10 +50,16 @@ pub fn run(ctx: &mut Ctx<'_>, snapshot: &str, spec: &ProblemSpec) -> Result<Step
             return Err(unknown_column("define.ignore", name, &names).into());
         }
     }
-    let keep: Vec<String> = names.iter().filter(|n| !prepare.drop.contains(n)).cloned().collect();
+    let keep: Vec<String> = names
+        .iter()
+        .filter(|n| !prepare.drop.contains(n))
+        .cloned()
+        .collect();
     let mut columns = Vec::with_capacity(keep.len());
     for name in &keep {
-        let col = profile.column(name).expect("kept columns come from the profile");
+        let col = profile
+            .column(name)
+            .expect("kept columns come from the profile");
         let ty = if *name == spec.target {
             match spec.problem {
                 Problem::Regression => ColumnType::Numeric,
@@ -65,15 +73,26 @@ pub fn run(ctx: &mut Ctx<'_>, snapshot: &str, spec: &ProblemSpec) -> Result<Step
             ColumnType::Enum
         };
         if ty == ColumnType::Numeric && col.kind == Kind::Categorical {
-            return Err(Diagnostic::new(format!("column `{name}` is declared numeric but holds non-numeric values"))
-                .hint(format!("remove `{name}` from `prepare.types` or clean the column"))
-                .into());
+            return Err(Diagnostic::new(format!(
+                "column `{name}` is declared numeric but holds non-numeric values"
+            ))
+            .hint(format!(
+                "remove `{name}` from `prepare.types` or clean the column"
+            ))
+            .into());
         }
         columns.push((name.clone(), ty));
     }
     let train = ctx.store.temp_file()?;
     let holdout = ctx.store.temp_file()?;
-    let counts = table::split_csv(&input, &keep, prepare.seed, prepare.holdout, train.path(), holdout.path())?;
+    let counts = table::split_csv(
+        &input,
+        &keep,
+        prepare.seed,
+        prepare.holdout,
+        train.path(),
+        holdout.path(),
+    )?;
     if counts.holdout_rows == 0 || counts.train_rows == 0 {
         return Err(Diagnostic::new(format!(
             "the split left {} training and {} holdout rows",
@@ -86,16 +105,25 @@ pub fn run(ctx: &mut Ctx<'_>, snapshot: &str, spec: &ProblemSpec) -> Result<Step
     ctx.store.commit(train, &train_digest)?;
     let holdout_digest = crate::store::hash_file(holdout.path())?;
     ctx.store.commit(holdout, &holdout_digest)?;
-    let schema = ctx.store.put_bytes(&serde_json::to_vec(&Schema { columns })?)?;
+    let schema = ctx
+        .store
+        .put_bytes(&serde_json::to_vec(&Schema { columns })?)?;
     Ok(StepOutput {
-        outputs: super::outputs([("train", train_digest), ("holdout", holdout_digest), ("schema", schema)]),
+        outputs: super::outputs([
+            ("train", train_digest),
+            ("holdout", holdout_digest),
+            ("schema", schema),
+        ]),
         output_digests: None,
         result: json!({ "train_rows": counts.train_rows, "holdout_rows": counts.holdout_rows, "columns": keep.len() }),
     })
 }
 
 pub fn summary(result: &Value) -> String {
-    format!("{} train / {} holdout rows, {} columns", result["train_rows"], result["holdout_rows"], result["columns"])
+    format!(
+        "{} train / {} holdout rows, {} columns",
+        result["train_rows"], result["holdout_rows"], result["columns"]
+    )
 }
 
 /// Reads the schema output of a recorded prepare step.

@@ -33,17 +33,27 @@ impl RunLock {
             .create(true)
             .truncate(false)
             .open(path)
-            .map_err(|source| StoreError::Io { action: "open lock file", path: path.to_path_buf(), source })?;
+            .map_err(|source| StoreError::Io {
+                action: "open lock file",
+                path: path.to_path_buf(),
+                source,
+            })?;
         let free = FileExt::try_lock_exclusive(&file).unwrap_or(false);
         if !free {
             let holder = fs::read_to_string(path).unwrap_or_default();
             waiting(holder.trim());
-            FileExt::lock_exclusive(&file)
-                .map_err(|source| StoreError::Io { action: "lock", path: path.to_path_buf(), source })?;
+            FileExt::lock_exclusive(&file).map_err(|source| StoreError::Io {
+                action: "lock",
+                path: path.to_path_buf(),
+                source,
+            })?;
         }
         let _ = file.set_len(0);
         let _ = write!(file, "pid {}", std::process::id());
-        Ok(RunLock { file, path: path.to_path_buf() })
+        Ok(RunLock {
+            file,
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {

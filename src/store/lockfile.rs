@@ -52,22 +52,36 @@ pub enum LockfileError {
 
 impl Lockfile {
     pub fn new(engine: EngineFingerprint) -> Lockfile {
-        Lockfile { format: LOCK_FORMAT, engine, steps: Vec::new() }
+        Lockfile {
+            format: LOCK_FORMAT,
+            engine,
+            steps: Vec::new(),
+        }
     }
 
     pub fn load(path: &Path) -> Result<Option<Lockfile>, LockfileError> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(LockfileError::Read { path: path.display().to_string(), source }),
+            Err(source) => {
+                return Err(LockfileError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
         };
         serde_json::from_str(&text)
             .map(Some)
-            .map_err(|e| LockfileError::Invalid { path: path.display().to_string(), message: e.to_string() })
+            .map_err(|e| LockfileError::Invalid {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })
     }
 
     pub fn entry(&self, step: &str, attempt: u32) -> Option<&LockedStep> {
-        self.steps.iter().find(|s| s.step == step && s.attempt == attempt)
+        self.steps
+            .iter()
+            .find(|s| s.step == step && s.attempt == attempt)
     }
 
     pub fn to_text(&self) -> String {
@@ -80,7 +94,10 @@ impl Lockfile {
     /// Writes the lock when its content changed (so an unchanged lock keeps its mtime).
     pub fn save(&self, path: &Path) -> Result<bool, LockfileError> {
         let text = self.to_text();
-        if std::fs::read_to_string(path).map(|old| old == text).unwrap_or(false) {
+        if std::fs::read_to_string(path)
+            .map(|old| old == text)
+            .unwrap_or(false)
+        {
             return Ok(false);
         }
         write_atomic(path, text.as_bytes())?;

@@ -60,7 +60,11 @@ impl StoreError {
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io { action, path: path.to_path_buf(), source }
+    move |source| StoreError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// What a finished step left behind: the digests of its outputs and a small JSON result.
@@ -140,7 +144,11 @@ impl Store {
         let dest = self.blob_path(&digest);
         let dir = dest.parent().expect("blob paths have a parent");
         fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-        tmp.persist(&dest).map_err(|e| StoreError::Io { action: "move a blob into", path: dest.clone(), source: e.error })?;
+        tmp.persist(&dest).map_err(|e| StoreError::Io {
+            action: "move a blob into",
+            path: dest.clone(),
+            source: e.error,
+        })?;
         Ok(digest)
     }
 
@@ -165,14 +173,19 @@ impl Store {
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(StoreError::Missing { digest: digest.to_string() })
+                return Err(StoreError::Missing {
+                    digest: digest.to_string(),
+                })
             }
             Err(e) => return Err(io_err("read", &path)(e)),
         };
         let actual = blake3::hash(&bytes).to_hex().to_string();
         if actual != digest {
             let _ = fs::remove_file(&path);
-            return Err(StoreError::Corrupt { digest: digest.to_string(), actual });
+            return Err(StoreError::Corrupt {
+                digest: digest.to_string(),
+                actual,
+            });
         }
         Ok(bytes)
     }
@@ -181,12 +194,17 @@ impl Store {
     pub fn verified_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
         let path = self.blob_path(digest);
         if !path.is_file() {
-            return Err(StoreError::Missing { digest: digest.to_string() });
+            return Err(StoreError::Missing {
+                digest: digest.to_string(),
+            });
         }
         let actual = hash_file(&path)?;
         if actual != digest {
             let _ = fs::remove_file(&path);
-            return Err(StoreError::Corrupt { digest: digest.to_string(), actual });
+            return Err(StoreError::Corrupt {
+                digest: digest.to_string(),
+                actual,
+            });
         }
         Ok(path)
     }
@@ -219,7 +237,9 @@ impl Store {
     /// Records an entry. Callers store every output first; this checks it once more.
     pub fn ac_put(&self, entry: &ActionEntry) -> Result<(), StoreError> {
         if let Some(missing) = entry.outputs.values().find(|d| !self.contains(d)) {
-            return Err(StoreError::Missing { digest: missing.clone() });
+            return Err(StoreError::Missing {
+                digest: missing.clone(),
+            });
         }
         let text = serde_json::to_vec_pretty(entry).expect("action entries serialise");
         let mut tmp = self.temp_file()?;
@@ -247,7 +267,9 @@ pub enum AcLookup {
 /// Hashes a file with blake3 (memory-mapped, multi-threaded for large files).
 pub fn hash_file(path: &Path) -> Result<Digest, StoreError> {
     let mut hasher = blake3::Hasher::new();
-    hasher.update_mmap_rayon(path).map_err(io_err("hash", path))?;
+    hasher
+        .update_mmap_rayon(path)
+        .map_err(io_err("hash", path))?;
     Ok(hasher.finalize().to_hex().to_string())
 }
 
@@ -255,15 +277,22 @@ pub fn hash_file(path: &Path) -> Result<Digest, StoreError> {
 pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = dest.parent().unwrap_or_else(|| Path::new("."));
     fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err("create a temporary file in", dir))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(io_err("create a temporary file in", dir))?;
     tmp.write_all(bytes).map_err(io_err("write", dest))?;
     // Temp files are created 0600; the files we replace are ordinary user files.
     {
         use std::os::unix::fs::PermissionsExt;
-        let _ = tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644));
+        let _ = tmp
+            .as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644));
     }
     tmp.as_file().sync_all().ok();
-    tmp.persist(dest).map_err(|e| StoreError::Io { action: "replace", path: dest.to_path_buf(), source: e.error })?;
+    tmp.persist(dest).map_err(|e| StoreError::Io {
+        action: "replace",
+        path: dest.to_path_buf(),
+        source: e.error,
+    })?;
     Ok(())
 }
 
@@ -279,7 +308,10 @@ mod tests {
         assert_eq!(d, blake3::hash(b"hello").to_hex().to_string());
         assert_eq!(store.read_verified(&d).unwrap(), b"hello");
         fs::write(store.blob_path(&d), b"tampered").unwrap();
-        assert!(matches!(store.read_verified(&d), Err(StoreError::Corrupt { .. })));
+        assert!(matches!(
+            store.read_verified(&d),
+            Err(StoreError::Corrupt { .. })
+        ));
         assert!(!store.contains(&d), "a corrupt blob is removed");
     }
 
@@ -299,9 +331,15 @@ mod tests {
         store.ac_put(&entry).unwrap();
         assert!(matches!(store.ac_get(&entry.key), AcLookup::Hit(_)));
         fs::remove_file(store.blob_path(&d)).unwrap();
-        assert!(matches!(store.ac_get(&entry.key), AcLookup::OutputMissing(_)));
+        assert!(matches!(
+            store.ac_get(&entry.key),
+            AcLookup::OutputMissing(_)
+        ));
         entry.outputs.insert("x".into(), "0".repeat(64));
-        assert!(store.ac_put(&entry).is_err(), "no entry without its outputs");
+        assert!(
+            store.ac_put(&entry).is_err(),
+            "no entry without its outputs"
+        );
     }
 
     #[test]

@@ -36,7 +36,10 @@ pub struct StatCache {
 const RACY_NS: i128 = 2_000_000_000;
 
 fn now_ns() -> i128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0)
 }
 
 impl StatCache {
@@ -45,7 +48,11 @@ impl StatCache {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        StatCache { path: path.to_path_buf(), entries, dirty: false }
+        StatCache {
+            path: path.to_path_buf(),
+            entries,
+            dirty: false,
+        }
     }
 
     /// The digest of `file`, from the cache when its stat matches and is not racy.
@@ -67,7 +74,13 @@ impl StatCache {
         let digest = hash_file(file)?;
         self.entries.insert(
             key,
-            Entry { size: meta.len(), mtime_ns, inode: meta.ino(), digest: digest.clone(), recorded_ns },
+            Entry {
+                size: meta.len(),
+                mtime_ns,
+                inode: meta.ino(),
+                digest: digest.clone(),
+                recorded_ns,
+            },
         );
         self.dirty = true;
         Ok(digest)

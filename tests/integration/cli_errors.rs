@@ -5,15 +5,27 @@ use crate::support::*;
 fn assert_error(run: &Run, code: i32, error: &str, hint: &str) {
     assert_eq!(run.code, code, "exit code\nstderr:\n{}", run.stderr);
     assert!(run.stderr.contains("error: "), "{}", run.stderr);
-    assert!(run.stderr.contains(error), "expected `{error}` in:\n{}", run.stderr);
-    assert!(run.stderr.contains(&format!("hint: {hint}")) || run.stderr.contains(hint), "expected hint `{hint}` in:\n{}", run.stderr);
+    assert!(
+        run.stderr.contains(error),
+        "expected `{error}` in:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("hint: {hint}")) || run.stderr.contains(hint),
+        "expected hint `{hint}` in:\n{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
 
 #[test]
 fn missing_ml_toml_suggests_init() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(BIN).current_dir(dir.path()).args(["run"]).output().unwrap();
+    let out = std::process::Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["run"])
+        .output()
+        .unwrap();
     let run = Run::from(out);
     assert_error(&run, 1, "ml.toml", "mlbuild init");
 }
@@ -23,7 +35,12 @@ fn unknown_key_names_line_and_column_and_suggests() {
     let p = Project::from_fixture("prostate");
     p.edit("threshold = 0.70", "treshold = 0.70");
     let run = p.mlbuild_offline(&["run"]);
-    assert_error(&run, 1, "ml.toml:8:1: unknown key `define.treshold`", "did you mean `threshold`?");
+    assert_error(
+        &run,
+        1,
+        "ml.toml:8:1: unknown key `define.treshold`",
+        "did you mean `threshold`?",
+    );
 }
 
 #[test]
@@ -31,7 +48,12 @@ fn wrong_type_names_the_key_and_what_was_expected() {
     let p = Project::from_fixture("prostate");
     p.edit("max_models = 2", "max_models = \"two\"");
     let run = p.mlbuild_offline(&["run"]);
-    assert_error(&run, 1, "`execute.max_models` expects a non-negative integer, found a string", "");
+    assert_error(
+        &run,
+        1,
+        "`execute.max_models` expects a non-negative integer, found a string",
+        "",
+    );
     assert!(run.stderr.contains("ml.toml:24:14"), "{}", run.stderr);
 }
 
@@ -40,7 +62,12 @@ fn absent_target_column_lists_the_columns() {
     let p = Project::from_fixture("prostate");
     p.edit("target = \"CAPSULE\"", "target = \"CAPSUEL\"");
     let run = p.mlbuild_offline(&["run"]);
-    assert_error(&run, 1, "target column `CAPSUEL` is not in the data", "did you mean `CAPSULE`?");
+    assert_error(
+        &run,
+        1,
+        "target column `CAPSUEL` is not in the data",
+        "did you mean `CAPSULE`?",
+    );
 }
 
 #[test]
@@ -66,14 +93,27 @@ fn bad_csv_names_file_and_line() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let run = Run::from(std::process::Command::new(BIN).args(["run", "--force", "nosuchstep"]).output().unwrap());
+    let run = Run::from(
+        std::process::Command::new(BIN)
+            .args(["run", "--force", "nosuchstep"])
+            .output()
+            .unwrap(),
+    );
     assert_eq!(run.code, 2, "{}", run.stderr);
 }
 
 #[test]
 fn unknown_drop_column_suggests() {
     let p = Project::from_fixture("prostate");
-    p.edit("types = { RACE = \"enum\" }", "types = { RACE = \"enum\" }\ndrop = [\"VOLUME\"]");
+    p.edit(
+        "types = { RACE = \"enum\" }",
+        "types = { RACE = \"enum\" }\ndrop = [\"VOLUME\"]",
+    );
     let run = p.mlbuild_offline(&["run"]);
-    assert_error(&run, 1, "`prepare.drop` names column `VOLUME`", "did you mean `VOL`?");
+    assert_error(
+        &run,
+        1,
+        "`prepare.drop` names column `VOLUME`",
+        "did you mean `VOL`?",
+    );
 }

@@ -11,9 +11,17 @@ fn cache_marker(p: &Project) -> String {
 
 /// Starts `mlbuild run` with a managed node (no URL) and returns it once its JVM is up.
 fn spawn_managed(p: &Project) -> std::process::Child {
-    let child = p.command(&["run", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = p
+        .command(&["run", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let marker = cache_marker(p);
-    assert!(wait_until(120, || !jvms_mentioning(&marker).is_empty()), "the managed JVM started");
+    assert!(
+        wait_until(120, || !jvms_mentioning(&marker).is_empty()),
+        "the managed JVM started"
+    );
     child
 }
 
@@ -22,8 +30,15 @@ fn managed_node_runs_the_pipeline_and_is_gone_afterwards() {
     let p = Project::from_fixture("prostate");
     let run = Run::from(p.command(&["run", "--json"]).output().unwrap()).ok();
     assert_eq!(run.done()["h2o_started"], true);
-    assert!(run.stderr.contains("starting a local H2O 3.46.0.11 node"), "{}", run.stderr);
-    assert!(jvms_mentioning(&cache_marker(&p)).is_empty(), "no JVM outlives the run");
+    assert!(
+        run.stderr.contains("starting a local H2O 3.46.0.11 node"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        jvms_mentioning(&cache_marker(&p)).is_empty(),
+        "no JVM outlives the run"
+    );
     // And the warm run starts none.
     let warm = Run::from(p.command(&["run", "--json"]).output().unwrap()).ok();
     assert_eq!(warm.done()["h2o_started"], false);
@@ -38,7 +53,11 @@ fn sigkill_of_mlbuild_kills_the_jvm_and_the_next_run_succeeds() {
         libc::kill(child.id() as i32, libc::SIGKILL);
     }
     let _ = child.wait();
-    assert!(wait_until(30, || jvms_mentioning(&marker).is_empty()), "the JVM died with mlbuild: {:?}", jvms_mentioning(&marker));
+    assert!(
+        wait_until(30, || jvms_mentioning(&marker).is_empty()),
+        "the JVM died with mlbuild: {:?}",
+        jvms_mentioning(&marker)
+    );
     // Whatever was interrupted, the next run completes.
     let run = p.mlbuild(&["run", "--json"]).ok();
     assert_eq!(run.done()["status"], "ok");
@@ -58,7 +77,11 @@ fn ctrl_c_stops_the_node_cleanly() {
     assert_eq!(run.code, 130, "{}", run.stderr);
     assert!(run.stderr.contains("error: interrupted"), "{}", run.stderr);
     // mlbuild waited for the JVM before exiting.
-    assert!(jvms_mentioning(&marker).is_empty(), "{:?}", jvms_mentioning(&marker));
+    assert!(
+        jvms_mentioning(&marker).is_empty(),
+        "{:?}",
+        jvms_mentioning(&marker)
+    );
     let run = p.mlbuild(&["run", "--json"]).ok();
     assert_eq!(run.done()["status"], "ok");
 }
@@ -68,11 +91,21 @@ fn a_second_run_waits_for_the_first() {
     let p = trained().clone_trained();
     let lock_path = p.file("cache/v1/run.lock");
     let held = mlbuild::store::RunLock::acquire(&lock_path, |_| panic!("free")).unwrap();
-    let child = p.command(&["run", "--json"]).env("MLBUILD_H2O_URL", "http://127.0.0.1:9").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let child = p
+        .command(&["run", "--json"])
+        .env("MLBUILD_H2O_URL", "http://127.0.0.1:9")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     drop(held);
     let run = Run::from(child.wait_with_output().unwrap()).ok();
-    assert!(run.stderr.contains("waiting for another mlbuild run"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("waiting for another mlbuild run"),
+        "{}",
+        run.stderr
+    );
     assert!(run.statuses().values().all(|s| s == "cached"));
 }
 
@@ -81,7 +114,12 @@ fn a_corrupt_blob_is_detected_and_rebuilt() {
     let p = trained().clone_trained();
     // Corrupt the stored holdout predictions: monitor must not use them.
     let lock: serde_json::Value = serde_json::from_str(&p.read("ml.lock")).unwrap();
-    let execute = lock["steps"].as_array().unwrap().iter().find(|s| s["step"] == "execute").unwrap();
+    let execute = lock["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "execute")
+        .unwrap();
     let digest = execute["outputs"]["predictions"].as_str().unwrap();
     let blob = p.file(&format!("cache/v1/cas/{}/{}", &digest[..2], digest));
     std::fs::write(&blob, "tampered").unwrap();

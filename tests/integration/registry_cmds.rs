@@ -12,12 +12,18 @@ fn promote_rollback_history_and_a_rerun_never_undoes_a_rollback() {
     let versions = json(p.mlbuild_offline(&["versions", "--json"]));
     let v1 = versions[0]["id"].as_str().unwrap().to_string();
     for field in ["id", "created_at", "model", "canonical", "metrics", "run"] {
-        assert!(versions[0].get(field).is_some(), "versions --json has `{field}`: {versions}");
+        assert!(
+            versions[0].get(field).is_some(),
+            "versions --json has `{field}`: {versions}"
+        );
     }
     // A second version: retrain on changed data.
     let text = p.read("data/prostate.csv");
     let lines: Vec<&str> = text.lines().collect();
-    p.write("data/prostate.csv", &(lines[..lines.len() - 40].join("\n") + "\n"));
+    p.write(
+        "data/prostate.csv",
+        &(lines[..lines.len() - 40].join("\n") + "\n"),
+    );
     p.mlbuild(&["run"]).ok();
     let versions = json(p.mlbuild_offline(&["versions", "--json"]));
     let v2 = versions[1]["id"].as_str().unwrap().to_string();
@@ -35,15 +41,33 @@ fn promote_rollback_history_and_a_rerun_never_undoes_a_rollback() {
     // A rerun replays conclude and does not move staging back.
     p.mlbuild_offline(&["run"]).ok();
     let tags = json(p.mlbuild_offline(&["tags", "--json"]));
-    assert_eq!(tags["staging"], v1.as_str(), "a rerun never undoes a rollback");
+    assert_eq!(
+        tags["staging"],
+        v1.as_str(),
+        "a rerun never undoes a rollback"
+    );
     // models/staging.zip follows the tag.
     let staging = std::fs::read(p.file("models/staging.zip")).unwrap();
-    assert_eq!(blake3::hash(&staging).to_hex().to_string(), versions[0]["model"].as_str().unwrap());
+    assert_eq!(
+        blake3::hash(&staging).to_hex().to_string(),
+        versions[0]["model"].as_str().unwrap()
+    );
 
     let history = json(p.mlbuild_offline(&["history", "staging", "--json"]));
-    let moves: Vec<(Option<&str>, &str)> =
-        history.as_array().unwrap().iter().map(|e| (e["from"].as_str(), e["to"].as_str().unwrap())).collect();
-    assert_eq!(moves, vec![(None, v1.as_str()), (Some(v1.as_str()), v2.as_str()), (Some(v2.as_str()), v1.as_str())]);
+    let moves: Vec<(Option<&str>, &str)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["from"].as_str(), e["to"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        moves,
+        vec![
+            (None, v1.as_str()),
+            (Some(v1.as_str()), v2.as_str()),
+            (Some(v2.as_str()), v1.as_str())
+        ]
+    );
     for e in history.as_array().unwrap() {
         for field in ["tag", "from", "to", "at", "by", "reason"] {
             assert!(e.get(field).is_some(), "history has `{field}`");
@@ -56,5 +80,9 @@ fn promote_unknown_version_is_a_clear_error() {
     let p = trained().clone_trained();
     let run = p.mlbuild_offline(&["promote", "production", "v00000000.000000-nope"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("error:") && run.stderr.contains("hint:"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("error:") && run.stderr.contains("hint:"),
+        "{}",
+        run.stderr
+    );
 }

@@ -25,7 +25,13 @@ static NODE: OnceLock<SharedNode> = OnceLock::new();
 static WORK: OnceLock<tempfile::TempDir> = OnceLock::new();
 
 fn work_dir() -> &'static Path {
-    WORK.get_or_init(|| tempfile::Builder::new().prefix("mlbuild-tests-").tempdir().expect("temp dir")).path()
+    WORK.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix("mlbuild-tests-")
+            .tempdir()
+            .expect("temp dir")
+    })
+    .path()
 }
 
 /// The URL of the H2O node shared by every test (launched on first use).
@@ -35,11 +41,16 @@ pub fn shared_node() -> &'static str {
     }
     &NODE
         .get_or_init(|| {
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             let node = runtime.block_on(async {
                 let java = mlbuild::h2o::find_java().expect("tests need Java 8–17");
                 let jar = mlbuild::h2o::locate_or_provision_jar(
-                    std::env::var_os("MLBUILD_H2O_JAR").map(PathBuf::from).as_deref(),
+                    std::env::var_os("MLBUILD_H2O_JAR")
+                        .map(PathBuf::from)
+                        .as_deref(),
                     &mlbuild::h2o::default_tool_cache(),
                     &|m| eprintln!("[tests] {m}"),
                 )
@@ -53,7 +64,11 @@ pub fn shared_node() -> &'static str {
                 .await
                 .expect("shared H2O node")
             });
-            SharedNode { url: node.url(), _node: node, _runtime: runtime }
+            SharedNode {
+                url: node.url(),
+                _node: node,
+                _runtime: runtime,
+            }
         })
         .url
 }
@@ -66,18 +81,40 @@ pub struct Project {
 
 impl Project {
     pub fn from_fixture(name: &str) -> Project {
-        let dir = tempfile::Builder::new().prefix("proj-").tempdir_in(work_dir()).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("proj-")
+            .tempdir_in(work_dir())
+            .unwrap();
         let path = dir.path().to_path_buf();
-        std::fs::copy(repo_root().join("tests/fixtures").join(name).join("ml.toml"), path.join("ml.toml")).unwrap();
+        std::fs::copy(
+            repo_root()
+                .join("tests/fixtures")
+                .join(name)
+                .join("ml.toml"),
+            path.join("ml.toml"),
+        )
+        .unwrap();
         std::fs::create_dir_all(path.join("data")).unwrap();
-        std::fs::copy(repo_root().join("data/prostate.csv"), path.join("data/prostate.csv")).unwrap();
+        std::fs::copy(
+            repo_root().join("data/prostate.csv"),
+            path.join("data/prostate.csv"),
+        )
+        .unwrap();
         Project { _dir: dir, path }
     }
 
     /// A copy of this project (config, data, cache, state, lock): a cheap "already trained" start.
     pub fn clone_trained(&self) -> Project {
-        let dir = tempfile::Builder::new().prefix("proj-").tempdir_in(work_dir()).unwrap();
-        let status = Command::new("cp").arg("-a").arg(format!("{}/.", self.path.display())).arg(dir.path()).status().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("proj-")
+            .tempdir_in(work_dir())
+            .unwrap();
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", self.path.display()))
+            .arg(dir.path())
+            .status()
+            .unwrap();
         assert!(status.success());
         let path = dir.path().to_path_buf();
         Project { _dir: dir, path }
@@ -98,7 +135,11 @@ impl Project {
     /// Replaces `from` with `to` in `ml.toml` (exactly once).
     pub fn edit(&self, from: &str, to: &str) {
         let text = self.read("ml.toml");
-        assert_eq!(text.matches(from).count(), 1, "`{from}` must occur once in ml.toml");
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "`{from}` must occur once in ml.toml"
+        );
         self.write("ml.toml", &text.replacen(from, to, 1));
     }
 
@@ -149,12 +190,19 @@ impl From<Output> for Run {
 
 impl Run {
     pub fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "mlbuild failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "mlbuild failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     pub fn events(&self) -> Vec<Value> {
-        self.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+        self.stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
     }
 
     /// `step[#attempt]` → status, for every step event.
@@ -184,13 +232,22 @@ impl Run {
     }
 
     pub fn done(&self) -> Value {
-        self.events().into_iter().find(|e| e["event"] == "done").unwrap_or_else(|| {
-            panic!("no done event:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr)
-        })
+        self.events()
+            .into_iter()
+            .find(|e| e["event"] == "done")
+            .unwrap_or_else(|| {
+                panic!(
+                    "no done event:\nstdout:\n{}\nstderr:\n{}",
+                    self.stdout, self.stderr
+                )
+            })
     }
 
     pub fn step(&self, name: &str) -> Value {
-        self.events().into_iter().find(|e| e["event"] == "step" && e["step"] == name).unwrap()
+        self.events()
+            .into_iter()
+            .find(|e| e["event"] == "step" && e["step"] == name)
+            .unwrap()
     }
 }
 
@@ -201,7 +258,10 @@ pub fn trained() -> &'static Project {
         let p = Project::from_fixture("prostate");
         let run = p.mlbuild(&["run", "--json"]).ok();
         let statuses = run.statuses();
-        assert!(statuses.values().all(|s| s == "ran"), "cold run ran everything: {statuses:?}");
+        assert!(
+            statuses.values().all(|s| s == "ran"),
+            "cold run ran everything: {statuses:?}"
+        );
         p
     })
 }
@@ -210,8 +270,12 @@ pub fn trained() -> &'static Project {
 pub fn jvms_mentioning(needle: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if cmdline.contains("h2o") && cmdline.contains(needle) {
             pids.push(pid);
