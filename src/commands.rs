@@ -316,10 +316,10 @@ fn print_plan(printer: &Printer, plan: &[crate::pipeline::PlanEntry], json: bool
             format!(" (attempt {})", r["attempt"])
         };
         printer.data(&format!(
-            "{:>9}  {:<6} {}",
+            "{:>9}  {:<6} {}{attempt}",
             r["step"].as_str().unwrap_or(""),
             r["state"].as_str().unwrap_or(""),
-            format!("{}{attempt}", r["reason"].as_str().unwrap_or(""))
+            r["reason"].as_str().unwrap_or("")
         ));
     }
 }

@@ -127,16 +127,21 @@ struct Pending {
 }
 
 /// Runs one step through the cache: `step!(self, STEP, ATTEMPT, INPUTS, SUMMARY, |ctx| BODY)`
-/// evaluates to `Option<ActionEntry>` (`None`: a dry run stopped before it). BODY may `.await`.
+/// evaluates to the step's `ActionEntry`; when a dry run stops before the step, it returns
+/// `Outcome::Planned` from the enclosing function. BODY may `.await`.
 macro_rules! step {
     ($self:ident, $step:expr, $attempt:expr, $inputs:expr, $summary:path, |$ctx:ident| $body:expr) => {{
-        match $self.begin($step, $attempt, $inputs, $summary).await? {
+        let entry = match $self.begin($step, $attempt, $inputs, $summary).await? {
             Begin::Done(entry) => entry,
             Begin::Run(pending) => {
                 let $ctx = &mut $self.ctx;
                 let out = $body;
                 $self.finish(pending, out, $summary).await?
             }
+        };
+        match entry {
+            Some(entry) => entry,
+            None => return Ok(Outcome::Planned),
         }
     }};
 }
@@ -488,16 +493,14 @@ impl<'a> Pipeline<'a> {
 
         // 1 define
         let define_inputs = steps::define::key_inputs(config, &profile)?;
-        let Some(define) = step!(
+        let define = step!(
             self,
             Step::Define,
             1,
             define_inputs,
             steps::define::summary,
             |_ctx| steps::define::run(config, &profile)
-        ) else {
-            return Ok(Outcome::Planned);
-        };
+        );
         let spec = steps::define::spec(config, &define.result)?;
         if !self.wanted(Step::Locate) {
             return Ok(Outcome::Ok { version: None });
@@ -505,18 +508,14 @@ impl<'a> Pipeline<'a> {
 
         // 2 locate
         let inputs = json!({ "locate": config.locate, "source": source_digest });
-        let src = source.clone();
-        let sd = source_digest.clone();
-        let Some(locate) = step!(
+        let locate = step!(
             self,
             Step::Locate,
             1,
             inputs,
             steps::locate::summary,
-            |ctx| steps::locate::run(ctx.store, &src, &sd, &profile)
-        ) else {
-            return Ok(Outcome::Planned);
-        };
+            |ctx| steps::locate::run(ctx.store, &source, &source_digest, &profile)
+        );
         if !self.wanted(Step::Prepare) {
             return Ok(Outcome::Ok { version: None });
         }
@@ -528,17 +527,14 @@ impl<'a> Pipeline<'a> {
             "snapshot": snapshot,
             "problem": { "target": spec.target, "problem": spec.problem },
         });
-        let sp = spec.clone();
-        let Some(prepare) = step!(
+        let prepare = step!(
             self,
             Step::Prepare,
             1,
             inputs,
             steps::prepare::summary,
-            |ctx| steps::prepare::run(ctx, &snapshot, &sp)
-        ) else {
-            return Ok(Outcome::Planned);
-        };
+            |ctx| steps::prepare::run(ctx, &snapshot, &spec)
+        );
         if !self.wanted(Step::Confirm) {
             return Ok(Outcome::Ok { version: None });
         }
@@ -549,17 +545,14 @@ impl<'a> Pipeline<'a> {
             "prepared": prepare.output_digests,
             "drift_reference": Value::Null,
         });
-        let (prep, sp) = (prepare.clone(), spec.clone());
-        let Some(confirm) = step!(
+        let confirm = step!(
             self,
             Step::Confirm,
             1,
             inputs,
             steps::confirm::summary,
-            |ctx| steps::confirm::run(ctx, &prep, &sp)
-        ) else {
-            return Ok(Outcome::Planned);
-        };
+            |ctx| steps::confirm::run(ctx, &prepare, &spec)
+        );
         if confirm.result["verdict"] == "fail" {
             return Ok(Outcome::GateFailed(steps::confirm::gate_error(&confirm)));
         }
@@ -583,17 +576,14 @@ impl<'a> Pipeline<'a> {
                 "confirm_verdict": confirm.result["verdict"],
                 "engine": self.new_lock.engine,
             });
-            let (prep, sp, p) = (prepare.clone(), spec.clone(), params.clone());
-            let Some(execute) = step!(
+            let execute = step!(
                 self,
                 Step::Execute,
                 attempt,
                 inputs,
                 steps::execute::summary,
-                |ctx| steps::execute::run(ctx, &prep, &sp, &p, attempt).await
-            ) else {
-                return Ok(Outcome::Planned);
-            };
+                |ctx| steps::execute::run(ctx, &prepare, &spec, &params, attempt).await
+            );
             if !self.wanted(Step::Monitor) {
                 return Ok(Outcome::Ok { version: None });
             }
@@ -604,17 +594,14 @@ impl<'a> Pipeline<'a> {
                 "execute": execute.output_digests,
                 "baseline": baseline,
             });
-            let (prep, sp, ex) = (prepare.clone(), spec.clone(), execute.clone());
-            let Some(monitor) = step!(
+            let monitor = step!(
                 self,
                 Step::Monitor,
                 attempt,
                 inputs,
                 steps::monitor::summary,
-                |ctx| steps::monitor::run(ctx, &prep, &ex, &sp)
-            ) else {
-                return Ok(Outcome::Planned);
-            };
+                |ctx| steps::monitor::run(ctx, &prepare, &execute, &spec)
+            );
             let pass = monitor.result["verdict"] == "pass";
             attempts.push((execute, monitor));
             if pass || !self.wanted(Step::Modify) {
@@ -631,17 +618,14 @@ impl<'a> Pipeline<'a> {
             .map(|(_, m)| json!({ "monitor": m.key, "verdict": m.result["verdict"], "value": m.result["value"] }))
             .collect();
         let inputs = json!({ "modify": config.modify, "attempts": verdicts });
-        let att = attempts.clone();
-        let Some(modify) = step!(
+        let modify = step!(
             self,
             Step::Modify,
             1,
             inputs,
             steps::modify::summary,
-            |ctx| steps::modify::run(ctx, &att)
-        ) else {
-            return Ok(Outcome::Planned);
-        };
+            |ctx| steps::modify::run(ctx, &attempts)
+        );
         if modify.result["verdict"] == "fail" {
             return Ok(Outcome::Escalated(steps::modify::escalation_error(&modify)));
         }
@@ -651,29 +635,19 @@ impl<'a> Pipeline<'a> {
 
         // 8 conclude
         let chosen = modify.result["chosen_attempt"].as_u64().unwrap_or(1) as usize;
-        let (execute, monitor) = attempts[chosen - 1].clone();
+        let (execute, monitor) = &attempts[chosen - 1];
         let inputs = json!({ "conclude": config.conclude, "model": execute.output_digests });
-        let (ex, mo, sp, loc) = (
-            execute.clone(),
-            monitor.clone(),
-            spec.clone(),
-            locate.clone(),
-        );
-        let Some(conclude) = step!(
+        let conclude = step!(
             self,
             Step::Conclude,
             1,
             inputs,
             steps::conclude::summary,
-            |ctx| steps::conclude::run(ctx, &ex, &mo, &sp, &loc).await
-        ) else {
-            return Ok(Outcome::Planned);
-        };
+            |ctx| steps::conclude::run(ctx, execute, monitor, &spec, &locate).await
+        );
         // Replaying conclude registers the version in a registry that lacks it (a fresh CI
         // runner) and restores missing `models/<tag>.zip` links; otherwise it changes nothing.
-        let version =
-            steps::conclude::ensure(&mut self.ctx, &execute, &monitor, &spec, &locate, &conclude)
-                .await?;
+        let version = steps::conclude::ensure(&mut self.ctx, &conclude).await?;
         Ok(Outcome::Ok {
             version: Some(version),
         })

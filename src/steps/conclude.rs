@@ -57,14 +57,7 @@ pub async fn run(
 
 /// Makes sure the registry holds the concluded version and `models/<tag>.zip` matches the
 /// tags that point at it. Returns the version id.
-pub async fn ensure(
-    ctx: &mut Ctx<'_>,
-    _execute: &ActionEntry,
-    _monitor: &ActionEntry,
-    _spec: &ProblemSpec,
-    _locate: &ActionEntry,
-    conclude: &ActionEntry,
-) -> Result<String> {
+pub async fn ensure(ctx: &mut Ctx<'_>, conclude: &ActionEntry) -> Result<String> {
     let r = &conclude.result;
     let canonical = r["canonical"]
         .as_str()

@@ -74,10 +74,9 @@ pub async fn run(
         sort_metric: config::h2o_metric_name(&sort).to_string(),
     };
     let result = train(
-        ctx,
+        ctx.printer,
         &client,
-        &train_path,
-        &holdout_path,
+        [&train_path, &holdout_path],
         &columns,
         &spec_aml,
         &holdout_frame,
@@ -141,17 +140,17 @@ pub async fn run(
 
 type Trained = (crate::h2o::Leaderboard, Vec<u8>, Vec<u8>);
 
+/// Uploads the `[train, holdout]` files, trains, and fetches the leader's MOJO and predictions.
 async fn train(
-    ctx: &Ctx<'_>,
+    printer: &crate::report::Printer,
     client: &Client,
-    train_path: &std::path::Path,
-    holdout_path: &std::path::Path,
+    files: [&std::path::Path; 2],
     columns: &[(String, ColumnKind)],
     spec: &AutoMlSpec,
     holdout_frame: &str,
     pred_frame: &str,
 ) -> Result<Trained> {
-    let printer = ctx.printer;
+    let [train_path, holdout_path] = files;
     client
         .upload_csv(train_path, &spec.training_frame, columns)
         .await

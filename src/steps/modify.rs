@@ -8,6 +8,7 @@
 //! - attempt 3: four times the models and every algorithm except DeepLearning
 //!   (`include_algos` cleared, `exclude_algos = ["DeepLearning"]`);
 //! - attempt n ≥ 4: `max_models × 2^(n-1)`, as attempt 3 otherwise, and `nfolds` at least 5.
+//!
 //! Each attempt's params enter its execute key, so a rerun replays all attempts from the cache.
 
 use anyhow::Result;

@@ -269,7 +269,7 @@ fn confirm_gate_fails_with_exit_4_naming_the_column() {
     assert!(run.stderr.contains("max_null_fraction"), "{}", run.stderr);
     assert_eq!(run.done()["status"], "failed");
     assert!(
-        run.statuses().get("execute").is_none(),
+        !run.statuses().contains_key("execute"),
         "nothing trains after a failed gate"
     );
 }
