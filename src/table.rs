@@ -201,16 +201,28 @@ pub struct SplitCounts {
     pub holdout_rows: u64,
 }
 
+/// Salt that makes the sampling draw independent of the holdout draw for the same seed.
+const SAMPLE_SALT: u64 = 0x5A4D_504C_4531_0001;
+
+/// How rows are split: the seed, the holdout fraction, and an optional sampling fraction.
+#[derive(Debug, Clone, Copy)]
+pub struct SplitSpec {
+    pub seed: u64,
+    pub holdout: f64,
+    pub sample: Option<f64>,
+}
+
 /// Streams `input` into `train` and `holdout`, keeping only `keep` columns (in input order),
-/// with the seeded per-row split. Output CSV is normalised (trimmed fields, minimal quoting).
+/// with the seeded per-row split (rows outside the sample are skipped first). Output CSV is
+/// normalised (trimmed fields, minimal quoting).
 pub fn split_csv(
     input: &Path,
     keep: &[String],
-    seed: u64,
-    fraction: f64,
+    spec: SplitSpec,
     train: &Path,
     holdout: &Path,
 ) -> Result<SplitCounts, TableError> {
+    let SplitSpec { seed, holdout: fraction, sample } = spec;
     let mut rdr = reader(input)?;
     let names = headers(input, &mut rdr)?;
     let idx: Vec<usize> = keep
@@ -249,15 +261,21 @@ pub fn split_csv(
         .read_record(&mut record)
         .map_err(|e| csv_err(input, e))?
     {
+        let index = row;
+        row += 1;
+        if let Some(rate) = sample {
+            if !in_holdout(seed ^ SAMPLE_SALT, index, rate) {
+                continue;
+            }
+        }
         let out = idx.iter().map(|&i| record.get(i).unwrap_or("").trim());
-        if in_holdout(seed, row, fraction) {
+        if in_holdout(seed, index, fraction) {
             w_hold.write_record(out).map_err(werr(holdout))?;
             counts.holdout_rows += 1;
         } else {
             w_train.write_record(out).map_err(werr(train))?;
             counts.train_rows += 1;
         }
-        row += 1;
     }
     w_train.flush().map_err(|source| TableError::Write {
         path: train.to_path_buf(),

@@ -80,6 +80,7 @@ pub(crate) const ROOT: &[Field] = &[
             optional("drop", Kind::StringArray),
             optional("holdout", Kind::Number),
             optional("seed", U64),
+            optional("sample", Kind::Number),
         ]),
     ),
     optional(

@@ -90,6 +90,10 @@ pub struct Prepare {
     pub holdout: f64,
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// Keep only this fraction of the rows (seeded, before the split); unset keeps all.
+    /// Left out of the serialised form when unset, so existing keys do not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<f64>,
 }
 
 impl Default for Prepare {
@@ -99,6 +103,7 @@ impl Default for Prepare {
             drop: Vec::new(),
             holdout: default_holdout(),
             seed: default_seed(),
+            sample: None,
         }
     }
 }

@@ -104,6 +104,7 @@ fn full_example_parses() {
             drop: vec![],
             holdout: 0.2,
             seed: 42,
+            sample: None,
         },
         confirm: Confirm {
             min_rows: 100,
@@ -830,6 +831,7 @@ fn key_table_matches_the_schema() {
     let mut full = parse_ok(FULL, &[]);
     full.h2o.url = Some("http://h2o:54321".into());
     full.h2o.jar = Some("h2o.jar".into());
+    full.prepare.sample = Some(0.5);
     let mut from_schema = Vec::new();
     schema_keys(&toml::Value::try_from(&full).unwrap(), "", &mut from_schema);
     let mut from_table = Vec::new();

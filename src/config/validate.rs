@@ -108,6 +108,16 @@ pub(crate) fn validate(config: &mut Config, doc: &Node, at: &Locator) -> Result<
         ));
     }
 
+    if let Some(sample) = config.prepare.sample {
+        if !(sample > 0.0 && sample <= 1.0) {
+            return Err(check.invalid(
+                &["prepare", "sample"],
+                format!("`prepare.sample` must be in (0, 1], found {sample}"),
+                Some("it is the fraction of rows kept before the split, e.g. `sample = 0.1`".into()),
+            ));
+        }
+    }
+
     let max_null = config.confirm.max_null_fraction;
     if !(0.0..=1.0).contains(&max_null) {
         return Err(check.invalid(
