@@ -10,6 +10,7 @@ use crate::config;
 use crate::error::{Diagnostic, Exit};
 use crate::h2o::EngineConfig;
 use crate::pipeline::{Ctx, EngineSlot, Outcome, Pipeline, RunOptions};
+use crate::plan::{PlanDb, Planner};
 use crate::project::{Paths, Step};
 use crate::registry::{self, Registry};
 use crate::report::Printer;
@@ -126,6 +127,15 @@ async fn sync_model_link(dir: &Path, reg: &Registry, tag: &str) -> Result<()> {
     Ok(())
 }
 
+fn planner_for(loaded: &config::Loaded, overrides: &[String]) -> Planner {
+    Planner::new(
+        PlanDb::default(),
+        loaded.path.display().to_string(),
+        loaded.source.clone(),
+        overrides.to_vec(),
+    )
+}
+
 fn engine_config(paths: &Paths, config: &config::Config) -> EngineConfig {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     EngineConfig {
@@ -195,7 +205,8 @@ async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
         frozen: args.frozen,
         dry_run: args.dry_run,
     };
-    let mut pipeline = Pipeline::new(ctx, opts, old_lock);
+    let planner = planner_for(&loaded, &args.overrides);
+    let mut pipeline = Pipeline::new(ctx, opts, old_lock, planner);
     let result = tokio::select! {
         r = pipeline.run() => Some(r),
         _ = interrupted() => None,
@@ -342,12 +353,13 @@ async fn status(dir: &Path, printer: &Printer, json: bool, overrides: Vec<String
         run_id: 0,
         h2o_started: false,
     };
+    let planner = planner_for(&loaded, &overrides);
     let opts = RunOptions {
         dry_run: true,
         overrides,
         ..Default::default()
     };
-    let mut pipeline = Pipeline::new(ctx, opts, old_lock);
+    let mut pipeline = Pipeline::new(ctx, opts, old_lock, planner);
     pipeline.run().await?;
     print_plan(printer, &pipeline.plan, json);
     Ok(Exit::Ok)

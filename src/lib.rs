@@ -11,6 +11,7 @@ pub mod h2o;
 pub mod metrics;
 pub mod mojo;
 pub mod pipeline;
+pub mod plan;
 pub mod project;
 pub mod registry;
 pub mod report;

@@ -23,6 +23,7 @@ use crate::config::{Config, Problem};
 use crate::error::Diagnostic;
 use crate::fingerprint::{diff_inputs, KeyInputs, Reason};
 use crate::h2o::{Engine, EngineConfig};
+use crate::plan::Planner;
 use crate::project::{Paths, Step};
 use crate::registry::Registry;
 use crate::report::{DoneEvent, Printer, StepEvent};
@@ -140,7 +141,16 @@ macro_rules! step {
             }
         };
         match entry {
-            Some(entry) => entry,
+            Some(entry) => {
+                $self.planner.record(
+                    $step,
+                    $attempt,
+                    &entry.key,
+                    &entry.output_digests,
+                    &entry.result,
+                );
+                entry
+            }
             None => return Ok(Outcome::Planned),
         }
     }};
@@ -156,6 +166,8 @@ pub struct Pipeline<'a> {
     planning_stopped: bool,
     /// What a dry run found, step by step.
     pub plan: Vec<PlanEntry>,
+    /// Computes every key from the config, the data facts and what was recorded so far.
+    planner: Planner,
 }
 
 /// One line of `status` / `run --dry-run`.
@@ -179,7 +191,12 @@ pub struct ProblemSpec {
 }
 
 impl<'a> Pipeline<'a> {
-    pub fn new(ctx: Ctx<'a>, opts: RunOptions, old_lock: Option<Lockfile>) -> Pipeline<'a> {
+    pub fn new(
+        ctx: Ctx<'a>,
+        opts: RunOptions,
+        old_lock: Option<Lockfile>,
+        planner: Planner,
+    ) -> Pipeline<'a> {
         let h2o = &ctx.config.h2o;
         let new_lock = Lockfile::new(EngineFingerprint {
             version: h2o.version.clone(),
@@ -194,6 +211,7 @@ impl<'a> Pipeline<'a> {
             forced_from,
             planning_stopped: false,
             plan: Vec::new(),
+            planner,
         }
     }
 
@@ -475,6 +493,13 @@ impl<'a> Pipeline<'a> {
         Ok((outcome, done))
     }
 
+    /// A step's key inputs, from the planner.
+    fn inputs(&self, step: Step, attempt: u32) -> Result<Value> {
+        self.planner
+            .key_inputs(step, attempt)
+            .map_err(|e| anyhow::anyhow!("planning step `{step}`: {e}"))
+    }
+
     async fn walk(&mut self) -> Result<Outcome> {
         let config = self.ctx.config;
         let source = self.ctx.paths.project.join(&config.locate.path);
@@ -490,14 +515,18 @@ impl<'a> Pipeline<'a> {
         let source_digest = stat.digest(&source)?;
         stat.save()?;
         let profile = steps::locate::profile(self.ctx.store, &source, &source_digest)?;
+        steps::define::check_target(config, &profile)?;
+        self.planner.set_data(source_digest.clone(), &profile);
+        let baseline = self.baseline_canonical().await;
+        self.planner.set_baseline(baseline);
 
         // 1 define
-        let define_inputs = steps::define::key_inputs(config, &profile)?;
+        let inputs = self.inputs(Step::Define, 1)?;
         let define = step!(
             self,
             Step::Define,
             1,
-            define_inputs,
+            inputs,
             steps::define::summary,
             |_ctx| steps::define::run(config, &profile)
         );
@@ -507,7 +536,7 @@ impl<'a> Pipeline<'a> {
         }
 
         // 2 locate
-        let inputs = json!({ "locate": config.locate, "source": source_digest });
+        let inputs = self.inputs(Step::Locate, 1)?;
         let locate = step!(
             self,
             Step::Locate,
@@ -522,11 +551,7 @@ impl<'a> Pipeline<'a> {
 
         // 3 prepare
         let snapshot = locate.output_digests["snapshot"].clone();
-        let inputs = json!({
-            "prepare": config.prepare,
-            "snapshot": snapshot,
-            "problem": { "target": spec.target, "problem": spec.problem },
-        });
+        let inputs = self.inputs(Step::Prepare, 1)?;
         let prepare = step!(
             self,
             Step::Prepare,
@@ -540,11 +565,7 @@ impl<'a> Pipeline<'a> {
         }
 
         // 4 confirm
-        let inputs = json!({
-            "confirm": config.confirm,
-            "prepared": prepare.output_digests,
-            "drift_reference": Value::Null,
-        });
+        let inputs = self.inputs(Step::Confirm, 1)?;
         let confirm = step!(
             self,
             Step::Confirm,
@@ -561,46 +582,30 @@ impl<'a> Pipeline<'a> {
         }
 
         // 5–7 execute, monitor, and the feedback attempts that modify asks for
-        let baseline = self.baseline_canonical().await;
         let max_attempts = config.modify.max_attempts.max(1);
         let mut attempts: Vec<(ActionEntry, ActionEntry)> = Vec::new();
         for attempt in 1..=max_attempts {
             let params = steps::modify::attempt_params(&config.execute, attempt);
-            let inputs = json!({
-                "execute": params,
-                "prepared": prepare.output_digests,
-                "problem": {
-                    "target": spec.target, "problem": spec.problem, "ignore": spec.ignore,
-                    "sort_metric": steps::execute::sort_metric(config, &spec),
-                },
-                "confirm_verdict": confirm.result["verdict"],
-                "engine": self.new_lock.engine,
-            });
+            let inputs = self.inputs(Step::Execute, attempt)?;
             let execute = step!(
                 self,
                 Step::Execute,
                 attempt,
                 inputs,
                 steps::execute::summary,
-                |ctx| steps::execute::run(ctx, &prepare, &spec, &params, attempt).await
+                |ctx| { steps::execute::run(ctx, &prepare, &spec, &params, attempt).await }
             );
             if !self.wanted(Step::Monitor) {
                 return Ok(Outcome::Ok { version: None });
             }
-            let inputs = json!({
-                "threshold": config.define.threshold,
-                "metric": spec.metric,
-                "monitor": config.monitor,
-                "execute": execute.output_digests,
-                "baseline": baseline,
-            });
+            let inputs = self.inputs(Step::Monitor, attempt)?;
             let monitor = step!(
                 self,
                 Step::Monitor,
                 attempt,
                 inputs,
                 steps::monitor::summary,
-                |ctx| steps::monitor::run(ctx, &prepare, &execute, &spec)
+                |ctx| { steps::monitor::run(ctx, &prepare, &execute, &spec) }
             );
             let pass = monitor.result["verdict"] == "pass";
             attempts.push((execute, monitor));
@@ -613,11 +618,7 @@ impl<'a> Pipeline<'a> {
         }
 
         // 7 modify: the decision over all attempts
-        let verdicts: Vec<Value> = attempts
-            .iter()
-            .map(|(_, m)| json!({ "monitor": m.key, "verdict": m.result["verdict"], "value": m.result["value"] }))
-            .collect();
-        let inputs = json!({ "modify": config.modify, "attempts": verdicts });
+        let inputs = self.inputs(Step::Modify, 1)?;
         let modify = step!(
             self,
             Step::Modify,
@@ -636,14 +637,14 @@ impl<'a> Pipeline<'a> {
         // 8 conclude
         let chosen = modify.result["chosen_attempt"].as_u64().unwrap_or(1) as usize;
         let (execute, monitor) = &attempts[chosen - 1];
-        let inputs = json!({ "conclude": config.conclude, "model": execute.output_digests });
+        let inputs = self.inputs(Step::Conclude, 1)?;
         let conclude = step!(
             self,
             Step::Conclude,
             1,
             inputs,
             steps::conclude::summary,
-            |ctx| steps::conclude::run(ctx, execute, monitor, &spec, &locate).await
+            |ctx| { steps::conclude::run(ctx, execute, monitor, &spec, &locate).await }
         );
         // Replaying conclude registers the version in a registry that lacks it (a fresh CI
         // runner) and restores missing `models/<tag>.zip` links; otherwise it changes nothing.

@@ -222,7 +222,11 @@ pub fn split_csv(
     train: &Path,
     holdout: &Path,
 ) -> Result<SplitCounts, TableError> {
-    let SplitSpec { seed, holdout: fraction, sample } = spec;
+    let SplitSpec {
+        seed,
+        holdout: fraction,
+        sample,
+    } = spec;
     let mut rdr = reader(input)?;
     let names = headers(input, &mut rdr)?;
     let idx: Vec<usize> = keep

@@ -113,7 +113,9 @@ pub(crate) fn validate(config: &mut Config, doc: &Node, at: &Locator) -> Result<
             return Err(check.invalid(
                 &["prepare", "sample"],
                 format!("`prepare.sample` must be in (0, 1], found {sample}"),
-                Some("it is the fraction of rows kept before the split, e.g. `sample = 0.1`".into()),
+                Some(
+                    "it is the fraction of rows kept before the split, e.g. `sample = 0.1`".into(),
+                ),
             ));
         }
     }

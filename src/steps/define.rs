@@ -31,17 +31,12 @@ fn target_missing(config: &Config, profile: &Profile) -> Diagnostic {
     d
 }
 
-/// define's key inputs: `define.*` minus the threshold, the column names, the target's kind.
-pub fn key_inputs(config: &Config, profile: &Profile) -> Result<Value> {
-    let target = profile
-        .column(&config.define.target)
-        .ok_or_else(|| target_missing(config, profile))?;
-    let d = &config.define;
-    Ok(json!({
-        "define": { "target": d.target, "problem": d.problem, "metric": d.metric, "ignore": d.ignore },
-        "columns": profile.names(),
-        "target_type": { "kind": target.kind, "distinct": target.distinct.len(), "capped": target.distinct_capped },
-    }))
+/// Fails with a helpful error when the target column is not in the data.
+pub fn check_target(config: &Config, profile: &Profile) -> Result<()> {
+    match profile.column(&config.define.target) {
+        Some(_) => Ok(()),
+        None => Err(target_missing(config, profile).into()),
+    }
 }
 
 pub fn run(config: &Config, profile: &Profile) -> Result<StepOutput> {

@@ -85,7 +85,11 @@ pub fn run(ctx: &mut Ctx<'_>, snapshot: &str, spec: &ProblemSpec) -> Result<Step
     }
     let train = ctx.store.temp_file()?;
     let holdout = ctx.store.temp_file()?;
-    let spec = table::SplitSpec { seed: prepare.seed, holdout: prepare.holdout, sample: prepare.sample };
+    let spec = table::SplitSpec {
+        seed: prepare.seed,
+        holdout: prepare.holdout,
+        sample: prepare.sample,
+    };
     let counts = table::split_csv(&input, &keep, spec, train.path(), holdout.path())?;
     if counts.holdout_rows == 0 || counts.train_rows == 0 {
         return Err(Diagnostic::new(format!(

@@ -8,5 +8,6 @@ mod support;
 
 mod cli_errors;
 mod lifecycle;
+mod precision;
 mod registry_cmds;
 mod scenarios;

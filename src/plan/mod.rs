@@ -1,0 +1,326 @@
+//! The planner: a salsa database that turns `ml.toml`, data fingerprints, tag state and the
+//! outputs recorded so far into each step's key inputs and key.
+//!
+//! Inputs (set by the driver, [`Planner`]): the `ml.toml` text and `--set` overrides, the data
+//! source's digest and profile, the canonical digest behind the baseline tag, and the output
+//! digests/results of each step as the run records them. Tracked queries: parsing, each step's
+//! config slice, each step's key inputs (a canonical JSON string) and key. Because a slice that
+//! compares equal after an unrelated edit is "backdated" by salsa, the queries that depend on it
+//! are not re-executed: editing `define.threshold` re-executes monitor's key and not execute's
+//! (see the test below). Side effects stay outside: running steps, reading the action cache.
+//!
+//! Everything here returns strings (canonical JSON) so that values compare cheaply and exactly.
+
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+
+use crate::config::{self, Config};
+use crate::fingerprint::KeyInputs;
+use crate::project::Step;
+
+#[salsa::db]
+#[derive(Clone, Default)]
+pub struct PlanDb {
+    storage: salsa::Storage<Self>,
+}
+
+#[salsa::db]
+impl salsa::Database for PlanDb {}
+
+impl PlanDb {
+    /// A database that reports salsa's execution events to `log` (for tests and `-vv`).
+    pub fn with_events(log: impl Fn(&salsa::Event) + Send + Sync + 'static) -> PlanDb {
+        PlanDb {
+            storage: salsa::Storage::new(Some(Box::new(move |e| log(&e)))),
+        }
+    }
+}
+
+/// Everything the plan depends on. Each field is tracked on its own.
+#[salsa::input]
+pub struct PlanInput {
+    /// Path shown in config error messages.
+    #[returns(ref)]
+    pub path: String,
+    #[returns(ref)]
+    pub text: String,
+    #[returns(ref)]
+    pub overrides: Vec<String>,
+    /// blake3 of the data source.
+    #[returns(ref)]
+    pub source: String,
+    /// The data's profile (JSON of `table::Profile`).
+    #[returns(ref)]
+    pub profile: String,
+    /// Canonical digest of the version the baseline tag points at, if any.
+    #[returns(ref)]
+    pub baseline: Option<String>,
+    /// What each step recorded: `step#attempt` → JSON `{outputs: {..}, result: {..}}`.
+    #[returns(ref)]
+    pub recorded: Vec<(String, String)>,
+}
+
+fn slot(step: Step, attempt: u32) -> String {
+    format!("{step}#{attempt}")
+}
+
+fn recorded(
+    db: &dyn salsa::Database,
+    p: PlanInput,
+    step: Step,
+    attempt: u32,
+) -> Result<Value, String> {
+    let name = slot(step, attempt);
+    let text = p
+        .recorded(db)
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.clone())
+        .ok_or_else(|| format!("step `{step}` (attempt {attempt}) has not been recorded yet"))?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+/// The typed config as canonical JSON, or the error message.
+#[salsa::tracked]
+pub fn parsed(db: &dyn salsa::Database, p: PlanInput) -> Result<String, String> {
+    let config = config::parse(&PathBuf::from(p.path(db)), p.text(db), p.overrides(db))
+        .map_err(|e| e.to_string())?;
+    Ok(serde_json::to_string(&config).expect("configs serialise"))
+}
+
+fn config_of(db: &dyn salsa::Database, p: PlanInput) -> Result<Config, String> {
+    let text = parsed(db, p)?;
+    serde_json::from_str(&text).map_err(|e| e.to_string())
+}
+
+/// A step's slice of the config, as canonical JSON.
+#[salsa::tracked]
+pub fn slice(db: &dyn salsa::Database, p: PlanInput, step: Step) -> Result<String, String> {
+    let c = config_of(db, p)?;
+    let v = match step {
+        Step::Define => json!({
+            "target": c.define.target, "problem": c.define.problem,
+            "metric": c.define.metric, "ignore": c.define.ignore,
+        }),
+        Step::Locate => json!(c.locate),
+        Step::Prepare => json!(c.prepare),
+        Step::Confirm => json!(c.confirm),
+        Step::Execute => json!({
+            "execute": c.execute,
+            "target": c.define.target,
+            "ignore": c.define.ignore,
+            "engine": { "version": c.h2o.version, "nodes": c.h2o.nodes },
+        }),
+        Step::Monitor => json!({ "threshold": c.define.threshold, "monitor": c.monitor }),
+        Step::Modify => json!(c.modify),
+        Step::Conclude => json!(c.conclude),
+    };
+    Ok(v.to_string())
+}
+
+fn slice_value(db: &dyn salsa::Database, p: PlanInput, step: Step) -> Result<Value, String> {
+    serde_json::from_str(&slice(db, p, step)?).map_err(|e| e.to_string())
+}
+
+/// The problem spec define decided: `{target, problem, metric}`.
+fn problem(db: &dyn salsa::Database, p: PlanInput) -> Result<Value, String> {
+    let define = recorded(db, p, Step::Define, 1)?;
+    let target = slice_value(db, p, Step::Define)?["target"].clone();
+    Ok(json!({
+        "target": target,
+        "problem": define["result"]["problem"],
+        "metric": define["result"]["metric"],
+    }))
+}
+
+/// A step's key inputs (the object hashed into its key), as canonical JSON.
+#[salsa::tracked]
+pub fn key_inputs(
+    db: &dyn salsa::Database,
+    p: PlanInput,
+    step: Step,
+    attempt: u32,
+) -> Result<String, String> {
+    let v = match step {
+        Step::Define => {
+            let profile: crate::table::Profile =
+                serde_json::from_str(p.profile(db)).map_err(|e| e.to_string())?;
+            let define = slice_value(db, p, Step::Define)?;
+            let target = define["target"].as_str().unwrap_or_default();
+            let column = profile
+                .column(target)
+                .ok_or_else(|| format!("target column `{target}` is not in the data"))?;
+            json!({
+                "define": define,
+                "columns": profile.names(),
+                "target_type": { "kind": column.kind, "distinct": column.distinct.len(), "capped": column.distinct_capped },
+            })
+        }
+        Step::Locate => {
+            json!({ "locate": slice_value(db, p, Step::Locate)?, "source": p.source(db) })
+        }
+        Step::Prepare => {
+            let problem = problem(db, p)?;
+            json!({
+                "prepare": slice_value(db, p, Step::Prepare)?,
+                "snapshot": recorded(db, p, Step::Locate, 1)?["outputs"]["snapshot"],
+                "problem": { "target": problem["target"], "problem": problem["problem"] },
+            })
+        }
+        Step::Confirm => json!({
+            "confirm": slice_value(db, p, Step::Confirm)?,
+            "prepared": recorded(db, p, Step::Prepare, 1)?["outputs"],
+            "drift_reference": Value::Null,
+        }),
+        Step::Execute => {
+            let s = slice_value(db, p, Step::Execute)?;
+            let execute: config::Execute =
+                serde_json::from_value(s["execute"].clone()).map_err(|e| e.to_string())?;
+            let problem = problem(db, p)?;
+            let sort = execute
+                .sort_metric
+                .clone()
+                .map(Value::from)
+                .unwrap_or(problem["metric"].clone());
+            json!({
+                "execute": crate::steps::modify::attempt_params(&execute, attempt),
+                "prepared": recorded(db, p, Step::Prepare, 1)?["outputs"],
+                "problem": {
+                    "target": s["target"], "problem": problem["problem"], "ignore": s["ignore"], "sort_metric": sort,
+                },
+                "confirm_verdict": recorded(db, p, Step::Confirm, 1)?["result"]["verdict"],
+                "engine": s["engine"],
+            })
+        }
+        Step::Monitor => {
+            let s = slice_value(db, p, Step::Monitor)?;
+            json!({
+                "threshold": s["threshold"],
+                "metric": problem(db, p)?["metric"],
+                "monitor": s["monitor"],
+                "execute": recorded(db, p, Step::Execute, attempt)?["outputs"],
+                "baseline": p.baseline(db),
+            })
+        }
+        Step::Modify => {
+            let mut attempts = Vec::new();
+            for n in 1.. {
+                let Ok(m) = recorded(db, p, Step::Monitor, n) else {
+                    break;
+                };
+                attempts.push(json!({ "monitor": m["key"], "verdict": m["result"]["verdict"], "value": m["result"]["value"] }));
+            }
+            json!({ "modify": slice_value(db, p, Step::Modify)?, "attempts": attempts })
+        }
+        Step::Conclude => {
+            let modify = recorded(db, p, Step::Modify, 1)?;
+            let chosen = modify["result"]["chosen_attempt"].as_u64().unwrap_or(1) as u32;
+            json!({
+                "conclude": slice_value(db, p, Step::Conclude)?,
+                "model": recorded(db, p, Step::Execute, chosen)?["outputs"],
+            })
+        }
+    };
+    Ok(v.to_string())
+}
+
+/// A step's key.
+#[salsa::tracked]
+pub fn key(
+    db: &dyn salsa::Database,
+    p: PlanInput,
+    step: Step,
+    attempt: u32,
+) -> Result<String, String> {
+    let inputs: Value =
+        serde_json::from_str(&key_inputs(db, p, step, attempt)?).map_err(|e| e.to_string())?;
+    Ok(KeyInputs::new(step.as_str(), inputs).key())
+}
+
+/// The driver: owns the database and the input, and records steps as the run goes.
+pub struct Planner {
+    pub db: PlanDb,
+    pub input: PlanInput,
+}
+
+impl Planner {
+    pub fn new(db: PlanDb, path: String, text: String, overrides: Vec<String>) -> Planner {
+        let input = PlanInput::new(
+            &db,
+            path,
+            text,
+            overrides,
+            String::new(),
+            "{}".to_string(),
+            None,
+            Vec::new(),
+        );
+        Planner { db, input }
+    }
+
+    pub fn set_data(&mut self, source: String, profile: &crate::table::Profile) {
+        use salsa::Setter;
+        let profile = serde_json::to_string(profile).expect("profiles serialise");
+        if *self.input.source(&self.db) != source {
+            self.input.set_source(&mut self.db).to(source);
+        }
+        if *self.input.profile(&self.db) != profile {
+            self.input.set_profile(&mut self.db).to(profile);
+        }
+    }
+
+    pub fn set_baseline(&mut self, baseline: Option<String>) {
+        use salsa::Setter;
+        if *self.input.baseline(&self.db) != baseline {
+            self.input.set_baseline(&mut self.db).to(baseline);
+        }
+    }
+
+    pub fn set_text(&mut self, text: String, overrides: Vec<String>) {
+        use salsa::Setter;
+        if *self.input.text(&self.db) != text {
+            self.input.set_text(&mut self.db).to(text);
+        }
+        if *self.input.overrides(&self.db) != overrides {
+            self.input.set_overrides(&mut self.db).to(overrides);
+        }
+    }
+
+    /// Records what a step produced (its output digests as seen downstream, and its result).
+    pub fn record(
+        &mut self,
+        step: Step,
+        attempt: u32,
+        key: &str,
+        outputs: &std::collections::BTreeMap<String, String>,
+        result: &Value,
+    ) {
+        use salsa::Setter;
+        let name = slot(step, attempt);
+        let value = json!({ "key": key, "outputs": outputs, "result": result }).to_string();
+        let mut all = self.input.recorded(&self.db).clone();
+        match all.iter_mut().find(|(k, _)| *k == name) {
+            Some((_, v)) if *v == value => return,
+            Some((_, v)) => *v = value,
+            None => all.push((name, value)),
+        }
+        self.input.set_recorded(&mut self.db).to(all);
+    }
+
+    /// Forgets everything recorded (a new walk starts, e.g. in `watch`).
+    pub fn clear_records(&mut self) {
+        use salsa::Setter;
+        if !self.input.recorded(&self.db).is_empty() {
+            self.input.set_recorded(&mut self.db).to(Vec::new());
+        }
+    }
+
+    pub fn key_inputs(&self, step: Step, attempt: u32) -> Result<Value, String> {
+        let text = key_inputs(&self.db, self.input, step, attempt)?;
+        serde_json::from_str(&text).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,135 @@
+use std::sync::{Arc, Mutex};
+
+use super::*;
+
+const TOML: &str = r#"
+[define]
+target = "y"
+threshold = 0.7
+
+[locate]
+path = "d.csv"
+
+[execute]
+max_models = 4
+"#;
+
+fn planner(log: Arc<Mutex<Vec<String>>>) -> Planner {
+    let db = PlanDb::with_events(move |e| {
+        if let salsa::EventKind::WillExecute { database_key } = &e.kind {
+            log.lock().unwrap().push(format!("{database_key:?}"));
+        }
+    });
+    let mut p = Planner::new(db, "ml.toml".into(), TOML.into(), Vec::new());
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("d.csv");
+    std::fs::write(&csv, "x,y\n1,0\n2,1\n3,0\n").unwrap();
+    p.set_data("s".repeat(64), &crate::table::profile_csv(&csv).unwrap());
+    let empty = std::collections::BTreeMap::new();
+    let digests = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| (n.to_string(), "d".repeat(64)))
+            .collect()
+    };
+    p.record(
+        Step::Define,
+        1,
+        "k",
+        &empty,
+        &json!({"problem": "binary", "metric": "auc"}),
+    );
+    p.record(Step::Locate, 1, "k", &digests(&["snapshot"]), &json!({}));
+    p.record(
+        Step::Prepare,
+        1,
+        "k",
+        &digests(&["train", "holdout", "schema"]),
+        &json!({}),
+    );
+    p.record(
+        Step::Confirm,
+        1,
+        "k",
+        &digests(&["report"]),
+        &json!({"verdict": "pass"}),
+    );
+    p.record(
+        Step::Execute,
+        1,
+        "k",
+        &digests(&["mojo", "predictions"]),
+        &json!({}),
+    );
+    p
+}
+
+fn executed(log: &Arc<Mutex<Vec<String>>>, query: &str) -> bool {
+    log.lock().unwrap().iter().any(|l| l.starts_with(query))
+}
+
+#[test]
+fn a_threshold_edit_recomputes_monitor_but_not_execute() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut p = planner(log.clone());
+    let execute_before = key(&p.db, p.input, Step::Execute, 1).unwrap();
+    let monitor_before = key(&p.db, p.input, Step::Monitor, 1).unwrap();
+    log.lock().unwrap().clear();
+
+    p.set_text(
+        TOML.replace("threshold = 0.7", "threshold = 0.6"),
+        Vec::new(),
+    );
+    let execute_after = key(&p.db, p.input, Step::Execute, 1).unwrap();
+    let monitor_after = key(&p.db, p.input, Step::Monitor, 1).unwrap();
+
+    assert_eq!(execute_before, execute_after);
+    assert_ne!(monitor_before, monitor_after);
+    let events = log.lock().unwrap().clone();
+    assert!(
+        executed(&log, "parsed"),
+        "the text changed, so it is parsed again: {events:?}"
+    );
+    assert!(
+        executed(&log, "key_inputs") && executed(&log, "key("),
+        "monitor's key is recomputed: {events:?}"
+    );
+    // Exactly one key_inputs/key ran: monitor's. execute's slice compared equal (early cutoff).
+    let keys_run = events
+        .iter()
+        .filter(|l| l.starts_with("key_inputs"))
+        .count();
+    assert_eq!(
+        keys_run, 1,
+        "only monitor's key inputs re-executed: {events:?}"
+    );
+}
+
+#[test]
+fn a_comment_edit_recomputes_no_key() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut p = planner(log.clone());
+    for step in [Step::Define, Step::Locate, Step::Execute, Step::Monitor] {
+        key(&p.db, p.input, step, 1).unwrap();
+    }
+    log.lock().unwrap().clear();
+    p.set_text(format!("# a comment\n{TOML}\n\n"), Vec::new());
+    for step in [Step::Define, Step::Locate, Step::Execute, Step::Monitor] {
+        key(&p.db, p.input, step, 1).unwrap();
+    }
+    let events = log.lock().unwrap().clone();
+    assert!(executed(&log, "parsed"));
+    assert!(!executed(&log, "key_inputs"), "{events:?}");
+}
+
+#[test]
+fn an_override_enters_keys_like_an_edit() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut p = planner(log);
+    let edited = {
+        p.set_text(TOML.replace("max_models = 4", "max_models = 8"), Vec::new());
+        key(&p.db, p.input, Step::Execute, 1).unwrap()
+    };
+    p.set_text(TOML.into(), vec!["execute.max_models=8".into()]);
+    assert_eq!(key(&p.db, p.input, Step::Execute, 1).unwrap(), edited);
+}
