@@ -56,6 +56,20 @@ pub enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Why STEP would rerun: the first difference, with old and new values; never starts H2O
+    Explain {
+        #[arg(value_enum)]
+        step: Step,
+        /// One JSON document on stdout
+        #[arg(long)]
+        json: bool,
+        /// Override an ml.toml key, as `run --set` would
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Explain as if `run --force STEP` were given
+        #[arg(long, value_enum, value_name = "STEP")]
+        force: Vec<Step>,
+    },
     /// List registered versions, oldest first
     Versions {
         #[arg(long)]

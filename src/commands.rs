@@ -8,8 +8,9 @@ use anyhow::{Context, Result};
 use crate::cli::{Cli, Command, RunArgs};
 use crate::config;
 use crate::error::{Diagnostic, Exit};
+use crate::fingerprint::Reason;
 use crate::h2o::EngineConfig;
-use crate::pipeline::{Ctx, EngineSlot, Outcome, Pipeline, RunOptions};
+use crate::pipeline::{Ctx, EngineSlot, Outcome, Pipeline, PlanEntry, RunOptions};
 use crate::plan::{PlanDb, Planner};
 use crate::project::{Paths, Step};
 use crate::registry::{self, Registry};
@@ -23,6 +24,7 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
         &cli.command,
         Command::Run(RunArgs { json: true, .. })
             | Command::Status { json: true, .. }
+            | Command::Explain { json: true, .. }
             | Command::Versions { json: true }
             | Command::Tags { json: true }
             | Command::History { json: true, .. }
@@ -31,6 +33,12 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
     match cli.command {
         Command::Run(args) => run(&dir, &printer, args).await,
         Command::Status { json, overrides } => status(&dir, &printer, json, overrides).await,
+        Command::Explain {
+            step,
+            json,
+            overrides,
+            force,
+        } => explain(&dir, &printer, step, json, overrides, force).await,
         Command::Versions { json } => {
             let reg = open_registry(&dir).await?;
             let versions = reg.versions().await?;
@@ -300,12 +308,10 @@ async fn interrupted() {
     }
 }
 
-fn print_plan(printer: &Printer, plan: &[crate::pipeline::PlanEntry], json: bool) {
-    let mut rows: Vec<serde_json::Value> = plan
-        .iter()
-        .map(|p| serde_json::json!({ "step": p.step, "attempt": p.attempt, "state": p.state, "reason": p.reason }))
-        .collect();
-    // Steps after the first stale one cannot be keyed yet: they are stale because of it.
+/// The plan, completed: steps after the first stale one are stale because of it (their keys
+/// depend on outputs that do not exist yet).
+fn complete_plan(plan: &[PlanEntry]) -> Vec<PlanEntry> {
+    let mut rows = plan.to_vec();
     if let Some(first) = plan.iter().find(|p| p.state == "stale") {
         let seen: Vec<&str> = plan.iter().map(|p| p.step.as_str()).collect();
         for step in Step::ALL
@@ -313,29 +319,51 @@ fn print_plan(printer: &Printer, plan: &[crate::pipeline::PlanEntry], json: bool
             .map(|s| s.as_str())
             .filter(|s| !seen.contains(s))
         {
-            rows.push(serde_json::json!({ "step": step, "attempt": 1, "state": "stale", "reason": format!("upstream step `{}` is stale", first.step) }));
+            let detail = Reason::UpstreamStale {
+                step: first.step.clone(),
+            };
+            rows.push(PlanEntry {
+                step: step.to_string(),
+                attempt: 1,
+                state: "stale",
+                reason: detail.render(),
+                detail,
+            });
         }
     }
+    rows
+}
+
+fn print_plan(printer: &Printer, plan: &[PlanEntry], json: bool) {
+    let rows = complete_plan(plan);
     if json {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|p| serde_json::json!({ "step": p.step, "attempt": p.attempt, "state": p.state, "reason": p.reason }))
+            .collect();
         printer.data(&serde_json::to_string_pretty(&rows).expect("json"));
         return;
     }
     for r in rows {
-        let attempt = if r["attempt"] == 1 {
+        let attempt = if r.attempt == 1 {
             String::new()
         } else {
-            format!(" (attempt {})", r["attempt"])
+            format!(" (attempt {})", r.attempt)
         };
         printer.data(&format!(
             "{:>9}  {:<6} {}{attempt}",
-            r["step"].as_str().unwrap_or(""),
-            r["state"].as_str().unwrap_or(""),
-            r["reason"].as_str().unwrap_or("")
+            r.step, r.state, r.reason
         ));
     }
 }
 
-async fn status(dir: &Path, printer: &Printer, json: bool, overrides: Vec<String>) -> Result<Exit> {
+/// Plans without running (never starts H2O): each step fresh or stale, with its reason.
+async fn plan(
+    dir: &Path,
+    printer: &Printer,
+    overrides: Vec<String>,
+    force: Vec<Step>,
+) -> Result<Vec<PlanEntry>> {
     let paths = Paths::resolve(dir);
     let loaded = config::load(&paths.project, &overrides)?;
     let store = Store::open(&paths.cache)?;
@@ -357,11 +385,60 @@ async fn status(dir: &Path, printer: &Printer, json: bool, overrides: Vec<String
     let opts = RunOptions {
         dry_run: true,
         overrides,
+        force,
         ..Default::default()
     };
     let mut pipeline = Pipeline::new(ctx, opts, old_lock, planner);
     pipeline.run().await?;
-    print_plan(printer, &pipeline.plan, json);
+    Ok(std::mem::take(&mut pipeline.plan))
+}
+
+async fn status(dir: &Path, printer: &Printer, json: bool, overrides: Vec<String>) -> Result<Exit> {
+    let entries = plan(dir, printer, overrides, Vec::new()).await?;
+    print_plan(printer, &entries, json);
+    Ok(Exit::Ok)
+}
+
+async fn explain(
+    dir: &Path,
+    printer: &Printer,
+    step: Step,
+    json: bool,
+    overrides: Vec<String>,
+    force: Vec<Step>,
+) -> Result<Exit> {
+    let entries = complete_plan(&plan(dir, printer, overrides, force).await?);
+    let entry = entries
+        .iter()
+        .find(|e| e.step == step.as_str() && e.attempt == 1)
+        .cloned()
+        .expect("the completed plan has every step");
+    // A step behind a stale one is explained by that one's reason.
+    let upstream = match &entry.detail {
+        Reason::UpstreamStale { step } => entries.iter().find(|e| e.step == *step).cloned(),
+        _ => None,
+    };
+    if json {
+        let mut doc = serde_json::json!({
+            "step": entry.step,
+            "state": entry.state,
+            "reason": entry.detail,
+            "message": entry.reason,
+        });
+        if let Some(up) = &upstream {
+            doc["upstream"] =
+                serde_json::json!({ "step": up.step, "reason": up.detail, "message": up.reason });
+        }
+        printer.data(&serde_json::to_string_pretty(&doc)?);
+    } else {
+        printer.data(&format!(
+            "{} is {}: {}",
+            entry.step, entry.state, entry.reason
+        ));
+        if let Some(up) = upstream {
+            printer.data(&format!("{} is {}: {}", up.step, up.state, up.reason));
+        }
+    }
     Ok(Exit::Ok)
 }
 

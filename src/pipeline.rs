@@ -177,6 +177,8 @@ pub struct PlanEntry {
     pub attempt: u32,
     pub state: &'static str,
     pub reason: String,
+    /// The reason, structured (`{"kind": …}`), for `explain --json`.
+    pub detail: Reason,
 }
 
 /// The resolved problem: what define decided.
@@ -283,6 +285,7 @@ impl<'a> Pipeline<'a> {
                         attempt,
                         state: "fresh",
                         reason: Reason::Cached.render(),
+                        detail: Reason::Cached,
                     });
                 } else {
                     self.emit(
@@ -302,9 +305,15 @@ impl<'a> Pipeline<'a> {
             }
             None => Reason::Forced,
             Some(AcLookup::Miss) => match &locked {
-                Some(l) if l.key != key => Reason::NewKey {
-                    changed: diff_inputs(&l.inputs, &ki.inputs),
-                },
+                Some(l) if l.key != key => {
+                    let profiles = self.ctx.store.root().join("profiles");
+                    Reason::classify(step.as_str(), &l.inputs, &ki.inputs, |digest| {
+                        let bytes = std::fs::read(profiles.join(format!("{digest}.json"))).ok()?;
+                        serde_json::from_slice::<crate::table::Profile>(&bytes)
+                            .ok()
+                            .map(|p| p.rows)
+                    })
+                }
                 Some(_) => Reason::CacheEntryMissing,
                 None => Reason::NeverRun,
             },
@@ -317,6 +326,7 @@ impl<'a> Pipeline<'a> {
                 attempt,
                 state: "stale",
                 reason: reason.render(),
+                detail: reason.clone(),
             });
             self.planning_stopped = true;
             return Ok(Begin::Done(None));
@@ -515,7 +525,7 @@ impl<'a> Pipeline<'a> {
         let source_digest = stat.digest(&source)?;
         stat.save()?;
         let profile = steps::locate::profile(self.ctx.store, &source, &source_digest)?;
-        steps::define::check_target(config, &profile)?;
+        steps::define::check_columns(config, &profile)?;
         self.planner.set_data(source_digest.clone(), &profile);
         let baseline = self.baseline_canonical().await;
         self.planner.set_baseline(baseline);

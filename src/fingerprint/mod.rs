@@ -62,47 +62,217 @@ impl KeyInputs {
     }
 }
 
-/// Why a step ran instead of replaying: a closed set, rendered for humans and machines.
+/// One changed input: its dotted path and the old and new values (digests shortened).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub field: String,
+    pub old: String,
+    pub new: String,
+}
+
+impl Change {
+    fn render(&self) -> String {
+        format!("{}: {} → {}", self.field, self.old, self.new)
+    }
+}
+
+/// Why a step is stale (or that it is not): a closed set, checked in this order —
+/// forced, never run, engine changed, config changed, data snapshot changed, upstream output
+/// changed, baseline changed, cache entry missing/corrupt/output missing. Rendered to one
+/// sentence by [`Reason::render`]; serialised (tag `kind`) for `--json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reason {
-    /// Nothing recorded under this key: the inputs changed since a previous run, or it never ran.
-    NewKey {
-        changed: Vec<String>,
-    },
-    NeverRun,
     Forced,
+    NeverRun,
+    EngineChanged {
+        changes: Vec<Change>,
+    },
+    ConfigChanged {
+        changes: Vec<Change>,
+    },
+    DataChanged {
+        old: String,
+        new: String,
+        old_rows: Option<u64>,
+        new_rows: Option<u64>,
+    },
+    UpstreamChanged {
+        step: String,
+        changes: Vec<Change>,
+    },
+    BaselineChanged {
+        old: Option<String>,
+        new: Option<String>,
+    },
+    /// The key is in `ml.lock` but its cache entry is gone (a fresh clone, a cleaned cache).
     CacheEntryMissing,
     CacheEntryCorrupt,
     OutputMissing {
         digest: String,
     },
+    /// A step downstream of a stale one: its key cannot be known until that one runs.
+    UpstreamStale {
+        step: String,
+    },
     Cached,
+}
+
+fn short_digest(s: &str) -> String {
+    s.chars().take(12).collect()
 }
 
 impl Reason {
     pub fn render(&self) -> String {
+        let list = |c: &[Change]| c.iter().map(Change::render).collect::<Vec<_>>().join(", ");
         match self {
-            Reason::NewKey { changed } if changed.is_empty() => "inputs changed".into(),
-            Reason::NewKey { changed } => format!("changed: {}", changed.join(", ")),
-            Reason::NeverRun => "never run".into(),
             Reason::Forced => "forced with --force".into(),
-            Reason::CacheEntryMissing => "cache entry missing".into(),
-            Reason::CacheEntryCorrupt => "cache entry corrupt".into(),
-            Reason::OutputMissing { digest } => format!(
-                "output {} missing from the store",
-                &digest[..12.min(digest.len())]
+            Reason::NeverRun => "never run".into(),
+            Reason::EngineChanged { changes } => format!("engine changed: {}", list(changes)),
+            Reason::ConfigChanged { changes } => format!("config changed: {}", list(changes)),
+            Reason::DataChanged {
+                old,
+                new,
+                old_rows,
+                new_rows,
+            } => {
+                let rows = match (old_rows, new_rows) {
+                    (Some(a), Some(b)) => format!(" ({a} → {b} rows)"),
+                    (None, Some(b)) => format!(" (now {b} rows)"),
+                    _ => String::new(),
+                };
+                if old.is_empty() && new.is_empty() {
+                    "data snapshot changed: its columns or the target column changed".into()
+                } else {
+                    format!(
+                        "data snapshot changed: source: {} → {}{rows}",
+                        short_digest(old),
+                        short_digest(new)
+                    )
+                }
+            }
+            Reason::UpstreamChanged { step, changes } => {
+                format!("upstream output changed: `{step}` ({})", list(changes))
+            }
+            Reason::BaselineChanged { old, new } => format!(
+                "baseline changed: {} → {}",
+                old.as_deref()
+                    .map(short_digest)
+                    .unwrap_or_else(|| "(none)".into()),
+                new.as_deref()
+                    .map(short_digest)
+                    .unwrap_or_else(|| "(none)".into())
             ),
+            Reason::CacheEntryMissing => "cache entry missing (the inputs match ml.lock)".into(),
+            Reason::CacheEntryCorrupt => "cache entry corrupt".into(),
+            Reason::OutputMissing { digest } => {
+                format!("output {} missing from the store", short_digest(digest))
+            }
+            Reason::UpstreamStale { step } => format!("upstream step `{step}` is stale"),
             Reason::Cached => "up to date".into(),
+        }
+    }
+
+    /// Classifies the difference between the inputs recorded for a step (in `ml.lock`) and its
+    /// inputs now. `rows` looks up a data snapshot's row count when it is known.
+    pub fn classify(
+        step: &str,
+        old: &Value,
+        new: &Value,
+        rows: impl Fn(&str) -> Option<u64>,
+    ) -> Reason {
+        let changes = diff_changes(old, new);
+        let top = |c: &Change| c.field.split('.').next().unwrap_or_default().to_string();
+        let class = |field: &str| -> &'static str {
+            match (step, field) {
+                (_, "engine") => "engine",
+                (_, "source") => "data",
+                ("define", "columns" | "target_type") => "data",
+                (_, "baseline") => "baseline",
+                ("prepare", "snapshot") => "upstream:locate",
+                ("prepare", "problem") => "upstream:define",
+                ("confirm" | "execute", "prepared") => "upstream:prepare",
+                ("execute", "confirm_verdict") => "upstream:confirm",
+                ("monitor", "execute") => "upstream:execute",
+                ("monitor", "metric") => "upstream:define",
+                ("execute", "problem") => "config",
+                ("modify", "attempts") => "upstream:monitor",
+                ("conclude", "model") => "upstream:execute",
+                _ => "config",
+            }
+        };
+        let pick = |wanted: &dyn Fn(&str) -> bool| -> Vec<Change> {
+            changes
+                .iter()
+                .filter(|c| wanted(class(&top(c))))
+                .cloned()
+                .collect()
+        };
+        let engine = pick(&|k| k == "engine");
+        if !engine.is_empty() {
+            return Reason::EngineChanged { changes: engine };
+        }
+        let config = pick(&|k| k == "config");
+        if !config.is_empty() {
+            return Reason::ConfigChanged { changes: config };
+        }
+        if !pick(&|k| k == "data").is_empty() {
+            let old_digest = old
+                .get("source")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let new_digest = new
+                .get("source")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            return Reason::DataChanged {
+                old_rows: rows(&old_digest),
+                new_rows: rows(&new_digest),
+                old: old_digest,
+                new: new_digest,
+            };
+        }
+        if let Some(c) = changes
+            .iter()
+            .find(|c| class(&top(c)).starts_with("upstream:"))
+        {
+            let upstream = class(&top(c)).trim_start_matches("upstream:").to_string();
+            let changes = pick(&|k| k == format!("upstream:{upstream}"));
+            return Reason::UpstreamChanged {
+                step: upstream,
+                changes,
+            };
+        }
+        if !pick(&|k| k == "baseline").is_empty() {
+            let get = |v: &Value| {
+                v.get("baseline")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
+            return Reason::BaselineChanged {
+                old: get(old),
+                new: get(new),
+            };
+        }
+        // Same inputs by this reading but a different key: the key format itself changed.
+        Reason::ConfigChanged {
+            changes: Vec::new(),
         }
     }
 }
 
-/// Lists the differences between two input objects as `a.b: old → new` strings (first few).
-pub fn diff_inputs(old: &Value, new: &Value) -> Vec<String> {
+/// The differences between two input objects, field by field.
+pub fn diff_changes(old: &Value, new: &Value) -> Vec<Change> {
     let mut out = Vec::new();
     diff_rec("", old, new, &mut out);
     out
+}
+
+/// Lists the differences between two input objects as `a.b: old → new` strings.
+pub fn diff_inputs(old: &Value, new: &Value) -> Vec<String> {
+    diff_changes(old, new).iter().map(Change::render).collect()
 }
 
 fn short(v: &Value) -> String {
@@ -119,7 +289,7 @@ fn short(v: &Value) -> String {
     }
 }
 
-fn diff_rec(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
+fn diff_rec(path: &str, old: &Value, new: &Value, out: &mut Vec<Change>) {
     if old == new {
         return;
     }
@@ -134,13 +304,25 @@ fn diff_rec(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
                 };
                 match (a.get(k), b.get(k)) {
                     (Some(x), Some(y)) => diff_rec(&p, x, y, out),
-                    (None, Some(y)) => out.push(format!("{p}: (none) → {}", short(y))),
-                    (Some(x), None) => out.push(format!("{p}: {} → (none)", short(x))),
+                    (None, Some(y)) => out.push(Change {
+                        field: p,
+                        old: "(none)".into(),
+                        new: short(y),
+                    }),
+                    (Some(x), None) => out.push(Change {
+                        field: p,
+                        old: short(x),
+                        new: "(none)".into(),
+                    }),
                     (None, None) => {}
                 }
             }
         }
-        _ => out.push(format!("{path}: {} → {}", short(old), short(new))),
+        _ => out.push(Change {
+            field: path.to_string(),
+            old: short(old),
+            new: short(new),
+        }),
     }
 }
 

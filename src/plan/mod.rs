@@ -94,10 +94,24 @@ fn config_of(db: &dyn salsa::Database, p: PlanInput) -> Result<Config, String> {
     serde_json::from_str(&text).map_err(|e| e.to_string())
 }
 
-/// A step's slice of the config, as canonical JSON.
+/// A list whose order means nothing (a set of columns or algorithms), in canonical order.
+fn set(list: &[String]) -> Vec<String> {
+    let mut v = list.to_vec();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// A step's slice of the config, as canonical JSON. Lists that are sets for H2O or prepare
+/// (`ignore`, `drop`, `include_algos`, `exclude_algos`) are sorted, so reordering them is not a
+/// change.
 #[salsa::tracked]
 pub fn slice(db: &dyn salsa::Database, p: PlanInput, step: Step) -> Result<String, String> {
-    let c = config_of(db, p)?;
+    let mut c = config_of(db, p)?;
+    c.define.ignore = set(&c.define.ignore);
+    c.prepare.drop = set(&c.prepare.drop);
+    c.execute.include_algos = set(&c.execute.include_algos);
+    c.execute.exclude_algos = set(&c.execute.exclude_algos);
     let v = match step {
         Step::Define => json!({
             "target": c.define.target, "problem": c.define.problem,

@@ -32,11 +32,25 @@ fn target_missing(config: &Config, profile: &Profile) -> Diagnostic {
 }
 
 /// Fails with a helpful error when the target column is not in the data.
-pub fn check_target(config: &Config, profile: &Profile) -> Result<()> {
-    match profile.column(&config.define.target) {
-        Some(_) => Ok(()),
-        None => Err(target_missing(config, profile).into()),
+/// Also checks `define.ignore`, which names columns of the data too.
+pub fn check_columns(config: &Config, profile: &Profile) -> Result<()> {
+    if profile.column(&config.define.target).is_none() {
+        return Err(target_missing(config, profile).into());
     }
+    let names = profile.names();
+    for name in &config.define.ignore {
+        if !names.contains(name) {
+            let d = Diagnostic::new(format!(
+                "`define.ignore` names column `{name}`, which is not in the data"
+            ));
+            let d = match super::closest(name, names.iter()) {
+                Some(c) => d.hint(format!("did you mean `{c}`?")),
+                None => d.hint(format!("the data's columns are: {}", names.join(", "))),
+            };
+            return Err(d.into());
+        }
+    }
+    Ok(())
 }
 
 pub fn run(config: &Config, profile: &Profile) -> Result<StepOutput> {

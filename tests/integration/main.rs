@@ -7,6 +7,7 @@
 mod support;
 
 mod cli_errors;
+mod explain;
 mod lifecycle;
 mod precision;
 mod registry_cmds;
