@@ -197,8 +197,11 @@ pub fn key_inputs(
                 .clone()
                 .map(Value::from)
                 .unwrap_or(problem["metric"].clone());
+            let mut params = crate::steps::modify::attempt_params(&execute, attempt);
+            // The sort metric enters once, resolved (unset means define's metric).
+            params.sort_metric = None;
             json!({
-                "execute": crate::steps::modify::attempt_params(&execute, attempt),
+                "execute": params,
                 "prepared": recorded(db, p, Step::Prepare, 1)?["outputs"],
                 "problem": {
                     "target": s["target"], "problem": problem["problem"], "ignore": s["ignore"], "sort_metric": sort,

@@ -368,8 +368,6 @@ fn algorithm_names_in_another_case_change_nothing() {
 }
 
 #[test]
-#[ignore = "BUG: execute's key holds the raw execute.sort_metric (null vs \"auc\") besides the \
-            resolved one, so spelling out the default retrains"]
 fn spelling_out_the_default_sort_metric_changes_nothing() {
     let p = trained().clone_trained();
     // The default of execute.sort_metric is define.metric, "auc" here.
