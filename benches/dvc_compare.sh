@@ -16,7 +16,8 @@
 #   BENCH_DIR           work dir (default /tmp/mlbuild-bench)
 #   BENCH_SIZES         "100mb 1gb" (any of 10mb 100mb 1gb)
 #   BENCH_RUNS          runs of each fast measure (no-op, status, --version), default 20
-#   BENCH_SLOW_RUNS     runs of each slow measure (touch, param change, hash), default 7
+#   BENCH_SLOW_RUNS     runs of each slow measure (touch, param change), default 7
+#   BENCH_HASH_RUNS     rounds of the interleaved hash measures, default 10
 #   BENCH_SEED          data seed (default 1)
 #   BENCH_SAMPLE_ROWS   rows both pipelines train on (default 20000, the peer's load.sample_rows)
 #   BENCH_KEEP_PROJECTS=1   reuse the projects (skip the cold runs) instead of recreating them
@@ -32,6 +33,7 @@ BENCH_DIR=${BENCH_DIR:-/tmp/mlbuild-bench}
 SIZES=${BENCH_SIZES:-"100mb 1gb"}
 RUNS=${BENCH_RUNS:-20}
 SLOW_RUNS=${BENCH_SLOW_RUNS:-7}
+HASH_RUNS=${BENCH_HASH_RUNS:-10}
 SEED=${BENCH_SEED:-1}
 SAMPLE_ROWS=${BENCH_SAMPLE_ROWS:-20000}
 PEER=${DVC_PEER:-$ROOT/../shared/bench/dvc-peer}
@@ -132,6 +134,7 @@ EOF
     echo "cpu: $(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)"
     echo "memory: $(free -g | awk '/^Mem:/ {print $2 " GiB"}')"
     echo "kernel: $(uname -sr)"
+    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "filesystem of BENCH_DIR: $(df -T "$BENCH_DIR" | awk 'NR==2 {print $2}')"
     echo "mlbuild: $("$MLBUILD" --version) (git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ', uncommitted changes'))"
     echo "dvc: $("$DVC" --version)"
@@ -296,12 +299,15 @@ for size in $SIZES; do
     (cd "$dd" && measure "$size.dvc_repro_noop" "$RUNS" 2 "" "$DVC" repro)
     (cd "$md" && measure "$size.mlbuild_run_noop" "$RUNS" 2 "" "$MLBUILD" run)
 
-    log "$size: first hash of the data file"
-    (cd "$md" && measure "$size.b3sum_1t" "$SLOW_RUNS" 1 "" "$B3SUM" --num-threads 1 data/raw.csv)
-    (cd "$md" && measure "$size.b3sum" "$SLOW_RUNS" 1 "" "$B3SUM" data/raw.csv)
-    (cd "$md" && measure "$size.md5sum" "$SLOW_RUNS" 1 "" md5sum data/raw.csv)
-    (cd "$md" && measure "$size.mlbuild_status_hash" "$SLOW_RUNS" 1 "rm -f cache/v1/stat.json" \
-        "$MLBUILD" status)
+    # Interleaved (one run of each per round): the ratio to b3sum is close to 1, and a noisy
+    # machine's load drifts over the seconds that sequential blocks would take.
+    log "$size: first hash of the data file (interleaved)"
+    (cd "$md" && python3 "$ROOT/benches/interleave.py" --runs "$HASH_RUNS" --warmup 1 --json-dir "$RESULTS" \
+        --cmd "$size.b3sum_1t" "" "$(printf '%q ' "$B3SUM" --num-threads 1 data/raw.csv)" \
+        --cmd "$size.b3sum" "" "$(printf '%q ' "$B3SUM" data/raw.csv)" \
+        --cmd "$size.md5sum" "" "md5sum data/raw.csv" \
+        --cmd "$size.mlbuild_status_hash" "rm -f cache/v1/stat.json" "$(printf '%q ' "$MLBUILD" status)" \
+        --cmd "$size.mlbuild_status_i" "" "$(printf '%q ' "$MLBUILD" status)")
 
     log "$size: after touch data/raw.csv"
     (cd "$dd" && measure "$size.dvc_repro_touch" "$SLOW_RUNS" 1 "touch data/raw.csv" "$DVC" repro)
@@ -347,6 +353,8 @@ if command -v strace >/dev/null; then
     (cd "$BENCH_DIR/$last/mlbuild" && strace -f -tt -e trace=fsync,fdatasync,openat,rename,flock,execve \
         -o "$RESULTS/$last.mlbuild_noop_strace_tt.txt" "$MLBUILD" run >/dev/null 2>&1) || true
 fi
+
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$RESULTS/env.txt"
 
 log "summary"
 python3 "$ROOT/benches/report.py" "$RESULTS" $SIZES | tee "$RESULTS/summary.md"

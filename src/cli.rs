@@ -70,6 +70,12 @@ pub enum Command {
         #[arg(long, value_enum, value_name = "STEP")]
         force: Vec<Step>,
     },
+    /// Rerun the stale steps on every edit of ml.toml or the data file; one H2O node stays warm
+    Watch {
+        /// Override an ml.toml key for every iteration
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
     /// List registered versions, oldest first
     Versions {
         #[arg(long)]

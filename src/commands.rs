@@ -91,6 +91,7 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Init { data, target } => init(&dir, &printer, data, target),
+        Command::Watch { overrides } => crate::watch::watch(&dir, &printer, overrides).await,
     }
 }
 
@@ -135,7 +136,7 @@ async fn sync_model_link(dir: &Path, reg: &Registry, tag: &str) -> Result<()> {
     Ok(())
 }
 
-fn planner_for(loaded: &config::Loaded, overrides: &[String]) -> Planner {
+pub(crate) fn planner_for(loaded: &config::Loaded, overrides: &[String]) -> Planner {
     Planner::new(
         PlanDb::default(),
         loaded.path.display().to_string(),
@@ -144,7 +145,7 @@ fn planner_for(loaded: &config::Loaded, overrides: &[String]) -> Planner {
     )
 }
 
-fn engine_config(paths: &Paths, config: &config::Config) -> EngineConfig {
+pub(crate) fn engine_config(paths: &Paths, config: &config::Config) -> EngineConfig {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     EngineConfig {
         url: env("MLBUILD_H2O_URL").or_else(|| config.h2o.url.clone()),
@@ -297,7 +298,7 @@ async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
     }
 }
 
-async fn interrupted() {
+pub(crate) async fn interrupted() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => return std::future::pending().await,

@@ -18,3 +18,4 @@ pub mod report;
 pub mod steps;
 pub mod store;
 pub mod table;
+pub mod watch;

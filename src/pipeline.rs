@@ -217,6 +217,11 @@ impl<'a> Pipeline<'a> {
         }
     }
 
+    /// Hands the planner back (to keep its memo tables for the next plan, as `watch` does).
+    pub fn into_planner(self) -> Planner {
+        self.planner
+    }
+
     fn wanted(&self, step: Step) -> bool {
         self.opts.until.map(|u| step <= u).unwrap_or(true)
     }

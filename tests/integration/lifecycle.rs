@@ -130,3 +130,100 @@ fn a_corrupt_blob_is_detected_and_rebuilt() {
     let run = p.mlbuild(&["run", "--json"]).ok();
     assert_eq!(run.statuses()["execute"], "ran");
 }
+
+/// Reads a child's stderr on a thread so the test can wait for lines as they come.
+fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+fn wait_for(
+    rx: &std::sync::mpsc::Receiver<String>,
+    seen: &mut Vec<String>,
+    needle: &str,
+    secs: u64,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(line.clone());
+            if line.contains(needle) {
+                return;
+            }
+        }
+    }
+    panic!(
+        "`{needle}` did not appear within {secs}s:\n{}",
+        seen.join("\n")
+    );
+}
+
+#[test]
+fn watch_reruns_stale_steps_on_edits_and_keeps_one_node_warm() {
+    let p = Project::from_fixture("prostate");
+    let marker = cache_marker(&p);
+    let mut child = p
+        .command(&["watch"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = stderr_lines(&mut child);
+    let mut seen = Vec::new();
+    wait_for(&rx, &mut seen, "Watching", 180);
+    assert!(
+        seen.iter().any(|l| l.contains("ran conclude")),
+        "the first iteration ran everything:\n{}",
+        seen.join("\n")
+    );
+    let jvms = jvms_mentioning(&marker);
+    assert_eq!(jvms.len(), 1, "one warm node");
+
+    // A threshold edit: monitor and modify rerun, no training.
+    seen.clear();
+    p.edit("threshold = 0.70", "threshold = 0.65");
+    wait_for(&rx, &mut seen, "Watching", 60);
+    let text = seen.join("\n");
+    assert!(
+        text.contains("ran monitor") && text.contains("cached execute"),
+        "{text}"
+    );
+
+    // An execute edit retrains on the same warm node.
+    seen.clear();
+    p.edit("max_models = 2", "max_models = 3");
+    wait_for(&rx, &mut seen, "Watching", 120);
+    let text = seen.join("\n");
+    assert!(text.contains("ran execute"), "{text}");
+    assert!(
+        !text.contains("starting a local H2O"),
+        "no second node: {text}"
+    );
+    assert_eq!(jvms_mentioning(&marker), jvms, "the same JVM");
+
+    // A broken ml.toml is reported and the watch goes on.
+    seen.clear();
+    p.edit("max_models = 3", "max_models = \"x\"");
+    wait_for(&rx, &mut seen, "Watching", 30);
+    assert!(seen.join("\n").contains("error:"), "{}", seen.join("\n"));
+
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        jvms_mentioning(&marker).is_empty(),
+        "Ctrl-C stopped the node"
+    );
+}
