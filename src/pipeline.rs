@@ -128,10 +128,15 @@ struct Pending {
 }
 
 /// Runs one step through the cache: `step!(self, STEP, ATTEMPT, INPUTS, SUMMARY, |ctx| BODY)`
-/// evaluates to the step's `ActionEntry`; when a dry run stops before the step, it returns
-/// `Outcome::Planned` from the enclosing function. BODY may `.await`.
+/// evaluates to the step's `ActionEntry`. It returns from the enclosing function when the step
+/// is past `run STEP` (`Outcome::Ok`) or a dry run stopped before it (`Outcome::Planned`).
+/// BODY may `.await`.
 macro_rules! step {
     ($self:ident, $step:expr, $attempt:expr, $inputs:expr, $summary:path, |$ctx:ident| $body:expr) => {{
+        // `run STEP` stops after STEP.
+        if !$self.wanted($step) {
+            return Ok(Outcome::Ok { version: None });
+        }
         let entry = match $self.begin($step, $attempt, $inputs, $summary).await? {
             Begin::Done(entry) => entry,
             Begin::Run(pending) => {
@@ -546,9 +551,6 @@ impl<'a> Pipeline<'a> {
             |_ctx| steps::define::run(config, &profile)
         );
         let spec = steps::define::spec(config, &define.result)?;
-        if !self.wanted(Step::Locate) {
-            return Ok(Outcome::Ok { version: None });
-        }
 
         // 2 locate
         let inputs = self.inputs(Step::Locate, 1)?;
@@ -560,9 +562,6 @@ impl<'a> Pipeline<'a> {
             steps::locate::summary,
             |ctx| steps::locate::run(ctx.store, &source, &source_digest, &profile)
         );
-        if !self.wanted(Step::Prepare) {
-            return Ok(Outcome::Ok { version: None });
-        }
 
         // 3 prepare
         let snapshot = locate.output_digests["snapshot"].clone();
@@ -575,9 +574,6 @@ impl<'a> Pipeline<'a> {
             steps::prepare::summary,
             |ctx| steps::prepare::run(ctx, &snapshot, &spec)
         );
-        if !self.wanted(Step::Confirm) {
-            return Ok(Outcome::Ok { version: None });
-        }
 
         // 4 confirm
         let inputs = self.inputs(Step::Confirm, 1)?;
@@ -591,9 +587,6 @@ impl<'a> Pipeline<'a> {
         );
         if confirm.result["verdict"] == "fail" {
             return Ok(Outcome::GateFailed(steps::confirm::gate_error(&confirm)));
-        }
-        if !self.wanted(Step::Execute) {
-            return Ok(Outcome::Ok { version: None });
         }
 
         // 5–7 execute, monitor, and the feedback attempts that modify asks for
@@ -610,9 +603,6 @@ impl<'a> Pipeline<'a> {
                 steps::execute::summary,
                 |ctx| { steps::execute::run(ctx, &prepare, &spec, &params, attempt).await }
             );
-            if !self.wanted(Step::Monitor) {
-                return Ok(Outcome::Ok { version: None });
-            }
             let inputs = self.inputs(Step::Monitor, attempt)?;
             let monitor = step!(
                 self,
@@ -628,9 +618,6 @@ impl<'a> Pipeline<'a> {
                 break;
             }
         }
-        if !self.wanted(Step::Modify) {
-            return Ok(Outcome::Ok { version: None });
-        }
 
         // 7 modify: the decision over all attempts
         let inputs = self.inputs(Step::Modify, 1)?;
@@ -644,9 +631,6 @@ impl<'a> Pipeline<'a> {
         );
         if modify.result["verdict"] == "fail" {
             return Ok(Outcome::Escalated(steps::modify::escalation_error(&modify)));
-        }
-        if !self.wanted(Step::Conclude) {
-            return Ok(Outcome::Ok { version: None });
         }
 
         // 8 conclude

@@ -10,28 +10,7 @@ use serde_json::Value;
 
 use crate::support::*;
 
-const ALL: [&str; 8] = [
-    "define", "locate", "prepare", "confirm", "execute", "monitor", "modify", "conclude",
-];
-
 /// Exactly `expected` ran and every other step of the eight replayed from the cache.
-fn assert_ran(run: &Run, expected: &[&str]) {
-    let statuses = run.statuses();
-    for step in ALL {
-        let want = if expected.contains(&step) {
-            "ran"
-        } else {
-            "cached"
-        };
-        assert_eq!(
-            statuses.get(step).map(String::as_str),
-            Some(want),
-            "step {step}: {statuses:?}\n{}",
-            run.stderr
-        );
-    }
-}
-
 /// The reason a step gave in the run's events.
 fn reason(run: &Run, step: &str) -> String {
     run.step(step)["reason"].as_str().unwrap_or("").to_string()
@@ -209,7 +188,7 @@ fn new_column_in_the_data_reruns_all_eight() {
     add_column(&p, "EXTRA", |i| (i % 7).to_string());
     let run = p.mlbuild(&["run", "--json"]).ok();
     // define sees the column names; the prepared data gains the column; AutoML may use it.
-    assert_ran(&run, &ALL);
+    assert_ran(&run, &ALL_STEPS);
     assert_reason(&run, "define", "columns");
     assert_reason(&run, "locate", "source");
     assert_eq!(run.done()["h2o_started"], true);
@@ -492,7 +471,7 @@ fn status_after_an_edit_names_the_stale_step_without_running_it() {
     let rows = json_of(p.mlbuild_offline(&["status", "--json"]));
     let rows = rows.as_array().unwrap();
     let names: Vec<&str> = rows.iter().map(|r| r["step"].as_str().unwrap()).collect();
-    assert_eq!(names, ALL, "every step, in pipeline order");
+    assert_eq!(names, ALL_STEPS, "every step, in pipeline order");
     for r in &rows[..3] {
         assert_eq!(r["state"], "fresh", "{r}");
     }

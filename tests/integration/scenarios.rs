@@ -2,27 +2,6 @@
 
 use crate::support::*;
 
-const ALL: [&str; 8] = [
-    "define", "locate", "prepare", "confirm", "execute", "monitor", "modify", "conclude",
-];
-
-fn assert_ran(run: &Run, expected: &[&str]) {
-    let statuses = run.statuses();
-    for step in ALL {
-        let want = if expected.contains(&step) {
-            "ran"
-        } else {
-            "cached"
-        };
-        assert_eq!(
-            statuses.get(step).map(String::as_str),
-            Some(want),
-            "step {step}: {statuses:?}\n{}",
-            run.stderr
-        );
-    }
-}
-
 #[test]
 fn nothing_changed_replays_all_eight_without_h2o() {
     let p = trained().clone_trained();

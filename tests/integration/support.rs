@@ -294,3 +294,25 @@ pub fn wait_until(timeout_s: u64, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+pub const ALL_STEPS: [&str; 8] = [
+    "define", "locate", "prepare", "confirm", "execute", "monitor", "modify", "conclude",
+];
+
+/// Asserts that exactly `expected` ran (attempt 1) and every other step was cached.
+pub fn assert_ran(run: &Run, expected: &[&str]) {
+    let statuses = run.statuses();
+    for step in ALL_STEPS {
+        let want = if expected.contains(&step) {
+            "ran"
+        } else {
+            "cached"
+        };
+        assert_eq!(
+            statuses.get(step).map(String::as_str),
+            Some(want),
+            "step {step}: {statuses:?}\n{}",
+            run.stderr
+        );
+    }
+}
