@@ -55,6 +55,9 @@ pub enum Command {
         /// Override an ml.toml key for this plan, e.g. --set define.threshold=0.8
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// Plan as `run --full-refresh` would (incremental SQL sources extracted from scratch)
+        #[arg(long)]
+        full_refresh: bool,
     },
     /// Why STEP would rerun: the first difference, with old and new values; never starts H2O
     Explain {
@@ -69,6 +72,9 @@ pub enum Command {
         /// Explain as if `run --force STEP` were given
         #[arg(long, value_enum, value_name = "STEP")]
         force: Vec<Step>,
+        /// Explain as `run --full-refresh` would run
+        #[arg(long)]
+        full_refresh: bool,
     },
     /// Rerun the stale steps on every edit of ml.toml or the data file; one H2O node stays warm
     Watch {
@@ -140,4 +146,7 @@ pub struct RunArgs {
     /// Print what would run and why; run nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Extract an incremental SQL source from scratch instead of past its watermark
+    #[arg(long)]
+    pub full_refresh: bool,
 }

@@ -32,13 +32,18 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
     let printer = Printer::new(json, cli.global.quiet, cli.global.verbose, cli.global.color);
     match cli.command {
         Command::Run(args) => run(&dir, &printer, args).await,
-        Command::Status { json, overrides } => status(&dir, &printer, json, overrides).await,
+        Command::Status {
+            json,
+            overrides,
+            full_refresh,
+        } => status(&dir, &printer, json, overrides, full_refresh).await,
         Command::Explain {
             step,
             json,
             overrides,
             force,
-        } => explain(&dir, &printer, step, json, overrides, force).await,
+            full_refresh,
+        } => explain(&dir, &printer, step, json, overrides, force, full_refresh).await,
         Command::Versions { json } => {
             let reg = open_registry(&dir).await?;
             let versions = reg.versions().await?;
@@ -213,6 +218,7 @@ async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
         overrides: args.overrides.clone(),
         frozen: args.frozen,
         dry_run: args.dry_run,
+        full_refresh: args.full_refresh,
     };
     let planner = planner_for(&loaded, &args.overrides);
     let mut pipeline = Pipeline::new(ctx, opts, old_lock, planner);
@@ -364,6 +370,7 @@ async fn plan(
     printer: &Printer,
     overrides: Vec<String>,
     force: Vec<Step>,
+    full_refresh: bool,
 ) -> Result<Vec<PlanEntry>> {
     let paths = Paths::resolve(dir);
     let loaded = config::load(&paths.project, &overrides)?;
@@ -387,6 +394,7 @@ async fn plan(
         dry_run: true,
         overrides,
         force,
+        full_refresh,
         ..Default::default()
     };
     let mut pipeline = Pipeline::new(ctx, opts, old_lock, planner);
@@ -394,8 +402,14 @@ async fn plan(
     Ok(std::mem::take(&mut pipeline.plan))
 }
 
-async fn status(dir: &Path, printer: &Printer, json: bool, overrides: Vec<String>) -> Result<Exit> {
-    let entries = plan(dir, printer, overrides, Vec::new()).await?;
+async fn status(
+    dir: &Path,
+    printer: &Printer,
+    json: bool,
+    overrides: Vec<String>,
+    full_refresh: bool,
+) -> Result<Exit> {
+    let entries = plan(dir, printer, overrides, Vec::new(), full_refresh).await?;
     print_plan(printer, &entries, json);
     Ok(Exit::Ok)
 }
@@ -407,8 +421,9 @@ async fn explain(
     json: bool,
     overrides: Vec<String>,
     force: Vec<Step>,
+    full_refresh: bool,
 ) -> Result<Exit> {
-    let entries = complete_plan(&plan(dir, printer, overrides, force).await?);
+    let entries = complete_plan(&plan(dir, printer, overrides, force, full_refresh).await?);
     let entry = entries
         .iter()
         .find(|e| e.step == step.as_str() && e.attempt == 1)

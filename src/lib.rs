@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod drift;
 pub mod error;
 pub mod fingerprint;
 pub mod h2o;
@@ -15,7 +16,9 @@ pub mod plan;
 pub mod project;
 pub mod registry;
 pub mod report;
+pub mod source;
 pub mod steps;
 pub mod store;
 pub mod table;
+pub mod transform;
 pub mod watch;

@@ -29,7 +29,7 @@ use crate::registry::Registry;
 use crate::report::{DoneEvent, Printer, StepEvent};
 use crate::steps;
 use crate::store::lockfile::{EngineFingerprint, LockedStep, Lockfile};
-use crate::store::{AcLookup, ActionEntry, StatCache, Store};
+use crate::store::{AcLookup, ActionEntry, Store};
 
 /// The engine, started at most once per run and only when a step needs it. Shared with the
 /// command code so that Ctrl-C can cancel the running job and stop the node.
@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub frozen: bool,
     /// Plan only: report what would run and why, run nothing.
     pub dry_run: bool,
+    /// Extract an incremental SQL source from scratch (`run --full-refresh`).
+    pub full_refresh: bool,
 }
 
 /// How the run ended.
@@ -522,23 +524,17 @@ impl<'a> Pipeline<'a> {
 
     async fn walk(&mut self) -> Result<Outcome> {
         let config = self.ctx.config;
-        let source = self.ctx.paths.project.join(&config.locate.path);
-        if !source.is_file() {
-            return Err(Diagnostic::new(format!(
-                "data file `{}` does not exist",
-                config.locate.path
-            ))
-            .hint("check `[locate] path` in `ml.toml`; paths are relative to the project directory")
-            .into());
-        }
-        let mut stat = StatCache::load(&self.ctx.store.root().join("stat.json"));
-        let source_digest = stat.digest(&source)?;
-        stat.save()?;
-        let profile = steps::locate::profile(self.ctx.store, &source, &source_digest)?;
+        // The source, as a snapshot digest (a stat for an unchanged file; a query for SQL).
+        let source = steps::locate::materialize(&self.ctx, &self.opts).await?;
+        let source_digest = source.digest.clone();
+        let profile = steps::locate::profile(self.ctx.store, &source.file, &source_digest)?;
         steps::define::check_columns(config, &profile)?;
         self.planner.set_data(source_digest.clone(), &profile);
         let baseline = self.baseline_canonical().await;
         self.planner.set_baseline(baseline);
+        let drift_reference = self.drift_reference().await;
+        self.planner
+            .set_drift_reference(drift_reference.as_ref().map(|r| r.train.clone()));
 
         // 1 define
         let inputs = self.inputs(Step::Define, 1)?;
@@ -560,8 +556,11 @@ impl<'a> Pipeline<'a> {
             1,
             inputs,
             steps::locate::summary,
-            |ctx| steps::locate::run(ctx.store, &source, &source_digest, &profile)
+            |ctx| steps::locate::run(ctx.store, &source, &profile)
         );
+        if !self.opts.dry_run {
+            source.remember(self.ctx.store)?;
+        }
 
         // 3 prepare
         let snapshot = locate.output_digests["snapshot"].clone();
@@ -572,7 +571,7 @@ impl<'a> Pipeline<'a> {
             1,
             inputs,
             steps::prepare::summary,
-            |ctx| steps::prepare::run(ctx, &snapshot, &spec)
+            |ctx| { steps::prepare::run(ctx, &snapshot, &spec).await }
         );
 
         // 4 confirm
@@ -583,7 +582,7 @@ impl<'a> Pipeline<'a> {
             1,
             inputs,
             steps::confirm::summary,
-            |ctx| steps::confirm::run(ctx, &prepare, &spec)
+            |ctx| steps::confirm::run(ctx, &prepare, &spec, drift_reference.as_ref())
         );
         if confirm.result["verdict"] == "fail" {
             return Ok(Outcome::GateFailed(steps::confirm::gate_error(&confirm)));
@@ -643,13 +642,29 @@ impl<'a> Pipeline<'a> {
             1,
             inputs,
             steps::conclude::summary,
-            |ctx| { steps::conclude::run(ctx, execute, monitor, &spec, &locate).await }
+            |ctx| { steps::conclude::run(ctx, execute, monitor, &spec, &locate, &prepare).await }
         );
         // Replaying conclude registers the version in a registry that lacks it (a fresh CI
         // runner) and restores missing `models/<tag>.zip` links; otherwise it changes nothing.
         let version = steps::conclude::ensure(&mut self.ctx, &conclude).await?;
         Ok(Outcome::Ok {
             version: Some(version),
+        })
+    }
+
+    /// The prepared training rows of the version tagged `production` (drift's reference), when
+    /// drift is enabled and that version recorded them (`provenance.prepared_train`).
+    async fn drift_reference(&self) -> Option<steps::confirm::DriftReference> {
+        if !self.ctx.config.confirm.drift.enabled {
+            return None;
+        }
+        let tags = self.ctx.registry.tags().await.ok()?;
+        let id = tags.get("production")?;
+        let version = self.ctx.registry.get(id).await.ok()??;
+        let train = version.provenance["prepared_train"].as_str()?.to_string();
+        Some(steps::confirm::DriftReference {
+            version: version.id,
+            train,
         })
     }
 

@@ -4,7 +4,7 @@
 //! the capped set of distinct values kept per column), not by the file size.
 //! A field is missing when it is empty or `NA` (after trimming), as H2O's parser treats them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
@@ -194,102 +194,169 @@ pub fn in_holdout(seed: u64, index: u64, fraction: f64) -> bool {
     u < fraction
 }
 
-/// Result of [`split_csv`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SplitCounts {
-    pub train_rows: u64,
-    pub holdout_rows: u64,
-}
-
 /// Salt that makes the sampling draw independent of the holdout draw for the same seed.
 const SAMPLE_SALT: u64 = 0x5A4D_504C_4531_0001;
 
-/// How rows are split: the seed, the holdout fraction, and an optional sampling fraction.
-#[derive(Debug, Clone, Copy)]
-pub struct SplitSpec {
-    pub seed: u64,
-    pub holdout: f64,
-    pub sample: Option<f64>,
+/// The seeded position of data row `index` in the split order: a bijection of the index (two
+/// SplitMix64 rounds), so no two rows ever tie.
+pub fn row_hash(seed: u64, index: u64) -> u64 {
+    splitmix64(seed ^ splitmix64(index))
 }
 
-/// Streams `input` into `train` and `holdout`, keeping only `keep` columns (in input order),
-/// with the seeded per-row split (rows outside the sample are skipped first). Output CSV is
-/// normalised (trimmed fields, minimal quoting).
-pub fn split_csv(
-    input: &Path,
-    keep: &[String],
-    spec: SplitSpec,
-    train: &Path,
-    holdout: &Path,
-) -> Result<SplitCounts, TableError> {
-    let SplitSpec {
-        seed,
-        holdout: fraction,
-        sample,
-    } = spec;
-    let mut rdr = reader(input)?;
-    let names = headers(input, &mut rdr)?;
-    let idx: Vec<usize> = keep
-        .iter()
-        .filter_map(|k| names.iter().position(|n| n == k))
-        .collect();
-    let open = |p: &Path| -> Result<csv::Writer<BufWriter<File>>, TableError> {
-        let f = File::create(p).map_err(|source| TableError::Write {
-            path: p.to_path_buf(),
-            source,
-        })?;
-        Ok(csv::Writer::from_writer(BufWriter::with_capacity(
-            1 << 20,
-            f,
-        )))
-    };
-    let mut w_train = open(train)?;
-    let mut w_hold = open(holdout)?;
-    let werr = |p: &Path| {
-        let p = p.to_path_buf();
-        move |e: csv::Error| TableError::Write {
-            path: p.clone(),
-            source: std::io::Error::other(e.to_string()),
-        }
-    };
-    let header: Vec<&str> = idx.iter().map(|&i| names[i].as_str()).collect();
-    w_train.write_record(&header).map_err(werr(train))?;
-    w_hold.write_record(&header).map_err(werr(holdout))?;
-    let mut counts = SplitCounts {
-        train_rows: 0,
-        holdout_rows: 0,
-    };
-    let mut record = csv::StringRecord::new();
-    let mut row = 0u64;
-    while rdr
-        .read_record(&mut record)
-        .map_err(|e| csv_err(input, e))?
-    {
-        let index = row;
-        row += 1;
-        if let Some(rate) = sample {
-            if !in_holdout(seed ^ SAMPLE_SALT, index, rate) {
-                continue;
-            }
-        }
-        let out = idx.iter().map(|&i| record.get(i).unwrap_or("").trim());
-        if in_holdout(seed, index, fraction) {
-            w_hold.write_record(out).map_err(werr(holdout))?;
-            counts.holdout_rows += 1;
-        } else {
-            w_train.write_record(out).map_err(werr(train))?;
-            counts.train_rows += 1;
+/// Which side of the split a row falls on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Train,
+    Holdout,
+}
+
+/// The train/holdout split (and the optional sample before it).
+///
+/// *Random* (regression, or `stratify = false`): row *i* goes to the holdout when
+/// `row_hash(seed, i)` maps below `holdout` (see [`in_holdout`]).
+/// *Stratified* (classification by default): within each class of the target (a missing
+/// target is a class of its own), rows are ordered by `row_hash(seed, i)` and the first
+/// `round(holdout × n_class)` go to the holdout. Fitting reads the target once and keeps one
+/// `u64` per sampled row (8 bytes × rows); the split itself then streams.
+#[derive(Debug, Clone)]
+pub struct Split {
+    seed: u64,
+    holdout: f64,
+    sample: Option<f64>,
+    /// Stratified: the target's column index and, per class, the largest hash in the holdout.
+    strata: Option<(usize, HashMap<String, Option<u64>>)>,
+}
+
+impl Split {
+    pub fn random(seed: u64, holdout: f64, sample: Option<f64>) -> Split {
+        Split {
+            seed,
+            holdout,
+            sample,
+            strata: None,
         }
     }
-    w_train.flush().map_err(|source| TableError::Write {
-        path: train.to_path_buf(),
+
+    /// A stratified split on column `target` of `input` (one streaming pass).
+    pub fn stratified(
+        input: &Path,
+        target: usize,
+        seed: u64,
+        holdout: f64,
+        sample: Option<f64>,
+    ) -> Result<Split, TableError> {
+        let mut split = Split::random(seed, holdout, sample);
+        let mut rdr = reader(input)?;
+        headers(input, &mut rdr)?;
+        let mut classes: HashMap<String, Vec<u64>> = HashMap::new();
+        let mut record = csv::StringRecord::new();
+        let mut index = 0u64;
+        while rdr
+            .read_record(&mut record)
+            .map_err(|e| csv_err(input, e))?
+        {
+            let i = index;
+            index += 1;
+            if !split.sampled(i) {
+                continue;
+            }
+            let class = class_of(record.get(target).unwrap_or(""));
+            classes
+                .entry(class.to_string())
+                .or_default()
+                .push(row_hash(seed, i));
+        }
+        let cuts = classes
+            .into_iter()
+            .map(|(class, mut hashes)| {
+                let k = (holdout * hashes.len() as f64).round() as usize;
+                let cut = (k > 0).then(|| *hashes.select_nth_unstable(k - 1).1);
+                (class, cut)
+            })
+            .collect();
+        split.strata = Some((target, cuts));
+        Ok(split)
+    }
+
+    pub fn is_stratified(&self) -> bool {
+        self.strata.is_some()
+    }
+
+    fn sampled(&self, index: u64) -> bool {
+        self.sample
+            .is_none_or(|rate| in_holdout(self.seed ^ SAMPLE_SALT, index, rate))
+    }
+
+    /// The side of data row `index` (0-based), or `None` when the sample leaves it out.
+    pub fn side(&self, index: u64, record: &csv::StringRecord) -> Option<Side> {
+        if !self.sampled(index) {
+            return None;
+        }
+        let held = match &self.strata {
+            None => in_holdout(self.seed, index, self.holdout),
+            Some((target, cuts)) => {
+                let class = class_of(record.get(*target).unwrap_or(""));
+                match cuts.get(class) {
+                    Some(Some(cut)) => row_hash(self.seed, index) <= *cut,
+                    _ => false,
+                }
+            }
+        };
+        Some(if held { Side::Holdout } else { Side::Train })
+    }
+}
+
+/// A target value as a stratum: trimmed, missing as the empty class.
+fn class_of(field: &str) -> &str {
+    if is_missing(field) {
+        ""
+    } else {
+        field.trim()
+    }
+}
+
+/// Opens a CSV reader on `path` (header row expected).
+pub fn open(path: &Path) -> Result<(csv::Reader<BufReader<File>>, Vec<String>), TableError> {
+    let mut rdr = reader(path)?;
+    let names = headers(path, &mut rdr)?;
+    Ok((rdr, names))
+}
+
+/// Reads the next record, naming the file and line on error.
+pub fn next_record(
+    path: &Path,
+    rdr: &mut csv::Reader<BufReader<File>>,
+    record: &mut csv::StringRecord,
+) -> Result<bool, TableError> {
+    rdr.read_record(record).map_err(|e| csv_err(path, e))
+}
+
+/// A buffered CSV writer on a new file at `path`.
+pub fn create(path: &Path) -> Result<csv::Writer<BufWriter<File>>, TableError> {
+    let f = File::create(path).map_err(|source| TableError::Write {
+        path: path.to_path_buf(),
         source,
     })?;
-    w_hold.flush().map_err(|source| TableError::Write {
-        path: holdout.to_path_buf(),
+    Ok(csv::Writer::from_writer(BufWriter::with_capacity(
+        1 << 20,
+        f,
+    )))
+}
+
+/// Maps a CSV write error to [`TableError::Write`] for `path`.
+pub fn write_err(path: &Path) -> impl Fn(csv::Error) -> TableError + '_ {
+    move |e| TableError::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    }
+}
+
+/// Flushes a writer created by [`create`].
+pub fn finish(path: &Path, mut w: csv::Writer<BufWriter<File>>) -> Result<(), TableError> {
+    w.flush().map_err(|source| TableError::Write {
+        path: path.to_path_buf(),
         source,
-    })?;
-    Ok(counts)
+    })
 }
 
 #[cfg(test)]
@@ -319,6 +386,79 @@ mod tests {
         let other: Vec<bool> = (0..100).map(|i| in_holdout(7, i, 0.2)).collect();
         let base: Vec<bool> = (0..100).map(|i| in_holdout(42, i, 0.2)).collect();
         assert_ne!(other, base, "the seed matters");
+    }
+
+    #[test]
+    fn stratified_split_holds_out_round_fraction_of_each_class() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.csv");
+        // 70 of class a, 25 of b, 5 of c, 3 missing targets, interleaved.
+        let mut text = String::from("x,y\n");
+        let mut expected: HashMap<&str, usize> = HashMap::new();
+        for i in 0..103 {
+            let class = match i {
+                100..=102 => "",
+                _ if i % 20 == 0 => "c",
+                _ if i % 4 == 1 => "b",
+                _ => "a",
+            };
+            *expected.entry(class).or_default() += 1;
+            text.push_str(&format!("{i},{class}\n"));
+        }
+        assert_eq!(expected["c"], 5);
+        std::fs::write(&p, &text).unwrap();
+        let split = Split::stratified(&p, 1, 42, 0.2, None).unwrap();
+        assert!(split.is_stratified());
+        let mut rdr = reader(&p).unwrap();
+        let mut held: HashMap<String, usize> = HashMap::new();
+        let mut rec = csv::StringRecord::new();
+        let mut i = 0;
+        while rdr.read_record(&mut rec).unwrap() {
+            if split.side(i, &rec) == Some(Side::Holdout) {
+                *held.entry(rec[1].to_string()).or_default() += 1;
+            }
+            i += 1;
+        }
+        for (class, n) in &expected {
+            let want = (0.2 * *n as f64).round() as usize;
+            assert_eq!(
+                held.get(*class).copied().unwrap_or(0),
+                want,
+                "class {class:?} of {n}"
+            );
+        }
+        // Deterministic; another seed picks other rows of the same sizes.
+        let again = Split::stratified(&p, 1, 42, 0.2, None).unwrap();
+        let other = Split::stratified(&p, 1, 7, 0.2, None).unwrap();
+        let sides = |s: &Split| -> Vec<Option<Side>> {
+            let mut rdr = reader(&p).unwrap();
+            let mut rec = csv::StringRecord::new();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while rdr.read_record(&mut rec).unwrap() {
+                out.push(s.side(i, &rec));
+                i += 1;
+            }
+            out
+        };
+        assert_eq!(sides(&split), sides(&again));
+        assert_ne!(sides(&split), sides(&other));
+        let count = |v: Vec<Option<Side>>| v.iter().filter(|s| **s == Some(Side::Holdout)).count();
+        assert_eq!(count(sides(&split)), count(sides(&other)));
+    }
+
+    #[test]
+    fn random_split_is_the_historical_one() {
+        let s = Split::random(42, 0.2, None);
+        let rec = csv::StringRecord::new();
+        for i in 0..1000 {
+            let want = if in_holdout(42, i, 0.2) {
+                Side::Holdout
+            } else {
+                Side::Train
+            };
+            assert_eq!(s.side(i, &rec), Some(want));
+        }
     }
 
     #[test]

@@ -56,7 +56,12 @@ fn watched(paths: &Paths) -> Vec<PathBuf> {
     let toml = paths.project.join("ml.toml");
     let mut files = vec![toml];
     if let Ok(loaded) = config::load(&paths.project, &[]) {
-        files.push(paths.project.join(&loaded.config.locate.path));
+        // A file source is watched; a glob or a query is re-read on each iteration anyway.
+        if let Some(path) = loaded.config.locate.path.as_deref() {
+            if !crate::source::files::is_glob(path) {
+                files.push(paths.project.join(path));
+            }
+        }
     }
     files
 }

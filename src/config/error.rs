@@ -61,7 +61,7 @@ impl Place {
     }
 
     /// The source line with a caret under the place, or nothing when there is no line to show.
-    fn snippet(&self) -> String {
+    pub fn snippet(&self) -> String {
         let Place::File {
             line,
             column,

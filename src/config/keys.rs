@@ -19,11 +19,20 @@ pub(crate) enum Kind {
     /// A float; integers are accepted too (`threshold = 1`).
     Number,
     StringArray,
+    /// An array of strings, integers, floats or booleans (`locate.params`).
+    ScalarArray,
     /// A string from a fixed, lowercase set.
     Choice(&'static [&'static str]),
     /// A table with free keys whose values come from a fixed set (`prepare.types`).
     ChoiceMap(&'static [&'static str]),
     Table(&'static [Field]),
+    Boolean,
+    /// A string or a number (a value written into the data, e.g. an imputation constant).
+    Scalar,
+    /// A table with free keys (column names), each value of the given kind.
+    Map(&'static Kind),
+    /// One of two kinds, told apart by the value's TOML type (`"mean"` or `{ constant = 0 }`).
+    Either(&'static Kind, &'static Kind),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +63,19 @@ pub(crate) const PROBLEMS: &[&str] = &["binary", "multiclass", "regression"];
 pub(crate) const COLUMN_TYPES: &[&str] = &["numeric", "enum", "string"];
 const U32: Kind = Kind::Unsigned(u32::MAX as u64);
 const U64: Kind = Kind::Unsigned(i64::MAX as u64);
+pub(crate) const IMPUTE_STRATEGIES: &[&str] = &["mean", "median", "mode"];
+/// `prepare.impute.COLUMN`: a strategy name or `{ constant = VALUE }`.
+const IMPUTE: Kind = Kind::Either(
+    &Kind::Choice(IMPUTE_STRATEGIES),
+    &Kind::Table(&[required("constant", Kind::Scalar, "constant = 0")]),
+);
+/// `prepare.text.COLUMN`: Word2Vec parameters.
+const TEXT: Kind = Kind::Table(&[
+    optional("vec_size", U32),
+    optional("epochs", U32),
+    optional("min_word_freq", U32),
+    optional("window_size", U32),
+]);
 
 pub(crate) const ROOT: &[Field] = &[
     optional("project", Kind::Table(&[optional("name", Kind::String)])),
@@ -70,7 +92,22 @@ pub(crate) const ROOT: &[Field] = &[
     ),
     required(
         "locate",
-        Kind::Table(&[required("path", Kind::String, "path = \"data/train.csv\"")]),
+        Kind::Table(&[
+            optional("path", Kind::String),
+            optional("delimiter", Kind::String),
+            optional("header", Kind::Boolean),
+            optional("na_strings", Kind::StringArray),
+            optional("sql", Kind::String),
+            optional("url_env", Kind::String),
+            optional("params", Kind::ScalarArray),
+            optional(
+                "incremental",
+                Kind::Table(&[
+                    required("column", Kind::String, "column = \"updated_at\""),
+                    optional("key", Kind::String),
+                ]),
+            ),
+        ]),
         "[locate] path = \"data/train.csv\"",
     ),
     optional(
@@ -81,6 +118,11 @@ pub(crate) const ROOT: &[Field] = &[
             optional("holdout", Kind::Number),
             optional("seed", U64),
             optional("sample", Kind::Number),
+            optional("stratify", Kind::Boolean),
+            optional("rename", Kind::Map(&Kind::String)),
+            optional("impute", Kind::Map(&IMPUTE)),
+            optional("derive", Kind::Map(&Kind::String)),
+            optional("text", Kind::Map(&TEXT)),
         ]),
     ),
     optional(
@@ -88,6 +130,17 @@ pub(crate) const ROOT: &[Field] = &[
         Kind::Table(&[
             optional("min_rows", U64),
             optional("max_null_fraction", Kind::Number),
+            optional("max_null_fraction_overall", Kind::Number),
+            optional("required", Kind::ChoiceMap(COLUMN_TYPES)),
+            optional("min_class_fraction", Kind::Number),
+            optional("unique", Kind::StringArray),
+            optional(
+                "drift",
+                Kind::Table(&[
+                    optional("enabled", Kind::Boolean),
+                    optional("psi", Kind::Number),
+                ]),
+            ),
         ]),
     ),
     optional(
@@ -265,6 +318,28 @@ fn check_value(entry: &Entry, key: &str, kind: Kind, at: &Locator) -> Result<(),
             Ok(())
         }
         (Kind::StringArray, _) => Err(wrong("an array of strings")),
+        (Kind::ScalarArray, Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                if matches!(
+                    item.value,
+                    Value::Array(_) | Value::Table(_) | Value::Datetime(_)
+                ) {
+                    let element = Entry {
+                        key: String::new(),
+                        key_origin: entry.node.origin.clone(),
+                        node: item.clone(),
+                    };
+                    return Err(ConfigError::WrongType {
+                        at: Box::new(at.value_place(&element)),
+                        key: format!("{key}[{i}]"),
+                        expected: "a string, number or boolean".to_string(),
+                        found: describe(&item.value),
+                    });
+                }
+            }
+            Ok(())
+        }
+        (Kind::ScalarArray, _) => Err(wrong("an array of values")),
         (Kind::Choice(choices), Value::String(s)) => check_choice(entry, key, s, choices, at),
         (Kind::Choice(choices), _) => Err(wrong(&format!("one of {}", list(choices)))),
         (Kind::ChoiceMap(choices), Value::Table(entries)) => {
@@ -280,6 +355,43 @@ fn check_value(entry: &Entry, key: &str, kind: Kind, at: &Locator) -> Result<(),
         (Kind::ChoiceMap(_), _) => Err(wrong("a table")),
         (Kind::Table(fields), Value::Table(_)) => check_table(entry, key, fields, at),
         (Kind::Table(_), _) => Err(wrong("a table")),
+        (Kind::Boolean, Value::Boolean(_)) => Ok(()),
+        (Kind::Boolean, _) => Err(wrong("a boolean (`true` or `false`)")),
+        (Kind::Scalar, Value::String(_) | Value::Integer(_) | Value::Float(_)) => Ok(()),
+        (Kind::Scalar, _) => Err(wrong("a string or a number")),
+        (Kind::Map(inner), Value::Table(entries)) => {
+            for column in entries {
+                check_value(column, &join(key, &quote_key(&column.key)), *inner, at)?;
+            }
+            Ok(())
+        }
+        (Kind::Map(_), _) => Err(wrong("a table")),
+        (Kind::Either(a, b), value) => {
+            let fits = |k: &Kind| match k {
+                Kind::Table(_) | Kind::Map(_) | Kind::ChoiceMap(_) => {
+                    matches!(value, Value::Table(_))
+                }
+                Kind::String | Kind::Choice(_) => matches!(value, Value::String(_)),
+                _ => true,
+            };
+            match (fits(a), fits(b)) {
+                (true, _) => check_value(entry, key, *a, at),
+                (false, true) => check_value(entry, key, *b, at),
+                (false, false) => Err(wrong(&format!("{} or {}", expects(a), expects(b)))),
+            }
+        }
+    }
+}
+
+/// What a kind is called in "expects …" messages.
+fn expects(kind: &Kind) -> String {
+    match kind {
+        Kind::Choice(choices) => format!("one of {}", list(choices)),
+        Kind::Table(fields) if fields.len() == 1 => {
+            format!("a table `{{ {} = … }}`", fields[0].name)
+        }
+        Kind::String => "a string".into(),
+        _ => "a table".into(),
     }
 }
 

@@ -120,6 +120,27 @@ pub fn parse(
     Ok(config)
 }
 
+/// Where the value at `key_path` (`["locate", "sql"]`) was written: its file position, or the
+/// `--set` argument that set it. `None` when the text does not parse or has no such key. For
+/// errors found after loading (a SQL error points at the query).
+pub fn value_place(
+    path_for_messages: &Path,
+    source: &str,
+    overrides: &[String],
+    key_path: &[&str],
+) -> Option<Place> {
+    let at = Locator {
+        path: path_for_messages,
+        source,
+        overrides,
+    };
+    let mut doc = document::parse_document(source).ok()?;
+    for (index, arg) in overrides.iter().enumerate() {
+        document::apply_override(&mut doc, index, arg).ok()?;
+    }
+    doc.lookup(key_path).map(|entry| at.value_place(entry))
+}
+
 fn syntax_error(at: &Locator, e: &toml::de::Error) -> ConfigError {
     let place = match e.span() {
         Some(span) => Place::in_file(at.path, at.source, span),

@@ -63,11 +63,57 @@ pub struct Define {
     pub ignore: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The data source: `path` (a file or a glob) or `sql` (+ `url_env`, `params`). Every field
+/// but `path` is left out of the serialised form when unset, so the keys of existing projects
+/// do not change. See `docs/sources.md`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Locate {
-    /// A data file, relative to the project directory.
-    pub path: String,
+    /// A data file or a glob of files, relative to the project directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// CSV field delimiter (one ASCII character); default `,`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delimiter: Option<String>,
+    /// CSV: whether the first row names the columns; default true (`false` → `C1..Cn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<bool>,
+    /// CSV: field values read as missing (besides the empty field).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub na_strings: Vec<String>,
+    /// A SQL query (Postgres or SQLite); its result is the data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<String>,
+    /// The environment variable holding the database URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_env: Option<String>,
+    /// Values bound to `$1`, `$2`, … of `sql` (never spliced into its text).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<SqlParam>,
+    /// Fetch only rows past the stored watermark and append them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<Incremental>,
+}
+
+/// A value bound to a SQL parameter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SqlParam {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+/// `[locate.incremental]`: watermark extraction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Incremental {
+    /// The watermark column: rows with a larger value than the stored maximum are fetched.
+    pub column: String,
+    /// A key column: a fetched row replaces the earlier row with the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// A column type that `prepare.types` can force.
@@ -94,6 +140,21 @@ pub struct Prepare {
     /// Left out of the serialised form when unset, so existing keys do not change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sample: Option<f64>,
+    /// Stratify the split by the target's class; unset = yes for classification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stratify: Option<bool>,
+    /// `old = "new"` column renames (keys are the data's names).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rename: BTreeMap<String, String>,
+    /// Missing-value imputation per column, fitted on the training rows.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub impute: BTreeMap<String, Impute>,
+    /// Derived numeric columns: name = expression (see `transform::expr`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub derive: BTreeMap<String, String>,
+    /// Text columns turned into averaged Word2Vec features.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub text: BTreeMap<String, TextSpec>,
 }
 
 impl Default for Prepare {
@@ -104,8 +165,78 @@ impl Default for Prepare {
             holdout: default_holdout(),
             seed: default_seed(),
             sample: None,
+            stratify: None,
+            rename: BTreeMap::new(),
+            impute: BTreeMap::new(),
+            derive: BTreeMap::new(),
+            text: BTreeMap::new(),
         }
     }
+}
+
+/// How `prepare.impute` fills a column's missing values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Impute {
+    /// `"mean"`, `"median"` (numeric columns) or `"mode"` (any column).
+    Strategy(ImputeStrategy),
+    /// `{ constant = 0 }` or `{ constant = "unknown" }`.
+    Constant { constant: Scalar },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImputeStrategy {
+    Mean,
+    Median,
+    Mode,
+}
+
+/// A TOML scalar used as a value in the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Integer(i64),
+    Float(f64),
+    String(String),
+}
+
+/// `prepare.text.COLUMN`: H2O Word2Vec parameters (defaults filled in, so keys see meaning).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextSpec {
+    #[serde(default = "default_vec_size")]
+    pub vec_size: u32,
+    #[serde(default = "default_epochs")]
+    pub epochs: u32,
+    #[serde(default = "default_min_word_freq")]
+    pub min_word_freq: u32,
+    #[serde(default = "default_window_size")]
+    pub window_size: u32,
+}
+
+impl Default for TextSpec {
+    fn default() -> Self {
+        TextSpec {
+            vec_size: default_vec_size(),
+            epochs: default_epochs(),
+            min_word_freq: default_min_word_freq(),
+            window_size: default_window_size(),
+        }
+    }
+}
+
+fn default_vec_size() -> u32 {
+    16
+}
+fn default_epochs() -> u32 {
+    10
+}
+fn default_min_word_freq() -> u32 {
+    2
+}
+fn default_window_size() -> u32 {
+    3
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +246,21 @@ pub struct Confirm {
     pub min_rows: u64,
     #[serde(default = "default_max_null_fraction")]
     pub max_null_fraction: f64,
+    /// Largest fraction of missing cells over the whole prepared data; unset = no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_null_fraction_overall: Option<f64>,
+    /// Columns that must be in the prepared data, with their type.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub required: BTreeMap<String, ColumnType>,
+    /// Smallest share of the rows any class of the target may have (classification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_class_fraction: Option<f64>,
+    /// Columns whose non-missing values must be unique (each column on its own).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unique: Vec<String>,
+    /// Drift against the training data of the version tagged `production`.
+    #[serde(default, skip_serializing_if = "Drift::is_default")]
+    pub drift: Drift,
 }
 
 impl Default for Confirm {
@@ -122,8 +268,46 @@ impl Default for Confirm {
         Confirm {
             min_rows: default_min_rows(),
             max_null_fraction: default_max_null_fraction(),
+            max_null_fraction_overall: None,
+            required: BTreeMap::new(),
+            min_class_fraction: None,
+            unique: Vec::new(),
+            drift: Drift::default(),
         }
     }
+}
+
+/// `[confirm.drift]`: PSI limits (see `drift`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Drift {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Largest population stability index allowed per column.
+    #[serde(default = "default_psi")]
+    pub psi: f64,
+}
+
+impl Default for Drift {
+    fn default() -> Self {
+        Drift {
+            enabled: true,
+            psi: default_psi(),
+        }
+    }
+}
+
+impl Drift {
+    pub fn is_default(&self) -> bool {
+        *self == Drift::default()
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_psi() -> f64 {
+    0.2
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -94,7 +94,8 @@ fn full_example_parses() {
             ignore: vec!["ID".into()],
         },
         locate: Locate {
-            path: "data/prostate.csv".into(),
+            path: Some("data/prostate.csv".into()),
+            ..Locate::default()
         },
         prepare: Prepare {
             types: BTreeMap::from([
@@ -104,11 +105,12 @@ fn full_example_parses() {
             drop: vec![],
             holdout: 0.2,
             seed: 42,
-            sample: None,
+            ..Prepare::default()
         },
         confirm: Confirm {
             min_rows: 100,
             max_null_fraction: 0.3,
+            ..Confirm::default()
         },
         execute: Execute {
             max_models: 4,
@@ -146,7 +148,8 @@ fn defaults_are_filled() {
         config.confirm,
         Confirm {
             min_rows: 10,
-            max_null_fraction: 0.5
+            max_null_fraction: 0.5,
+            ..Confirm::default()
         }
     );
     assert_eq!(config.execute.max_models, 4);
@@ -380,7 +383,7 @@ fn missing_required_keys_and_tables() {
     assert_eq!(message, "ml.toml:4:1: missing key `locate.path`");
     assert_eq!(
         hint.as_deref(),
-        Some("add it, e.g. `path = \"data/train.csv\"`")
+        Some("add it, e.g. `path = \"data/train.csv\"` (a file or glob) or `sql = \"SELECT …\"`")
     );
 
     let e = parse_err("[locate]\npath = \"a.csv\"\n", &[]);
@@ -806,7 +809,17 @@ fn key_table_matches_the_schema() {
                 } else {
                     format!("{prefix}.{key}")
                 };
-                if path == "prepare.types" {
+                // Tables keyed by column name: their keys are data, not schema.
+                if [
+                    "prepare.types",
+                    "prepare.rename",
+                    "prepare.impute",
+                    "prepare.derive",
+                    "prepare.text",
+                    "confirm.required",
+                ]
+                .contains(&path.as_str())
+                {
                     out.push(path);
                     continue;
                 }
@@ -832,6 +845,26 @@ fn key_table_matches_the_schema() {
     full.h2o.url = Some("http://h2o:54321".into());
     full.h2o.jar = Some("h2o.jar".into());
     full.prepare.sample = Some(0.5);
+    full.prepare.stratify = Some(false);
+    full.prepare.rename = BTreeMap::from([("A".into(), "B".into())]);
+    full.prepare.impute = BTreeMap::from([("A".into(), Impute::Strategy(ImputeStrategy::Mean))]);
+    full.prepare.derive = BTreeMap::from([("r".into(), "A / B".into())]);
+    full.prepare.text = BTreeMap::from([("t".into(), TextSpec::default())]);
+    full.confirm.max_null_fraction_overall = Some(0.1);
+    full.confirm.required = BTreeMap::from([("A".into(), ColumnType::Numeric)]);
+    full.confirm.min_class_fraction = Some(0.1);
+    full.confirm.unique = vec!["ID".into()];
+    full.confirm.drift.psi = 0.3;
+    full.locate.delimiter = Some(";".into());
+    full.locate.header = Some(false);
+    full.locate.na_strings = vec!["?".into()];
+    full.locate.sql = Some("SELECT 1".into());
+    full.locate.url_env = Some("DB_URL".into());
+    full.locate.params = vec![SqlParam::Int(1)];
+    full.locate.incremental = Some(Incremental {
+        column: "updated_at".into(),
+        key: Some("id".into()),
+    });
     let mut from_schema = Vec::new();
     schema_keys(&toml::Value::try_from(&full).unwrap(), "", &mut from_schema);
     let mut from_table = Vec::new();
@@ -839,4 +872,75 @@ fn key_table_matches_the_schema() {
     from_schema.sort();
     from_table.sort();
     assert_eq!(from_table, from_schema);
+}
+
+#[test]
+fn prepare_and_confirm_keys_are_checked_with_positions() {
+    let base = "[define]\ntarget = \"CAPSULE\"\n[locate]\npath = \"d.csv\"\n";
+    let err = |extra: &str| parse_err(&format!("{base}{extra}"), &[]);
+    // A derive expression that does not parse points into the expression itself.
+    let e = err("[prepare.derive]\nratio = \"PSA / (VOL\"\n");
+    let text = e.to_string();
+    assert!(
+        text.starts_with(
+            "ml.toml:6:20: `prepare.derive.ratio` is not a valid expression: expected `)`"
+        ),
+        "{text}"
+    );
+    let e = err("[prepare.impute]\nAGE = \"avg\"\n");
+    assert!(
+        e.to_string()
+            .contains("`prepare.impute.AGE` must be one of `mean`, `median`, `mode`"),
+        "{e}"
+    );
+    assert_eq!(e.hint(), None);
+    let e = err("[prepare.impute]\nAGE = 3\n");
+    assert!(
+        e.to_string()
+            .contains("expects one of `mean`, `median`, `mode` or a table `{ constant = … }`"),
+        "{e}"
+    );
+    let e = err("[prepare.impute]\nAGE = { constant = [1] }\n");
+    assert!(
+        e.to_string()
+            .contains("`prepare.impute.AGE.constant` expects a string or a number"),
+        "{e}"
+    );
+    let e = err("[prepare.text.review]\nvec_sise = 8\n");
+    assert!(
+        e.to_string()
+            .contains("unknown key `prepare.text.review.vec_sise`"),
+        "{e}"
+    );
+    let e = err("[prepare]\nstratify = \"yes\"\n");
+    assert!(
+        e.to_string()
+            .contains("`prepare.stratify` expects a boolean"),
+        "{e}"
+    );
+    let e = err("[confirm.required]\nAGE = \"number\"\n");
+    assert!(
+        e.to_string()
+            .contains("must be one of `numeric`, `enum`, `string`"),
+        "{e}"
+    );
+    let e = err("[confirm]\nmin_class_fraction = 1.5\n");
+    assert!(
+        e.to_string()
+            .contains("`confirm.min_class_fraction` must be in [0, 1], found 1.5"),
+        "{e}"
+    );
+    let e = err("[confirm.drift]\npsi = 0\n");
+    assert!(
+        e.to_string()
+            .contains("`confirm.drift.psi` must be a positive number"),
+        "{e}"
+    );
+    let e = err("[prepare]\nimpute = { CAPSULE = \"mode\" }\n");
+    assert!(e.to_string().contains("cannot fill the target"), "{e}");
+    // New keys left out serialise to nothing: existing step keys do not change.
+    let minimal = parse_ok(base, &[]);
+    let json = serde_json::to_value(&minimal).unwrap();
+    assert_eq!(json["prepare"].as_object().unwrap().len(), 4, "{json}");
+    assert_eq!(json["confirm"].as_object().unwrap().len(), 2, "{json}");
 }

@@ -44,6 +44,29 @@ impl Checker<'_> {
         }
     }
 
+    /// The place of characters `at..at+len` inside the string value at `path` (e.g. a position
+    /// in a derive expression), when the string is written without escapes; else the value.
+    fn inner_place(&self, path: &[&str], text: &str, at: usize, len: usize) -> Place {
+        let Some(entry) = self.doc.lookup(path) else {
+            return self.place(path);
+        };
+        if let super::document::Origin::File(span) = &entry.node.origin {
+            let src = self.at.source;
+            let open = span.start + 1;
+            if src.get(open..open + text.len()) == Some(text) {
+                let start: usize = text.chars().take(at).map(char::len_utf8).sum();
+                let width: usize = text
+                    .chars()
+                    .skip(at)
+                    .take(len.max(1))
+                    .map(char::len_utf8)
+                    .sum();
+                return Place::in_file(self.at.path, src, open + start..open + start + width);
+            }
+        }
+        self.at.value_place(entry)
+    }
+
     fn invalid(&self, path: &[&str], message: String, hint: Option<String>) -> ConfigError {
         ConfigError::InvalidValue {
             at: Box::new(self.place(path)),
@@ -91,13 +114,7 @@ pub(crate) fn validate(config: &mut Config, doc: &Node, at: &Locator) -> Result<
         }
     }
 
-    if config.locate.path.trim().is_empty() {
-        return Err(check.invalid(
-            &["locate", "path"],
-            "`locate.path` must name a data file, found an empty string".to_string(),
-            Some("e.g. `path = \"data/train.csv\"`".to_string()),
-        ));
-    }
+    validate_locate(&check, &config.locate)?;
 
     let holdout = config.prepare.holdout;
     if !(holdout > 0.0 && holdout < 1.0) {
@@ -119,6 +136,9 @@ pub(crate) fn validate(config: &mut Config, doc: &Node, at: &Locator) -> Result<
             ));
         }
     }
+
+    check_prepare(&check, config)?;
+    check_confirm(&check, config)?;
 
     let max_null = config.confirm.max_null_fraction;
     if !(0.0..=1.0).contains(&max_null) {
@@ -183,6 +203,224 @@ pub(crate) fn validate(config: &mut Config, doc: &Node, at: &Locator) -> Result<
             &["h2o", "nodes"],
             "`h2o.nodes` must be at least 1, found 0".to_string(),
             None,
+        ));
+    }
+    Ok(())
+}
+
+/// `[locate]`: exactly one of `path` and `sql`, and only the options that fit the source.
+fn validate_locate(check: &Checker, locate: &super::schema::Locate) -> Result<(), ConfigError> {
+    let given = |key: &str| check.doc.lookup(&["locate", key]).is_some();
+    match (&locate.path, &locate.sql) {
+        (None, None) => {
+            return Err(ConfigError::MissingKey {
+                at: Box::new(check.place(&["locate"])),
+                key: "locate.path".to_string(),
+                is_table: false,
+                example: "path = \"data/train.csv\"` (a file or glob) or `sql = \"SELECT …\""
+                    .to_string(),
+            })
+        }
+        (Some(_), Some(_)) => {
+            return Err(check.invalid(
+                &["locate", "sql"],
+                "`[locate]` has both `path` and `sql`; a project reads one source".to_string(),
+                Some("remove one of them".to_string()),
+            ))
+        }
+        _ => {}
+    }
+    if let Some(path) = &locate.path {
+        if path.trim().is_empty() {
+            return Err(check.invalid(
+                &["locate", "path"],
+                "`locate.path` must name a data file, found an empty string".to_string(),
+                Some("e.g. `path = \"data/train.csv\"`".to_string()),
+            ));
+        }
+        for key in ["url_env", "params", "incremental"] {
+            if given(key) {
+                return Err(check.invalid(
+                    &["locate", key],
+                    format!("`locate.{key}` applies to a `sql` source, not to `path`"),
+                    Some(format!("remove `{key}`, or read the data with `sql`")),
+                ));
+            }
+        }
+        if let Some(d) = &locate.delimiter {
+            if d.len() != 1 || !d.is_ascii() || d == "\"" || d == "\n" || d == "\r" {
+                return Err(check.invalid(
+                    &["locate", "delimiter"],
+                    format!("`locate.delimiter` must be one ASCII character, found {d:?}"),
+                    Some("e.g. `delimiter = \";\"` or `delimiter = \"\\t\"`".to_string()),
+                ));
+            }
+        }
+    }
+    if let Some(sql) = &locate.sql {
+        if sql.trim().is_empty() {
+            return Err(check.invalid(
+                &["locate", "sql"],
+                "`locate.sql` must be a query, found an empty string".to_string(),
+                None,
+            ));
+        }
+        for key in ["delimiter", "header", "na_strings"] {
+            if given(key) {
+                return Err(check.invalid(
+                    &["locate", key],
+                    format!("`locate.{key}` is a file option; it does not apply to `sql`"),
+                    Some(format!("remove `{key}`")),
+                ));
+            }
+        }
+        match &locate.url_env {
+            None => {
+                return Err(check.invalid(
+                    &["locate", "sql"],
+                    "`locate.sql` needs `url_env`, the environment variable that holds the database URL".to_string(),
+                    Some("e.g. `url_env = \"FEATURES_URL\"` with `FEATURES_URL=postgres://…` in the environment".to_string()),
+                ))
+            }
+            Some(name) if name.trim().is_empty() => {
+                return Err(check.invalid(
+                    &["locate", "url_env"],
+                    "`locate.url_env` must name an environment variable, found an empty string"
+                        .to_string(),
+                    None,
+                ))
+            }
+            Some(_) => {}
+        }
+        if let Some(inc) = &locate.incremental {
+            if inc.column.trim().is_empty() {
+                return Err(check.invalid(
+                    &["locate", "incremental", "column"],
+                    "`locate.incremental.column` must name a column, found an empty string"
+                        .to_string(),
+                    None,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `prepare.rename`, `derive` (parsed here, so a syntax error points into `ml.toml`) and `text`.
+fn check_prepare(check: &Checker, config: &Config) -> Result<(), ConfigError> {
+    let prepare = &config.prepare;
+    let target = &config.define.target;
+    let mut new_names = std::collections::BTreeSet::new();
+    for (old, new) in &prepare.rename {
+        let path = ["prepare", "rename", old.as_str()];
+        if new.trim().is_empty() {
+            return Err(check.invalid(
+                &path,
+                format!("`prepare.rename.{old}` must be a column name, found an empty string"),
+                None,
+            ));
+        }
+        if old == target || config.define.ignore.contains(old) {
+            return Err(check.invalid(
+                &path,
+                format!("`prepare.rename` cannot rename `{old}`: `define` refers to it by name"),
+                Some("rename the column in the data, or leave it as it is".into()),
+            ));
+        }
+        if !new_names.insert(new.as_str()) {
+            return Err(check.invalid(
+                &path,
+                format!("`prepare.rename` gives two columns the name `{new}`"),
+                None,
+            ));
+        }
+    }
+    for (name, text) in &prepare.derive {
+        let path = ["prepare", "derive", name.as_str()];
+        if let Err(e) = crate::transform::expr::parse(text) {
+            return Err(ConfigError::InvalidValue {
+                at: Box::new(check.inner_place(&path, text, e.at, e.len)),
+                key: path.join("."),
+                message: format!(
+                    "`prepare.derive.{name}` is not a valid expression: {} (at character {} of {text:?})",
+                    e.message,
+                    e.at + 1
+                ),
+                hint: Some(
+                    "expressions use + - * /, parentheses, numbers, column names (`quoted name` in backticks) and log, exp, sqrt, abs, min, max"
+                        .into(),
+                ),
+            });
+        }
+        if name == target {
+            return Err(check.invalid(
+                &path,
+                format!("`prepare.derive` cannot define the target `{target}`"),
+                None,
+            ));
+        }
+    }
+    for (column, spec) in &prepare.text {
+        if column == target {
+            return Err(check.invalid(
+                &["prepare", "text", column.as_str()],
+                format!("the target `{target}` cannot be a text feature column"),
+                None,
+            ));
+        }
+        for (field, value, min) in [
+            ("vec_size", spec.vec_size, 1),
+            ("epochs", spec.epochs, 1),
+            ("min_word_freq", spec.min_word_freq, 1),
+            ("window_size", spec.window_size, 1),
+        ] {
+            if value < min {
+                return Err(check.invalid(
+                    &["prepare", "text", column.as_str(), field],
+                    format!(
+                        "`prepare.text.{column}.{field}` must be at least {min}, found {value}"
+                    ),
+                    None,
+                ));
+            }
+        }
+    }
+    if let Some(column) = prepare.impute.keys().find(|c| *c == target) {
+        return Err(check.invalid(
+            &["prepare", "impute", column.as_str()],
+            format!("`prepare.impute` cannot fill the target `{target}`"),
+            Some("rows with a missing target should be fixed or dropped in the data".into()),
+        ));
+    }
+    Ok(())
+}
+
+/// Ranges of the `[confirm]` limits.
+fn check_confirm(check: &Checker, config: &Config) -> Result<(), ConfigError> {
+    let confirm = &config.confirm;
+    for (key, value) in [
+        (
+            "max_null_fraction_overall",
+            confirm.max_null_fraction_overall,
+        ),
+        ("min_class_fraction", confirm.min_class_fraction),
+    ] {
+        if let Some(v) = value {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(check.invalid(
+                    &["confirm", key],
+                    format!("`confirm.{key}` must be in [0, 1], found {v}"),
+                    None,
+                ));
+            }
+        }
+    }
+    let psi = confirm.drift.psi;
+    if !(psi.is_finite() && psi > 0.0) {
+        return Err(check.invalid(
+            &["confirm", "drift", "psi"],
+            format!("`confirm.drift.psi` must be a positive number, found {psi}"),
+            Some("0.1 is a common warning level, 0.2 or 0.25 a common alarm".into()),
         ));
     }
     Ok(())

@@ -12,7 +12,7 @@
 //! | define   | `define.*` minus `threshold`; data column names; target column kind and distinct count |
 //! | locate   | `locate.*`; the source's content digest |
 //! | prepare  | `prepare.*`; locate's snapshot digest; the problem spec |
-//! | confirm  | `confirm.*`; prepare's output digests; production's training snapshot (drift; none yet) |
+//! | confirm  | `confirm.*`; prepare's output digests; production's prepared training rows (drift) |
 //! | execute  | `execute.*` + attempt params; prepare's outputs; problem spec; confirm's verdict; engine |
 //! | monitor  | `define.threshold`, `define.metric`, `monitor.*`; execute's output digests; baseline |
 //! | modify   | `modify.*`; the monitor verdicts and metrics of the attempts so far |
@@ -28,7 +28,8 @@ use serde_json::Value;
 pub const KEY_FORMAT: u32 = 1;
 
 /// Version of step semantics; bump when a step's outputs would change for the same inputs.
-pub const SEMANTICS: u32 = 1;
+/// 2: prepare's declarative transforms, stratified split and `transform` output.
+pub const SEMANTICS: u32 = 2;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyInputs {
@@ -188,7 +189,7 @@ impl Reason {
                 (_, "engine") => "engine",
                 (_, "source") => "data",
                 ("define", "columns" | "target_type") => "data",
-                (_, "baseline") => "baseline",
+                (_, "baseline") | ("confirm", "drift_reference") => "baseline",
                 ("prepare", "snapshot") => "upstream:locate",
                 ("prepare", "problem") => "upstream:define",
                 ("confirm" | "execute", "prepared") => "upstream:prepare",
@@ -248,6 +249,7 @@ impl Reason {
         if !pick(&|k| k == "baseline").is_empty() {
             let get = |v: &Value| {
                 v.get("baseline")
+                    .or_else(|| v.get("drift_reference"))
                     .and_then(Value::as_str)
                     .map(str::to_string)
             };

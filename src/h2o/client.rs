@@ -714,6 +714,68 @@ impl Client {
         }
     }
 
+    /// `POST /99/Rapids`: evaluates a Rapids expression (h2o-rest.md §11) in `session`.
+    ///
+    /// Always pass a session of your own and end it with [`Client::end_session`] *before*
+    /// deleting what it made: `tmp=` frames are counted in the session, and a session whose
+    /// frame was deleted behind its back fails every later call ("REFCNTs contains an extra
+    /// vec"), which for the default session means every caller on the cluster.
+    pub async fn rapids(&self, ast: &str, session: &str) -> Result<Value, H2oError> {
+        self.post_form(
+            "/99/Rapids",
+            &[
+                ("ast", ast.to_string()),
+                ("session_id", session.to_string()),
+            ],
+        )
+        .await
+    }
+
+    /// `DELETE /4/sessions/{id}`: ends a Rapids session, removing its `tmp=` frames.
+    pub async fn end_session(&self, session: &str) -> Result<(), H2oError> {
+        let path = format!("/4/sessions/{}", enc(session));
+        let req = self.req(Method::DELETE, &path, SHORT);
+        self.send(Method::DELETE, &path, req).await?;
+        Ok(())
+    }
+
+    /// Trains a Word2Vec model `model_id` on `training_frame` (one word per row, NA between
+    /// documents) and waits for it. `params` are H2O's (`vec_size`, `epochs`, …).
+    pub async fn word2vec(
+        &self,
+        training_frame: &str,
+        model_id: &str,
+        params: &[(&str, String)],
+    ) -> Result<(), H2oError> {
+        let path = "/3/ModelBuilders/word2vec";
+        let mut form: Vec<(&str, String)> = vec![
+            ("training_frame", training_frame.to_string()),
+            ("model_id", model_id.to_string()),
+        ];
+        form.extend(params.iter().cloned());
+        let v = self.post_form(path, &form).await?;
+        let job: Job = serde_json::from_value(v["job"].clone())
+            .map_err(|e| self.unexpected(path, format!("no job in the answer: {e}")))?;
+        self.wait_job(&job.key.name, POLL_SHORT, &|_, _| {}).await?;
+        Ok(())
+    }
+
+    /// A Word2Vec model's vocabulary and vectors as CSV (`"Word","V1",…`), through the Rapids
+    /// primitive `word2vec.to.frame` into the temporary `dest_frame` of `session`.
+    pub async fn word2vec_vectors(
+        &self,
+        model_id: &str,
+        dest_frame: &str,
+        session: &str,
+    ) -> Result<Vec<u8>, H2oError> {
+        self.rapids(
+            &format!("(tmp= {dest_frame} (word2vec.to.frame {model_id}))"),
+            session,
+        )
+        .await?;
+        self.download_frame_csv(dest_frame).await
+    }
+
     /// `DELETE /3/DKV/{key}`; idempotent (an unknown key is fine). `cascade` also removes what
     /// the object owns (an AutoML run's models and frame copies).
     pub async fn delete(&self, key: &str, cascade: bool) -> Result<(), H2oError> {

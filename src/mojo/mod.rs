@@ -1,5 +1,310 @@
-//! MOJO archives: the canonical digest (and, later, native scoring).
+//! MOJO archives: the canonical digest, and native scoring of H2O-3 MOJOs without a JVM.
+//!
+//! [`Mojo::load`] reads a MOJO zip once (model.ini, domains, trees, booster, nested models) into
+//! pre-decoded, immutable structures; a [`Mojo`] is `Send + Sync` and scores rows from many
+//! threads. Scoring follows H2O's genmodel (3.46) step by step, in its order of floating-point
+//! operations, so that results match `PredictCsv` bit for bit except where Java's `Math.exp`/
+//! `Math.log` intrinsics differ from the platform libm by one ulp (see docs/mojo.md).
+//!
+//! | algo (`model.ini` `algo`) | MOJO versions | file |
+//! |---|---|---|
+//! | `gbm`, `drf` (and XRT, which is DRF) | 1.20–1.40 | `tree.rs` |
+//! | `glm` (binomial, multinomial, regression families) | 1.00 | `glm.rs` |
+//! | `xgboost` (gbtree booster) | 1.10 | `xgboost.rs` |
+//! | `deeplearning` (not autoencoders) | 1.00–1.10 | `deeplearning.rs` |
+//! | `stackedensemble` | 1.00–1.01 | `ensemble.rs` |
+//!
+//! Everything else (other algorithms, newer MOJO versions, ordinal and uplift models, offset
+//! columns, non-default categorical encodings) is refused at load time with
+//! [`MojoError::Unsupported`], naming the algorithm and MOJO version.
+//!
+//! Input conversion is genmodel's `EasyPredictModelWrapper` with unknown levels converted to NA
+//! (what `PredictCsv` does): a row holds one [`Value`] per input column of the
+//! [`Mojo::signature`]; a categorical level not in the column's domain becomes missing.
+//! Calibrated probabilities (`calib_method`) are not applied, as in `PredictCsv`'s output.
 
 mod canonical;
+mod deeplearning;
+mod ensemble;
+mod glm;
+mod hex;
+mod ini;
+mod model;
+mod prediction;
+mod row;
+mod tree;
+mod xgboost;
 
-pub use canonical::{canonical_digest, MojoError};
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::io::{Cursor, Read};
+
+pub use canonical::canonical_digest;
+/// The canonical digest's error (a MOJO that is not a zip, or has no `model.ini`).
+pub use canonical::MojoError as DigestError;
+pub use hex::java_hex;
+pub use row::{Binding, Value};
+
+use model::Model;
+
+/// Why a MOJO could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum MojoError {
+    #[error("not a MOJO archive: {0}")]
+    NotZip(String),
+    #[error("MOJO archive has no `{0}`")]
+    MissingEntry(String),
+    #[error("unsupported MOJO: algorithm `{algo}`, MOJO version {version}: {reason}")]
+    Unsupported {
+        algo: String,
+        version: String,
+        reason: String,
+    },
+    #[error("malformed `model.ini`: {0}")]
+    Ini(String),
+    #[error("malformed MOJO: {0}")]
+    Format(String),
+    #[error("the input has no column {}; the model needs: {}", quoted(.missing), quoted(.required))]
+    MissingColumns {
+        missing: Vec<String>,
+        required: Vec<String>,
+    },
+}
+
+/// Why one row could not be scored.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ScoreError {
+    #[error("the row has {got} values, the model has {expected} input columns")]
+    Width { got: usize, expected: usize },
+    #[error("column `{column}`: `{value}` is not a number")]
+    NotANumber { column: String, value: String },
+}
+
+/// The signature as `name (type)` lines for error messages.
+fn mojo_columns(mojo: &Mojo) -> Vec<String> {
+    mojo.signature
+        .iter()
+        .map(|c| match &c.kind {
+            ColumnKind::Numeric => format!("{} (numeric)", c.name),
+            ColumnKind::Categorical(levels) => {
+                let shown: Vec<&str> = levels.iter().take(8).map(String::as_str).collect();
+                let more = if levels.len() > 8 { ", …" } else { "" };
+                format!("{} (categorical: {}{more})", c.name, shown.join(", "))
+            }
+        })
+        .collect()
+}
+
+fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The kind of prediction a model makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Category {
+    Binomial,
+    Multinomial,
+    Regression,
+}
+
+/// One input column of the model's signature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    pub kind: ColumnKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnKind {
+    Numeric,
+    /// The levels, in the order the model indexes them.
+    Categorical(Vec<String>),
+}
+
+/// A scored row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prediction {
+    /// Classification: the index of the predicted class in [`Mojo::classes`], and one
+    /// probability per class.
+    Class {
+        label: usize,
+        probabilities: Vec<f64>,
+    },
+    /// Regression.
+    Value(f64),
+}
+
+/// A loaded MOJO, ready to score. Immutable, `Send + Sync`.
+#[derive(Debug)]
+pub struct Mojo {
+    model: Model,
+    signature: Vec<Column>,
+}
+
+/// The zip's entries by name; `experimental/` is skipped, no scorer needs it.
+pub(crate) struct Archive {
+    entries: HashMap<String, Vec<u8>>,
+}
+
+impl Archive {
+    fn read(bytes: &[u8]) -> Result<Archive, MojoError> {
+        let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
+            .map_err(|e| MojoError::NotZip(e.to_string()))?;
+        let mut entries = HashMap::with_capacity(zip.len());
+        for i in 0..zip.len() {
+            let mut file = zip
+                .by_index(i)
+                .map_err(|e| MojoError::NotZip(e.to_string()))?;
+            let name = file.name().to_string();
+            if file.is_dir() || name.starts_with("experimental/") || name.contains("/experimental/")
+            {
+                continue;
+            }
+            let mut data = Vec::with_capacity(file.size() as usize);
+            file.read_to_end(&mut data)
+                .map_err(|e| MojoError::NotZip(format!("`{name}`: {e}")))?;
+            entries.insert(name, data);
+        }
+        Ok(Archive { entries })
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Result<&[u8], MojoError> {
+        self.entries
+            .get(name)
+            .map(Vec::as_slice)
+            .ok_or_else(|| MojoError::MissingEntry(name.to_string()))
+    }
+
+    pub(crate) fn exists(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    pub(crate) fn text(&self, name: &str) -> Result<&str, MojoError> {
+        std::str::from_utf8(self.get(name)?)
+            .map_err(|_| MojoError::Format(format!("`{name}` is not UTF-8")))
+    }
+}
+
+impl Mojo {
+    /// Reads a MOJO zip. Trees are decoded here once, so scoring does no parsing.
+    pub fn load(bytes: &[u8]) -> Result<Mojo, MojoError> {
+        let archive = Archive::read(bytes)?;
+        let model = Model::load(&archive, "")?;
+        let signature = model.meta.signature();
+        Ok(Mojo { model, signature })
+    }
+
+    /// The input columns, in the order [`Mojo::score`] takes them, with their types and levels.
+    pub fn signature(&self) -> &[Column] {
+        &self.signature
+    }
+
+    /// `model.ini`'s `algo` (`gbm`, `drf`, `glm`, `xgboost`, `deeplearning`, `stackedensemble`).
+    pub fn algo(&self) -> &str {
+        &self.model.meta.algo
+    }
+
+    pub fn mojo_version(&self) -> &str {
+        &self.model.meta.mojo_version
+    }
+
+    pub fn category(&self) -> Category {
+        self.model.meta.category
+    }
+
+    /// The response column's name.
+    pub fn response(&self) -> Option<&str> {
+        self.model.meta.response()
+    }
+
+    /// The class names, for classifiers.
+    pub fn classes(&self) -> Option<&[String]> {
+        self.model.meta.classes()
+    }
+
+    /// genmodel's output column names, as `PredictCsv` writes them: `predict`, then one column
+    /// per class, integer class names prefixed with `p` (`p0`, `p1`).
+    pub fn output_names(&self) -> Vec<String> {
+        let mut names = vec!["predict".to_string()];
+        if let Some(classes) = self.classes() {
+            names.extend(classes.iter().map(|c| match c.parse::<i32>() {
+                Ok(_) => format!("p{c}"),
+                Err(_) => c.clone(),
+            }));
+        }
+        names
+    }
+
+    /// The class name of a classification.
+    pub fn label<'a>(&'a self, prediction: &Prediction) -> Option<&'a str> {
+        match prediction {
+            Prediction::Class { label, .. } => self.classes()?.get(*label).map(String::as_str),
+            Prediction::Value(_) => None,
+        }
+    }
+
+    /// Scores one row given in signature order.
+    pub fn score(&self, row: &[Value]) -> Result<Prediction, ScoreError> {
+        let mut raw = Vec::with_capacity(self.signature.len());
+        self.encode(row, &mut raw)?;
+        Ok(self.score_encoded(&raw))
+    }
+
+    /// Converts a row given in signature order to genmodel's `double[]`: numbers as they are,
+    /// levels as their index, missing values and unseen levels as NaN.
+    pub fn encode(&self, row: &[Value], out: &mut Vec<f64>) -> Result<(), ScoreError> {
+        if row.len() != self.signature.len() {
+            return Err(ScoreError::Width {
+                got: row.len(),
+                expected: self.signature.len(),
+            });
+        }
+        out.clear();
+        for (value, column) in row.iter().zip(&self.signature) {
+            out.push(row::encode_value(value, column)?);
+        }
+        Ok(())
+    }
+
+    /// Scores a row already encoded by [`Mojo::encode`] or [`Binding::encode`]: the fast path
+    /// for batches (reuse one buffer for every row).
+    pub fn score_encoded(&self, raw: &[f64]) -> Prediction {
+        let meta = &self.model.meta;
+        let mut preds = vec![0.0; meta.preds_len()];
+        self.model.score0(raw, &mut preds);
+        match meta.category {
+            Category::Regression => Prediction::Value(preds[0]),
+            _ => Prediction::Class {
+                label: preds[0] as usize,
+                probabilities: preds[1..].to_vec(),
+            },
+        }
+    }
+
+    /// Scores many encoded rows (each `signature().len()` wide, laid out back to back).
+    pub fn score_batch(&self, rows: &[f64]) -> Vec<Prediction> {
+        let width = self.signature.len().max(1);
+        rows.chunks_exact(width)
+            .map(|raw| self.score_encoded(raw))
+            .collect()
+    }
+
+    /// Maps a CSV header to the model's inputs by name. Every input column must be present
+    /// (extra columns are ignored); a missing one is an error listing the model's signature.
+    pub fn bind<S: AsRef<str>>(&self, header: &[S]) -> Result<Binding<'_>, MojoError> {
+        Binding::new(self, header)
+    }
+}
+
+/// Models are shared by `predict` and `serve` threads.
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Mojo>();
+}

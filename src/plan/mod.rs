@@ -56,6 +56,10 @@ pub struct PlanInput {
     /// Canonical digest of the version the baseline tag points at, if any.
     #[returns(ref)]
     pub baseline: Option<String>,
+    /// Digest of the prepared training rows of the version tagged `production` (confirm's
+    /// drift reference), if any and drift is enabled.
+    #[returns(ref)]
+    pub drift_reference: Option<String>,
     /// What each step recorded: `step#attempt` → JSON `{outputs: {..}, result: {..}}`.
     #[returns(ref)]
     pub recorded: Vec<(String, String)>,
@@ -117,7 +121,14 @@ pub fn slice(db: &dyn salsa::Database, p: PlanInput, step: Step) -> Result<Strin
             "target": c.define.target, "problem": c.define.problem,
             "metric": c.define.metric, "ignore": c.define.ignore,
         }),
-        Step::Locate => json!(c.locate),
+        Step::Locate => {
+            // Spelling out a default CSV option is not a change; NA strings are a set.
+            let mut l = c.locate.clone();
+            l.header = l.header.filter(|h| !h);
+            l.delimiter = l.delimiter.filter(|d| d != ",");
+            l.na_strings = set(&l.na_strings);
+            json!(l)
+        }
         Step::Prepare => json!(c.prepare),
         Step::Confirm => json!(c.confirm),
         Step::Execute => json!({
@@ -185,7 +196,7 @@ pub fn key_inputs(
         Step::Confirm => json!({
             "confirm": slice_value(db, p, Step::Confirm)?,
             "prepared": recorded(db, p, Step::Prepare, 1)?["outputs"],
-            "drift_reference": Value::Null,
+            "drift_reference": p.drift_reference(db),
         }),
         Step::Execute => {
             let s = slice_value(db, p, Step::Execute)?;
@@ -271,6 +282,7 @@ impl Planner {
             String::new(),
             "{}".to_string(),
             None,
+            None,
             Vec::new(),
         );
         Planner { db, input }
@@ -291,6 +303,13 @@ impl Planner {
         use salsa::Setter;
         if *self.input.baseline(&self.db) != baseline {
             self.input.set_baseline(&mut self.db).to(baseline);
+        }
+    }
+
+    pub fn set_drift_reference(&mut self, reference: Option<String>) {
+        use salsa::Setter;
+        if *self.input.drift_reference(&self.db) != reference {
+            self.input.set_drift_reference(&mut self.db).to(reference);
         }
     }
 

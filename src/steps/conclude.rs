@@ -22,10 +22,11 @@ pub async fn run(
     monitor: &ActionEntry,
     spec: &ProblemSpec,
     locate: &ActionEntry,
+    prepare: &ActionEntry,
 ) -> Result<StepOutput> {
     let leaderboard: crate::h2o::Leaderboard =
         serde_json::from_slice(&ctx.store.read_verified(&execute.outputs["leaderboard"])?)?;
-    let provenance = provenance(ctx, locate);
+    let provenance = provenance(ctx, locate, prepare);
     let text = card::render(&card::CardInput {
         project: &project_name(ctx),
         spec,
@@ -123,7 +124,7 @@ fn project_name(ctx: &Ctx<'_>) -> String {
     })
 }
 
-fn provenance(ctx: &Ctx<'_>, locate: &ActionEntry) -> Value {
+fn provenance(ctx: &Ctx<'_>, locate: &ActionEntry, prepare: &ActionEntry) -> Value {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .arg("-C")
@@ -146,6 +147,9 @@ fn provenance(ctx: &Ctx<'_>, locate: &ActionEntry) -> Value {
         "engine": { "version": ctx.config.h2o.version, "nodes": ctx.config.h2o.nodes },
         "config": ctx.config,
         "data_snapshot": locate.outputs["snapshot"],
+        // The prepared training rows: confirm's drift reference once this version is production.
+        "prepared_train": prepare.outputs["train"],
+        "transform": prepare.outputs.get("transform"),
     })
 }
 

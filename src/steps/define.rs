@@ -16,9 +16,9 @@ use crate::table::{Kind, Profile};
 fn target_missing(config: &Config, profile: &Profile) -> Diagnostic {
     let names = profile.names();
     let mut d = Diagnostic::new(format!(
-        "target column `{}` is not in the data (`{}` has columns: {})",
+        "target column `{}` is not in the data ({} has columns: {})",
         config.define.target,
-        config.locate.path,
+        crate::source::describe(&config.locate),
         names.join(", ")
     ));
     if let Some(c) = super::closest(&config.define.target, names.iter()) {

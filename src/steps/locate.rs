@@ -1,20 +1,45 @@
 //! Step 2, locate: snapshot the data source into the content-addressed store.
 //!
-//! The snapshot is an immutable copy (reflink where possible) named by the blake3 of its bytes.
-//! The source's digest comes from the stat cache, so an unchanged file costs a `stat`, and a
-//! touched-but-identical file hashes to the same digest: nothing reruns. A profile of each
-//! snapshot (columns, kinds, distinct values) is kept beside the store under its digest, since
-//! it is a pure function of the bytes.
+//! The source is read before planning ([`materialize`], see `source/`): its digest enters
+//! locate's key, its profile define's. For a plain CSV file the digest comes from the stat cache,
+//! so an unchanged file costs a `stat`, and a touched-but-identical file hashes to the same
+//! digest: nothing reruns. Other sources (SQL, Parquet, globs, CSV options) become a canonical
+//! CSV. When the step runs it stores the snapshot (reflink where possible); a profile of each
+//! snapshot (columns, kinds, distinct values) is kept beside the store under its digest, since it
+//! is a pure function of the bytes.
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::error::Diagnostic;
-use crate::pipeline::StepOutput;
+use crate::pipeline::{Ctx, RunOptions, StepOutput};
+use crate::source::{self, Snapshot};
 use crate::store::{write_atomic, Store};
 use crate::table::{self, Profile};
+
+/// Reads `[locate]`'s source into a snapshot (not yet stored: see [`run`]).
+pub async fn materialize(ctx: &Ctx<'_>, opts: &RunOptions) -> Result<Snapshot> {
+    let project = &ctx.paths.project;
+    let sql_place = || {
+        let text = std::fs::read_to_string(project.join(crate::config::FILE_NAME)).ok()?;
+        crate::config::value_place(
+            Path::new(crate::config::FILE_NAME),
+            &text,
+            &opts.overrides,
+            &["locate", "sql"],
+        )
+    };
+    source::materialize(&source::Request {
+        project,
+        locate: &ctx.config.locate,
+        store: ctx.store,
+        printer: ctx.printer,
+        full_refresh: opts.full_refresh,
+        sql_place: &sql_place,
+    })
+    .await
+}
 
 /// The profile of the data whose digest is `digest`, computed once and remembered.
 pub fn profile(store: &Store, file: &Path, digest: &str) -> Result<Profile> {
@@ -30,28 +55,40 @@ pub fn profile(store: &Store, file: &Path, digest: &str) -> Result<Profile> {
     Ok(profile)
 }
 
-pub fn run(store: &Store, source: &Path, expected: &str, profile: &Profile) -> Result<StepOutput> {
-    let snapshot = store
-        .put_file(source)
-        .with_context(|| format!("snapshotting `{}`", source.display()))?;
-    if snapshot != expected {
-        return Err(Diagnostic::new(format!(
-            "`{}` changed while mlbuild was reading it",
-            source.display()
-        ))
-        .hint("run again once the file is no longer being written")
-        .into());
-    }
+pub fn run(store: &Store, source: &Snapshot, profile: &Profile) -> Result<StepOutput> {
+    source.commit(store)?;
+    let snapshot = source.digest.clone();
     let bytes = std::fs::metadata(store.blob_path(&snapshot))
         .map(|m| m.len())
         .unwrap_or(0);
+    let mut result =
+        json!({ "rows": profile.rows, "columns": profile.columns.len(), "bytes": bytes });
+    // Plain files keep today's result; other sources say how they were read.
+    if source.detail["source"] != "file" {
+        result["extraction"] = source.detail.clone();
+    }
     Ok(StepOutput {
         outputs: super::outputs([("snapshot", snapshot)]),
         output_digests: None,
-        result: json!({ "rows": profile.rows, "columns": profile.columns.len(), "bytes": bytes }),
+        result,
     })
 }
 
 pub fn summary(result: &Value) -> String {
-    format!("{} rows × {} columns", result["rows"], result["columns"])
+    let base = format!("{} rows × {} columns", result["rows"], result["columns"]);
+    let x = &result["extraction"];
+    match x["mode"].as_str() {
+        Some("append") => match x["appended"].as_u64() {
+            Some(1) => format!("{base} (1 row appended past the watermark)"),
+            n => format!(
+                "{base} ({} rows appended past the watermark)",
+                n.unwrap_or(0)
+            ),
+        },
+        Some("full") => format!("{base} (query result)"),
+        _ if x["files"].as_u64().is_some_and(|n| n > 1) => {
+            format!("{base} from {} files", x["files"])
+        }
+        _ => base,
+    }
 }

@@ -104,13 +104,22 @@ mod tests {
     /// Sets a file's mtime (seconds since the epoch, whole seconds) like a coarse filesystem would.
     fn set_mtime(path: &Path, secs: i64) {
         let c = std::ffi::CString::new(path.as_os_str().to_string_lossy().as_bytes()).unwrap();
-        let t = libc::timespec { tv_sec: secs, tv_nsec: 0 };
+        let t = libc::timespec {
+            tv_sec: secs,
+            tv_nsec: 0,
+        };
         let times = [t, t];
-        assert_eq!(unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) }, 0);
+        assert_eq!(
+            unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) },
+            0
+        );
     }
 
     fn now_secs() -> i64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
     }
 
     #[test]

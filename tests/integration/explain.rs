@@ -155,7 +155,8 @@ fn baseline_changed_when_production_moves() {
         serde_json::from_str(&p.mlbuild_offline(&["versions", "--json"]).ok().stdout).unwrap();
     let v = versions[0]["id"].as_str().unwrap();
     p.mlbuild_offline(&["promote", "production", v]).ok();
-    let doc = explain(&p, &["monitor"]);
+    // confirm is the first step to see it (production's training rows are its drift reference).
+    let doc = explain(&p, &["confirm"]);
     assert_eq!(doc["reason"]["kind"], "baseline_changed", "{doc}");
     assert_eq!(doc["reason"]["old"], Value::Null);
 }

@@ -10,5 +10,7 @@ mod cli_errors;
 mod explain;
 mod lifecycle;
 mod precision;
+mod prepare_confirm;
 mod registry_cmds;
 mod scenarios;
+mod sources;

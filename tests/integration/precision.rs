@@ -398,9 +398,10 @@ fn promoting_a_baseline_reruns_monitor_and_modify() {
         .clone();
     assert_eq!(monitor["state"], "stale", "{status}");
     let run = p.mlbuild_offline(&["run", "--json"]).ok();
-    // The baseline's canonical digest enters monitor's key (confirm's drift reference will too,
-    // once the drift check exists; today confirm has none).
-    assert_ran(&run, &["monitor", "modify"]);
+    // The baseline's canonical digest enters monitor's key, and production's training rows
+    // enter confirm's (its drift reference); execute sees only confirm's verdict.
+    assert_ran(&run, &["confirm", "monitor", "modify"]);
+    assert_reason(&run, "confirm", "baseline");
     assert_reason(&run, "monitor", "baseline");
     let after = tags(&p);
     assert_eq!(after["production"], version.as_str());

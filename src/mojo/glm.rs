@@ -1,0 +1,215 @@
+//! GLM (genmodel's `GlmMojoModel` and `GlmMultinomialMojoModel`).
+//!
+//! Coefficients are stored de-standardized, so scoring is `eta = Σ β·x + intercept` over the
+//! one-hot categoricals (columns come categoricals first) and the numerics, then the inverse link.
+//! With `mean_imputation`, a missing categorical takes its mode and a missing numeric its mean.
+//! A multinomial model has one block of coefficients per class and a softmax whose maximum is
+//! clamped at ≥ 0; its label is the first strict maximum (no random tie-break).
+
+use super::ini::Ini;
+use super::model::{Meta, Refuse};
+use super::{Category, MojoError};
+
+#[derive(Debug, Clone, Copy)]
+enum Link {
+    Identity,
+    Logit,
+    Log,
+    Inverse,
+    Tweedie(f64),
+}
+
+#[derive(Debug)]
+pub(crate) struct Glm {
+    use_all_levels: bool,
+    cats: usize,
+    cat_offsets: Vec<usize>,
+    nums: usize,
+    mean_imputation: bool,
+    cat_modes: Vec<f64>,
+    num_means: Vec<f64>,
+    beta: Vec<f64>,
+    /// Coefficients per class (the whole β for one-output models).
+    p: usize,
+    link: Link,
+    binomial: bool,
+}
+
+impl Glm {
+    pub fn load(ini: &Ini, meta: &Meta, refuse: Refuse) -> Result<Glm, MojoError> {
+        let family = ini.str("family")?;
+        let multinomial = meta.category == Category::Multinomial;
+        if family == "ordinal" {
+            return Err(refuse("ordinal GLM"));
+        }
+        let link = if multinomial {
+            Link::Identity
+        } else {
+            match ini.str("link")? {
+                "identity" => Link::Identity,
+                "logit" => Link::Logit,
+                "log" => Link::Log,
+                "inverse" => Link::Inverse,
+                "tweedie" => Link::Tweedie(ini.opt_f64("tweedie_link_power")?.unwrap_or(0.0)),
+                other => return Err(refuse(&format!("GLM link `{other}`"))),
+            }
+        };
+        let cats = ini.usize("cats")?;
+        let nums = ini.usize("nums")?;
+        let cat_offsets = ini.usizes("cat_offsets")?;
+        let mean_imputation = ini.bool_or("mean_imputation", false)?;
+        let beta = ini.f64s("beta")?;
+        let p = if multinomial {
+            beta.len() / meta.nclasses.max(1)
+        } else {
+            beta.len()
+        };
+        let bad = |what: &str| MojoError::Format(format!("GLM: {what}"));
+        if cat_offsets.len() != cats + 1 || cats + nums > meta.nfeatures {
+            return Err(bad(
+                "`cat_offsets`, `cats` and `nums` disagree with the columns",
+            ));
+        }
+        if multinomial && p * meta.nclasses != beta.len() {
+            return Err(bad("β is not one block per class"));
+        }
+        if p < cat_offsets[cats] + nums + 1 {
+            return Err(bad("β is shorter than the one-hot width"));
+        }
+        let (cat_modes, num_means) = if mean_imputation {
+            let modes: Vec<f64> = ini
+                .usizes("cat_modes")?
+                .into_iter()
+                .map(|m| m as f64)
+                .collect();
+            let means = ini.f64s("num_means")?;
+            if modes.len() != cats || means.len() != nums {
+                return Err(bad("`cat_modes`/`num_means` lengths"));
+            }
+            (modes, means)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        Ok(Glm {
+            use_all_levels: ini.bool_or("use_all_factor_levels", false)?,
+            cats,
+            cat_offsets,
+            nums,
+            mean_imputation,
+            cat_modes,
+            num_means,
+            beta,
+            p,
+            link,
+            binomial: matches!(family, "binomial" | "fractionalbinomial" | "quasibinomial"),
+        })
+    }
+
+    fn value(&self, row: &[f64], i: usize) -> f64 {
+        let x = row[i];
+        if x.is_nan() && self.mean_imputation {
+            if i < self.cats {
+                self.cat_modes[i]
+            } else {
+                self.num_means[i - self.cats]
+            }
+        } else {
+            x
+        }
+    }
+
+    /// Adds the categorical coefficients of class block `base` to `eta`. A level that is not
+    /// an integer (NaN without mean imputation) makes genmodel throw; here it adds nothing.
+    fn categorical_terms(&self, row: &[f64], base: usize, mut eta: f64) -> f64 {
+        for i in 0..self.cats {
+            let x = self.value(row, i);
+            if x.is_nan() || x.fract() != 0.0 {
+                continue;
+            }
+            let level = if self.use_all_levels {
+                x as i64
+            } else if x != 0.0 {
+                x as i64 - 1
+            } else {
+                continue;
+            };
+            let idx = level + self.cat_offsets[i] as i64;
+            if idx >= 0 && (idx as usize) < self.cat_offsets[i + 1] {
+                eta += self.beta[idx as usize + base];
+            }
+        }
+        eta
+    }
+
+    pub fn score0(&self, meta: &Meta, row: &[f64], preds: &mut [f64]) {
+        let noff = self.cat_offsets[self.cats];
+        if meta.category == Category::Multinomial {
+            let p = self.p;
+            for c in 0..meta.nclasses {
+                let base = c * p;
+                let mut eta = self.categorical_terms(row, base, 0.0);
+                for i in 0..self.nums {
+                    eta += self.beta[noff + i + base] * self.value(row, i + self.cats);
+                }
+                eta += self.beta[p - 1 + base];
+                preds[c + 1] = eta;
+            }
+            let max = preds[1..]
+                .iter()
+                .fold(0.0f64, |m, &x| if x > m { x } else { m });
+            let mut sum = 0.0;
+            for x in &mut preds[1..] {
+                *x = (*x - max).exp();
+                sum += *x;
+            }
+            let inv = 1.0 / sum;
+            let mut max_p = 0.0;
+            preds[0] = 0.0;
+            for c in 1..preds.len() {
+                preds[c] *= inv;
+                if preds[c] > max_p {
+                    max_p = preds[c];
+                    preds[0] = (c - 1) as f64;
+                }
+            }
+            return;
+        }
+        let mut eta = self.categorical_terms(row, 0, 0.0);
+        // genmodel walks i from `cats` to `beta.len() - 1 - (noff - cats)`, i.e. the numerics.
+        let noff_shift = noff - self.cats;
+        for i in self.cats..self.beta.len() - 1 - noff_shift {
+            eta += self.beta[noff_shift + i] * self.value(row, i);
+        }
+        eta += self.beta[self.beta.len() - 1];
+        let mu = match self.link {
+            Link::Identity => eta,
+            Link::Logit => 1.0 / ((-eta).exp() + 1.0),
+            Link::Log => eta.exp(),
+            Link::Inverse => {
+                1.0 / if eta < 0.0 {
+                    eta.min(-1e-5)
+                } else {
+                    eta.max(1e-5)
+                }
+            }
+            Link::Tweedie(power) => {
+                if power == 0.0 {
+                    eta.exp().max(2e-16)
+                } else {
+                    eta.powf(1.0 / power)
+                }
+            }
+        };
+        if self.binomial {
+            preds[0] = if mu >= meta.default_threshold {
+                1.0
+            } else {
+                0.0
+            };
+            preds[1] = 1.0 - mu;
+            preds[2] = mu;
+        } else {
+            preds[0] = mu;
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! XGBoost: the `boosterBytes` native booster (XGBoost's legacy binary model format), scored as
+//! H2O's bundled pure-Java predictor does — never libxgboost.
+//!
+//! Layout read here (little-endian): `binf`; `LearnerModelParam` (136 bytes: base_score f32,
+//! num_feature u32, num_class i32, contain_extra_attrs, contain_eval_metrics, major u32,
+//! minor u32, 27 reserved ints); objective and booster names (u64 length + bytes);
+//! `GBTreeModelParam` (160 bytes, num_trees first); per tree a
+//! `TreeParam` (148 bytes, num_nodes at byte 4), 20-byte nodes (parent, left, right,
+//! split index with default-left in bit 31, f32 split or leaf) and 16-byte stats; then one
+//! class-group id per tree.
+//!
+//! Inputs are f32: categoricals one-hot with an extra NA level per factor (genmodel's
+//! `setCats`), numerics cast to f32; with `sparse`, cold slots and numeric zeros are NaN
+//! (missing). NaN follows the node's default direction, else left iff `value < split`. Leaves
+//! are summed in f32 per class group, then the objective's transform (f32 too).
+
+use super::ini::Ini;
+use super::model::{Meta, Refuse};
+use super::row::one_hot_index;
+use super::{Archive, Category, MojoError};
+
+#[derive(Debug, Clone, Copy)]
+struct Node {
+    left: i32,
+    right: i32,
+    feature: u32,
+    default_left: bool,
+    /// The split threshold, or the leaf value when `left == -1`.
+    value: f32,
+}
+
+#[derive(Debug)]
+struct RegTree {
+    nodes: Vec<Node>,
+}
+
+impl RegTree {
+    #[inline]
+    fn leaf(&self, x: &[f32]) -> f32 {
+        let mut i = 0usize;
+        loop {
+            let n = &self.nodes[i];
+            if n.left == -1 {
+                return n.value;
+            }
+            let v = x.get(n.feature as usize).copied().unwrap_or(f32::NAN);
+            let next = if v.is_nan() {
+                if n.default_left {
+                    n.left
+                } else {
+                    n.right
+                }
+            } else if v < n.value {
+                n.left
+            } else {
+                n.right
+            };
+            i = next as usize;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Objective {
+    Logistic,
+    Softprob,
+    Identity,
+    Exp,
+}
+
+#[derive(Debug)]
+pub(crate) struct XGBoost {
+    cats: usize,
+    nums: usize,
+    cat_offsets: Vec<usize>,
+    use_all_levels: bool,
+    sparse: bool,
+    /// Trees per output group, in file order.
+    groups: Vec<Vec<RegTree>>,
+    /// The global bias, already in margin space.
+    base_margin: f32,
+    /// Booster ≤ 1.2 sums the leaves from 0 and adds the bias after; newer ones start from it.
+    bias_first: bool,
+    objective: Objective,
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], MojoError> {
+        let s = self
+            .bytes
+            .get(self.pos..self.pos + n)
+            .ok_or_else(|| MojoError::Format("`boosterBytes` ends early".into()))?;
+        self.pos += n;
+        Ok(s)
+    }
+    fn i32(&mut self) -> Result<i32, MojoError> {
+        Ok(i32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn u32(&mut self) -> Result<u32, MojoError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn f32(&mut self) -> Result<f32, MojoError> {
+        Ok(f32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn string(&mut self) -> Result<String, MojoError> {
+        let len = u64::from_le_bytes(self.take(8)?.try_into().unwrap());
+        let bytes = self.take(usize::try_from(len).unwrap_or(usize::MAX))?;
+        Ok(String::from_utf8_lossy(bytes).into_owned())
+    }
+}
+
+impl XGBoost {
+    pub fn load(
+        ini: &Ini,
+        meta: &Meta,
+        archive: &Archive,
+        dir: &str,
+        refuse: Refuse,
+    ) -> Result<XGBoost, MojoError> {
+        let booster = ini.str("booster")?;
+        if booster != "gbtree" {
+            return Err(refuse(&format!(
+                "XGBoost booster `{booster}` (only gbtree)"
+            )));
+        }
+        if ini.bool_or("has_offset", false)? {
+            return Err(refuse("XGBoost with an offset"));
+        }
+        if meta.mojo_version == "1.00" {
+            return Err(refuse("XGBoost MOJO 1.00 one-hot layout"));
+        }
+        let cats = ini.usize("cats")?;
+        let nums = ini.usize("nums")?;
+        let cat_offsets = ini.usizes("cat_offsets")?;
+        if cat_offsets.len() != cats + 1 || cats + nums > meta.nfeatures {
+            return Err(MojoError::Format(
+                "XGBoost: `cat_offsets`, `cats` and `nums` disagree with the columns".into(),
+            ));
+        }
+        let bytes = archive.get(&format!("{dir}boosterBytes"))?;
+        let mut r = Reader { bytes, pos: 0 };
+        if r.take(4)? != b"binf" {
+            return Err(refuse("a `boosterBytes` without the `binf` header"));
+        }
+        let base_score = r.f32()?;
+        let _num_feature = r.u32()?;
+        let num_class = r.i32()?;
+        let _extra_attrs = r.i32()?;
+        let _eval_metrics = r.i32()?;
+        let major = r.u32()?;
+        let minor = r.u32()?;
+        r.take(136 - 28)?;
+        let objective_name = r.string()?;
+        let booster_name = r.string()?;
+        if booster_name != "gbtree" {
+            return Err(refuse(&format!(
+                "XGBoost booster `{booster_name}` (only gbtree)"
+            )));
+        }
+        let objective = match objective_name.as_str() {
+            "binary:logistic" | "reg:logistic" => Objective::Logistic,
+            "multi:softprob" | "multi:softmax" => Objective::Softprob,
+            "reg:squarederror" | "reg:linear" | "reg:pseudohubererror" | "reg:absoluteerror" => {
+                Objective::Identity
+            }
+            "count:poisson" | "reg:gamma" | "reg:tweedie" => Objective::Exp,
+            other => return Err(refuse(&format!("XGBoost objective `{other}`"))),
+        };
+        // GBTreeModelParam: 160 bytes.
+        let param = r.take(160)?;
+        let num_trees = i32::from_le_bytes(param[0..4].try_into().unwrap());
+        // XGBoost ≥ 1.0 leaves GBTreeModelParam's output group count at 1 (deprecated): the
+        // learner's class count says how many groups there are.
+        let num_groups = (num_class.max(1) as usize)
+            .max(i32::from_le_bytes(param[24..28].try_into().unwrap()).max(1) as usize);
+        let mut trees = Vec::new();
+        for _ in 0..num_trees.max(0) {
+            let tree_param = r.take(148)?;
+            let num_nodes = i32::from_le_bytes(tree_param[4..8].try_into().unwrap());
+            let leaf_vector = i32::from_le_bytes(tree_param[20..24].try_into().unwrap());
+            if leaf_vector != 0 {
+                return Err(refuse("XGBoost trees with leaf vectors"));
+            }
+            let mut nodes = Vec::with_capacity(num_nodes.max(0) as usize);
+            for _ in 0..num_nodes.max(0) {
+                let _parent = r.i32()?;
+                let left = r.i32()?;
+                let right = r.i32()?;
+                let sindex = r.u32()?;
+                let value = r.f32()?;
+                nodes.push(Node {
+                    left,
+                    right,
+                    feature: sindex & 0x7FFF_FFFF,
+                    default_left: sindex >> 31 != 0,
+                    value,
+                });
+            }
+            r.take(16 * num_nodes.max(0) as usize)?; // node stats: not needed to score
+            for n in &nodes {
+                let bad = |c: i32| c != -1 && (c < 0 || c as usize >= nodes.len());
+                if bad(n.left) || (n.left != -1 && bad(n.right)) {
+                    return Err(MojoError::Format(
+                        "XGBoost: a tree node points outside the tree".into(),
+                    ));
+                }
+            }
+            trees.push(RegTree { nodes });
+        }
+        let mut groups: Vec<Vec<RegTree>> = (0..num_groups).map(|_| Vec::new()).collect();
+        for tree in trees {
+            let g = r.i32()?;
+            groups
+                .get_mut(g as usize)
+                .ok_or_else(|| MojoError::Format("XGBoost: tree group out of range".into()))?
+                .push(tree);
+        }
+        let expected_groups = if meta.category == Category::Multinomial {
+            meta.nclasses
+        } else {
+            1
+        };
+        if num_groups != expected_groups || (num_class > 1 && num_class as usize != num_groups) {
+            return Err(MojoError::Format(format!(
+                "XGBoost: {num_groups} output groups for a model with {} classes",
+                meta.nclasses
+            )));
+        }
+        let base_margin = if major >= 1 && objective == Objective::Logistic {
+            -((1.0f32 / base_score - 1.0f32) as f64).ln() as f32
+        } else {
+            base_score
+        };
+        Ok(XGBoost {
+            cats,
+            nums,
+            cat_offsets,
+            use_all_levels: ini.bool_or("use_all_factor_levels", true)?,
+            sparse: ini.bool_or("sparse", false)?,
+            groups,
+            base_margin,
+            bias_first: (major, minor) > (1, 2),
+            objective,
+        })
+    }
+
+    /// The f32 feature vector (`OneHotEncoderFactory.fromArray`).
+    fn features(&self, row: &[f64]) -> Vec<f32> {
+        let width = self.cat_offsets[self.cats] + self.nums;
+        let cold = if self.sparse { f32::NAN } else { 0.0 };
+        let mut x = vec![cold; width];
+        for (i, &d) in row[..self.cats].iter().enumerate() {
+            let (lo, hi) = (self.cat_offsets[i], self.cat_offsets[i + 1]);
+            if let Some(h) = one_hot_index(d, lo, hi, self.use_all_levels) {
+                x[h] = 1.0;
+            }
+        }
+        let start = self.cat_offsets[self.cats];
+        for i in 0..self.nums {
+            let v = row[self.cats + i] as f32;
+            x[start + i] = if self.sparse && v == 0.0 { f32::NAN } else { v };
+        }
+        x
+    }
+
+    pub fn score0(&self, meta: &Meta, row: &[f64], preds: &mut [f64]) {
+        let x = self.features(row);
+        let mut out: Vec<f32> = self
+            .groups
+            .iter()
+            .map(|trees| {
+                if self.bias_first {
+                    trees.iter().fold(self.base_margin, |s, t| s + t.leaf(&x))
+                } else {
+                    trees.iter().fold(0.0f32, |s, t| s + t.leaf(&x)) + self.base_margin
+                }
+            })
+            .collect();
+        match self.objective {
+            Objective::Logistic => {
+                for v in &mut out {
+                    *v = 1.0f32 / (1.0f32 + ((-*v) as f64).exp() as f32);
+                }
+            }
+            Objective::Softprob => {
+                let max = out.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let mut sum = 0.0f64;
+                for v in &mut out {
+                    *v = ((*v - max) as f64).exp() as f32;
+                    sum += *v as f64;
+                }
+                for v in &mut out {
+                    *v /= sum as f32;
+                }
+            }
+            Objective::Exp => {
+                for v in &mut out {
+                    *v = (*v as f64).exp() as f32;
+                }
+            }
+            Objective::Identity => {}
+        }
+        match meta.category {
+            Category::Multinomial => {
+                for (p, v) in preds[1..].iter_mut().zip(&out) {
+                    *p = *v as f64;
+                }
+                meta.finish_classification(row, preds);
+            }
+            Category::Binomial => {
+                preds[1] = (1.0f32 - out[0]) as f64;
+                preds[2] = out[0] as f64;
+                meta.finish_classification(row, preds);
+            }
+            Category::Regression => preds[0] = out[0] as f64,
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The canonical CSV form of a data snapshot (DESIGN.md §5.2), shared by SQL results, Parquet
+//! files, globs and CSV files read with non-default options.
+//!
+//! | value | written as |
+//! |---|---|
+//! | header | the column names, first line |
+//! | NULL / missing | empty field |
+//! | integer | decimal digits, `-` sign (`42`, `-7`) |
+//! | float | shortest form that reads back to the same value (`0.1`, `2`, `1e300`, `NaN`, `Inf`) |
+//! | exact decimal (Postgres `numeric`, Parquet `DECIMAL`) | plain decimal text without trailing zeros (`1.5`, `100`, `-0.005`): the value, not the column's scale |
+//! | boolean | `true` / `false` |
+//! | timestamp | RFC 3339 in UTC with `Z` (`2024-05-01T10:00:00Z`, fractions only when non-zero) |
+//! | date | `YYYY-MM-DD` |
+//! | bytes | lowercase hex |
+//! | text | as is; quoted (RFC 4180) only when it holds `,`, `"`, CR or LF, or starts/ends with a space |
+//!
+//! Lines end with `\n`. The bytes are hashed while they are written, so a snapshot's digest
+//! costs no second read.
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+
+/// One value of a row, typed as far as the source knows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
+pub enum Cell {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// Exact decimal text (Postgres `numeric`, Parquet decimals).
+    Decimal(String),
+    /// RFC 3339 UTC text, as [`timestamp`] writes it.
+    Timestamp(String),
+    /// `YYYY-MM-DD`.
+    Date(String),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl Cell {
+    /// The field text of the canonical form.
+    pub fn render(&self) -> String {
+        match self {
+            Cell::Null => String::new(),
+            Cell::Bool(b) => b.to_string(),
+            Cell::Int(i) => i.to_string(),
+            Cell::Float(f) => float(*f),
+            Cell::Decimal(s) | Cell::Timestamp(s) | Cell::Date(s) | Cell::Text(s) => s.clone(),
+            Cell::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+        }
+    }
+
+    /// Ordering for watermarks: numbers numerically, everything else by its text (RFC 3339 UTC
+    /// timestamps with the same precision sort as text). `None` for NULL or mixed kinds.
+    pub fn compare(&self, other: &Cell) -> Option<std::cmp::Ordering> {
+        use Cell::*;
+        match (self, other) {
+            (Null, _) | (_, Null) => None,
+            (Int(a), Int(b)) => Some(a.cmp(b)),
+            (Int(a), Float(b)) => (*a as f64).partial_cmp(b),
+            (Float(a), Int(b)) => a.partial_cmp(&(*b as f64)),
+            (Float(a), Float(b)) => a.partial_cmp(b),
+            (Decimal(a), Decimal(b)) => {
+                let (x, y) = (a.parse::<f64>().ok()?, b.parse::<f64>().ok()?);
+                x.partial_cmp(&y)
+            }
+            (Timestamp(a), Timestamp(b)) => {
+                let x = chrono::DateTime::parse_from_rfc3339(a).ok()?;
+                let y = chrono::DateTime::parse_from_rfc3339(b).ok()?;
+                Some(x.cmp(&y))
+            }
+            (Bool(a), Bool(b)) => Some(a.cmp(b)),
+            (Date(a), Date(b)) | (Text(a), Text(b)) => Some(a.cmp(b)),
+            _ => None,
+        }
+    }
+}
+
+/// The shortest text that parses back to `f`: plain digits in the usual range, exponent form
+/// outside it (so `1e300` is not three hundred zeros).
+pub fn float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "Inf".into() } else { "-Inf".into() };
+    }
+    let a = f.abs();
+    if a != 0.0 && !(1e-5..1e16).contains(&a) {
+        format!("{f:e}")
+    } else if f == 0.0 {
+        // -0.0 and 0.0 are the same value for a model.
+        "0".into()
+    } else {
+        format!("{f}")
+    }
+}
+
+/// Plain decimal text without trailing fractional zeros (`1.50` → `1.5`, `2.0` → `2`).
+pub fn decimal(text: &str) -> String {
+    let t = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        text
+    };
+    if t == "-0" || t.is_empty() {
+        "0".to_string()
+    } else {
+        t.to_string()
+    }
+}
+
+/// A float that was a 32-bit float in the source: shortest for its own precision.
+pub fn float32(f: f32) -> String {
+    if !f.is_finite() {
+        return float(f as f64);
+    }
+    let a = f.abs();
+    if a != 0.0 && !(1e-5..1e16).contains(&a) {
+        format!("{f:e}")
+    } else if f == 0.0 {
+        "0".into()
+    } else {
+        format!("{f}")
+    }
+}
+
+/// A UTC instant as canonical RFC 3339 text (`Z`, fractional seconds only when non-zero).
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// Writes canonical CSV to a file while hashing it.
+pub struct CanonicalWriter<W: Write> {
+    out: HashingWriter<W>,
+    line: Vec<u8>,
+    pub rows: u64,
+}
+
+struct HashingWriter<W> {
+    inner: W,
+    hasher: blake3::Hasher,
+}
+
+/// Whether a field must be quoted: it holds the delimiter, a quote or a line break, or starts
+/// or ends with a space (which some readers would trim).
+fn needs_quotes(field: &str) -> bool {
+    field.contains([',', '"', '\n', '\r']) || field.starts_with(' ') || field.ends_with(' ')
+}
+
+impl<W: Write> CanonicalWriter<W> {
+    pub fn new(inner: W, header: &[String]) -> std::io::Result<Self> {
+        let mut w = CanonicalWriter {
+            out: HashingWriter {
+                inner,
+                hasher: blake3::Hasher::new(),
+            },
+            line: Vec::with_capacity(256),
+            rows: 0,
+        };
+        w.write_fields(header.iter().map(String::as_str))?;
+        Ok(w)
+    }
+
+    fn write_fields<'a>(&mut self, fields: impl Iterator<Item = &'a str>) -> std::io::Result<()> {
+        self.line.clear();
+        for (i, f) in fields.enumerate() {
+            if i > 0 {
+                self.line.push(b',');
+            }
+            if needs_quotes(f) {
+                self.line.push(b'"');
+                self.line
+                    .extend_from_slice(f.replace('"', "\"\"").as_bytes());
+                self.line.push(b'"');
+            } else {
+                self.line.extend_from_slice(f.as_bytes());
+            }
+        }
+        self.line.push(b'\n');
+        self.out.hasher.update(&self.line);
+        self.out.inner.write_all(&self.line)
+    }
+
+    pub fn write_row(&mut self, cells: &[Cell]) -> std::io::Result<()> {
+        let texts: Vec<String> = cells.iter().map(Cell::render).collect();
+        self.write_texts(&texts)
+    }
+
+    /// A row already in canonical text (e.g. copied from a previous snapshot).
+    pub fn write_texts(&mut self, fields: &[String]) -> std::io::Result<()> {
+        self.write_fields(fields.iter().map(String::as_str))?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// Flushes and returns the inner writer and the blake3 of everything written.
+    pub fn finish(mut self) -> std::io::Result<(W, String)> {
+        self.out.inner.flush()?;
+        let digest = self.out.hasher.finalize().to_hex().to_string();
+        Ok((self.out.inner, digest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv_of(header: &[&str], rows: &[Vec<Cell>]) -> String {
+        let header: Vec<String> = header.iter().map(|s| s.to_string()).collect();
+        let mut w = CanonicalWriter::new(Vec::new(), &header).unwrap();
+        for r in rows {
+            w.write_row(r).unwrap();
+        }
+        let (bytes, digest) = w.finish().unwrap();
+        assert_eq!(digest, blake3::hash(&bytes).to_hex().to_string());
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn numbers_have_one_spelling() {
+        assert_eq!(float(0.1), "0.1");
+        assert_eq!(float(2.0), "2");
+        assert_eq!(float(-0.0), "0");
+        assert_eq!(float(1e300), "1e300");
+        assert_eq!(float(1.5e-7), "1.5e-7");
+        assert_eq!(float(f64::NAN), "NaN");
+        assert_eq!(float(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(float(123456.789), "123456.789");
+        assert_eq!(float32(0.1f32), "0.1");
+        assert_eq!(decimal("1.5000"), "1.5");
+        assert_eq!(decimal("-0.000"), "0");
+        assert_eq!(decimal("100"), "100");
+        for x in [0.1, 1.0 / 3.0, 1e300, 1.5e-7, 6.02214076e23, -2.5] {
+            assert_eq!(float(x).parse::<f64>().unwrap(), x, "{x} round-trips");
+        }
+    }
+
+    #[test]
+    fn rows_are_written_in_the_canonical_form() {
+        let t = chrono::DateTime::parse_from_rfc3339("2024-05-01T12:00:00+02:00")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let text = csv_of(
+            &["id", "x", "ok", "at", "name"],
+            &[
+                vec![
+                    Cell::Int(1),
+                    Cell::Float(0.5),
+                    Cell::Bool(true),
+                    Cell::Timestamp(timestamp(t)),
+                    Cell::Text("plain".into()),
+                ],
+                vec![
+                    Cell::Int(-2),
+                    Cell::Null,
+                    Cell::Bool(false),
+                    Cell::Null,
+                    Cell::Text("a, \"b\"".into()),
+                ],
+                vec![
+                    Cell::Int(3),
+                    Cell::Float(1e20),
+                    Cell::Null,
+                    Cell::Null,
+                    Cell::Text(" padded".into()),
+                ],
+            ],
+        );
+        assert_eq!(
+            text,
+            "id,x,ok,at,name\n1,0.5,true,2024-05-01T10:00:00Z,plain\n-2,,false,,\"a, \"\"b\"\"\"\n3,1e20,,,\" padded\"\n"
+        );
+    }
+
+    #[test]
+    fn watermarks_compare_by_type() {
+        use std::cmp::Ordering::*;
+        assert_eq!(Cell::Int(10).compare(&Cell::Int(9)), Some(Greater));
+        assert_eq!(Cell::Float(0.5).compare(&Cell::Int(1)), Some(Less));
+        assert_eq!(
+            Cell::Timestamp("2024-01-01T00:00:00.5Z".into())
+                .compare(&Cell::Timestamp("2024-01-01T00:00:00Z".into())),
+            Some(Greater)
+        );
+        assert_eq!(Cell::Null.compare(&Cell::Int(1)), None);
+    }
+}

@@ -1,0 +1,420 @@
+//! File sources: a CSV file, a Parquet file, or a glob of several, read as one table.
+//!
+//! A single CSV read with the default options is the snapshot as is (its raw bytes). Anything
+//! else — a CSV with another delimiter, NA strings or no header, a Parquet file, a glob — is
+//! converted to the canonical CSV form ([`super::canonical`]). Files of a glob are read in the
+//! order of their paths (byte-wise sort of the path relative to the project), and every file
+//! must have the same columns as the first.
+//!
+//! Parquet is read with the `parquet` crate's record API (no Arrow): flat schemas of
+//! booleans, integers, floats, decimals, strings, binary, dates and timestamps. Nested columns
+//! (groups, lists, maps) are refused with the column's name.
+
+use std::fs::File;
+use std::io::{BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use super::canonical::{self, CanonicalWriter, Cell};
+use crate::config::Locate;
+use crate::error::Diagnostic;
+
+/// How a `path` source is read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvOptions {
+    pub delimiter: u8,
+    pub header: bool,
+    pub na_strings: Vec<String>,
+}
+
+impl CsvOptions {
+    pub fn of(locate: &Locate) -> CsvOptions {
+        CsvOptions {
+            delimiter: locate
+                .delimiter
+                .as_deref()
+                .and_then(|d| d.bytes().next())
+                .unwrap_or(b','),
+            header: locate.header.unwrap_or(true),
+            na_strings: locate.na_strings.clone(),
+        }
+    }
+
+    pub fn is_default(&self) -> bool {
+        self.delimiter == b',' && self.header && self.na_strings.is_empty()
+    }
+}
+
+pub fn is_glob(path: &str) -> bool {
+    path.contains(['*', '?', '['])
+}
+
+pub fn is_parquet(path: &Path) -> bool {
+    matches!(
+        path.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("parquet" | "pq")
+    )
+}
+
+/// The files a `path` names, in reading order: the file itself, or a glob's matches sorted by
+/// path. Each comes with the path as the user would write it (relative to the project).
+pub fn expand(project: &Path, path: &str) -> Result<Vec<(PathBuf, String)>> {
+    if !is_glob(path) {
+        let file = project.join(path);
+        if !file.is_file() {
+            return Err(Diagnostic::new(format!("data file `{path}` does not exist"))
+                .hint("check `[locate] path` in `ml.toml`; paths are relative to the project directory")
+                .into());
+        }
+        return Ok(vec![(file, path.to_string())]);
+    }
+    let pattern = project.join(path);
+    let entries = glob::glob(&pattern.to_string_lossy()).map_err(|e| {
+        Diagnostic::new(format!("`locate.path` is not a valid glob: {e}")).hint(
+            "`*` matches within a name, `**` across directories, `?` one character, `[abc]` a set",
+        )
+    })?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let file = entry.map_err(|e| anyhow::anyhow!("reading `{}`: {e}", e.path().display()))?;
+        if file.is_file() {
+            let shown = file
+                .strip_prefix(project)
+                .unwrap_or(&file)
+                .to_string_lossy()
+                .into_owned();
+            files.push((file, shown));
+        }
+    }
+    if files.is_empty() {
+        return Err(Diagnostic::new(format!("no file matches `{path}`"))
+            .hint("check `[locate] path` in `ml.toml`; paths are relative to the project directory")
+            .into());
+    }
+    files.sort_by(|a, b| a.1.as_bytes().cmp(b.1.as_bytes()));
+    Ok(files)
+}
+
+/// Writes the files, in order, as one canonical CSV to `out`. Returns the writer back, the
+/// digest of what was written, and the number of rows.
+pub fn convert<W: Write>(
+    files: &[(PathBuf, String)],
+    options: &CsvOptions,
+    out: W,
+) -> Result<(W, String, u64)> {
+    let mut writer: Option<CanonicalWriter<W>> = None;
+    let mut out = Some(out);
+    let mut first_header: Option<(Vec<String>, String)> = None;
+    for (file, shown) in files {
+        let mut table = open(file, shown, options)?;
+        let header = table.header();
+        match &first_header {
+            None => {
+                writer = Some(CanonicalWriter::new(
+                    out.take().expect("first file"),
+                    &header,
+                )?);
+                first_header = Some((header, shown.clone()));
+            }
+            Some((expected, first)) if *expected != header => {
+                return Err(Diagnostic::new(format!(
+                    "`{shown}` has different columns from `{first}`: [{}] instead of [{}]",
+                    header.join(", "),
+                    expected.join(", ")
+                ))
+                .hint("every file of a glob must have the same header, in the same order")
+                .into());
+            }
+            Some(_) => {}
+        }
+        let w = writer.as_mut().expect("writer made for the first file");
+        table.copy_rows(w)?;
+    }
+    let w = writer.expect("at least one file");
+    let rows = w.rows;
+    let (out, digest) = w.finish()?;
+    Ok((out, digest, rows))
+}
+
+enum Table {
+    Csv {
+        reader: csv::Reader<BufReader<File>>,
+        header: Vec<String>,
+        first: Option<csv::StringRecord>,
+        shown: String,
+        na: Vec<String>,
+    },
+    Parquet {
+        reader: parquet::file::serialized_reader::SerializedFileReader<File>,
+        header: Vec<String>,
+        shown: String,
+    },
+}
+
+fn open(file: &Path, shown: &str, options: &CsvOptions) -> Result<Table> {
+    let f = File::open(file).map_err(|e| anyhow::anyhow!("cannot read `{shown}`: {e}"))?;
+    if is_parquet(file) {
+        let reader = parquet::file::serialized_reader::SerializedFileReader::new(f)
+            .map_err(|e| unreadable(shown, "Parquet", e))?;
+        use parquet::file::reader::FileReader;
+        let header = reader
+            .metadata()
+            .file_metadata()
+            .schema_descr()
+            .root_schema()
+            .get_fields()
+            .iter()
+            .map(|t| t.name().to_string())
+            .collect();
+        return Ok(Table::Parquet {
+            reader,
+            header,
+            shown: shown.to_string(),
+        });
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(options.delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(BufReader::with_capacity(1 << 20, f));
+    let mut first = csv::StringRecord::new();
+    let got = reader
+        .read_record(&mut first)
+        .map_err(|e| csv_error(shown, e))?;
+    if !got {
+        return Err(Diagnostic::new(format!("`{shown}` is empty"))
+            .hint("a CSV file needs a header row (or `header = false` and at least one row)")
+            .into());
+    }
+    let (header, first) = if options.header {
+        (first.iter().map(str::to_string).collect(), None)
+    } else {
+        (
+            (1..=first.len()).map(|i| format!("C{i}")).collect(),
+            Some(first),
+        )
+    };
+    Ok(Table::Csv {
+        reader,
+        header,
+        first,
+        shown: shown.to_string(),
+        na: options.na_strings.clone(),
+    })
+}
+
+fn unreadable(shown: &str, format: &str, e: impl std::fmt::Display) -> anyhow::Error {
+    Diagnostic::new(format!("`{shown}` is not a readable {format} file: {e}"))
+        .hint("check the file, or its extension (`.parquet`/`.pq` are read as Parquet, anything else as CSV)")
+        .into()
+}
+
+fn csv_error(shown: &str, e: csv::Error) -> anyhow::Error {
+    let line = e.position().map(|p| p.line()).unwrap_or(0);
+    let message = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("expected {expected_len} fields (as in the first row), found {len}"),
+        csv::ErrorKind::Utf8 { .. } => "invalid UTF-8".to_string(),
+        _ => e.to_string(),
+    };
+    Diagnostic::new(format!("`{shown}` line {line}: {message}"))
+        .hint("every row must have as many fields as the header; check `[locate] delimiter` and quoting")
+        .into()
+}
+
+impl Table {
+    fn header(&self) -> Vec<String> {
+        match self {
+            Table::Csv { header, .. } | Table::Parquet { header, .. } => header.clone(),
+        }
+    }
+
+    fn copy_rows<W: Write>(&mut self, w: &mut CanonicalWriter<W>) -> Result<()> {
+        match self {
+            Table::Csv {
+                reader,
+                header,
+                first,
+                shown,
+                na,
+            } => {
+                let width = header.len();
+                let mut record = first.take().unwrap_or_default();
+                let mut pending = !record.is_empty();
+                let mut fields: Vec<String> = Vec::with_capacity(width);
+                loop {
+                    if !pending
+                        && !reader
+                            .read_record(&mut record)
+                            .map_err(|e| csv_error(shown, e))?
+                    {
+                        break;
+                    }
+                    pending = false;
+                    if record.len() != width {
+                        let line = record.position().map(|p| p.line()).unwrap_or(0);
+                        return Err(Diagnostic::new(format!(
+                            "`{shown}` line {line}: expected {width} fields (as in the header), found {}",
+                            record.len()
+                        ))
+                        .hint("every row must have as many fields as the header; check `[locate] delimiter` and quoting")
+                        .into());
+                    }
+                    fields.clear();
+                    for f in record.iter() {
+                        let missing = na.iter().any(|n| n == f || n == f.trim());
+                        fields.push(if missing {
+                            String::new()
+                        } else {
+                            f.to_string()
+                        });
+                    }
+                    w.write_texts(&fields)?;
+                }
+                Ok(())
+            }
+            Table::Parquet {
+                reader,
+                header,
+                shown,
+            } => {
+                use parquet::file::reader::FileReader;
+                let rows = reader
+                    .get_row_iter(None)
+                    .map_err(|e| unreadable(shown, "Parquet", e))?;
+                let mut cells = Vec::with_capacity(header.len());
+                for row in rows {
+                    let row = row.map_err(|e| unreadable(shown, "Parquet", e))?;
+                    cells.clear();
+                    for (name, field) in row.get_column_iter() {
+                        cells.push(parquet_cell(shown, name, field)?);
+                    }
+                    w.write_row(&cells)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn parquet_cell(shown: &str, name: &str, field: &parquet::record::Field) -> Result<Cell> {
+    use parquet::record::Field as F;
+    Ok(match field {
+        F::Null => Cell::Null,
+        F::Bool(b) => Cell::Bool(*b),
+        F::Byte(v) => Cell::Int(*v as i64),
+        F::Short(v) => Cell::Int(*v as i64),
+        F::Int(v) => Cell::Int(*v as i64),
+        F::Long(v) => Cell::Int(*v),
+        F::UByte(v) => Cell::Int(*v as i64),
+        F::UShort(v) => Cell::Int(*v as i64),
+        F::UInt(v) => Cell::Int(*v as i64),
+        F::ULong(v) => match i64::try_from(*v) {
+            Ok(i) => Cell::Int(i),
+            Err(_) => Cell::Decimal(v.to_string()),
+        },
+        F::Float16(v) => Cell::Decimal(canonical::float32(v.to_f32())),
+        F::Float(v) => Cell::Decimal(canonical::float32(*v)),
+        F::Double(v) => Cell::Float(*v),
+        F::Decimal(d) => Cell::Decimal(decimal_text(d.data(), d.scale()).ok_or_else(|| {
+            Diagnostic::new(format!(
+                "`{shown}`: column `{name}` holds a decimal wider than 128 bits"
+            ))
+        })?),
+        F::Str(s) => Cell::Text(s.clone()),
+        F::Bytes(b) => Cell::Bytes(b.data().to_vec()),
+        F::Date(days) => Cell::Date(
+            (chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
+                + chrono::Duration::days(*days as i64))
+            .format("%Y-%m-%d")
+            .to_string(),
+        ),
+        F::TimestampMillis(ms) => Cell::Timestamp(
+            chrono::DateTime::from_timestamp_millis(*ms)
+                .map(canonical::timestamp)
+                .unwrap_or_default(),
+        ),
+        F::TimestampMicros(us) => Cell::Timestamp(
+            chrono::DateTime::from_timestamp_micros(*us)
+                .map(canonical::timestamp)
+                .unwrap_or_default(),
+        ),
+        F::Group(_) | F::ListInternal(_) | F::MapInternal(_) => {
+            return Err(Diagnostic::new(format!(
+                "`{shown}`: column `{name}` is nested (a struct, list or map), which mlbuild cannot read as a table column"
+            ))
+            .hint("flatten it when writing the file, or read the data with `[locate] sql`")
+            .into())
+        }
+    })
+}
+
+/// The plain decimal text of a big-endian two's-complement unscaled value and its scale.
+fn decimal_text(bytes: &[u8], scale: i32) -> Option<String> {
+    if bytes.len() > 16 {
+        return None;
+    }
+    let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
+    let mut buf = if negative { [0xffu8; 16] } else { [0u8; 16] };
+    buf[16 - bytes.len()..].copy_from_slice(bytes);
+    let value = i128::from_be_bytes(buf);
+    let digits = value.unsigned_abs().to_string();
+    let sign = if value < 0 { "-" } else { "" };
+    if scale <= 0 {
+        return Some(format!("{sign}{digits}{}", "0".repeat((-scale) as usize)));
+    }
+    let scale = scale as usize;
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    Some(canonical::decimal(&format!("{sign}{int}.{frac}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_keep_their_scale() {
+        assert_eq!(decimal_text(&150i32.to_be_bytes(), 2).unwrap(), "1.5");
+        assert_eq!(decimal_text(&(-5i64).to_be_bytes(), 3).unwrap(), "-0.005");
+        assert_eq!(decimal_text(&[0x01], 0).unwrap(), "1");
+        assert_eq!(decimal_text(&[0x01], -2).unwrap(), "100");
+    }
+
+    #[test]
+    fn csv_options_read_a_semicolon_file_without_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.csv");
+        std::fs::write(&f, "1;x;?\n2;y z;3\n").unwrap();
+        let options = CsvOptions {
+            delimiter: b';',
+            header: false,
+            na_strings: vec!["?".into()],
+        };
+        let (out, digest, rows) = convert(&[(f, "a.csv".into())], &options, Vec::new()).unwrap();
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "C1,C2,C3\n1,x,\n2,y z,3\n"
+        );
+        assert_eq!(rows, 2);
+        assert_eq!(digest, blake3::hash(&out).to_hex().to_string());
+    }
+
+    #[test]
+    fn glob_headers_must_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("part-1.csv"), "a,b\n1,2\n").unwrap();
+        std::fs::write(dir.path().join("part-2.csv"), "a,c\n3,4\n").unwrap();
+        let files = expand(dir.path(), "part-*.csv").unwrap();
+        let e = convert(&files, &CsvOptions::of(&Locate::default()), Vec::new()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`part-2.csv` has different columns from `part-1.csv`: [a, c] instead of [a, b]"
+        );
+    }
+}

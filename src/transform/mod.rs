@@ -1,0 +1,883 @@
+//! prepare's declarative transforms: what happens to each row between the data snapshot and the
+//! prepared `train`/`holdout` CSVs, in this order:
+//!
+//! 1. **drop** `prepare.drop` (the data's names);
+//! 2. **rename** `prepare.rename` (`old = "new"`, the data's names; every later key uses the
+//!    new names);
+//! 3. **impute** `prepare.impute`: `mean`/`median` (numeric columns), `mode` (any column; ties
+//!    go to the smallest value in byte order) or `{ constant = … }`, *fitted on the training
+//!    rows only* and applied to both sides;
+//! 4. **derive** `prepare.derive`: numeric columns computed from the imputed columns (see
+//!    [`expr`]), appended in name order; they may not use the target, a text column or each
+//!    other;
+//! 5. **text** `prepare.text`: each text column is replaced in place by `<col>_w2v_1..n`, the
+//!    average of its tokens' word vectors (see [`text`]); the vectors are fitted by H2O on the
+//!    training rows and stored, so applying them is mlbuild's own, reproducible work.
+//!
+//! Passes over the snapshot (each streaming): the stratified split reads the target (8 bytes a
+//! row); the fit pass reads the training rows for imputation statistics (a median keeps the
+//! column's training values) and writes the training documents of each text column; the apply
+//! pass writes `train` and `holdout`.
+
+pub mod expr;
+pub mod text;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use anyhow::Result;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::config::{ColumnType, Impute, ImputeStrategy, Prepare, Problem, Scalar, TextSpec};
+use crate::error::Diagnostic;
+use crate::pipeline::ProblemSpec;
+use crate::table::{self, is_missing, Kind, Profile, Side, Split};
+
+/// Version of the transform manifest's format.
+pub const MANIFEST_FORMAT: u32 = 1;
+
+/// A column between rename and the output: where it comes from and its type.
+#[derive(Debug, Clone)]
+struct StageColumn {
+    name: String,
+    /// Index in the data's header.
+    source: usize,
+    ty: ColumnType,
+}
+
+/// One output column.
+#[derive(Debug, Clone)]
+enum Out {
+    Stage(usize),
+    Derived(usize),
+    /// Text column `.0` (index into `Plan::text`), vector component `.1`.
+    Word2Vec(usize, usize),
+}
+
+/// A derive rule, bound to stage columns.
+#[derive(Debug, Clone)]
+struct Derived {
+    name: String,
+    source: String,
+    expr: expr::Expr,
+}
+
+/// The transform, resolved against the data's columns and checked.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    input: Vec<String>,
+    stage: Vec<StageColumn>,
+    /// Index of the target in the data's header.
+    pub target_source: usize,
+    impute: Vec<(usize, Impute)>,
+    derive: Vec<Derived>,
+    /// Text columns: stage index and parameters.
+    pub text: Vec<(usize, TextSpec)>,
+    outputs: Vec<Out>,
+    rename: BTreeMap<String, String>,
+}
+
+fn unknown_column(key: &str, name: &str, names: &[String]) -> Diagnostic {
+    let d = Diagnostic::new(format!(
+        "`{key}` names column `{name}`, which is not in the data"
+    ));
+    match crate::steps::closest(name, names.iter()) {
+        Some(c) => d.hint(format!("did you mean `{c}`?")),
+        None => d.hint(format!(
+            "the columns at this point are: {}",
+            names.join(", ")
+        )),
+    }
+}
+
+fn bad(message: String, hint: impl Into<String>) -> anyhow::Error {
+    Diagnostic::new(message).hint(hint).into()
+}
+
+/// `prepare.impute.COL` as written, for messages.
+fn impute_name(rule: &Impute) -> String {
+    match rule {
+        Impute::Strategy(ImputeStrategy::Mean) => "\"mean\"".into(),
+        Impute::Strategy(ImputeStrategy::Median) => "\"median\"".into(),
+        Impute::Strategy(ImputeStrategy::Mode) => "\"mode\"".into(),
+        Impute::Constant { constant } => format!("{{ constant = {} }}", scalar_text(constant)),
+    }
+}
+
+fn scalar_text(s: &Scalar) -> String {
+    match s {
+        Scalar::Integer(i) => i.to_string(),
+        Scalar::Float(f) => format_number(*f),
+        Scalar::String(s) => s.clone(),
+    }
+}
+
+/// A number as written into prepared CSVs: Rust's shortest round-trip form (`66`, `0.1`).
+pub fn format_number(x: f64) -> String {
+    format!("{x}")
+}
+
+impl Plan {
+    /// Resolves `prepare` against the data's profile, with errors that name the key, the
+    /// column and the closest real column.
+    pub fn new(prepare: &Prepare, profile: &Profile, spec: &ProblemSpec) -> Result<Plan> {
+        let input = profile.names();
+        for name in &prepare.drop {
+            if !input.contains(name) {
+                return Err(unknown_column("prepare.drop", name, &input).into());
+            }
+        }
+        for name in &spec.ignore {
+            if !input.contains(name) {
+                return Err(unknown_column("define.ignore", name, &input).into());
+            }
+        }
+        let kept: Vec<&String> = input.iter().filter(|n| !prepare.drop.contains(n)).collect();
+        let kept_names: Vec<String> = kept.iter().map(|n| n.to_string()).collect();
+        for (old, new) in &prepare.rename {
+            if !kept_names.contains(old) {
+                return Err(
+                    unknown_column(&format!("prepare.rename.{old}"), old, &kept_names).into(),
+                );
+            }
+            if kept_names.contains(new) && !prepare.rename.contains_key(new) {
+                return Err(bad(
+                    format!("`prepare.rename` renames `{old}` to `{new}`, but the data already has a column `{new}`"),
+                    "pick another name, or drop the other column",
+                ));
+            }
+        }
+        let target_source = input
+            .iter()
+            .position(|n| *n == spec.target)
+            .ok_or_else(|| unknown_column("define.target", &spec.target, &input))?;
+        let mut stage = Vec::new();
+        for name in kept {
+            let source = input
+                .iter()
+                .position(|n| n == name)
+                .expect("kept from input");
+            let new = prepare.rename.get(name).unwrap_or(name).clone();
+            stage.push(StageColumn {
+                name: new,
+                source,
+                ty: ColumnType::Numeric,
+            });
+        }
+        let names: Vec<String> = stage.iter().map(|c| c.name.clone()).collect();
+        let find = |key: &str, name: &str| -> Result<usize> {
+            names
+                .iter()
+                .position(|n| n == name)
+                .ok_or_else(|| unknown_column(key, name, &names).into())
+        };
+        for name in prepare.types.keys() {
+            find("prepare.types", name)?;
+        }
+        let mut text = Vec::new();
+        for (name, spec_t) in &prepare.text {
+            let i = find(&format!("prepare.text.{name}"), name)?;
+            if spec.ignore.contains(name) {
+                return Err(bad(
+                    format!("text column `{name}` is also listed in `define.ignore`"),
+                    "a text column is replaced by its Word2Vec features; drop it instead if it is not a feature",
+                ));
+            }
+            text.push((i, spec_t.clone()));
+        }
+        // Types: the target's by problem, then `prepare.types`, then what the values look like.
+        for c in &mut stage {
+            let col = profile
+                .column(&input[c.source])
+                .expect("stage columns come from the profile");
+            c.ty = if c.source == target_source {
+                match spec.problem {
+                    Problem::Regression => ColumnType::Numeric,
+                    _ => ColumnType::Enum,
+                }
+            } else if prepare.text.contains_key(&c.name) {
+                ColumnType::String
+            } else if let Some(t) = prepare.types.get(&c.name) {
+                *t
+            } else if col.kind == Kind::Numeric {
+                ColumnType::Numeric
+            } else {
+                ColumnType::Enum
+            };
+            if c.ty == ColumnType::Numeric && col.kind == Kind::Categorical {
+                let hint = if c.source == target_source {
+                    "a regression target must be numeric".to_string()
+                } else {
+                    format!(
+                        "remove `{}` from `prepare.types` or clean the column",
+                        c.name
+                    )
+                };
+                return Err(bad(
+                    format!(
+                        "column `{}` is declared numeric but holds non-numeric values",
+                        c.name
+                    ),
+                    hint,
+                ));
+            }
+        }
+        let mut impute = Vec::new();
+        for (name, rule) in &prepare.impute {
+            let i = find(&format!("prepare.impute.{name}"), name)?;
+            let c = &stage[i];
+            let numeric_only = matches!(
+                rule,
+                Impute::Strategy(ImputeStrategy::Mean | ImputeStrategy::Median)
+            );
+            let ty_name = match c.ty {
+                ColumnType::Numeric => "numeric",
+                ColumnType::Enum => "enum",
+                ColumnType::String => "text",
+            };
+            if numeric_only && c.ty != ColumnType::Numeric {
+                return Err(bad(
+                    format!(
+                        "`prepare.impute.{name}` = {} needs a numeric column, but `{name}` is {ty_name}",
+                        impute_name(rule)
+                    ),
+                    "use \"mode\" or `{ constant = \"…\" }` for a categorical column",
+                ));
+            }
+            if let Impute::Constant {
+                constant: Scalar::String(s),
+            } = rule
+            {
+                if c.ty == ColumnType::Numeric && s.trim().parse::<f64>().is_err() {
+                    return Err(bad(
+                        format!("`prepare.impute.{name}` fills numeric column `{name}` with the text {s:?}"),
+                        "use a number, e.g. `{ constant = 0 }`",
+                    ));
+                }
+            }
+            if matches!(rule, Impute::Constant { constant: Scalar::String(s) } if is_missing(s)) {
+                return Err(bad(
+                    format!("`prepare.impute.{name}` fills `{name}` with a missing value"),
+                    "use a value that is not empty or `NA`",
+                ));
+            }
+            impute.push((i, rule.clone()));
+        }
+        let mut derive = Vec::new();
+        for (name, source) in &prepare.derive {
+            let key = format!("prepare.derive.{name}");
+            if names.contains(name) {
+                return Err(bad(
+                    format!("`{key}` defines column `{name}`, which the data already has"),
+                    "pick another name, or drop or rename the existing column",
+                ));
+            }
+            let mut e = expr::parse(source).map_err(|e| {
+                bad(
+                    format!("`{key}` is not a valid expression: {} (at character {} of {source:?})", e.message, e.at + 1),
+                    "expressions use + - * /, parentheses, numbers, column names and log, exp, sqrt, abs, min, max",
+                )
+            })?;
+            let mut problem: Option<anyhow::Error> = None;
+            let bound = e.bind(&|col| {
+                let i = names.iter().position(|n| n == col)?;
+                Some(i)
+            });
+            if let Err((col, at, len)) = bound {
+                let marker = format!(
+                    "{}{}",
+                    " ".repeat(source[..].chars().take(at).count()),
+                    "^".repeat(len.max(1))
+                );
+                let mut d = Diagnostic::new(format!(
+                    "`{key}` uses column `{col}` (character {} of the expression), which is not in the data\n  |\n  | {source}\n  | {marker}",
+                    at + 1
+                ));
+                let mut candidates = names.clone();
+                candidates.extend(prepare.derive.keys().filter(|k| *k != name).cloned());
+                d = match crate::steps::closest(&col, candidates.iter()) {
+                    Some(c) if prepare.derive.contains_key(c) => d.hint(format!("`{c}` is another derived column; derived columns cannot use each other, repeat its expression instead")),
+                    Some(c) => d.hint(format!("did you mean `{c}`? quote names with spaces or symbols in backticks: `my column`")),
+                    None => d.hint(format!("the columns are: {}", names.join(", "))),
+                };
+                return Err(d.into());
+            }
+            for (col, at, _) in e.columns() {
+                let i = names.iter().position(|n| n == col).expect("bound");
+                let c = &stage[i];
+                let why = if c.source == target_source {
+                    Some("is the target (a feature computed from the target leaks it)".to_string())
+                } else if c.ty != ColumnType::Numeric {
+                    Some(format!(
+                        "is not numeric (it is {})",
+                        match c.ty {
+                            ColumnType::Enum => "enum",
+                            _ => "text",
+                        }
+                    ))
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    problem = Some(bad(
+                        format!("`{key}` uses column `{col}` (character {} of the expression), which {why}", at + 1),
+                        "derived columns compute on numeric feature columns",
+                    ));
+                    break;
+                }
+            }
+            if let Some(p) = problem {
+                return Err(p);
+            }
+            derive.push(Derived {
+                name: name.clone(),
+                source: source.clone(),
+                expr: e,
+            });
+        }
+        // Outputs: stage columns in order, text columns replaced in place, derived at the end.
+        let mut outputs = Vec::new();
+        let mut out_names = Vec::new();
+        for (i, c) in stage.iter().enumerate() {
+            match text.iter().position(|(t, _)| *t == i) {
+                Some(k) => {
+                    for (d, n) in text::feature_names(&c.name, text[k].1.vec_size as usize)
+                        .into_iter()
+                        .enumerate()
+                    {
+                        outputs.push(Out::Word2Vec(k, d));
+                        out_names.push(n);
+                    }
+                }
+                None => {
+                    outputs.push(Out::Stage(i));
+                    out_names.push(c.name.clone());
+                }
+            }
+        }
+        for (j, d) in derive.iter().enumerate() {
+            outputs.push(Out::Derived(j));
+            out_names.push(d.name.clone());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for n in &out_names {
+            if !seen.insert(n) {
+                return Err(bad(
+                    format!("two prepared columns would be called `{n}`"),
+                    "rename one of them (`prepare.rename`, or the `prepare.derive` name)",
+                ));
+            }
+        }
+        Ok(Plan {
+            input,
+            stage,
+            target_source,
+            impute,
+            derive,
+            text,
+            outputs,
+            rename: prepare.rename.clone(),
+        })
+    }
+
+    /// The prepared columns and the type H2O must parse each as.
+    pub fn schema(&self) -> Vec<(String, ColumnType)> {
+        self.outputs
+            .iter()
+            .flat_map(|o| match o {
+                Out::Stage(i) => vec![(self.stage[*i].name.clone(), self.stage[*i].ty)],
+                Out::Derived(j) => vec![(self.derive[*j].name.clone(), ColumnType::Numeric)],
+                Out::Word2Vec(k, d) => {
+                    let name = &self.stage[self.text[*k].0].name;
+                    vec![(format!("{name}_w2v_{}", d + 1), ColumnType::Numeric)]
+                }
+            })
+            .collect()
+    }
+
+    /// The name of a text column (by its index in `text`).
+    pub fn text_name(&self, k: usize) -> &str {
+        &self.stage[self.text[k].0].name
+    }
+
+    /// Pass 2: fits imputation on the training rows, and writes each text column's training
+    /// documents (`i,doc`: row index, tokens joined by spaces; rows without tokens left out)
+    /// to `docs[k]`. Returns the fitted values.
+    pub fn fit(&self, input: &Path, split: &Split, docs: &[&Path]) -> Result<Fitted> {
+        enum Acc {
+            Mean(f64, u64),
+            Median(Vec<f64>),
+            Mode(HashMap<String, u64>),
+            Constant,
+        }
+        let mut acc: Vec<Acc> = self
+            .impute
+            .iter()
+            .map(|(_, rule)| match rule {
+                Impute::Strategy(ImputeStrategy::Mean) => Acc::Mean(0.0, 0),
+                Impute::Strategy(ImputeStrategy::Median) => Acc::Median(Vec::new()),
+                Impute::Strategy(ImputeStrategy::Mode) => Acc::Mode(HashMap::new()),
+                Impute::Constant { .. } => Acc::Constant,
+            })
+            .collect();
+        let mut writers = Vec::new();
+        for path in docs {
+            let mut w = table::create(path)?;
+            w.write_record(["i", "doc"])
+                .map_err(table::write_err(path))?;
+            writers.push(w);
+        }
+        let mut doc_counts = vec![0u64; docs.len()];
+        let (mut rdr, _) = table::open(input)?;
+        let mut record = csv::StringRecord::new();
+        let mut index = 0u64;
+        let mut train_rows = 0u64;
+        while table::next_record(input, &mut rdr, &mut record)? {
+            let i = index;
+            index += 1;
+            if split.side(i, &record) != Some(Side::Train) {
+                continue;
+            }
+            train_rows += 1;
+            for ((c, _), a) in self.impute.iter().zip(acc.iter_mut()) {
+                let field = record.get(self.stage[*c].source).unwrap_or("");
+                if is_missing(field) {
+                    continue;
+                }
+                let f = field.trim();
+                match a {
+                    Acc::Mean(sum, n) => {
+                        if let Ok(x) = f.parse::<f64>() {
+                            *sum += x;
+                            *n += 1;
+                        }
+                    }
+                    Acc::Median(v) => {
+                        if let Ok(x) = f.parse::<f64>() {
+                            v.push(x);
+                        }
+                    }
+                    Acc::Mode(counts) => *counts.entry(f.to_string()).or_default() += 1,
+                    Acc::Constant => {}
+                }
+            }
+            for (k, (c, _)) in self.text.iter().enumerate() {
+                let field = record.get(self.stage[*c].source).unwrap_or("");
+                let tokens = text::tokenize(field);
+                if tokens.is_empty() || is_missing(field) {
+                    continue;
+                }
+                let path = docs[k];
+                writers[k]
+                    .write_record([i.to_string(), tokens.join(" ")])
+                    .map_err(table::write_err(path))?;
+                doc_counts[k] += 1;
+            }
+        }
+        for (w, path) in writers.into_iter().zip(docs) {
+            table::finish(path, w)?;
+        }
+        let mut values = Vec::new();
+        for ((c, rule), a) in self.impute.iter().zip(acc) {
+            let name = &self.stage[*c].name;
+            let none = || {
+                bad(
+                    format!(
+                        "cannot impute `{name}` with {}: no training row has a value",
+                        impute_name(rule)
+                    ),
+                    "use `{ constant = … }`, or drop the column",
+                )
+            };
+            let (value, observed) = match a {
+                Acc::Mean(sum, n) if n > 0 => (format_number(sum / n as f64), n),
+                Acc::Median(mut v) if !v.is_empty() => {
+                    v.sort_by(f64::total_cmp);
+                    let n = v.len();
+                    let m = if n % 2 == 1 {
+                        v[n / 2]
+                    } else {
+                        (v[n / 2 - 1] + v[n / 2]) / 2.0
+                    };
+                    (format_number(m), n as u64)
+                }
+                Acc::Mode(counts) if !counts.is_empty() => {
+                    let n: u64 = counts.values().sum();
+                    // Most frequent; ties to the smallest value, so the fit is deterministic.
+                    let best = counts
+                        .into_iter()
+                        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+                        .expect("not empty");
+                    (best.0, n)
+                }
+                Acc::Constant => match rule {
+                    Impute::Constant { constant } => (scalar_text(constant), 0),
+                    _ => unreachable!("constant accumulators belong to constant rules"),
+                },
+                _ => return Err(none()),
+            };
+            values.push(ImputedValue {
+                column: name.clone(),
+                strategy: match rule {
+                    Impute::Strategy(ImputeStrategy::Mean) => "mean",
+                    Impute::Strategy(ImputeStrategy::Median) => "median",
+                    Impute::Strategy(ImputeStrategy::Mode) => "mode",
+                    Impute::Constant { .. } => "constant",
+                }
+                .to_string(),
+                value,
+                fitted_on_rows: observed,
+            });
+        }
+        Ok(Fitted {
+            impute: values,
+            train_rows,
+            documents: doc_counts,
+        })
+    }
+
+    /// Pass 3: writes the prepared `train` and `holdout` CSVs.
+    pub fn apply(
+        &self,
+        input: &Path,
+        split: &Split,
+        fitted: &Fitted,
+        vectors: &[text::Vectors],
+        out: [&Path; 2],
+    ) -> Result<(u64, u64)> {
+        let [train_path, holdout_path] = out;
+        let mut w_train = table::create(train_path)?;
+        let mut w_hold = table::create(holdout_path)?;
+        let header: Vec<String> = self.schema().into_iter().map(|(n, _)| n).collect();
+        w_train
+            .write_record(&header)
+            .map_err(table::write_err(train_path))?;
+        w_hold
+            .write_record(&header)
+            .map_err(table::write_err(holdout_path))?;
+        // Per stage column: the imputed value for a missing field, if any.
+        let mut fill: Vec<Option<&str>> = vec![None; self.stage.len()];
+        for ((c, _), v) in self.impute.iter().zip(&fitted.impute) {
+            fill[*c] = Some(v.value.as_str());
+        }
+        let (mut rdr, _) = table::open(input)?;
+        let mut record = csv::StringRecord::new();
+        let mut index = 0u64;
+        let (mut n_train, mut n_hold) = (0u64, 0u64);
+        let mut row: Vec<String> = Vec::with_capacity(header.len());
+        let mut stage: Vec<String> = vec![String::new(); self.stage.len()];
+        while table::next_record(input, &mut rdr, &mut record)? {
+            let i = index;
+            index += 1;
+            let Some(side) = split.side(i, &record) else {
+                continue;
+            };
+            for (j, (s, c)) in stage.iter_mut().zip(&self.stage).enumerate() {
+                let field = record.get(c.source).unwrap_or("");
+                s.clear();
+                if !is_missing(field) {
+                    s.push_str(field.trim());
+                } else if let Some(v) = fill[j] {
+                    s.push_str(v);
+                }
+            }
+            let averages: Vec<Option<Vec<f64>>> = self
+                .text
+                .iter()
+                .zip(vectors)
+                .map(|((c, _), v)| v.average(&stage[*c]))
+                .collect();
+            row.clear();
+            for o in &self.outputs {
+                row.push(match o {
+                    Out::Stage(c) => stage[*c].clone(),
+                    Out::Derived(j) => self.derive[*j]
+                        .expr
+                        .eval(&|c| stage[c].parse::<f64>().ok())
+                        .map(format_number)
+                        .unwrap_or_default(),
+                    Out::Word2Vec(k, d) => averages[*k]
+                        .as_ref()
+                        .map(|v| text::format_feature(v[*d]))
+                        .unwrap_or_default(),
+                });
+            }
+            match side {
+                Side::Train => {
+                    w_train
+                        .write_record(&row)
+                        .map_err(table::write_err(train_path))?;
+                    n_train += 1;
+                }
+                Side::Holdout => {
+                    w_hold
+                        .write_record(&row)
+                        .map_err(table::write_err(holdout_path))?;
+                    n_hold += 1;
+                }
+            }
+        }
+        table::finish(train_path, w_train)?;
+        table::finish(holdout_path, w_hold)?;
+        Ok((n_train, n_hold))
+    }
+
+    /// The manifest of the whole transform, in order (`transform.json`). `artifacts` names the
+    /// stored artifacts by output name (`impute`, `word2vec.COL`) → digest.
+    pub fn manifest(
+        &self,
+        split: &Split,
+        holdout: f64,
+        seed: u64,
+        sample: Option<f64>,
+        fitted: &Fitted,
+        artifacts: &BTreeMap<String, String>,
+    ) -> Manifest {
+        let mut steps = Vec::new();
+        if !self.rename.is_empty() {
+            steps.push(json!({ "op": "rename", "columns": self.rename }));
+        }
+        if !self.impute.is_empty() {
+            steps.push(json!({
+                "op": "impute",
+                "fitted_on": "train",
+                "artifact": artifacts.get("impute"),
+                "columns": fitted.impute,
+            }));
+        }
+        if !self.derive.is_empty() {
+            steps.push(json!({
+                "op": "derive",
+                "columns": self.derive.iter().map(|d| json!({ "name": d.name, "expression": d.source })).collect::<Vec<_>>(),
+                "semantics": "missing input, division by zero, log(x<=0), sqrt(x<0) or a non-finite result give a missing value",
+            }));
+        }
+        for (k, (_, spec)) in self.text.iter().enumerate() {
+            let name = self.text_name(k);
+            steps.push(json!({
+                "op": "word2vec",
+                "column": name,
+                "params": spec,
+                "tokenizer": text::TOKENIZER,
+                "aggregate": "average of known tokens; no known token gives missing features",
+                "vectors": artifacts.get(&format!("word2vec.{name}")),
+                "outputs": text::feature_names(name, spec.vec_size as usize),
+            }));
+        }
+        Manifest {
+            format: MANIFEST_FORMAT,
+            // The columns the transform reads (the data's names, in order): what a row must
+            // have. Dropped and unknown columns are not listed, so a new column that
+            // `prepare.drop` removes changes nothing downstream.
+            input_columns: self
+                .stage
+                .iter()
+                .map(|c| self.input[c.source].clone())
+                .collect(),
+            steps,
+            split: json!({
+                "method": if split.is_stratified() { "stratified" } else { "random" },
+                "holdout": holdout,
+                "seed": seed,
+                "sample": sample,
+                "hash": "splitmix64(seed ^ splitmix64(row_index))",
+            }),
+            schema: self.schema(),
+        }
+    }
+}
+
+/// An imputation value fitted on the training rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImputedValue {
+    pub column: String,
+    pub strategy: String,
+    /// The value written for a missing field, as text.
+    pub value: String,
+    /// How many training values the fit saw (0 for a constant).
+    pub fitted_on_rows: u64,
+}
+
+/// What the fit pass learned.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    pub impute: Vec<ImputedValue>,
+    pub train_rows: u64,
+    /// Training documents per text column.
+    pub documents: Vec<u64>,
+}
+
+/// `transform.json`: everything `predict`/`serve` need to prepare a row as training did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub input_columns: Vec<String>,
+    pub steps: Vec<serde_json::Value>,
+    pub split: serde_json::Value,
+    pub schema: Vec<(String, ColumnType)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Prepare;
+
+    fn spec(problem: Problem) -> ProblemSpec {
+        ProblemSpec {
+            target: "y".into(),
+            problem,
+            metric: "auc".into(),
+            ignore: vec![],
+            classes: vec!["0".into(), "1".into()],
+        }
+    }
+
+    fn fixture(text: &str) -> (tempfile::TempDir, std::path::PathBuf, Profile) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.csv");
+        std::fs::write(&p, text).unwrap();
+        let profile = table::profile_csv(&p).unwrap();
+        (dir, p, profile)
+    }
+
+    fn prepare(toml_prepare: &str) -> Prepare {
+        let text = format!(
+            "[define]\ntarget = \"y\"\n[locate]\npath = \"d.csv\"\n[prepare]\n{toml_prepare}\n"
+        );
+        crate::config::parse(Path::new("ml.toml"), &text, &[])
+            .unwrap()
+            .prepare
+    }
+
+    #[test]
+    fn imputation_is_fitted_on_training_rows_only() {
+        // Holdout rows carry huge values: a fit that saw them would move far from train's.
+        let mut csv = String::from("a,c,y\n");
+        for i in 0..200u64 {
+            let held = table::in_holdout(42, i, 0.25);
+            let a = if i % 10 == 0 {
+                String::new()
+            } else if held {
+                "1000".into()
+            } else {
+                (i % 7).to_string()
+            };
+            let c = if i % 10 == 5 {
+                ""
+            } else if held {
+                "zzz"
+            } else if i % 3 == 0 {
+                "p"
+            } else {
+                "q"
+            };
+            csv.push_str(&format!("{a},{c},{}\n", i % 2));
+        }
+        let (dir, path, profile) = fixture(&csv);
+        let prep = prepare("holdout = 0.25\nimpute = { a = \"mean\", c = \"mode\" }");
+        let plan = Plan::new(&prep, &profile, &spec(Problem::Regression)).unwrap();
+        let split = Split::random(42, 0.25, None);
+        let fitted = plan.fit(&path, &split, &[]).unwrap();
+        let (mut sum, mut n) = (0.0, 0u64);
+        for i in 0..200u64 {
+            if !table::in_holdout(42, i, 0.25) && i % 10 != 0 {
+                sum += (i % 7) as f64;
+                n += 1;
+            }
+        }
+        assert_eq!(fitted.impute[0].value, format_number(sum / n as f64));
+        assert!(sum / (n as f64) < 7.0);
+        assert_eq!(fitted.impute[0].fitted_on_rows, n);
+        assert_eq!(
+            fitted.impute[1].value, "q",
+            "the holdout's `zzz` never counts"
+        );
+        // Applied to both sides: no missing `a` or `c` remains, holdout filled with train's value.
+        let (t, h) = (dir.path().join("t.csv"), dir.path().join("h.csv"));
+        plan.apply(&path, &split, &fitted, &[], [&t, &h]).unwrap();
+        let held = std::fs::read_to_string(&h).unwrap();
+        assert!(
+            held.lines()
+                .skip(1)
+                .all(|l| !l.starts_with(',') && !l.contains(",,")),
+            "{held}"
+        );
+        assert!(
+            held.contains(&format!("{},", fitted.impute[0].value)),
+            "{held}"
+        );
+    }
+
+    #[test]
+    fn median_mode_ties_and_constants() {
+        let (_d, path, profile) = fixture("a,b,y\n1,x,0\n3,y,1\n2,y,0\n10,x,1\n,,0\n");
+        let prep = prepare("holdout = 0.01\nimpute = { a = \"median\", b = \"mode\" }");
+        let plan = Plan::new(&prep, &profile, &spec(Problem::Regression)).unwrap();
+        let split = Split::random(1, 1e-9, None);
+        let f = plan.fit(&path, &split, &[]).unwrap();
+        assert_eq!(f.impute[0].value, "2.5");
+        assert_eq!(f.impute[1].value, "x", "a tie goes to the smallest value");
+        let prep = prepare("impute = { a = { constant = 0 }, b = { constant = \"none\" } }");
+        let plan = Plan::new(&prep, &profile, &spec(Problem::Regression)).unwrap();
+        let f = plan.fit(&path, &split, &[]).unwrap();
+        assert_eq!(
+            (f.impute[0].value.as_str(), f.impute[1].value.as_str()),
+            ("0", "none")
+        );
+    }
+
+    #[test]
+    fn bad_input_gets_clear_errors() {
+        let (_d, _p, profile) = fixture("AGE,RACE,y\n1,x,0\n2,y,1\n");
+        let err = |p: &str| {
+            let e = Plan::new(&prepare(p), &profile, &spec(Problem::Binary)).unwrap_err();
+            let d = e.downcast_ref::<Diagnostic>().unwrap();
+            format!("{} | {}", d.message, d.hint.clone().unwrap_or_default())
+        };
+        let e = err("impute = { AGEE = \"mean\" }");
+        assert!(
+            e.contains("`prepare.impute.AGEE` names column `AGEE`")
+                && e.contains("did you mean `AGE`?"),
+            "{e}"
+        );
+        let e = err("impute = { RACE = \"mean\" }");
+        assert!(
+            e.contains("needs a numeric column, but `RACE` is enum"),
+            "{e}"
+        );
+        let e = err("rename = { AGX = \"age\" }");
+        assert!(
+            e.contains("`prepare.rename.AGX`") && e.contains("did you mean `AGE`"),
+            "{e}"
+        );
+        let e = err("derive = { r = \"AGE / AGEE\" }");
+        assert!(
+            e.contains("uses column `AGEE` (character 7")
+                && e.contains("^^^^")
+                && e.contains("did you mean `AGE`"),
+            "{e}"
+        );
+        let e = err("derive = { r = \"AGE * RACE\" }");
+        assert!(e.contains("`RACE`") && e.contains("is not numeric"), "{e}");
+        let e = err("derive = { r = \"y + 1\" }");
+        assert!(e.contains("is the target"), "{e}");
+        let e = err("text = { REVIEW = {} }");
+        assert!(
+            e.contains("`prepare.text.REVIEW`")
+                && e.contains("the columns at this point are: AGE, RACE, y"),
+            "{e}"
+        );
+        // After a rename, later keys use the new name.
+        let e = err("rename = { AGE = \"age\" }\nimpute = { AGE = \"mean\" }");
+        assert!(e.contains("did you mean `age`?"), "{e}");
+        let ok = Plan::new(
+            &prepare("rename = { AGE = \"age\" }\nderive = { twice = \"age * 2\" }"),
+            &profile,
+            &spec(Problem::Binary),
+        )
+        .unwrap();
+        let names: Vec<String> = ok.schema().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["age", "RACE", "y", "twice"]);
+    }
+}
