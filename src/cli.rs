@@ -18,7 +18,8 @@ modify, conclude. Only steps whose inputs changed rerun.\n\n\
 Exit codes: 0 ok, 1 error, 2 usage, 3 escalated (threshold not met after max_attempts), \
 4 data-quality gate failed, 130 interrupted.\n\n\
 Environment: MLBUILD_H2O_URL, MLBUILD_H2O_JAR, MLBUILD_CACHE_DIR, MLBUILD_STATE_URL, NO_COLOR, \
-MLBUILD_NO_PROGRESS. See docs/ for details."
+MLBUILD_NO_PROGRESS, MLBUILD_REMOTE_CACHE, MLBUILD_REMOTE_TOKEN, MLBUILD_REMOTE_READ_ONLY. \
+See docs/ for details."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -87,6 +88,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// One version: metrics, provenance, card path, tags
+    Show {
+        version: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Two versions side by side: metrics, params, leaderboards
+    Diff {
+        old: String,
+        new: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// List tags and the versions they point at
     Tags {
         #[arg(long)]
@@ -116,6 +130,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The store: push to / pull from the remote cache, verify blobs, collect garbage
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Create an ml.toml for a data file
     Init {
         /// The data file (CSV); its last column is proposed as the target
@@ -123,6 +140,35 @@ pub enum Command {
         /// The target column
         #[arg(long)]
         target: Option<String>,
+    },
+    /// Score a CSV natively with a tag, a version or a MOJO file (replays the prepare transform)
+    Predict {
+        /// A tag, a version id, or a MOJO file
+        #[arg(long, value_name = "TAG|VERSION|FILE.zip")]
+        model: String,
+        /// The rows to score (CSV with a header, in the data's columns)
+        input: PathBuf,
+        /// Write the predictions here (default: stdout)
+        #[arg(short, long, value_name = "OUT.csv")]
+        output: Option<PathBuf>,
+    },
+    /// Serve a model over HTTP (POST /predict, GET /model, GET /health), following its tag
+    Serve {
+        /// A tag (followed: a moved tag is swapped in), a version id, or a MOJO file
+        #[arg(long, value_name = "TAG")]
+        model: String,
+        /// Address to bind
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port (0: any free port, printed on stderr)
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Largest request body, in bytes
+        #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+        max_body: usize,
+        /// Most rows in one request
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        max_rows: usize,
     },
 }
 
@@ -149,4 +195,20 @@ pub struct RunArgs {
     /// Extract an incremental SQL source from scratch instead of past its watermark
     #[arg(long)]
     pub full_refresh: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Upload the entries named in ml.lock, and their blobs, to the remote cache
+    Push,
+    /// Fetch the entries named in ml.lock, and their blobs, from the remote cache (verified)
+    Pull,
+    /// Re-hash every local blob (removing corrupt ones) and check every entry's outputs exist
+    Verify,
+    /// Delete what no tag, ml.lock or recent run ([cache] keep_runs) reaches
+    Gc {
+        /// List what would be deleted, with sizes; delete nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
 }

@@ -54,6 +54,13 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             }
             Ok(Exit::Ok)
         }
+        Command::Show { version, json } => {
+            registry::commands::show(&open_registry(&dir).await?, &dir, &printer, &version, json)
+                .await
+        }
+        Command::Diff { old, new, json } => {
+            registry::commands::diff(&open_registry(&dir).await?, &printer, &old, &new, json).await
+        }
         Command::Tags { json } => {
             let reg = open_registry(&dir).await?;
             let tags = reg.tags().await?;
@@ -95,7 +102,20 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             }
             Ok(Exit::Ok)
         }
+        Command::Cache(cmd) => crate::store::cache_cmd::run(&dir, &printer, cmd).await,
         Command::Init { data, target } => init(&dir, &printer, data, target),
+        Command::Predict {
+            model,
+            input,
+            output,
+        } => crate::predict::command(&dir, &printer, &model, &input, output.as_deref()).await,
+        Command::Serve {
+            model,
+            host,
+            port,
+            max_body,
+            max_rows,
+        } => crate::serve::command(&dir, model, host, port, max_body, max_rows).await,
         Command::Watch { overrides } => crate::watch::watch(&dir, &printer, overrides).await,
     }
 }
@@ -168,7 +188,8 @@ pub(crate) fn engine_config(paths: &Paths, config: &config::Config) -> EngineCon
 async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
     let paths = Paths::resolve(dir);
     let loaded = config::load(&paths.project, &args.overrides)?;
-    let store = Store::open(&paths.cache)?;
+    let store = Store::open(&paths.cache)?
+        .with_remote(crate::store::remote::configured(&loaded.config.cache)?);
     let lock_path = store.root().join("run.lock");
     let _lock = RunLock::acquire(&lock_path, |holder| {
         printer.status(

@@ -332,6 +332,13 @@ impl<'a> Pipeline<'a> {
             Some(AcLookup::Corrupt) => Reason::CacheEntryCorrupt,
             Some(AcLookup::OutputMissing(d)) => Reason::OutputMissing { digest: d },
         };
+        // A local miss may be a remote hit (restored into the local store, verified).
+        if !forced && !self.opts.dry_run {
+            if let Some(entry) = self.restore(step, attempt, &key, summary).await {
+                self.lock_entry(step, attempt, &key, &ki, &entry);
+                return Ok(Begin::Done(Some(entry)));
+            }
+        }
         if self.opts.dry_run {
             self.plan.push(PlanEntry {
                 step: step.to_string(),
@@ -415,8 +422,54 @@ impl<'a> Pipeline<'a> {
             &summary(&entry.result),
         )
         .await;
+        if let Some(remote) = self.ctx.store.remote() {
+            remote.upload(self.ctx.store, &entry).await;
+            self.remote_warnings();
+        }
         self.lock_entry(step, attempt, &key, &ki, &entry);
         Ok(Some(entry))
+    }
+
+    /// Restores a step from the remote cache, if there is one and it has the key.
+    async fn restore(
+        &self,
+        step: Step,
+        attempt: u32,
+        key: &str,
+        summary: fn(&Value) -> String,
+    ) -> Option<ActionEntry> {
+        let remote = self.ctx.store.remote()?;
+        let started = Instant::now();
+        let restored = remote.restore(self.ctx.store, key).await;
+        self.remote_warnings();
+        if restored != crate::store::remote::Restore::Restored {
+            return None;
+        }
+        let AcLookup::Hit(entry) = self.ctx.store.ac_get(key) else {
+            return None;
+        };
+        let ms = started.elapsed().as_millis() as u64;
+        let r = &entry.result;
+        self.emit(
+            step,
+            attempt,
+            key,
+            "restored",
+            ms,
+            r,
+            &Reason::Restored,
+            &summary(r),
+        )
+        .await;
+        Some(*entry)
+    }
+
+    fn remote_warnings(&self) {
+        if let Some(remote) = self.ctx.store.remote() {
+            for w in remote.take_warnings() {
+                self.ctx.printer.warn(&w);
+            }
+        }
     }
 
     fn lock_entry(
@@ -609,7 +662,7 @@ impl<'a> Pipeline<'a> {
                 attempt,
                 inputs,
                 steps::monitor::summary,
-                |ctx| { steps::monitor::run(ctx, &prepare, &execute, &spec) }
+                |ctx| { steps::monitor::run(ctx, &prepare, &execute, &spec).await }
             );
             let pass = monitor.result["verdict"] == "pass";
             attempts.push((execute, monitor));
@@ -629,7 +682,9 @@ impl<'a> Pipeline<'a> {
             |ctx| steps::modify::run(ctx, &attempts)
         );
         if modify.result["verdict"] == "fail" {
-            return Ok(Outcome::Escalated(steps::modify::escalation_error(&modify)));
+            return Ok(Outcome::Escalated(
+                steps::modify::escalate(&self.ctx, &modify).await,
+            ));
         }
 
         // 8 conclude
@@ -646,7 +701,7 @@ impl<'a> Pipeline<'a> {
         );
         // Replaying conclude registers the version in a registry that lacks it (a fresh CI
         // runner) and restores missing `models/<tag>.zip` links; otherwise it changes nothing.
-        let version = steps::conclude::ensure(&mut self.ctx, &conclude).await?;
+        let version = steps::conclude::ensure(&mut self.ctx, &conclude, monitor).await?;
         Ok(Outcome::Ok {
             version: Some(version),
         })

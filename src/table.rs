@@ -4,7 +4,7 @@
 //! the capped set of distinct values kept per column), not by the file size.
 //! A field is missing when it is empty or `NA` (after trimming), as H2O's parser treats them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
@@ -82,8 +82,56 @@ impl Profile {
 }
 
 pub fn is_missing(field: &str) -> bool {
-    let f = field.trim();
+    let f = trim(field);
     f.is_empty() || f == "NA"
+}
+
+/// `str::trim`, with a shortcut for the usual field that starts and ends with a printable ASCII
+/// character (which is never whitespace).
+pub fn trim(field: &str) -> &str {
+    let printable = |b: Option<&u8>| b.is_some_and(|b| (0x21..=0x7E).contains(b));
+    let b = field.as_bytes();
+    if printable(b.first()) && printable(b.last()) {
+        field
+    } else {
+        field.trim()
+    }
+}
+
+/// `f.parse::<f64>().is_ok()`, without computing the value for the usual decimal forms: `f`
+/// matching `[+-]? (d+ | d+ '.' d* | d* '.' d+) ([eE] [+-]? d+)?` is a valid `f64` by the
+/// grammar of `f64::from_str`; anything else is left to it.
+pub fn is_number(f: &str) -> bool {
+    let b = f.as_bytes();
+    let mut i = 0;
+    if matches!(b.first(), Some(b'+' | b'-')) {
+        i = 1;
+    }
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    let mut n = digits(&mut i);
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        n += digits(&mut i);
+    }
+    if n > 0 && i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        let mut j = i + 1;
+        if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
+            j += 1;
+        }
+        if digits(&mut j) > 0 {
+            i = j;
+        }
+    }
+    if n > 0 && i == b.len() {
+        return true;
+    }
+    f.parse::<f64>().is_ok()
 }
 
 fn reader(path: &Path) -> Result<csv::Reader<BufReader<File>>, TableError> {
@@ -129,54 +177,314 @@ pub fn read_header(path: &Path) -> Result<Vec<String>, TableError> {
     headers(path, &mut reader(path)?)
 }
 
-/// Profiles a CSV file in one streaming pass.
-pub fn profile_csv(path: &Path) -> Result<Profile, TableError> {
-    let mut rdr = reader(path)?;
-    let names = headers(path, &mut rdr)?;
-    let n = names.len();
-    let mut numeric = vec![true; n];
-    let mut missing = vec![0u64; n];
-    let mut distinct: Vec<BTreeSet<String>> = vec![BTreeSet::new(); n];
-    let mut capped = vec![false; n];
-    let mut rows = 0u64;
-    let mut record = csv::StringRecord::new();
-    while rdr.read_record(&mut record).map_err(|e| csv_err(path, e))? {
-        rows += 1;
-        for (i, field) in record.iter().enumerate() {
-            if is_missing(field) {
-                missing[i] += 1;
-                continue;
-            }
-            let f = field.trim();
-            if numeric[i] && f.parse::<f64>().is_err() {
-                numeric[i] = false;
-            }
-            if !capped[i] && !distinct[i].contains(f) {
-                if distinct[i].len() >= DISTINCT_CAP {
-                    capped[i] = true;
-                } else {
-                    distinct[i].insert(f.to_string());
-                }
+/// FxHash (rustc's): the distinct-value sets are looked up once per field, where SipHash's
+/// flood resistance buys nothing (the set is capped) and costs a tenth of the profile.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FastHash;
+
+impl std::hash::BuildHasher for FastHash {
+    type Hasher = FxHasher;
+    fn build_hasher(&self) -> FxHasher {
+        FxHasher(0)
+    }
+}
+
+pub struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Accumulates a [`Profile`] field by field: the sequential reader, each parallel chunk and
+/// prepare's writer (which profiles `train` and `holdout` as it writes them) share it.
+///
+/// Distinct values are kept in first-seen order (a hash set beside it for lookups), so that two
+/// profilers of consecutive parts of a file [`merge`](Profiler::merge) into exactly what one
+/// profiler of the whole file keeps: the first [`DISTINCT_CAP`] values in file order.
+#[derive(Debug, Clone)]
+pub struct Profiler {
+    rows: u64,
+    numeric: Vec<bool>,
+    missing: Vec<u64>,
+    seen: Vec<std::collections::HashSet<Box<str>, FastHash>>,
+    order: Vec<Vec<Box<str>>>,
+    capped: Vec<bool>,
+}
+
+impl Profiler {
+    pub fn new(columns: usize) -> Profiler {
+        Profiler {
+            rows: 0,
+            numeric: vec![true; columns],
+            missing: vec![0; columns],
+            seen: vec![Default::default(); columns],
+            order: vec![Vec::new(); columns],
+            capped: vec![false; columns],
+        }
+    }
+
+    /// Counts one row; call [`field`](Profiler::field) for each of its fields.
+    pub fn row(&mut self) {
+        self.rows += 1;
+    }
+
+    pub fn field(&mut self, i: usize, field: &str) {
+        if is_missing(field) {
+            self.missing[i] += 1;
+            return;
+        }
+        let f = trim(field);
+        if self.numeric[i] && !is_number(f) {
+            self.numeric[i] = false;
+        }
+        if !self.capped[i] && !self.seen[i].contains(f) {
+            if self.seen[i].len() >= DISTINCT_CAP {
+                self.capped[i] = true;
+            } else {
+                self.seen[i].insert(f.into());
+                self.order[i].push(f.into());
             }
         }
     }
-    let columns = names
-        .into_iter()
-        .enumerate()
-        .map(|(i, name)| ColumnProfile {
-            name,
-            // An all-missing column stays numeric: nothing says it is text (H2O agrees).
-            kind: if numeric[i] {
-                Kind::Numeric
-            } else {
-                Kind::Categorical
-            },
-            missing: missing[i],
-            distinct: distinct[i].iter().cloned().collect(),
-            distinct_capped: capped[i],
-        })
-        .collect();
-    Ok(Profile { rows, columns })
+
+    /// Folds in the profiler of the rows that come right after this one's.
+    pub fn merge(&mut self, later: Profiler) {
+        self.rows += later.rows;
+        for i in 0..self.numeric.len() {
+            self.numeric[i] &= later.numeric[i];
+            self.missing[i] += later.missing[i];
+            if self.capped[i] {
+                continue;
+            }
+            for v in &later.order[i] {
+                if self.seen[i].contains(v) {
+                    continue;
+                }
+                if self.seen[i].len() >= DISTINCT_CAP {
+                    self.capped[i] = true;
+                    break;
+                }
+                self.seen[i].insert(v.clone());
+                self.order[i].push(v.clone());
+            }
+            // More distinct values than `later` kept: some were never offered above.
+            self.capped[i] |= later.capped[i];
+        }
+    }
+
+    pub fn finish(self, names: Vec<String>) -> Profile {
+        let columns = names
+            .into_iter()
+            .zip(self.order)
+            .enumerate()
+            .map(|(i, (name, order))| {
+                let mut distinct: Vec<String> = order.into_iter().map(String::from).collect();
+                distinct.sort_unstable();
+                ColumnProfile {
+                    name,
+                    // An all-missing column stays numeric: nothing says it is text (H2O agrees).
+                    kind: if self.numeric[i] {
+                        Kind::Numeric
+                    } else {
+                        Kind::Categorical
+                    },
+                    missing: self.missing[i],
+                    distinct,
+                    distinct_capped: self.capped[i],
+                }
+            })
+            .collect();
+        Profile {
+            rows: self.rows,
+            columns,
+        }
+    }
+}
+
+/// Profiles a CSV file in one streaming pass (in parallel chunks when it is large and
+/// unquoted, see [`chunks`]).
+pub fn profile_csv(path: &Path) -> Result<Profile, TableError> {
+    let names = read_header(path)?;
+    let n = names.len();
+    if let Some(parts) = chunks(
+        path,
+        n,
+        |_| Profiler::new(n),
+        |p, _, rec| {
+            p.row();
+            for (i, f) in rec.iter().enumerate() {
+                p.field(i, f);
+            }
+        },
+    ) {
+        let mut parts = parts.into_iter().map(|(p, _)| p);
+        let mut all = parts.next().expect("at least one chunk");
+        for p in parts {
+            all.merge(p);
+        }
+        return Ok(all.finish(names));
+    }
+    let mut rdr = reader(path)?;
+    headers(path, &mut rdr)?;
+    let mut profiler = Profiler::new(n);
+    let mut record = csv::StringRecord::new();
+    while rdr.read_record(&mut record).map_err(|e| csv_err(path, e))? {
+        profiler.row();
+        for (i, field) in record.iter().enumerate() {
+            profiler.field(i, field);
+        }
+    }
+    Ok(profiler.finish(names))
+}
+
+/// Files smaller than this are read by one thread.
+const PARALLEL_MIN_BYTES: u64 = 16 << 20;
+
+/// Reads the data rows of `path` in one chunk per core, `step(state, local_index, record)` on
+/// each row of a chunk, in order; returns each chunk's state and row count, in file order.
+///
+/// Chunks start right after a `\n`. That is a row boundary only when no quoted field spans
+/// lines, so a chunk that sees a `"` gives up, as does one that meets a row of the wrong width
+/// or invalid UTF-8: `None` then means "read the file sequentially", which also reports errors
+/// with their line. Small files, and machines with one core, return `None` at once.
+pub fn chunks<S: Send>(
+    path: &Path,
+    columns: usize,
+    init: impl Fn(usize) -> S + Sync,
+    step: impl Fn(&mut S, u64, &csv::StringRecord) + Sync,
+) -> Option<Vec<(S, u64)>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    chunks_of(path, columns, threads, PARALLEL_MIN_BYTES, init, step)
+}
+
+fn chunks_of<S: Send>(
+    path: &Path,
+    columns: usize,
+    threads: usize,
+    min_bytes: u64,
+    init: impl Fn(usize) -> S + Sync,
+    step: impl Fn(&mut S, u64, &csv::StringRecord) + Sync,
+) -> Option<Vec<(S, u64)>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = std::fs::metadata(path).ok()?.len();
+    if threads < 2 || len < min_bytes {
+        return None;
+    }
+    // Where the data rows start: after the header record.
+    let start = {
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(BufReader::new(File::open(path).ok()?));
+        let mut header = csv::ByteRecord::new();
+        if !rdr.read_byte_record(&mut header).ok()? || header.as_slice().contains(&b'"') {
+            return None;
+        }
+        rdr.position().byte()
+    };
+    // Cut points: each nominal offset moved to just past the next newline.
+    let mut cuts = vec![start];
+    let mut file = File::open(path).ok()?;
+    for k in 1..threads as u64 {
+        let nominal = (start + (len - start) * k / threads as u64).max(*cuts.last()?);
+        file.seek(SeekFrom::Start(nominal)).ok()?;
+        let mut buf = [0u8; 1 << 16];
+        let mut at = nominal;
+        loop {
+            let n = file.read(&mut buf).ok()?;
+            if n == 0 {
+                at = len;
+                break;
+            }
+            if let Some(p) = buf[..n].iter().position(|&b| b == b'\n') {
+                at += p as u64 + 1;
+                break;
+            }
+            at += n as u64;
+        }
+        cuts.push(at);
+    }
+    cuts.push(len);
+    let abort = std::sync::atomic::AtomicBool::new(false);
+    let results: Vec<Option<(S, u64)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cuts
+            .windows(2)
+            .enumerate()
+            .map(|(k, w)| {
+                let (from, to) = (w[0], w[1]);
+                let (init, step, abort) = (&init, &step, &abort);
+                scope.spawn(move || -> Option<(S, u64)> {
+                    let mut f = File::open(path).ok()?;
+                    f.seek(SeekFrom::Start(from)).ok()?;
+                    let spy = QuoteSpy {
+                        inner: f.take(to - from),
+                        quoted: false,
+                    };
+                    let mut rdr = csv::ReaderBuilder::new()
+                        .has_headers(false)
+                        .flexible(true)
+                        .from_reader(BufReader::with_capacity(1 << 20, spy));
+                    let mut state = init(k);
+                    let mut record = csv::StringRecord::new();
+                    let mut rows = 0u64;
+                    loop {
+                        match rdr.read_record(&mut record) {
+                            Ok(true) => {}
+                            Ok(false) => break,
+                            Err(_) => return None,
+                        }
+                        if record.len() != columns
+                            || rdr.get_ref().get_ref().quoted
+                            || (rows & 0xFFFF == 0
+                                && abort.load(std::sync::atomic::Ordering::Relaxed))
+                        {
+                            abort.store(true, std::sync::atomic::Ordering::Relaxed);
+                            return None;
+                        }
+                        step(&mut state, rows, &record);
+                        rows += 1;
+                    }
+                    if rdr.get_ref().get_ref().quoted {
+                        return None;
+                    }
+                    Some((state, rows))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().ok().flatten())
+            .collect()
+    });
+    results.into_iter().collect()
+}
+
+/// A reader that notes whether a `"` went through it.
+struct QuoteSpy<R> {
+    inner: R,
+    quoted: bool,
+}
+
+impl<R: std::io::Read> std::io::Read for QuoteSpy<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if !self.quoted && buf[..n].contains(&b'"') {
+            self.quoted = true;
+        }
+        Ok(n)
+    }
 }
 
 /// SplitMix64: a tiny, well-mixed, fully specified generator, so the split is the same on every
@@ -246,25 +554,58 @@ impl Split {
         sample: Option<f64>,
     ) -> Result<Split, TableError> {
         let mut split = Split::random(seed, holdout, sample);
-        let mut rdr = reader(input)?;
-        headers(input, &mut rdr)?;
         let mut classes: HashMap<String, Vec<u64>> = HashMap::new();
-        let mut record = csv::StringRecord::new();
-        let mut index = 0u64;
-        while rdr
-            .read_record(&mut record)
-            .map_err(|e| csv_err(input, e))?
-        {
-            let i = index;
-            index += 1;
-            if !split.sampled(i) {
-                continue;
+        let n = read_header(input)?.len();
+        // In parallel: each chunk lists its rows by class (local indices, 4 bytes a row), then
+        // the indices become global and the hashes are computed chunk by chunk.
+        let parts = chunks(
+            input,
+            n,
+            |_| HashMap::<String, Vec<u32>>::new(),
+            |m, i, rec| {
+                let class = class_of(rec.get(target).unwrap_or(""));
+                match m.get_mut(class) {
+                    Some(v) => v.push(i as u32),
+                    None => {
+                        m.insert(class.to_string(), vec![i as u32]);
+                    }
+                }
+            },
+        );
+        if let Some(parts) = parts.filter(|p| p.iter().all(|(_, rows)| *rows <= u32::MAX as u64)) {
+            let mut offset = 0u64;
+            for (m, rows) in parts {
+                for (class, local) in m {
+                    let hashes = classes.entry(class).or_default();
+                    for l in local {
+                        let i = offset + l as u64;
+                        if split.sampled(i) {
+                            hashes.push(row_hash(seed, i));
+                        }
+                    }
+                }
+                offset += rows;
             }
-            let class = class_of(record.get(target).unwrap_or(""));
-            classes
-                .entry(class.to_string())
-                .or_default()
-                .push(row_hash(seed, i));
+        } else {
+            let mut rdr = reader(input)?;
+            headers(input, &mut rdr)?;
+            let mut record = csv::StringRecord::new();
+            let mut index = 0u64;
+            while rdr
+                .read_record(&mut record)
+                .map_err(|e| csv_err(input, e))?
+            {
+                let i = index;
+                index += 1;
+                if !split.sampled(i) {
+                    continue;
+                }
+                let class = class_of(record.get(target).unwrap_or(""));
+                classes
+                    .entry(class.to_string())
+                    .or_default()
+                    .push(row_hash(seed, i));
+            }
         }
         let cuts = classes
             .into_iter()
@@ -311,7 +652,7 @@ fn class_of(field: &str) -> &str {
     if is_missing(field) {
         ""
     } else {
-        field.trim()
+        trim(field)
     }
 }
 
@@ -341,6 +682,57 @@ pub fn create(path: &Path) -> Result<csv::Writer<BufWriter<File>>, TableError> {
         1 << 20,
         f,
     )))
+}
+
+/// A file writer that hashes (blake3) what it writes, so a written output needs no second read
+/// for its digest.
+pub struct HashingFile {
+    file: File,
+    hasher: blake3::Hasher,
+}
+
+impl std::io::Write for HashingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// A buffered CSV writer on a new file at `path` that hashes its bytes ([`finish_hashed`]).
+pub fn create_hashed(path: &Path) -> Result<csv::Writer<BufWriter<HashingFile>>, TableError> {
+    let file = File::create(path).map_err(|source| TableError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(csv::Writer::from_writer(BufWriter::with_capacity(
+        1 << 20,
+        HashingFile {
+            file,
+            hasher: blake3::Hasher::new(),
+        },
+    )))
+}
+
+/// Flushes a writer created by [`create_hashed`]; returns the blake3 (hex) of the file's bytes.
+pub fn finish_hashed(
+    path: &Path,
+    w: csv::Writer<BufWriter<HashingFile>>,
+) -> Result<String, TableError> {
+    let write = |source| TableError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let buf = w
+        .into_inner()
+        .map_err(|e| write(std::io::Error::other(e.to_string())))?;
+    let h = buf
+        .into_inner()
+        .map_err(|e| write(std::io::Error::other(e.to_string())))?;
+    Ok(h.hasher.finalize().to_hex().to_string())
 }
 
 /// Maps a CSV write error to [`TableError::Write`] for `path`.
@@ -458,6 +850,100 @@ mod tests {
                 Side::Train
             };
             assert_eq!(s.side(i, &rec), Some(want));
+        }
+    }
+
+    #[test]
+    fn chunked_profile_is_the_sequential_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.csv");
+        // 300 distinct values in column b, so the kept 256 depend on the file order.
+        let mut text = String::from("a,b,c\n");
+        for i in 0..5000u64 {
+            let a = if i % 97 == 0 {
+                "NA".to_string()
+            } else {
+                (i % 13).to_string()
+            };
+            let c = if i == 4321 { "x" } else { "1.5" };
+            text.push_str(&format!("{a},v{},{c}\n", splitmix64(i) % 300));
+        }
+        std::fs::write(&p, &text).unwrap();
+        let sequential = profile_csv(&p).unwrap();
+        assert!(sequential.columns[1].distinct_capped);
+        let names = read_header(&p).unwrap();
+        for threads in [2, 3, 7] {
+            let parts = chunks_of(
+                &p,
+                3,
+                threads,
+                0,
+                |_| Profiler::new(3),
+                |pr, _, rec| {
+                    pr.row();
+                    for (i, f) in rec.iter().enumerate() {
+                        pr.field(i, f);
+                    }
+                },
+            )
+            .expect("unquoted: chunked");
+            assert_eq!(parts.len(), threads);
+            let mut parts = parts.into_iter().map(|(p, _)| p);
+            let mut all = parts.next().unwrap();
+            parts.for_each(|p| all.merge(p));
+            assert_eq!(all.finish(names.clone()), sequential, "{threads} threads");
+        }
+        // A quote anywhere, or a short row, sends the caller back to one sequential pass.
+        std::fs::write(&p, format!("{text}1,\"q\",2\n")).unwrap();
+        assert!(chunks_of(&p, 3, 2, 0, |_| (), |_, _, _| ()).is_none());
+        std::fs::write(&p, format!("{text}1,2\n")).unwrap();
+        assert!(chunks_of(&p, 3, 2, 0, |_| (), |_, _, _| ()).is_none());
+    }
+
+    #[test]
+    fn number_and_trim_shortcuts_agree_with_std() {
+        for f in [
+            "",
+            "1",
+            "-1",
+            "+1",
+            "1.",
+            ".5",
+            "-.5",
+            ".",
+            "-",
+            "1e5",
+            "1E+5",
+            "1e-5",
+            "1e",
+            "1e+",
+            "e5",
+            ".e5",
+            "1.5e3",
+            "1..2",
+            "1.2.3",
+            "inf",
+            "-Infinity",
+            "NaN",
+            "nan",
+            "0x10",
+            "1_000",
+            " 1",
+            "1 ",
+            "١",
+            "12345678901234567890123e400",
+            "++1",
+            "1e5.5",
+            "1,5",
+        ] {
+            assert_eq!(is_number(f), f.parse::<f64>().is_ok(), "{f:?}");
+            for g in [
+                f.to_string(),
+                format!(" {f}\t"),
+                format!("\u{a0}{f}\u{2003}"),
+            ] {
+                assert_eq!(trim(&g), g.trim(), "{g:?}");
+            }
         }
     }
 

@@ -76,6 +76,11 @@ const TEXT: Kind = Kind::Table(&[
     optional("min_word_freq", U32),
     optional("window_size", U32),
 ]);
+/// `[modify.escalate]`, `[conclude.deploy]`: notification hooks.
+const HOOKS: Kind = Kind::Table(&[
+    optional("webhook", Kind::String),
+    optional("command", Kind::String),
+]);
 
 pub(crate) const ROOT: &[Field] = &[
     optional("project", Kind::Table(&[optional("name", Kind::String)])),
@@ -159,12 +164,19 @@ pub(crate) const ROOT: &[Field] = &[
         Kind::Table(&[
             optional("baseline", Kind::String),
             optional("min_improvement", Kind::Number),
+            optional("shap_rows", U32),
         ]),
     ),
-    optional("modify", Kind::Table(&[optional("max_attempts", U32)])),
+    optional(
+        "modify",
+        Kind::Table(&[optional("max_attempts", U32), optional("escalate", HOOKS)]),
+    ),
     optional(
         "conclude",
-        Kind::Table(&[optional("promote", Kind::StringArray)]),
+        Kind::Table(&[
+            optional("promote", Kind::StringArray),
+            optional("deploy", HOOKS),
+        ]),
     ),
     optional(
         "h2o",
@@ -174,6 +186,14 @@ pub(crate) const ROOT: &[Field] = &[
             optional("version", Kind::String),
             optional("nodes", U32),
             optional("memory", Kind::String),
+        ]),
+    ),
+    optional(
+        "cache",
+        Kind::Table(&[
+            optional("remote", Kind::String),
+            optional("read_only", Kind::Boolean),
+            optional("keep_runs", U32),
         ]),
     ),
 ];

@@ -28,6 +28,10 @@ pub struct Config {
     pub conclude: Conclude,
     #[serde(default)]
     pub h2o: H2o,
+    /// The remote cache and gc (never part of a step key; left out of the serialised form when
+    /// default, so provenance and cards of projects without it do not change).
+    #[serde(default, skip_serializing_if = "Cache::is_default")]
+    pub cache: Cache,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -348,6 +352,10 @@ pub struct Monitor {
     pub baseline: String,
     #[serde(default)]
     pub min_improvement: f64,
+    /// Holdout rows execute explains with SHAP (default 100; 0 = no SHAP). Used by execute
+    /// while the leader is loaded; not part of any key (the contributions are informative).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shap_rows: Option<u32>,
 }
 
 impl Default for Monitor {
@@ -355,7 +363,32 @@ impl Default for Monitor {
         Monitor {
             baseline: default_baseline(),
             min_improvement: 0.0,
+            shap_rows: None,
         }
+    }
+}
+
+impl Monitor {
+    pub fn shap_rows(&self) -> u32 {
+        self.shap_rows.unwrap_or(100)
+    }
+}
+
+/// `[modify.escalate]` and `[conclude.deploy]`: notifications, never part of a key. A webhook
+/// gets a JSON POST (retried with backoff); a command gets the JSON on stdin and in
+/// `MLBUILD_HOOK_JSON`. A failing hook is a warning, not an error.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hooks {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+}
+
+impl Hooks {
+    pub fn is_empty(&self) -> bool {
+        self.webhook.is_none() && self.command.is_none()
     }
 }
 
@@ -364,12 +397,16 @@ impl Default for Monitor {
 pub struct Modify {
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// Notified when the run escalates.
+    #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+    pub escalate: Hooks,
 }
 
 impl Default for Modify {
     fn default() -> Self {
         Modify {
             max_attempts: default_max_attempts(),
+            escalate: Hooks::default(),
         }
     }
 }
@@ -379,12 +416,16 @@ impl Default for Modify {
 pub struct Conclude {
     #[serde(default = "default_promote")]
     pub promote: Vec<String>,
+    /// Notified when conclude registers a version and moves tags.
+    #[serde(default, skip_serializing_if = "Hooks::is_empty")]
+    pub deploy: Hooks,
 }
 
 impl Default for Conclude {
     fn default() -> Self {
         Conclude {
             promote: default_promote(),
+            deploy: Hooks::default(),
         }
     }
 }
@@ -419,6 +460,41 @@ impl Default for H2o {
             memory: default_memory(),
         }
     }
+}
+
+/// `[cache]`: where the remote cache is and how `cache gc` prunes. Not in any key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cache {
+    /// Base URL of the remote cache (`MLBUILD_REMOTE_CACHE` wins).
+    #[serde(default)]
+    pub remote: Option<String>,
+    /// Restore from the remote, never upload to it.
+    #[serde(default)]
+    pub read_only: bool,
+    /// `cache gc` keeps what the last this many runs used.
+    #[serde(default = "default_keep_runs")]
+    pub keep_runs: u32,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache {
+            remote: None,
+            read_only: false,
+            keep_runs: default_keep_runs(),
+        }
+    }
+}
+
+impl Cache {
+    pub fn is_default(&self) -> bool {
+        *self == Cache::default()
+    }
+}
+
+fn default_keep_runs() -> u32 {
+    10
 }
 
 fn default_holdout() -> f64 {

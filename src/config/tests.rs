@@ -123,12 +123,18 @@ fn full_example_parses() {
         monitor: Monitor {
             baseline: "production".into(),
             min_improvement: 0.0,
+            ..Monitor::default()
         },
-        modify: Modify { max_attempts: 2 },
+        modify: Modify {
+            max_attempts: 2,
+            ..Modify::default()
+        },
         conclude: Conclude {
             promote: vec!["staging".into()],
+            ..Conclude::default()
         },
         h2o: H2o::default(),
+        cache: Cache::default(),
     };
     assert_eq!(config, expected);
 }
@@ -163,7 +169,8 @@ fn defaults_are_filled() {
         config.monitor,
         Monitor {
             baseline: "production".into(),
-            min_improvement: 0.0
+            min_improvement: 0.0,
+            ..Monitor::default()
         }
     );
     assert_eq!(config.modify.max_attempts, 2);
@@ -256,7 +263,7 @@ fn unknown_key_without_a_close_one_lists_the_table() {
     assert_eq!(message, "ml.toml:8:1: unknown key `monitor.colour`");
     assert_eq!(
         hint.as_deref(),
-        Some("valid keys in `[monitor]`: `baseline`, `min_improvement`")
+        Some("valid keys in `[monitor]`: `baseline`, `min_improvement`, `shap_rows`")
     );
 }
 
@@ -844,6 +851,8 @@ fn key_table_matches_the_schema() {
     let mut full = parse_ok(FULL, &[]);
     full.h2o.url = Some("http://h2o:54321".into());
     full.h2o.jar = Some("h2o.jar".into());
+    full.cache.remote = Some("http://cache:8080/mlbuild".into());
+    full.cache.read_only = true;
     full.prepare.sample = Some(0.5);
     full.prepare.stratify = Some(false);
     full.prepare.rename = BTreeMap::from([("A".into(), "B".into())]);
@@ -855,6 +864,12 @@ fn key_table_matches_the_schema() {
     full.confirm.min_class_fraction = Some(0.1);
     full.confirm.unique = vec!["ID".into()];
     full.confirm.drift.psi = 0.3;
+    full.monitor.shap_rows = Some(10);
+    full.modify.escalate = Hooks {
+        webhook: Some("http://h/".into()),
+        command: Some("true".into()),
+    };
+    full.conclude.deploy = full.modify.escalate.clone();
     full.locate.delimiter = Some(";".into());
     full.locate.header = Some(false);
     full.locate.na_strings = vec!["?".into()];

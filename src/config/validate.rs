@@ -205,6 +205,19 @@ pub(crate) fn validate(config: &mut Config, doc: &Node, at: &Locator) -> Result<
             None,
         ));
     }
+
+    if let Some(remote) = &config.cache.remote {
+        if !remote.starts_with("http://") {
+            return Err(check.invalid(
+                &["cache", "remote"],
+                format!(
+                    "`cache.remote` must be an `http://` URL, found `{}`",
+                    crate::h2o::redact_url(remote)
+                ),
+                Some("this build speaks plain HTTP; reach an HTTPS cache through a local TLS proxy (see docs/ci.md)".into()),
+            ));
+        }
+    }
     Ok(())
 }
 

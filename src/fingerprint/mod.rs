@@ -117,6 +117,8 @@ pub enum Reason {
         step: String,
     },
     Cached,
+    /// Replayed from the remote cache (a local miss, a remote hit).
+    Restored,
 }
 
 fn short_digest(s: &str) -> String {
@@ -171,6 +173,7 @@ impl Reason {
             }
             Reason::UpstreamStale { step } => format!("upstream step `{step}` is stale"),
             Reason::Cached => "up to date".into(),
+            Reason::Restored => "restored from the remote cache".into(),
         }
     }
 

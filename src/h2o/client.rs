@@ -686,6 +686,42 @@ impl Client {
         Ok(())
     }
 
+    /// SHAP contributions of `model_id` on `frame_id` into `dest_frame` (`/4/Predictions` with
+    /// `predict_contributions=true`, an async job; h2o-rest.md G12, §7): one column per feature
+    /// plus `BiasTerm`, one row per input row. Tree models (GBM, DRF/XRT, XGBoost) need no
+    /// `background`; GLM, DeepLearning and StackedEnsemble do, and StackedEnsemble also needs
+    /// `compact` (`predict_contributions_output_format=Compact`). A job that fails (an algorithm
+    /// H2O cannot explain this way) is `H2oError::JobFailed` with H2O's message.
+    pub async fn predict_contributions(
+        &self,
+        model_id: &str,
+        frame_id: &str,
+        dest_frame: &str,
+        background: Option<&str>,
+        compact: bool,
+    ) -> Result<(), H2oError> {
+        let path = format!(
+            "/4/Predictions/models/{}/frames/{}",
+            enc(model_id),
+            enc(frame_id)
+        );
+        let mut form = vec![
+            ("predictions_frame", dest_frame.to_string()),
+            ("predict_contributions", "true".to_string()),
+        ];
+        if let Some(b) = background {
+            form.push(("background_frame", b.to_string()));
+        }
+        if compact {
+            form.push(("predict_contributions_output_format", "Compact".to_string()));
+        }
+        let v = self.post_form(&path, &form).await?;
+        let job: Job = serde_json::from_value(v)
+            .map_err(|e| self.unexpected(&path, format!("the answer is not a job: {e}")))?;
+        self.wait_job(&job.key.name, POLL_SHORT, &|_, _| {}).await?;
+        Ok(())
+    }
+
     /// The frame as CSV (`/3/DownloadDataset`): a quoted header row, then the rows; enum values
     /// quoted, numbers plain.
     pub async fn download_frame_csv(&self, frame_id: &str) -> Result<Vec<u8>, H2oError> {

@@ -137,9 +137,20 @@ pub fn slice(db: &dyn salsa::Database, p: PlanInput, step: Step) -> Result<Strin
             "ignore": c.define.ignore,
             "engine": { "version": c.h2o.version, "nodes": c.h2o.nodes },
         }),
-        Step::Monitor => json!({ "threshold": c.define.threshold, "monitor": c.monitor }),
-        Step::Modify => json!(c.modify),
-        Step::Conclude => json!(c.conclude),
+        Step::Monitor => {
+            // `shap_rows` is execute's (informative) business: not monitor's key.
+            c.monitor.shap_rows = None;
+            json!({ "threshold": c.define.threshold, "monitor": c.monitor })
+        }
+        Step::Modify => {
+            // Hooks notify; they change no result.
+            c.modify.escalate = Default::default();
+            json!(c.modify)
+        }
+        Step::Conclude => {
+            c.conclude.deploy = Default::default();
+            json!(c.conclude)
+        }
     };
     Ok(v.to_string())
 }

@@ -28,6 +28,7 @@
 //! clocks disagree (a new id is never earlier than the newest existing one), but ids from two
 //! *different* registries are only as comparable as the two clocks. See `docs/registry.md`.
 
+pub mod commands;
 mod render;
 mod runs;
 mod schema;

@@ -5,6 +5,7 @@
 //! `MLBUILD_NO_PROGRESS` nor a non-TTY says otherwise. Colour follows `--color` and `NO_COLOR`.
 
 pub mod card;
+pub mod hooks;
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;

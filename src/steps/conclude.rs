@@ -5,8 +5,11 @@
 //! its version, and tags move only when conclude registers a version *new to this registry*.
 //! Replaying conclude from the cache therefore registers the version where it is missing (a
 //! fresh CI runner) and otherwise changes nothing, so a rerun never undoes a rollback.
-//! `production` is never moved by conclude until the baseline check exists (issue: monitor's
-//! baseline); `promote`/`rollback` move it.
+//! `production` is moved by conclude only when it is in `[conclude] promote` and the chosen
+//! attempt's baseline check *passed* (a skipped check — no baseline, or an incompatible one —
+//! does not count); otherwise `promote`/`rollback` move it. After tags move, the
+//! `[conclude.deploy]` hooks get `{event, version, tag, model, canonical, card}` per moved tag
+//! (non-fatal, see `report::hooks`).
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
@@ -58,7 +61,11 @@ pub async fn run(
 
 /// Makes sure the registry holds the concluded version and `models/<tag>.zip` matches the
 /// tags that point at it. Returns the version id.
-pub async fn ensure(ctx: &mut Ctx<'_>, conclude: &ActionEntry) -> Result<String> {
+pub async fn ensure(
+    ctx: &mut Ctx<'_>,
+    conclude: &ActionEntry,
+    monitor: &ActionEntry,
+) -> Result<String> {
     let r = &conclude.result;
     let canonical = r["canonical"]
         .as_str()
@@ -77,26 +84,59 @@ pub async fn ensure(ctx: &mut Ctx<'_>, conclude: &ActionEntry) -> Result<String>
             run: Some(ctx.run_id),
         })
         .await?;
+    let mut moved = Vec::new();
     if created {
         let by = crate::registry::current_user();
+        let baseline = &monitor.result["baseline"];
         for tag in &ctx.config.conclude.promote {
+            let mut reason = format!("conclude of run {}", ctx.run_id);
             if tag == "production" {
-                ctx.printer.warn("`production` is not moved by conclude until the baseline check exists; use `mlbuild promote production VERSION`");
-                continue;
+                if baseline["status"] != "pass" {
+                    ctx.printer.warn(&format!(
+                        "`production` not moved: the baseline check did not pass ({}); use `mlbuild promote production {}`",
+                        baseline["reason"]
+                            .as_str()
+                            .map(|r| format!("skipped: {r}"))
+                            .unwrap_or_else(|| baseline["status"].as_str().unwrap_or("not run").to_string()),
+                        version.id
+                    ));
+                    continue;
+                }
+                reason = format!(
+                    "{reason}: beats baseline {} by {:.6} {}",
+                    baseline["version"].as_str().unwrap_or("?"),
+                    baseline["improvement"].as_f64().unwrap_or(f64::NAN),
+                    baseline["metric"].as_str().unwrap_or("")
+                );
             }
-            registry
-                .move_tag(
-                    tag,
-                    &version.id,
-                    &by,
-                    &format!("conclude of run {}", ctx.run_id),
-                )
-                .await?;
+            registry.move_tag(tag, &version.id, &by, &reason).await?;
+            moved.push(tag.clone());
         }
         ctx.printer.status(
             "Registered",
             &format!("version {} ({})", version.id, &model[..12.min(model.len())]),
         );
+    }
+    if created && !ctx.config.conclude.deploy.is_empty() {
+        for tag in &moved {
+            let payload = json!({
+                "event": "deployed",
+                "version": version.id,
+                "tag": tag,
+                "model": model,
+                "canonical": version.canonical,
+                "card": version.card,
+                "run": ctx.run_id,
+            });
+            crate::report::hooks::notify(
+                ctx.printer,
+                "deploy",
+                &ctx.config.conclude.deploy,
+                &payload,
+                &ctx.paths.project,
+            )
+            .await;
+        }
     }
     let tags = registry.tags().await?;
     for (tag, id) in &tags {

@@ -29,7 +29,7 @@ use crate::config::{ColumnType, Problem};
 use crate::error::{Diagnostic, Exit};
 use crate::pipeline::{Ctx, ProblemSpec, StepOutput};
 use crate::store::ActionEntry;
-use crate::table::{self, is_missing, profile_csv};
+use crate::table::{self, is_missing};
 
 /// The training snapshot drift is measured against.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,8 +68,10 @@ pub fn run(
     let train_path = ctx.store.verified_path(&prepare.outputs["train"])?;
     let holdout_path = ctx.store.verified_path(&prepare.outputs["holdout"])?;
     let schema = super::prepare::schema(ctx.store, &prepare.outputs["schema"])?;
-    let train = profile_csv(&train_path)?;
-    let holdout = profile_csv(&holdout_path)?;
+    // Prepare profiled both files as it wrote them; computed here only when it did not (an
+    // entry restored from a remote cache).
+    let train = super::locate::profile(ctx.store, &train_path, &prepare.outputs["train"])?;
+    let holdout = super::locate::profile(ctx.store, &holdout_path, &prepare.outputs["holdout"])?;
     let rows = train.rows + holdout.rows;
     let mut checks = Vec::new();
     checks.push(Check {

@@ -6,6 +6,12 @@
 //! *canonical* digest (stable across downloads and identical retrains) and the predictions'
 //! digest; the leaderboard holds timings, so it is informative only. Everything created in H2O
 //! (frames, the AutoML project and its models) is deleted afterwards, also on failure.
+//!
+//! SHAP (informative, so not in `output_digests`): while the leader is loaded, its
+//! contributions on at most `[monitor] shap_rows` holdout rows are stored as output `shap`
+//! (CSV: one column per feature plus `BiasTerm`). The method follows the leader's algorithm
+//! ([`shap_method`], h2o-rest.md G12) and is recorded in the result's `shap`, as is the reason
+//! when H2O could not explain the leader: SHAP never fails the run.
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
@@ -48,6 +54,7 @@ pub async fn run(
     let train_path = ctx.store.verified_path(&prepare.outputs["train"])?;
     let holdout_path = ctx.store.verified_path(&prepare.outputs["holdout"])?;
     let sort = sort_metric(ctx.config, spec);
+    let shap_rows = ctx.config.monitor.shap_rows() as usize;
     let client = ctx.client().await?;
 
     // Fresh names per build: H2O appends to a reused AutoML project (h2o-rest.md G6).
@@ -79,8 +86,8 @@ pub async fn run(
         [&train_path, &holdout_path],
         &columns,
         &spec_aml,
-        &holdout_frame,
         &pred_frame,
+        shap_rows,
     )
     .await;
     // Clean up whatever was created, whether training worked or not.
@@ -90,7 +97,7 @@ pub async fn run(
     for frame in [&train_frame, &holdout_frame, &pred_frame] {
         let _ = client.delete(frame, false).await;
     }
-    let (leaderboard, mojo, predictions) = result?;
+    let (leaderboard, mojo, predictions, shap) = result?;
 
     let mut leader = leaderboard
         .rows
@@ -105,6 +112,20 @@ pub async fn run(
     let leaderboard_digest = ctx
         .store
         .put_bytes(&serde_json::to_vec_pretty(&leaderboard)?)?;
+    let mut outputs = super::outputs([
+        ("mojo", mojo_digest.clone()),
+        ("leaderboard", leaderboard_digest),
+        ("predictions", predictions_digest.clone()),
+    ]);
+    if let Some(csv) = &shap.csv {
+        outputs.insert("shap".into(), ctx.store.put_bytes(csv)?);
+    }
+    if let Some(reason) = shap.info["error"].as_str() {
+        ctx.printer.warn(&format!(
+            "SHAP for the {} leader was not computed: {reason}",
+            leader.algo
+        ));
+    }
     if spec.problem != Problem::Regression
         && ctx
             .config
@@ -116,11 +137,7 @@ pub async fn run(
         ctx.printer.warn("DeepLearning is included: AutoML results are not reproducible (h2o docs), so reruns may retrain different models");
     }
     Ok(StepOutput {
-        outputs: super::outputs([
-            ("mojo", mojo_digest.clone()),
-            ("leaderboard", leaderboard_digest),
-            ("predictions", predictions_digest.clone()),
-        ]),
+        outputs,
         output_digests: Some(super::outputs([
             ("mojo", canonical.clone()),
             ("predictions", predictions_digest),
@@ -134,11 +151,127 @@ pub async fn run(
             "mojo": mojo_digest,
             "canonical": canonical,
             "params": params,
+            "shap": shap.info,
         }),
     })
 }
 
-type Trained = (crate::h2o::Leaderboard, Vec<u8>, Vec<u8>);
+type Trained = (crate::h2o::Leaderboard, Vec<u8>, Vec<u8>, Shap);
+
+/// The leader's SHAP contributions (`csv`), and what was done (`info`: `method`, `rows`,
+/// `background_rows`, or `error`).
+pub struct Shap {
+    pub csv: Option<Vec<u8>>,
+    pub info: Value,
+}
+
+/// How H2O explains an algorithm (DESIGN.md §4, h2o-rest.md G12): TreeSHAP for tree models;
+/// GLM, DeepLearning and StackedEnsemble need a background frame, StackedEnsemble also the
+/// `Compact` output. `(method, needs background, compact)`.
+pub fn shap_method(algo: &str) -> (&'static str, bool, bool) {
+    match algo.to_ascii_lowercase().as_str() {
+        "gbm" | "drf" | "xrt" | "xgboost" => ("TreeSHAP", false, false),
+        "stackedensemble" => ("background-frame SHAP, Compact output", true, true),
+        _ => ("background-frame SHAP", true, false),
+    }
+}
+
+/// The header and at most `n` records of a CSV, evenly spaced over the file (deterministic).
+pub fn sample_csv(bytes: &[u8], n: usize) -> Result<(Vec<u8>, usize)> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(bytes);
+    let header = rdr.byte_headers()?.clone();
+    let records: Vec<csv::ByteRecord> = rdr.byte_records().collect::<Result<_, _>>()?;
+    let step = (records.len() as f64 / n.max(1) as f64).max(1.0);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_byte_record(&header)?;
+    let mut taken = 0;
+    let mut i = 0.0f64;
+    while (i as usize) < records.len() && taken < n {
+        w.write_byte_record(&records[i as usize])?;
+        taken += 1;
+        i += step;
+    }
+    Ok((w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?, taken))
+}
+
+/// Background rows for GLM/DeepLearning/StackedEnsemble SHAP (cost grows with rows × this).
+const SHAP_BACKGROUND_ROWS: usize = 100;
+
+/// Computes the leader's contributions on a sample of the holdout; never fails.
+async fn shap(
+    client: &Client,
+    leader: &str,
+    algo: &str,
+    files: [&std::path::Path; 2],
+    columns: &[(String, ColumnKind)],
+    tag: &str,
+    rows: usize,
+) -> Shap {
+    if rows == 0 {
+        return Shap {
+            csv: None,
+            info: json!({ "skipped": "monitor.shap_rows = 0" }),
+        };
+    }
+    let (method, needs_background, compact) = shap_method(algo);
+    let rows_frame = format!("{tag}_shap_rows");
+    let bg_frame = format!("{tag}_shap_bg");
+    let out_frame = format!("{tag}_shap");
+    let result: Result<(Vec<u8>, usize, usize)> = async {
+        let dir = tempfile::tempdir()?;
+        let [train_path, holdout_path] = files;
+        let (sample, n) = sample_csv(&std::fs::read(holdout_path)?, rows)?;
+        let sample_path = dir.path().join("shap_rows.csv");
+        std::fs::write(&sample_path, sample)?;
+        client
+            .upload_csv(&sample_path, &rows_frame, columns)
+            .await
+            .context("uploading the SHAP rows")?;
+        let mut background_rows = 0;
+        if needs_background {
+            let (bg, m) = sample_csv(&std::fs::read(train_path)?, SHAP_BACKGROUND_ROWS)?;
+            background_rows = m;
+            let bg_path = dir.path().join("shap_background.csv");
+            std::fs::write(&bg_path, bg)?;
+            client
+                .upload_csv(&bg_path, &bg_frame, columns)
+                .await
+                .context("uploading the SHAP background rows")?;
+        }
+        client
+            .predict_contributions(
+                leader,
+                &rows_frame,
+                &out_frame,
+                needs_background.then_some(bg_frame.as_str()),
+                compact,
+            )
+            .await?;
+        let csv = client.download_frame_csv(&out_frame).await?;
+        Ok((csv, n, background_rows))
+    }
+    .await;
+    for frame in [&rows_frame, &bg_frame, &out_frame] {
+        let _ = client.delete(frame, false).await;
+    }
+    match result {
+        Ok((csv, n, background_rows)) => Shap {
+            csv: Some(csv),
+            info: json!({
+                "method": method,
+                "algo": algo,
+                "rows": n,
+                "background_rows": if needs_background { Some(background_rows) } else { None },
+            }),
+        },
+        Err(e) => Shap {
+            csv: None,
+            info: json!({ "method": method, "algo": algo, "error": format!("{e:#}") }),
+        },
+    }
+}
 
 /// Uploads the `[train, holdout]` files, trains, and fetches the leader's MOJO and predictions.
 async fn train(
@@ -147,10 +280,14 @@ async fn train(
     files: [&std::path::Path; 2],
     columns: &[(String, ColumnKind)],
     spec: &AutoMlSpec,
-    holdout_frame: &str,
     pred_frame: &str,
+    shap_rows: usize,
 ) -> Result<Trained> {
     let [train_path, holdout_path] = files;
+    let holdout_frame = spec
+        .leaderboard_frame
+        .as_deref()
+        .expect("execute always sets the holdout frame");
     client
         .upload_csv(train_path, &spec.training_frame, columns)
         .await
@@ -167,13 +304,12 @@ async fn train(
         .await;
     printer.finish_progress();
     let run = run.context("running AutoML")?;
-    let leader = run
+    let first = run
         .leaderboard
         .rows
         .first()
-        .context("AutoML built no model")?
-        .model_id
-        .clone();
+        .context("AutoML built no model")?;
+    let (leader, algo) = (first.model_id.clone(), first.algo.clone());
     let mojo = client.download_mojo(&leader).await?;
     client
         .predict(&leader, holdout_frame, pred_frame)
@@ -183,7 +319,17 @@ async fn train(
         .download_frame_csv(pred_frame)
         .await
         .context("downloading the holdout predictions")?;
-    Ok((run.leaderboard, mojo, predictions))
+    let shap = shap(
+        client,
+        &leader,
+        &algo,
+        files,
+        columns,
+        &spec.project_name,
+        shap_rows,
+    )
+    .await;
+    Ok((run.leaderboard, mojo, predictions, shap))
 }
 
 fn rand_u32() -> u32 {
@@ -207,4 +353,38 @@ pub fn summary(result: &Value) -> String {
             .unwrap_or_else(|| "?".into()),
         result["models"]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shap_method_follows_the_algorithm() {
+        for algo in ["GBM", "DRF", "XRT", "XGBoost"] {
+            assert_eq!(shap_method(algo), ("TreeSHAP", false, false));
+        }
+        for algo in ["GLM", "DeepLearning"] {
+            assert_eq!(shap_method(algo), ("background-frame SHAP", true, false));
+        }
+        assert!(shap_method("StackedEnsemble").1);
+        assert!(shap_method("StackedEnsemble").2);
+    }
+
+    #[test]
+    fn sample_csv_is_even_and_bounded() {
+        let mut text = String::from("a,b\n");
+        for i in 0..10 {
+            text.push_str(&format!("{i},x\n"));
+        }
+        let (out, n) = sample_csv(text.as_bytes(), 5).unwrap();
+        assert_eq!(n, 5);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "a,b\n0,x\n2,x\n4,x\n6,x\n8,x\n"
+        );
+        let (out, n) = sample_csv(text.as_bytes(), 100).unwrap();
+        assert_eq!(n, 10);
+        assert_eq!(out, text.as_bytes());
+    }
 }

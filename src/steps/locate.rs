@@ -51,8 +51,16 @@ pub fn profile(store: &Store, file: &Path, digest: &str) -> Result<Profile> {
         return Ok(p);
     }
     let profile = table::profile_csv(file)?;
-    write_atomic(&path, &serde_json::to_vec(&profile)?)?;
+    remember_profile(store, digest, &profile)?;
     Ok(profile)
+}
+
+/// Records the profile of the CSV whose digest is `digest` (computed by whoever wrote it), for
+/// [`profile`] to find.
+pub fn remember_profile(store: &Store, digest: &str, profile: &Profile) -> Result<()> {
+    let path = store.root().join("profiles").join(format!("{digest}.json"));
+    write_atomic(&path, &serde_json::to_vec(profile)?)?;
+    Ok(())
 }
 
 pub fn run(store: &Store, source: &Snapshot, profile: &Profile) -> Result<StepOutput> {

@@ -10,6 +10,10 @@
 //! - attempt n ≥ 4: `max_models × 2^(n-1)`, as attempt 3 otherwise, and `nfolds` at least 5.
 //!
 //! Each attempt's params enter its execute key, so a rerun replays all attempts from the cache.
+//!
+//! Escalation: exit 3 with the attempts listed, and the optional `[modify.escalate]` hooks
+//! (`webhook`: JSON POST of [`escalation_report`], three tries 0.5 s / 1 s apart; `command`:
+//! the report on stdin and in `MLBUILD_HOOK_JSON`). A failing hook is a warning, not fatal.
 
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -68,6 +72,7 @@ pub fn run(_ctx: &mut Ctx<'_>, attempts: &[(ActionEntry, ActionEntry)]) -> Resul
                 "metric": m.result["metric"],
                 "value": m.result["value"],
                 "threshold": m.result["threshold"],
+                "baseline": m.result["baseline"]["status"],
             })
         })
         .collect();
@@ -85,6 +90,42 @@ pub fn run(_ctx: &mut Ctx<'_>, attempts: &[(ActionEntry, ActionEntry)]) -> Resul
             "escalated": chosen.is_none(),
         }),
     })
+}
+
+/// The escalation report sent to the `[modify.escalate]` hooks (`docs/monitor.md`).
+pub fn escalation_report(ctx: &Ctx<'_>, entry: &ActionEntry) -> Value {
+    json!({
+        "event": "escalated",
+        "project": ctx.config.project.name.clone().unwrap_or_else(|| {
+            ctx.paths
+                .project
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        }),
+        "run": ctx.run_id,
+        "metric": entry.result["attempts"][0]["metric"],
+        "threshold": entry.result["attempts"][0]["threshold"],
+        "attempts": entry.result["attempts"],
+    })
+}
+
+/// Escalation: runs the `[modify.escalate]` hooks (failures are warnings) and returns the
+/// exit-3 error.
+pub async fn escalate(ctx: &Ctx<'_>, entry: &ActionEntry) -> Diagnostic {
+    let hooks = &ctx.config.modify.escalate;
+    if !hooks.is_empty() {
+        let report = escalation_report(ctx, entry);
+        crate::report::hooks::notify(
+            ctx.printer,
+            "escalation",
+            hooks,
+            &report,
+            &ctx.paths.project,
+        )
+        .await;
+    }
+    escalation_error(entry)
 }
 
 /// The exit-3 error: every attempt missed the threshold.

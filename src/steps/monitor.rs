@@ -1,21 +1,30 @@
 //! Step 6, monitor: judge the leader on the holdout, from stored artifacts only (no JVM).
 //!
-//! The metrics are recomputed by mlbuild from the holdout's true target and the leader's
-//! stored holdout predictions (`metrics`), and compared with `define.threshold` on the primary
-//! metric (`value >= threshold` for auc/aucpr, `value <= threshold` for error metrics). A miss
-//! is a verdict, not an error: it is recorded and cached like any result, and modify decides.
-//! Without a threshold every model passes. The baseline check (scoring the model tagged
-//! `monitor.baseline` on the same holdout) needs the native scorer and is reported as skipped.
+//! - **Metrics**: every metric of the problem type (`metrics::evaluate`), recomputed by mlbuild
+//!   from the holdout's true target and the leader's stored holdout predictions.
+//! - **Threshold**: `define.threshold` on the primary metric (`value >= threshold` for
+//!   auc/aucpr, `value <= threshold` for error metrics); without one every model passes it.
+//! - **Baseline check**: the model tagged `monitor.baseline` (default `production`) is scored
+//!   natively (`crate::mojo`) on the *same* stored holdout, bound by column names, and its
+//!   primary metric computed the same way; the leader must beat it by `monitor.min_improvement`
+//!   in the metric's direction. No such model, its MOJO missing from the store, or a column it
+//!   needs missing from the holdout: the check is skipped, and the report says why.
+//! - **SHAP**: execute's stored contributions summarised as mean |contribution| per feature.
+//!
+//! The verdict is "fail" when the threshold or the baseline check fails. A miss is a verdict,
+//! not an error: it is recorded and cached like any result, and modify decides. The report's
+//! format is documented in `docs/monitor.md`.
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::config::{self, Problem};
 use crate::metrics;
+use crate::mojo::{Mojo, MojoError, Prediction};
 use crate::pipeline::{Ctx, ProblemSpec, StepOutput};
 use crate::store::ActionEntry;
 
-pub fn run(
+pub async fn run(
     ctx: &mut Ctx<'_>,
     prepare: &ActionEntry,
     execute: &ActionEntry,
@@ -27,10 +36,7 @@ pub fn run(
         metrics::read_column(&holdout, &spec.target).context("reading the holdout's target")?;
     let table =
         metrics::read_predictions(&predictions).context("reading the stored predictions")?;
-    let task = match spec.problem {
-        Problem::Regression => metrics::Task::Regression,
-        Problem::Binary | Problem::Multiclass => metrics::Task::classification(&spec.classes)?,
-    };
+    let task = task(spec)?;
     let computed =
         metrics::evaluate(&task, &actual, &table).context("computing holdout metrics")?;
     let value = computed
@@ -38,23 +44,48 @@ pub fn run(
         .with_context(|| format!("metric `{}` was not computed", spec.metric))?;
     let threshold = ctx.config.define.threshold;
     let higher = config::metric_is_higher_better(&spec.metric);
-    let pass = match threshold {
+    let threshold_pass = match threshold {
         None => true,
         Some(t) if higher => value >= t,
         Some(t) => value <= t,
     };
+    let baseline = baseline_check(ctx, &holdout, &actual, &task, spec, value).await;
+    let baseline_pass = baseline["status"] != "fail";
+    let pass = threshold_pass && baseline_pass;
     let verdict = if pass { "pass" } else { "fail" };
+    let shap = match execute.outputs.get("shap") {
+        Some(d) => {
+            let csv = ctx.store.read_verified(d)?;
+            match shap_importance(&csv) {
+                Ok(importance) => json!({
+                    "method": execute.result["shap"]["method"],
+                    "rows": execute.result["shap"]["rows"],
+                    "background_rows": execute.result["shap"]["background_rows"],
+                    "importance": importance,
+                }),
+                Err(e) => json!({ "error": format!("reading the contributions: {e:#}") }),
+            }
+        }
+        None => match execute.result.get("shap") {
+            Some(info) => info.clone(),
+            None => {
+                json!({ "skipped": "execute stored no contributions (it ran before SHAP support)" })
+            }
+        },
+    };
     let report = json!({
         "verdict": verdict,
         "metric": spec.metric,
         "value": value,
         "threshold": threshold,
+        "threshold_pass": threshold_pass,
         "direction": if higher { "higher is better" } else { "lower is better" },
         "metrics": computed.values,
         "nobs": computed.nobs,
         "skipped_rows": computed.skipped,
         "leaderboard_metrics": execute.result["leaderboard_metrics"],
-        "baseline": "skipped: baseline scoring needs the native MOJO scorer (not built yet)",
+        "baseline": baseline,
+        "shap": shap,
     });
     let digest = ctx.store.put_bytes(&serde_json::to_vec_pretty(&report)?)?;
     Ok(StepOutput {
@@ -66,12 +97,205 @@ pub fn run(
             "value": value,
             "threshold": threshold,
             "higher_is_better": higher,
+            "threshold_pass": threshold_pass,
             "metrics": computed.values,
+            "baseline": baseline,
+            "shap": shap,
         }),
     })
 }
 
+fn task(spec: &ProblemSpec) -> Result<metrics::Task> {
+    Ok(match spec.problem {
+        Problem::Regression => metrics::Task::Regression,
+        Problem::Binary | Problem::Multiclass => metrics::Task::classification(&spec.classes)?,
+    })
+}
+
+/// The baseline check, as the report's `baseline` object: `status` is `pass`, `fail` or
+/// `skipped` (with `reason`).
+async fn baseline_check(
+    ctx: &Ctx<'_>,
+    holdout: &[u8],
+    actual: &[Option<String>],
+    task: &metrics::Task,
+    spec: &ProblemSpec,
+    leader_value: f64,
+) -> Value {
+    let tag = &ctx.config.monitor.baseline;
+    let min_improvement = ctx.config.monitor.min_improvement;
+    let skipped = |reason: String, version: Option<&str>| json!({ "status": "skipped", "tag": tag, "version": version, "reason": reason });
+    let version = match ctx.registry.tags().await {
+        Err(e) => return skipped(format!("reading the registry's tags: {e:#}"), None),
+        Ok(tags) => match tags.get(tag) {
+            None => return skipped(format!("no version is tagged `{tag}`"), None),
+            Some(id) => match ctx.registry.get(id).await {
+                Ok(Some(v)) => v,
+                Ok(None) => return skipped(format!("version {id} is not registered"), None),
+                Err(e) => return skipped(format!("reading version {id}: {e:#}"), None),
+            },
+        },
+    };
+    let id = Some(version.id.as_str());
+    let bytes = match ctx.store.read_verified(&version.model) {
+        Ok(b) => b,
+        Err(e) => return skipped(format!("its MOJO is not in the store: {e:#}"), id),
+    };
+    let value = match score_baseline(&bytes, holdout, actual, task, &spec.metric) {
+        Ok(v) => v,
+        Err(BaselineError::Incompatible(missing)) => {
+            return json!({
+                "status": "skipped",
+                "tag": tag,
+                "version": id,
+                "reason": format!(
+                    "incompatible: the baseline needs column{} {} that the holdout lacks",
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+                ),
+                "missing_columns": missing,
+            })
+        }
+        Err(BaselineError::Other(e)) => return skipped(format!("scoring it natively: {e:#}"), id),
+    };
+    let higher = config::metric_is_higher_better(&spec.metric);
+    let improvement = if higher {
+        leader_value - value
+    } else {
+        value - leader_value
+    };
+    // NaN (e.g. auc on one class) never passes. The tolerance absorbs the last-bit differences
+    // between H2O's predictions (the leader's) and the native scorer's (the baseline's), so a
+    // leader identical to its baseline meets `min_improvement = 0`.
+    let pass = improvement >= min_improvement - 1e-9;
+    json!({
+        "status": if pass { "pass" } else { "fail" },
+        "tag": tag,
+        "version": id,
+        "metric": spec.metric,
+        "baseline_value": value,
+        "leader_value": leader_value,
+        "improvement": improvement,
+        "min_improvement": min_improvement,
+    })
+}
+
+#[derive(Debug)]
+pub enum BaselineError {
+    /// The holdout lacks these columns of the baseline's signature.
+    Incompatible(Vec<String>),
+    Other(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for BaselineError {
+    fn from(e: E) -> Self {
+        BaselineError::Other(e.into())
+    }
+}
+
+/// Scores a MOJO natively on a holdout CSV (bound by column names) and returns `metric`.
+pub fn score_baseline(
+    mojo: &[u8],
+    holdout: &[u8],
+    actual: &[Option<String>],
+    task: &metrics::Task,
+    metric: &str,
+) -> Result<f64, BaselineError> {
+    let mojo = Mojo::load(mojo)?;
+    let table = score_csv(&mojo, holdout)?;
+    let m = metrics::evaluate(task, actual, &table)?;
+    m.get(metric)
+        .ok_or_else(|| BaselineError::Other(anyhow::anyhow!("metric `{metric}` was not computed")))
+}
+
+/// The predictions of `mojo` on every row of a CSV, as a table named like H2O's.
+pub fn score_csv(mojo: &Mojo, csv_bytes: &[u8]) -> Result<metrics::PredictionTable, BaselineError> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(csv_bytes);
+    let header: Vec<String> = rdr.headers()?.iter().map(str::to_string).collect();
+    let binding = match mojo.bind(&header) {
+        Ok(b) => b,
+        Err(MojoError::MissingColumns { missing, .. }) => {
+            return Err(BaselineError::Incompatible(missing))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut rows = Vec::new();
+    let mut raw = Vec::new();
+    for rec in rdr.records() {
+        let rec = rec?;
+        let fields: Vec<&str> = rec.iter().collect();
+        binding.encode(&fields, &mut raw)?;
+        let p = mojo.score_encoded(&raw);
+        rows.push(match p {
+            Prediction::Value(v) => vec![v.to_string()],
+            Prediction::Class {
+                label,
+                probabilities,
+            } => {
+                let mut row = vec![mojo
+                    .classes()
+                    .and_then(|c| c.get(label).cloned())
+                    .unwrap_or_default()];
+                row.extend(probabilities.iter().map(|p| p.to_string()));
+                row
+            }
+        });
+    }
+    Ok(metrics::PredictionTable::new(mojo.output_names(), rows)?)
+}
+
+/// Mean |contribution| per feature (the `BiasTerm` column left out), largest first.
+pub fn shap_importance(csv_bytes: &[u8]) -> Result<Vec<(String, f64)>> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(csv_bytes);
+    let header: Vec<String> = rdr.headers()?.iter().map(str::to_string).collect();
+    let mut sums = vec![0.0f64; header.len()];
+    let mut n = 0usize;
+    for rec in rdr.records() {
+        let rec = rec?;
+        for (i, cell) in rec.iter().enumerate().take(header.len()) {
+            if let Ok(v) = cell.trim().parse::<f64>() {
+                if v.is_finite() {
+                    sums[i] += v.abs();
+                }
+            }
+        }
+        n += 1;
+    }
+    anyhow::ensure!(n > 0, "no contribution rows");
+    let mut out: Vec<(String, f64)> = header
+        .into_iter()
+        .zip(sums)
+        .filter(|(name, _)| name != "BiasTerm")
+        .map(|(name, s)| (name, s / n as f64))
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(out)
+}
+
 pub fn summary(result: &Value) -> String {
+    let base = threshold_summary(result);
+    let b = &result["baseline"];
+    match b["status"].as_str() {
+        Some("pass") | Some("fail") => format!(
+            "{base}; {} baseline {} ({:.4}, {:+.4})",
+            if b["status"] == "pass" {
+                "beats"
+            } else {
+                "does not beat"
+            },
+            b["version"].as_str().unwrap_or("?"),
+            b["baseline_value"].as_f64().unwrap_or(f64::NAN),
+            b["improvement"].as_f64().unwrap_or(f64::NAN),
+        ),
+        _ => base,
+    }
+}
+
+fn threshold_summary(result: &Value) -> String {
     let value = result["value"]
         .as_f64()
         .map(|v| format!("{v:.4}"))
@@ -85,12 +309,69 @@ pub fn summary(result: &Value) -> String {
             } else {
                 "≤"
             };
-            let ok = if result["verdict"] == "pass" {
+            // Results recorded before the baseline check have no `threshold_pass`.
+            let met = result.get("threshold_pass").unwrap_or(&result["verdict"]);
+            let ok = if *met == true || *met == "pass" {
                 "meets"
             } else {
                 "misses"
             };
             format!("holdout {metric} {value} {ok} threshold {op} {t}")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/mojo")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn baseline_scores_natively_on_the_holdout_by_column_names() {
+        let holdout = fixture("prostate.in.csv");
+        let actual = metrics::read_column(&holdout, "CAPSULE").unwrap();
+        let task = metrics::Task::classification(["0", "1"]).unwrap();
+        let auc = score_baseline(&fixture("gbm_bin.zip"), &holdout, &actual, &task, "auc").unwrap();
+        assert!(auc > 0.5 && auc <= 1.0, "auc {auc}");
+        // Named like H2O's prediction frame, one row per holdout row.
+        let mojo = Mojo::load(&fixture("gbm_bin.zip")).unwrap();
+        let table = score_csv(&mojo, &holdout).unwrap();
+        assert_eq!(table.columns(), ["predict", "p0", "p1"]);
+        assert_eq!(table.len(), actual.len());
+    }
+
+    #[test]
+    fn a_missing_column_is_incompatible_and_named() {
+        let holdout = fixture("prostate.in.csv");
+        let text = String::from_utf8(holdout)
+            .unwrap()
+            .replace("GLEASON", "GLEASON_X");
+        let actual = metrics::read_column(text.as_bytes(), "CAPSULE").unwrap();
+        let task = metrics::Task::classification(["0", "1"]).unwrap();
+        match score_baseline(
+            &fixture("gbm_bin.zip"),
+            text.as_bytes(),
+            &actual,
+            &task,
+            "auc",
+        ) {
+            Err(BaselineError::Incompatible(missing)) => assert_eq!(missing, ["GLEASON"]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn shap_importance_is_mean_absolute_without_bias() {
+        let csv = b"A,B,BiasTerm\n1,-4,9\n-3,2,9\n";
+        let imp = shap_importance(csv).unwrap();
+        assert_eq!(imp, vec![("B".to_string(), 3.0), ("A".to_string(), 2.0)]);
     }
 }

@@ -88,13 +88,14 @@ pub async fn run(ctx: &mut Ctx<'_>, snapshot: &str, spec: &ProblemSpec) -> Resul
 
     let train = ctx.store.temp_file()?;
     let holdout = ctx.store.temp_file()?;
-    let (train_rows, holdout_rows) = plan.apply(
+    let applied = plan.apply(
         &input,
         &split,
         &fitted,
         &vectors,
         [train.path(), holdout.path()],
     )?;
+    let [train_rows, holdout_rows] = applied.rows;
     if holdout_rows == 0 || train_rows == 0 {
         return Err(Diagnostic::new(format!(
             "the split left {train_rows} training and {holdout_rows} holdout rows"
@@ -102,10 +103,13 @@ pub async fn run(ctx: &mut Ctx<'_>, snapshot: &str, spec: &ProblemSpec) -> Resul
         .hint("use more data or a different `prepare.holdout`")
         .into());
     }
-    let train_digest = crate::store::hash_file(train.path())?;
+    // Hashed and profiled while written: confirm reads the profiles instead of the files.
+    let [train_digest, holdout_digest] = applied.digests;
+    let [train_profile, holdout_profile] = applied.profiles;
     ctx.store.commit(train, &train_digest)?;
-    let holdout_digest = crate::store::hash_file(holdout.path())?;
     ctx.store.commit(holdout, &holdout_digest)?;
+    super::locate::remember_profile(ctx.store, &train_digest, &train_profile)?;
+    super::locate::remember_profile(ctx.store, &holdout_digest, &holdout_profile)?;
     let columns = plan.schema();
     let n_columns = columns.len();
     let schema = ctx

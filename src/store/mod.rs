@@ -12,9 +12,14 @@
 //! never misreads `v1/`. Every write is temp-file-then-rename, so a killed process leaves either
 //! the old file or the new one, never half of one. An action entry is written only after every
 //! blob it names is in the CAS, so a cache hit can trust its outputs with a `stat`.
+//!
+//! A store may carry a [`remote::Remote`] (an HTTP cache behind the local one, see there), and
+//! `cache_cmd` holds `mlbuild cache push | pull | verify | gc`.
 
+pub mod cache_cmd;
 mod lock;
 pub mod lockfile;
+pub mod remote;
 mod stat;
 
 pub use lock::RunLock;
@@ -24,6 +29,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +91,8 @@ pub struct ActionEntry {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// The remote cache behind this store, when one is configured (`run` only).
+    remote: Option<Arc<remote::Remote>>,
 }
 
 impl Store {
@@ -95,7 +103,17 @@ impl Store {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
         }
-        Ok(Store { root })
+        Ok(Store { root, remote: None })
+    }
+
+    /// This store with `remote` behind it.
+    pub fn with_remote(mut self, remote: Option<Arc<remote::Remote>>) -> Store {
+        self.remote = remote;
+        self
+    }
+
+    pub fn remote(&self) -> Option<&remote::Remote> {
+        self.remote.as_deref()
     }
 
     pub fn root(&self) -> &Path {
@@ -264,12 +282,33 @@ pub enum AcLookup {
     OutputMissing(Digest),
 }
 
-/// Hashes a file with blake3 (memory-mapped, multi-threaded for large files).
+/// Hashes a file with blake3: memory-mapped and multi-threaded, one 64 MiB window at a time.
+/// Mapped pages count as resident memory, so mapping a whole 1 GB file at once made the
+/// process 1 GB "resident"; windows keep it bounded at the same speed.
 pub fn hash_file(path: &Path) -> Result<Digest, StoreError> {
+    const WINDOW: u64 = 64 << 20;
     let mut hasher = blake3::Hasher::new();
-    hasher
-        .update_mmap_rayon(path)
-        .map_err(io_err("hash", path))?;
+    let file = fs::File::open(path).map_err(io_err("hash", path))?;
+    let len = file.metadata().map_err(io_err("hash", path))?.len();
+    if len < 1 << 20 {
+        hasher.update_reader(&file).map_err(io_err("hash", path))?;
+    } else {
+        let mut offset = 0;
+        while offset < len {
+            let n = (len - offset).min(WINDOW);
+            // SAFETY: as with any map of a file, a concurrent truncation would fault; the
+            // store's blobs are read-only and user files are hashed as `update_mmap_rayon` did.
+            let map = unsafe {
+                memmap2::MmapOptions::new()
+                    .offset(offset)
+                    .len(n as usize)
+                    .map(&file)
+            }
+            .map_err(io_err("hash", path))?;
+            hasher.update_rayon(&map);
+            offset += n;
+        }
+    }
     Ok(hasher.finalize().to_hex().to_string())
 }
 

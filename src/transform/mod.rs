@@ -20,6 +20,7 @@
 //! pass writes `train` and `holdout`.
 
 pub mod expr;
+pub mod replay;
 pub mod text;
 
 use std::collections::{BTreeMap, HashMap};
@@ -429,6 +430,17 @@ impl Plan {
             writers.push(w);
         }
         let mut doc_counts = vec![0u64; docs.len()];
+        if self.impute.is_empty() && self.text.is_empty() {
+            // Nothing to fit: no pass over the data (`train_rows` is only informative).
+            for (w, path) in writers.into_iter().zip(docs) {
+                table::finish(path, w)?;
+            }
+            return Ok(Fitted {
+                impute: Vec::new(),
+                train_rows: 0,
+                documents: doc_counts,
+            });
+        }
         let (mut rdr, _) = table::open(input)?;
         let mut record = csv::StringRecord::new();
         let mut index = 0u64;
@@ -445,7 +457,7 @@ impl Plan {
                 if is_missing(field) {
                     continue;
                 }
-                let f = field.trim();
+                let f = table::trim(field);
                 match a {
                     Acc::Mean(sum, n) => {
                         if let Ok(x) = f.parse::<f64>() {
@@ -545,11 +557,15 @@ impl Plan {
         fitted: &Fitted,
         vectors: &[text::Vectors],
         out: [&Path; 2],
-    ) -> Result<(u64, u64)> {
+    ) -> Result<Applied> {
         let [train_path, holdout_path] = out;
-        let mut w_train = table::create(train_path)?;
-        let mut w_hold = table::create(holdout_path)?;
+        let mut w_train = table::create_hashed(train_path)?;
+        let mut w_hold = table::create_hashed(holdout_path)?;
         let header: Vec<String> = self.schema().into_iter().map(|(n, _)| n).collect();
+        // The outputs are profiled as they are written (the fields read back the same), so
+        // confirm need not read them again.
+        let mut p_train = table::Profiler::new(header.len());
+        let mut p_hold = table::Profiler::new(header.len());
         w_train
             .write_record(&header)
             .map_err(table::write_err(train_path))?;
@@ -565,7 +581,7 @@ impl Plan {
         let mut record = csv::StringRecord::new();
         let mut index = 0u64;
         let (mut n_train, mut n_hold) = (0u64, 0u64);
-        let mut row: Vec<String> = Vec::with_capacity(header.len());
+        let mut row: Vec<String> = vec![String::new(); self.outputs.len()];
         let mut stage: Vec<String> = vec![String::new(); self.stage.len()];
         while table::next_record(input, &mut rdr, &mut record)? {
             let i = index;
@@ -577,7 +593,7 @@ impl Plan {
                 let field = record.get(c.source).unwrap_or("");
                 s.clear();
                 if !is_missing(field) {
-                    s.push_str(field.trim());
+                    s.push_str(table::trim(field));
                 } else if let Some(v) = fill[j] {
                     s.push_str(v);
                 }
@@ -588,39 +604,56 @@ impl Plan {
                 .zip(vectors)
                 .map(|((c, _), v)| v.average(&stage[*c]))
                 .collect();
-            row.clear();
-            for o in &self.outputs {
-                row.push(match o {
-                    Out::Stage(c) => stage[*c].clone(),
-                    Out::Derived(j) => self.derive[*j]
-                        .expr
-                        .eval(&|c| stage[c].parse::<f64>().ok())
-                        .map(format_number)
-                        .unwrap_or_default(),
-                    Out::Word2Vec(k, d) => averages[*k]
-                        .as_ref()
-                        .map(|v| text::format_feature(v[*d]))
-                        .unwrap_or_default(),
-                });
+            // Each output field's buffer is reused from row to row.
+            for (o, out) in self.outputs.iter().zip(row.iter_mut()) {
+                out.clear();
+                match o {
+                    Out::Stage(c) => out.push_str(&stage[*c]),
+                    Out::Derived(j) => {
+                        if let Some(x) =
+                            self.derive[*j].expr.eval(&|c| stage[c].parse::<f64>().ok())
+                        {
+                            out.push_str(&format_number(x));
+                        }
+                    }
+                    Out::Word2Vec(k, d) => {
+                        if let Some(v) = averages[*k].as_ref() {
+                            out.push_str(&text::format_feature(v[*d]));
+                        }
+                    }
+                }
             }
-            match side {
+            let profiler = match side {
                 Side::Train => {
                     w_train
                         .write_record(&row)
                         .map_err(table::write_err(train_path))?;
                     n_train += 1;
+                    &mut p_train
                 }
                 Side::Holdout => {
                     w_hold
                         .write_record(&row)
                         .map_err(table::write_err(holdout_path))?;
                     n_hold += 1;
+                    &mut p_hold
                 }
+            };
+            profiler.row();
+            for (j, f) in row.iter().enumerate() {
+                profiler.field(j, f);
             }
         }
-        table::finish(train_path, w_train)?;
-        table::finish(holdout_path, w_hold)?;
-        Ok((n_train, n_hold))
+        let train_digest = table::finish_hashed(train_path, w_train)?;
+        let holdout_digest = table::finish_hashed(holdout_path, w_hold)?;
+        Ok(Applied {
+            rows: [n_train, n_hold],
+            digests: [train_digest, holdout_digest],
+            profiles: [
+                p_train.finish(header.iter().map(|h| h.trim().to_string()).collect()),
+                p_hold.finish(header.iter().map(|h| h.trim().to_string()).collect()),
+            ],
+        })
     }
 
     /// The manifest of the whole transform, in order (`transform.json`). `artifacts` names the
@@ -706,6 +739,14 @@ pub struct Fitted {
     pub train_rows: u64,
     /// Training documents per text column.
     pub documents: Vec<u64>,
+}
+
+/// What [`Plan::apply`] wrote: rows, blake3 digests and profiles of `train` and `holdout`.
+#[derive(Debug)]
+pub struct Applied {
+    pub rows: [u64; 2],
+    pub digests: [String; 2],
+    pub profiles: [table::Profile; 2],
 }
 
 /// `transform.json`: everything `predict`/`serve` need to prepare a row as training did.

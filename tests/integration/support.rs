@@ -166,6 +166,9 @@ impl Project {
             .env_remove("MLBUILD_CACHE_DIR")
             .env_remove("MLBUILD_STATE_URL")
             .env_remove("MLBUILD_H2O_JAR")
+            .env_remove("MLBUILD_REMOTE_CACHE")
+            .env_remove("MLBUILD_REMOTE_TOKEN")
+            .env_remove("MLBUILD_REMOTE_READ_ONLY")
             .env("MLBUILD_NO_PROGRESS", "1")
             .env("NO_COLOR", "1");
         cmd

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# The data path (locate + prepare + confirm) beside H2O's own import + parse of the same file.
+#
+#   bash benches/data_path.sh
+#
+# For each size, in one run:
+#   (a) H2O 3.46.0.11: ImportFiles + ParseSetup + Parse of the CSV, timed from the import request
+#       to the parse job's DONE (benches/h2o_parse.py), BENCH_RUNS rounds, on one node started
+#       here (`java -Xmx4g -jar h2o.jar …`) and shut down before (b);
+#   (b) `mlbuild run confirm --json` on a fresh project (cold: the source hashed and profiled,
+#       snapshot, split + transform, gate; no H2O, checked: `h2o_started: false`), under
+#       /usr/bin/time -v for wall time and max RSS, BENCH_RUNS rounds, the project (and so its
+#       cache) recreated before each;
+#   (c) the ratio of the medians.
+#
+# Everything generated lives under $BENCH_DIR (default /tmp/mlbuild-bench), never in the repo:
+#   data/raw-*-seed1.csv      the CSV files (benches/gen_data.py; shared with dvc_compare.sh)
+#   bin/mlbuild               the binary measured (copied, so a rebuild cannot swap it mid-run)
+#   datapath/SIZE             the project of the last round
+#   results/datapath/         h2o-*.json, time-*.txt, events-*.jsonl, env.txt, summary.md
+#
+# Knobs:
+#   BENCH_DIR           work dir (default /tmp/mlbuild-bench)
+#   BENCH_SIZES         "1m 1gb" (default); 1m = ~1,000,000 rows (105 MB), 1gb = 9,489,962 rows;
+#                       also 10mb, 100mb
+#   BENCH_RUNS          rounds per measure (default 3)
+#   BENCH_NO_BUILD=1    use the existing target/release/mlbuild without `cargo build --release`
+#   BENCH_NO_H2O=1      skip (a) (mlbuild only; the ratio column is left empty)
+#   H2O_JAR             default ~/.cache/mlbuild/h2o/3.46.0.11/h2o.jar
+#   H2O_PORT            default 54720 (uses PORT and PORT+1)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH_DIR=${BENCH_DIR:-/tmp/mlbuild-bench}
+SIZES=${BENCH_SIZES:-1m 1gb}
+RUNS=${BENCH_RUNS:-3}
+SEED=1
+H2O_JAR=${H2O_JAR:-$HOME/.cache/mlbuild/h2o/3.46.0.11/h2o.jar}
+H2O_PORT=${H2O_PORT:-54720}
+
+log() { printf '[data_path %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+mkdir -p "$BENCH_DIR"/{data,bin,datapath,results/datapath}
+BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
+RESULTS=$BENCH_DIR/results/datapath
+[ -x /usr/bin/time ] || die "/usr/bin/time is missing (apt-get install time)"
+
+# ---------------------------------------------------------------- binary
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+if [ -z "${BENCH_NO_BUILD:-}" ]; then
+    log "cargo build --release"
+    (cd "$ROOT" && cargo build --release --bin mlbuild)
+fi
+cp -f "$TARGET_DIR/release/mlbuild" "$BENCH_DIR/bin/mlbuild.tmp"
+mv -f "$BENCH_DIR/bin/mlbuild.tmp" "$BENCH_DIR/bin/mlbuild"
+MLBUILD=$BENCH_DIR/bin/mlbuild
+
+# ---------------------------------------------------------------- data
+bytes_of() {
+    case $1 in
+        10mb) echo 10000000 ;; 100mb) echo 100000000 ;; 1gb) echo 1000000000 ;;
+        1m) echo 105370000 ;; # gen_data.py writes ~105.37 bytes a row: 1,000,000 rows
+        *) die "unknown size $1 (1m, 10mb, 100mb, 1gb)" ;;
+    esac
+}
+file_of() { echo "$BENCH_DIR/data/raw-$1-seed$SEED.csv"; }
+for size in $SIZES; do
+    f=$(file_of "$size")
+    if [ ! -f "$f" ]; then
+        log "generating $f"
+        python3 "$ROOT/benches/gen_data.py" --bytes "$(bytes_of "$size")" --seed "$SEED" --out "$f"
+    fi
+done
+
+{
+    echo "date: $(date -u +%FT%TZ)"
+    echo "host: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+    echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "java: $(java -version 2>&1 | head -1)"
+    echo "h2o: $H2O_JAR"
+    echo "mlbuild: $(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- src || echo ' + uncommitted changes')"
+    echo "rustc: $(rustc --version)"
+    echo "filesystem: $(df -T "$BENCH_DIR" | awk 'NR==2 {print $2}')"
+    for size in $SIZES; do
+        f=$(file_of "$size")
+        echo "data $size: $(stat -c %s "$f") bytes, $(($(wc -l <"$f") - 1)) rows"
+    done
+} >"$RESULTS/env.txt"
+cat "$RESULTS/env.txt" >&2
+# Warm the page cache: both sides then read from memory.
+for size in $SIZES; do cat "$(file_of "$size")" >/dev/null; done
+
+# ---------------------------------------------------------------- (a) H2O
+if [ -z "${BENCH_NO_H2O:-}" ]; then
+    [ -f "$H2O_JAR" ] || die "no H2O jar at $H2O_JAR (an mlbuild run downloads it)"
+    log "starting H2O on port $H2O_PORT"
+    h2o_log=$RESULTS/h2o-node.log
+    java -Xmx4g -jar "$H2O_JAR" -ip 127.0.0.1 -web_ip 127.0.0.1 -port "$H2O_PORT" -name bench \
+        >"$h2o_log" 2>&1 &
+    H2O_PID=$!
+    trap 'kill $H2O_PID 2>/dev/null || true' EXIT
+    for _ in $(seq 600); do
+        curl -sf "http://127.0.0.1:$H2O_PORT/3/Cloud" | grep -q '"cloud_healthy":true' && break
+        kill -0 $H2O_PID 2>/dev/null || die "H2O exited (see $h2o_log)"
+        sleep 0.2
+    done
+    files=()
+    for size in $SIZES; do files+=("$(file_of "$size")"); done
+    python3 "$ROOT/benches/h2o_parse.py" --url "http://127.0.0.1:$H2O_PORT" --runs "$RUNS" \
+        --out "$RESULTS/h2o.json" "${files[@]}"
+    curl -s -X POST "http://127.0.0.1:$H2O_PORT/3/Shutdown" >/dev/null || true
+    for _ in $(seq 100); do kill -0 $H2O_PID 2>/dev/null || break; sleep 0.1; done
+    kill $H2O_PID 2>/dev/null || true
+    trap - EXIT
+fi
+
+# ---------------------------------------------------------------- (b) mlbuild
+setup_project() { # DIR DATA
+    local d=$1 data=$2
+    rm -rf "$d" && mkdir -p "$d/data"
+    ln -f "$data" "$d/data/raw.csv" 2>/dev/null || cp "$data" "$d/data/raw.csv"
+    cat >"$d/ml.toml" <<EOF
+# Written by benches/data_path.sh.
+[project]
+name = "bench"
+
+[define]
+target = "label"
+problem = "binary"
+metric = "auc"
+
+[locate]
+path = "data/raw.csv"
+
+[prepare]
+types = { label = "enum" }
+holdout = 0.2
+seed = 7
+impute = { num_0 = "median", num_1 = "mean", cat_0 = "mode" }
+
+[confirm]
+min_rows = 100
+max_null_fraction = 0.25
+EOF
+}
+
+for size in $SIZES; do
+    data=$(file_of "$size")
+    d=$BENCH_DIR/datapath/$size
+    for r in $(seq "$RUNS"); do
+        setup_project "$d" "$data"
+        sync -f "$d" 2>/dev/null || true
+        /usr/bin/time -v -o "$RESULTS/time-$size-$r.txt" \
+            "$MLBUILD" -C "$d" run confirm --json >"$RESULTS/events-$size-$r.jsonl" \
+            2>"$RESULTS/log-$size-$r.txt" || die "mlbuild failed (see $RESULTS/log-$size-$r.txt)"
+        grep -q '"h2o_started":false' "$RESULTS/events-$size-$r.jsonl" \
+            || die "H2O was started in round $r of $size (see $RESULTS/events-$size-$r.jsonl)"
+        log "mlbuild $size round $r: $(grep -E 'Elapsed|Maximum resident' "$RESULTS/time-$size-$r.txt" | sed 's/^\s*//' | tr '\n' ' ')"
+    done
+done
+
+# ---------------------------------------------------------------- (c) summary
+python3 - "$RESULTS" "$RUNS" "$SIZES" "$BENCH_DIR" <<'PY'
+import json, os, re, statistics, sys
+results, runs, sizes, bench = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4]
+h2o = {}
+if os.path.exists(os.path.join(results, "h2o.json")):
+    h2o = json.load(open(os.path.join(results, "h2o.json")))
+
+def wall(text):
+    m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", text)
+    return int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+
+def rss(text):
+    return int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1)) / 1024
+
+rows = []
+for size in sizes:
+    f = os.path.join(bench, "data", "raw-%s-seed1.csv" % size)
+    nbytes = os.path.getsize(f)
+    t = [open(os.path.join(results, "time-%s-%d.txt" % (size, r))).read() for r in range(1, runs + 1)]
+    walls, rsss = [wall(x) for x in t], [rss(x) for x in t]
+    steps = {}
+    for r in range(1, runs + 1):
+        for line in open(os.path.join(results, "events-%s-%d.jsonl" % (size, r))):
+            e = json.loads(line)
+            if e.get("event") == "step" and "duration_ms" in e:
+                steps.setdefault(e["step"], []).append(e["duration_ms"] / 1000)
+    h = h2o.get(f)
+    hm = statistics.median(h["seconds"]) if h else None
+    m = statistics.median(walls)
+    rows.append((size, nbytes, h, hm, walls, m, rsss, steps))
+
+out = ["| data | H2O import + parse (median) | mlbuild locate + prepare + confirm (median) | mlbuild ÷ H2O | goal ≤ 0.1 | max RSS (median, max) | goal ≤ 256 MB |",
+       "|---|---:|---:|---:|:---:|---:|:---:|"]
+for size, nbytes, h, hm, walls, m, rsss, steps in rows:
+    label = "%s: %s rows, %.0f MB" % (size, "{:,}".format(h["rows"]) if h else "?", nbytes / 1e6)
+    ratio = m / hm if hm else None
+    out.append("| %s | %s | %.2f s (%s) | %s | %s | %.0f MB (%.0f) | %s |" % (
+        label,
+        "%.2f s (%s)" % (hm, ", ".join("%.2f" % x for x in h["seconds"])) if h else "–",
+        m, ", ".join("%.2f" % x for x in walls),
+        "%.3f" % ratio if ratio else "–",
+        ("met" if ratio <= 0.1 else "not met") if ratio else "–",
+        statistics.median(rsss), max(rsss),
+        "met" if max(rsss) <= 256 else "not met"))
+out.append("")
+out.append("Steps (median seconds, from `--json`): " + "; ".join(
+    "%s: %s" % (size, ", ".join("%s %.2f" % (k, statistics.median(v)) for k, v in steps.items()))
+    for size, _, _, _, _, _, _, steps in rows))
+text = "\n".join(out) + "\n"
+open(os.path.join(results, "summary.md"), "w").write(text)
+print(text)
+PY

@@ -1,0 +1,483 @@
+//! `mlbuild predict`: score a CSV with a registered model (a tag or a version id) or a MOJO
+//! file, natively (see [`crate::mojo`]), the way the model was trained.
+//!
+//! A registered version whose provenance records a prepare `transform` gets it replayed on
+//! every row first ([`crate::transform::replay`]): renames, imputation with the fitted values,
+//! derived columns, Word2Vec features. So a row is given in the *data's* columns, as the
+//! pipeline's source has them. A MOJO file is scored as is (its inputs are the prepared
+//! columns), unless its bytes are a registered version of this project, which then applies.
+//!
+//! The output has exactly `PredictCsv`'s header (`predict`, then one column per class) and
+//! numbers in Rust's shortest round-trip form with Java's spelling of integral values (`1.0`)
+//! and infinities: every value reads back to the same double. Rows stream through (memory is
+//! one row). An input without a column the model needs is refused before any row is scored,
+//! naming the missing columns and the model's input signature.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::error::Diagnostic;
+use crate::mojo::{ColumnKind, Mojo, Prediction, ScoreError, Value};
+use crate::project::Paths;
+use crate::registry::{Registry, Version};
+use crate::store::Store;
+use crate::transform::replay::Replay;
+use crate::transform::Manifest;
+
+/// A loaded model with its input preparation: what `predict` and `serve` score with.
+#[derive(Debug)]
+pub struct Scorer {
+    pub mojo: Mojo,
+    replay: Option<Replay>,
+    /// The registered version, when the model came from the registry.
+    pub version: Option<String>,
+    /// The columns a row is given in: the transform's inputs, or the model's signature.
+    inputs: Vec<String>,
+    /// Indices into `inputs` a row must have.
+    required: Vec<usize>,
+    /// Per signature column: its index in the prepared row (or in `inputs` without replay).
+    sources: Vec<usize>,
+}
+
+/// Reusable per-thread buffers for [`Scorer::score`].
+#[derive(Debug, Default)]
+pub struct Scratch {
+    stage: Vec<String>,
+    prepared: Vec<String>,
+    raw: Vec<f64>,
+}
+
+/// A model picked by `--model`.
+#[derive(Debug)]
+pub struct Resolved {
+    pub bytes: Vec<u8>,
+    pub version: Option<Version>,
+    /// The transform, when the version records one.
+    pub replay: Option<Replay>,
+}
+
+impl Scorer {
+    pub fn new(mojo: Mojo, replay: Option<Replay>, version: Option<String>) -> Result<Scorer> {
+        let signature: Vec<&str> = mojo.signature().iter().map(|c| c.name.as_str()).collect();
+        let (inputs, required, sources) = match &replay {
+            None => {
+                let inputs: Vec<String> = signature.iter().map(|s| s.to_string()).collect();
+                let all: Vec<usize> = (0..inputs.len()).collect();
+                (inputs, all.clone(), all)
+            }
+            Some(r) => {
+                let outputs = r.output_names();
+                let mut required = Vec::new();
+                let mut sources = Vec::new();
+                for name in &signature {
+                    let at = outputs.iter().position(|o| o == name).with_context(|| {
+                        format!("the model uses column `{name}`, which the version's transform does not make")
+                    })?;
+                    sources.push(at);
+                    required.extend(r.needed(name).unwrap_or_default());
+                }
+                required.sort_unstable();
+                required.dedup();
+                (r.input_columns().to_vec(), required, sources)
+            }
+        };
+        Ok(Scorer {
+            mojo,
+            replay,
+            version,
+            inputs,
+            required,
+            sources,
+        })
+    }
+
+    /// Loads the model `--model` names; see [`resolve`].
+    pub async fn open(dir: &Path, model: &str) -> Result<Scorer> {
+        let r = resolve(dir, model).await?;
+        let mojo = Mojo::load(&r.bytes).context("loading the MOJO")?;
+        Scorer::new(mojo, r.replay, r.version.map(|v| v.id))
+    }
+
+    /// The columns a row is given in, in order.
+    pub fn inputs(&self) -> &[String] {
+        &self.inputs
+    }
+
+    /// The columns a row must have (the others may be absent).
+    pub fn required(&self) -> Vec<&str> {
+        self.required
+            .iter()
+            .map(|&i| self.inputs[i].as_str())
+            .collect()
+    }
+
+    pub fn is_required(&self, input: usize) -> bool {
+        self.required.binary_search(&input).is_ok()
+    }
+
+    /// The input signature for messages: `name (type)` per required column.
+    pub fn signature_text(&self) -> String {
+        let sig = self.mojo.signature();
+        self.required
+            .iter()
+            .map(|&i| {
+                let name = &self.inputs[i];
+                let kind = match &self.replay {
+                    None => Some(&sig[i].kind),
+                    Some(_) => sig.iter().find(|c| &c.name == name).map(|c| &c.kind),
+                };
+                match kind {
+                    Some(ColumnKind::Numeric) => format!("`{name}` (numeric)"),
+                    Some(ColumnKind::Categorical(levels)) => {
+                        let shown: Vec<&str> = levels.iter().take(6).map(String::as_str).collect();
+                        let more = if levels.len() > 6 { ", …" } else { "" };
+                        format!("`{name}` (categorical: {}{more})", shown.join(", "))
+                    }
+                    None => format!("`{name}` (transformed)"),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Which field of a header feeds each input (`None`: absent), or an error naming the
+    /// required columns the header lacks.
+    pub fn bind<S: AsRef<str>>(&self, header: &[S]) -> Result<Vec<Option<usize>>> {
+        let fields: Vec<Option<usize>> = self
+            .inputs
+            .iter()
+            .map(|name| header.iter().position(|h| h.as_ref() == name))
+            .collect();
+        let missing: Vec<String> = self
+            .required
+            .iter()
+            .filter(|&&i| fields[i].is_none())
+            .map(|&i| format!("`{}`", self.inputs[i]))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Diagnostic::new(format!(
+                "the input has no column {}; the model needs: {}",
+                missing.join(", "),
+                self.signature_text()
+            ))
+            .hint("add the missing columns (an empty field is a missing value)")
+            .into());
+        }
+        Ok(fields)
+    }
+
+    /// Scores one row given in [`Scorer::inputs`] order (`""` for an absent field).
+    pub fn score<S: AsRef<str>>(
+        &self,
+        row: &[S],
+        scratch: &mut Scratch,
+    ) -> Result<Prediction, ScoreError> {
+        let Scratch {
+            stage,
+            prepared,
+            raw,
+        } = scratch;
+        let cells: Vec<&str> = match &self.replay {
+            Some(r) => {
+                r.apply(row, stage, prepared);
+                self.sources.iter().map(|&i| prepared[i].as_str()).collect()
+            }
+            None => self
+                .sources
+                .iter()
+                .map(|&i| row.get(i).map_or("", |s| s.as_ref()))
+                .collect(),
+        };
+        let values: Vec<Value> = cells.iter().map(|c| cell(c)).collect();
+        self.mojo.encode(&values, raw)?;
+        Ok(self.mojo.score_encoded(raw))
+    }
+}
+
+/// A CSV field as genmodel reads it: `""`, `NA`, `N/A` and `-` are missing.
+fn cell(s: &str) -> Value<'_> {
+    match s.trim() {
+        "" | "NA" | "N/A" | "-" => Value::Missing,
+        _ => Value::Text(s),
+    }
+}
+
+/// A double in its shortest round-trip form, integral values and infinities spelled as Java's
+/// `Double.toString` spells them (`1.0`, `Infinity`), very small and large ones in exponent
+/// form (`1e-7`).
+pub fn format_double(x: f64) -> String {
+    if x.is_infinite() {
+        return if x > 0.0 { "Infinity" } else { "-Infinity" }.to_string();
+    }
+    format!("{x:?}")
+}
+
+/// Picks the model: `model` is a tag, a version id, or a MOJO file.
+pub async fn resolve(dir: &Path, model: &str) -> Result<Resolved> {
+    let paths = Paths::resolve(dir);
+    let file = PathBuf::from(model);
+    let is_file = model.ends_with(".zip") || file.is_file();
+    let has_registry =
+        paths.project.join("ml.toml").is_file() || std::env::var_os("MLBUILD_STATE_URL").is_some();
+    if is_file {
+        let bytes =
+            std::fs::read(&file).with_context(|| format!("reading `{}`", file.display()))?;
+        // A file that is a registered version of this project gets its transform.
+        if has_registry {
+            let digest = blake3::hash(&bytes).to_hex().to_string();
+            let reg = open_registry(&paths).await?;
+            let found = reg
+                .versions()
+                .await?
+                .into_iter()
+                .find(|v| v.model == digest);
+            if let Some(version) = found {
+                let replay = load_replay(&paths, &version)?;
+                return Ok(Resolved {
+                    bytes,
+                    version: Some(version),
+                    replay,
+                });
+            }
+        }
+        return Ok(Resolved {
+            bytes,
+            version: None,
+            replay: None,
+        });
+    }
+    if !has_registry {
+        return Err(Diagnostic::new(format!(
+            "`{model}` is not a file, and there is no project here to look it up in"
+        ))
+        .hint("pass a MOJO file, or run in (or `-C`) a project directory to use a tag or version")
+        .into());
+    }
+    let reg = open_registry(&paths).await?;
+    let version = lookup(&reg, model).await?;
+    load_version(&paths, version)
+}
+
+async fn open_registry(paths: &Paths) -> Result<Registry> {
+    std::fs::create_dir_all(&paths.cache)
+        .with_context(|| format!("creating `{}`", paths.cache.display()))?;
+    Ok(Registry::open(&paths.state_url).await?)
+}
+
+/// A tag's version, else the version with that id.
+pub async fn lookup(reg: &Registry, model: &str) -> Result<Version> {
+    let tags = reg.tags().await?;
+    let id = tags
+        .get(model)
+        .cloned()
+        .unwrap_or_else(|| model.to_string());
+    match reg.get(&id).await? {
+        Some(v) => Ok(v),
+        None => {
+            let names: Vec<&str> = tags.keys().map(String::as_str).collect();
+            Err(
+                Diagnostic::new(format!("`{model}` is not a tag, a version or a file"))
+                    .hint(if names.is_empty() {
+                        "no tag is set yet: run `mlbuild run`, or see `mlbuild versions`"
+                            .to_string()
+                    } else {
+                        format!("tags: {}; versions: `mlbuild versions`", names.join(", "))
+                    })
+                    .into(),
+            )
+        }
+    }
+}
+
+/// Reads a version's MOJO and transform from the project's store.
+pub fn load_version(paths: &Paths, version: Version) -> Result<Resolved> {
+    let store = Store::open(&paths.cache)?;
+    let bytes = store
+        .read_verified(&version.model)
+        .with_context(|| format!("reading the MOJO of version {}", version.id))?;
+    let replay = load_replay(paths, &version)?;
+    Ok(Resolved {
+        bytes,
+        version: Some(version),
+        replay,
+    })
+}
+
+fn load_replay(paths: &Paths, version: &Version) -> Result<Option<Replay>> {
+    let Some(digest) = version.provenance["transform"].as_str() else {
+        return Ok(None);
+    };
+    let store = Store::open(&paths.cache)?;
+    let context = || format!("reading the transform of version {}", version.id);
+    let bytes = store.read_verified(digest).with_context(context)?;
+    let manifest: Manifest = serde_json::from_slice(&bytes).with_context(context)?;
+    let replay = Replay::new(&manifest, |d| Ok(store.read_verified(d)?)).with_context(context)?;
+    Ok(Some(replay))
+}
+
+/// What `predict` did.
+#[derive(Debug)]
+pub struct Summary {
+    pub rows: u64,
+    pub version: Option<String>,
+}
+
+/// Scores `input` (a CSV with a header) into `out`, streaming.
+pub fn predict_csv(scorer: &Scorer, input: &Path, out: impl Write) -> Result<Summary> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_path(input)
+        .with_context(|| format!("opening `{}`", input.display()))?;
+    let header: Vec<String> = rdr
+        .headers()
+        .with_context(|| format!("reading the header of `{}`", input.display()))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    let fields = scorer
+        .bind(&header)
+        .with_context(|| format!("`{}` cannot be scored", input.display()))?;
+    let mut w = csv::WriterBuilder::new().from_writer(out);
+    let write_err = |e: csv::Error| anyhow::anyhow!("writing the predictions: {e}");
+    w.write_record(scorer.mojo.output_names())
+        .map_err(write_err)?;
+    let classes = scorer
+        .mojo
+        .classes()
+        .map(<[String]>::to_vec)
+        .unwrap_or_default();
+    let mut record = csv::StringRecord::new();
+    let mut scratch = Scratch::default();
+    let mut line: Vec<String> = Vec::new();
+    let mut rows = 0u64;
+    while rdr
+        .read_record(&mut record)
+        .with_context(|| format!("reading `{}`", input.display()))?
+    {
+        rows += 1;
+        let row: Vec<&str> = fields
+            .iter()
+            .map(|f| f.and_then(|i| record.get(i)).unwrap_or(""))
+            .collect();
+        let p = scorer.score(&row, &mut scratch).with_context(|| {
+            format!(
+                "`{}`, line {}",
+                input.display(),
+                record.position().map_or(0, |p| p.line())
+            )
+        })?;
+        line.clear();
+        match p {
+            Prediction::Class {
+                label,
+                probabilities,
+            } => {
+                line.push(classes.get(label).cloned().unwrap_or_default());
+                line.extend(probabilities.iter().map(|&x| format_double(x)));
+            }
+            Prediction::Value(v) => line.push(format_double(v)),
+        }
+        w.write_record(&line).map_err(write_err)?;
+    }
+    w.flush().context("writing the predictions")?;
+    Ok(Summary {
+        rows,
+        version: scorer.version.clone(),
+    })
+}
+
+/// `mlbuild predict`.
+pub async fn command(
+    dir: &Path,
+    printer: &crate::report::Printer,
+    model: &str,
+    input: &Path,
+    output: Option<&Path>,
+) -> Result<crate::error::Exit> {
+    let scorer = Scorer::open(dir, model).await?;
+    let summary = match output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("creating `{}`", path.display()))?;
+            predict_csv(&scorer, input, std::io::BufWriter::new(file))?
+        }
+        None => predict_csv(&scorer, input, std::io::stdout().lock())?,
+    };
+    printer.status(
+        "Predicted",
+        &format!(
+            "{} rows with {}",
+            summary.rows,
+            summary.version.as_deref().unwrap_or(model)
+        ),
+    );
+    Ok(crate::error::Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_read_back_exactly() {
+        for x in [
+            0.1,
+            1.0,
+            65.0,
+            1e-7,
+            0.30306544792219523,
+            1e300,
+            -2.5e-300,
+            f64::MIN_POSITIVE,
+            5e-324,
+        ] {
+            let s = format_double(x);
+            assert_eq!(s.parse::<f64>().unwrap().to_bits(), x.to_bits(), "{s}");
+        }
+        assert_eq!(format_double(1.0), "1.0");
+        assert_eq!(
+            format_double(f64::INFINITY).parse::<f64>().unwrap(),
+            f64::INFINITY
+        );
+        assert!(format_double(f64::NAN).parse::<f64>().unwrap().is_nan());
+    }
+
+    #[test]
+    fn a_mojo_file_scores_as_genmodel_and_refuses_missing_columns() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mojo");
+        let mojo = Mojo::load(&std::fs::read(root.join("gbm_bin.zip")).unwrap()).unwrap();
+        let scorer = Scorer::new(mojo, None, None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.csv");
+        predict_csv(
+            &scorer,
+            &root.join("prostate.in.csv"),
+            std::fs::File::create(&out).unwrap(),
+        )
+        .unwrap();
+        let ours = std::fs::read_to_string(&out).unwrap();
+        let theirs = std::fs::read_to_string(root.join("gbm_bin.out.csv")).unwrap();
+        assert_eq!(
+            ours.lines().next(),
+            theirs.lines().next(),
+            "PredictCsv's header"
+        );
+        assert_eq!(ours.lines().count(), theirs.lines().count());
+        for (a, b) in ours.lines().zip(theirs.lines()).skip(1) {
+            let (a, b): (Vec<&str>, Vec<&str>) = (a.split(',').collect(), b.split(',').collect());
+            assert_eq!(a[0], b[0]);
+            for (x, y) in a[1..].iter().zip(&b[1..]) {
+                assert_eq!(crate::mojo::java_hex(x.parse().unwrap()), *y);
+            }
+        }
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, "AGE,RACE\n65,1\n").unwrap();
+        let e = format!("{:#}", predict_csv(&scorer, &bad, Vec::new()).unwrap_err());
+        assert!(
+            e.contains("no column `DPROS`") && e.contains("`RACE` (categorical"),
+            "{e}"
+        );
+    }
+}

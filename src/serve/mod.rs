@@ -1,0 +1,317 @@
+//! `mlbuild serve`: an HTTP scoring server for a tagged model (axum on tokio).
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /predict` | `{"rows": [{…}, …]}` or one row object → one prediction per row, and the version that answered |
+//! | `GET /model` | version, tag, algo, category, input signature, output names |
+//! | `GET /health` | `{"status": "ok", "version": …}` |
+//!
+//! Rows are given in the data's columns (a registered version's prepare transform is replayed,
+//! see [`crate::predict`]); values are JSON numbers, strings or `null` (missing). A missing
+//! required column, another JSON type, a malformed body, a body over `--max-body` or more than
+//! `--max-rows` rows is a 4xx with `{"error": "…"}`; nothing a client sends stops the server.
+//!
+//! **Reloading.** With `--model TAG`, a task reads the tag every `poll` (1 s) from the state
+//! database; when it points at another version (`promote`, `rollback`, a run's conclude), the
+//! new model is loaded on a blocking thread while the old one keeps answering, then swapped in
+//! with one pointer store under a `RwLock<Arc<…>>`. A request holds the `Arc` it started with,
+//! so every request is answered whole by exactly one version and none fails during a swap. A
+//! version that fails to load is reported once and skipped; the old model stays.
+
+mod rows;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value as JsonValue};
+
+use crate::mojo::{Category, ColumnKind, Prediction};
+use crate::predict::{self, Scorer};
+use crate::project::Paths;
+use crate::registry::Registry;
+
+/// `mlbuild serve`'s settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub dir: PathBuf,
+    pub model: String,
+    pub host: String,
+    pub port: u16,
+    pub max_body: usize,
+    pub max_rows: usize,
+    pub poll: Duration,
+}
+
+/// The model answering now.
+#[derive(Debug)]
+pub struct Loaded {
+    pub scorer: Scorer,
+    /// The version id, or `file:NAME` for an unregistered MOJO file.
+    pub version: String,
+}
+
+struct AppState {
+    current: RwLock<Arc<Loaded>>,
+    tag: Option<String>,
+    max_rows: usize,
+}
+
+impl AppState {
+    fn current(&self) -> Arc<Loaded> {
+        self.current
+            .read()
+            .expect("never poisoned: no panics under the lock")
+            .clone()
+    }
+}
+
+/// Loads the model, binds, prints `Listening on http://ADDR` to stderr, and serves until
+/// Ctrl-C or SIGTERM.
+pub async fn serve(options: Options) -> Result<()> {
+    let scorer = Scorer::open(&options.dir, &options.model).await?;
+    let version = scorer.version.clone().unwrap_or_else(|| {
+        let name = std::path::Path::new(&options.model)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        format!("file:{}", name.unwrap_or_default())
+    });
+    // Only a tag moves; a version id or a file is fixed.
+    let registry = if scorer.version.is_some() {
+        let paths = Paths::resolve(&options.dir);
+        let reg = Registry::open(&paths.state_url).await?;
+        let is_tag = reg.tags().await?.contains_key(&options.model);
+        is_tag.then_some(reg)
+    } else {
+        None
+    };
+    let tag = registry.as_ref().map(|_| options.model.clone());
+    let state = Arc::new(AppState {
+        current: RwLock::new(Arc::new(Loaded { scorer, version })),
+        tag,
+        max_rows: options.max_rows,
+    });
+    if let (Some(reg), Some(tag)) = (registry, state.tag.clone()) {
+        tokio::spawn(follow(
+            state.clone(),
+            reg,
+            options.dir.clone(),
+            tag,
+            options.poll,
+        ));
+    }
+    let app = Router::new()
+        .route("/predict", post(predict_route))
+        .route("/model", get(model_route))
+        .route("/health", get(health_route))
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no such route: use POST /predict, GET /model or GET /health".into(),
+            )
+        })
+        .layer(DefaultBodyLimit::max(options.max_body))
+        .with_state(state.clone());
+    let addr = format!("{}:{}", options.host, options.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("listening on `{addr}`"))?;
+    let local: SocketAddr = listener.local_addr().context("reading the bound address")?;
+    let current = state.current();
+    eprintln!(
+        "Serving {} ({}){} on http://{local}",
+        current.version,
+        current.scorer.mojo.algo(),
+        state
+            .tag
+            .as_ref()
+            .map(|t| format!(", following tag `{t}`"))
+            .unwrap_or_default()
+    );
+    eprintln!("Listening on http://{local}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(crate::commands::interrupted())
+        .await
+        .context("serving")?;
+    Ok(())
+}
+
+/// `mlbuild serve`.
+pub async fn command(
+    dir: &std::path::Path,
+    model: String,
+    host: String,
+    port: u16,
+    max_body: usize,
+    max_rows: usize,
+) -> Result<crate::error::Exit> {
+    serve(Options {
+        dir: dir.to_path_buf(),
+        model,
+        host,
+        port,
+        max_body,
+        max_rows,
+        poll: Duration::from_secs(1),
+    })
+    .await?;
+    Ok(crate::error::Exit::Ok)
+}
+
+/// Follows `tag`: loads and swaps in each new version it points at.
+async fn follow(state: Arc<AppState>, reg: Registry, dir: PathBuf, tag: String, poll: Duration) {
+    let mut failed: Option<String> = None;
+    loop {
+        tokio::time::sleep(poll).await;
+        let id = match reg.tags().await {
+            Ok(tags) => tags.get(&tag).cloned(),
+            Err(e) => {
+                eprintln!("warning: reading tag `{tag}`: {e}");
+                continue;
+            }
+        };
+        let Some(id) = id else { continue };
+        if id == state.current().version || failed.as_deref() == Some(id.as_str()) {
+            continue;
+        }
+        let version = match reg.get(&id).await {
+            Ok(Some(v)) => v,
+            Ok(None) => continue,
+            Err(e) => {
+                eprintln!("warning: reading version {id}: {e}");
+                continue;
+            }
+        };
+        let dir = dir.clone();
+        let loaded = tokio::task::spawn_blocking(move || -> Result<Loaded> {
+            let paths = Paths::resolve(&dir);
+            let r = predict::load_version(&paths, version)?;
+            let mojo = crate::mojo::Mojo::load(&r.bytes).context("loading the MOJO")?;
+            let version = r.version.as_ref().map(|v| v.id.clone()).unwrap_or_default();
+            let scorer = Scorer::new(mojo, r.replay, Some(version.clone()))?;
+            Ok(Loaded { scorer, version })
+        })
+        .await;
+        match loaded {
+            Ok(Ok(loaded)) => {
+                eprintln!("Swapped tag `{tag}` → {}", loaded.version);
+                *state.current.write().expect("never poisoned") = Arc::new(loaded);
+                failed = None;
+            }
+            Ok(Err(e)) => {
+                eprintln!("warning: tag `{tag}` moved to {id}, which cannot be loaded (still serving {}): {e:#}", state.current().version);
+                failed = Some(id);
+            }
+            Err(e) => {
+                eprintln!("warning: loading {id}: {e}");
+                failed = Some(id);
+            }
+        }
+    }
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+async fn health_route(State(state): State<Arc<AppState>>) -> Response {
+    Json(json!({ "status": "ok", "version": state.current().version })).into_response()
+}
+
+async fn model_route(State(state): State<Arc<AppState>>) -> Response {
+    let current = state.current();
+    let mojo = &current.scorer.mojo;
+    let signature: Vec<JsonValue> = mojo
+        .signature()
+        .iter()
+        .map(|c| match &c.kind {
+            ColumnKind::Numeric => json!({ "name": c.name, "type": "numeric" }),
+            ColumnKind::Categorical(levels) => {
+                json!({ "name": c.name, "type": "categorical", "levels": levels })
+            }
+        })
+        .collect();
+    Json(json!({
+        "version": current.version,
+        "tag": state.tag,
+        "algo": mojo.algo(),
+        "category": match mojo.category() {
+            Category::Binomial => "binomial",
+            Category::Multinomial => "multinomial",
+            Category::Regression => "regression",
+        },
+        "response": mojo.response(),
+        "classes": mojo.classes(),
+        "signature": signature,
+        "inputs": current.scorer.inputs(),
+        "required": current.scorer.required(),
+        "outputs": mojo.output_names(),
+    }))
+    .into_response()
+}
+
+async fn predict_route(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                e.status(),
+                format!("cannot read the request body: {}", e.body_text()),
+            )
+        }
+    };
+    let rows = match rows::parse(&body) {
+        Ok(rows) => rows,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    if rows.len() > state.max_rows {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{} rows in one request; the limit is {} (`--max-rows`)",
+                rows.len(),
+                state.max_rows
+            ),
+        );
+    }
+    // One model for the whole request, even if a swap happens meanwhile.
+    let current = state.current();
+    let scorer = &current.scorer;
+    let classes = scorer.mojo.classes().unwrap_or(&[]);
+    let mut scratch = predict::Scratch::default();
+    let mut out = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let cells = match rows::cells(row, scorer) {
+            Ok(c) => c,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("row {i}: {e}")),
+        };
+        let p = match scorer.score(&cells, &mut scratch) {
+            Ok(p) => p,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("row {i}: {e}")),
+        };
+        out.push(match p {
+            Prediction::Class { label, probabilities } => {
+                let probs: serde_json::Map<String, JsonValue> = classes
+                    .iter()
+                    .zip(&probabilities)
+                    .map(|(c, p)| (c.clone(), json!(p)))
+                    .collect();
+                json!({ "label": classes.get(label), "probabilities": probs, "version": current.version })
+            }
+            Prediction::Value(v) => json!({ "value": v, "version": current.version }),
+        });
+    }
+    Json(json!({ "version": current.version, "predictions": out })).into_response()
+}

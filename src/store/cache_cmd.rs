@@ -1,0 +1,428 @@
+//! `mlbuild cache push | pull | verify | gc`: the store as a whole.
+//!
+//! - `push` uploads the entries `ml.lock` names (blobs first, entry last) to the remote cache;
+//!   `pull` restores them from it, each blob verified. A CI job can `pull` once, or let
+//!   `run` restore step by step.
+//! - `verify` re-hashes every blob (a corrupt one is removed and reported) and checks that every
+//!   entry's outputs exist; any problem makes it exit 1.
+//! - `gc` keeps what is reachable: the blobs of the versions tags point at (MOJO, card and the
+//!   digests in their provenance), the entries of the keys in `ml.lock` and of the steps of the
+//!   last `[cache] keep_runs` runs, and every blob those entries name; plus digests the stat
+//!   cache and source memos refer to. Everything else in `ac/` and `cas/` goes, and `tmp/` files
+//!   older than an hour. It holds the run lock throughout, so no run writes meanwhile, and
+//!   leaves younger `tmp/` files alone in any case. Profiles are small and kept.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use super::lockfile::Lockfile;
+use super::remote::{self, is_digest, Remote, Restore};
+use super::{hash_file, AcLookup, ActionEntry, RunLock, Store};
+use crate::cli::CacheCommand;
+use crate::config;
+use crate::error::{Diagnostic, Exit};
+use crate::project::Paths;
+use crate::registry::Registry;
+use crate::report::Printer;
+
+/// `tmp/` files younger than this may belong to a writer; gc leaves them.
+const TMP_GRACE: Duration = Duration::from_secs(3600);
+
+pub async fn run(dir: &Path, printer: &Printer, cmd: CacheCommand) -> Result<Exit> {
+    let paths = Paths::resolve(dir);
+    let store = Store::open(&paths.cache)?;
+    match cmd {
+        CacheCommand::Push => push(&paths, &store, printer).await,
+        CacheCommand::Pull => pull(&paths, &store, printer).await,
+        CacheCommand::Verify => verify(&store, printer),
+        CacheCommand::Gc { dry_run } => gc(&paths, &store, printer, dry_run).await,
+    }
+}
+
+fn lock_keys(paths: &Paths) -> Result<Vec<(String, String)>> {
+    let lock = Lockfile::load(&paths.lockfile)?.ok_or_else(|| {
+        Diagnostic::new(format!(
+            "`{}` does not exist: push and pull move the entries it names",
+            paths.lockfile.display()
+        ))
+        .hint("run `mlbuild run` once to write it")
+    })?;
+    Ok(lock
+        .steps
+        .iter()
+        .map(|s| {
+            let name = if s.attempt == 1 {
+                s.step.clone()
+            } else {
+                format!("{}#{}", s.step, s.attempt)
+            };
+            (name, s.key.clone())
+        })
+        .collect())
+}
+
+fn remote_for(paths: &Paths) -> Result<std::sync::Arc<Remote>> {
+    let loaded = config::load(&paths.project, &[])?;
+    remote::configured(&loaded.config.cache)?.ok_or_else(|| {
+        Diagnostic::new("no remote cache is configured")
+            .hint(format!(
+                "set `{}` or `[cache] remote = \"http://…\"` in ml.toml",
+                remote::URL_VAR
+            ))
+            .into()
+    })
+}
+
+fn print_warnings(printer: &Printer, remote: &Remote) {
+    for w in remote.take_warnings() {
+        printer.warn(&w);
+    }
+}
+
+async fn push(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit> {
+    let remote = remote_for(paths)?;
+    if remote.read_only() {
+        return Err(Diagnostic::new(format!(
+            "the remote cache `{}` is read-only here",
+            remote.shown()
+        ))
+        .hint("unset `[cache] read_only` / `MLBUILD_REMOTE_READ_ONLY` to push")
+        .into());
+    }
+    let (mut pushed, mut problems) = (0, Vec::new());
+    for (step, key) in lock_keys(paths)? {
+        match store.ac_get(&key) {
+            AcLookup::Hit(entry) => {
+                if remote.upload(store, &entry).await {
+                    pushed += 1;
+                } else {
+                    problems.push(format!("{step}: not uploaded"));
+                }
+            }
+            _ => problems.push(format!("{step}: no complete local entry for {key}")),
+        }
+        print_warnings(printer, &remote);
+    }
+    printer.status(
+        "Pushed",
+        &format!("{pushed} entries to `{}`", remote.shown()),
+    );
+    if problems.is_empty() {
+        return Ok(Exit::Ok);
+    }
+    Err(Diagnostic::new(format!(
+        "{} of the entries in ml.lock were not pushed: {}",
+        problems.len(),
+        problems.join("; ")
+    ))
+    .hint("run `mlbuild run` so that every step of ml.lock is in the local cache, then push again")
+    .into())
+}
+
+async fn pull(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit> {
+    let remote = remote_for(paths)?;
+    let _lock = run_lock(store, printer)?;
+    let (mut pulled, mut local, mut missing) = (0, 0, Vec::new());
+    for (step, key) in lock_keys(paths)? {
+        if matches!(store.ac_get(&key), AcLookup::Hit(_)) {
+            local += 1;
+            continue;
+        }
+        match remote.restore(store, &key).await {
+            Restore::Restored => pulled += 1,
+            Restore::Miss => missing.push(step),
+        }
+        print_warnings(printer, &remote);
+    }
+    printer.status(
+        "Pulled",
+        &format!(
+            "{pulled} entries from `{}` ({local} already local)",
+            remote.shown()
+        ),
+    );
+    if missing.is_empty() {
+        return Ok(Exit::Ok);
+    }
+    Err(Diagnostic::new(format!(
+        "the remote cache lacks (or could not give) {}: {}",
+        if missing.len() == 1 { "one step" } else { "steps" },
+        missing.join(", ")
+    ))
+    .hint("`mlbuild run` reruns what is missing; `mlbuild cache push` on a machine that has it uploads it")
+    .into())
+}
+
+fn run_lock(store: &Store, printer: &Printer) -> Result<RunLock> {
+    let path = store.root().join("run.lock");
+    Ok(RunLock::acquire(&path, |holder| {
+        printer.status(
+            "Blocking",
+            &format!("waiting for an mlbuild run in this project to finish ({holder})"),
+        )
+    })?)
+}
+
+/// Every file directly inside `dir/*/` (the CAS fan-out) or `dir` itself.
+fn files(dir: &Path, nested: bool) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(read) = fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in read.flatten() {
+        let path = entry.path();
+        if nested && path.is_dir() {
+            out.extend(files(&path, false));
+        } else if path.is_file() {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+fn name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn verify(store: &Store, printer: &Printer) -> Result<Exit> {
+    let (mut blobs, mut bytes, mut problems) = (0u64, 0u64, Vec::new());
+    for path in files(&store.root().join("cas"), true) {
+        let name = name_of(&path);
+        blobs += 1;
+        bytes += path.metadata().map(|m| m.len()).unwrap_or(0);
+        let actual = hash_file(&path)?;
+        if actual != name {
+            fs::remove_file(&path).with_context(|| format!("removing `{}`", path.display()))?;
+            problems.push(format!(
+                "blob {name} is corrupt (its bytes hash to {actual}); removed"
+            ));
+        }
+    }
+    let mut entries = 0u64;
+    for path in files(&store.root().join("ac"), false) {
+        let Some(key) = name_of(&path).strip_suffix(".json").map(str::to_string) else {
+            continue;
+        };
+        entries += 1;
+        match store.ac_get(&key) {
+            AcLookup::Hit(_) | AcLookup::Miss => {}
+            AcLookup::Corrupt => problems.push(format!("entry {key} does not parse")),
+            AcLookup::OutputMissing(d) => {
+                problems.push(format!("entry {key} names blob {d}, which is missing"))
+            }
+        }
+    }
+    for p in &problems {
+        printer.data(p);
+    }
+    printer.status(
+        "Verified",
+        &format!(
+            "{blobs} blobs ({}) and {entries} entries: {} problem{}",
+            human_bytes(bytes),
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        ),
+    );
+    if problems.is_empty() {
+        Ok(Exit::Ok)
+    } else {
+        Err(Diagnostic::new(format!(
+            "the store has {} problem{}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        ))
+        .hint("run `mlbuild run`: steps whose outputs are gone rerun (or are restored) and store them anew")
+        .into())
+    }
+}
+
+/// Every 64-hex string anywhere in `v`.
+fn digests_in(v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::String(s) if is_digest(s) => {
+            out.insert(s.clone());
+        }
+        Value::Array(a) => a.iter().for_each(|v| digests_in(v, out)),
+        Value::Object(o) => o.values().for_each(|v| digests_in(v, out)),
+        _ => {}
+    }
+}
+
+/// The highest run id (ids are 1, 2, … without gaps), found with O(log n) lookups.
+async fn last_run(registry: &Registry) -> Result<i64> {
+    let exists = |id: i64| async move { Ok::<_, anyhow::Error>(registry.run(id).await?.is_some()) };
+    let mut hi = 1;
+    while exists(hi).await? {
+        hi *= 2;
+    }
+    let mut lo = hi / 2; // exists (or 0)
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if exists(mid).await? {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
+}
+
+/// Keys and blobs that gc keeps.
+struct Reachable {
+    keys: BTreeSet<String>,
+    blobs: BTreeSet<String>,
+}
+
+async fn reachable(paths: &Paths, store: &Store, keep_runs: u32) -> Result<Reachable> {
+    let mut keys = BTreeSet::new();
+    let mut blobs = BTreeSet::new();
+    if let Some(lock) = Lockfile::load(&paths.lockfile)? {
+        keys.extend(lock.steps.into_iter().map(|s| s.key));
+    }
+    let registry = Registry::open(&paths.state_url).await?;
+    let last = last_run(&registry).await?;
+    for run in (last - i64::from(keep_runs) + 1).max(1)..=last {
+        keys.extend(registry.steps(run).await?.into_iter().map(|s| s.key));
+    }
+    for id in registry.tags().await?.values() {
+        if let Some(v) = registry.get(id).await? {
+            blobs.insert(v.model.clone());
+            blobs.insert(v.card.clone());
+            digests_in(&v.provenance, &mut blobs);
+        }
+    }
+    registry.close().await;
+    for key in &keys {
+        let path = store.root().join("ac").join(format!("{key}.json"));
+        if let Ok(text) = fs::read_to_string(&path) {
+            if let Ok(entry) = serde_json::from_str::<ActionEntry>(&text) {
+                blobs.extend(entry.outputs.into_values());
+            }
+        }
+    }
+    // The stat cache and the source memos name snapshots a later run may rely on.
+    let mut memos = vec![store.root().join("stat.json")];
+    memos.extend(files(&store.root().join("sources"), false));
+    for memo in memos {
+        if let Ok(bytes) = fs::read(&memo) {
+            if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+                digests_in(&v, &mut blobs);
+            }
+        }
+    }
+    Ok(Reachable { keys, blobs })
+}
+
+async fn gc(paths: &Paths, store: &Store, printer: &Printer, dry_run: bool) -> Result<Exit> {
+    let keep_runs = match config::load(&paths.project, &[]) {
+        Ok(loaded) => loaded.config.cache.keep_runs,
+        Err(config::ConfigError::NotFound { .. }) => config::Cache::default().keep_runs,
+        Err(e) => return Err(e.into()),
+    };
+    let _lock = run_lock(store, printer)?;
+    let keep = reachable(paths, store, keep_runs).await?;
+    let mut doomed: Vec<(String, PathBuf, u64)> = Vec::new();
+    for path in files(&store.root().join("ac"), false) {
+        let name = name_of(&path);
+        let key = name.strip_suffix(".json").unwrap_or(&name);
+        if !keep.keys.contains(key) {
+            doomed.push((format!("entry {key}"), path.clone(), size(&path)));
+        }
+    }
+    for path in files(&store.root().join("cas"), true) {
+        let name = name_of(&path);
+        if !keep.blobs.contains(&name) {
+            doomed.push((format!("blob {name}"), path.clone(), size(&path)));
+        }
+    }
+    let now = SystemTime::now();
+    for path in files(&store.root().join("tmp"), false) {
+        let old = path
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > TMP_GRACE);
+        if old {
+            doomed.push((format!("tmp {}", name_of(&path)), path.clone(), size(&path)));
+        }
+    }
+    let total: u64 = doomed.iter().map(|d| d.2).sum();
+    if dry_run {
+        for (what, _, bytes) in &doomed {
+            printer.data(&format!("would delete {what} ({})", human_bytes(*bytes)));
+        }
+        printer.status(
+            "Would free",
+            &format!("{} in {} files (dry run)", human_bytes(total), doomed.len()),
+        );
+        return Ok(Exit::Ok);
+    }
+    let mut freed = 0;
+    for (_, path, bytes) in &doomed {
+        match fs::remove_file(path) {
+            Ok(()) => freed += bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => printer.warn(&format!("cannot delete `{}`: {e}", path.display())),
+        }
+    }
+    printer.status(
+        "Collected",
+        &format!(
+            "{} in {} files; kept {} entries and {} blobs",
+            human_bytes(freed),
+            doomed.len(),
+            keep.keys.len(),
+            keep.blobs.len()
+        ),
+    );
+    Ok(Exit::Ok)
+}
+
+fn size(path: &Path) -> u64 {
+    path.metadata().map(|m| m.len()).unwrap_or(0)
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_found_anywhere_in_json() {
+        let d = "a".repeat(64);
+        let v = serde_json::json!({"x": [{"y": d}], "z": "short", "n": 1});
+        let mut out = BTreeSet::new();
+        digests_in(&v, &mut out);
+        assert_eq!(out, BTreeSet::from([d]));
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_bytes(12), "12 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+    }
+}

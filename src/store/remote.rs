@@ -1,0 +1,504 @@
+//! The remote cache: plain HTTP on any WebDAV-style server (tested with Debian's nginx `dav`).
+//!
+//! Layout on the server, under the base URL:
+//! ```text
+//! {base}/cas/{digest}   a blob, by its blake3 digest
+//! {base}/ac/{key}       an action-cache entry (the same JSON as `v1/ac/<key>.json`)
+//! ```
+//! `GET` reads, `HEAD` asks whether a blob is there, `PUT` writes; a bearer token from
+//! `MLBUILD_REMOTE_TOKEN` is sent when set. Nothing else is asked of the server.
+//!
+//! Mechanism. The remote is an optimisation behind the local store, never a source of truth:
+//! - **Local first.** The pipeline asks the remote only on a local miss. A remote hit fetches the
+//!   entry, then each output blob it names; every blob is hashed while it streams into a
+//!   temp file and enters the local CAS only under the digest its bytes have. An entry whose
+//!   JSON does not parse, whose key is not the one asked for, or that names anything but
+//!   64-hex digests is refused. The local entry is written last, so a half restore is a miss.
+//! - **Upload after a run**: blobs first (`HEAD`, then `PUT` of the verified bytes when absent),
+//!   the entry last, so a reader never sees an entry whose blobs are not there yet.
+//! - **Faults are misses.** A refused connection, a timeout (2 s to connect, 10 s between body
+//!   reads), a 5xx, a refused upload or wrong bytes count as a fault: the first one yields one
+//!   warning for the whole run, and after [`BREAKER`] faults no further call is made this run.
+//!   A 401/403 yields its own warning naming the status and `MLBUILD_REMOTE_TOKEN`, and turns
+//!   the remote off for the run.
+//!
+//! Limits: no TLS in this build (`http://` only; see docs/ci.md for a TLS proxy); blobs are
+//! uploaded from memory, one at a time; no cooldown probe (a run is short).
+//!
+//! Safety: entries name only content digests, so an entry written on another machine can
+//! only ever restore bytes whose hash it names. What a key means is mlbuild's, not the
+//! server's: a server that lies about an entry can make mlbuild replay a wrong *result* for a
+//! key, which is why write access to the cache must be limited to trusted CI jobs (docs/ci.md).
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+
+use super::{ActionEntry, Store};
+
+/// Faults after which the remote is not called again in this run.
+pub const BREAKER: u32 = 3;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// An action entry is small; anything bigger is not one.
+const MAX_ENTRY_BYTES: usize = 16 << 20;
+
+pub const URL_VAR: &str = "MLBUILD_REMOTE_CACHE";
+pub const TOKEN_VAR: &str = "MLBUILD_REMOTE_TOKEN";
+pub const READ_ONLY_VAR: &str = "MLBUILD_REMOTE_READ_ONLY";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("the remote cache URL must start with `http://`, found `{url}`")]
+    Scheme { url: String },
+    #[error("cannot set up the HTTP client for the remote cache")]
+    Client(#[source] reqwest::Error),
+}
+
+impl RemoteError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RemoteError::Scheme { .. } => Some(format!(
+                "this build speaks plain HTTP; reach an HTTPS cache through a local TLS proxy (docs/ci.md), or unset `{URL_VAR}`"
+            )),
+            RemoteError::Client(_) => None,
+        }
+    }
+}
+
+/// Where the remote cache is: `MLBUILD_REMOTE_CACHE` wins over `[cache] remote`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub base: String,
+    pub token: Option<String>,
+    pub read_only: bool,
+}
+
+impl Settings {
+    /// The remote this project uses, if any (an empty variable means "none").
+    pub fn resolve(config: &crate::config::Cache) -> Option<Settings> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let base = match std::env::var(URL_VAR) {
+            Ok(v) if v.trim().is_empty() => return None,
+            Ok(v) => v,
+            Err(_) => config.remote.clone()?,
+        };
+        let read_only = config.read_only
+            || env(READ_ONLY_VAR).is_some_and(|v| !matches!(v.as_str(), "0" | "false" | "no"));
+        Some(Settings {
+            base: base.trim().trim_end_matches('/').to_string(),
+            token: env(TOKEN_VAR),
+            read_only,
+        })
+    }
+}
+
+/// What went wrong with one call.
+enum Fault {
+    /// Down, slow, 5xx, refused upload, unreadable answer: the remote is not usable right now.
+    Outage(String),
+    /// 401/403: the token is wrong or missing.
+    Denied(StatusCode),
+    /// Bytes that are not what they claim to be (a tampered or truncated blob, a bad entry).
+    Wrong(String),
+}
+
+/// An HTTP cache, shared by the steps of one run. Counts faults and keeps warnings for the
+/// caller to print ([`Remote::take_warnings`]): library code never prints.
+pub struct Remote {
+    client: reqwest::Client,
+    base: String,
+    shown: String,
+    token: Option<String>,
+    read_only: bool,
+    faults: AtomicU32,
+    /// Set by a 401/403: no further calls this run.
+    off: AtomicBool,
+    warned: AtomicBool,
+    warnings: Mutex<Vec<String>>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("base", &self.shown)
+            .field("read_only", &self.read_only)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a restore ended (besides a hit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restore {
+    /// The entry and all its blobs are now in the local store.
+    Restored,
+    /// The remote does not have it (or could not give it).
+    Miss,
+}
+
+impl Remote {
+    pub fn new(settings: &Settings) -> Result<Remote, RemoteError> {
+        if !settings.base.starts_with("http://") {
+            return Err(RemoteError::Scheme {
+                url: crate::h2o::redact_url(&settings.base),
+            });
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .user_agent(concat!("mlbuild/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(RemoteError::Client)?;
+        Ok(Remote {
+            client,
+            shown: crate::h2o::redact_url(&settings.base),
+            base: settings.base.clone(),
+            token: settings.token.clone(),
+            read_only: settings.read_only,
+            faults: AtomicU32::new(0),
+            off: AtomicBool::new(false),
+            warned: AtomicBool::new(false),
+            warnings: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The base URL without credentials, for messages.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Whether calls are still made (no 401/403, fewer than [`BREAKER`] faults).
+    pub fn active(&self) -> bool {
+        !self.off.load(Ordering::Relaxed) && self.faults.load(Ordering::Relaxed) < BREAKER
+    }
+
+    /// Faults seen so far in this run.
+    pub fn faults(&self) -> u32 {
+        self.faults.load(Ordering::Relaxed)
+    }
+
+    /// Warnings not yet printed (at most one about faults, one about credentials, per run).
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().expect("warnings lock"))
+    }
+
+    fn warn(&self, message: String) {
+        self.warnings.lock().expect("warnings lock").push(message);
+    }
+
+    fn fault(&self, fault: Fault) {
+        match fault {
+            Fault::Denied(status) => {
+                if !self.off.swap(true, Ordering::Relaxed) {
+                    let token = if self.token.is_some() {
+                        format!("check `{TOKEN_VAR}`")
+                    } else {
+                        format!("`{TOKEN_VAR}` is not set")
+                    };
+                    self.warn(format!(
+                        "remote cache `{}` refused the credentials (HTTP {status}): {token}; the remote cache is off for this run",
+                        self.shown
+                    ));
+                }
+            }
+            Fault::Outage(what) | Fault::Wrong(what) => {
+                self.faults.fetch_add(1, Ordering::Relaxed);
+                if !self.warned.swap(true, Ordering::Relaxed) {
+                    self.warn(format!(
+                        "remote cache `{}`: {what}; treated as a miss (after {BREAKER} faults the remote cache is skipped for the rest of this run)",
+                        self.shown
+                    ));
+                }
+            }
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.base)
+    }
+
+    /// Sends one request; `Ok(None)` is a 404, any fault is recorded and returns `Err`.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Option<reqwest::Response>, ()> {
+        if !self.active() {
+            return Err(());
+        }
+        let mut req = self.client.request(method.clone(), self.url(path));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.body(body);
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let why = if e.is_timeout() {
+                    "timed out".to_string()
+                } else if e.is_connect() {
+                    "cannot connect".to_string()
+                } else {
+                    e.without_url().to_string()
+                };
+                self.fault(Fault::Outage(format!("{method} {path}: {why}")));
+                return Err(());
+            }
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(Some(resp));
+        }
+        if status == StatusCode::NOT_FOUND && method != Method::PUT {
+            return Ok(None);
+        }
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            self.fault(Fault::Denied(status));
+        } else {
+            self.fault(Fault::Outage(format!("{method} {path}: HTTP {status}")));
+        }
+        Err(())
+    }
+
+    /// Restores `key` into the local store: the entry, then every blob it names (verified).
+    pub async fn restore(&self, store: &Store, key: &str) -> Restore {
+        let Some(entry) = self.entry(key).await else {
+            return Restore::Miss;
+        };
+        for digest in entry.outputs.values() {
+            if !store.contains(digest) && !self.fetch_blob(store, digest).await {
+                return Restore::Miss;
+            }
+        }
+        match store.ac_put(&entry) {
+            Ok(()) => Restore::Restored,
+            Err(e) => {
+                self.fault(Fault::Outage(format!("storing restored entry {key}: {e}")));
+                Restore::Miss
+            }
+        }
+    }
+
+    /// The entry for `key`, if the remote has a well-formed one.
+    pub async fn entry(&self, key: &str) -> Option<ActionEntry> {
+        if !is_digest(key) {
+            return None;
+        }
+        let path = format!("ac/{key}");
+        let resp = self.send(Method::GET, &path, None).await.ok()??;
+        let bytes = match read_limited(resp, MAX_ENTRY_BYTES).await {
+            Ok(b) => b,
+            Err(why) => {
+                self.fault(Fault::Outage(format!("GET {path}: {why}")));
+                return None;
+            }
+        };
+        let entry: ActionEntry = match serde_json::from_slice(&bytes) {
+            Ok(e) => e,
+            Err(e) => {
+                self.fault(Fault::Wrong(format!("entry {key} does not parse ({e})")));
+                return None;
+            }
+        };
+        if entry.key != key {
+            self.fault(Fault::Wrong(format!(
+                "entry {key} is for another key ({})",
+                entry.key
+            )));
+            return None;
+        }
+        if let Some(bad) = entry.outputs.values().find(|d| !is_digest(d)) {
+            self.fault(Fault::Wrong(format!(
+                "entry {key} names `{bad}`, which is not a digest"
+            )));
+            return None;
+        }
+        Some(entry)
+    }
+
+    /// Streams a blob into a temp file, hashing as it goes; it enters the CAS only if its
+    /// bytes hash to `digest`.
+    pub async fn fetch_blob(&self, store: &Store, digest: &str) -> bool {
+        if !is_digest(digest) {
+            return false;
+        }
+        let path = format!("cas/{digest}");
+        let Ok(Some(mut resp)) = self.send(Method::GET, &path, None).await else {
+            return false;
+        };
+        let Ok(mut tmp) = store.temp_file() else {
+            return false;
+        };
+        let mut hasher = blake3::Hasher::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    hasher.update(&chunk);
+                    if tmp.write_all(&chunk).is_err() {
+                        return false;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let why = if e.is_timeout() {
+                        "timed out".to_string()
+                    } else {
+                        e.without_url().to_string()
+                    };
+                    self.fault(Fault::Outage(format!("GET {path}: {why}")));
+                    return false;
+                }
+            }
+        }
+        let actual = hasher.finalize().to_hex().to_string();
+        if actual != digest {
+            self.fault(Fault::Wrong(format!(
+                "blob {digest} has the wrong bytes (they hash to {actual}); it was not used"
+            )));
+            return false;
+        }
+        store.commit(tmp, digest).is_ok()
+    }
+
+    /// Whether the remote has a blob: `None` when it could not say.
+    pub async fn has_blob(&self, digest: &str) -> Option<bool> {
+        match self
+            .send(Method::HEAD, &format!("cas/{digest}"), None)
+            .await
+        {
+            Ok(Some(_)) => Some(true),
+            Ok(None) => Some(false),
+            Err(()) => None,
+        }
+    }
+
+    /// Uploads an entry: the blobs the remote lacks (verified before sending), then the entry.
+    /// Returns whether the entry is now on the remote. Does nothing in read-only mode.
+    pub async fn upload(&self, store: &Store, entry: &ActionEntry) -> bool {
+        if self.read_only || !self.active() {
+            return false;
+        }
+        for digest in entry.outputs.values() {
+            match self.has_blob(digest).await {
+                Some(true) => continue,
+                Some(false) => {}
+                None => return false,
+            }
+            // Never upload bytes that are not what their name says.
+            let Ok(bytes) = store.read_verified(digest) else {
+                return false;
+            };
+            if self
+                .send(Method::PUT, &format!("cas/{digest}"), Some(bytes))
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+        let json = serde_json::to_vec_pretty(entry).expect("action entries serialise");
+        self.send(Method::PUT, &format!("ac/{}", entry.key), Some(json))
+            .await
+            .is_ok()
+    }
+}
+
+/// The remote of a project: from `MLBUILD_REMOTE_CACHE` or `[cache] remote`, if any.
+pub fn configured(config: &crate::config::Cache) -> anyhow::Result<Option<Arc<Remote>>> {
+    let Some(settings) = Settings::resolve(config) else {
+        return Ok(None);
+    };
+    match Remote::new(&settings) {
+        Ok(remote) => Ok(Some(Arc::new(remote))),
+        Err(e) => {
+            let mut d = crate::error::Diagnostic::new(e.to_string());
+            if let Some(hint) = e.hint() {
+                d = d.hint(hint);
+            }
+            Err(d.into())
+        }
+    }
+}
+
+pub(crate) fn is_digest(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                out.extend_from_slice(&chunk);
+                if out.len() > limit {
+                    return Err(format!("answer larger than {limit} bytes"));
+                }
+            }
+            Ok(None) => return Ok(out),
+            Err(e) if e.is_timeout() => return Err("timed out".into()),
+            Err(e) => return Err(e.without_url().to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(base: &str) -> Settings {
+        Settings {
+            base: base.into(),
+            token: Some("secret".into()),
+            read_only: false,
+        }
+    }
+
+    #[test]
+    fn only_plain_http_and_no_credentials_in_messages() {
+        assert!(matches!(
+            Remote::new(&settings("https://cache.example")),
+            Err(RemoteError::Scheme { .. })
+        ));
+        let r = Remote::new(&settings("http://user:pw@127.0.0.1:9/c")).unwrap();
+        assert_eq!(r.shown(), "http://127.0.0.1:9/c");
+        assert!(!format!("{r:?}").contains("pw") && !format!("{r:?}").contains("secret"));
+    }
+
+    #[test]
+    fn digests_are_64_lowercase_hex() {
+        assert!(is_digest(&"a".repeat(64)));
+        assert!(!is_digest(&"A".repeat(64)));
+        assert!(!is_digest("../../etc/passwd"));
+        assert!(!is_digest(&"a".repeat(63)));
+    }
+
+    /// A refused connection is a miss, warned about once; the breaker then stops all calls.
+    #[tokio::test]
+    async fn faults_are_misses_with_one_warning_and_a_breaker() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // Port 9 (discard) is closed on loopback: connection refused.
+        let r = Remote::new(&settings("http://127.0.0.1:9/cache")).unwrap();
+        for _ in 0..5 {
+            assert_eq!(r.restore(&store, &"a".repeat(64)).await, Restore::Miss);
+        }
+        assert_eq!(r.faults(), BREAKER, "no call after the breaker opened");
+        assert!(!r.active());
+        let warnings = r.take_warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("cannot connect"), "{warnings:?}");
+        assert!(!warnings[0].contains("secret"));
+    }
+}

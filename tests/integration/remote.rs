@@ -1,0 +1,403 @@
+//! The remote cache against a real server: Debian's nginx with its WebDAV module (`dav_methods
+//! PUT`), started by each test on a loopback port and killed at its end. Tests skip, with a
+//! note, when nginx is not installed (`.ci/run` installs it).
+//!
+//! The CI scenario: a trained project pushes to the remote; a fresh copy (config, data and
+//! `ml.lock` only: empty cache, empty state DB) restores every step with `run --frozen`.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{trained, Project, Run, ALL_STEPS};
+
+const TOKEN: &str = "s3cret-token";
+
+struct Nginx {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// Starts nginx on a free loopback port, or returns `None` (with a note) without nginx.
+    fn start() -> Option<Nginx> {
+        let bin = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file());
+        let Some(bin) = bin else {
+            eprintln!(
+                "note: nginx is not installed; skipping a remote-cache test (.ci/run installs it)"
+            );
+            return None;
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("mlbuild-nginx-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("root/open")).unwrap();
+        std::fs::create_dir_all(d.join("root/secure")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // One process (no master, no user switch), so killing the child stops the server.
+        let conf = format!(
+            r#"master_process off;
+daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    client_max_body_size 0;
+    server {{
+        listen 127.0.0.1:{port};
+        root {d}/root;
+        location /open/ {{
+            dav_methods PUT;
+            create_full_put_path on;
+        }}
+        location /secure/ {{
+            if ($http_authorization != "Bearer {TOKEN}") {{ return 401; }}
+            dav_methods PUT;
+            create_full_put_path on;
+        }}
+    }}
+}}
+"#,
+            d = d.display()
+        );
+        std::fs::write(d.join("nginx.conf"), conf).unwrap();
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(d.join("nginx.conf"))
+            .arg("-p")
+            .arg(d)
+            .arg("-e")
+            .arg(d.join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut nginx = Nginx { child, port, dir };
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = nginx.child.try_wait() {
+                let log = std::fs::read_to_string(nginx.dir.path().join("error.log"));
+                panic!("nginx exited ({status}): {log:?}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "nginx did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(nginx)
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/open", self.port)
+    }
+
+    fn secure_url(&self) -> String {
+        format!("http://127.0.0.1:{}/secure", self.port)
+    }
+
+    /// The file behind `{url()}/{rel}`.
+    fn file(&self, rel: &str) -> PathBuf {
+        self.dir.path().join("root/open").join(rel)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `mlbuild ARGS` with a remote cache and no reachable H2O (a run must need no engine).
+fn offline(p: &Project, url: &str, token: Option<&str>, args: &[&str]) -> Run {
+    let mut cmd = p.command(args);
+    cmd.env("MLBUILD_H2O_URL", "http://127.0.0.1:9")
+        .env("MLBUILD_REMOTE_CACHE", url);
+    if let Some(t) = token {
+        cmd.env("MLBUILD_REMOTE_TOKEN", t);
+    }
+    Run::from(cmd.output().unwrap())
+}
+
+/// A fresh checkout of `trained`: its config, data and `ml.lock`, and nothing else.
+fn fresh_checkout(trained: &Project) -> Project {
+    let p = Project::from_fixture("prostate");
+    p.write("ml.lock", &trained.read("ml.lock"));
+    assert!(!p.file("cache").exists());
+    p
+}
+
+fn lock_key(p: &Project, step: &str) -> String {
+    let lock: Value = serde_json::from_str(&p.read("ml.lock")).unwrap();
+    lock["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == step && s["attempt"] == 1)
+        .unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn entry(p: &Project, key: &str) -> Value {
+    serde_json::from_str(&p.read(&format!("cache/v1/ac/{key}.json"))).unwrap()
+}
+
+fn versions(p: &Project) -> Value {
+    let run = p.mlbuild_offline(&["versions", "--json"]).ok();
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+fn warnings(run: &Run) -> Vec<&str> {
+    run.stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect()
+}
+
+/// The CI scenario, timed: every step restored, no engine, the same version and model link.
+#[test]
+fn a_fresh_checkout_restores_every_step_from_the_remote() {
+    let Some(nginx) = Nginx::start() else { return };
+    let a = trained().clone_trained();
+    offline(&a, &nginx.url(), None, &["cache", "push"]).ok();
+    assert!(nginx
+        .file(&format!("ac/{}", lock_key(&a, "conclude")))
+        .is_file());
+
+    let b = fresh_checkout(&a);
+    let t = Instant::now();
+    let run = offline(&b, &nginx.url(), None, &["run", "--frozen", "--json"]).ok();
+    let ms = t.elapsed().as_millis();
+    eprintln!("[remote] restore of the demo from nginx: {ms} ms (goal ≤ 2000 ms)");
+    let statuses = run.statuses();
+    for step in ALL_STEPS {
+        assert_eq!(
+            statuses.get(step).map(String::as_str),
+            Some("restored"),
+            "{step}: {statuses:?}\n{}",
+            run.stderr
+        );
+    }
+    assert_eq!(
+        run.step("execute")["reason"],
+        "restored from the remote cache"
+    );
+    let done = run.done();
+    assert_eq!(done["h2o_started"], false);
+    assert_eq!(done["status"], "ok");
+    assert!(warnings(&run).is_empty(), "{}", run.stderr);
+
+    let (va, vb) = (versions(&a), versions(&b));
+    let last = |v: &Value| v.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last(&vb)["model"], last(&va)["model"]);
+    assert_eq!(last(&vb)["canonical"], last(&va)["canonical"]);
+    assert_eq!(done["model"], last(&va)["model"]);
+    assert_eq!(
+        std::fs::read(b.file("models/staging.zip")).unwrap(),
+        std::fs::read(a.file("models/staging.zip")).unwrap()
+    );
+    assert_eq!(
+        b.read("ml.lock"),
+        a.read("ml.lock"),
+        "--frozen leaves the lock"
+    );
+
+    // The restored store is whole and verified; a second run is all local.
+    offline(&b, &nginx.url(), None, &["cache", "verify"]).ok();
+    let again = offline(&b, &nginx.url(), None, &["run", "--frozen", "--json"]).ok();
+    assert!(again.statuses().values().all(|s| s == "cached"));
+    assert!(ms < 20_000, "restore took {ms} ms");
+}
+
+/// A blob whose bytes do not match its digest is never used: the step reruns instead.
+#[test]
+fn a_tampered_blob_on_the_server_is_rejected() {
+    let Some(nginx) = Nginx::start() else { return };
+    let a = trained().clone_trained();
+    offline(&a, &nginx.url(), None, &["cache", "push"]).ok();
+    let snapshot = entry(&a, &lock_key(&a, "locate"))["outputs"]["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(nginx.file(&format!("cas/{snapshot}")), "a,b\n6,6\n").unwrap();
+
+    let b = fresh_checkout(&a);
+    let run = offline(&b, &nginx.url(), None, &["run", "--frozen", "--json"]).ok();
+    let statuses = run.statuses();
+    assert_eq!(statuses["locate"], "ran", "{statuses:?}");
+    for step in ALL_STEPS.iter().filter(|s| **s != "locate") {
+        assert_eq!(statuses[*step], "restored", "{step}: {statuses:?}");
+    }
+    let w = warnings(&run);
+    assert_eq!(w.len(), 1, "{}", run.stderr);
+    assert!(
+        w[0].contains(&snapshot) && w[0].contains("wrong bytes"),
+        "{w:?}"
+    );
+    // The local copy is the real snapshot, made from the data.
+    let local =
+        std::fs::read(b.file(&format!("cache/v1/cas/{}/{snapshot}", &snapshot[..2]))).unwrap();
+    assert_eq!(blake3::hash(&local).to_hex().to_string(), snapshot);
+    offline(&b, &nginx.url(), None, &["cache", "verify"]).ok();
+}
+
+/// A remote that is gone is a miss: the run succeeds, with one warning, and the breaker stops
+/// calling it after a few faults.
+#[test]
+fn a_server_gone_away_means_misses_and_one_warning() {
+    let Some(mut nginx) = Nginx::start() else {
+        return;
+    };
+    let url = nginx.url();
+    nginx.stop();
+    let a = trained().clone_trained();
+    // Local misses for three cheap steps (no engine), so the run asks the remote (and uploads).
+    for step in ["locate", "monitor", "conclude"] {
+        std::fs::remove_file(a.file(&format!("cache/v1/ac/{}.json", lock_key(&a, step)))).unwrap();
+    }
+    let t = Instant::now();
+    let run = offline(&a, &url, None, &["run", "--json"]).ok();
+    let statuses = run.statuses();
+    for step in ["locate", "monitor", "conclude"] {
+        assert_eq!(statuses[step], "ran", "{statuses:?}");
+    }
+    let w = warnings(&run);
+    assert_eq!(w.len(), 1, "{}", run.stderr);
+    assert!(
+        w[0].contains("cannot connect") && w[0].contains(&url),
+        "{w:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(15), "faults are fast");
+}
+
+/// A wrong token: a clear warning naming the status and the variable; the token never shows.
+#[test]
+fn a_wrong_token_is_named_in_a_warning() {
+    let Some(nginx) = Nginx::start() else { return };
+    let a = trained().clone_trained();
+    offline(&a, &nginx.secure_url(), Some(TOKEN), &["cache", "push"]).ok();
+
+    let b = fresh_checkout(&a);
+    let bad = offline(
+        &b,
+        &nginx.secure_url(),
+        Some("wrong-token"),
+        &["cache", "pull"],
+    );
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    let w = warnings(&bad);
+    assert_eq!(w.len(), 1, "{}", bad.stderr);
+    assert!(
+        w[0].contains("HTTP 401") && w[0].contains("MLBUILD_REMOTE_TOKEN"),
+        "{w:?}"
+    );
+    assert!(!bad.stderr.contains("wrong-token"));
+
+    offline(&b, &nginx.secure_url(), Some(TOKEN), &["cache", "pull"]).ok();
+    let run = offline(
+        &b,
+        &nginx.secure_url(),
+        Some(TOKEN),
+        &["run", "--frozen", "--json"],
+    )
+    .ok();
+    assert!(
+        run.statuses().values().all(|s| s == "cached"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `verify` finds and removes a corrupt blob; `gc` keeps what tags, ml.lock and recent runs
+/// reach, deletes the rest and old tmp files, and leaves young tmp files alone.
+#[test]
+fn verify_and_gc_keep_the_store_whole() {
+    let a = trained().clone_trained();
+    a.mlbuild_offline(&["cache", "verify"]).ok();
+
+    let cas = a.file("cache/v1/cas");
+    let stray = blake3::hash(b"unreachable").to_hex().to_string();
+    std::fs::create_dir_all(cas.join(&stray[..2])).unwrap();
+    std::fs::write(cas.join(&stray[..2]).join(&stray), "unreachable").unwrap();
+    let tmp = a.file("cache/v1/tmp");
+    std::fs::write(tmp.join("old"), "x").unwrap();
+    std::fs::write(tmp.join("young"), "y").unwrap();
+    let status = Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(tmp.join("old"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let dry = a.mlbuild_offline(&["cache", "gc", "--dry-run"]).ok();
+    assert!(
+        dry.stdout
+            .contains(&format!("would delete blob {stray} (11 B)")),
+        "{}",
+        dry.stdout
+    );
+    assert!(
+        dry.stdout.contains("would delete tmp old"),
+        "{}",
+        dry.stdout
+    );
+    assert!(!dry.stdout.contains("young"));
+    assert!(
+        cas.join(&stray[..2]).join(&stray).exists(),
+        "a dry run deletes nothing"
+    );
+
+    a.mlbuild_offline(&["cache", "gc"]).ok();
+    assert!(!cas.join(&stray[..2]).join(&stray).exists());
+    assert!(!tmp.join("old").exists() && tmp.join("young").exists());
+    let run = a.mlbuild_offline(&["run", "--json"]).ok();
+    assert!(
+        run.statuses().values().all(|s| s == "cached"),
+        "{}",
+        run.stderr
+    );
+
+    // A corrupt blob: reported, removed, exit 1.
+    let snapshot = entry(&a, &lock_key(&a, "locate"))["outputs"]["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = cas.join(&snapshot[..2]).join(&snapshot);
+    std::fs::write(&path, "tampered").unwrap();
+    let v = a.mlbuild_offline(&["cache", "verify"]);
+    assert_eq!(v.code, 1, "{}", v.stderr);
+    assert!(
+        v.stdout.contains(&format!("blob {snapshot} is corrupt")),
+        "{}",
+        v.stdout
+    );
+    assert!(!path.exists());
+}

@@ -1,0 +1,354 @@
+//! `predict` and `serve` on trained projects (issue #7 points 3 and 4): native scores agree with
+//! H2O's holdout predictions, the prepare transform is replayed, and a served tag that moves is
+//! swapped in with no failed request.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+/// The blob of output `name` of `step`, from the project's `ml.lock`.
+fn artifact(p: &Project, step: &str, name: &str) -> Vec<u8> {
+    let lock: Value = serde_json::from_str(&p.read("ml.lock")).unwrap();
+    let entry = lock["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|s| s["step"] == step)
+        .unwrap();
+    let digest = entry["outputs"][name].as_str().unwrap();
+    std::fs::read(p.file(&format!("cache/v1/cas/{}/{digest}", &digest[..2]))).unwrap()
+}
+
+fn csv_rows(bytes: &[u8]) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut rdr = csv::Reader::from_reader(bytes);
+    let header = rdr.headers().unwrap().iter().map(str::to_string).collect();
+    let rows = rdr
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect();
+    (header, rows)
+}
+
+/// Labels equal, probabilities within 1e-12 (H2O's in-cluster scores vs the native MOJO).
+fn assert_agree(ours: &[Vec<String>], h2o: &[Vec<String>]) {
+    assert_eq!(ours.len(), h2o.len());
+    for (i, (a, b)) in ours.iter().zip(h2o).enumerate() {
+        assert_eq!(a[0], b[0], "row {i}: label");
+        for (x, y) in a[1..].iter().zip(&b[1..]) {
+            let (x, y): (f64, f64) = (x.parse().unwrap(), y.parse().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-12 * y.abs().max(1.0),
+                "row {i}: {x} vs H2O {y}"
+            );
+        }
+    }
+}
+
+#[test]
+fn predict_by_tag_version_and_file_agrees_with_h2o() {
+    let p = trained().clone_trained();
+    std::fs::write(p.file("holdout.csv"), artifact(&p, "prepare", "holdout")).unwrap();
+    let (_, h2o) = csv_rows(&artifact(&p, "execute", "predictions"));
+    let versions: Value =
+        serde_json::from_str(&p.mlbuild_offline(&["versions", "--json"]).ok().stdout).unwrap();
+    let version = versions[0]["id"].as_str().unwrap().to_string();
+    let mut outputs = Vec::new();
+    for model in ["staging", version.as_str(), "models/staging.zip"] {
+        let run = p
+            .mlbuild_offline(&["predict", "--model", model, "holdout.csv", "-o", "out.csv"])
+            .ok();
+        assert!(run.stderr.contains("Predicted"), "{}", run.stderr);
+        let text = p.read("out.csv");
+        let (header, rows) = csv_rows(text.as_bytes());
+        assert_eq!(header, ["predict", "p0", "p1"], "PredictCsv's header");
+        assert_agree(&rows, &h2o);
+        outputs.push(text);
+    }
+    assert!(
+        outputs.iter().all(|o| *o == outputs[0]),
+        "same model, same bytes"
+    );
+    // Round trip: stdout too, and every number reads back to itself.
+    let run = p
+        .mlbuild_offline(&["predict", "--model", "staging", "holdout.csv"])
+        .ok();
+    assert_eq!(run.stdout, outputs[0]);
+
+    // A missing column is refused before any row, naming the model's needs.
+    p.write("bad.csv", "AGE,RACE,DPROS\n65,1,2\n");
+    let run = p.mlbuild_offline(&["predict", "--model", "staging", "bad.csv"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("no column `DCAPS`")
+            && run.stderr.contains("the model needs:")
+            && run.stderr.contains("`RACE` (categorical"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "nothing scored: {}", run.stdout);
+    let run = p.mlbuild_offline(&["predict", "--model", "nope", "holdout.csv"]);
+    assert!(
+        run.code == 1
+            && run
+                .stderr
+                .contains("`nope` is not a tag, a version or a file"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn predict_replays_the_text_transform() {
+    let p = Project::from_fixture("text");
+    std::fs::copy(
+        repo_root().join("tests/fixtures/text/reviews.csv"),
+        p.file("data/reviews.csv"),
+    )
+    .unwrap();
+    p.mlbuild(&["run"]).ok();
+    // Score the raw data (the data's columns: text, a column with gaps); compare the holdout
+    // rows with H2O's predictions on the prepared holdout.
+    let run = p
+        .mlbuild_offline(&["predict", "--model", "staging", "data/reviews.csv"])
+        .ok();
+    let (_, ours) = csv_rows(run.stdout.as_bytes());
+    let (_, raw) = csv_rows(p.read("data/reviews.csv").as_bytes());
+    let (hh, holdout) = csv_rows(&artifact(&p, "prepare", "holdout"));
+    let id = hh.iter().position(|h| h == "id").unwrap();
+    let (_, h2o) = csv_rows(&artifact(&p, "execute", "predictions"));
+    let picked: Vec<Vec<String>> = holdout
+        .iter()
+        .map(|r| {
+            let i = raw.iter().position(|x| x[0] == r[id]).unwrap();
+            ours[i].clone()
+        })
+        .collect();
+    assert_agree(&picked, &h2o);
+}
+
+/// `mlbuild serve` in a project; killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(p: &Project, extra: &[&str]) -> Server {
+    let mut args = vec!["serve", "--model", "staging", "--port", "0"];
+    args.extend_from_slice(extra);
+    let mut child = p
+        .command(&args)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = Arc::new(Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("Listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("serve did not start: {}", log.lock().unwrap()));
+    Server { child, url, log }
+}
+
+const ROW: &str =
+    r#"{"ID":1,"AGE":65,"RACE":"1","DPROS":2,"DCAPS":1,"PSA":1.4,"VOL":0,"GLEASON":6}"#;
+
+#[test]
+fn serve_answers_swaps_a_moved_tag_without_failing_and_refuses_bad_input() {
+    let p = trained().clone_trained();
+    let versions: Value =
+        serde_json::from_str(&p.mlbuild_offline(&["versions", "--json"]).ok().stdout).unwrap();
+    let v1 = versions[0]["id"].as_str().unwrap().to_string();
+    // A second version: retrain on changed data (staging moves to it).
+    let text = p.read("data/prostate.csv");
+    let lines: Vec<&str> = text.lines().collect();
+    p.write(
+        "data/prostate.csv",
+        &(lines[..lines.len() - 40].join("\n") + "\n"),
+    );
+    p.mlbuild(&["run"]).ok();
+    let tags: Value =
+        serde_json::from_str(&p.mlbuild_offline(&["tags", "--json"]).ok().stdout).unwrap();
+    let v2 = tags["staging"].as_str().unwrap().to_string();
+    assert_ne!(v1, v2);
+
+    let server = start(&p, &["--max-rows", "5", "--max-body", "4096"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let url = server.url.clone();
+    let post = |body: String| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            let r = client
+                .post(format!("{url}/predict"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    rt.block_on(async {
+        let health: Value = client
+            .get(format!("{url}/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(health["version"], v2.as_str());
+        let model: Value = client
+            .get(format!("{url}/model"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(model["version"], v2.as_str());
+        assert_eq!(model["tag"], "staging");
+        assert!(
+            model["algo"].is_string() && model["signature"].as_array().unwrap().len() >= 7,
+            "{model}"
+        );
+
+        let (status, body) = post(format!(r#"{{"rows":[{ROW},{ROW}]}}"#)).await;
+        assert_eq!(status, 200, "{body}");
+        let preds = body["predictions"].as_array().unwrap();
+        assert_eq!(preds.len(), 2);
+        assert!(
+            preds[0]["label"].is_string() && preds[0]["probabilities"]["1"].is_number(),
+            "{body}"
+        );
+        assert_eq!(preds[0]["version"], v2.as_str());
+        let (status, single) = post(ROW.to_string()).await;
+        assert_eq!((status, &single["predictions"][0]), (200, &preds[0]));
+
+        // 4xx, each with a JSON message.
+        for (body, want, says) in [
+            ("{".to_string(), 400, "not valid JSON"),
+            (r#"{"AGE":65}"#.to_string(), 400, "no column `RACE`"),
+            (
+                ROW.replace("\"AGE\":65", "\"AGE\":true"),
+                400,
+                "is a boolean",
+            ),
+            (
+                ROW.replace("\"AGE\":65", "\"AGE\":\"old\""),
+                400,
+                "is not a number",
+            ),
+            (
+                format!(r#"{{"rows":[{}]}}"#, [ROW; 6].join(",")),
+                413,
+                "the limit is 5",
+            ),
+            (format!(r#"{{"pad":"{}"}}"#, "x".repeat(5000)), 413, "body"),
+        ] {
+            let (status, body) = post(body).await;
+            assert_eq!(status, want, "{body}");
+            assert!(body["error"].as_str().unwrap().contains(says), "{body}");
+        }
+    });
+
+    // A client hammers /predict while the tag moves: no request fails, answers switch.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let hammer = {
+        let (stop, ok, failed, seen, url) = (
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            seen.clone(),
+            url.clone(),
+        );
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let client = reqwest::Client::new();
+            rt.block_on(async {
+                while !stop.load(Ordering::Relaxed) {
+                    let r = client.post(format!("{url}/predict")).body(ROW).send().await;
+                    match r {
+                        Ok(r) if r.status() == 200 => {
+                            let v: Value = r.json().await.unwrap();
+                            let version = v["version"].as_str().unwrap().to_string();
+                            let mut seen = seen.lock().unwrap();
+                            if seen.last() != Some(&version) {
+                                seen.push(version);
+                            }
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    p.mlbuild_offline(&["promote", "staging", &v1]).ok();
+    let switched = wait_until(20, || seen.lock().unwrap().last() == Some(&v1));
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    hammer.join().unwrap();
+    let log = server.log.lock().unwrap().clone();
+    assert!(
+        switched,
+        "answers switch to {v1}: {:?}\n{log}",
+        seen.lock().unwrap()
+    );
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "no failed request\n{log}"
+    );
+    assert!(ok.load(Ordering::Relaxed) > 10);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![v2.clone(), v1.clone()],
+        "v2, then v1 for good"
+    );
+    let health: Value = rt.block_on(async {
+        client
+            .get(format!("{url}/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(health["version"], v1.as_str());
+}
