@@ -129,17 +129,18 @@ struct Pending {
     started: Instant,
 }
 
-/// Runs one step through the cache: `step!(self, STEP, ATTEMPT, INPUTS, SUMMARY, |ctx| BODY)`
-/// evaluates to the step's `ActionEntry`. It returns from the enclosing function when the step
+/// Runs one step through the cache: `step!(self, STEP, ATTEMPT, SUMMARY, |ctx| BODY)` takes the
+/// step's key inputs from the planner and evaluates to the step's `ActionEntry`. It returns from the enclosing function when the step
 /// is past `run STEP` (`Outcome::Ok`) or a dry run stopped before it (`Outcome::Planned`).
 /// BODY may `.await`.
 macro_rules! step {
-    ($self:ident, $step:expr, $attempt:expr, $inputs:expr, $summary:path, |$ctx:ident| $body:expr) => {{
+    ($self:ident, $step:expr, $attempt:expr, $summary:path, |$ctx:ident| $body:expr) => {{
         // `run STEP` stops after STEP.
         if !$self.wanted($step) {
             return Ok(Outcome::Ok { version: None });
         }
-        let entry = match $self.begin($step, $attempt, $inputs, $summary).await? {
+        let inputs = $self.inputs($step, $attempt)?;
+        let entry = match $self.begin($step, $attempt, inputs, $summary).await? {
             Begin::Done(entry) => entry,
             Begin::Run(pending) => {
                 let $ctx = &mut $self.ctx;
@@ -590,53 +591,29 @@ impl<'a> Pipeline<'a> {
             .set_drift_reference(drift_reference.as_ref().map(|r| r.train.clone()));
 
         // 1 define
-        let inputs = self.inputs(Step::Define, 1)?;
-        let define = step!(
-            self,
-            Step::Define,
-            1,
-            inputs,
-            steps::define::summary,
-            |_ctx| steps::define::run(config, &profile)
-        );
+        let define = step!(self, Step::Define, 1, steps::define::summary, |_ctx| {
+            steps::define::run(config, &profile)
+        });
         let spec = steps::define::spec(config, &define.result)?;
 
         // 2 locate
-        let inputs = self.inputs(Step::Locate, 1)?;
-        let locate = step!(
-            self,
-            Step::Locate,
-            1,
-            inputs,
-            steps::locate::summary,
-            |ctx| steps::locate::run(ctx.store, &source, &profile)
-        );
+        let locate = step!(self, Step::Locate, 1, steps::locate::summary, |ctx| {
+            steps::locate::run(ctx.store, &source, &profile)
+        });
         if !self.opts.dry_run {
             source.remember(self.ctx.store)?;
         }
 
         // 3 prepare
         let snapshot = locate.output_digests["snapshot"].clone();
-        let inputs = self.inputs(Step::Prepare, 1)?;
-        let prepare = step!(
-            self,
-            Step::Prepare,
-            1,
-            inputs,
-            steps::prepare::summary,
-            |ctx| { steps::prepare::run(ctx, &snapshot, &spec).await }
-        );
+        let prepare = step!(self, Step::Prepare, 1, steps::prepare::summary, |ctx| {
+            steps::prepare::run(ctx, &snapshot, &spec).await
+        });
 
         // 4 confirm
-        let inputs = self.inputs(Step::Confirm, 1)?;
-        let confirm = step!(
-            self,
-            Step::Confirm,
-            1,
-            inputs,
-            steps::confirm::summary,
-            |ctx| steps::confirm::run(ctx, &prepare, &spec, drift_reference.as_ref())
-        );
+        let confirm = step!(self, Step::Confirm, 1, steps::confirm::summary, |ctx| {
+            steps::confirm::run(ctx, &prepare, &spec, drift_reference.as_ref())
+        });
         if confirm.result["verdict"] == "fail" {
             return Ok(Outcome::GateFailed(steps::confirm::gate_error(&confirm)));
         }
@@ -646,21 +623,17 @@ impl<'a> Pipeline<'a> {
         let mut attempts: Vec<(ActionEntry, ActionEntry)> = Vec::new();
         for attempt in 1..=max_attempts {
             let params = steps::modify::attempt_params(&config.execute, attempt);
-            let inputs = self.inputs(Step::Execute, attempt)?;
             let execute = step!(
                 self,
                 Step::Execute,
                 attempt,
-                inputs,
                 steps::execute::summary,
                 |ctx| { steps::execute::run(ctx, &prepare, &spec, &params, attempt).await }
             );
-            let inputs = self.inputs(Step::Monitor, attempt)?;
             let monitor = step!(
                 self,
                 Step::Monitor,
                 attempt,
-                inputs,
                 steps::monitor::summary,
                 |ctx| { steps::monitor::run(ctx, &prepare, &execute, &spec).await }
             );
@@ -672,15 +645,9 @@ impl<'a> Pipeline<'a> {
         }
 
         // 7 modify: the decision over all attempts
-        let inputs = self.inputs(Step::Modify, 1)?;
-        let modify = step!(
-            self,
-            Step::Modify,
-            1,
-            inputs,
-            steps::modify::summary,
-            |ctx| steps::modify::run(ctx, &attempts)
-        );
+        let modify = step!(self, Step::Modify, 1, steps::modify::summary, |ctx| {
+            steps::modify::run(ctx, &attempts)
+        });
         if modify.result["verdict"] == "fail" {
             return Ok(Outcome::Escalated(
                 steps::modify::escalate(&self.ctx, &modify).await,
@@ -690,15 +657,9 @@ impl<'a> Pipeline<'a> {
         // 8 conclude
         let chosen = modify.result["chosen_attempt"].as_u64().unwrap_or(1) as usize;
         let (execute, monitor) = &attempts[chosen - 1];
-        let inputs = self.inputs(Step::Conclude, 1)?;
-        let conclude = step!(
-            self,
-            Step::Conclude,
-            1,
-            inputs,
-            steps::conclude::summary,
-            |ctx| { steps::conclude::run(ctx, execute, monitor, &spec, &locate, &prepare).await }
-        );
+        let conclude = step!(self, Step::Conclude, 1, steps::conclude::summary, |ctx| {
+            steps::conclude::run(ctx, execute, monitor, &spec, &locate, &prepare).await
+        });
         // Replaying conclude registers the version in a registry that lacks it (a fresh CI
         // runner) and restores missing `models/<tag>.zip` links; otherwise it changes nothing.
         let version = steps::conclude::ensure(&mut self.ctx, &conclude, monitor).await?;

@@ -12,14 +12,7 @@ fn explain(p: &Project, args: &[&str]) -> Value {
 }
 
 fn locked_key(p: &Project, step: &str) -> String {
-    let lock: Value = serde_json::from_str(&p.read("ml.lock")).unwrap();
-    let entry = lock["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == step)
-        .unwrap();
-    entry["key"].as_str().unwrap().to_string()
+    locked_entry(p, step)["key"].as_str().unwrap().to_string()
 }
 
 #[test]

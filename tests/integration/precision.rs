@@ -24,16 +24,8 @@ fn assert_reason(run: &Run, step: &str, needle: &str) {
     );
 }
 
-/// The output digests `ml.lock` records for `step` (attempt 1).
 fn lock_outputs(p: &Project, step: &str) -> Value {
-    let lock: Value = serde_json::from_str(&p.read("ml.lock")).unwrap();
-    lock["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == step && s["attempt"] == 1)
-        .unwrap_or_else(|| panic!("no `{step}` in ml.lock"))["outputs"]
-        .clone()
+    locked_entry(p, step)["outputs"].clone()
 }
 
 fn json_of(run: Run) -> Value {

@@ -15,16 +15,8 @@ fn json_blob(p: &Project, digest: &str) -> Value {
     serde_json::from_slice(&blob(p, digest)).unwrap()
 }
 
-/// The outputs `ml.lock` records for `step` (attempt 1).
 fn locked_outputs(p: &Project, step: &str) -> Value {
-    let lock: Value = serde_json::from_str(&p.read("ml.lock")).unwrap();
-    lock["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == step && s["attempt"] == 1)
-        .unwrap_or_else(|| panic!("no `{step}` in ml.lock"))["outputs"]
-        .clone()
+    locked_entry(p, step)["outputs"].clone()
 }
 
 /// Rewrites `data/prostate.csv` field by field: `f(row_index, column, value) -> value`.

@@ -319,3 +319,15 @@ pub fn assert_ran(run: &Run, expected: &[&str]) {
         );
     }
 }
+
+/// The entry `ml.lock` records for `step` (attempt 1).
+pub fn locked_entry(p: &Project, step: &str) -> serde_json::Value {
+    let lock: serde_json::Value = serde_json::from_str(&p.read("ml.lock")).unwrap();
+    lock["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == step && s["attempt"] == 1)
+        .unwrap_or_else(|| panic!("no `{step}` in ml.lock"))
+        .clone()
+}
