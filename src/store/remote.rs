@@ -1,4 +1,4 @@
-//! The remote cache: plain HTTP on any WebDAV-style server (tested with Debian's nginx `dav`).
+//! The remote cache: HTTP or HTTPS on any WebDAV-style server (tested with Debian's nginx `dav`).
 //!
 //! Layout on the server, under the base URL:
 //! ```text
@@ -7,6 +7,9 @@
 //! ```
 //! `GET` reads, `HEAD` asks whether a blob is there, `PUT` writes; a bearer token from
 //! `MLBUILD_REMOTE_TOKEN` is sent when set. Nothing else is asked of the server.
+//!
+//! TLS is rustls (ring) with the Mozilla roots built in (`webpki-roots`); a private CA is
+//! trusted in addition when `MLBUILD_REMOTE_CA` names a PEM file of certificates.
 //!
 //! Mechanism. The remote is an optimisation behind the local store, never a source of truth:
 //! - **Local first.** The pipeline asks the remote only on a local miss. A remote hit fetches the
@@ -22,8 +25,9 @@
 //!   A 401/403 yields its own warning naming the status and `MLBUILD_REMOTE_TOKEN`, and turns
 //!   the remote off for the run.
 //!
-//! Limits: no TLS in this build (`http://` only; see docs/ci.md for a TLS proxy); blobs are
-//! uploaded from memory, one at a time; no cooldown probe (a run is short).
+//! Limits: the system trust store is not read (only the built-in roots and
+//! `MLBUILD_REMOTE_CA`); no client certificates; blobs are uploaded from memory, one at a
+//! time; no cooldown probe (a run is short).
 //!
 //! Safety: entries name only content digests, so an entry written on another machine can
 //! only ever restore bytes whose hash it names. What a key means is mlbuild's, not the
@@ -49,11 +53,14 @@ const MAX_ENTRY_BYTES: usize = 16 << 20;
 pub const URL_VAR: &str = "MLBUILD_REMOTE_CACHE";
 pub const TOKEN_VAR: &str = "MLBUILD_REMOTE_TOKEN";
 pub const READ_ONLY_VAR: &str = "MLBUILD_REMOTE_READ_ONLY";
+pub const CA_VAR: &str = "MLBUILD_REMOTE_CA";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
-    #[error("the remote cache URL must start with `http://`, found `{url}`")]
+    #[error("the remote cache URL must start with `http://` or `https://`, found `{url}`")]
     Scheme { url: String },
+    #[error("cannot read the CA certificates in `{path}` (`{CA_VAR}`): {why}")]
+    Ca { path: String, why: String },
     #[error("cannot set up the HTTP client for the remote cache")]
     Client(#[source] reqwest::Error),
 }
@@ -62,7 +69,10 @@ impl RemoteError {
     pub fn hint(&self) -> Option<String> {
         match self {
             RemoteError::Scheme { .. } => Some(format!(
-                "this build speaks plain HTTP; reach an HTTPS cache through a local TLS proxy (docs/ci.md), or unset `{URL_VAR}`"
+                "for example `https://cache.example.org/mlbuild`; or unset `{URL_VAR}`"
+            )),
+            RemoteError::Ca { .. } => Some(format!(
+                "`{CA_VAR}` must name a PEM file holding one or more `BEGIN CERTIFICATE` blocks; unset it to trust only the built-in roots"
             )),
             RemoteError::Client(_) => None,
         }
@@ -75,6 +85,8 @@ pub struct Settings {
     pub base: String,
     pub token: Option<String>,
     pub read_only: bool,
+    /// Extra CA certificates (PEM) to trust, from `MLBUILD_REMOTE_CA`.
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -92,6 +104,7 @@ impl Settings {
             base: base.trim().trim_end_matches('/').to_string(),
             token: env(TOKEN_VAR),
             read_only,
+            ca: env(CA_VAR).map(std::path::PathBuf::from),
         })
     }
 }
@@ -141,17 +154,22 @@ pub enum Restore {
 
 impl Remote {
     pub fn new(settings: &Settings) -> Result<Remote, RemoteError> {
-        if !settings.base.starts_with("http://") {
+        let lower = settings.base.to_ascii_lowercase();
+        if !lower.starts_with("http://") && !lower.starts_with("https://") {
             return Err(RemoteError::Scheme {
                 url: crate::h2o::redact_url(&settings.base),
             });
         }
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
-            .user_agent(concat!("mlbuild/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(RemoteError::Client)?;
+            .user_agent(concat!("mlbuild/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &settings.ca {
+            for cert in ca_certificates(path)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(RemoteError::Client)?;
         Ok(Remote {
             client,
             shown: crate::h2o::redact_url(&settings.base),
@@ -430,6 +448,20 @@ pub fn configured(config: &crate::config::Cache) -> anyhow::Result<Option<Arc<Re
     }
 }
 
+/// The certificates in a PEM file (at least one).
+fn ca_certificates(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, RemoteError> {
+    let err = |why: String| RemoteError::Ca {
+        path: path.display().to_string(),
+        why,
+    };
+    let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err("no certificate in it".into()));
+    }
+    Ok(certs)
+}
+
 pub(crate) fn is_digest(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
@@ -462,15 +494,20 @@ mod tests {
             base: base.into(),
             token: Some("secret".into()),
             read_only: false,
+            ca: None,
         }
     }
 
     #[test]
-    fn only_plain_http_and_no_credentials_in_messages() {
+    fn http_and_https_and_no_credentials_in_messages() {
+        assert!(Remote::new(&settings("https://cache.example")).is_ok());
         assert!(matches!(
-            Remote::new(&settings("https://cache.example")),
+            Remote::new(&settings("ftp://cache.example")),
             Err(RemoteError::Scheme { .. })
         ));
+        let mut bad_ca = settings("https://cache.example");
+        bad_ca.ca = Some("/nonexistent/ca.pem".into());
+        assert!(matches!(Remote::new(&bad_ca), Err(RemoteError::Ca { .. })));
         let r = Remote::new(&settings("http://user:pw@127.0.0.1:9/c")).unwrap();
         assert_eq!(r.shown(), "http://127.0.0.1:9/c");
         assert!(!format!("{r:?}").contains("pw") && !format!("{r:?}").contains("secret"));
