@@ -28,6 +28,8 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             | Command::Versions { json: true }
             | Command::Tags { json: true }
             | Command::History { json: true, .. }
+            | Command::Show { json: true, .. }
+            | Command::Diff { json: true, .. }
     );
     let printer = Printer::new(json, cli.global.quiet, cli.global.verbose, cli.global.color);
     match cli.command {
@@ -45,14 +47,13 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             full_refresh,
         } => explain(&dir, &printer, step, json, overrides, force, full_refresh).await,
         Command::Versions { json } => {
-            let reg = open_registry(&dir).await?;
-            let versions = reg.versions().await?;
-            if json {
-                printer.data(&serde_json::to_string_pretty(&versions)?);
-            } else {
-                printer.data(registry::render_versions(&versions).trim_end());
-            }
-            Ok(Exit::Ok)
+            let versions = open_registry(&dir).await?.versions().await?;
+            print_doc(
+                &printer,
+                json,
+                versions.as_slice(),
+                registry::render_versions,
+            )
         }
         Command::Show { version, json } => {
             registry::commands::show(&open_registry(&dir).await?, &dir, &printer, &version, json)
@@ -62,14 +63,8 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             registry::commands::diff(&open_registry(&dir).await?, &printer, &old, &new, json).await
         }
         Command::Tags { json } => {
-            let reg = open_registry(&dir).await?;
-            let tags = reg.tags().await?;
-            if json {
-                printer.data(&serde_json::to_string_pretty(&tags)?);
-            } else {
-                printer.data(registry::render_tags(&tags).trim_end());
-            }
-            Ok(Exit::Ok)
+            let tags = open_registry(&dir).await?.tags().await?;
+            print_doc(&printer, json, &tags, registry::render_tags)
         }
         Command::Promote {
             tag,
@@ -93,14 +88,8 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             report_move(&printer, json, &moved)
         }
         Command::History { tag, json } => {
-            let reg = open_registry(&dir).await?;
-            let events = reg.history(&tag).await?;
-            if json {
-                printer.data(&serde_json::to_string_pretty(&events)?);
-            } else {
-                printer.data(registry::render_history(&events).trim_end());
-            }
-            Ok(Exit::Ok)
+            let events = open_registry(&dir).await?.history(&tag).await?;
+            print_doc(&printer, json, events.as_slice(), registry::render_history)
         }
         Command::Cache(cmd) => crate::store::cache_cmd::run(&dir, &printer, cmd).await,
         Command::Init { data, target } => init(&dir, &printer, data, target),
@@ -118,6 +107,21 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
         } => crate::serve::command(&dir, model, host, port, max_body, max_rows).await,
         Command::Watch { overrides } => crate::watch::watch(&dir, &printer, overrides).await,
     }
+}
+
+/// A read command's output: one pretty JSON document with `--json`, else the human table.
+fn print_doc<T: serde::Serialize + ?Sized>(
+    printer: &Printer,
+    json: bool,
+    doc: &T,
+    render: impl Fn(&T) -> String,
+) -> Result<Exit> {
+    if json {
+        printer.data(&serde_json::to_string_pretty(doc)?);
+    } else {
+        printer.data(render(doc).trim_end());
+    }
+    Ok(Exit::Ok)
 }
 
 fn report_move(printer: &Printer, json: bool, moved: &registry::TagMove) -> Result<Exit> {

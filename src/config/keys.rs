@@ -320,44 +320,15 @@ fn check_value(entry: &Entry, key: &str, kind: Kind, at: &Locator) -> Result<(),
         }),
         (Kind::Unsigned(_), _) => Err(wrong("a non-negative integer")),
         (Kind::StringArray, Value::Array(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                if !matches!(item.value, Value::String(_)) {
-                    let element = Entry {
-                        key: String::new(),
-                        key_origin: entry.node.origin.clone(),
-                        node: item.clone(),
-                    };
-                    return Err(ConfigError::WrongType {
-                        at: Box::new(at.value_place(&element)),
-                        key: format!("{key}[{i}]"),
-                        expected: "a string".to_string(),
-                        found: describe(&item.value),
-                    });
-                }
-            }
-            Ok(())
+            check_elements(entry, key, at, items, "a string", |v| {
+                matches!(v, Value::String(_))
+            })
         }
         (Kind::StringArray, _) => Err(wrong("an array of strings")),
         (Kind::ScalarArray, Value::Array(items)) => {
-            for (i, item) in items.iter().enumerate() {
-                if matches!(
-                    item.value,
-                    Value::Array(_) | Value::Table(_) | Value::Datetime(_)
-                ) {
-                    let element = Entry {
-                        key: String::new(),
-                        key_origin: entry.node.origin.clone(),
-                        node: item.clone(),
-                    };
-                    return Err(ConfigError::WrongType {
-                        at: Box::new(at.value_place(&element)),
-                        key: format!("{key}[{i}]"),
-                        expected: "a string, number or boolean".to_string(),
-                        found: describe(&item.value),
-                    });
-                }
-            }
-            Ok(())
+            check_elements(entry, key, at, items, "a string, number or boolean", |v| {
+                !matches!(v, Value::Array(_) | Value::Table(_) | Value::Datetime(_))
+            })
         }
         (Kind::ScalarArray, _) => Err(wrong("an array of values")),
         (Kind::Choice(choices), Value::String(s)) => check_choice(entry, key, s, choices, at),
@@ -413,6 +384,33 @@ fn expects(kind: &Kind) -> String {
         Kind::String => "a string".into(),
         _ => "a table".into(),
     }
+}
+
+/// Checks every element of an array value, naming the first wrong one by index and position.
+fn check_elements(
+    entry: &Entry,
+    key: &str,
+    at: &Locator,
+    items: &[Node],
+    expected: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Result<(), ConfigError> {
+    for (i, item) in items.iter().enumerate() {
+        if !ok(&item.value) {
+            let element = Entry {
+                key: String::new(),
+                key_origin: entry.node.origin.clone(),
+                node: item.clone(),
+            };
+            return Err(ConfigError::WrongType {
+                at: Box::new(at.value_place(&element)),
+                key: format!("{key}[{i}]"),
+                expected: expected.to_string(),
+                found: describe(&item.value),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn check_choice(
