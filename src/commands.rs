@@ -60,7 +60,8 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
                 .await
         }
         Command::Diff { old, new, json } => {
-            registry::commands::diff(&open_registry(&dir).await?, &printer, &old, &new, json).await
+            registry::commands::diff(&open_registry(&dir).await?, &dir, &printer, &old, &new, json)
+                .await
         }
         Command::Tags { json } => {
             let tags = open_registry(&dir).await?.tags().await?;

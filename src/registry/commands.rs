@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 
 use super::{Registry, Version};
 use crate::error::Exit;
+use crate::h2o::Leaderboard;
 use crate::report::Printer;
+use crate::store::Store;
 
 async fn version(reg: &Registry, id: &str) -> Result<Version> {
     reg.get(id)
@@ -130,9 +132,58 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     }
 }
 
+/// One side of a leaderboard comparison: the version's leaderboard as stored, or why it is not
+/// shown (a version registered before leaderboards were recorded, one made by `deploy --mojo`,
+/// or a store that lacks the blob).
+pub enum Board {
+    Found {
+        digest: String,
+        board: Leaderboard,
+    },
+    Missing {
+        digest: Option<String>,
+        why: &'static str,
+    },
+}
+
+impl Board {
+    /// Loads the leaderboard a version's provenance names, verified, from `store`.
+    pub fn load(store: Option<&Store>, v: &Version) -> Board {
+        let Some(digest) = v.provenance["leaderboard"].as_str().map(str::to_string) else {
+            return Board::Missing {
+                digest: None,
+                why: "not recorded for this version",
+            };
+        };
+        let bytes = store.and_then(|s| s.read_verified(&digest).ok());
+        match bytes.and_then(|b| serde_json::from_slice::<Leaderboard>(&b).ok()) {
+            Some(board) => Board::Found { digest, board },
+            None => Board::Missing {
+                digest: Some(digest),
+                why: "not in this store (mlbuild cache pull fetches it)",
+            },
+        }
+    }
+
+    fn to_json(&self) -> Value {
+        match self {
+            Board::Found { digest, board } => json!({
+                "digest": digest,
+                "sort_metric": board.sort_metric,
+                "rows": board.rows.iter().map(|r| json!({
+                    "model_id": r.model_id,
+                    "algo": r.algo,
+                    "metrics": r.metrics,
+                })).collect::<Vec<_>>(),
+            }),
+            Board::Missing { digest, why } => json!({ "digest": digest, "missing": why }),
+        }
+    }
+}
+
 /// The `diff --json` document: metrics (with `change` for numbers), params (the config slices
 /// recorded in provenance) and leaderboards, side by side; only what differs for params.
-pub fn diff_doc(a: &Version, b: &Version) -> Value {
+pub fn diff_doc(a: &Version, b: &Version, boards: [&Board; 2]) -> Value {
     let mut metrics = serde_json::Map::new();
     let names: BTreeSet<String> = [&a.metrics, &b.metrics]
         .iter()
@@ -171,13 +222,26 @@ pub fn diff_doc(a: &Version, b: &Version) -> Value {
         "params": params,
         "algo": { "old": a.algo, "new": b.algo },
         "data_snapshot": { "old": a.provenance["data_snapshot"], "new": b.provenance["data_snapshot"] },
-        "leaderboard": { "old": a.provenance["leaderboard"], "new": b.provenance["leaderboard"] },
+        "leaderboard": { "old": boards[0].to_json(), "new": boards[1].to_json() },
     })
 }
 
-pub async fn diff(reg: &Registry, printer: &Printer, a: &str, b: &str, json: bool) -> Result<Exit> {
+pub async fn diff(
+    reg: &Registry,
+    dir: &Path,
+    printer: &Printer,
+    a: &str,
+    b: &str,
+    json: bool,
+) -> Result<Exit> {
     let (va, vb) = (version(reg, a).await?, version(reg, b).await?);
-    let doc = diff_doc(&va, &vb);
+    let paths = crate::project::Paths::resolve(dir);
+    let store = Store::open(&paths.cache).ok();
+    let boards = [
+        Board::load(store.as_ref(), &va),
+        Board::load(store.as_ref(), &vb),
+    ];
+    let doc = diff_doc(&va, &vb, [&boards[0], &boards[1]]);
     if json {
         printer.data(&serde_json::to_string_pretty(&doc)?);
         return Ok(Exit::Ok);
@@ -207,8 +271,68 @@ pub async fn diff(reg: &Registry, printer: &Printer, a: &str, b: &str, json: boo
             }
         }
     }
+    s.push('\n');
+    s.push_str(&leaderboards_side_by_side(a, b, &boards));
     printer.data(s.trim_end());
     Ok(Exit::Ok)
+}
+
+/// Two leaderboards as one table, rank by rank: model (algo) and sort metric of each side.
+fn leaderboards_side_by_side(a: &str, b: &str, boards: &[Board; 2]) -> String {
+    let side = |board: &Board, rank: usize| -> String {
+        match board {
+            Board::Found { board, .. } => board
+                .rows
+                .get(rank)
+                .map(|r| {
+                    let v = r
+                        .metrics
+                        .get(&board.sort_metric)
+                        .copied()
+                        .unwrap_or(f64::NAN);
+                    format!("{} ({}) {v:.5}", short_model(&r.model_id), r.algo)
+                })
+                .unwrap_or_default(),
+            Board::Missing { .. } => String::new(),
+        }
+    };
+    let metric = |board: &Board| match board {
+        Board::Found { board, .. } => board.sort_metric.clone(),
+        Board::Missing { why, .. } => format!("leaderboard {why}"),
+    };
+    let rows = boards
+        .iter()
+        .map(|b| match b {
+            Board::Found { board, .. } => board.rows.len(),
+            Board::Missing { .. } => 0,
+        })
+        .max()
+        .unwrap_or(0);
+    let mut s = String::new();
+    let _ = writeln!(s, "{:<4} {:<44} {:<44}", "rank", a, b);
+    let _ = writeln!(
+        s,
+        "{:<4} {:<44} {:<44}",
+        "",
+        metric(&boards[0]),
+        metric(&boards[1])
+    );
+    for rank in 0..rows {
+        let _ = writeln!(
+            s,
+            "{:<4} {:<44} {:<44}",
+            rank + 1,
+            side(&boards[0], rank),
+            side(&boards[1], rank)
+        );
+    }
+    s
+}
+
+/// H2O model ids carry the AutoML run's timestamp (`GBM_1_AutoML_3_20250301_120000`); the
+/// part before `_AutoML` names the model within the run, which is what a comparison needs.
+fn short_model(id: &str) -> &str {
+    id.split("_AutoML").next().unwrap_or(id)
 }
 
 #[cfg(test)]
@@ -231,7 +355,11 @@ mod tests {
 
     #[test]
     fn diff_shows_metric_changes_and_only_changed_params() {
-        let d = diff_doc(&v("a", 0.7, 2), &v("b", 0.75, 4));
+        let none = Board::Missing {
+            digest: None,
+            why: "not recorded for this version",
+        };
+        let d = diff_doc(&v("a", 0.7, 2), &v("b", 0.75, 4), [&none, &none]);
         assert!((d["metrics"]["auc"]["change"].as_f64().unwrap() - 0.05).abs() < 1e-12);
         assert_eq!(d["metrics"]["rmse"]["change"], 0.0);
         assert_eq!(
@@ -239,5 +367,58 @@ mod tests {
             json!({ "old": 2, "new": 4 })
         );
         assert!(d["params"].get("execute.seed").is_none());
+    }
+
+    fn board(rows: &[(&str, &str, f64)]) -> Board {
+        Board::Found {
+            digest: "d".repeat(64),
+            board: Leaderboard {
+                sort_metric: "auc".into(),
+                columns: vec!["model_id".into(), "auc".into()],
+                rows: rows
+                    .iter()
+                    .map(|(id, algo, auc)| crate::h2o::LeaderboardRow {
+                        model_id: id.to_string(),
+                        algo: algo.to_string(),
+                        metrics: [("auc".to_string(), *auc)].into(),
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    #[test]
+    fn diff_puts_leaderboards_side_by_side() {
+        let old = board(&[("GLM_1_AutoML_1_20250301_120000", "GLM", 0.71)]);
+        let new = board(&[
+            ("GBM_2_AutoML_4_20250314_093012", "GBM", 0.8123456),
+            ("GLM_1_AutoML_4_20250314_093012", "GLM", 0.7),
+        ]);
+        let d = diff_doc(&v("a", 0.71, 2), &v("b", 0.81, 4), [&old, &new]);
+        assert_eq!(d["leaderboard"]["old"]["rows"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            d["leaderboard"]["new"]["rows"][0]["model_id"],
+            "GBM_2_AutoML_4_20250314_093012"
+        );
+        let text = leaderboards_side_by_side("a", "b", &[old, new]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4, "{text}");
+        assert!(
+            lines[2].contains("GLM_1 (GLM) 0.71000") && lines[2].contains("GBM_2 (GBM) 0.81235"),
+            "{text}"
+        );
+        assert!(
+            lines[3].trim_start().starts_with('2') && lines[3].contains("GLM_1 (GLM) 0.70000"),
+            "{text}"
+        );
+        let missing = Board::Missing {
+            digest: None,
+            why: "not recorded for this version",
+        };
+        let text = leaderboards_side_by_side("a", "b", &[missing, board(&[])]);
+        assert!(
+            text.contains("leaderboard not recorded for this version"),
+            "{text}"
+        );
     }
 }

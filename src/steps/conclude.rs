@@ -29,7 +29,7 @@ pub async fn run(
 ) -> Result<StepOutput> {
     let leaderboard: crate::h2o::Leaderboard =
         serde_json::from_slice(&ctx.store.read_verified(&execute.outputs["leaderboard"])?)?;
-    let provenance = provenance(ctx, locate, prepare);
+    let provenance = provenance(ctx, locate, prepare, execute);
     let text = card::render(&card::CardInput {
         project: &project_name(ctx),
         spec,
@@ -164,7 +164,12 @@ fn project_name(ctx: &Ctx<'_>) -> String {
     })
 }
 
-fn provenance(ctx: &Ctx<'_>, locate: &ActionEntry, prepare: &ActionEntry) -> Value {
+fn provenance(
+    ctx: &Ctx<'_>,
+    locate: &ActionEntry,
+    prepare: &ActionEntry,
+    execute: &ActionEntry,
+) -> Value {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .arg("-C")
@@ -190,6 +195,8 @@ fn provenance(ctx: &Ctx<'_>, locate: &ActionEntry, prepare: &ActionEntry) -> Val
         // The prepared training rows: confirm's drift reference once this version is production.
         "prepared_train": prepare.outputs["train"],
         "transform": prepare.outputs.get("transform"),
+        // The leader's AutoML leaderboard (JSON blob): `diff` shows two of them side by side.
+        "leaderboard": execute.outputs["leaderboard"],
     })
 }
 

@@ -13,6 +13,7 @@ mod monitor_registry;
 mod precision;
 mod prepare_confirm;
 mod registry_cmds;
+mod registry_processes;
 mod remote;
 mod scenarios;
 mod serve;

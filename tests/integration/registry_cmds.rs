@@ -31,6 +31,27 @@ fn promote_rollback_history_and_a_rerun_never_undoes_a_rollback() {
     let tags = json(p.mlbuild_offline(&["tags", "--json"]));
     assert_eq!(tags["staging"], v2.as_str());
 
+    // diff: metrics, params and both leaderboards side by side.
+    let diff = json(p.mlbuild_offline(&["diff", &v1, &v2, "--json"]));
+    for side in ["old", "new"] {
+        let board = &diff["leaderboard"][side];
+        assert!(
+            !board["rows"].as_array().unwrap().is_empty(),
+            "{side} leaderboard: {diff}"
+        );
+        assert_eq!(board["digest"].as_str().unwrap().len(), 64);
+    }
+    assert!(diff["metrics"]["auc"]["change"].is_number(), "{diff}");
+    let text = p.mlbuild_offline(&["diff", &v1, &v2]).ok().stdout;
+    let leader = diff["leaderboard"]["new"]["rows"][0]["model_id"]
+        .as_str()
+        .unwrap();
+    let short = leader.split("_AutoML").next().unwrap();
+    assert!(
+        text.contains("rank") && text.contains(short),
+        "human diff shows the leaderboards: {text}"
+    );
+
     p.mlbuild_offline(&["promote", "production", &v1]).ok();
     let rolled = p.mlbuild_offline(&["rollback", "staging"]).ok();
     assert!(rolled.stderr.contains(&v1), "{}", rolled.stderr);

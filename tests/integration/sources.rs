@@ -7,29 +7,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{assert_ran, shared_node, Project, Run};
+use crate::support::{assert_ran, exec, runtime, shared_node, PgDb, Project, Run};
 
 const PROSTATE_COLUMNS: &str = "ID, CAPSULE, AGE, RACE, DPROS, DCAPS, PSA, VOL, GLEASON";
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// Runs statements against a database (test set-up only: values here are the test's own).
-fn exec(url: &str, statements: &[String]) {
-    runtime().block_on(async {
-        sqlx::any::install_default_drivers();
-        use sqlx::Connection;
-        let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
-        for s in statements {
-            sqlx::query(s).execute(&mut conn).await.unwrap();
-        }
-        conn.close().await.unwrap();
-    })
-}
 
 fn count(url: &str, table: &str) -> i64 {
     runtime().block_on(async {
@@ -280,54 +260,11 @@ fn sqlite_incremental_appends_past_the_watermark() {
     incremental_scenario(&p, &url, "INTEGER");
 }
 
-/// A fresh Postgres database for one test, dropped afterwards; `None` (with a note) without a server.
-struct PgDb {
-    base: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    fn create() -> Option<PgDb> {
-        let Ok(base) = std::env::var("MLBUILD_TEST_POSTGRES_URL") else {
-            eprintln!(
-                "note: MLBUILD_TEST_POSTGRES_URL is not set; skipping the Postgres source test"
-            );
-            return None;
-        };
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let name = format!(
-            "mlbuild_src_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
-        exec(&base, &[format!("CREATE DATABASE {name}")]);
-        let (without_query, query) = match base.split_once('?') {
-            Some((u, q)) => (u, format!("?{q}")),
-            None => (base.as_str(), String::new()),
-        };
-        let (scheme, rest) = without_query.split_once("://").unwrap();
-        let authority = rest.split('/').next().unwrap();
-        let url = format!("{scheme}://{authority}/{name}{query}");
-        Some(PgDb { base, name, url })
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        exec(
-            &self.base,
-            &[format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            )],
-        );
-    }
-}
-
 #[test]
 fn postgres_incremental_with_a_timestamptz_watermark() {
-    let Some(db) = PgDb::create() else { return };
+    let Some(db) = PgDb::create("the Postgres source test") else {
+        return;
+    };
     let p = sql_project(
         &INCREMENTAL
             .replace("ID", "id")
@@ -339,7 +276,9 @@ fn postgres_incremental_with_a_timestamptz_watermark() {
 
 #[test]
 fn postgres_source_unchanged_and_changed() {
-    let Some(db) = PgDb::create() else { return };
+    let Some(db) = PgDb::create("the Postgres source test") else {
+        return;
+    };
     let p = sql_project(
         &ORDERED
             .replace("FROM prostate", "FROM prostate WHERE region = $1")
@@ -375,7 +314,9 @@ fn postgres_source_unchanged_and_changed() {
 
 #[test]
 fn postgres_types_have_one_canonical_spelling() {
-    let Some(db) = PgDb::create() else { return };
+    let Some(db) = PgDb::create("the Postgres source test") else {
+        return;
+    };
     exec(
         &db.url,
         &[
@@ -432,7 +373,9 @@ fn sqlite_params_are_bound_never_spliced() {
 
 #[test]
 fn postgres_params_are_bound_never_spliced() {
-    let Some(db) = PgDb::create() else { return };
+    let Some(db) = PgDb::create("the Postgres source test") else {
+        return;
+    };
     let p = sql_project(INJECTION);
     injection_scenario(&db.url, &p);
 }

@@ -331,3 +331,66 @@ pub fn locked_entry(p: &Project, step: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no `{step}` in ml.lock"))
         .clone()
 }
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Runs statements against a database (test set-up only: values here are the test's own).
+pub fn exec(url: &str, statements: &[String]) {
+    runtime().block_on(async {
+        sqlx::any::install_default_drivers();
+        use sqlx::Connection;
+        let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+        for s in statements {
+            sqlx::query(s).execute(&mut conn).await.unwrap();
+        }
+        conn.close().await.unwrap();
+    })
+}
+
+/// A fresh Postgres database for one test, dropped afterwards; `None` (with a note) without a server.
+pub struct PgDb {
+    base: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDb {
+    pub fn create(what: &str) -> Option<PgDb> {
+        let Ok(base) = std::env::var("MLBUILD_TEST_POSTGRES_URL") else {
+            eprintln!("note: MLBUILD_TEST_POSTGRES_URL is not set; skipping {what}");
+            return None;
+        };
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "mlbuild_it_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        exec(&base, &[format!("CREATE DATABASE {name}")]);
+        let (without_query, query) = match base.split_once('?') {
+            Some((u, q)) => (u, format!("?{q}")),
+            None => (base.as_str(), String::new()),
+        };
+        let (scheme, rest) = without_query.split_once("://").unwrap();
+        let authority = rest.split('/').next().unwrap();
+        let url = format!("{scheme}://{authority}/{name}{query}");
+        Some(PgDb { base, name, url })
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        exec(
+            &self.base,
+            &[format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            )],
+        );
+    }
+}
