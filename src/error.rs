@@ -53,6 +53,11 @@ impl std::error::Error for Diagnostic {}
 
 /// Prints an error chain once (`error:`, `Caused by:`, `hint:`) and returns its exit code.
 pub fn render(err: &anyhow::Error) -> Exit {
+    // The reader of stdout went away (`mlbuild predict … | head`): what it wanted was written,
+    // so end quietly, as `cat` would in a pipeline, instead of reporting an error.
+    if is_broken_pipe(err) {
+        return Exit::Ok;
+    }
     let mut exit = Exit::Error;
     let mut hint = None;
     for cause in err.chain() {
@@ -82,4 +87,12 @@ pub fn render(err: &anyhow::Error) -> Exit {
         eprintln!("hint: {h}");
     }
     exit
+}
+
+/// Whether `err` was caused by writing to a pipe whose reader has exited.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -340,7 +340,11 @@ pub fn predict_csv(scorer: &Scorer, input: &Path, out: impl Write) -> Result<Sum
         .bind(&header)
         .with_context(|| format!("`{}` cannot be scored", input.display()))?;
     let mut w = csv::WriterBuilder::new().from_writer(out);
-    let write_err = |e: csv::Error| anyhow::anyhow!("writing the predictions: {e}");
+    // Keeps the I/O error itself in the chain, so that a closed pipe (`| head`) is recognised.
+    let write_err = |e: csv::Error| match e.into_kind() {
+        csv::ErrorKind::Io(io) => anyhow::Error::new(io).context("writing the predictions"),
+        other => anyhow::anyhow!("writing the predictions: {other:?}"),
+    };
     w.write_record(scorer.mojo.output_names())
         .map_err(write_err)?;
     let classes = scorer

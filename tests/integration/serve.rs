@@ -81,6 +81,37 @@ fn predict_by_tag_version_and_file_agrees_with_h2o() {
         .ok();
     assert_eq!(run.stdout, outputs[0]);
 
+    // `predict … | head -1`: the reader goes away; mlbuild stops quietly with success.
+    let holdout = p.read("holdout.csv");
+    let (head, body) = holdout.split_once('\n').unwrap();
+    p.write(
+        "many.csv",
+        &format!(
+            "{head}\n{}",
+            body.repeat(200_000 / body.lines().count().max(1))
+        ),
+    );
+    let mut child = p
+        .command(&["predict", "--model", "staging", "many.csv"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert_eq!(first.trim_end(), "predict,p0,p1");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("error"),
+        "a closed pipe is not an error: {:?} {stderr}",
+        out.status
+    );
+
     // A missing column is refused before any row, naming the model's needs.
     p.write("bad.csv", "AGE,RACE,DPROS\n65,1,2\n");
     let run = p.mlbuild_offline(&["predict", "--model", "staging", "bad.csv"]);
