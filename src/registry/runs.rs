@@ -151,6 +151,19 @@ impl Registry {
         row.map(|row| run_from_row(&row)).transpose()
     }
 
+    /// The `limit` most recent runs, newest first.
+    pub async fn recent_runs(&self, limit: u32) -> Result<Vec<Run>> {
+        let rows = sqlx::query(
+            "SELECT id, project, command, started_at, finished_at, status, report \
+             FROM runs ORDER BY id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading the recent runs"))?;
+        rows.iter().map(run_from_row).collect()
+    }
+
     /// The steps recorded for a run, in the order they were recorded.
     pub async fn steps(&self, run: RunId) -> Result<Vec<StepRecord>> {
         // `recorded_at` has millisecond precision; steps recorded within the same millisecond

@@ -467,6 +467,16 @@ async fn runs_and_steps(url: &str) {
         (2, 12_345, "ran")
     );
     assert!(registry.steps(other).await.unwrap().is_empty());
+    let recent: Vec<RunId> = registry
+        .recent_runs(5)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(recent, vec![other, run], "newest first");
+    assert_eq!(registry.recent_runs(1).await.unwrap()[0].id, other);
+    assert!(registry.recent_runs(0).await.unwrap().is_empty());
 
     assert!(matches!(
         registry.finish_run(run, "great", None).await,
