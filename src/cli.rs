@@ -14,7 +14,8 @@ use crate::report::ColorChoice;
     about = "A declarative, incremental build tool for ML pipelines on H2O-3",
     long_about = "mlbuild takes a project's data from its source to a trained, evaluated, tagged and \
 deployable model through eight cached steps: define, locate, prepare, confirm, execute, monitor, \
-modify, conclude. Only steps whose inputs changed rerun.\n\n\
+modify, conclude. Only steps whose inputs changed rerun. A MOJO made elsewhere can be checked \
+with `mlbuild mojo validate` and registered with `mlbuild deploy --mojo FILE.zip --tag TAG`.\n\n\
 Exit codes: 0 ok, 1 error, 2 usage, 3 escalated (threshold not met after max_attempts), \
 4 data-quality gate failed, 130 interrupted.\n\n\
 Environment: MLBUILD_H2O_URL, MLBUILD_H2O_JAR, MLBUILD_CACHE_DIR, MLBUILD_STATE_URL, NO_COLOR, \
@@ -130,6 +131,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Register a MOJO made elsewhere as a version and point TAG at it (validated first)
+    Deploy {
+        /// The MOJO zip to register
+        #[arg(long, value_name = "FILE.zip")]
+        mojo: PathBuf,
+        /// The tag to point at it (e.g. production); `models/TAG.zip` follows
+        #[arg(long)]
+        tag: String,
+        /// Why (recorded in the tag's history; default `deploy --mojo <file name>`)
+        #[arg(long)]
+        reason: Option<String>,
+        /// One JSON document on stdout: {version, created, tag, from, model, canonical}
+        #[arg(long)]
+        json: bool,
+    },
+    /// MOJO files: check one without registering it
+    #[command(subcommand)]
+    Mojo(MojoCommand),
     /// The store: push to / pull from the remote cache, verify blobs, collect garbage
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -195,6 +214,20 @@ pub struct RunArgs {
     /// Extract an incremental SQL source from scratch instead of past its watermark
     #[arg(long)]
     pub full_refresh: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MojoCommand {
+    /// Check a MOJO zip: structure, model.ini fields, domains, each algorithm's files, safe paths,
+    /// and whether mlbuild scores it natively; exit 1 when invalid
+    Validate {
+        /// The MOJO zip
+        #[arg(value_name = "FILE.zip")]
+        file: PathBuf,
+        /// The report as one JSON document on stdout
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{Cli, Command, RunArgs};
+use crate::cli::{Cli, Command, MojoCommand, RunArgs};
 use crate::config;
 use crate::error::{Diagnostic, Exit};
 use crate::fingerprint::Reason;
@@ -30,6 +30,8 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             | Command::History { json: true, .. }
             | Command::Show { json: true, .. }
             | Command::Diff { json: true, .. }
+            | Command::Deploy { json: true, .. }
+            | Command::Mojo(MojoCommand::Validate { json: true, .. })
     );
     let printer = Printer::new(json, cli.global.quiet, cli.global.verbose, cli.global.color);
     match cli.command {
@@ -60,8 +62,15 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
                 .await
         }
         Command::Diff { old, new, json } => {
-            registry::commands::diff(&open_registry(&dir).await?, &dir, &printer, &old, &new, json)
-                .await
+            registry::commands::diff(
+                &open_registry(&dir).await?,
+                &dir,
+                &printer,
+                &old,
+                &new,
+                json,
+            )
+            .await
         }
         Command::Tags { json } => {
             let tags = open_registry(&dir).await?.tags().await?;
@@ -92,6 +101,13 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             let events = open_registry(&dir).await?.history(&tag).await?;
             print_doc(&printer, json, events.as_slice(), registry::render_history)
         }
+        Command::Deploy {
+            mojo,
+            tag,
+            reason,
+            json,
+        } => registry::deploy::command(&dir, &printer, &mojo, &tag, reason.as_deref(), json).await,
+        Command::Mojo(MojoCommand::Validate { file, json }) => mojo_validate(&printer, &file, json),
         Command::Cache(cmd) => crate::store::cache_cmd::run(&dir, &printer, cmd).await,
         Command::Init { data, target } => init(&dir, &printer, data, target),
         Command::Predict {
@@ -108,6 +124,28 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
         } => crate::serve::command(&dir, model, host, port, max_body, max_rows).await,
         Command::Watch { overrides } => crate::watch::watch(&dir, &printer, overrides).await,
     }
+}
+
+/// `mojo validate FILE`: the report on stdout (JSON or fields, warnings on stderr); an invalid
+/// MOJO exits 1 with every error listed.
+fn mojo_validate(printer: &Printer, file: &Path, json: bool) -> Result<Exit> {
+    let bytes = crate::mojo::validate::read(file)?;
+    let mut report = crate::mojo::validate::validate(&bytes);
+    report.file = Some(file.display().to_string());
+    if json {
+        printer.data(&serde_json::to_string_pretty(&report)?);
+    } else {
+        printer.data(&report.render());
+        for warning in &report.warnings {
+            printer.warn(&warning.to_string());
+        }
+    }
+    if report.valid {
+        return Ok(Exit::Ok);
+    }
+    Err(Diagnostic::new(report.refusal())
+        .hint("each code is explained in docs/mojo.md (\"Validating a MOJO\")")
+        .into())
 }
 
 /// A read command's output: one pretty JSON document with `--json`, else the human table.

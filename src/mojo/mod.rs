@@ -33,6 +33,7 @@ mod model;
 mod prediction;
 mod row;
 mod tree;
+pub mod validate;
 mod xgboost;
 
 #[cfg(test)]

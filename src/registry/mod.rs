@@ -29,6 +29,7 @@
 //! *different* registries are only as comparable as the two clocks. See `docs/registry.md`.
 
 pub mod commands;
+pub mod deploy;
 mod render;
 mod runs;
 mod schema;

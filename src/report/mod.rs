@@ -6,6 +6,7 @@
 
 pub mod card;
 pub mod hooks;
+pub mod plots;
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;

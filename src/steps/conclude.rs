@@ -10,13 +10,25 @@
 //! does not count); otherwise `promote`/`rollback` move it. After tags move, the
 //! `[conclude.deploy]` hooks get `{event, version, tag, model, canonical, card}` per moved tag
 //! (non-fatal, see `report::hooks`).
+//!
+//! The card's plots (`report::plots`: leaderboard, SHAP importance, holdout ROC or residuals)
+//! are SVG blobs of their own: outputs `plot_<name>` of this step (so `cache push`/`pull`/`verify`
+//! carry them) and `provenance.plots` of the version (so `cache gc` keeps them while a tag
+//! points at it). They are informative: not in `output_digests`, so no key and no `ml.lock` entry
+//! depends on them. A plot that cannot be made is a line in the card, never an error.
+
+use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use crate::config::Problem;
+use crate::h2o::Leaderboard;
+use crate::metrics;
 use crate::pipeline::{Ctx, ProblemSpec, StepOutput};
 use crate::registry::NewVersion;
-use crate::report::card;
+use crate::report::card::{self, PlotOutcome};
+use crate::report::plots;
 use crate::store::{write_atomic, ActionEntry};
 
 pub async fn run(
@@ -27,9 +39,30 @@ pub async fn run(
     locate: &ActionEntry,
     prepare: &ActionEntry,
 ) -> Result<StepOutput> {
-    let leaderboard: crate::h2o::Leaderboard =
+    let leaderboard: Leaderboard =
         serde_json::from_slice(&ctx.store.read_verified(&execute.outputs["leaderboard"])?)?;
-    let provenance = provenance(ctx, locate, prepare, execute);
+    let mut stored = BTreeMap::new();
+    let mut card_plots = Vec::new();
+    for (name, title, made) in draw_plots(ctx, spec, &leaderboard, prepare, execute, monitor) {
+        let outcome = match made {
+            Ok(svg) => {
+                let digest = ctx.store.put_bytes(svg.as_bytes())?;
+                stored.insert(name.to_string(), digest.clone());
+                PlotOutcome::Stored { digest }
+            }
+            Err(reason) => {
+                ctx.printer
+                    .detail(1, &format!("the card has no {name} plot: {reason}"));
+                PlotOutcome::Missing { reason }
+            }
+        };
+        card_plots.push(card::Plot {
+            name: name.to_string(),
+            title,
+            outcome,
+        });
+    }
+    let provenance = provenance(ctx, locate, prepare, execute, &stored);
     let text = card::render(&card::CardInput {
         project: &project_name(ctx),
         spec,
@@ -37,13 +70,20 @@ pub async fn run(
         monitor: &monitor.result,
         leaderboard: &leaderboard,
         provenance: &provenance,
+        plots: &card_plots,
     });
     let card_digest = ctx.store.put_bytes(text.as_bytes())?;
+    let mut outputs = super::outputs([
+        ("card", card_digest.clone()),
+        ("mojo", execute.outputs["mojo"].clone()),
+    ]);
+    outputs.extend(
+        stored
+            .iter()
+            .map(|(name, digest)| (format!("plot_{name}"), digest.clone())),
+    );
     Ok(StepOutput {
-        outputs: super::outputs([
-            ("card", card_digest.clone()),
-            ("mojo", execute.outputs["mojo"].clone()),
-        ]),
+        outputs,
         output_digests: Some(super::outputs([(
             "mojo",
             execute.output_digests["mojo"].clone(),
@@ -57,6 +97,83 @@ pub async fn run(
             "provenance": provenance,
         }),
     })
+}
+
+/// The card's plots in card order, `(name, title, SVG or why there is none)`.
+fn draw_plots(
+    ctx: &Ctx<'_>,
+    spec: &ProblemSpec,
+    leaderboard: &Leaderboard,
+    prepare: &ActionEntry,
+    execute: &ActionEntry,
+    monitor: &ActionEntry,
+) -> Vec<(&'static str, String, Result<String, String>)> {
+    let mut out = Vec::new();
+    // The metric AutoML sorted by; the primary metric if the leaderboard lacks that column.
+    let metric = if leaderboard.columns.contains(&leaderboard.sort_metric) {
+        &leaderboard.sort_metric
+    } else {
+        &spec.metric
+    };
+    out.push((
+        "leaderboard",
+        "Leaderboard".to_string(),
+        plots::leaderboard(leaderboard, metric).map_err(|e| e.to_string()),
+    ));
+
+    let shap = &monitor.result["shap"];
+    let made = match shap["importance"].as_array() {
+        Some(rows) => {
+            let importance: Vec<(String, f64)> = rows
+                .iter()
+                .filter_map(|r| Some((r[0].as_str()?.to_string(), r[1].as_f64()?)))
+                .collect();
+            plots::shap_importance(&importance).map_err(|e| e.to_string())
+        }
+        None => Err(match (shap["skipped"].as_str(), shap["error"].as_str()) {
+            (Some(why), _) => format!("SHAP was skipped ({why})."),
+            (_, Some(error)) => format!("SHAP failed: {error}"),
+            _ => "monitor recorded no SHAP importance.".to_string(),
+        }),
+    };
+    out.push(("shap", "SHAP importance".to_string(), made));
+
+    let (name, title) = match spec.problem {
+        Problem::Regression => ("residuals", "Residuals on the holdout"),
+        Problem::Binary => ("roc", "ROC on the holdout"),
+        Problem::Multiclass => ("roc", "One-vs-rest ROC on the holdout"),
+    };
+    let made = holdout_plot(ctx, spec, prepare, execute).map_err(|e| format!("{e:#}"));
+    out.push((name, title.to_string(), made));
+    out
+}
+
+/// The holdout plot from the same stored artifacts monitor judged: the holdout's target and
+/// the leader's holdout predictions.
+fn holdout_plot(
+    ctx: &Ctx<'_>,
+    spec: &ProblemSpec,
+    prepare: &ActionEntry,
+    execute: &ActionEntry,
+) -> Result<String> {
+    // As monitor builds it: the class domain in H2O's order.
+    let task = match spec.problem {
+        Problem::Regression => metrics::Task::Regression,
+        Problem::Binary | Problem::Multiclass => metrics::Task::classification(&spec.classes)?,
+    };
+    let predictions = execute
+        .outputs
+        .get("predictions")
+        .context("execute stored no holdout predictions")?;
+    let predictions = ctx.store.read_verified(predictions)?;
+    let holdout = prepare
+        .outputs
+        .get("holdout")
+        .context("prepare stored no holdout")?;
+    let holdout = ctx.store.read_verified(holdout)?;
+    let actual =
+        metrics::read_column(&holdout, &spec.target).context("reading the holdout's target")?;
+    Ok(plots::holdout(&task, &actual, &predictions)?)
 }
 
 /// Makes sure the registry holds the concluded version and `models/<tag>.zip` matches the
@@ -169,6 +286,7 @@ fn provenance(
     locate: &ActionEntry,
     prepare: &ActionEntry,
     execute: &ActionEntry,
+    plots: &BTreeMap<String, String>,
 ) -> Value {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
@@ -197,6 +315,8 @@ fn provenance(
         "transform": prepare.outputs.get("transform"),
         // The leader's AutoML leaderboard (JSON blob): `diff` shows two of them side by side.
         "leaderboard": execute.outputs["leaderboard"],
+        // The card's plots (SVG blobs) by name; `cache gc` keeps them with the version.
+        "plots": plots,
     })
 }
 

@@ -6,7 +6,9 @@
 
 mod support;
 
+mod card_plots;
 mod cli_errors;
+mod deploy;
 mod explain;
 mod lifecycle;
 mod monitor_registry;

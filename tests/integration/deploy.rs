@@ -1,0 +1,280 @@
+//! `mlbuild mojo validate` and `mlbuild deploy --mojo` (issue 5, point 4): MOJOs made
+//! elsewhere, checked and registered without H2O (every command here runs offline).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn fixture(name: &str) -> PathBuf {
+    repo_root()
+        .join("tests/fixtures/mojo")
+        .join(format!("{name}.zip"))
+}
+
+fn json(run: Run) -> Value {
+    let run = run.ok();
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("{e}: stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr))
+}
+
+/// A project directory without `ml.toml`: deploy needs none.
+fn bare() -> Project {
+    let p = Project::from_fixture("prostate");
+    std::fs::remove_file(p.file("ml.toml")).unwrap();
+    p
+}
+
+/// Copies a fixture MOJO into the project under `incoming/`, returning its relative path.
+fn incoming(p: &Project, name: &str) -> String {
+    std::fs::create_dir_all(p.file("incoming")).unwrap();
+    let rel = format!("incoming/{name}.zip");
+    std::fs::copy(fixture(name), p.file(&rel)).unwrap();
+    rel
+}
+
+/// gbm_bin without one domain file and one tree, plus an entry escaping the archive.
+fn bad_zip(p: &Project) -> String {
+    let bytes = std::fs::read(fixture("gbm_bin")).unwrap();
+    let mut src = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    for i in 0..src.len() {
+        let mut f = src.by_index(i).unwrap();
+        let name = f.name().to_string();
+        if name == "domains/d001.txt" || name == "trees/t00_002.bin" {
+            continue;
+        }
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut f, &mut data).unwrap();
+        out.start_file(name, opts).unwrap();
+        out.write_all(&data).unwrap();
+    }
+    out.start_file("../evil", opts).unwrap();
+    out.write_all(b"x").unwrap();
+    let bytes = out.finish().unwrap().into_inner();
+    std::fs::write(p.file("bad.zip"), bytes).unwrap();
+    "bad.zip".to_string()
+}
+
+fn blake3_of(path: &std::path::Path) -> String {
+    blake3::hash(&std::fs::read(path).unwrap())
+        .to_hex()
+        .to_string()
+}
+
+#[test]
+fn mojo_validate_reports_fields_and_refuses_a_bad_zip() {
+    let p = bare();
+    let file = fixture("gbm_bin");
+    let report = json(p.mlbuild_offline(&["mojo", "validate", file.to_str().unwrap(), "--json"]));
+    assert_eq!(report["valid"], true, "{report:#}");
+    assert_eq!(report["algorithm"], "gbm");
+    assert_eq!(report["h2o_version"], "3.46.0.11");
+    assert_eq!(report["mojo_version"], "1.40");
+    assert_eq!(report["category"], "Binomial");
+    assert_eq!(report["n_features"], 7);
+    assert_eq!(report["n_classes"], 2);
+    assert_eq!(report["response"], "CAPSULE");
+    assert_eq!(report["columns"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        report["columns"][1],
+        serde_json::json!({"name": "RACE", "type": "categorical", "levels": 3})
+    );
+    assert_eq!(report["canonical"].as_str().unwrap().len(), 64);
+    assert_eq!(report["scorable"], true);
+    assert_eq!(report["errors"], serde_json::json!([]));
+    assert_eq!(report["file"], file.to_str().unwrap());
+
+    // Human output: the fields on stdout, exit 0.
+    let human = p
+        .mlbuild_offline(&["mojo", "validate", file.to_str().unwrap()])
+        .ok();
+    assert!(human.stdout.contains("valid      yes"), "{}", human.stdout);
+    assert!(human.stdout.contains("RACE (3 levels)"), "{}", human.stdout);
+
+    // A bad zip: exit 1, every problem with its path on stderr.
+    let bad = bad_zip(&p);
+    let run = p.mlbuild_offline(&["mojo", "validate", &bad]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("error: `bad.zip` is not a valid MOJO: 3 problems"),
+        "{}",
+        run.stderr
+    );
+    for path in ["`../evil`", "`domains/d001.txt`", "`trees/t00_002.bin`"] {
+        assert!(run.stderr.contains(path), "{path} in:\n{}", run.stderr);
+    }
+    let run = p.mlbuild_offline(&["mojo", "validate", &bad, "--json"]);
+    assert_eq!(run.code, 1);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(report["valid"], false);
+    let codes: Vec<&str> = report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["unsafe_path", "missing_file", "missing_file"]);
+
+    // A file that is not there is an ordinary error naming it.
+    let run = p.mlbuild_offline(&["mojo", "validate", "nope.zip"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("error: cannot read `nope.zip`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn deploy_registers_a_version_moves_the_tag_and_writes_the_model_file() {
+    let p = bare();
+    let file = incoming(&p, "gbm_bin");
+    let out =
+        json(p.mlbuild_offline(&["deploy", "--mojo", &file, "--tag", "production", "--json"]));
+    let version = out["version"].as_str().unwrap().to_string();
+    assert_eq!(out["created"], true, "{out:#}");
+    assert_eq!(out["tag"], "production");
+    assert_eq!(out["from"], Value::Null);
+    assert_eq!(out["model"], blake3_of(&p.file(&file)));
+    assert_eq!(out["canonical"].as_str().unwrap().len(), 64);
+
+    let tags = json(p.mlbuild_offline(&["tags", "--json"]));
+    assert_eq!(tags, serde_json::json!({ "production": version }));
+    assert_eq!(
+        std::fs::read(p.file("models/production.zip")).unwrap(),
+        std::fs::read(p.file(&file)).unwrap()
+    );
+    let history = json(p.mlbuild_offline(&["history", "production", "--json"]));
+    assert_eq!(history.as_array().unwrap().len(), 1);
+    assert_eq!(history[0]["to"], version.as_str());
+    assert_eq!(history[0]["reason"], "deploy --mojo gbm_bin.zip");
+
+    let versions = json(p.mlbuild_offline(&["versions", "--json"]));
+    let v = &versions[0];
+    assert_eq!(v["id"], version.as_str());
+    assert_eq!(v["algo"], "GBM");
+    assert_eq!(v["run"], Value::Null);
+    assert_eq!(v["metrics"], serde_json::json!({}));
+    assert_eq!(v["canonical"], out["canonical"]);
+    let prov = &v["provenance"];
+    assert_eq!(prov["source"], "deploy");
+    assert_eq!(
+        prov["file"], "gbm_bin.zip",
+        "the file name only, never a path"
+    );
+    assert_eq!(prov["h2o_version"], "3.46.0.11");
+    assert_eq!(prov["mojo_version"], "1.40");
+    assert_eq!(prov["mlbuild_version"], env!("CARGO_PKG_VERSION"));
+    assert!(prov["deployed_by"].is_string());
+    let shown = json(p.mlbuild_offline(&["show", &version, "--json"]));
+    let card = std::fs::read_to_string(shown["card_path"].as_str().unwrap()).unwrap();
+    assert!(card.contains("external MOJO `gbm_bin.zip`"), "{card}");
+
+    // The same MOJO to another tag keeps its version, with a reason of our own.
+    let again = json(p.mlbuild_offline(&[
+        "deploy",
+        "--mojo",
+        &file,
+        "--tag",
+        "staging",
+        "--reason",
+        "same model for staging",
+        "--json",
+    ]));
+    assert_eq!(again["created"], false);
+    assert_eq!(again["version"], version.as_str());
+    let versions = json(p.mlbuild_offline(&["versions", "--json"]));
+    assert_eq!(versions.as_array().unwrap().len(), 1);
+    let history = json(p.mlbuild_offline(&["history", "staging", "--json"]));
+    assert_eq!(history[0]["reason"], "same model for staging");
+
+    // Another model to production, then a rollback: models/production.zip follows the tag.
+    let glm = incoming(&p, "glm_bin");
+    let second =
+        json(p.mlbuild_offline(&["deploy", "--mojo", &glm, "--tag", "production", "--json"]));
+    assert_eq!(second["created"], true);
+    assert_eq!(second["from"], version.as_str());
+    assert_eq!(
+        blake3_of(&p.file("models/production.zip")),
+        blake3_of(&p.file(&glm))
+    );
+    p.mlbuild_offline(&["rollback", "production"]).ok();
+    let tags = json(p.mlbuild_offline(&["tags", "--json"]));
+    assert_eq!(tags["production"], version.as_str());
+    assert_eq!(
+        blake3_of(&p.file("models/production.zip")),
+        blake3_of(&p.file(&file))
+    );
+}
+
+#[test]
+fn deploying_an_invalid_zip_changes_nothing() {
+    let p = bare();
+    let bad = bad_zip(&p);
+    let run = p.mlbuild_offline(&["deploy", "--mojo", &bad, "--tag", "production"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("refusing to deploy") && run.stderr.contains("`../evil`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("valid      no"), "{}", run.stdout);
+    // A malformed tag is refused before anything is read or written, as a usage error.
+    let good = incoming(&p, "gbm_bin");
+    let run = p.mlbuild_offline(&["deploy", "--mojo", &good, "--tag", "../escape"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(!p.file("cache").exists(), "nothing stored");
+    assert!(!p.file("models").exists(), "no models file");
+    assert_eq!(
+        json(p.mlbuild_offline(&["versions", "--json"])),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        json(p.mlbuild_offline(&["tags", "--json"])),
+        serde_json::json!({})
+    );
+}
+
+#[test]
+fn deploy_runs_the_projects_deploy_hooks_when_the_tag_moves() {
+    let p = Project::from_fixture("prostate");
+    let text = p.read("ml.toml");
+    p.write(
+        "ml.toml",
+        &format!("{text}\n[conclude.deploy]\ncommand = \"cat > hook.json\"\n"),
+    );
+    let file = incoming(&p, "xgb_bin");
+    let out =
+        json(p.mlbuild_offline(&["deploy", "--mojo", &file, "--tag", "production", "--json"]));
+    let payload: Value = serde_json::from_str(&p.read("hook.json")).unwrap();
+    assert_eq!(payload["event"], "deployed");
+    assert_eq!(payload["tag"], "production");
+    assert_eq!(payload["version"], out["version"]);
+    assert_eq!(payload["model"], out["model"]);
+    assert_eq!(payload["canonical"], out["canonical"]);
+    assert_eq!(payload["source"], "deploy");
+    assert_eq!(payload["file"], "xgb_bin.zip");
+    assert_eq!(payload["run"], Value::Null);
+    assert!(payload["card"].as_str().is_some_and(|c| c.len() == 64));
+
+    // Deploying it again to the same tag moves nothing, so no hook runs.
+    std::fs::remove_file(p.file("hook.json")).unwrap();
+    p.mlbuild_offline(&["deploy", "--mojo", &file, "--tag", "production"])
+        .ok();
+    assert!(!p.file("hook.json").exists());
+
+    // A broken ml.toml stops the deploy before anything changes.
+    p.write(
+        "ml.toml",
+        &text.replace("[conclude]\n", "[conclude]\nbogus = 1\n"),
+    );
+    let run = p.mlbuild_offline(&["deploy", "--mojo", &file, "--tag", "canary"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("conclude.bogus"), "{}", run.stderr);
+    assert!(!p.file("models/canary.zip").exists());
+}
