@@ -439,6 +439,38 @@ fn max_attempts_at_least_one() {
 }
 
 #[test]
+fn promote_tags_must_be_file_safe_names() {
+    parse_ok(
+        &minimal_with("conclude", "promote = [\"staging\", \"prod-eu.v2\"]"),
+        &[],
+    );
+    let e = parse_err(
+        &minimal_with("conclude", "promote = [\"staging\", \"../../etc/x\"]"),
+        &[],
+    );
+    assert!(
+        e.to_string()
+            .starts_with("ml.toml:8:23: `conclude.promote` names an invalid tag \"../../etc/x\""),
+        "{e}"
+    );
+    assert!(e.hint().unwrap().contains("models/<TAG>.zip"));
+}
+
+#[test]
+fn remote_cache_may_be_http_or_https() {
+    parse_ok(
+        &minimal_with("cache", "remote = \"https://cache.example.org/ml\""),
+        &[],
+    );
+    parse_ok(
+        &minimal_with("cache", "remote = \"http://cache:8080/ml\""),
+        &[],
+    );
+    let e = parse_err(&minimal_with("cache", "remote = \"s3://bucket/ml\""), &[]);
+    assert!(e.to_string().contains("`http://` or `https://`"), "{e}");
+}
+
+#[test]
 fn algorithms_are_checked_and_normalised() {
     let config = parse_ok(
         &minimal_with(

@@ -207,15 +207,29 @@ pub(crate) fn validate(config: &mut Config, doc: &Node, at: &Locator) -> Result<
     }
 
     if let Some(remote) = &config.cache.remote {
-        if !remote.starts_with("http://") {
+        let lower = remote.to_ascii_lowercase();
+        if !lower.starts_with("http://") && !lower.starts_with("https://") {
             return Err(check.invalid(
                 &["cache", "remote"],
                 format!(
-                    "`cache.remote` must be an `http://` URL, found `{}`",
+                    "`cache.remote` must be an `http://` or `https://` URL, found `{}`",
                     crate::h2o::redact_url(remote)
                 ),
-                Some("this build speaks plain HTTP; reach an HTTPS cache through a local TLS proxy (see docs/ci.md)".into()),
+                Some(
+                    "e.g. `remote = \"https://cache.example.org/mlbuild\"` (see docs/ci.md)".into(),
+                ),
             ));
+        }
+    }
+
+    for (index, tag) in config.conclude.promote.iter().enumerate() {
+        if !crate::registry::is_valid_tag(tag) {
+            return Err(ConfigError::InvalidValue {
+                at: Box::new(check.element_place(&["conclude", "promote"], index)),
+                key: format!("conclude.promote[{index}]"),
+                message: format!("`conclude.promote` names an invalid tag {tag:?}"),
+                hint: Some(crate::registry::TAG_RULE.to_string()),
+            });
         }
     }
     Ok(())

@@ -195,19 +195,12 @@ fn file_name(file: &Path) -> String {
         .unwrap_or_else(|| file.display().to_string())
 }
 
-/// A tag names `models/<TAG>.zip`: letters, digits, `.`, `_`, `-`, not starting with `.`/`-`.
 fn check_tag(tag: &str) -> Result<()> {
-    let ok = !tag.is_empty()
-        && tag.len() <= 100
-        && !tag.starts_with(['.', '-'])
-        && tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
+    if super::is_valid_tag(tag) {
         return Ok(());
     }
     Err(Diagnostic::new(format!("invalid tag name `{tag}`"))
-        .hint("a tag is letters, digits, `.`, `_` and `-` (it names `models/<TAG>.zip`), e.g. `production`")
+        .hint(super::TAG_RULE)
         .exit(Exit::Usage)
         .into())
 }

@@ -98,6 +98,8 @@ pub enum RegistryError {
     NothingToRollBack { tag: String, current: String },
     #[error("version `{version}` never held tag `{tag}`")]
     NeverHeld { tag: String, version: String },
+    #[error("invalid tag name `{0}`")]
+    InvalidTag(String),
 }
 
 impl RegistryError {
@@ -130,6 +132,7 @@ impl RegistryError {
             RegistryError::NeverHeld { tag, .. } => Some(format!(
                 "run `mlbuild history {tag}` to see the versions it held; `mlbuild promote {tag} VERSION` moves it to any version"
             )),
+            RegistryError::InvalidTag(_) => Some(TAG_RULE.into()),
             RegistryError::Query { .. }
             | RegistryError::Corrupt(_)
             | RegistryError::InvalidValue { .. }
@@ -183,6 +186,19 @@ pub struct Registry {
 }
 
 /// The `sqlite://` URL of a database file, created when missing.
+/// What a tag name may be, for hints: it names the file `models/<TAG>.zip`.
+pub const TAG_RULE: &str = "a tag is 1–100 letters, digits, `.`, `_` and `-`, not starting with `.` or `-` (it names `models/<TAG>.zip`), e.g. `production`";
+
+/// Whether `tag` is a valid tag name ([`TAG_RULE`]): it can never name a path outside `models/`.
+pub fn is_valid_tag(tag: &str) -> bool {
+    !tag.is_empty()
+        && tag.len() <= 100
+        && !tag.starts_with(['.', '-'])
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 pub fn sqlite_url(path: &Path) -> String {
     // The path part of a SQLite URL is percent-decoded by sqlx: escape what would end it.
     let mut escaped = String::new();

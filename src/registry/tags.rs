@@ -92,6 +92,9 @@ impl Registry {
     /// Points `tag` at `to` (creating the tag), recording who and why. Moving a tag to the
     /// version it already has records nothing.
     pub async fn move_tag(&self, tag: &str, to: &str, by: &str, reason: &str) -> Result<TagMove> {
+        if !super::is_valid_tag(tag) {
+            return Err(RegistryError::InvalidTag(tag.to_string()));
+        }
         retry("moving a tag", || async {
             let mut tx = self.pool.begin().await.map_err(db("moving a tag"))?;
             let current = lock_tag(&mut tx, tag).await?;

@@ -232,6 +232,17 @@ async fn move_tag_and_history(url: &str) {
     let registry = Registry::open(url).await.unwrap();
     let v = versions(&registry, 2).await;
 
+    // A tag names `models/<TAG>.zip`: nothing that could leave that directory is accepted.
+    for bad in ["../prod", "a/b", "", ".hidden", "-x", "tag with space"] {
+        assert!(
+            matches!(
+                registry.move_tag(bad, &v[0], "ann", "promote").await,
+                Err(RegistryError::InvalidTag(_))
+            ),
+            "{bad:?}"
+        );
+    }
+
     let first = registry
         .move_tag("staging", &v[0], "ann", "conclude")
         .await
