@@ -252,13 +252,7 @@ async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
                 .into(),
         );
     }
-    let project_name = loaded.config.project.name.clone().unwrap_or_else(|| {
-        paths
-            .project
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
+    let project_name = paths.project_name(&loaded.config);
     let run_id = if args.dry_run {
         0
     } else {

@@ -200,6 +200,18 @@ pub struct ProblemSpec {
     pub classes: Vec<String>,
 }
 
+impl ProblemSpec {
+    /// How holdout metrics are computed for this problem (classes in H2O's domain order).
+    pub fn task(&self) -> Result<crate::metrics::Task> {
+        Ok(match self.problem {
+            Problem::Regression => crate::metrics::Task::Regression,
+            Problem::Binary | Problem::Multiclass => {
+                crate::metrics::Task::classification(&self.classes)?
+            }
+        })
+    }
+}
+
 impl<'a> Pipeline<'a> {
     pub fn new(
         ctx: Ctx<'a>,

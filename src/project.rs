@@ -75,6 +75,17 @@ pub struct Paths {
 }
 
 impl Paths {
+    /// The project's display name: `[project] name`, else the directory's name. Runs are
+    /// recorded and model cards titled under it.
+    pub fn project_name(&self, config: &crate::config::Config) -> String {
+        config.project.name.clone().unwrap_or_else(|| {
+            self.project
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "project".into())
+        })
+    }
+
     pub fn resolve(project: &Path) -> Paths {
         let project = project
             .canonicalize()

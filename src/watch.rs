@@ -170,13 +170,9 @@ async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[Stri
         }
     }
     *warm_for = Some(wanted);
-    let name = loaded
-        .config
-        .project
-        .name
-        .clone()
-        .unwrap_or_else(|| "project".into());
-    let run_id = registry.begin_run(&name, "watch").await?;
+    let run_id = registry
+        .begin_run(&paths.project_name(&loaded.config), "watch")
+        .await?;
     let ctx = Ctx {
         paths,
         config: &loaded.config,

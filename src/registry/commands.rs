@@ -79,27 +79,44 @@ pub async fn show(
             .as_str()
             .unwrap_or_else(|| doc["card"].as_str().unwrap_or("?"))
     );
-    let _ = writeln!(
-        s,
-        "git       {} {}",
-        p["git_commit"].as_str().unwrap_or("-"),
-        if p["git_dirty"] == true {
-            "(dirty)"
-        } else {
-            ""
-        }
-    );
-    let _ = writeln!(
-        s,
-        "data      {}",
-        p["data_snapshot"].as_str().unwrap_or("-")
-    );
-    let _ = writeln!(
-        s,
-        "mlbuild   {}  engine H2O {}",
-        p["mlbuild_version"].as_str().unwrap_or("-"),
-        p["engine"]["version"].as_str().unwrap_or("-")
-    );
+    if p["source"] == "deploy" {
+        // Made elsewhere and added with `deploy --mojo`: no run, no data snapshot, no git state.
+        let _ = writeln!(
+            s,
+            "source    deploy --mojo {} by {}",
+            p["file"].as_str().unwrap_or("?"),
+            p["deployed_by"].as_str().unwrap_or("?")
+        );
+        let _ = writeln!(
+            s,
+            "mlbuild   {}  trained by H2O {} (MOJO {})",
+            p["mlbuild_version"].as_str().unwrap_or("-"),
+            p["h2o_version"].as_str().unwrap_or("?"),
+            p["mojo_version"].as_str().unwrap_or("?")
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "git       {} {}",
+            p["git_commit"].as_str().unwrap_or("-"),
+            if p["git_dirty"] == true {
+                "(dirty)"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(
+            s,
+            "data      {}",
+            p["data_snapshot"].as_str().unwrap_or("-")
+        );
+        let _ = writeln!(
+            s,
+            "mlbuild   {}  engine H2O {}",
+            p["mlbuild_version"].as_str().unwrap_or("-"),
+            p["engine"]["version"].as_str().unwrap_or("-")
+        );
+    }
     if let Some(m) = doc["metrics"].as_object() {
         for (k, v) in m {
             let _ = writeln!(s, "  {k:<24} {}", fmt(v));

@@ -64,7 +64,7 @@ pub async fn run(
     }
     let provenance = provenance(ctx, locate, prepare, execute, &stored);
     let text = card::render(&card::CardInput {
-        project: &project_name(ctx),
+        project: &ctx.paths.project_name(ctx.config),
         spec,
         execute: &execute.result,
         monitor: &monitor.result,
@@ -156,11 +156,7 @@ fn holdout_plot(
     prepare: &ActionEntry,
     execute: &ActionEntry,
 ) -> Result<String> {
-    // As monitor builds it: the class domain in H2O's order.
-    let task = match spec.problem {
-        Problem::Regression => metrics::Task::Regression,
-        Problem::Binary | Problem::Multiclass => metrics::Task::classification(&spec.classes)?,
-    };
+    let task = spec.task()?;
     let predictions = execute
         .outputs
         .get("predictions")
@@ -269,16 +265,6 @@ pub async fn ensure(
         }
     }
     Ok(version.id)
-}
-
-fn project_name(ctx: &Ctx<'_>) -> String {
-    ctx.config.project.name.clone().unwrap_or_else(|| {
-        ctx.paths
-            .project
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "project".into())
-    })
 }
 
 fn provenance(

@@ -18,7 +18,7 @@
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use crate::config::{self, Problem};
+use crate::config;
 use crate::metrics;
 use crate::mojo::{Mojo, MojoError, Prediction};
 use crate::pipeline::{Ctx, ProblemSpec, StepOutput};
@@ -36,7 +36,7 @@ pub async fn run(
         metrics::read_column(&holdout, &spec.target).context("reading the holdout's target")?;
     let table =
         metrics::read_predictions(&predictions).context("reading the stored predictions")?;
-    let task = task(spec)?;
+    let task = spec.task()?;
     let computed =
         metrics::evaluate(&task, &actual, &table).context("computing holdout metrics")?;
     let value = computed
@@ -102,13 +102,6 @@ pub async fn run(
             "baseline": baseline,
             "shap": shap,
         }),
-    })
-}
-
-fn task(spec: &ProblemSpec) -> Result<metrics::Task> {
-    Ok(match spec.problem {
-        Problem::Regression => metrics::Task::Regression,
-        Problem::Binary | Problem::Multiclass => metrics::Task::classification(&spec.classes)?,
     })
 }
 

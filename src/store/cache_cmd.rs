@@ -257,25 +257,6 @@ fn digests_in(v: &Value, out: &mut BTreeSet<String>) {
     }
 }
 
-/// The highest run id (ids are 1, 2, … without gaps), found with O(log n) lookups.
-async fn last_run(registry: &Registry) -> Result<i64> {
-    let exists = |id: i64| async move { Ok::<_, anyhow::Error>(registry.run(id).await?.is_some()) };
-    let mut hi = 1;
-    while exists(hi).await? {
-        hi *= 2;
-    }
-    let mut lo = hi / 2; // exists (or 0)
-    while hi - lo > 1 {
-        let mid = (lo + hi) / 2;
-        if exists(mid).await? {
-            lo = mid;
-        } else {
-            hi = mid;
-        }
-    }
-    Ok(lo)
-}
-
 /// Keys and blobs that gc keeps.
 struct Reachable {
     keys: BTreeSet<String>,
@@ -289,9 +270,8 @@ async fn reachable(paths: &Paths, store: &Store, keep_runs: u32) -> Result<Reach
         keys.extend(lock.steps.into_iter().map(|s| s.key));
     }
     let registry = Registry::open(&paths.state_url).await?;
-    let last = last_run(&registry).await?;
-    for run in (last - i64::from(keep_runs) + 1).max(1)..=last {
-        keys.extend(registry.steps(run).await?.into_iter().map(|s| s.key));
+    for run in registry.recent_runs(keep_runs).await? {
+        keys.extend(registry.steps(run.id).await?.into_iter().map(|s| s.key));
     }
     for id in registry.tags().await?.values() {
         if let Some(v) = registry.get(id).await? {

@@ -174,6 +174,12 @@ fn deploy_registers_a_version_moves_the_tag_and_writes_the_model_file() {
     let shown = json(p.mlbuild_offline(&["show", &version, "--json"]));
     let card = std::fs::read_to_string(shown["card_path"].as_str().unwrap()).unwrap();
     assert!(card.contains("external MOJO `gbm_bin.zip`"), "{card}");
+    let text = p.mlbuild_offline(&["show", &version]).ok().stdout;
+    assert!(
+        text.contains("source    deploy --mojo gbm_bin.zip by ")
+            && text.contains("trained by H2O 3.46.0.11 (MOJO 1.40)"),
+        "{text}"
+    );
 
     // The same MOJO to another tag keeps its version, with a reason of our own.
     let again = json(p.mlbuild_offline(&[
