@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use super::render::table;
 use super::{Registry, Version};
 use crate::error::Exit;
 use crate::h2o::Leaderboard;
@@ -226,8 +227,10 @@ pub fn diff_doc(a: &Version, b: &Version, boards: [&Board; 2]) -> Value {
             .map(|(_, v)| v.clone())
             .unwrap_or(Value::Null)
     };
+    // A version added with `deploy --mojo` records no config: nothing to compare it with.
+    let compared = [a, b].iter().all(|v| v.provenance.get("config").is_some());
     let mut params = serde_json::Map::new();
-    for k in keys {
+    for k in keys.into_iter().filter(|_| compared) {
         let (x, y) = (get(&pa, k), get(&pb, k));
         if x != y {
             params.insert(k.clone(), json!({ "old": x, "new": y }));
@@ -237,6 +240,7 @@ pub fn diff_doc(a: &Version, b: &Version, boards: [&Board; 2]) -> Value {
         "old": a.id, "new": b.id,
         "metrics": metrics,
         "params": params,
+        "params_compared": compared,
         "algo": { "old": a.algo, "new": b.algo },
         "data_snapshot": { "old": a.provenance["data_snapshot"], "new": b.provenance["data_snapshot"] },
         "leaderboard": { "old": boards[0].to_json(), "new": boards[1].to_json() },
@@ -263,30 +267,33 @@ pub async fn diff(
         printer.data(&serde_json::to_string_pretty(&doc)?);
         return Ok(Exit::Ok);
     }
-    let mut s = format!("{:<28} {:>12} {:>12} {:>12}\n", "metric", a, b, "change");
-    if let Some(m) = doc["metrics"].as_object() {
-        for (k, v) in m {
-            let _ = writeln!(
-                s,
-                "{k:<28} {:>12} {:>12} {:>12}",
-                fmt(&v["old"]),
-                fmt(&v["new"]),
-                fmt(&v["change"])
-            );
-        }
-    }
-    if let Some(p) = doc["params"].as_object() {
-        if !p.is_empty() {
-            let _ = writeln!(s, "\n{:<40} {:>16} {:>16}", "param", "old", "new");
-            for (k, v) in p {
-                let _ = writeln!(
-                    s,
-                    "{k:<40} {:>16} {:>16}",
-                    v["old"].to_string(),
-                    v["new"].to_string()
-                );
-            }
-        }
+    let metric_rows: Vec<Vec<String>> = doc["metrics"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| vec![k.clone(), fmt(&v["old"]), fmt(&v["new"]), fmt(&v["change"])])
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut s = table(&["metric", a, b, "change"], &metric_rows);
+    if doc["params_compared"] == false {
+        let unrecorded: Vec<&str> = [&va, &vb]
+            .iter()
+            .filter(|v| v.provenance.get("config").is_none())
+            .map(|v| v.id.as_str())
+            .collect();
+        let _ = writeln!(
+            s,
+            "\nparams: not compared ({} recorded no config: added with `deploy --mojo`)",
+            unrecorded.join(" and ")
+        );
+    } else if let Some(p) = doc["params"].as_object().filter(|p| !p.is_empty()) {
+        let rows: Vec<Vec<String>> = p
+            .iter()
+            .map(|(k, v)| vec![k.clone(), v["old"].to_string(), v["new"].to_string()])
+            .collect();
+        s.push('\n');
+        s.push_str(&table(&["param", "old", "new"], &rows));
     }
     s.push('\n');
     s.push_str(&leaderboards_side_by_side(a, b, &boards));
@@ -317,7 +324,7 @@ fn leaderboards_side_by_side(a: &str, b: &str, boards: &[Board; 2]) -> String {
         Board::Found { board, .. } => board.sort_metric.clone(),
         Board::Missing { why, .. } => format!("leaderboard {why}"),
     };
-    let rows = boards
+    let ranks = boards
         .iter()
         .map(|b| match b {
             Board::Found { board, .. } => board.rows.len(),
@@ -325,25 +332,15 @@ fn leaderboards_side_by_side(a: &str, b: &str, boards: &[Board; 2]) -> String {
         })
         .max()
         .unwrap_or(0);
-    let mut s = String::new();
-    let _ = writeln!(s, "{:<4} {:<44} {:<44}", "rank", a, b);
-    let _ = writeln!(
-        s,
-        "{:<4} {:<44} {:<44}",
-        "",
-        metric(&boards[0]),
-        metric(&boards[1])
-    );
-    for rank in 0..rows {
-        let _ = writeln!(
-            s,
-            "{:<4} {:<44} {:<44}",
-            rank + 1,
+    let mut rows = vec![vec![String::new(), metric(&boards[0]), metric(&boards[1])]];
+    rows.extend((0..ranks).map(|rank| {
+        vec![
+            (rank + 1).to_string(),
             side(&boards[0], rank),
-            side(&boards[1], rank)
-        );
-    }
-    s
+            side(&boards[1], rank),
+        ]
+    }));
+    table(&["rank", a, b], &rows)
 }
 
 /// H2O model ids carry the AutoML run's timestamp (`GBM_1_AutoML_3_20250301_120000`); the
@@ -402,6 +399,21 @@ mod tests {
                     .collect(),
             },
         }
+    }
+
+    #[test]
+    fn diff_with_a_deployed_version_compares_no_params() {
+        let none = Board::Missing {
+            digest: None,
+            why: "not recorded for this version",
+        };
+        let mut deployed = v("b", 0.75, 4);
+        deployed.provenance = json!({ "source": "deploy", "file": "m.zip" });
+        let d = diff_doc(&v("a", 0.7, 2), &deployed, [&none, &none]);
+        assert_eq!(d["params_compared"], false);
+        assert_eq!(d["params"], json!({}));
+        let d = diff_doc(&v("a", 0.7, 2), &v("b", 0.7, 4), [&none, &none]);
+        assert_eq!(d["params_compared"], true);
     }
 
     #[test]
