@@ -8,7 +8,8 @@
 //! `GET` reads, `HEAD` asks whether a blob is there, `PUT` writes; a bearer token from
 //! `MLBUILD_REMOTE_TOKEN` is sent when set. Nothing else is asked of the server.
 //!
-//! TLS is rustls (ring) with the Mozilla roots built in (`webpki-roots`); a private CA is
+//! TLS is rustls (ring) with the Mozilla roots built in (`webpki-roots`) and the system trust
+//! store (`rustls-native-certs`, which honours `SSL_CERT_FILE`/`SSL_CERT_DIR`); a private CA is
 //! trusted in addition when `MLBUILD_REMOTE_CA` names a PEM file of certificates.
 //!
 //! Mechanism. The remote is an optimisation behind the local store, never a source of truth:
@@ -25,8 +26,7 @@
 //!   A 401/403 yields its own warning naming the status and `MLBUILD_REMOTE_TOKEN`, and turns
 //!   the remote off for the run.
 //!
-//! Limits: the system trust store is not read (only the built-in roots and
-//! `MLBUILD_REMOTE_CA`); no client certificates; blobs are uploaded from memory, one at a
+//! Limits: no client certificates; blobs are uploaded from memory, one at a
 //! time; no cooldown probe (a run is short).
 //!
 //! Safety: entries name only content digests, so an entry written on another machine can

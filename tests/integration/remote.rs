@@ -557,6 +557,18 @@ fn an_https_remote_with_a_private_ca_restores_every_step() {
     }
     assert!(warnings(&run).is_empty(), "{}", run.stderr);
 
+    // The system trust store is read too: the CA as the system's bundle (`SSL_CERT_FILE`, which
+    // the native-roots loader honours as OpenSSL does), no `MLBUILD_REMOTE_CA`.
+    let c = fresh_checkout(&a);
+    let mut cmd = c.command(&["cache", "pull"]);
+    cmd.env("MLBUILD_REMOTE_CACHE", &url)
+        .env("SSL_CERT_FILE", &ca);
+    let pulled = Run::from(cmd.output().unwrap()).ok();
+    assert!(warnings(&pulled).is_empty(), "{}", pulled.stderr);
+    assert!(c
+        .file(&format!("cache/v1/ac/{}.json", lock_key(&a, "conclude")))
+        .is_file());
+
     // A CA file that is not one is an error, with a hint.
     b.write("not-a-ca.pem", "hello");
     let mut cmd = b.command(&["cache", "pull"]);

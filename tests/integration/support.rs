@@ -167,6 +167,8 @@ impl Project {
             .env_remove("MLBUILD_STATE_URL")
             .env_remove("MLBUILD_H2O_JAR")
             .env_remove("MLBUILD_REMOTE_CACHE")
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR")
             .env_remove("MLBUILD_REMOTE_TOKEN")
             .env_remove("MLBUILD_REMOTE_READ_ONLY")
             .env("MLBUILD_NO_PROGRESS", "1")
