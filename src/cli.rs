@@ -78,11 +78,16 @@ pub enum Command {
         #[arg(long)]
         full_refresh: bool,
     },
-    /// Rerun the stale steps on every edit of ml.toml or the data file; one H2O node stays warm
+    /// Rerun the stale steps on every edit of ml.toml or the data files (and every --interval
+    /// for a SQL source); one H2O node stays warm
     Watch {
         /// Override an ml.toml key for every iteration
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+        /// Also rerun after SECONDS without an edit, reading the source again (default: 60 for
+        /// a SQL source, never for files; 0 turns it off)
+        #[arg(long, value_name = "SECONDS")]
+        interval: Option<u64>,
     },
     /// List registered versions, oldest first
     Versions {

@@ -122,7 +122,10 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             max_body,
             max_rows,
         } => crate::serve::command(&dir, model, host, port, max_body, max_rows).await,
-        Command::Watch { overrides } => crate::watch::watch(&dir, &printer, overrides).await,
+        Command::Watch {
+            overrides,
+            interval,
+        } => crate::watch::watch(&dir, &printer, overrides, interval).await,
     }
 }
 

@@ -4,7 +4,10 @@
 //! Mechanism: one engine slot and one planner live across iterations. Each iteration re-reads
 //! `ml.toml` into the planner (salsa re-executes only the queries whose inputs changed), takes
 //! the project's run lock, runs the pipeline, and releases the lock; then the loop polls the
-//! watched files' (size, mtime, inode) every 300 ms. An error in an iteration (a half-written
+//! watched files' (size, mtime, inode) every 300 ms — `ml.toml` and the data file, or every
+//! file a glob matches (re-expanded at each poll). A query source has no file to watch: the
+//! watch reruns every `--interval` seconds (default 60), re-querying; unchanged rows rerun
+//! nothing. An error in an iteration (a half-written
 //! `ml.toml`, a failed gate) is printed and the watch goes on. Ctrl-C or SIGTERM stops the
 //! watch, cancels a running H2O job and stops the node, waiting for the JVM to exit.
 
@@ -51,22 +54,46 @@ fn stamp(files: &[PathBuf]) -> Stamp {
         .collect()
 }
 
-/// The files whose edits trigger a new iteration.
-fn watched(paths: &Paths) -> Vec<PathBuf> {
+/// The files whose edits trigger a new iteration: `ml.toml` and the data file, or every file a
+/// glob matches now (re-expanded at each poll, so a new or removed part is a change too), and
+/// whether the source is a query (which no file reveals; see `--interval`).
+fn watched(paths: &Paths) -> (Vec<PathBuf>, bool) {
     let toml = paths.project.join("ml.toml");
     let mut files = vec![toml];
+    let mut query = false;
     if let Ok(loaded) = config::load(&paths.project, &[]) {
-        // A file source is watched; a glob or a query is re-read on each iteration anyway.
+        query = loaded.config.locate.sql.is_some();
         if let Some(path) = loaded.config.locate.path.as_deref() {
-            if !crate::source::files::is_glob(path) {
-                files.push(paths.project.join(path));
+            match crate::source::files::expand(&paths.project, path) {
+                Ok(found) => files.extend(found.into_iter().map(|(file, _)| file)),
+                // A missing file or an empty glob: watch the named path for its appearance.
+                Err(_) => files.push(paths.project.join(path)),
             }
         }
     }
-    files
+    (files, query)
 }
 
-pub async fn watch(dir: &Path, printer: &Printer, overrides: Vec<String>) -> Result<Exit> {
+/// How long to wait without an edit before an iteration anyway: `--interval`, else one minute
+/// for a query source (its rows change with no file to see), else forever.
+fn requery_after(interval: Option<u64>, query: bool) -> Option<Duration> {
+    match (interval, query) {
+        (Some(0), _) => None,
+        (Some(s), _) => Some(Duration::from_secs(s)),
+        (None, true) => Some(Duration::from_secs(DEFAULT_QUERY_INTERVAL)),
+        (None, false) => None,
+    }
+}
+
+/// Seconds between iterations of a watch over a query source when `--interval` is not given.
+pub const DEFAULT_QUERY_INTERVAL: u64 = 60;
+
+pub async fn watch(
+    dir: &Path,
+    printer: &Printer,
+    overrides: Vec<String>,
+    interval: Option<u64>,
+) -> Result<Exit> {
     let paths = Paths::resolve(dir);
     let store = Store::open(&paths.cache)?;
     let registry = Registry::open(&paths.state_url).await?;
@@ -81,20 +108,32 @@ pub async fn watch(dir: &Path, printer: &Printer, overrides: Vec<String>) -> Res
     };
     let looping = async {
         loop {
-            let files = watched(&paths);
+            let (files, query) = watched(&paths);
             let before = stamp(&files);
             if let Err(e) = iterate(&mut session, printer, &overrides).await {
                 crate::error::render(&e);
             }
+            let every = requery_after(interval, query);
             printer.status(
                 "Watching",
-                &format!("{} for changes (Ctrl-C to stop)", names(&paths, &files)),
+                &format!(
+                    "{} for changes{} (Ctrl-C to stop)",
+                    names(&paths, &files),
+                    every
+                        .map(|d| format!(", rerunning every {}s", d.as_secs()))
+                        .unwrap_or_default()
+                ),
             );
-            // Wait for a change relative to what the iteration saw.
+            // Wait for a change relative to what the iteration saw, or for the interval.
+            let deadline = every.map(|d| tokio::time::Instant::now() + d);
             loop {
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                let files_now = watched(&paths);
+                let (files_now, _) = watched(&paths);
                 if files_now != files || stamp(&files_now) != before {
+                    break;
+                }
+                if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+                    printer.status("Rerunning", "the interval passed: the source is read again");
                     break;
                 }
             }
@@ -119,8 +158,10 @@ pub async fn watch(dir: &Path, printer: &Printer, overrides: Vec<String>) -> Res
         .into())
 }
 
+/// `` `ml.toml` and `data/a.csv` ``, `` `ml.toml`, `a.csv` and `b.csv` ``, or, for many files,
+/// `` `ml.toml` and 40 data files ``.
 fn names(paths: &Paths, files: &[PathBuf]) -> String {
-    files
+    let shown: Vec<String> = files
         .iter()
         .map(|f| {
             format!(
@@ -128,8 +169,13 @@ fn names(paths: &Paths, files: &[PathBuf]) -> String {
                 f.strip_prefix(&paths.project).unwrap_or(f).display()
             )
         })
-        .collect::<Vec<_>>()
-        .join(" and ")
+        .collect();
+    match shown.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [first, data @ ..] if data.len() > 3 => format!("{first} and {} data files", data.len()),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
 }
 
 async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[String]) -> Result<()> {
@@ -218,5 +264,37 @@ async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[Stri
                 .await;
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_defaults_to_a_minute_for_queries_only() {
+        assert_eq!(requery_after(None, false), None);
+        assert_eq!(
+            requery_after(None, true),
+            Some(Duration::from_secs(DEFAULT_QUERY_INTERVAL))
+        );
+        assert_eq!(requery_after(Some(5), false), Some(Duration::from_secs(5)));
+        assert_eq!(requery_after(Some(0), true), None, "0 turns it off");
+    }
+
+    #[test]
+    fn watched_names_read_as_a_list() {
+        let paths = Paths::resolve(Path::new("/nonexistent/p"));
+        let files = |n: usize| -> Vec<PathBuf> {
+            std::iter::once(paths.project.join("ml.toml"))
+                .chain((0..n).map(|i| paths.project.join(format!("data/{i}.csv"))))
+                .collect()
+        };
+        assert_eq!(names(&paths, &files(1)), "`ml.toml` and `data/0.csv`");
+        assert_eq!(
+            names(&paths, &files(2)),
+            "`ml.toml`, `data/0.csv` and `data/1.csv`"
+        );
+        assert_eq!(names(&paths, &files(40)), "`ml.toml` and 40 data files");
     }
 }

@@ -227,3 +227,54 @@ fn watch_reruns_stale_steps_on_edits_and_keeps_one_node_warm() {
         "Ctrl-C stopped the node"
     );
 }
+
+#[test]
+fn watch_follows_a_globs_files_and_reruns_on_an_interval() {
+    let p = trained().clone_trained();
+    let mut child = p
+        .command(&["watch", "--interval", "2"])
+        .env("MLBUILD_H2O_URL", shared_node())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = stderr_lines(&mut child);
+    let mut seen = Vec::new();
+    wait_for(&rx, &mut seen, "Watching", 60);
+    assert!(
+        seen.iter().any(|l| l.contains("rerunning every 2s")),
+        "{}",
+        seen.join("\n")
+    );
+    // No edit: the interval alone starts the next iteration, which finds nothing stale.
+    seen.clear();
+    wait_for(&rx, &mut seen, "Watching", 30);
+    let text = seen.join("\n");
+    assert!(
+        text.contains("the interval passed") && text.contains("cached conclude"),
+        "{text}"
+    );
+
+    // A glob source: a new file that matches is a change, seen without touching ml.toml.
+    p.edit("path = \"data/prostate.csv\"", "path = \"data/*.csv\"");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    p.write("data/extra.csv", "ID,AGE\n1,65\n");
+    wait_for(
+        &rx,
+        &mut seen,
+        "has different columns from `data/extra.csv`",
+        60,
+    );
+    seen.clear();
+    wait_for(&rx, &mut seen, "Watching", 30);
+    assert!(
+        seen.join("\n").contains("`data/extra.csv`"),
+        "the glob's new file is watched: {}",
+        seen.join("\n")
+    );
+
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+}
