@@ -2,13 +2,15 @@
 # Native MOJO scoring vs genmodel, and `mlbuild serve` vs a JVM, in one run (issue #7 point 5).
 #
 #   benches/mojo_bench.sh          # PORT=54730 ROWS=100000 PASSES=7 REPEAT=3 RATE=2000 SECS=20
+#   WORK=/tmp/mojobench benches/mojo_bench.sh   # keeps the trained MOJO there; later runs skip H2O
 #
 # 1. Starts H2O 3.46.0.11 (~/.cache/mlbuild/h2o/3.46.0.11/h2o.jar), trains a 50-tree GBM
 #    (max_depth 5, seed 42) on data/prostate.csv over REST, downloads its MOJO and
 #    h2o-genmodel.jar, stops the node.
 # 2. Scoring, single thread, the same ROWS rows (prostate repeated), encoded once:
 #    genmodel `score0` (benches/java/MojoBench.java) vs `Mojo::score_encoded`
-#    (benches/mojo_score.rs); best of PASSES passes each.
+#    (benches/mojo_score.rs); best of PASSES passes each, alternated REPEAT times; prints each
+#    pair's ratio, the medians, and whether both sides' checksums of p1 agree.
 # 3. `mlbuild serve --model gbm50.zip`: start-to-first-answer, RSS; next to it the JVM's
 #    `PredictCsv` on a one-row CSV (start, load, score one row, exit) with its max RSS.
 # 4. With `oha` on PATH (`cargo install oha`): a fixed-rate load of RATE requests/s for SECS s
@@ -84,11 +86,37 @@ head -2 "$work/rows.csv" >"$work/one.csv"
 echo "== scoring, one thread, $rows rows, best of $passes passes"
 javac -d "$work" -cp "$work/h2o-genmodel.jar" "$root/benches/java/MojoBench.java"
 (cd "$root" && cargo bench -q --bench mojo_score --no-run)
-# Alternated REPEAT times, so that load from other processes hits both sides alike.
+# Alternated REPEAT times, so that load from other processes hits both sides alike; each
+# pair's ratio is native ÷ genmodel from that pair alone.
+: >"$work/scoring.log"
 for _ in $(seq 1 "${REPEAT:-3}"); do
-  java -cp "$work/h2o-genmodel.jar:$work" MojoBench "$work/gbm50.zip" "$work/rows.csv" "$passes"
-  (cd "$root" && cargo bench -q --bench mojo_score -- "$work/gbm50.zip" "$work/rows.csv" "$passes")
+  java -cp "$work/h2o-genmodel.jar:$work" MojoBench "$work/gbm50.zip" "$work/rows.csv" "$passes" \
+    | tee -a "$work/scoring.log"
+  (cd "$root" && cargo bench -q --bench mojo_score -- "$work/gbm50.zip" "$work/rows.csv" "$passes") \
+    | tee -a "$work/scoring.log"
 done
+# Both sides print `= N rows/s` and `[sink S]` (a checksum of p1): pair them up, check the
+# checksums agree, and report each pair's ratio and the medians.
+awk '
+  { for (i = 1; i < NF; i++) if ($(i + 1) == "rows/s") rate = $i
+    sink = $NF; sub(/]$/, "", sink) }
+  /^genmodel/ { java = rate; jsink = sink }
+  /^native/ {
+    n++; r[n] = rate / java; nat[n] = rate; jv[n] = java
+    if (sink != jsink) bad = bad " " n
+    printf "pair %d: native %.0f rows/s, genmodel %.0f rows/s: %.2fx\n", n, rate, java, r[n]
+  }
+  function median(a, k,   i, j, t, b) {
+    for (i = 1; i <= k; i++) b[i] = a[i]
+    for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (b[j] < b[i]) { t = b[i]; b[i] = b[j]; b[j] = t }
+    return k % 2 ? b[(k + 1) / 2] : (b[k / 2] + b[k / 2 + 1]) / 2
+  }
+  END {
+    if (n == 0) exit 1
+    printf "median of %d pairs: native %.0f rows/s, genmodel %.0f rows/s, ratio %.2fx\n", n, median(nat, n), median(jv, n), median(r, n)
+    if (bad != "") { print "checksums differ in pair(s)" bad; exit 1 }
+    print "checksums agree"
+  }' "$work/scoring.log"
 
 echo "== start-up and memory"
 (cd "$root" && cargo build -q --release)
