@@ -99,6 +99,10 @@ pub enum Command {
         version: String,
         #[arg(long)]
         json: bool,
+        /// Also write the version's model card and its plots into DIR (card.md, plots/*.svg),
+        /// so the card's image links resolve
+        #[arg(long, value_name = "DIR")]
+        export: Option<std::path::PathBuf>,
     },
     /// Two versions side by side: metrics, params, leaderboards
     Diff {

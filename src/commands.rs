@@ -57,9 +57,16 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
                 registry::render_versions,
             )
         }
-        Command::Show { version, json } => {
-            registry::commands::show(&open_registry(&dir).await?, &dir, &printer, &version, json)
-                .await
+        Command::Show {
+            version,
+            json,
+            export,
+        } => {
+            let reg = open_registry(&dir).await?;
+            if let Some(out) = &export {
+                registry::commands::export_card(&reg, &dir, &printer, &version, out).await?;
+            }
+            registry::commands::show(&reg, &dir, &printer, &version, json).await
         }
         Command::Diff { old, new, json } => {
             registry::commands::diff(

@@ -127,6 +127,61 @@ pub async fn show(
     Ok(Exit::Ok)
 }
 
+/// `show VERSION --export DIR`: the version's card as `DIR/card.md` and each plot of
+/// `provenance.plots` as `DIR/plots/<name>-<12 hex>.svg` (the paths the card links), every blob
+/// verified on read and every file written atomically.
+pub async fn export_card(
+    reg: &Registry,
+    dir: &Path,
+    printer: &Printer,
+    id: &str,
+    out: &Path,
+) -> Result<()> {
+    let v = version(reg, id).await?;
+    let store = Store::open(&crate::project::Paths::resolve(dir).cache)?;
+    let missing = |what: &str, digest: &str| {
+        format!(
+            "{what} `{}` of version {} is not in this store",
+            &digest[..12.min(digest.len())],
+            v.id
+        )
+    };
+    let card = store
+        .read_verified(&v.card)
+        .with_context(|| missing("the card", &v.card))?;
+    crate::store::write_atomic(&out.join("card.md"), &card)?;
+    let mut written = 1;
+    if let Some(plots) = v.provenance["plots"].as_object() {
+        for (name, digest) in plots {
+            // Names and digests come from the registry: only ours make file names.
+            let Some(digest) = digest
+                .as_str()
+                .filter(|d| crate::store::remote::is_digest(d))
+            else {
+                continue;
+            };
+            if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
+            let bytes = store
+                .read_verified(digest)
+                .with_context(|| missing(&format!("the {name} plot"), digest))?;
+            let file = out.join(crate::report::card::plot_file(name, digest));
+            crate::store::write_atomic(&file, &bytes)?;
+            written += 1;
+        }
+    }
+    printer.status(
+        "Exported",
+        &format!(
+            "the card of {} ({written} files) to `{}`",
+            v.id,
+            out.display()
+        ),
+    );
+    Ok(())
+}
+
 fn fmt(v: &Value) -> String {
     v.as_f64()
         .map(|x| format!("{x:.6}"))

@@ -462,7 +462,7 @@ fn ca_certificates(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, 
     Ok(certs)
 }
 
-pub(crate) fn is_digest(s: &str) -> bool {
+pub fn is_digest(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))

@@ -41,4 +41,16 @@ fn a_registered_version_lists_its_plots_and_each_is_an_svg_blob_the_card_links()
             "{name} is not linked in the card:\n{card}"
         );
     }
+
+    // `show --export DIR` writes the card and its plots where the card's links point.
+    p.mlbuild_offline(&["show", id, "--export", "exported"])
+        .ok();
+    let exported = std::fs::read_to_string(p.file("exported/card.md")).unwrap();
+    assert_eq!(exported, card);
+    for (name, digest) in plots {
+        let digest = digest.as_str().unwrap();
+        let file = p.file(&format!("exported/plots/{name}-{}.svg", &digest[..12]));
+        let bytes = std::fs::read(&file).unwrap_or_else(|e| panic!("{file:?}: {e}"));
+        assert_eq!(blake3::hash(&bytes).to_hex().as_str(), digest);
+    }
 }
