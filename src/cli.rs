@@ -19,7 +19,7 @@ with `mlbuild mojo validate` and registered with `mlbuild deploy --mojo FILE.zip
 Exit codes: 0 ok, 1 error, 2 usage, 3 escalated (threshold not met after max_attempts), \
 4 data-quality gate failed, 130 interrupted.\n\n\
 Environment: MLBUILD_H2O_URL, MLBUILD_H2O_JAR, MLBUILD_CACHE_DIR, MLBUILD_STATE_URL, NO_COLOR, \
-MLBUILD_NO_PROGRESS, MLBUILD_REMOTE_CACHE, MLBUILD_REMOTE_TOKEN, MLBUILD_REMOTE_READ_ONLY, MLBUILD_REMOTE_CA. \
+MLBUILD_NO_PROGRESS, MLBUILD_REMOTE_CACHE, MLBUILD_REMOTE_TOKEN, MLBUILD_REMOTE_READ_ONLY, MLBUILD_REMOTE_CA, MLBUILD_SERVE_TOKEN. \
 See docs/ for details."
 )]
 pub struct Cli {
@@ -180,7 +180,8 @@ pub enum Command {
         #[arg(short, long, value_name = "OUT.csv")]
         output: Option<PathBuf>,
     },
-    /// Serve a model over HTTP (POST /predict, GET /model, GET /health), following its tag
+    /// Serve a model over HTTP (POST /predict, GET /model, GET /health), following its tag;
+    /// with MLBUILD_SERVE_TOKEN set, /predict and /model require `Authorization: Bearer TOKEN`
     Serve {
         /// A tag (followed: a moved tag is swapped in), a version id, or a MOJO file
         #[arg(long, value_name = "TAG")]

@@ -11,6 +11,12 @@
 //! required column, another JSON type, a malformed body, a body over `--max-body` or more than
 //! `--max-rows` rows is a 4xx with `{"error": "…"}`; nothing a client sends stops the server.
 //!
+//! **Access.** With `MLBUILD_SERVE_TOKEN` set (an environment variable, so the secret is not in
+//! `ps`), `POST /predict` and `GET /model` need `Authorization: Bearer <token>` (compared in
+//! constant time); anything else is 401 with `WWW-Authenticate: Bearer`. `GET /health` stays
+//! open for load-balancer probes and says only which version answers. Binding to a
+//! non-loopback address without a token prints a warning. TLS is left to a reverse proxy.
+//!
 //! **Reloading.** With `--model TAG`, a task reads the tag every `poll` (1 s) from the state
 //! database; when it points at another version (`promote`, `rollback`, a run's conclude), the
 //! new model is loaded on a blocking thread while the old one keeps answering, then swapped in
@@ -44,6 +50,8 @@ use crate::registry::Registry;
 #[derive(Debug, Clone)]
 pub struct Options {
     pub dir: PathBuf,
+    /// The bearer token `/predict` and `/model` require (`MLBUILD_SERVE_TOKEN`), if any.
+    pub token: Option<String>,
     pub model: String,
     pub host: String,
     pub port: u16,
@@ -109,9 +117,14 @@ pub async fn serve(options: Options) -> Result<()> {
             options.poll,
         ));
     }
-    let app = Router::new()
+    let guarded = Router::new()
         .route("/predict", post(predict_route))
         .route("/model", get(model_route))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::new(options.token.clone()),
+            require_token,
+        ));
+    let app = guarded
         .route("/health", get(health_route))
         .fallback(|| async {
             error(
@@ -126,6 +139,11 @@ pub async fn serve(options: Options) -> Result<()> {
         .await
         .with_context(|| format!("listening on `{addr}`"))?;
     let local: SocketAddr = listener.local_addr().context("reading the bound address")?;
+    if options.token.is_none() && !local.ip().is_loopback() {
+        eprintln!(
+            "warning: serving on {local} without a token: anyone who can reach it can score; set {TOKEN_VAR}"
+        );
+    }
     let current = state.current();
     eprintln!(
         "Serving {} ({}){} on http://{local}",
@@ -154,8 +172,10 @@ pub async fn command(
     max_body: usize,
     max_rows: usize,
 ) -> Result<crate::error::Exit> {
+    let token = std::env::var(TOKEN_VAR).ok().filter(|t| !t.is_empty());
     serve(Options {
         dir: dir.to_path_buf(),
+        token,
         model,
         host,
         port,
@@ -217,6 +237,42 @@ async fn follow(state: Arc<AppState>, reg: Registry, dir: PathBuf, tag: String, 
             }
         }
     }
+}
+
+/// The environment variable holding the bearer token `serve` requires.
+pub const TOKEN_VAR: &str = "MLBUILD_SERVE_TOKEN";
+
+/// Lets a request through when no token is configured or it carries `Bearer <token>`.
+async fn require_token(
+    State(token): State<Arc<Option<String>>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(token) = token.as_deref() else {
+        return next.run(request).await;
+    };
+    let given = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
+        return next.run(request).await;
+    }
+    let mut response = error(
+        StatusCode::UNAUTHORIZED,
+        "missing or wrong bearer token: send `Authorization: Bearer <MLBUILD_SERVE_TOKEN>`".into(),
+    );
+    response.headers_mut().insert(
+        axum::http::header::WWW_AUTHENTICATE,
+        axum::http::HeaderValue::from_static("Bearer"),
+    );
+    response
+}
+
+/// Equality whose time depends only on the lengths, not on where the bytes differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn error(status: StatusCode, message: String) -> Response {
@@ -314,4 +370,21 @@ async fn predict_route(
         });
     }
     Json(json!({ "version": current.version, "predictions": out })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn same_secret_compares_whole_secrets() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(
+            !same_secret(b"s3cre", b"s3cret"),
+            "a prefix is not the secret"
+        );
+        assert!(!same_secret(b"s3cret!", b"s3cret"));
+        assert!(!same_secret(b"s3creT", b"s3cret"));
+        assert!(!same_secret(b"", b"s3cret"));
+    }
 }

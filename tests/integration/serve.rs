@@ -179,10 +179,15 @@ impl Drop for Server {
 }
 
 fn start(p: &Project, extra: &[&str]) -> Server {
+    start_with_env(p, extra, &[])
+}
+
+fn start_with_env(p: &Project, extra: &[&str], env: &[(&str, &str)]) -> Server {
     let mut args = vec!["serve", "--model", "staging", "--port", "0"];
     args.extend_from_slice(extra);
-    let mut child = p
-        .command(&args)
+    let mut cmd = p.command(&args);
+    cmd.envs(env.iter().copied());
+    let mut child = cmd
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -382,4 +387,48 @@ fn serve_answers_swaps_a_moved_tag_without_failing_and_refuses_bad_input() {
             .unwrap()
     });
     assert_eq!(health["version"], v1.as_str());
+}
+
+#[test]
+fn serve_with_a_token_refuses_requests_without_it() {
+    let p = trained().clone_trained();
+    let server = start_with_env(&p, &[], &[("MLBUILD_SERVE_TOKEN", "s3cret-token")]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let url = server.url.clone();
+    rt.block_on(async {
+        let predict = |auth: Option<&'static str>| {
+            let mut r = client
+                .post(format!("{url}/predict"))
+                .header("content-type", "application/json")
+                .body(ROW);
+            if let Some(a) = auth {
+                r = r.header("authorization", a);
+            }
+            r.send()
+        };
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("Bearer s3cret-toke"),
+            Some("s3cret-token"),
+        ] {
+            let r = predict(auth).await.unwrap();
+            assert_eq!(r.status().as_u16(), 401, "{auth:?}");
+            assert_eq!(r.headers()["www-authenticate"], "Bearer");
+            let body: Value = r.json().await.unwrap();
+            assert!(
+                body["error"].as_str().unwrap().contains("bearer token"),
+                "{body}"
+            );
+        }
+        let r = predict(Some("Bearer s3cret-token")).await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let model = client.get(format!("{url}/model")).send().await.unwrap();
+        assert_eq!(model.status().as_u16(), 401, "/model is guarded too");
+        // Health stays open for probes.
+        let health = client.get(format!("{url}/health")).send().await.unwrap();
+        assert_eq!(health.status().as_u16(), 200);
+    });
+    drop(server);
 }

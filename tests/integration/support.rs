@@ -168,6 +168,7 @@ impl Project {
             .env_remove("MLBUILD_H2O_JAR")
             .env_remove("MLBUILD_REMOTE_CACHE")
             .env_remove("SSL_CERT_FILE")
+            .env_remove("MLBUILD_SERVE_TOKEN")
             .env_remove("SSL_CERT_DIR")
             .env_remove("MLBUILD_REMOTE_TOKEN")
             .env_remove("MLBUILD_REMOTE_READ_ONLY")
