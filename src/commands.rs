@@ -34,6 +34,8 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             | Command::Mojo(MojoCommand::Validate { json: true, .. })
     );
     let printer = Printer::new(json, cli.global.quiet, cli.global.verbose, cli.global.color);
+    // A malformed user config is reported before anything runs (it may name the state DB).
+    crate::user_config::load()?;
     match cli.command {
         Command::Run(args) => run(&dir, &printer, args).await,
         Command::Status {

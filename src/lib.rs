@@ -23,4 +23,5 @@ pub mod steps;
 pub mod store;
 pub mod table;
 pub mod transform;
+pub mod user_config;
 pub mod watch;

@@ -103,7 +103,10 @@ impl Paths {
         };
         let state_url = match std::env::var("MLBUILD_STATE_URL") {
             Ok(url) if !url.is_empty() => url,
-            _ => crate::registry::sqlite_url(&cache.join("state.db")),
+            _ => match &crate::user_config::get().state_url {
+                Some(url) => url.clone(),
+                None => crate::registry::sqlite_url(&cache.join("state.db")),
+            },
         };
         Paths {
             models: project.join("models"),

@@ -79,7 +79,9 @@ impl RemoteError {
     }
 }
 
-/// Where the remote cache is: `MLBUILD_REMOTE_CACHE` wins over `[cache] remote`.
+/// Where the remote cache is: `MLBUILD_REMOTE_CACHE` wins over `[cache] remote`, which wins
+/// over the user config's `[remote] url` (`crate::user_config`); the token and CA come from the
+/// environment, else the user config.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub base: String,
@@ -92,19 +94,29 @@ pub struct Settings {
 impl Settings {
     /// The remote this project uses, if any (an empty variable means "none").
     pub fn resolve(config: &crate::config::Cache) -> Option<Settings> {
+        Settings::resolve_with(config, &crate::user_config::get().remote)
+    }
+
+    fn resolve_with(
+        config: &crate::config::Cache,
+        user: &crate::user_config::Remote,
+    ) -> Option<Settings> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let base = match std::env::var(URL_VAR) {
             Ok(v) if v.trim().is_empty() => return None,
             Ok(v) => v,
-            Err(_) => config.remote.clone()?,
+            Err(_) => config.remote.clone().or_else(|| user.url.clone())?,
         };
         let read_only = config.read_only
+            || user.read_only
             || env(READ_ONLY_VAR).is_some_and(|v| !matches!(v.as_str(), "0" | "false" | "no"));
         Some(Settings {
             base: base.trim().trim_end_matches('/').to_string(),
-            token: env(TOKEN_VAR),
+            token: env(TOKEN_VAR).or_else(|| user.token.clone()),
             read_only,
-            ca: env(CA_VAR).map(std::path::PathBuf::from),
+            ca: env(CA_VAR)
+                .map(std::path::PathBuf::from)
+                .or_else(|| user.ca.clone()),
         })
     }
 }
@@ -496,6 +508,45 @@ mod tests {
             read_only: false,
             ca: None,
         }
+    }
+
+    #[test]
+    fn ml_toml_wins_over_the_user_config_which_fills_the_rest() {
+        if [URL_VAR, TOKEN_VAR, CA_VAR, READ_ONLY_VAR]
+            .iter()
+            .any(|v| std::env::var_os(v).is_some())
+        {
+            eprintln!("note: remote variables are set in this environment; skipping");
+            return;
+        }
+        let user = crate::user_config::Remote {
+            url: Some("https://user.example/ml/".into()),
+            token: Some("user-token".into()),
+            read_only: true,
+            ca: Some("/etc/user-ca.pem".into()),
+        };
+        let mut project = crate::config::Cache::default();
+        let s = Settings::resolve_with(&project, &user).unwrap();
+        assert_eq!(s.base, "https://user.example/ml");
+        assert_eq!(s.token.as_deref(), Some("user-token"));
+        assert!(s.read_only);
+        assert_eq!(
+            s.ca.as_deref(),
+            Some(std::path::Path::new("/etc/user-ca.pem"))
+        );
+        project.remote = Some("http://project:8080/c".into());
+        let s = Settings::resolve_with(&project, &user).unwrap();
+        assert_eq!(s.base, "http://project:8080/c", "ml.toml's URL wins");
+        assert_eq!(
+            s.token.as_deref(),
+            Some("user-token"),
+            "the token still comes from the user"
+        );
+        assert!(Settings::resolve_with(
+            &crate::config::Cache::default(),
+            &crate::user_config::Remote::default()
+        )
+        .is_none());
     }
 
     #[test]

@@ -20,3 +20,4 @@ mod remote;
 mod scenarios;
 mod serve;
 mod sources;
+mod user_config;

@@ -169,6 +169,8 @@ impl Project {
             .env_remove("MLBUILD_REMOTE_CACHE")
             .env_remove("SSL_CERT_FILE")
             .env_remove("MLBUILD_SERVE_TOKEN")
+            // The tester's own ~/.config/mlbuild/config.toml must not leak into tests.
+            .env("MLBUILD_CONFIG", "")
             .env_remove("SSL_CERT_DIR")
             .env_remove("MLBUILD_REMOTE_TOKEN")
             .env_remove("MLBUILD_REMOTE_READ_ONLY")

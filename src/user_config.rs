@@ -1,0 +1,204 @@
+//! The user config: settings that belong to a person or a CI runner, not to a project — the
+//! state database URL and the remote cache with its token — so that secrets stay out of
+//! `ml.toml` (DESIGN.md §3.5). Format and precedence: `docs/config.md` ("User config").
+//!
+//! Where: `$MLBUILD_CONFIG` (an empty value means "no user config"), else
+//! `$XDG_CONFIG_HOME/mlbuild/config.toml`, else `~/.config/mlbuild/config.toml`. A missing file is
+//! no config. Precedence, most specific first: environment variables, then the project's
+//! `ml.toml` (`[cache] remote`, `read_only`), then this file, then the defaults.
+//!
+//! The file is read once per process ([`get`]); `commands::dispatch` calls [`load`] first so a
+//! malformed file is an error (file, line, column, key) before anything runs.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+/// The environment variable naming the user config file.
+pub const PATH_VAR: &str = "MLBUILD_CONFIG";
+
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// `sqlite://…` or `postgres://…`; `MLBUILD_STATE_URL` wins.
+    pub state_url: Option<String>,
+    #[serde(default)]
+    pub remote: Remote,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Remote {
+    /// The remote cache's base URL; `MLBUILD_REMOTE_CACHE` and `[cache] remote` win.
+    pub url: Option<String>,
+    /// The bearer token; `MLBUILD_REMOTE_TOKEN` wins.
+    pub token: Option<String>,
+    /// Never upload; `MLBUILD_REMOTE_READ_ONLY` and `[cache] read_only` also turn it on.
+    #[serde(default)]
+    pub read_only: bool,
+    /// A PEM file of extra CA certificates; `MLBUILD_REMOTE_CA` wins.
+    pub ca: Option<PathBuf>,
+}
+
+/// Where the user config is looked for, or `None` when disabled (`MLBUILD_CONFIG=""`) or no
+/// home directory is known.
+pub fn path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(PATH_VAR) {
+        return (!p.is_empty()).then(|| PathBuf::from(p));
+    }
+    let base = match std::env::var_os("XDG_CONFIG_HOME") {
+        Some(x) if !x.is_empty() => PathBuf::from(x),
+        _ => PathBuf::from(std::env::var_os("HOME").filter(|h| !h.is_empty())?).join(".config"),
+    };
+    Some(base.join("mlbuild").join("config.toml"))
+}
+
+/// Reads and checks the user config at `path`; a missing file is the empty config.
+pub fn read(path: &Path) -> anyhow::Result<UserConfig> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(UserConfig::default()),
+        Err(e) => {
+            return Err(anyhow::anyhow!(
+                "reading the user config `{}`: {e}",
+                path.display()
+            ))
+        }
+    };
+    let config: UserConfig = toml::from_str(&text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| {
+                let (line, col) = line_col(&text, s.start);
+                format!(":{line}:{col}")
+            })
+            .unwrap_or_default();
+        crate::error::Diagnostic::new(format!(
+            "{}{at}: {}",
+            path.display(),
+            e.message().trim_end()
+        ))
+        .hint(
+            "the user config may hold `state_url` and a `[remote]` table with `url`, `token`, \
+             `read_only`, `ca` (docs/config.md, \"User config\"); `MLBUILD_CONFIG=\"\"` ignores it",
+        )
+    })?;
+    if let Some(url) = &config.remote.url {
+        let lower = url.to_ascii_lowercase();
+        if !lower.starts_with("http://") && !lower.starts_with("https://") {
+            return Err(crate::error::Diagnostic::new(format!(
+                "{}: `remote.url` must be an `http://` or `https://` URL, found `{}`",
+                path.display(),
+                crate::h2o::redact_url(url)
+            ))
+            .into());
+        }
+    }
+    Ok(config)
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// A token in a file others can read is worth a warning (as ssh does for keys).
+fn readable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o077 != 0)
+        .unwrap_or(false)
+}
+
+static LOADED: OnceLock<Result<UserConfig, String>> = OnceLock::new();
+
+fn loaded() -> &'static Result<UserConfig, String> {
+    LOADED.get_or_init(|| match path() {
+        None => Ok(UserConfig::default()),
+        Some(p) => read(&p).map_err(|e| format!("{e:#}")).inspect(|c| {
+            if c.remote.token.is_some() && readable_by_others(&p) {
+                eprintln!(
+                    "warning: `{}` holds a token and is readable by other users; run `chmod 600 {}`",
+                    p.display(),
+                    p.display()
+                );
+            }
+        }),
+    })
+}
+
+/// The user config, or an error naming the file, line and column.
+pub fn load() -> anyhow::Result<&'static UserConfig> {
+    loaded().as_ref().map_err(|e| {
+        // `read` built a diagnostic; keep its text and hint.
+        match path().map(|p| read(&p)) {
+            Some(Err(err)) => err,
+            _ => anyhow::anyhow!("{e}"),
+        }
+    })
+}
+
+/// The user config for code that cannot fail: the empty config when the file is malformed
+/// (`dispatch` has already reported that by then).
+pub fn get() -> &'static UserConfig {
+    static EMPTY: UserConfig = UserConfig {
+        state_url: None,
+        remote: Remote {
+            url: None,
+            token: None,
+            read_only: false,
+            ca: None,
+        },
+    };
+    loaded().as_ref().unwrap_or(&EMPTY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<UserConfig> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        std::fs::write(&p, text).unwrap();
+        read(&p)
+    }
+
+    #[test]
+    fn reads_state_url_and_remote() {
+        let c = parse(
+            "state_url = \"postgres://ml@db/ml\"\n[remote]\nurl = \"https://cache.example/ml\"\ntoken = \"t0k\"\nread_only = true\nca = \"/etc/ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.state_url.as_deref(), Some("postgres://ml@db/ml"));
+        assert_eq!(c.remote.url.as_deref(), Some("https://cache.example/ml"));
+        assert_eq!(c.remote.token.as_deref(), Some("t0k"));
+        assert!(c.remote.read_only);
+        assert_eq!(c.remote.ca.as_deref(), Some(Path::new("/etc/ca.pem")));
+    }
+
+    #[test]
+    fn missing_file_is_empty_and_errors_name_the_place() {
+        assert_eq!(
+            read(Path::new("/nonexistent/mlbuild/config.toml")).unwrap(),
+            UserConfig::default()
+        );
+        let e = parse("[remote]\nurl = \"https://c\"\ntokn = \"x\"\n").unwrap_err();
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("config.toml:3:1: unknown field `tokn`"),
+            "{text}"
+        );
+        let e = parse("state_url = 5\n").unwrap_err();
+        assert!(format!("{e:#}").contains("config.toml:1:13"), "{e:#}");
+        let e = parse("[remote]\nurl = \"s3://bucket\"\n").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("`http://` or `https://`"),
+            "{e:#}"
+        );
+    }
+}
