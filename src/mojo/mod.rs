@@ -281,10 +281,14 @@ impl Mojo {
         self.model.score0(raw, &mut preds);
         match meta.category {
             Category::Regression => Prediction::Value(preds[0]),
-            _ => Prediction::Class {
-                label: preds[0] as usize,
-                probabilities: preds[1..].to_vec(),
-            },
+            _ => {
+                // The label goes; the buffer becomes the probabilities (one allocation a row).
+                let label = preds.remove(0) as usize;
+                Prediction::Class {
+                    label,
+                    probabilities: preds,
+                }
+            }
         }
     }
 
