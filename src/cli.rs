@@ -162,6 +162,10 @@ pub enum Command {
     /// The store: push to / pull from the remote cache, verify blobs, collect garbage
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Keep a local H2O node warm between runs: `run` and `watch` in this project use it
+    /// instead of launching their own
+    #[command(subcommand)]
+    H2o(H2oCommand),
     /// Create an ml.toml for a data file
     Init {
         /// The data file (CSV); its last column is proposed as the target
@@ -254,5 +258,29 @@ pub enum CacheCommand {
         /// List what would be deleted, with sizes; delete nothing
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum H2oCommand {
+    /// Launch a local H2O node that outlives mlbuild (as a run would: the pinned version,
+    /// `[h2o] memory`, 127.0.0.1, files in the cache dir) and print its URL; a no-op when one is
+    /// already up
+    Start {
+        /// One JSON document on stdout: {status: started|running, url, pid, version, memory, …}
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop the warm node (`POST /3/Shutdown`, SIGKILL after 10 s) and remove its record
+    Stop {
+        /// One JSON document on stdout: {status: stopped|killed|stale|not_running, …}
+        #[arg(long)]
+        json: bool,
+    },
+    /// Whether a warm node runs: URL, pid, version, memory, uptime, cloud health
+    Status {
+        /// One JSON document on stdout: {status: running|unhealthy|stale|not_running, …}
+        #[arg(long)]
+        json: bool,
     },
 }

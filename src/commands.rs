@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{Cli, Command, MojoCommand, RunArgs};
+use crate::cli::{Cli, Command, H2oCommand, MojoCommand, RunArgs};
 use crate::config;
 use crate::error::{Diagnostic, Exit};
 use crate::fingerprint::Reason;
@@ -32,6 +32,11 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             | Command::Diff { json: true, .. }
             | Command::Deploy { json: true, .. }
             | Command::Mojo(MojoCommand::Validate { json: true, .. })
+            | Command::H2o(
+                H2oCommand::Start { json: true }
+                    | H2oCommand::Stop { json: true }
+                    | H2oCommand::Status { json: true }
+            )
     );
     let printer = Printer::new(json, cli.global.quiet, cli.global.verbose, cli.global.color);
     // A malformed user config is reported before anything runs (it may name the state DB).
@@ -118,6 +123,7 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
         } => registry::deploy::command(&dir, &printer, &mojo, &tag, reason.as_deref(), json).await,
         Command::Mojo(MojoCommand::Validate { file, json }) => mojo_validate(&printer, &file, json),
         Command::Cache(cmd) => crate::store::cache_cmd::run(&dir, &printer, cmd).await,
+        Command::H2o(cmd) => crate::h2o::warm_cmd::run(&dir, &printer, cmd).await,
         Command::Init { data, target } => init(&dir, &printer, data, target),
         Command::Predict {
             model,

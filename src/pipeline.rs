@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use crate::config::{Config, Problem};
 use crate::error::Diagnostic;
 use crate::fingerprint::{diff_inputs, KeyInputs, Reason};
+use crate::h2o::warm::Lookup;
 use crate::h2o::{Engine, EngineConfig};
 use crate::plan::Planner;
 use crate::project::{Paths, Step};
@@ -78,20 +79,47 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The engine's client, starting or connecting to H2O on first use.
+    ///
+    /// Without a URL, a warm node (`mlbuild h2o start`) that fits `[h2o]` is used like a remote
+    /// cluster (connected, never shut down by the run); a stale record is removed with a warning,
+    /// and otherwise a managed node is launched as usual.
     pub async fn client(&mut self) -> Result<crate::h2o::Client> {
         let mut guard = self.engine.lock().await;
+        // A warm node kept in the slot (by `watch`) may have been stopped since.
+        if let Some(warm) = guard.as_ref().and_then(Engine::warm_node) {
+            if !crate::h2o::warm::process_is_node(warm) {
+                self.printer.warn(&format!(
+                    "the warm H2O node at {} (pid {}) has stopped",
+                    warm.url, warm.pid
+                ));
+                *guard = None;
+            }
+        }
         if guard.is_none() {
             let printer = self.printer;
-            let how = match &self.engine_config.url {
-                Some(url) => format!("connecting to H2O at {}", crate::h2o::redact_url(url)),
-                None => format!("starting a local H2O {} node", self.engine_config.version),
+            let cfg = &self.engine_config;
+            let warm = match &cfg.url {
+                Some(_) => Lookup::Absent,
+                None => crate::h2o::warm::lookup(cfg).await,
+            };
+            match &warm {
+                Lookup::Stale(why) | Lookup::Skip(why) => printer.warn(why),
+                Lookup::Absent | Lookup::Use(_) => {}
+            }
+            let how = match (&cfg.url, &warm) {
+                (Some(url), _) => format!("connecting to H2O at {}", crate::h2o::redact_url(url)),
+                (None, Lookup::Use(node)) => format!(
+                    "using the warm node at {} (`mlbuild h2o stop` to stop it)",
+                    node.url
+                ),
+                (None, _) => format!("starting a local H2O {} node", cfg.version),
             };
             printer.status("Engine", &how);
             let t = Instant::now();
-            let engine = Engine::start(&self.engine_config, &|msg: &str| {
-                printer.status("Engine", msg)
-            })
-            .await?;
+            let engine = match warm {
+                Lookup::Use(node) => Engine::attach(cfg, node).await?,
+                _ => Engine::start(cfg, &|msg: &str| printer.status("Engine", msg)).await?,
+            };
             printer.status(
                 "Engine",
                 &format!(

@@ -9,7 +9,8 @@
 //! watch reruns every `--interval` seconds (default 60), re-querying; unchanged rows rerun
 //! nothing. An error in an iteration (a half-written
 //! `ml.toml`, a failed gate) is printed and the watch goes on. Ctrl-C or SIGTERM stops the
-//! watch, cancels a running H2O job and stops the node, waiting for the JVM to exit.
+//! watch, cancels a running H2O job and stops the node it launched, waiting for the JVM to exit
+//! (a warm node of `mlbuild h2o start` is left running).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

@@ -64,6 +64,17 @@ pub enum H2oError {
         log_tail: Option<String>,
     },
 
+    #[error("the warm H2O node recorded in `{state}` (pid {pid}, {url}) does not answer as healthy: {reason}")]
+    WarmNodeUnhealthy {
+        state: PathBuf,
+        pid: u32,
+        url: String,
+        reason: String,
+    },
+
+    #[error("the warm H2O node (pid {pid}) was still running 5 s after SIGKILL")]
+    WarmNodeUnkillable { pid: u32 },
+
     /// Connection refused, timeout, broken body… The URL is redacted and the inner error carries
     /// no URL.
     #[error("HTTP request to {url} failed: {source}")]
@@ -192,6 +203,11 @@ impl H2oError {
             NodeStart { .. } | HealthTimeout { .. } => Some(
                 "read the node's log above; a smaller `[h2o] memory` helps when the machine is \
                  short of RAM"
+                    .into(),
+            ),
+            WarmNodeUnhealthy { .. } => Some(
+                "`mlbuild h2o stop` stops it (SIGKILL when it does not answer); then `mlbuild h2o \
+                 start` launches a new one"
                     .into(),
             ),
             Http { .. } => Some("check that the H2O cluster is running and reachable".into()),

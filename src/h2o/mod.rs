@@ -6,6 +6,10 @@
 //! jar ([`provision`]), launches a [`LocalNode`] on 127.0.0.1 that dies with mlbuild ([`node`]),
 //! and checks the fingerprint too. All REST calls live in [`Client`] ([`client`]).
 //!
+//! A warm node (`mlbuild h2o start`, [`warm`]) is a local node that outlives mlbuild; the caller
+//! asks [`warm::lookup`] first and, when it names a usable node, [`Engine::attach`]es to it,
+//! which, like a remote cluster, [`Engine::shutdown`] leaves running.
+//!
 //! Why 3.46.0.11: H2O-3 >= 3.46.0.12 refuses every MOJO export with HTTP 412 "SECURE REQUIRED"
 //! (reference/h2o-rest.md G1); on such a cluster [`Client::download_mojo`] fails with
 //! [`H2oError::MojoExportBlocked`]. See `docs/h2o.md` for the whole story and measurements.
@@ -16,6 +20,8 @@ pub mod java;
 pub mod leaderboard;
 pub mod node;
 pub mod provision;
+pub mod warm;
+pub mod warm_cmd;
 
 #[cfg(test)]
 mod live_tests;
@@ -28,6 +34,7 @@ pub use java::{find_java, Java};
 pub use leaderboard::{Leaderboard, LeaderboardRow};
 pub use node::{LaunchSpec, LocalNode};
 pub use provision::{default_tool_cache, locate_or_provision_jar, JAR_SHA256};
+pub use warm::WarmNode;
 
 /// The H2O version mlbuild launches, and the default declared version.
 pub const PINNED_VERSION: &str = "3.46.0.11";
@@ -55,6 +62,8 @@ pub struct EngineConfig {
 pub struct Engine {
     pub client: Client,
     node: Option<LocalNode>,
+    /// The warm node we attached to, if that is what this is (never shut down by us).
+    warm: Option<WarmNode>,
 }
 
 impl Engine {
@@ -64,7 +73,11 @@ impl Engine {
         if let Some(url) = &cfg.url {
             let client = Client::connect(url).await?;
             client.check_fingerprint(&cfg.version, cfg.nodes).await?;
-            return Ok(Engine { client, node: None });
+            return Ok(Engine {
+                client,
+                node: None,
+                warm: None,
+            });
         }
         let java = find_java()?;
         let jar = locate_or_provision_jar(cfg.jar.as_deref(), &cfg.tool_cache, log)?;
@@ -93,11 +106,29 @@ impl Engine {
         Ok(Engine {
             client,
             node: Some(node),
+            warm: None,
         })
     }
 
+    /// Connects to a warm node that [`warm::lookup`] found usable, checking the fingerprint as
+    /// for any cluster. [`Engine::shutdown`] leaves it running.
+    pub async fn attach(cfg: &EngineConfig, warm: WarmNode) -> Result<Engine, H2oError> {
+        let client = Client::new(&warm.url)?;
+        client.check_fingerprint(&cfg.version, cfg.nodes).await?;
+        Ok(Engine {
+            client,
+            node: None,
+            warm: Some(warm),
+        })
+    }
+
+    /// The warm node, when this engine is attached to one.
+    pub fn warm_node(&self) -> Option<&WarmNode> {
+        self.warm.as_ref()
+    }
+
     /// Stops the local node if we launched one (waiting until it has exited); leaves a remote
-    /// cluster alone.
+    /// cluster and a warm node alone.
     pub async fn shutdown(self) -> Result<(), H2oError> {
         match self.node {
             Some(node) => node.shutdown().await,

@@ -4,7 +4,8 @@
 //! `mlbuild-<pid>-<hex>` and a one-line flatfile `127.0.0.1:P`, so that no other H2O node on
 //! the machine can join; `-ice_root`, `-log_dir` and the JVM's stdout/stderr (`node.log`) live in
 //! `<work_dir>/<cloud name>/`. The JVM gets its own process group, so a terminal Ctrl-C reaches
-//! mlbuild only, which then shuts the node down in order.
+//! mlbuild only, which then shuts the node down in order. The directory and command line are
+//! built by [`NodeCommand`], which the warm node (`super::warm`) shares.
 //!
 //! Parent death: the JVM is spawned with `PR_SET_PDEATHSIG = SIGKILL`. Linux delivers that
 //! signal when the *thread* that forked the child exits, not the process, so the JVM is spawned
@@ -85,42 +86,13 @@ impl LocalNode {
     pub async fn launch(spec: &LaunchSpec) -> Result<LocalNode, H2oError> {
         remove_stale_ice_roots(&spec.work_dir);
         let cloud_name = format!("mlbuild-{}-{:08x}", std::process::id(), random_u64() as u32);
-        let node_dir = spec.work_dir.join(&cloud_name);
-        let ice_root = node_dir.join("ice_root");
-        let log_dir = node_dir.join("logs");
-        for d in [&ice_root, &log_dir] {
-            std::fs::create_dir_all(d).map_err(|e| H2oError::io("could not create", d, e))?;
-        }
-        let port = free_port_pair()?;
-        let flatfile = node_dir.join("flatfile.txt");
-        std::fs::write(&flatfile, format!("127.0.0.1:{port}\n"))
-            .map_err(|e| H2oError::io("could not write", &flatfile, e))?;
-        let log_path = node_dir.join("node.log");
-        let log_file = std::fs::File::create(&log_path)
-            .map_err(|e| H2oError::io("could not create", &log_path, e))?;
-        let log_err = log_file
-            .try_clone()
-            .map_err(|e| H2oError::io("could not open", &log_path, e))?;
-
-        let mut cmd = Command::new(&spec.java);
-        cmd.arg(format!("-Xmx{}", spec.memory))
-            .arg("-jar")
-            .arg(&spec.jar)
-            .args(["-ip", "127.0.0.1", "-web_ip", "127.0.0.1", "-port"])
-            .arg(port.to_string())
-            .arg("-name")
-            .arg(&cloud_name)
-            .arg("-flatfile")
-            .arg(&flatfile)
-            .arg("-ice_root")
-            .arg(&ice_root)
-            .arg("-log_dir")
-            .arg(&log_dir)
-            .args(["-nthreads", "-1"])
-            .current_dir(&node_dir)
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_err);
+        let NodeCommand {
+            mut cmd,
+            port,
+            cloud_name,
+            node_dir,
+            log_path,
+        } = NodeCommand::new(spec, cloud_name)?;
         {
             use std::os::unix::process::CommandExt;
             cmd.process_group(0);
@@ -190,34 +162,13 @@ impl LocalNode {
     }
 
     async fn wait_healthy(&self) -> Result<(), H2oError> {
-        let client = Client::new(&self.url)?;
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.exit_status() {
-                return Err(H2oError::NodeStart {
-                    reason: match status {
-                        Some(s) => format!("the JVM exited ({s}) before it was healthy"),
-                        None => "the JVM exited before it was healthy".into(),
-                    },
-                    log_path: self.log_path.clone(),
-                    log_tail: self.log_tail(),
-                });
-            }
-            if let Ok(c) = client.cloud_with_timeout(Duration::from_secs(2)).await {
-                if c.healthy && c.consensus && c.cloud_size == 1 {
-                    return Ok(());
-                }
-            }
-            if start.elapsed() > HEALTH_TIMEOUT {
-                return Err(H2oError::HealthTimeout {
-                    url: self.url.clone(),
-                    secs: HEALTH_TIMEOUT.as_secs(),
-                    log_path: self.log_path.clone(),
-                    log_tail: self.log_tail(),
-                });
-            }
-            tokio::time::sleep(HEALTH_POLL).await;
-        }
+        wait_healthy(&self.url, &self.log_path, || {
+            self.exit_status().map(|status| match status {
+                Some(s) => format!("the JVM exited ({s}) before it was healthy"),
+                None => "the JVM exited before it was healthy".into(),
+            })
+        })
+        .await
     }
 
     pub fn url(&self) -> String {
@@ -240,11 +191,6 @@ impl LocalNode {
     /// `Some(status)` once the JVM has exited and been reaped.
     fn exit_status(&self) -> Option<Option<ExitStatus>> {
         self.keeper.as_ref().and_then(|k| k.exit.get())
-    }
-
-    fn log_tail(&self) -> Option<String> {
-        let text = std::fs::read(&self.log_path).ok()?;
-        Some(tail_lines(&String::from_utf8_lossy(&text), 20))
     }
 
     /// Asks H2O to shut down, waits up to 10 s, then SIGKILLs; returns once the JVM is reaped.
@@ -277,6 +223,109 @@ impl LocalNode {
         }
         let _ = std::fs::remove_dir_all(self.node_dir.join("ice_root"));
     }
+}
+
+/// A node's directory, files and command line, ready to spawn. Shared by the managed node
+/// ([`LocalNode::launch`]) and the warm one ([`super::warm`]), which differ only in how the
+/// process is tied (or not) to mlbuild.
+pub(crate) struct NodeCommand {
+    pub cmd: Command,
+    pub port: u16,
+    pub cloud_name: String,
+    /// `<work_dir>/<cloud name>/`: `ice_root/`, `logs/`, `flatfile.txt`, `node.log`.
+    pub node_dir: PathBuf,
+    /// The JVM's stdout and stderr.
+    pub log_path: PathBuf,
+}
+
+impl NodeCommand {
+    /// Creates the node's directory, picks a free port pair, writes the flatfile and opens the
+    /// log; the JVM is not started.
+    pub(crate) fn new(spec: &LaunchSpec, cloud_name: String) -> Result<NodeCommand, H2oError> {
+        let node_dir = spec.work_dir.join(&cloud_name);
+        let ice_root = node_dir.join("ice_root");
+        let log_dir = node_dir.join("logs");
+        for d in [&ice_root, &log_dir] {
+            std::fs::create_dir_all(d).map_err(|e| H2oError::io("could not create", d, e))?;
+        }
+        let port = free_port_pair()?;
+        let flatfile = node_dir.join("flatfile.txt");
+        std::fs::write(&flatfile, format!("127.0.0.1:{port}\n"))
+            .map_err(|e| H2oError::io("could not write", &flatfile, e))?;
+        let log_path = node_dir.join("node.log");
+        let log_file = std::fs::File::create(&log_path)
+            .map_err(|e| H2oError::io("could not create", &log_path, e))?;
+        let log_err = log_file
+            .try_clone()
+            .map_err(|e| H2oError::io("could not open", &log_path, e))?;
+
+        let mut cmd = Command::new(&spec.java);
+        cmd.arg(format!("-Xmx{}", spec.memory))
+            .arg("-jar")
+            .arg(&spec.jar)
+            .args(["-ip", "127.0.0.1", "-web_ip", "127.0.0.1", "-port"])
+            .arg(port.to_string())
+            .arg("-name")
+            .arg(&cloud_name)
+            .arg("-flatfile")
+            .arg(&flatfile)
+            .arg("-ice_root")
+            .arg(&ice_root)
+            .arg("-log_dir")
+            .arg(&log_dir)
+            .args(["-nthreads", "-1"])
+            .current_dir(&node_dir)
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err);
+        Ok(NodeCommand {
+            cmd,
+            port,
+            cloud_name,
+            node_dir,
+            log_path,
+        })
+    }
+}
+
+/// Polls `/3/Cloud` at `url` until it reports a healthy cloud of one node. `exited` says why
+/// the JVM is gone, once it is (then this fails at once, with the log's tail).
+pub(crate) async fn wait_healthy(
+    url: &str,
+    log_path: &Path,
+    mut exited: impl FnMut() -> Option<String>,
+) -> Result<(), H2oError> {
+    let client = Client::new(url)?;
+    let start = Instant::now();
+    loop {
+        if let Some(reason) = exited() {
+            return Err(H2oError::NodeStart {
+                reason,
+                log_path: log_path.to_path_buf(),
+                log_tail: log_tail(log_path),
+            });
+        }
+        if let Ok(c) = client.cloud_with_timeout(Duration::from_secs(2)).await {
+            if c.healthy && c.consensus && c.cloud_size == 1 {
+                return Ok(());
+            }
+        }
+        if start.elapsed() > HEALTH_TIMEOUT {
+            return Err(H2oError::HealthTimeout {
+                url: url.to_string(),
+                secs: HEALTH_TIMEOUT.as_secs(),
+                log_path: log_path.to_path_buf(),
+                log_tail: log_tail(log_path),
+            });
+        }
+        tokio::time::sleep(HEALTH_POLL).await;
+    }
+}
+
+/// The last 20 lines of a node's log, if it can be read.
+pub(crate) fn log_tail(log_path: &Path) -> Option<String> {
+    let text = std::fs::read(log_path).ok()?;
+    Some(tail_lines(&String::from_utf8_lossy(&text), 20))
 }
 
 impl Drop for LocalNode {
@@ -327,7 +376,8 @@ fn keeper_main(
 }
 
 /// Removes the ice_root of earlier nodes whose mlbuild process is gone (killed before it could
-/// clean up). Their logs stay. Node dirs are named `mlbuild-<pid>-<hex>`.
+/// clean up). Their logs stay. Node dirs are named `mlbuild-<pid>-<hex>`; a warm node's
+/// `mlbuild-warm-<hex>` does not parse, so it is never touched here.
 fn remove_stale_ice_roots(work_dir: &Path) {
     let Ok(entries) = std::fs::read_dir(work_dir) else {
         return;
@@ -400,7 +450,9 @@ mod tests {
         let mine = dir
             .path()
             .join(format!("mlbuild-{}-abcd", std::process::id()));
-        for d in [&stale, &mine] {
+        // A warm node (`mlbuild h2o start`) outlives the mlbuild that launched it.
+        let warm = dir.path().join("mlbuild-warm-abcd");
+        for d in [&stale, &mine, &warm] {
             std::fs::create_dir_all(d.join("ice_root")).unwrap();
             std::fs::create_dir_all(d.join("logs")).unwrap();
         }
@@ -408,6 +460,7 @@ mod tests {
         assert!(!stale.join("ice_root").exists());
         assert!(stale.join("logs").exists());
         assert!(mine.join("ice_root").exists());
+        assert!(warm.join("ice_root").exists());
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod card_plots;
 mod cli_errors;
 mod deploy;
 mod explain;
+mod h2o_warm;
 mod lifecycle;
 mod monitor_registry;
 mod precision;
