@@ -93,6 +93,8 @@ cat "$RESULTS/env.txt" >&2
 for size in $SIZES; do cat "$(file_of "$size")" >/dev/null; done
 
 # ---------------------------------------------------------------- (a) H2O
+# A stale h2o.json from an earlier run must not be compared with this run's mlbuild figures.
+rm -f "$RESULTS/h2o.json"
 if [ -z "${BENCH_NO_H2O:-}" ]; then
     [ -f "$H2O_JAR" ] || die "no H2O jar at $H2O_JAR (an mlbuild run downloads it)"
     log "starting H2O on port $H2O_PORT"

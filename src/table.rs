@@ -353,6 +353,24 @@ pub fn profile_csv(path: &Path) -> Result<Profile, TableError> {
 /// Files smaller than this are read by one thread.
 const PARALLEL_MIN_BYTES: u64 = 16 << 20;
 
+#[cfg(not(test))]
+fn parallel_min_bytes() -> u64 {
+    PARALLEL_MIN_BYTES
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests set this to take the chunked paths on small files (per thread: tests run in
+    /// parallel).
+    pub static TEST_PARALLEL_MIN_BYTES: std::cell::Cell<u64> =
+        const { std::cell::Cell::new(PARALLEL_MIN_BYTES) };
+}
+
+#[cfg(test)]
+fn parallel_min_bytes() -> u64 {
+    TEST_PARALLEL_MIN_BYTES.with(|m| m.get())
+}
+
 /// Reads the data rows of `path` in one chunk per core, `step(state, local_index, record)` on
 /// each row of a chunk, in order; returns each chunk's state and row count, in file order.
 ///
@@ -367,7 +385,70 @@ pub fn chunks<S: Send>(
     step: impl Fn(&mut S, u64, &csv::StringRecord) + Sync,
 ) -> Option<Vec<(S, u64)>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    chunks_of(path, columns, threads, PARALLEL_MIN_BYTES, init, step)
+    chunks_of(
+        path,
+        columns,
+        threads,
+        parallel_min_bytes(),
+        Index::Local,
+        init,
+        step,
+    )
+}
+
+/// [`chunks`], but `step` gets each row's index in the whole file (0-based, data rows), as a
+/// sequential pass would number it.
+///
+/// A chunk's first index is predicted before the chunks run, by counting the `\n`s of the
+/// chunks before it (one cheap read of those bytes); after they ran, each chunk's row count
+/// must equal its prediction, otherwise (blank lines, lone `\r`s) the result is `None` and the
+/// caller reads sequentially. So an index is never wrong, only the fast path missed.
+pub fn indexed_chunks<S: Send>(
+    path: &Path,
+    columns: usize,
+    init: impl Fn(usize) -> S + Sync,
+    step: impl Fn(&mut S, u64, &csv::StringRecord) + Sync,
+) -> Option<Vec<(S, u64)>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    chunks_of(
+        path,
+        columns,
+        threads,
+        parallel_min_bytes(),
+        Index::Global,
+        init,
+        step,
+    )
+}
+
+/// How [`chunks_of`] numbers the rows it hands to `step`.
+#[derive(Clone, Copy, PartialEq)]
+enum Index {
+    /// From 0 in each chunk.
+    Local,
+    /// In the whole file.
+    Global,
+}
+
+/// The number of `\n` bytes in `path` between `from` and `to`.
+fn count_newlines(path: &Path, from: u64, to: u64) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path).ok()?;
+    f.seek(SeekFrom::Start(from)).ok()?;
+    let mut f = f.take(to - from);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let got = f.read(&mut buf).ok()?;
+        if got == 0 {
+            return Some(n);
+        }
+        // Branch-free, so it vectorises.
+        n += buf[..got]
+            .iter()
+            .map(|&b| u64::from(b == b'\n'))
+            .sum::<u64>();
+    }
 }
 
 fn chunks_of<S: Send>(
@@ -375,6 +456,7 @@ fn chunks_of<S: Send>(
     columns: usize,
     threads: usize,
     min_bytes: u64,
+    index: Index,
     init: impl Fn(usize) -> S + Sync,
     step: impl Fn(&mut S, u64, &csv::StringRecord) + Sync,
 ) -> Option<Vec<(S, u64)>> {
@@ -392,7 +474,18 @@ fn chunks_of<S: Send>(
         if !rdr.read_byte_record(&mut header).ok()? || header.as_slice().contains(&b'"') {
             return None;
         }
-        rdr.position().byte()
+        // The header's terminator may not be consumed yet: start after it, so the first
+        // chunk's newlines are its rows' (blank lines are skipped by the reader either way).
+        let mut at = rdr.position().byte();
+        let mut f = File::open(path).ok()?;
+        f.seek(SeekFrom::Start(at)).ok()?;
+        let mut next = [0u8; 64];
+        let n = f.read(&mut next).ok()?;
+        at += next[..n]
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count() as u64;
+        at
     };
     // Cut points: each nominal offset moved to just past the next newline.
     let mut cuts = vec![start];
@@ -417,6 +510,16 @@ fn chunks_of<S: Send>(
         cuts.push(at);
     }
     cuts.push(len);
+    // Each chunk's first row index: predicted from the newlines before it (checked below).
+    let mut bases = vec![0u64];
+    if index == Index::Global {
+        for w in cuts.windows(2).take(threads - 1) {
+            let last = *bases.last()?;
+            bases.push(last + count_newlines(path, w[0], w[1])?);
+        }
+    } else {
+        bases.resize(threads, 0);
+    }
     let abort = std::sync::atomic::AtomicBool::new(false);
     let results: Vec<Option<(S, u64)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = cuts
@@ -424,6 +527,7 @@ fn chunks_of<S: Send>(
             .enumerate()
             .map(|(k, w)| {
                 let (from, to) = (w[0], w[1]);
+                let base = bases[k];
                 let (init, step, abort) = (&init, &step, &abort);
                 scope.spawn(move || -> Option<(S, u64)> {
                     let mut f = File::open(path).ok()?;
@@ -453,7 +557,7 @@ fn chunks_of<S: Send>(
                             abort.store(true, std::sync::atomic::Ordering::Relaxed);
                             return None;
                         }
-                        step(&mut state, rows, &record);
+                        step(&mut state, base + rows, &record);
                         rows += 1;
                     }
                     if rdr.get_ref().get_ref().quoted {
@@ -468,7 +572,16 @@ fn chunks_of<S: Send>(
             .map(|h| h.join().ok().flatten())
             .collect()
     });
-    results.into_iter().collect()
+    let results: Vec<(S, u64)> = results.into_iter().collect::<Option<_>>()?;
+    if index == Index::Global
+        && results
+            .iter()
+            .zip(bases.windows(2))
+            .any(|((_, rows), b)| *rows != b[1] - b[0])
+    {
+        return None;
+    }
+    Some(results)
 }
 
 /// A reader that notes whether a `"` went through it.
@@ -685,16 +798,19 @@ pub fn create(path: &Path) -> Result<csv::Writer<BufWriter<File>>, TableError> {
 }
 
 /// A file writer that hashes (blake3) what it writes, so a written output needs no second read
-/// for its digest.
+/// for its digest. A part of a file written in parallel ([`create_part`]) is not hashed: its
+/// bytes are hashed when they are appended to the file's first part ([`finish_hashed`]).
 pub struct HashingFile {
     file: File,
-    hasher: blake3::Hasher,
+    hasher: Option<blake3::Hasher>,
 }
 
 impl std::io::Write for HashingFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.file.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = &mut self.hasher {
+            h.update(&buf[..n]);
+        }
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -702,26 +818,35 @@ impl std::io::Write for HashingFile {
     }
 }
 
-/// A buffered CSV writer on a new file at `path` that hashes its bytes ([`finish_hashed`]).
-pub fn create_hashed(path: &Path) -> Result<csv::Writer<BufWriter<HashingFile>>, TableError> {
+fn create_writer(
+    path: &Path,
+    hasher: Option<blake3::Hasher>,
+) -> Result<csv::Writer<BufWriter<HashingFile>>, TableError> {
     let file = File::create(path).map_err(|source| TableError::Write {
         path: path.to_path_buf(),
         source,
     })?;
     Ok(csv::Writer::from_writer(BufWriter::with_capacity(
         1 << 20,
-        HashingFile {
-            file,
-            hasher: blake3::Hasher::new(),
-        },
+        HashingFile { file, hasher },
     )))
 }
 
-/// Flushes a writer created by [`create_hashed`]; returns the blake3 (hex) of the file's bytes.
-pub fn finish_hashed(
+/// A buffered CSV writer on a new file at `path` that hashes its bytes ([`finish_hashed`]).
+pub fn create_hashed(path: &Path) -> Result<csv::Writer<BufWriter<HashingFile>>, TableError> {
+    create_writer(path, Some(blake3::Hasher::new()))
+}
+
+/// A writer like [`create_hashed`]'s for a later part of a file written in parallel; flush it
+/// with [`finish_part`], then hand its path to [`finish_hashed`] of the first part.
+pub fn create_part(path: &Path) -> Result<csv::Writer<BufWriter<HashingFile>>, TableError> {
+    create_writer(path, None)
+}
+
+fn into_file(
     path: &Path,
     w: csv::Writer<BufWriter<HashingFile>>,
-) -> Result<String, TableError> {
+) -> Result<HashingFile, TableError> {
     let write = |source| TableError::Write {
         path: path.to_path_buf(),
         source,
@@ -729,10 +854,47 @@ pub fn finish_hashed(
     let buf = w
         .into_inner()
         .map_err(|e| write(std::io::Error::other(e.to_string())))?;
-    let h = buf
-        .into_inner()
-        .map_err(|e| write(std::io::Error::other(e.to_string())))?;
-    Ok(h.hasher.finalize().to_hex().to_string())
+    buf.into_inner()
+        .map_err(|e| write(std::io::Error::other(e.to_string())))
+}
+
+/// Flushes a writer created by [`create_part`].
+pub fn finish_part(path: &Path, w: csv::Writer<BufWriter<HashingFile>>) -> Result<(), TableError> {
+    into_file(path, w).map(drop)
+}
+
+/// Flushes a writer created by [`create_hashed`], first appending the files `parts` (in order,
+/// written by [`create_part`]); returns the blake3 (hex) of the whole file's bytes.
+pub fn finish_hashed(
+    path: &Path,
+    w: csv::Writer<BufWriter<HashingFile>>,
+    parts: &[&Path],
+) -> Result<String, TableError> {
+    use std::io::{Read, Write};
+    let mut h = into_file(path, w)?;
+    let mut buf = vec![0u8; 1 << 20];
+    for part in parts {
+        let read = |source| TableError::Open {
+            path: part.to_path_buf(),
+            source,
+        };
+        let mut f = File::open(part).map_err(read)?;
+        loop {
+            let n = f.read(&mut buf).map_err(read)?;
+            if n == 0 {
+                break;
+            }
+            h.write_all(&buf[..n]).map_err(|source| TableError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+    }
+    Ok(h.hasher
+        .expect("created by `create_hashed`")
+        .finalize()
+        .to_hex()
+        .to_string())
 }
 
 /// Maps a CSV write error to [`TableError::Write`] for `path`.
@@ -878,6 +1040,7 @@ mod tests {
                 3,
                 threads,
                 0,
+                Index::Local,
                 |_| Profiler::new(3),
                 |pr, _, rec| {
                     pr.row();
@@ -895,9 +1058,38 @@ mod tests {
         }
         // A quote anywhere, or a short row, sends the caller back to one sequential pass.
         std::fs::write(&p, format!("{text}1,\"q\",2\n")).unwrap();
-        assert!(chunks_of(&p, 3, 2, 0, |_| (), |_, _, _| ()).is_none());
+        assert!(chunks_of(&p, 3, 2, 0, Index::Local, |_| (), |_, _, _| ()).is_none());
         std::fs::write(&p, format!("{text}1,2\n")).unwrap();
-        assert!(chunks_of(&p, 3, 2, 0, |_| (), |_, _, _| ()).is_none());
+        assert!(chunks_of(&p, 3, 2, 0, Index::Local, |_| (), |_, _, _| ()).is_none());
+    }
+
+    #[test]
+    fn global_chunk_indices_are_the_sequential_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.csv");
+        let mut text = String::from("a,b\n");
+        for i in 0..3000u64 {
+            text.push_str(&format!("{i},x\r\n"));
+        }
+        std::fs::write(&p, &text).unwrap();
+        for threads in [2, 3, 7] {
+            let parts = chunks_of(
+                &p,
+                2,
+                threads,
+                0,
+                Index::Global,
+                |_| Vec::new(),
+                |v: &mut Vec<(u64, u64)>, i, rec| v.push((i, rec[0].parse().unwrap())),
+            )
+            .expect("unquoted: chunked");
+            let all: Vec<(u64, u64)> = parts.into_iter().flat_map(|(v, _)| v).collect();
+            assert_eq!(all.len(), 3000);
+            assert!(all.iter().all(|(i, v)| i == v), "{threads} threads");
+        }
+        // A blank line makes the newline count overshoot the rows: no chunked result.
+        std::fs::write(&p, text.replacen("5,x\r\n", "5,x\r\n\n", 1)).unwrap();
+        assert!(chunks_of(&p, 2, 2, 0, Index::Global, |_| (), |_, _, _| ()).is_none());
     }
 
     #[test]

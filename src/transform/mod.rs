@@ -17,7 +17,10 @@
 //! Passes over the snapshot (each streaming): the stratified split reads the target (8 bytes a
 //! row); the fit pass reads the training rows for imputation statistics (a median keeps the
 //! column's training values) and writes the training documents of each text column; the apply
-//! pass writes `train` and `holdout`.
+//! pass writes `train` and `holdout`. The fit (without text columns) and apply passes read the
+//! file in one chunk per core when it is unquoted ([`table::indexed_chunks`]) and combine the
+//! chunks so that values, bytes and profiles are exactly those of one sequential pass (see
+//! [`Plan::fit`] and [`Plan::apply`]).
 
 pub mod expr;
 pub mod replay;
@@ -405,23 +408,25 @@ impl Plan {
     /// Pass 2: fits imputation on the training rows, and writes each text column's training
     /// documents (`i,doc`: row index, tokens joined by spaces; rows without tokens left out)
     /// to `docs[k]`. Returns the fitted values.
+    ///
+    /// Without text columns the input is read in chunks ([`table::indexed_chunks`]) when it
+    /// can be. Counts, medians (sorted) and modes do not depend on the order rows are seen
+    /// in; a mean's sum does (floating point), so a later chunk keeps its values and they are
+    /// added to chunk 0's sum in file order: the same additions, in the same order, as one
+    /// sequential pass (8 bytes a training row of the later chunks, per mean column).
     pub fn fit(&self, input: &Path, split: &Split, docs: &[&Path]) -> Result<Fitted> {
-        enum Acc {
-            Mean(f64, u64),
-            Median(Vec<f64>),
-            Mode(HashMap<String, u64>),
-            Constant,
-        }
-        let mut acc: Vec<Acc> = self
-            .impute
-            .iter()
-            .map(|(_, rule)| match rule {
-                Impute::Strategy(ImputeStrategy::Mean) => Acc::Mean(0.0, 0),
-                Impute::Strategy(ImputeStrategy::Median) => Acc::Median(Vec::new()),
-                Impute::Strategy(ImputeStrategy::Mode) => Acc::Mode(HashMap::new()),
-                Impute::Constant { .. } => Acc::Constant,
-            })
-            .collect();
+        let accumulators = |first: bool| -> Vec<Acc> {
+            self.impute
+                .iter()
+                .map(|(_, rule)| match rule {
+                    Impute::Strategy(ImputeStrategy::Mean) if first => Acc::Mean(0.0, 0),
+                    Impute::Strategy(ImputeStrategy::Mean) => Acc::MeanValues(Vec::new()),
+                    Impute::Strategy(ImputeStrategy::Median) => Acc::Median(vec![Vec::new()]),
+                    Impute::Strategy(ImputeStrategy::Mode) => Acc::Mode(HashMap::default()),
+                    Impute::Constant { .. } => Acc::Constant,
+                })
+                .collect()
+        };
         let mut writers = Vec::new();
         for path in docs {
             let mut w = table::create(path)?;
@@ -441,52 +446,63 @@ impl Plan {
                 documents: doc_counts,
             });
         }
-        let (mut rdr, _) = table::open(input)?;
-        let mut record = csv::StringRecord::new();
-        let mut index = 0u64;
-        let mut train_rows = 0u64;
-        while table::next_record(input, &mut rdr, &mut record)? {
-            let i = index;
-            index += 1;
-            if split.side(i, &record) != Some(Side::Train) {
-                continue;
-            }
-            train_rows += 1;
-            for ((c, _), a) in self.impute.iter().zip(acc.iter_mut()) {
-                let field = record.get(self.stage[*c].source).unwrap_or("");
-                if is_missing(field) {
-                    continue;
-                }
-                let f = table::trim(field);
-                match a {
-                    Acc::Mean(sum, n) => {
-                        if let Ok(x) = f.parse::<f64>() {
-                            *sum += x;
-                            *n += 1;
-                        }
+        let chunked = if self.text.is_empty() {
+            table::indexed_chunks(
+                input,
+                self.input.len(),
+                |k| (accumulators(k == 0), 0u64),
+                |(acc, n), i, record| {
+                    if split.side(i, record) == Some(Side::Train) {
+                        *n += 1;
+                        self.fit_row(acc, record);
                     }
-                    Acc::Median(v) => {
-                        if let Ok(x) = f.parse::<f64>() {
-                            v.push(x);
-                        }
+                },
+            )
+        } else {
+            None
+        };
+        let (acc, train_rows) = match chunked {
+            Some(parts) => {
+                let mut parts = parts.into_iter().map(|(part, _)| part);
+                let (mut acc, mut train_rows) = parts.next().expect("chunk 0");
+                for (later, n) in parts {
+                    train_rows += n;
+                    for (a, b) in acc.iter_mut().zip(later) {
+                        a.merge(b);
                     }
-                    Acc::Mode(counts) => *counts.entry(f.to_string()).or_default() += 1,
-                    Acc::Constant => {}
                 }
+                (acc, train_rows)
             }
-            for (k, (c, _)) in self.text.iter().enumerate() {
-                let field = record.get(self.stage[*c].source).unwrap_or("");
-                let tokens = text::tokenize(field);
-                if tokens.is_empty() || is_missing(field) {
-                    continue;
+            None => {
+                let mut acc = accumulators(true);
+                let (mut rdr, _) = table::open(input)?;
+                let mut record = csv::StringRecord::new();
+                let mut index = 0u64;
+                let mut train_rows = 0u64;
+                while table::next_record(input, &mut rdr, &mut record)? {
+                    let i = index;
+                    index += 1;
+                    if split.side(i, &record) != Some(Side::Train) {
+                        continue;
+                    }
+                    train_rows += 1;
+                    self.fit_row(&mut acc, &record);
+                    for (k, (c, _)) in self.text.iter().enumerate() {
+                        let field = record.get(self.stage[*c].source).unwrap_or("");
+                        let tokens = text::tokenize(field);
+                        if tokens.is_empty() || is_missing(field) {
+                            continue;
+                        }
+                        let path = docs[k];
+                        writers[k]
+                            .write_record([i.to_string(), tokens.join(" ")])
+                            .map_err(table::write_err(path))?;
+                        doc_counts[k] += 1;
+                    }
                 }
-                let path = docs[k];
-                writers[k]
-                    .write_record([i.to_string(), tokens.join(" ")])
-                    .map_err(table::write_err(path))?;
-                doc_counts[k] += 1;
+                (acc, train_rows)
             }
-        }
+        };
         for (w, path) in writers.into_iter().zip(docs) {
             table::finish(path, w)?;
         }
@@ -504,13 +520,17 @@ impl Plan {
             };
             let (value, observed) = match a {
                 Acc::Mean(sum, n) if n > 0 => (format_number(sum / n as f64), n),
-                Acc::Median(mut v) if !v.is_empty() => {
-                    v.sort_by(f64::total_cmp);
-                    let n = v.len();
+                Acc::Median(mut parts) if parts.iter().any(|v| !v.is_empty()) => {
+                    for v in &mut parts {
+                        v.sort_unstable_by(f64::total_cmp);
+                    }
+                    let n = parts.iter().map(Vec::len).sum::<usize>();
+                    let mut sorted = SortedUnion::new(&parts);
                     let m = if n % 2 == 1 {
-                        v[n / 2]
+                        sorted.nth(n / 2).expect("n / 2 < n")
                     } else {
-                        (v[n / 2 - 1] + v[n / 2]) / 2.0
+                        let lower = sorted.nth(n / 2 - 1).expect("n / 2 - 1 < n");
+                        (lower + sorted.next().expect("n / 2 < n")) / 2.0
                     };
                     (format_number(m), n as u64)
                 }
@@ -521,12 +541,13 @@ impl Plan {
                         .into_iter()
                         .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
                         .expect("not empty");
-                    (best.0, n)
+                    (String::from(best.0), n)
                 }
                 Acc::Constant => match rule {
                     Impute::Constant { constant } => (scalar_text(constant), 0),
                     _ => unreachable!("constant accumulators belong to constant rules"),
                 },
+                Acc::MeanValues(_) => unreachable!("merged into chunk 0's mean"),
                 _ => return Err(none()),
             };
             values.push(ImputedValue {
@@ -549,7 +570,49 @@ impl Plan {
         })
     }
 
+    /// Adds a training row to the imputation accumulators.
+    fn fit_row(&self, acc: &mut [Acc], record: &csv::StringRecord) {
+        for ((c, _), a) in self.impute.iter().zip(acc.iter_mut()) {
+            let field = record.get(self.stage[*c].source).unwrap_or("");
+            if is_missing(field) {
+                continue;
+            }
+            let f = table::trim(field);
+            match a {
+                Acc::Mean(sum, n) => {
+                    if let Ok(x) = f.parse::<f64>() {
+                        *sum += x;
+                        *n += 1;
+                    }
+                }
+                Acc::MeanValues(v) => {
+                    if let Ok(x) = f.parse::<f64>() {
+                        v.push(x);
+                    }
+                }
+                Acc::Median(parts) => {
+                    if let Ok(x) = f.parse::<f64>() {
+                        parts[0].push(x);
+                    }
+                }
+                Acc::Mode(counts) => match counts.get_mut(f) {
+                    Some(n) => *n += 1,
+                    None => {
+                        counts.insert(f.into(), 1);
+                    }
+                },
+                Acc::Constant => {}
+            }
+        }
+    }
+
     /// Pass 3: writes the prepared `train` and `holdout` CSVs.
+    ///
+    /// On two or more cores the input is read in chunks ([`table::indexed_chunks`]): chunk 0
+    /// writes straight into `out`, each later chunk into its own part files beside them, which
+    /// are then appended in order (and hashed as they are). Rows, their order, the bytes and
+    /// the profiles (merged in file order) are exactly those of one sequential pass, which is
+    /// what runs when the input cannot be chunked (quoted fields, errors to report).
     pub fn apply(
         &self,
         input: &Path,
@@ -558,101 +621,93 @@ impl Plan {
         vectors: &[text::Vectors],
         out: [&Path; 2],
     ) -> Result<Applied> {
-        let [train_path, holdout_path] = out;
-        let mut w_train = table::create_hashed(train_path)?;
-        let mut w_hold = table::create_hashed(holdout_path)?;
         let header: Vec<String> = self.schema().into_iter().map(|(n, _)| n).collect();
-        // The outputs are profiled as they are written (the fields read back the same), so
-        // confirm need not read them again.
-        let mut p_train = table::Profiler::new(header.len());
-        let mut p_hold = table::Profiler::new(header.len());
-        w_train
-            .write_record(&header)
-            .map_err(table::write_err(train_path))?;
-        w_hold
-            .write_record(&header)
-            .map_err(table::write_err(holdout_path))?;
         // Per stage column: the imputed value for a missing field, if any.
         let mut fill: Vec<Option<&str>> = vec![None; self.stage.len()];
         for ((c, _), v) in self.impute.iter().zip(&fitted.impute) {
             fill[*c] = Some(v.value.as_str());
         }
-        let (mut rdr, _) = table::open(input)?;
-        let mut record = csv::StringRecord::new();
-        let mut index = 0u64;
-        let (mut n_train, mut n_hold) = (0u64, 0u64);
-        let mut row: Vec<String> = vec![String::new(); self.outputs.len()];
-        let mut stage: Vec<String> = vec![String::new(); self.stage.len()];
-        while table::next_record(input, &mut rdr, &mut record)? {
-            let i = index;
-            index += 1;
-            let Some(side) = split.side(i, &record) else {
-                continue;
-            };
-            for (j, (s, c)) in stage.iter_mut().zip(&self.stage).enumerate() {
-                let field = record.get(c.source).unwrap_or("");
-                s.clear();
-                if !is_missing(field) {
-                    s.push_str(table::trim(field));
-                } else if let Some(v) = fill[j] {
-                    s.push_str(v);
-                }
-            }
-            let averages: Vec<Option<Vec<f64>>> = self
-                .text
-                .iter()
-                .zip(vectors)
-                .map(|((c, _), v)| v.average(&stage[*c]))
-                .collect();
-            // Each output field's buffer is reused from row to row.
-            for (o, out) in self.outputs.iter().zip(row.iter_mut()) {
-                out.clear();
-                match o {
-                    Out::Stage(c) => out.push_str(&stage[*c]),
-                    Out::Derived(j) => {
-                        if let Some(x) =
-                            self.derive[*j].expr.eval(&|c| stage[c].parse::<f64>().ok())
-                        {
-                            out.push_str(&format_number(x));
-                        }
-                    }
-                    Out::Word2Vec(k, d) => {
-                        if let Some(v) = averages[*k].as_ref() {
-                            out.push_str(&text::format_feature(v[*d]));
-                        }
+        let rows = Rows {
+            plan: self,
+            split,
+            fill,
+            vectors,
+        };
+        let part_path = |k: usize, s: usize| {
+            let mut p = out[s].as_os_str().to_owned();
+            p.push(format!(".part{k}"));
+            std::path::PathBuf::from(p)
+        };
+        // Whatever the chunks leave behind is removed when this pass ends, however it ends.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let _part_files = PartFiles(
+            (1..threads)
+                .flat_map(|k| [part_path(k, 0), part_path(k, 1)])
+                .collect(),
+        );
+        let chunked = table::indexed_chunks(
+            input,
+            self.input.len(),
+            |k| {
+                let paths = if k == 0 {
+                    out.map(Path::to_path_buf)
+                } else {
+                    [part_path(k, 0), part_path(k, 1)]
+                };
+                Part::new(paths, k == 0, &header)
+            },
+            |part, i, record| {
+                if let Ok(p) = part {
+                    if let Err(e) = rows.apply(p, i, record) {
+                        *part = Err(e);
                     }
                 }
-            }
-            let profiler = match side {
-                Side::Train => {
-                    w_train
-                        .write_record(&row)
-                        .map_err(table::write_err(train_path))?;
-                    n_train += 1;
-                    &mut p_train
+            },
+        );
+        let mut parts = match chunked {
+            Some(chunks) => chunks
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect::<Result<Vec<Part>, _>>()?,
+            None => {
+                let mut part = Part::new(out.map(Path::to_path_buf), true, &header)?;
+                let (mut rdr, _) = table::open(input)?;
+                let mut record = csv::StringRecord::new();
+                let mut index = 0u64;
+                while table::next_record(input, &mut rdr, &mut record)? {
+                    rows.apply(&mut part, index, &record)?;
+                    index += 1;
                 }
-                Side::Holdout => {
-                    w_hold
-                        .write_record(&row)
-                        .map_err(table::write_err(holdout_path))?;
-                    n_hold += 1;
-                    &mut p_hold
-                }
-            };
-            profiler.row();
-            for (j, f) in row.iter().enumerate() {
-                profiler.field(j, f);
+                vec![part]
             }
+        };
+        let later = parts.split_off(1);
+        let first = parts.pop().expect("chunk 0");
+        let mut n = first.rows;
+        let [mut p_train, mut p_hold] = first.profilers;
+        let mut tails: [Vec<std::path::PathBuf>; 2] = Default::default();
+        for part in later {
+            let [w_train, w_hold] = part.writers;
+            let [path_train, path_hold] = part.paths;
+            table::finish_part(&path_train, w_train)?;
+            table::finish_part(&path_hold, w_hold)?;
+            tails[0].push(path_train);
+            tails[1].push(path_hold);
+            let [pt, ph] = part.profilers;
+            p_train.merge(pt);
+            p_hold.merge(ph);
+            n[0] += part.rows[0];
+            n[1] += part.rows[1];
         }
-        let train_digest = table::finish_hashed(train_path, w_train)?;
-        let holdout_digest = table::finish_hashed(holdout_path, w_hold)?;
+        let [w_train, w_hold] = first.writers;
+        let tail = |s: usize| tails[s].iter().map(|p| p.as_path()).collect::<Vec<_>>();
+        let train_digest = table::finish_hashed(out[0], w_train, &tail(0))?;
+        let holdout_digest = table::finish_hashed(out[1], w_hold, &tail(1))?;
+        let names = || header.iter().map(|h| h.trim().to_string()).collect();
         Ok(Applied {
-            rows: [n_train, n_hold],
+            rows: n,
             digests: [train_digest, holdout_digest],
-            profiles: [
-                p_train.finish(header.iter().map(|h| h.trim().to_string()).collect()),
-                p_hold.finish(header.iter().map(|h| h.trim().to_string()).collect()),
-            ],
+            profiles: [p_train.finish(names()), p_hold.finish(names())],
         })
     }
 
@@ -718,6 +773,211 @@ impl Plan {
             }),
             schema: self.schema(),
         }
+    }
+}
+
+/// An imputation's accumulator in the fit pass.
+enum Acc {
+    /// Sum and count.
+    Mean(f64, u64),
+    /// A later chunk's values of a mean column, in file order (see [`Plan::fit`]).
+    MeanValues(Vec<f64>),
+    /// Each chunk's values (one list until merged; see [`SortedUnion`]).
+    Median(Vec<Vec<f64>>),
+    Mode(HashMap<Box<str>, u64, table::FastHash>),
+    Constant,
+}
+
+impl Acc {
+    /// Folds in the accumulator of the rows that come right after this one's.
+    fn merge(&mut self, later: Acc) {
+        match (self, later) {
+            (Acc::Mean(sum, n), Acc::MeanValues(v)) => {
+                for x in v {
+                    *sum += x;
+                    *n += 1;
+                }
+            }
+            (Acc::Median(v), Acc::Median(w)) => v.extend(w),
+            (Acc::Mode(counts), Acc::Mode(more)) => {
+                for (value, n) in more {
+                    *counts.entry(value).or_default() += n;
+                }
+            }
+            (Acc::Constant, Acc::Constant) => {}
+            _ => unreachable!("chunks have the same accumulators, a mean's first one a sum"),
+        }
+    }
+}
+
+/// The values of several sorted lists, in `f64::total_cmp` order: a median's order statistics
+/// without concatenating the chunks' lists (which would briefly hold every value twice).
+/// Values equal under `total_cmp` have the same bits, so this is exactly the sorted whole.
+struct SortedUnion<'a> {
+    parts: &'a [Vec<f64>],
+    at: Vec<usize>,
+}
+
+impl<'a> SortedUnion<'a> {
+    fn new(parts: &'a [Vec<f64>]) -> SortedUnion<'a> {
+        SortedUnion {
+            parts,
+            at: vec![0; parts.len()],
+        }
+    }
+}
+
+impl Iterator for SortedUnion<'_> {
+    type Item = f64;
+    fn next(&mut self) -> Option<f64> {
+        let (k, x) = self
+            .parts
+            .iter()
+            .zip(&self.at)
+            .enumerate()
+            .filter_map(|(k, (v, &i))| v.get(i).map(|x| (k, *x)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))?;
+        self.at[k] += 1;
+        Some(x)
+    }
+}
+
+/// What every row of the apply pass needs, shared by its chunks.
+struct Rows<'a> {
+    plan: &'a Plan,
+    split: &'a Split,
+    /// Per stage column: the imputed value for a missing field, if any.
+    fill: Vec<Option<&'a str>>,
+    vectors: &'a [text::Vectors],
+}
+
+/// One chunk's share of the apply pass: its writers, profilers, row counts and row buffers.
+struct Part {
+    paths: [std::path::PathBuf; 2],
+    writers: [csv::Writer<std::io::BufWriter<table::HashingFile>>; 2],
+    profilers: [table::Profiler; 2],
+    rows: [u64; 2],
+    /// The row's stage values and output fields, reused from row to row.
+    stage: Vec<String>,
+    row: Vec<String>,
+}
+
+impl Part {
+    /// The first part writes (and hashes) `train` and `holdout` with their header; a later
+    /// part writes rows only, into files appended to the first part's.
+    fn new(
+        paths: [std::path::PathBuf; 2],
+        first: bool,
+        header: &[String],
+    ) -> Result<Part, table::TableError> {
+        let mut writers = Vec::with_capacity(2);
+        for path in &paths {
+            let w = if first {
+                let mut w = table::create_hashed(path)?;
+                w.write_record(header).map_err(table::write_err(path))?;
+                w
+            } else {
+                table::create_part(path)?
+            };
+            writers.push(w);
+        }
+        let writers: [_; 2] = writers.try_into().ok().expect("two writers");
+        Ok(Part {
+            paths,
+            writers,
+            // The outputs are profiled as they are written (the fields read back the same),
+            // so confirm need not read them again.
+            profilers: [
+                table::Profiler::new(header.len()),
+                table::Profiler::new(header.len()),
+            ],
+            rows: [0, 0],
+            stage: Vec::new(),
+            row: Vec::new(),
+        })
+    }
+}
+
+/// Later parts' files, removed when dropped.
+struct PartFiles(Vec<std::path::PathBuf>);
+
+impl Drop for PartFiles {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+impl Rows<'_> {
+    /// Transforms data row `i` and writes it to its side of `part`.
+    fn apply(
+        &self,
+        part: &mut Part,
+        i: u64,
+        record: &csv::StringRecord,
+    ) -> Result<(), table::TableError> {
+        let plan = self.plan;
+        let Some(side) = self.split.side(i, record) else {
+            return Ok(());
+        };
+        let stage = &mut part.stage;
+        stage.resize(plan.stage.len(), String::new());
+        for (j, (s, c)) in stage.iter_mut().zip(&plan.stage).enumerate() {
+            let field = record.get(c.source).unwrap_or("");
+            s.clear();
+            if !is_missing(field) {
+                s.push_str(table::trim(field));
+            } else if let Some(v) = self.fill[j] {
+                s.push_str(v);
+            }
+        }
+        let averages: Vec<Option<Vec<f64>>> = plan
+            .text
+            .iter()
+            .zip(self.vectors)
+            .map(|((c, _), v)| v.average(&stage[*c]))
+            .collect();
+        // Computed fields (derived, Word2Vec) go through `row`, whose buffers are reused from
+        // row to row; a stage field is written from `stage` as is.
+        let row = &mut part.row;
+        row.resize(plan.outputs.len(), String::new());
+        for (o, out) in plan.outputs.iter().zip(row.iter_mut()) {
+            match o {
+                Out::Stage(_) => {}
+                Out::Derived(j) => {
+                    out.clear();
+                    if let Some(x) = plan.derive[*j].expr.eval(&|c| stage[c].parse::<f64>().ok()) {
+                        out.push_str(&format_number(x));
+                    }
+                }
+                Out::Word2Vec(k, d) => {
+                    out.clear();
+                    if let Some(v) = averages[*k].as_ref() {
+                        out.push_str(&text::format_feature(v[*d]));
+                    }
+                }
+            }
+        }
+        let (stage, row) = (&part.stage, &part.row);
+        let fields = plan.outputs.iter().zip(row).map(|(o, out)| match o {
+            Out::Stage(c) => stage[*c].as_str(),
+            _ => out.as_str(),
+        });
+        let s = match side {
+            Side::Train => 0,
+            Side::Holdout => 1,
+        };
+        part.writers[s]
+            .write_record(fields.clone())
+            .map_err(table::write_err(&part.paths[s]))?;
+        part.rows[s] += 1;
+        let profiler = &mut part.profilers[s];
+        profiler.row();
+        for (j, f) in fields.enumerate() {
+            profiler.field(j, f);
+        }
+        Ok(())
     }
 }
 
@@ -789,6 +1049,93 @@ mod tests {
         crate::config::parse(Path::new("ml.toml"), &text, &[])
             .unwrap()
             .prepare
+    }
+
+    #[test]
+    fn sorted_union_is_the_sorted_concatenation() {
+        let mut parts = vec![
+            vec![3.0, -0.0, 1e300, f64::NAN, 2.5],
+            vec![],
+            vec![0.0, -1.0, 2.5, f64::INFINITY],
+        ];
+        let mut all: Vec<f64> = parts.concat();
+        all.sort_by(f64::total_cmp);
+        for v in &mut parts {
+            v.sort_unstable_by(f64::total_cmp);
+        }
+        let union: Vec<u64> = SortedUnion::new(&parts).map(f64::to_bits).collect();
+        assert_eq!(union, all.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn chunked_fit_and_apply_equal_the_sequential_pass() {
+        // Values whose floating-point sum depends on the order of the additions.
+        let mut csv = String::from("a,b,c,y\n");
+        for i in 0..20_000u64 {
+            let r = table::splitmix64(i);
+            let a = if r.is_multiple_of(11) {
+                "NA".to_string()
+            } else {
+                format!(
+                    "{}",
+                    (r % 100_000) as f64 / 7.0 + 1e12 * ((r >> 20) % 3) as f64
+                )
+            };
+            let b = if r.is_multiple_of(13) {
+                String::new()
+            } else {
+                format!("{}.{}", (r >> 8) % 50, (r >> 16) % 1000)
+            };
+            let c = if r.is_multiple_of(17) {
+                ""
+            } else {
+                ["p", "q", "r"][(r >> 30) as usize % 3]
+            };
+            csv.push_str(&format!("{a},{b},{c},{}\n", (r >> 40) % 2));
+        }
+        let (dir, path, profile) = fixture(&csv);
+        let prep = prepare(
+            "holdout = 0.3\nseed = 5\nimpute = { a = \"mean\", b = \"median\", c = \"mode\" }",
+        );
+        let spec = spec(Problem::Binary);
+        let plan = Plan::new(&prep, &profile, &spec).unwrap();
+        let run = |min_bytes: u64, tag: &str| {
+            table::TEST_PARALLEL_MIN_BYTES.with(|m| m.set(min_bytes));
+            let split = Split::stratified(&path, plan.target_source, 5, 0.3, None).unwrap();
+            let fitted = plan.fit(&path, &split, &[]).unwrap();
+            let (t, h) = (
+                dir.path().join(format!("t-{tag}.csv")),
+                dir.path().join(format!("h-{tag}.csv")),
+            );
+            let applied = plan.apply(&path, &split, &fitted, &[], [&t, &h]).unwrap();
+            let bytes = [std::fs::read(&t).unwrap(), std::fs::read(&h).unwrap()];
+            for (b, d) in bytes.iter().zip(&applied.digests) {
+                assert_eq!(&blake3::hash(b).to_hex().to_string(), d);
+            }
+            (
+                fitted.impute,
+                fitted.train_rows,
+                applied.rows,
+                applied.profiles,
+                bytes,
+            )
+        };
+        let sequential = run(u64::MAX, "seq");
+        let chunked = run(0, "par");
+        table::TEST_PARALLEL_MIN_BYTES.with(|m| m.set(0));
+        assert!(
+            table::indexed_chunks(&path, 4, |_| (), |_, _, _| ()).is_some(),
+            "the chunked path was taken"
+        );
+        table::TEST_PARALLEL_MIN_BYTES.with(|m| m.set(u64::MAX));
+        assert_eq!(chunked, sequential);
+        // No part files are left behind.
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains(".part"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]
