@@ -18,7 +18,7 @@ pub enum Exit {
 }
 
 /// An error meant for the user as is: its message, an optional hint, and the exit code.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Diagnostic {
     pub message: String,
     pub hint: Option<String>,

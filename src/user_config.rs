@@ -15,6 +15,8 @@ use std::sync::OnceLock;
 
 use serde::Deserialize;
 
+use crate::error::Diagnostic;
+
 /// The environment variable naming the user config file.
 pub const PATH_VAR: &str = "MLBUILD_CONFIG";
 
@@ -55,15 +57,15 @@ pub fn path() -> Option<PathBuf> {
 }
 
 /// Reads and checks the user config at `path`; a missing file is the empty config.
-pub fn read(path: &Path) -> anyhow::Result<UserConfig> {
+pub fn read(path: &Path) -> Result<UserConfig, Diagnostic> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(UserConfig::default()),
         Err(e) => {
-            return Err(anyhow::anyhow!(
+            return Err(Diagnostic::new(format!(
                 "reading the user config `{}`: {e}",
                 path.display()
-            ))
+            )))
         }
     };
     let config: UserConfig = toml::from_str(&text).map_err(|e| {
@@ -74,7 +76,7 @@ pub fn read(path: &Path) -> anyhow::Result<UserConfig> {
                 format!(":{line}:{col}")
             })
             .unwrap_or_default();
-        crate::error::Diagnostic::new(format!(
+        Diagnostic::new(format!(
             "{}{at}: {}",
             path.display(),
             e.message().trim_end()
@@ -87,12 +89,11 @@ pub fn read(path: &Path) -> anyhow::Result<UserConfig> {
     if let Some(url) = &config.remote.url {
         let lower = url.to_ascii_lowercase();
         if !lower.starts_with("http://") && !lower.starts_with("https://") {
-            return Err(crate::error::Diagnostic::new(format!(
+            return Err(Diagnostic::new(format!(
                 "{}: `remote.url` must be an `http://` or `https://` URL, found `{}`",
                 path.display(),
                 crate::h2o::redact_url(url)
-            ))
-            .into());
+            )));
         }
     }
     Ok(config)
@@ -114,12 +115,12 @@ fn readable_by_others(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-static LOADED: OnceLock<Result<UserConfig, String>> = OnceLock::new();
+static LOADED: OnceLock<Result<UserConfig, Diagnostic>> = OnceLock::new();
 
-fn loaded() -> &'static Result<UserConfig, String> {
+fn loaded() -> &'static Result<UserConfig, Diagnostic> {
     LOADED.get_or_init(|| match path() {
         None => Ok(UserConfig::default()),
-        Some(p) => read(&p).map_err(|e| format!("{e:#}")).inspect(|c| {
+        Some(p) => read(&p).inspect(|c| {
             if c.remote.token.is_some() && readable_by_others(&p) {
                 eprintln!(
                     "warning: `{}` holds a token and is readable by other users; run `chmod 600 {}`",
@@ -133,13 +134,7 @@ fn loaded() -> &'static Result<UserConfig, String> {
 
 /// The user config, or an error naming the file, line and column.
 pub fn load() -> anyhow::Result<&'static UserConfig> {
-    loaded().as_ref().map_err(|e| {
-        // `read` built a diagnostic; keep its text and hint.
-        match path().map(|p| read(&p)) {
-            Some(Err(err)) => err,
-            _ => anyhow::anyhow!("{e}"),
-        }
-    })
+    loaded().as_ref().map_err(|e| e.clone().into())
 }
 
 /// The user config for code that cannot fail: the empty config when the file is malformed
@@ -161,7 +156,7 @@ pub fn get() -> &'static UserConfig {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> anyhow::Result<UserConfig> {
+    fn parse(text: &str) -> Result<UserConfig, Diagnostic> {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("config.toml");
         std::fs::write(&p, text).unwrap();

@@ -23,6 +23,7 @@
 //! [`Mojo::signature`]; a categorical level not in the column's domain becomes missing.
 //! Calibrated probabilities (`calib_method`) are not applied, as in `PredictCsv`'s output.
 
+mod bytes;
 mod canonical;
 mod deeplearning;
 mod ensemble;

@@ -33,6 +33,7 @@
 //! NA (and the domain) only; the fixtures have no such node (the test's oracle does keep the
 //! bitset).
 
+use super::bytes::Cursor;
 use super::ini::Ini;
 use super::model::{Meta, Refuse};
 use super::prediction::gbm_rescale;
@@ -184,7 +185,7 @@ impl Forest {
         if self.nodes.len() + bytes.len() >= u32::MAX as usize {
             return Err("too many tree nodes".into());
         }
-        let mut reader = Reader { bytes, pos: 0 };
+        let mut reader = Reader::new(bytes, || "tree bytes end early".to_string());
         if bytes.len() >= 3 && bytes[1] == 0xFF && bytes[2] == 0xFF {
             reader.pos = 3;
             let value = reader.f32()?;
@@ -378,37 +379,7 @@ const NA_VS_REST: u8 = 1;
 const NA_LEFT: u8 = 2;
 const LEFT: u8 = 4;
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let s = self
-            .bytes
-            .get(self.pos..self.pos + n)
-            .ok_or("tree bytes end early")?;
-        self.pos += n;
-        Ok(s)
-    }
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Result<u16, String> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().unwrap()))
-    }
-    fn u24(&mut self) -> Result<u32, String> {
-        let b = self.take(3)?;
-        Ok(u32::from(b[0]) | u32::from(b[1]) << 8 | u32::from(b[2]) << 16)
-    }
-    fn i32(&mut self) -> Result<i32, String> {
-        Ok(i32::from_le_bytes(self.take(4)?.try_into().unwrap()))
-    }
-    fn f32(&mut self) -> Result<f32, String> {
-        Ok(f32::from_le_bytes(self.take(4)?.try_into().unwrap()))
-    }
-}
+type Reader<'a> = Cursor<'a, String>;
 
 #[derive(Debug)]
 enum Kind {

@@ -14,6 +14,7 @@
 //! (missing). NaN follows the node's default direction, else left iff `value < split`. Leaves
 //! are summed in f32 per class group, then the objective's transform (f32 too).
 
+use super::bytes::Cursor;
 use super::ini::Ini;
 use super::model::{Meta, Refuse};
 use super::row::one_hot_index;
@@ -84,35 +85,7 @@ pub(crate) struct XGBoost {
     objective: Objective,
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], MojoError> {
-        let s = self
-            .bytes
-            .get(self.pos..self.pos + n)
-            .ok_or_else(|| MojoError::Format("`boosterBytes` ends early".into()))?;
-        self.pos += n;
-        Ok(s)
-    }
-    fn i32(&mut self) -> Result<i32, MojoError> {
-        Ok(i32::from_le_bytes(self.take(4)?.try_into().unwrap()))
-    }
-    fn u32(&mut self) -> Result<u32, MojoError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
-    }
-    fn f32(&mut self) -> Result<f32, MojoError> {
-        Ok(f32::from_le_bytes(self.take(4)?.try_into().unwrap()))
-    }
-    fn string(&mut self) -> Result<String, MojoError> {
-        let len = u64::from_le_bytes(self.take(8)?.try_into().unwrap());
-        let bytes = self.take(usize::try_from(len).unwrap_or(usize::MAX))?;
-        Ok(String::from_utf8_lossy(bytes).into_owned())
-    }
-}
+type Reader<'a> = Cursor<'a, MojoError>;
 
 impl XGBoost {
     pub fn load(
@@ -143,7 +116,9 @@ impl XGBoost {
             ));
         }
         let bytes = archive.get(&format!("{dir}boosterBytes"))?;
-        let mut r = Reader { bytes, pos: 0 };
+        let mut r = Reader::new(bytes, || {
+            MojoError::Format("`boosterBytes` ends early".into())
+        });
         if r.take(4)? != b"binf" {
             return Err(refuse("a `boosterBytes` without the `binf` header"));
         }

@@ -168,17 +168,24 @@ fn wait_for(
     );
 }
 
-#[test]
-fn watch_reruns_stale_steps_on_edits_and_keeps_one_node_warm() {
-    let p = Project::from_fixture("prostate");
-    let marker = cache_marker(&p);
-    let mut child = p
-        .command(&["watch"])
+/// `mlbuild watch` started with piped output, and its stderr lines as they come.
+fn spawn_watch(
+    mut cmd: std::process::Command,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let rx = stderr_lines(&mut child);
+    (child, rx)
+}
+
+#[test]
+fn watch_reruns_stale_steps_on_edits_and_keeps_one_node_warm() {
+    let p = Project::from_fixture("prostate");
+    let marker = cache_marker(&p);
+    let (mut child, rx) = spawn_watch(p.command(&["watch"]));
     let mut seen = Vec::new();
     wait_for(&rx, &mut seen, "Watching", 180);
     assert!(
@@ -231,14 +238,9 @@ fn watch_reruns_stale_steps_on_edits_and_keeps_one_node_warm() {
 #[test]
 fn watch_follows_a_globs_files_and_reruns_on_an_interval() {
     let p = trained().clone_trained();
-    let mut child = p
-        .command(&["watch", "--interval", "2"])
-        .env("MLBUILD_H2O_URL", shared_node())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = stderr_lines(&mut child);
+    let mut cmd = p.command(&["watch", "--interval", "2"]);
+    cmd.env("MLBUILD_H2O_URL", shared_node());
+    let (mut child, rx) = spawn_watch(cmd);
     let mut seen = Vec::new();
     wait_for(&rx, &mut seen, "Watching", 60);
     assert!(
