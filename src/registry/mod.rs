@@ -33,6 +33,7 @@ pub mod deploy;
 mod render;
 mod runs;
 mod schema;
+mod sqlite_file;
 mod tags;
 mod versions;
 
@@ -69,6 +70,11 @@ pub enum RegistryError {
         url: String,
         #[source]
         source: sqlx::Error,
+    },
+    #[error("the state database is damaged: `{}` {why}", path.display())]
+    Damaged {
+        path: std::path::PathBuf,
+        why: String,
     },
     #[error("the state database `{url}` has schema version {found}, newer than this mlbuild knows ({known})")]
     SchemaTooNew { url: String, found: i64, known: i64 },
@@ -116,6 +122,7 @@ impl RegistryError {
             RegistryError::Open { .. } => Some(
                 "check that the Postgres server is reachable and that `MLBUILD_STATE_URL` names an existing database".into(),
             ),
+            RegistryError::Damaged { path, .. } => Some(damage_hint(path)),
             RegistryError::SchemaTooNew { .. } => {
                 Some("a newer mlbuild has upgraded this database; upgrade mlbuild".into())
             }
@@ -133,6 +140,9 @@ impl RegistryError {
                 "run `mlbuild history {tag}` to see the versions it held; `mlbuild promote {tag} VERSION` moves it to any version"
             )),
             RegistryError::InvalidTag(_) => Some(TAG_RULE.into()),
+            RegistryError::Query { source, .. } if is_sqlite_damage(source) => Some(
+                "the state database is damaged; see \"A damaged state database\" in docs/registry.md".into(),
+            ),
             RegistryError::Query { .. }
             | RegistryError::Corrupt(_)
             | RegistryError::InvalidValue { .. }
@@ -166,7 +176,29 @@ impl RegistryError {
     }
 }
 
+/// How to get going again after [`RegistryError::Damaged`] (tested by hand: docs/registry.md).
+fn damage_hint(path: &Path) -> String {
+    let p = path.display();
+    format!(
+        "mlbuild does not change it. Restore it from a backup; or recover what SQLite can still \
+         read into a new file (`sqlite3 '{p}' .recover | sqlite3 '{p}.recovered'`) and put that \
+         in its place; or move it aside to start a new, empty registry: `mv '{p}' \
+         '{p}.damaged'`. The exact steps are under \"A damaged state database\" in \
+         docs/registry.md"
+    )
+}
+
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// SQLite's "database disk image is malformed" (11) or "file is not a database" (26).
+fn is_sqlite_damage(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else {
+        return false;
+    };
+    db.code()
+        .and_then(|c| c.parse::<i64>().ok())
+        .is_some_and(|c| matches!(c & 0xff, 11 | 26))
+}
 
 /// Wraps a sqlx error with what we were doing.
 fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> RegistryError {
@@ -259,6 +291,11 @@ impl Registry {
             return Err(RegistryError::UnsupportedUrl { url: redact(url) });
         };
         let shown = redact(&url);
+        if backend == Backend::Sqlite {
+            if let Some(path) = sqlite_file::path_of(&url) {
+                sqlite_file::prepare(&path, url.contains("mode=rwc"), &shown).await?;
+            }
+        }
         let open_error = |source| RegistryError::Open {
             url: shown.clone(),
             source,
