@@ -375,7 +375,7 @@ impl<'a> Pipeline<'a> {
         };
         // A local miss may be a remote hit (restored into the local store, verified).
         if !forced && !self.opts.dry_run {
-            if let Some(entry) = self.restore(step, attempt, &key, summary).await {
+            if let Some(entry) = self.restore(step, attempt, &ki, &key, summary).await {
                 self.lock_entry(step, attempt, &key, &ki, &entry);
                 return Ok(Begin::Done(Some(entry)));
             }
@@ -427,6 +427,15 @@ impl<'a> Pipeline<'a> {
                 return Err(e.context(format!("step `{step}` failed")));
             }
         };
+        // Sizes let a remote cache's reply be cut off at the right length (`store::remote`).
+        let output_sizes = out
+            .outputs
+            .iter()
+            .filter_map(|(name, d)| {
+                let size = std::fs::metadata(self.ctx.store.blob_path(d)).ok()?.len();
+                Some((name.clone(), size))
+            })
+            .collect();
         let entry = ActionEntry {
             step: step.as_str().to_string(),
             key: key.clone(),
@@ -434,6 +443,7 @@ impl<'a> Pipeline<'a> {
             output_digests: out.output_digests.unwrap_or_else(|| out.outputs.clone()),
             outputs: out.outputs,
             result: out.result,
+            output_sizes,
         };
         self.ctx
             .store
@@ -471,24 +481,53 @@ impl<'a> Pipeline<'a> {
         Ok(Some(entry))
     }
 
-    /// Restores a step from the remote cache, if there is one and it has the key.
+    /// Restores a step from the remote cache, if there is one and it has the key, and the
+    /// entry agrees with what this run knows (`steps::restored`); a refused entry is a miss
+    /// with one warning. Recomputed steps (define, confirm, monitor, modify) keep the entry
+    /// computed here.
     async fn restore(
-        &self,
+        &mut self,
         step: Step,
         attempt: u32,
+        ki: &KeyInputs,
         key: &str,
         summary: fn(&Value) -> String,
     ) -> Option<ActionEntry> {
         let remote = self.ctx.store.remote()?;
         let started = Instant::now();
-        let restored = remote.restore(self.ctx.store, key).await;
+        let fetched = remote.fetch(self.ctx.store, key).await;
         self.remote_warnings();
-        if restored != crate::store::remote::Restore::Restored {
+        let mut entry = fetched?;
+        let known = self.known(step).await;
+        match steps::restored::check(&mut self.ctx, step, attempt, &entry, &known).await {
+            Ok(None) => {}
+            Ok(Some(out)) => {
+                entry = ActionEntry {
+                    output_digests: out.output_digests.unwrap_or_else(|| out.outputs.clone()),
+                    output_sizes: out
+                        .outputs
+                        .iter()
+                        .filter_map(|(name, d)| {
+                            let size = std::fs::metadata(self.ctx.store.blob_path(d)).ok()?;
+                            Some((name.clone(), size.len()))
+                        })
+                        .collect(),
+                    outputs: out.outputs,
+                    result: out.result,
+                    inputs: ki.inputs.clone(),
+                    ..entry
+                }
+            }
+            Err(why) => {
+                remote.refuse(&entry, &why);
+                self.remote_warnings();
+                return None;
+            }
+        }
+        if remote.accept(self.ctx.store, &entry) != crate::store::remote::Restore::Restored {
+            self.remote_warnings();
             return None;
         }
-        let AcLookup::Hit(entry) = self.ctx.store.ac_get(key) else {
-            return None;
-        };
         let ms = started.elapsed().as_millis() as u64;
         let r = &entry.result;
         self.emit(
@@ -502,7 +541,44 @@ impl<'a> Pipeline<'a> {
             &summary(r),
         )
         .await;
-        Some(*entry)
+        Some(entry)
+    }
+
+    /// What this run knows that a restored entry of `step` must agree with.
+    async fn known(&self, step: Step) -> steps::restored::Known {
+        let source = self
+            .planner
+            .key_inputs(Step::Locate, 1)
+            .ok()
+            .and_then(|v| v["source"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let mut upstream = BTreeMap::new();
+        let attempts = self.ctx.config.modify.max_attempts.max(1);
+        for s in Step::ALL.iter().copied().filter(|s| *s < step) {
+            let last = if matches!(s, Step::Execute | Step::Monitor) {
+                attempts
+            } else {
+                1
+            };
+            for n in 1..=last {
+                let Some(key) = self.planner.recorded_key(s, n) else {
+                    break;
+                };
+                if let AcLookup::Hit(e) = self.ctx.store.ac_get(&key) {
+                    upstream.insert((s, n), *e);
+                }
+            }
+        }
+        let drift = if step == Step::Confirm {
+            self.drift_reference().await
+        } else {
+            None
+        };
+        steps::restored::Known {
+            source,
+            upstream,
+            drift,
+        }
     }
 
     fn remote_warnings(&self) {

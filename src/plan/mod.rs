@@ -367,6 +367,12 @@ impl Planner {
         let text = key_inputs(&self.db, self.input, step, attempt)?;
         serde_json::from_str(&text).map_err(|e| e.to_string())
     }
+
+    /// The key recorded for a step in this walk, if it got that far.
+    pub fn recorded_key(&self, step: Step, attempt: u32) -> Option<String> {
+        let recorded = recorded(&self.db, self.input, step, attempt).ok()?;
+        recorded["key"].as_str().map(str::to_string)
+    }
 }
 
 #[cfg(test)]

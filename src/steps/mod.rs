@@ -9,6 +9,7 @@ pub mod locate;
 pub mod modify;
 pub mod monitor;
 pub mod prepare;
+pub mod restored;
 
 use std::collections::BTreeMap;
 

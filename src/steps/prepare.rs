@@ -261,6 +261,7 @@ async fn word2vec(
         output_digests: outputs.clone(),
         outputs,
         result: json!({ "words": vectors.words.len() }),
+        output_sizes: Default::default(),
     })?;
     Ok(vectors)
 }

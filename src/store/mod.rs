@@ -86,6 +86,10 @@ pub struct ActionEntry {
     pub output_digests: BTreeMap<String, Digest>,
     /// Step-specific result, including the verdict where the step has one.
     pub result: serde_json::Value,
+    /// Output name → size in bytes, so that a remote cache's reply can be cut off at it
+    /// (`remote`). Absent from entries written before it existed; never part of a key or ml.lock.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub output_sizes: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -366,6 +370,7 @@ mod tests {
             outputs: BTreeMap::from([("snapshot".to_string(), d.clone())]),
             output_digests: BTreeMap::new(),
             result: serde_json::json!({"rows": 1}),
+            output_sizes: BTreeMap::new(),
         };
         store.ac_put(&entry).unwrap();
         assert!(matches!(store.ac_get(&entry.key), AcLookup::Hit(_)));

@@ -49,6 +49,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// An action entry is small; anything bigger is not one.
 const MAX_ENTRY_BYTES: usize = 16 << 20;
+/// The most a blob reply may hold when its entry records no size (entries written before
+/// mlbuild recorded sizes); a `Content-Length` above it is refused before reading.
+pub const MAX_UNSIZED_BLOB_BYTES: u64 = 8 << 30;
 
 pub const URL_VAR: &str = "MLBUILD_REMOTE_CACHE";
 pub const TOKEN_VAR: &str = "MLBUILD_REMOTE_TOKEN";
@@ -300,23 +303,55 @@ impl Remote {
         Err(())
     }
 
-    /// Restores `key` into the local store: the entry, then every blob it names (verified).
+    /// Restores `key` into the local store: the entry, then every blob it names (verified and
+    /// bounded, see [`Remote::fetch`]), the entry last. For `cache pull`, which has no plan to
+    /// check the entry against; `run` uses [`Remote::fetch`] and checks more before it accepts.
     pub async fn restore(&self, store: &Store, key: &str) -> Restore {
-        let Some(entry) = self.entry(key).await else {
+        let Some(entry) = self.fetch(store, key).await else {
             return Restore::Miss;
         };
-        for digest in entry.outputs.values() {
-            if !store.contains(digest) && !self.fetch_blob(store, digest).await {
-                return Restore::Miss;
-            }
-        }
-        match store.ac_put(&entry) {
+        self.accept(store, &entry)
+    }
+
+    /// Writes a fetched entry into the local action cache (its blobs are already there).
+    pub fn accept(&self, store: &Store, entry: &ActionEntry) -> Restore {
+        match store.ac_put(entry) {
             Ok(()) => Restore::Restored,
             Err(e) => {
-                self.fault(Fault::Outage(format!("storing restored entry {key}: {e}")));
+                self.fault(Fault::Outage(format!(
+                    "storing restored entry {}: {e}",
+                    entry.key
+                )));
                 Restore::Miss
             }
         }
+    }
+
+    /// Refuses a fetched entry that does not agree with what this machine knows: a fault (one
+    /// warning per run), and a miss for the caller.
+    pub fn refuse(&self, entry: &ActionEntry, why: &str) {
+        self.fault(Fault::Wrong(format!(
+            "the `{}` entry {} was refused: {why}",
+            entry.step, entry.key
+        )));
+    }
+
+    /// The entry for `key` with every blob it names in the local store, checked as far as a
+    /// cache can without the plan: see [`check_entry`] and [`check_output_digests`]. The
+    /// entry itself is not written to the local action cache (see [`Remote::accept`]).
+    pub async fn fetch(&self, store: &Store, key: &str) -> Option<ActionEntry> {
+        let entry = self.entry(key).await?;
+        for (name, digest) in &entry.outputs {
+            let size = entry.output_sizes.get(name).copied();
+            if !store.contains(digest) && !self.fetch_blob(store, digest, size).await {
+                return None;
+            }
+        }
+        if let Err(why) = check_output_digests(store, &entry) {
+            self.refuse(&entry, &why);
+            return None;
+        }
+        Some(entry)
     }
 
     /// The entry for `key`, if the remote has a well-formed one.
@@ -340,25 +375,18 @@ impl Remote {
                 return None;
             }
         };
-        if entry.key != key {
-            self.fault(Fault::Wrong(format!(
-                "entry {key} is for another key ({})",
-                entry.key
-            )));
-            return None;
-        }
-        if let Some(bad) = entry.outputs.values().find(|d| !is_digest(d)) {
-            self.fault(Fault::Wrong(format!(
-                "entry {key} names `{bad}`, which is not a digest"
-            )));
+        if let Err(why) = check_entry(key, &entry) {
+            self.fault(Fault::Wrong(format!("entry {key} {why}")));
             return None;
         }
         Some(entry)
     }
 
     /// Streams a blob into a temp file, hashing as it goes; it enters the CAS only if its
-    /// bytes hash to `digest`.
-    pub async fn fetch_blob(&self, store: &Store, digest: &str) -> bool {
+    /// bytes hash to `digest`. The reply is cut off (a fault) past `size`, the size its entry
+    /// records; for an entry that records none, past its `Content-Length` (reqwest stops
+    /// there) and [`MAX_UNSIZED_BLOB_BYTES`]. So the bytes written never exceed the bound.
+    pub async fn fetch_blob(&self, store: &Store, digest: &str, size: Option<u64>) -> bool {
         if !is_digest(digest) {
             return false;
         }
@@ -366,13 +394,34 @@ impl Remote {
         let Ok(Some(mut resp)) = self.send(Method::GET, &path, None).await else {
             return false;
         };
+        let (limit, what) = match size {
+            Some(n) => (n, format!("the {n} bytes its entry records")),
+            None => (
+                MAX_UNSIZED_BLOB_BYTES,
+                format!("{MAX_UNSIZED_BLOB_BYTES} bytes, the limit for entries that record no size"),
+            ),
+        };
+        if let Some(announced) = resp.content_length().filter(|n| *n > limit) {
+            self.fault(Fault::Wrong(format!(
+                "blob {digest} is announced as {announced} bytes, more than {what}; it was not read"
+            )));
+            return false;
+        }
         let Ok(mut tmp) = store.temp_file() else {
             return false;
         };
         let mut hasher = blake3::Hasher::new();
+        let mut written: u64 = 0;
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
+                    written += chunk.len() as u64;
+                    if written > limit {
+                        self.fault(Fault::Wrong(format!(
+                            "blob {digest} is larger than {what}; the reply was cut off there"
+                        )));
+                        return false;
+                    }
                     hasher.update(&chunk);
                     if tmp.write_all(&chunk).is_err() {
                         return false;
@@ -472,6 +521,66 @@ fn ca_certificates(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, 
         return Err(err("no certificate in it".into()));
     }
     Ok(certs)
+}
+
+/// What a cache can check of an entry on its own: it is for `key` (its step and inputs hash to
+/// it), and it names only digests, sizes only of its outputs.
+pub fn check_entry(key: &str, entry: &ActionEntry) -> Result<(), String> {
+    if entry.key != key {
+        return Err(format!("is for another key ({})", entry.key));
+    }
+    let hashed = crate::fingerprint::KeyInputs::new(&entry.step, entry.inputs.clone()).key();
+    if hashed != key {
+        return Err(format!(
+            "does not hash to its key: its step `{}` and inputs give {hashed}",
+            entry.step
+        ));
+    }
+    if let Some(bad) = entry
+        .outputs
+        .values()
+        .chain(entry.output_digests.values())
+        .find(|d| !is_digest(d))
+    {
+        return Err(format!("names `{bad}`, which is not a digest"));
+    }
+    if let Some(name) = entry
+        .output_sizes
+        .keys()
+        .find(|n| !entry.outputs.contains_key(*n))
+    {
+        return Err(format!("records the size of `{name}`, which is not an output"));
+    }
+    Ok(())
+}
+
+/// Every digest that stands for an output downstream (`output_digests`, which enter keys and
+/// ml.lock) is that output's blob digest, or, for a MOJO, the canonical digest recomputed from
+/// the blob's bytes (which must be in the store).
+pub fn check_output_digests(store: &Store, entry: &ActionEntry) -> Result<(), String> {
+    for (name, digest) in &entry.output_digests {
+        let Some(blob) = entry.outputs.get(name) else {
+            return Err(format!("its output digest `{name}` names no output"));
+        };
+        if blob == digest {
+            continue;
+        }
+        let bytes = store.read_verified(blob).map_err(|e| e.to_string())?;
+        match crate::mojo::canonical_digest(&bytes) {
+            Ok(canonical) if canonical == *digest => {}
+            Ok(canonical) => {
+                return Err(format!(
+                    "its output digest `{name}` is {digest}, but the MOJO's canonical digest is {canonical}"
+                ))
+            }
+            Err(_) => {
+                return Err(format!(
+                    "its output digest `{name}` is {digest}, not the digest of its blob {blob}"
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn is_digest(s: &str) -> bool {
