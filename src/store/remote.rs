@@ -609,6 +609,7 @@ async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn settings(base: &str) -> Settings {
         Settings {
@@ -697,5 +698,145 @@ mod tests {
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("cannot connect"), "{warnings:?}");
         assert!(!warnings[0].contains("secret"));
+    }
+
+    /// A lying server on loopback: `GET /c/ac/{key}` answers `entry`; `GET /c/cas/…` answers
+    /// `blob_head` (status line and headers) and then streams zeros until the client stops
+    /// reading or `give_up` bytes are sent. Returns the base URL and the bytes sent so far.
+    fn lying_server(
+        entry: Vec<u8>,
+        blob_head: &'static str,
+        give_up: u64,
+    ) -> (String, Arc<std::sync::atomic::AtomicU64>) {
+        use std::io::{BufRead, BufReader};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}/c", listener.local_addr().unwrap());
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = sent.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                if reader.read_line(&mut request).is_err() {
+                    continue;
+                }
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                if request.contains(" /c/ac/") {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        entry.len()
+                    );
+                    let _ = stream.write_all(head.as_bytes());
+                    let _ = stream.write_all(&entry);
+                    continue;
+                }
+                let _ = stream.write_all(blob_head.as_bytes());
+                let zeros = vec![0u8; 64 << 10];
+                while counter.load(Ordering::Relaxed) < give_up {
+                    if stream.write_all(&zeros).is_err() {
+                        break;
+                    }
+                    counter.fetch_add(zeros.len() as u64, Ordering::Relaxed);
+                }
+            }
+        });
+        (base, sent)
+    }
+
+    fn entry_for(sizes: BTreeMap<String, u64>) -> ActionEntry {
+        let inputs = serde_json::json!({ "source": "x" });
+        ActionEntry {
+            step: "locate".into(),
+            key: crate::fingerprint::KeyInputs::new("locate", inputs.clone()).key(),
+            inputs,
+            outputs: BTreeMap::from([("snapshot".to_string(), "a".repeat(64))]),
+            output_digests: BTreeMap::from([("snapshot".to_string(), "a".repeat(64))]),
+            result: serde_json::json!({}),
+            output_sizes: sizes,
+        }
+    }
+
+    fn tmp_bytes(store: &Store) -> u64 {
+        std::fs::read_dir(store.root().join("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum()
+    }
+
+    /// An endless reply to a blob of 9 bytes is cut off at 9 bytes: nothing of it stays, and
+    /// the server gets to send only what the sockets buffer, not the 256 MiB it tries.
+    #[tokio::test]
+    async fn an_endless_blob_reply_is_cut_off_at_the_recorded_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let entry = entry_for(BTreeMap::from([("snapshot".to_string(), 9)]));
+        let (base, sent) = lying_server(
+            serde_json::to_vec(&entry).unwrap(),
+            "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n",
+            256 << 20,
+        );
+        let r = Remote::new(&settings(&base)).unwrap();
+        let started = std::time::Instant::now();
+        assert_eq!(r.restore(&store, &entry.key).await, Restore::Miss);
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let w = r.take_warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("larger than the 9 bytes its entry records"), "{w:?}");
+        assert_eq!(tmp_bytes(&store), 0, "no partial blob is left");
+        std::thread::sleep(Duration::from_millis(200));
+        let sent = sent.load(Ordering::Relaxed);
+        assert!(sent < 32 << 20, "the server sent {sent} bytes");
+        assert!(!store.ac_path(&entry.key).exists());
+    }
+
+    /// An entry without sizes (written by an older mlbuild): a `Content-Length` over the cap is
+    /// refused before a byte of the body is read.
+    #[tokio::test]
+    async fn an_oversize_content_length_is_refused_without_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let entry = entry_for(BTreeMap::new());
+        let mut json = serde_json::to_value(&entry).unwrap();
+        json.as_object_mut().unwrap().remove("output_sizes");
+        let head: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                MAX_UNSIZED_BLOB_BYTES + 1
+            )
+            .into_boxed_str(),
+        );
+        let (base, sent) = lying_server(serde_json::to_vec(&json).unwrap(), head, 256 << 20);
+        let r = Remote::new(&settings(&base)).unwrap();
+        assert_eq!(r.restore(&store, &entry.key).await, Restore::Miss);
+        let w = r.take_warnings();
+        assert!(w[0].contains("announced as") && w[0].contains("not read"), "{w:?}");
+        assert_eq!(tmp_bytes(&store), 0);
+        std::thread::sleep(Duration::from_millis(200));
+        let sent = sent.load(Ordering::Relaxed);
+        assert!(sent < 32 << 20, "the server sent {sent} bytes");
+    }
+
+    /// An entry whose inputs do not hash to its key (or of another step) is refused.
+    #[test]
+    fn entries_must_hash_to_their_key() {
+        let entry = entry_for(BTreeMap::new());
+        assert!(check_entry(&entry.key, &entry).is_ok());
+        let mut other_step = entry.clone();
+        other_step.step = "prepare".into();
+        assert!(check_entry(&entry.key, &other_step)
+            .unwrap_err()
+            .contains("does not hash to its key"));
+        let mut other_inputs = entry.clone();
+        other_inputs.inputs = serde_json::json!({ "source": "y" });
+        assert!(check_entry(&entry.key, &other_inputs).is_err());
+        let mut stray_size = entry.clone();
+        stray_size.output_sizes.insert("other".into(), 1);
+        assert!(check_entry(&entry.key, &stray_size).is_err());
     }
 }

@@ -691,3 +691,106 @@ impl<R: BufRead> ReadRest for R {
         out.push_str(&String::from_utf8_lossy(&rest));
     }
 }
+
+/// Rewrites the entry of `key` on the server (a lying cache: same key and inputs).
+fn forge(nginx: &Nginx, key: &str, edit: impl FnOnce(&mut Value)) {
+    let path = nginx.file(&format!("ac/{key}"));
+    let mut e: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut e);
+    std::fs::write(&path, serde_json::to_vec_pretty(&e).unwrap()).unwrap();
+}
+
+/// A locate entry whose snapshot is another real blob on the server (prepare's holdout, so
+/// every digest checks out) is refused with one warning: locate runs on the local source and
+/// everything downstream is restored as before.
+#[test]
+fn a_locate_entry_pointing_at_another_real_blob_is_refused() {
+    let Some(nginx) = Nginx::start() else { return };
+    let a = trained().clone_trained();
+    offline(&a, &nginx.url(), None, &["cache", "push"]).ok();
+    let locate = lock_key(&a, "locate");
+    let real = entry(&a, &locate)["outputs"]["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = entry(&a, &lock_key(&a, "prepare"))["outputs"]["holdout"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(nginx.file(&format!("cas/{other}")).is_file());
+    let size = std::fs::metadata(nginx.file(&format!("cas/{other}")))
+        .unwrap()
+        .len();
+    forge(&nginx, &locate, |e| {
+        e["outputs"]["snapshot"] = other.clone().into();
+        e["output_digests"]["snapshot"] = other.clone().into();
+        e["output_sizes"]["snapshot"] = size.into();
+    });
+
+    let b = fresh_checkout(&a);
+    let run = offline(&b, &nginx.url(), None, &["run", "--frozen", "--json"]).ok();
+    let statuses = run.statuses();
+    assert_eq!(statuses["locate"], "ran", "{statuses:?}\n{}", run.stderr);
+    for step in ALL_STEPS.iter().filter(|s| **s != "locate") {
+        assert_eq!(statuses[*step], "restored", "{step}: {statuses:?}");
+    }
+    let w = warnings(&run);
+    assert_eq!(w.len(), 1, "{}", run.stderr);
+    assert!(
+        w[0].contains("`locate` entry") && w[0].contains("not the local source"),
+        "{w:?}"
+    );
+    // The refused entry never reached the local cache: it holds the real snapshot.
+    assert_eq!(entry(&b, &locate)["outputs"]["snapshot"], real.as_str());
+    let last = |v: &Value| v.as_array().unwrap().last().unwrap()["canonical"].clone();
+    assert_eq!(last(&versions(&b)), last(&versions(&a)));
+}
+
+/// Forged summaries: monitor's entry claims a better holdout metric, conclude's entry other
+/// metrics for the version. Both are refused (one warning for the run); what is shown and
+/// registered comes from the blobs.
+#[test]
+fn forged_summaries_are_refused_and_never_shown() {
+    let Some(nginx) = Nginx::start() else { return };
+    let a = trained().clone_trained();
+    offline(&a, &nginx.url(), None, &["cache", "push"]).ok();
+    let monitor = lock_key(&a, "monitor");
+    let conclude = lock_key(&a, "conclude");
+    let true_value = entry(&a, &monitor)["result"]["value"].as_f64().unwrap();
+    forge(&nginx, &monitor, |e| {
+        e["result"]["value"] = 0.999.into();
+        e["result"]["metrics"]["auc"] = 0.999.into();
+    });
+    forge(&nginx, &conclude, |e| {
+        e["result"]["metrics"]["auc"] = 0.999.into();
+        e["result"]["algo"] = "DeepLearning".into();
+    });
+
+    let b = fresh_checkout(&a);
+    let run = offline(&b, &nginx.url(), None, &["run", "--frozen", "--json"]).ok();
+    let statuses = run.statuses();
+    assert_eq!(statuses["monitor"], "ran", "{statuses:?}\n{}", run.stderr);
+    assert_eq!(statuses["conclude"], "ran", "{statuses:?}\n{}", run.stderr);
+    for step in ["define", "locate", "prepare", "confirm", "execute", "modify"] {
+        assert_eq!(statuses[step], "restored", "{step}: {statuses:?}");
+    }
+    let w = warnings(&run);
+    assert_eq!(w.len(), 1, "{}", run.stderr);
+    assert!(w[0].contains("`monitor` entry") && w[0].contains("value"), "{w:?}");
+    assert_eq!(entry(&b, &monitor)["result"]["value"], true_value);
+    // What a human sees: the true metric, never the forged one.
+    let c = fresh_checkout(&a);
+    let human = offline(&c, &nginx.url(), None, &["run", "--frozen"]).ok();
+    assert!(!human.stderr.contains("0.999"), "{}", human.stderr);
+    assert!(
+        human.stderr.contains(&format!("{true_value:.4}")),
+        "{}",
+        human.stderr
+    );
+
+    let (va, vb) = (versions(&a), versions(&b));
+    let last = |v: &Value| v.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last(&vb)["metrics"], last(&va)["metrics"]);
+    assert_eq!(last(&vb)["algo"], last(&va)["algo"]);
+    assert_eq!(last(&vb)["canonical"], last(&va)["canonical"]);
+}
