@@ -776,7 +776,10 @@ fn forged_summaries_are_refused_and_never_shown() {
     }
     let w = warnings(&run);
     assert_eq!(w.len(), 1, "{}", run.stderr);
-    assert!(w[0].contains("`monitor` entry") && w[0].contains("value"), "{w:?}");
+    assert!(
+        w[0].contains("`monitor` entry") && w[0].contains("0.999 there"),
+        "{w:?}"
+    );
     assert_eq!(entry(&b, &monitor)["result"]["value"], true_value);
     // What a human sees: the true metric, never the forged one.
     let c = fresh_checkout(&a);
