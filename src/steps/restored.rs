@@ -238,7 +238,11 @@ fn blob_size(ctx: &Ctx<'_>, digest: &str) -> Option<u64> {
         .map(|m| m.len())
 }
 
-fn check_locate(ctx: &Ctx<'_>, entry: &ActionEntry, known: &Known) -> Result<Option<StepOutput>, String> {
+fn check_locate(
+    ctx: &Ctx<'_>,
+    entry: &ActionEntry,
+    known: &Known,
+) -> Result<Option<StepOutput>, String> {
     let snapshot = &entry.outputs["snapshot"];
     if *snapshot != known.source {
         return Err(format!(
@@ -249,7 +253,11 @@ fn check_locate(ctx: &Ctx<'_>, entry: &ActionEntry, known: &Known) -> Result<Opt
     let profile = source_profile(ctx, snapshot)?;
     let r = &entry.result;
     same("rows", &r["rows"], &Value::from(profile.rows))?;
-    same("columns", &r["columns"], &Value::from(profile.columns.len()))?;
+    same(
+        "columns",
+        &r["columns"],
+        &Value::from(profile.columns.len()),
+    )?;
     same("bytes", &r["bytes"], &Value::from(blob_size(ctx, snapshot)))?;
     Ok(None)
 }
@@ -261,15 +269,18 @@ fn check_prepare(ctx: &Ctx<'_>, entry: &ActionEntry) -> Result<Option<StepOutput
     same("columns", &r["columns"], &Value::from(schema.columns.len()))?;
     for (name, field) in [("train", "train_rows"), ("holdout", "holdout_rows")] {
         let digest = &entry.outputs[name];
-        let profile = super::locate::profile(ctx.store, &ctx.store.blob_path(digest), digest)
-            .map_err(e)?;
+        let profile =
+            super::locate::profile(ctx.store, &ctx.store.blob_path(digest), digest).map_err(e)?;
         same(field, &r[field], &Value::from(profile.rows))?;
     }
     let prepare = &ctx.config.prepare;
     same("derived", &r["derived"], &Value::from(prepare.derive.len()))?;
     same("text", &r["text"], &Value::from(prepare.text.len()))?;
     if let Some(transform) = entry.outputs.get("transform") {
-        let bytes = ctx.store.read_verified(transform).map_err(|e| e.to_string())?;
+        let bytes = ctx
+            .store
+            .read_verified(transform)
+            .map_err(|e| e.to_string())?;
         let manifest: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
         same("split", &r["split"], &manifest["split"]["method"])?;
         let imputed = manifest["steps"]
@@ -309,7 +320,11 @@ fn check_execute(
         &r["leaderboard_metrics"],
         &serde_json::json!(leader.metrics),
     )?;
-    same("mojo", &r["mojo"], &Value::from(entry.outputs["mojo"].clone()))?;
+    same(
+        "mojo",
+        &r["mojo"],
+        &Value::from(entry.outputs["mojo"].clone()),
+    )?;
     same(
         "canonical",
         &r["canonical"],
@@ -334,9 +349,17 @@ fn check_conclude(entry: &ActionEntry, known: &Known) -> Result<Option<StepOutpu
     let prepare = known.get(Step::Prepare, 1)?;
     let r = &entry.result;
     let s = |v: &String| Value::from(v.clone());
-    same("mojo output", &s(&entry.outputs["mojo"]), &s(&execute.outputs["mojo"]))?;
+    same(
+        "mojo output",
+        &s(&entry.outputs["mojo"]),
+        &s(&execute.outputs["mojo"]),
+    )?;
     same("model", &r["model"], &s(&execute.outputs["mojo"]))?;
-    same("canonical", &r["canonical"], &s(&execute.output_digests["mojo"]))?;
+    same(
+        "canonical",
+        &r["canonical"],
+        &s(&execute.output_digests["mojo"]),
+    )?;
     same("card", &r["card"], &s(&entry.outputs["card"]))?;
     same("algo", &r["algo"], &execute.result["algo"])?;
     same("metrics", &r["metrics"], &monitor.result["metrics"])?;

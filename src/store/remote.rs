@@ -13,11 +13,18 @@
 //! trusted in addition when `MLBUILD_REMOTE_CA` names a PEM file of certificates.
 //!
 //! Mechanism. The remote is an optimisation behind the local store, never a source of truth:
-//! - **Local first.** The pipeline asks the remote only on a local miss. A remote hit fetches the
-//!   entry, then each output blob it names; every blob is hashed while it streams into a
+//! - **Local first.** The pipeline asks the remote only on a local miss. A remote hit fetches
+//!   the entry, then each output blob it names; every blob is hashed while it streams into a
 //!   temp file and enters the local CAS only under the digest its bytes have. An entry whose
-//!   JSON does not parse, whose key is not the one asked for, or that names anything but
-//!   64-hex digests is refused. The local entry is written last, so a half restore is a miss.
+//!   JSON does not parse, whose key is not the one asked for, whose step and inputs do not hash
+//!   to that key, or that names anything but 64-hex digests is refused ([`check_entry`]), and
+//!   so is one whose output digests are neither its blobs' digests nor a MOJO's canonical
+//!   digest ([`check_output_digests`]). `run` then checks the entry against its plan
+//!   (`steps::restored`) before [`Remote::accept`] writes the local entry, last, so a half or
+//!   refused restore is a miss.
+//! - **Bounded replies**: a blob reply is cut off past the size its entry records
+//!   (`output_sizes`), or, for entries without sizes, refused when its `Content-Length` exceeds
+//!   [`MAX_UNSIZED_BLOB_BYTES`] and cut off there; an entry reply past 16 MiB.
 //! - **Upload after a run**: blobs first (`HEAD`, then `PUT` of the verified bytes when absent),
 //!   the entry last, so a reader never sees an entry whose blobs are not there yet.
 //! - **Faults are misses.** A refused connection, a timeout (2 s to connect, 10 s between body
@@ -29,10 +36,10 @@
 //! Limits: no client certificates; blobs are uploaded from memory, one at a
 //! time; no cooldown probe (a run is short).
 //!
-//! Safety: entries name only content digests, so an entry written on another machine can
-//! only ever restore bytes whose hash it names. What a key means is mlbuild's, not the
-//! server's: a server that lies about an entry can make mlbuild replay a wrong *result* for a
-//! key, which is why write access to the cache must be limited to trusted CI jobs (docs/ci.md).
+//! Safety: what a remote is trusted with is in docs/store.md ("Safety"): the bytes are always
+//! verified; results are checked or recomputed; the outputs of prepare and execute (the work a
+//! cache saves) are taken as the remote gives them, which is why write access to the cache must
+//! be limited to trusted CI jobs (docs/ci.md).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -398,7 +405,9 @@ impl Remote {
             Some(n) => (n, format!("the {n} bytes its entry records")),
             None => (
                 MAX_UNSIZED_BLOB_BYTES,
-                format!("{MAX_UNSIZED_BLOB_BYTES} bytes, the limit for entries that record no size"),
+                format!(
+                    "{MAX_UNSIZED_BLOB_BYTES} bytes, the limit for entries that record no size"
+                ),
             ),
         };
         if let Some(announced) = resp.content_length().filter(|n| *n > limit) {
@@ -549,7 +558,9 @@ pub fn check_entry(key: &str, entry: &ActionEntry) -> Result<(), String> {
         .keys()
         .find(|n| !entry.outputs.contains_key(*n))
     {
-        return Err(format!("records the size of `{name}`, which is not an output"));
+        return Err(format!(
+            "records the size of `{name}`, which is not an output"
+        ));
     }
     Ok(())
 }
@@ -787,7 +798,10 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(10));
         let w = r.take_warnings();
         assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].contains("larger than the 9 bytes its entry records"), "{w:?}");
+        assert!(
+            w[0].contains("larger than the 9 bytes its entry records"),
+            "{w:?}"
+        );
         assert_eq!(tmp_bytes(&store), 0, "no partial blob is left");
         std::thread::sleep(Duration::from_millis(200));
         let sent = sent.load(Ordering::Relaxed);
@@ -815,7 +829,10 @@ mod tests {
         let r = Remote::new(&settings(&base)).unwrap();
         assert_eq!(r.restore(&store, &entry.key).await, Restore::Miss);
         let w = r.take_warnings();
-        assert!(w[0].contains("announced as") && w[0].contains("not read"), "{w:?}");
+        assert!(
+            w[0].contains("announced as") && w[0].contains("not read"),
+            "{w:?}"
+        );
         assert_eq!(tmp_bytes(&store), 0);
         std::thread::sleep(Duration::from_millis(200));
         let sent = sent.load(Ordering::Relaxed);

@@ -771,7 +771,9 @@ fn forged_summaries_are_refused_and_never_shown() {
     let statuses = run.statuses();
     assert_eq!(statuses["monitor"], "ran", "{statuses:?}\n{}", run.stderr);
     assert_eq!(statuses["conclude"], "ran", "{statuses:?}\n{}", run.stderr);
-    for step in ["define", "locate", "prepare", "confirm", "execute", "modify"] {
+    for step in [
+        "define", "locate", "prepare", "confirm", "execute", "modify",
+    ] {
         assert_eq!(statuses[step], "restored", "{step}: {statuses:?}");
     }
     let w = warnings(&run);
