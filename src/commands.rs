@@ -274,6 +274,14 @@ async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
     let run_id = if args.dry_run {
         0
     } else {
+        // We hold the run lock: a run of this project still `running` whose process is gone
+        // was killed.
+        for id in registry.mark_interrupted(&project_name).await? {
+            printer.detail(
+                1,
+                &format!("run {id} was interrupted (its process is gone)"),
+            );
+        }
         registry.begin_run(&project_name, "run").await?
     };
     let engine: EngineSlot = Arc::new(tokio::sync::Mutex::new(None));

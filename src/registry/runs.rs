@@ -6,10 +6,11 @@ use sqlx::Row;
 
 use super::{db, now_rfc3339, retry, Registry, RegistryError, Result, RunId};
 
-const RUN_STATUSES: &[&str] = &["ok", "escalated", "failed", "gate_failed"];
+const RUN_STATUSES: &[&str] = &["ok", "escalated", "failed", "gate_failed", "interrupted"];
 const STEP_STATUSES: &[&str] = &["ran", "cached", "restored", "failed"];
 
-/// A run as recorded; `status` is `running` until [`Registry::finish_run`].
+/// A run as recorded; `status` is `running` until [`Registry::finish_run`], or until
+/// [`Registry::mark_interrupted`] finds its process gone.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Run {
     pub id: RunId,
@@ -41,7 +42,7 @@ fn check(what: &'static str, value: &str, allowed: &'static [&'static str]) -> R
         what,
         value: value.to_string(),
         expected: if what == "run status" {
-            "ok, escalated, failed, gate_failed"
+            "ok, escalated, failed, gate_failed, interrupted"
         } else {
             "ran, cached, restored, failed"
         },
@@ -64,13 +65,15 @@ impl Registry {
                 .and_then(|row| row.try_get(0))
                 .map_err(db("allocating a run id"))?;
             sqlx::query(
-                "INSERT INTO runs (id, project, command, started_at, status) \
-                 VALUES ($1, $2, $3, $4, 'running')",
+                "INSERT INTO runs (id, project, command, started_at, status, host, pid) \
+                 VALUES ($1, $2, $3, $4, 'running', $5, $6)",
             )
             .bind(id)
             .bind(project)
             .bind(command)
             .bind(now_rfc3339())
+            .bind(host_name())
+            .bind(i64::from(std::process::id()))
             .execute(&mut *tx)
             .await
             .map_err(db("recording a run"))?;
@@ -138,6 +141,51 @@ impl Registry {
         .await
     }
 
+    /// Marks `interrupted` the runs of `project` still recorded as `running` that were started
+    /// on this host by a process that no longer exists (killed, or the machine rebooted), and
+    /// returns their ids. The caller must hold the project's run lock, so that no run of the
+    /// project is under way. Runs of other hosts (a shared Postgres registry) and runs whose
+    /// host or pid was not recorded are never touched; a pid that was reused by a new process
+    /// keeps its run `running` until that process is gone too.
+    pub async fn mark_interrupted(&self, project: &str) -> Result<Vec<RunId>> {
+        let host = host_name();
+        let rows = sqlx::query(
+            "SELECT id, pid FROM runs \
+             WHERE status = 'running' AND project = $1 AND host = $2 AND pid IS NOT NULL",
+        )
+        .bind(project)
+        .bind(&host)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading the running runs"))?;
+        let mut marked = Vec::new();
+        for row in rows {
+            let get = |e: sqlx::Error| RegistryError::Corrupt(format!("run row: {e}"));
+            let id: i64 = row.try_get(0).map_err(get)?;
+            let pid: i64 = row.try_get(1).map_err(get)?;
+            if pid == i64::from(std::process::id()) || process_exists(pid) {
+                continue;
+            }
+            let done = retry("marking a run interrupted", || async {
+                sqlx::query(
+                    "UPDATE runs SET status = 'interrupted', finished_at = $1 \
+                     WHERE id = $2 AND status = 'running'",
+                )
+                .bind(now_rfc3339())
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(db("marking a run interrupted"))
+                .map(Some)
+            })
+            .await?;
+            if done.rows_affected() > 0 {
+                marked.push(id);
+            }
+        }
+        Ok(marked)
+    }
+
     /// A run by id.
     pub async fn run(&self, id: RunId) -> Result<Option<Run>> {
         let row = sqlx::query(
@@ -191,6 +239,32 @@ impl Registry {
             })
             .collect()
     }
+}
+
+/// This machine's host name, as recorded with each run (`unknown` if it cannot be read).
+pub fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
+    // truncates, and we stop at the first NUL either way.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    match String::from_utf8_lossy(&buf[..end]).trim() {
+        name if ok && !name.is_empty() => name.to_string(),
+        _ => "unknown".to_string(),
+    }
+}
+
+/// Whether a process with this pid exists on this host (a zombie counts as existing).
+fn process_exists(pid: i64) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 fn run_from_row(row: &AnyRow) -> Result<Run> {

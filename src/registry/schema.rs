@@ -8,7 +8,9 @@ use sqlx::{AnyPool, Row};
 use super::{db, RegistryError, Result};
 
 /// Migration `n` (1-based) brings the schema from version `n - 1` to `n`.
-pub(super) const MIGRATIONS: &[&[&str]] = &[&[
+pub(super) const MIGRATIONS: &[&[&str]] = &[V1, V2_RUN_HOSTS];
+
+const V1: &[&str] = &[
     // Row locks that serialize id allocation (`run`) and version registration (`version`).
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
     "INSERT INTO counters (name, value) VALUES ('run', 0)",
@@ -62,7 +64,13 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[&[
         parent BIGINT,
         PRIMARY KEY (tag, seq)
     )",
-]];
+];
+
+/// Where each run runs, so a run whose process is gone can be marked `interrupted`.
+const V2_RUN_HOSTS: &[&str] = &[
+    "ALTER TABLE runs ADD COLUMN host TEXT",
+    "ALTER TABLE runs ADD COLUMN pid BIGINT",
+];
 
 /// The schema version this build writes.
 pub(super) fn current() -> i64 {

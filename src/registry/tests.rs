@@ -102,6 +102,7 @@ on_both_backends!(
     concurrent_moves_and_rollbacks_keep_the_chain,
     concurrent_registration_creates_one_version,
     concurrent_runs_get_distinct_ids,
+    dead_runs_of_this_host_are_marked_interrupted,
 );
 
 fn hex(n: u64) -> String {
@@ -785,4 +786,63 @@ fn tables_align_and_shorten_digests() {
 #[test]
 fn current_user_is_never_empty() {
     assert!(!current_user().is_empty());
+}
+
+/// A run whose process is gone on this host becomes `interrupted`; a live one, one of another
+/// host (a shared Postgres registry), one of another project, and one without a recorded pid
+/// stay `running`.
+async fn dead_runs_of_this_host_are_marked_interrupted(url: &str) {
+    let registry = Registry::open(url).await.unwrap();
+    let begin = || registry.begin_run("p", "run");
+    let (dead, alive, elsewhere, unrecorded) = (
+        begin().await.unwrap(),
+        begin().await.unwrap(),
+        begin().await.unwrap(),
+        begin().await.unwrap(),
+    );
+    let other_project = registry.begin_run("q", "run").await.unwrap();
+    // A pid that no process has: a child that has exited and been reaped.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let gone = i64::from(child.id());
+    child.wait().unwrap();
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let set = |id: RunId, host: Option<String>, pid: Option<i64>| {
+        sqlx::query("UPDATE runs SET host = $1, pid = $2 WHERE id = $3")
+            .bind(host)
+            .bind(pid)
+            .bind(id)
+            .execute(&registry.pool)
+    };
+    let here = Some(runs::host_name());
+    set(dead, here.clone(), Some(gone)).await.unwrap();
+    set(alive, here.clone(), Some(i64::from(sleeper.id())))
+        .await
+        .unwrap();
+    set(elsewhere, Some("another-host".into()), Some(gone))
+        .await
+        .unwrap();
+    set(unrecorded, None, None).await.unwrap();
+    set(other_project, here, Some(gone)).await.unwrap();
+
+    assert_eq!(registry.mark_interrupted("p").await.unwrap(), vec![dead]);
+    let registry = &registry;
+    let status = |id| async move { registry.run(id).await.unwrap().unwrap() };
+    let marked = status(dead).await;
+    assert_eq!(marked.status, "interrupted");
+    assert!(marked.finished_at.is_some());
+    for id in [alive, elsewhere, unrecorded, other_project] {
+        assert_eq!(status(id).await.status, "running", "run {id}");
+    }
+    assert!(registry.mark_interrupted("p").await.unwrap().is_empty());
+    // Ctrl-C records it too (it used to be refused as an unknown status).
+    registry
+        .finish_run(alive, "interrupted", None)
+        .await
+        .unwrap();
+    assert_eq!(status(alive).await.status, "interrupted");
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
 }

@@ -207,3 +207,71 @@ fn register_versions(p: &Project, state_url: Option<&str>, count: usize) -> Vec<
         ids
     })
 }
+
+/// A run killed by SIGKILL stays `running` in the registry only until the next `run` of the
+/// project, which finds its process gone and marks it `interrupted` (issue 11 point 9).
+#[test]
+fn a_killed_run_is_marked_interrupted_by_the_next_run() {
+    let p = trained().clone_trained();
+    // A run that escalates and then blocks in its hook: killed there, mid-run.
+    p.edit("threshold = 0.70", "threshold = 0.9999");
+    p.edit(
+        "max_attempts = 2",
+        "max_attempts = 1\n[modify.escalate]\ncommand = \"touch hook-started; sleep 20\"",
+    );
+    let mut cmd = p.command(&["run"]);
+    cmd.env("MLBUILD_H2O_URL", "http://127.0.0.1:9")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    assert!(
+        wait_until(60, || p.file("hook-started").exists()),
+        "the run never reached its hook"
+    );
+    let hook_children = children_of(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    for pid in hook_children {
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+    }
+    let runs = || -> Vec<(i64, String)> {
+        let url = format!("sqlite://{}", p.file("cache/state.db").display());
+        runtime().block_on(async {
+            let registry = mlbuild::registry::Registry::open(&url).await.unwrap();
+            let runs = registry.recent_runs(100).await.unwrap();
+            registry.close().await;
+            runs.into_iter().map(|r| (r.id, r.status)).collect()
+        })
+    };
+    let killed = runs()[0].clone();
+    assert_eq!(killed.1, "running", "{killed:?}");
+
+    p.edit("threshold = 0.9999", "threshold = 0.70");
+    p.mlbuild_offline(&["run", "define"]).ok();
+    let after = runs();
+    let status = |id: i64| after.iter().find(|r| r.0 == id).unwrap().1.clone();
+    assert_eq!(status(killed.0), "interrupted", "{after:?}");
+    assert_eq!(after[0].1, "ok", "{after:?}");
+}
+
+/// The pids of a process's children (Linux `/proc`), so a test can stop what it started.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(task.path().join("children")) {
+            for child in text
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok())
+            {
+                out.push(child);
+                out.extend(children_of(child));
+            }
+        }
+    }
+    out
+}
