@@ -9,7 +9,9 @@
 //! Rows are given in the data's columns (a registered version's prepare transform is replayed,
 //! see [`crate::predict`]); values are JSON numbers, strings or `null` (missing). A missing
 //! required column, another JSON type, a malformed body, a body over `--max-body` or more than
-//! `--max-rows` rows is a 4xx with `{"error": "…"}`; nothing a client sends stops the server.
+//! `--max-rows` rows is a 4xx with `{"error": "…"}` (a `Content-Length` over `--max-body` is
+//! refused from the header, unread; a wrong method is 405 with `Allow`); nothing a client sends
+//! stops the server.
 //!
 //! **Access.** With `MLBUILD_SERVE_TOKEN` set (an environment variable, so the secret is not in
 //! `ps`), `POST /predict` and `GET /model` need `Authorization: Bearer <token>` (compared in
@@ -133,6 +135,10 @@ pub async fn serve(options: Options) -> Result<()> {
             )
         })
         .layer(DefaultBodyLimit::max(options.max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            options.max_body,
+            answer_early,
+        ))
         .with_state(state.clone());
     let addr = format!("{}:{}", options.host, options.port);
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -268,6 +274,47 @@ async fn require_token(
         axum::http::HeaderValue::from_static("Bearer"),
     );
     response
+}
+
+/// Before any route: a `Content-Length` over `--max-body` is refused (413) from the header,
+/// without waiting for a byte of the body; after it, a 405 (wrong method on a known route) gets
+/// a JSON error body like every other error (axum adds `Allow`).
+async fn answer_early(
+    State(max_body): State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(length) = announced.filter(|n| *n > max_body as u64) {
+        let mut response = error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is {length} bytes; the limit is {max_body} (`--max-body`)"),
+        );
+        // The body was not read: the connection cannot carry another request.
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return response;
+    }
+    let (method, path) = (request.method().clone(), request.uri().path().to_string());
+    let response = next.run(request).await;
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    // axum adds the `Allow` header to this response on its way out.
+    let allowed = match path.as_str() {
+        "/predict" => "POST",
+        _ => "GET",
+    };
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("`{path}` does not answer {method}; it answers {allowed}"),
+    )
 }
 
 /// Equality whose time depends only on the lengths, not on where the bytes differ.

@@ -432,3 +432,59 @@ fn serve_with_a_token_refuses_requests_without_it() {
     });
     drop(server);
 }
+
+/// Issue 11 point 9: a wrong method gets a JSON error with `Allow`, like every other error; a
+/// `Content-Length` over `--max-body` is refused from the header (413) without waiting for a
+/// body that never comes.
+#[test]
+fn serve_refuses_wrong_methods_and_oversize_bodies_from_the_headers() {
+    use std::io::{Read, Write};
+    let p = trained().clone_trained();
+    let server = start(&p, &["--max-body", "4096"]);
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let exchange = |request: &str| -> (String, Duration) {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let started = std::time::Instant::now();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Read until the server closes or the reply is complete.
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&answer);
+            if text.contains("\r\n\r\n{") && text.trim_end().ends_with('}') {
+                break;
+            }
+        }
+        (
+            String::from_utf8_lossy(&answer).into_owned(),
+            started.elapsed(),
+        )
+    };
+
+    let (answer, _) = exchange("GET /predict HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("allow: post"),
+        "{answer}"
+    );
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert!(body["error"].as_str().unwrap().contains("POST"), "{answer}");
+
+    let (answer, took) = exchange(
+        "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: 50000000000\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("--max-body"), "{answer}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    // The server is fine afterwards.
+    let (answer, _) = exchange("GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
