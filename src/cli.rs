@@ -181,7 +181,7 @@ pub enum Command {
         model: String,
         /// The rows to score (CSV with a header, in the data's columns)
         input: PathBuf,
-        /// Write the predictions here (default: stdout)
+        /// Write the predictions here, replacing it only once every row is scored (default: stdout)
         #[arg(short, long, value_name = "OUT.csv")]
         output: Option<PathBuf>,
     },

@@ -392,6 +392,37 @@ pub fn predict_csv(scorer: &Scorer, input: &Path, out: impl Write) -> Result<Sum
     })
 }
 
+/// Scores `input` into `path` atomically: the predictions go to a temporary file beside it,
+/// renamed over `path` only when every row was scored, so a refused input (or a kill) leaves
+/// an existing `path` as it was.
+pub fn predict_to_file(scorer: &Scorer, input: &Path, path: &Path) -> Result<Summary> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".mlbuild-predict-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in `{}`", dir.display()))?;
+    let mut writer = std::io::BufWriter::new(tmp);
+    let summary = predict_csv(scorer, input, &mut writer)?;
+    let tmp = writer
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing `{}`", path.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Temporary files are created 0600; OUT is an ordinary user file.
+        let _ = tmp
+            .as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing `{}`", path.display()))?;
+    Ok(summary)
+}
+
 /// `mlbuild predict`.
 pub async fn command(
     dir: &Path,
@@ -402,11 +433,7 @@ pub async fn command(
 ) -> Result<crate::error::Exit> {
     let scorer = Scorer::open(dir, model).await?;
     let summary = match output {
-        Some(path) => {
-            let file = std::fs::File::create(path)
-                .with_context(|| format!("creating `{}`", path.display()))?;
-            predict_csv(&scorer, input, std::io::BufWriter::new(file))?
-        }
+        Some(path) => predict_to_file(&scorer, input, path)?,
         None => predict_csv(&scorer, input, std::io::stdout().lock())?,
     };
     printer.status(
@@ -483,5 +510,36 @@ mod tests {
             e.contains("no column `DPROS`") && e.contains("`RACE` (categorical"),
             "{e}"
         );
+    }
+
+    /// A refused input leaves an existing OUT untouched (and no temporary file behind); a
+    /// scored one replaces it.
+    #[test]
+    fn a_refused_input_leaves_the_output_file_untouched() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mojo");
+        let mojo = Mojo::load(&std::fs::read(root.join("gbm_bin.zip")).unwrap()).unwrap();
+        let scorer = Scorer::new(mojo, None, None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.csv");
+        std::fs::write(&out, "yesterday's predictions\n").unwrap();
+        let bad = dir.path().join("bad.csv");
+        std::fs::write(&bad, "AGE,RACE\n65,1\n").unwrap();
+        assert!(predict_to_file(&scorer, &bad, &out).is_err());
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "yesterday's predictions\n"
+        );
+        let names = || -> Vec<String> {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(names().len(), 2, "{:?}", names());
+        let summary = predict_to_file(&scorer, &root.join("prostate.in.csv"), &out).unwrap();
+        assert!(summary.rows > 0);
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(text.starts_with("predict,"), "{text}");
+        assert_eq!(names().len(), 2, "{:?}", names());
     }
 }
