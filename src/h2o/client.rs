@@ -381,6 +381,7 @@ impl Client {
             Ok(s) => s,
             Err(e) => {
                 let _ = self.delete(&raw_key, false).await;
+                self.forget_key(frame_id);
                 return Err(e);
             }
         };
@@ -410,6 +411,7 @@ impl Client {
         };
         if let Some(detail) = mismatch {
             let _ = self.delete(&raw_key, false).await;
+            self.forget_key(frame_id);
             return Err(H2oError::ColumnMismatch {
                 path: path.to_path_buf(),
                 detail,

@@ -143,7 +143,8 @@ impl Client {
 
     /// Sends a request that starts a job writing to `dest`. While its answer is out, `dest` is
     /// pending: if this future is dropped then, [`Client::teardown`] finds the job by `dest`.
-    /// Once the server has answered (success or an H2O error), no job is hidden.
+    /// Once the server has answered, no job is hidden; when it refused (an H2O error), `dest`
+    /// was not made either and leaves the ledger.
     pub(crate) async fn starting_job<T>(
         &self,
         dest: &str,
@@ -151,9 +152,17 @@ impl Client {
     ) -> Result<T, H2oError> {
         self.ledger().pending.insert(dest.to_string());
         let answer = send.await;
-        // A transport error may come after the server started the job: keep looking for it.
-        if !matches!(answer, Err(H2oError::Http { .. })) {
-            self.ledger().pending.remove(dest);
+        match &answer {
+            // A transport error may come after the server started the job: keep looking.
+            Err(H2oError::Http { .. }) => {}
+            // H2O refused the request: no job, and nothing was made.
+            Err(_) => {
+                self.ledger().pending.remove(dest);
+                self.forget_key(dest);
+            }
+            Ok(_) => {
+                self.ledger().pending.remove(dest);
+            }
         }
         answer
     }

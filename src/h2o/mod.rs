@@ -166,7 +166,7 @@ impl Engine {
                 url,
                 left: Leftovers::default(),
                 why: None,
-                shutdown: shutdown,
+                shutdown,
             };
         }
         let work = client.leftovers();
@@ -246,5 +246,71 @@ impl Released {
             self.why.as_deref().unwrap_or("unknown"),
             self.left.describe()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An engine on a "cluster" that accepts connections and never answers, with one AutoML
+    /// project and its frame in the ledger.
+    fn hung_engine() -> (Engine, std::net::TcpListener) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = Client::new(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        client.track_key("pr_train", KeyKind::Frame);
+        client.track_key("pr@@CAPSULE", KeyKind::AutoMl);
+        let engine = Engine {
+            client,
+            node: None,
+            warm: None,
+        };
+        (engine, listener)
+    }
+
+    #[tokio::test]
+    async fn release_is_bounded_by_its_budget_and_names_what_is_left() {
+        let (engine, _listener) = hung_engine();
+        let t = std::time::Instant::now();
+        let released = engine
+            .release(Duration::from_millis(300), std::future::pending(), &|_| {})
+            .await;
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        let w = released.warning().unwrap();
+        assert!(
+            w.contains("(it took longer than 0 s)")
+                && w.contains("AutoML project `pr@@CAPSULE`, frame `pr_train`"),
+            "{w}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_signal_cuts_release_short() {
+        let (engine, _listener) = hung_engine();
+        let t = std::time::Instant::now();
+        let released = engine
+            .release(RELEASE_BUDGET, std::future::ready(()), &|_| {})
+            .await;
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        assert!(released.warning().unwrap().contains("(interrupted again)"));
+    }
+
+    #[tokio::test]
+    async fn a_clean_run_releases_without_a_request() {
+        // Port 9 (discard) is closed: any request would fail and leave a warning.
+        let client = Client::new("http://127.0.0.1:9").unwrap();
+        let engine = Engine {
+            client,
+            node: None,
+            warm: None,
+        };
+        let logged = std::sync::Mutex::new(Vec::<String>::new());
+        let released = engine
+            .release(RELEASE_BUDGET, std::future::pending(), &|m| {
+                logged.lock().unwrap().push(m.to_string())
+            })
+            .await;
+        assert!(released.warning().is_none());
+        assert!(logged.lock().unwrap().is_empty());
     }
 }

@@ -19,6 +19,7 @@ use crate::support::{repo_root, runtime, wait_until, Project, Run};
 
 struct OwnNode {
     url: String,
+    pid: u32,
     _node: mlbuild::h2o::LocalNode,
     _runtime: tokio::runtime::Runtime,
     _dir: tempfile::TempDir,
@@ -29,6 +30,11 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// This module's node, and the right to use it alone.
 fn own_node() -> (&'static str, MutexGuard<'static, ()>) {
+    let (node, serial) = own_node_and_pid();
+    (&node.url, serial)
+}
+
+fn own_node_and_pid() -> (&'static OwnNode, MutexGuard<'static, ()>) {
     let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let node = NODE.get_or_init(|| {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -60,12 +66,13 @@ fn own_node() -> (&'static str, MutexGuard<'static, ()>) {
         });
         OwnNode {
             url: node.url(),
+            pid: node.pid(),
             _node: node,
             _runtime: runtime,
             _dir: dir,
         }
     });
-    (&node.url, serial)
+    (node, serial)
 }
 
 fn h2o(method: reqwest::Method, url: String) -> Value {
@@ -219,6 +226,7 @@ fn interrupt_during_automl(url: &str, mut cmd: Command, signal: i32) -> (Run, Du
 
 /// Exit 130, promptly (the release budget is 10 s; a cancel takes about one), saying so.
 fn assert_interrupted(run: &Run, elapsed: Duration) {
+    eprintln!("exit {} {elapsed:?} after the signal", run.code);
     assert_eq!(run.code, 130, "{}", run.stderr);
     assert!(
         elapsed < Duration::from_secs(15),
@@ -310,21 +318,108 @@ fn a_warm_node_keeps_nothing_of_a_finished_or_interrupted_run() {
     let _scrub = Scrub(url.clone());
 
     let run = Run::from(p.command(&["run", "--json"]).output().unwrap()).ok();
-    assert!(
-        run.stderr.contains("using the warm node"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("using the warm node"), "{}", run.stderr);
     assert_empty(&url, "a successful run on the warm node");
 
     make_long(&p);
     let (run, elapsed) = interrupt_during_automl(&url, p.command(&["run", "--json"]), libc::SIGINT);
     assert_interrupted(&run, elapsed);
+    assert!(run.stderr.contains("using the warm node"), "{}", run.stderr);
+    assert_empty(&url, "an interrupted run on the warm node");
+    assert_eq!(h2o_json(&p, &["status"])["status"], "running");
+}
+
+/// Resumes a JVM stopped with SIGSTOP when dropped (before the [`Scrub`] that needs it).
+struct Resume(u32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        // SAFETY: plain syscall on the test's own node.
+        unsafe {
+            libc::kill(self.0 as i32, libc::SIGCONT);
+        }
+    }
+}
+
+/// Interrupts a run during AutoML after freezing the node (SIGSTOP: it accepts connections and
+/// answers nothing); then `then` (e.g. a second signal), and returns the run and the time from
+/// the first signal to the exit.
+fn interrupt_with_a_frozen_node(then: impl FnOnce(u32)) -> (Run, Duration) {
+    let (node, _serial) = own_node_and_pid();
+    let url = node.url.as_str();
+    let _scrub = Scrub(url.to_string());
+    assert_empty(url, "an earlier test");
+    let p = long_automl();
+    let mut child = external(&p, url, &["run", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     assert!(
-        run.stderr.contains("using the warm node"),
+        wait_until(180, || {
+            let c = Contents::of(url);
+            c.running.iter().any(|j| j.starts_with("AutoML")) && !c.models.is_empty()
+        }),
+        "AutoML never ran"
+    );
+    let _resume = Resume(node.pid);
+    let t = Instant::now();
+    // SAFETY: plain syscalls on the test's own node and child.
+    unsafe {
+        libc::kill(node.pid as i32, libc::SIGSTOP);
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    then(child.id());
+    while child.try_wait().unwrap().is_none() && t.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let elapsed = t.elapsed();
+    let _ = child.kill();
+    (Run::from(child.wait_with_output().unwrap()), elapsed)
+}
+
+#[test]
+fn an_unresponsive_cluster_costs_at_most_the_budget_and_is_reported() {
+    let (run, elapsed) = interrupt_with_a_frozen_node(|_| {});
+    assert_eq!(run.code, 130, "{}", run.stderr);
+    assert!(
+        elapsed >= Duration::from_secs(10) && elapsed < Duration::from_secs(15),
+        "exited {elapsed:?} after the signal (budget 10 s):\n{}",
+        run.stderr
+    );
+    let warning = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("could not remove everything this run made"))
+        .unwrap_or_else(|| panic!("no warning:\n{}", run.stderr));
+    assert!(
+        warning.contains("it took longer than 10 s")
+            && warning.contains("AutoML project `mlb")
+            && warning.contains("@@CAPSULE`")
+            && warning.contains("_train`")
+            && warning.contains("(may still be running)"),
+        "{warning}"
+    );
+}
+
+#[test]
+fn a_second_ctrl_c_skips_the_cleanup() {
+    let (run, elapsed) = interrupt_with_a_frozen_node(|pid| {
+        std::thread::sleep(Duration::from_secs(1));
+        // SAFETY: plain syscall on our own child.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGINT);
+        }
+    });
+    assert_eq!(run.code, 130, "{}", run.stderr);
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "exited {elapsed:?} after the first signal:\n{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("(interrupted again)") && run.stderr.contains("AutoML project `mlb"),
         "{}",
         run.stderr
     );
-    assert_empty(&url, "an interrupted run on the warm node");
-    assert_eq!(h2o_json(&p, &["status"])["status"], "running");
 }
