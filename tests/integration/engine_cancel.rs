@@ -307,6 +307,12 @@ fn successful_runs_leave_nothing_on_an_external_cluster() {
     let run = Run::from(external(&t, url, &["run", "--json"]).output().unwrap()).ok();
     assert_eq!(run.statuses()["prepare"], "ran");
     assert_empty(url, "a successful run with Word2Vec");
+    // The steps cleaned up after themselves: the run's end had nothing left to remove.
+    assert!(
+        !run.stderr.contains("cancelling this run's"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]
