@@ -312,14 +312,17 @@ async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
     };
     let plan = std::mem::take(&mut pipeline.plan);
     drop(pipeline);
-    // Stop the engine on every path: success, error, Ctrl-C.
+    // Release the engine on every path (success, error, Ctrl-C): stop a managed node, or cancel
+    // the run's jobs and remove its keys from a cluster it does not own; a 2nd Ctrl-C skips.
     let engine = engine.lock().await.take();
     if let Some(engine) = engine {
-        if result.is_none() {
-            let _ = engine.client.cancel_current_job().await;
-        }
-        if let Err(e) = engine.shutdown().await {
-            printer.warn(&format!("stopping H2O: {e}"));
+        let released = engine
+            .release(crate::h2o::RELEASE_BUDGET, interrupted(), &|m| {
+                printer.status("Engine", m)
+            })
+            .await;
+        if let Some(w) = released.warning() {
+            printer.warn(&w);
         }
     }
     let Some(result) = result else {

@@ -9,8 +9,10 @@
 //! watch reruns every `--interval` seconds (default 60), re-querying; unchanged rows rerun
 //! nothing. An error in an iteration (a half-written
 //! `ml.toml`, a failed gate) is printed and the watch goes on. Ctrl-C or SIGTERM stops the
-//! watch, cancels a running H2O job and stops the node it launched, waiting for the JVM to exit
-//! (a warm node of `mlbuild h2o start` is left running).
+//! watch and releases the engine as `run` does (`Engine::release`): the node it launched is
+//! stopped, waiting for the JVM to exit; on a warm node of `mlbuild h2o start` or a remote
+//! cluster, which are left running, the jobs it started are cancelled and what it created is
+//! removed.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -146,11 +148,17 @@ pub async fn watch(
         _ = looping => {}
         _ = interrupted() => {}
     }
+    // As `run` does: stop a managed node, or cancel and remove this watch's work on a warm
+    // node or remote cluster, within a budget a second Ctrl-C cuts short.
     let engine = engine.lock().await.take();
     if let Some(engine) = engine {
-        let _ = engine.client.cancel_current_job().await;
-        if let Err(e) = engine.shutdown().await {
-            printer.warn(&format!("stopping H2O: {e}"));
+        let released = engine
+            .release(crate::h2o::RELEASE_BUDGET, interrupted(), &|m| {
+                printer.status("Engine", m)
+            })
+            .await;
+        if let Some(w) = released.warning() {
+            printer.warn(&w);
         }
     }
     Err(Diagnostic::new("interrupted")
@@ -212,7 +220,14 @@ async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[Stri
         if slot.is_some() && warm_for.as_deref() != Some(wanted.as_str()) {
             printer.status("Engine", "`[h2o]` changed: stopping the warm node");
             if let Some(e) = slot.take() {
-                let _ = e.shutdown().await;
+                let released = e
+                    .release(crate::h2o::RELEASE_BUDGET, std::future::pending(), &|m| {
+                        printer.status("Engine", m)
+                    })
+                    .await;
+                if let Some(w) = released.warning() {
+                    printer.warn(&w);
+                }
             }
         }
     }

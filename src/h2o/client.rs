@@ -1,8 +1,9 @@
 //! The H2O REST client: the handful of calls mlbuild makes, with H2O's quirks handled.
 //!
 //! Every call is short; long work (parse, AutoML, predictions) starts a job that is polled via
-//! `GET /3/Jobs/{key}`, so no HTTP request has to stay open for minutes. The running job's key is
-//! kept in the client, so that a Ctrl-C handler can call [`Client::cancel_current_job`].
+//! `GET /3/Jobs/{key}`, so no HTTP request has to stay open for minutes. Every job started and
+//! every key created is entered in the client's ledger ([`super::ledger`]) before the request
+//! that makes it, so that an interrupted run can cancel and remove it ([`Client::teardown`]).
 //! Non-2xx answers become [`H2oError::Api`] (decoded from `H2OErrorV3`), and 412
 //! "SECURE REQUIRED" on a MOJO download becomes [`H2oError::MojoExportBlocked`].
 //!
@@ -23,9 +24,10 @@ use serde_json::{json, Value};
 
 use super::error::{api_error, is_secure_required, redact_url};
 use super::leaderboard::{decode_leaderboard, Leaderboard};
+use super::ledger::{KeyKind, Ledger};
 use super::H2oError;
 
-const SHORT: Duration = Duration::from_secs(120);
+pub(crate) const SHORT: Duration = Duration::from_secs(120);
 const LONG: Duration = Duration::from_secs(3600);
 const POLL_SHORT: Duration = Duration::from_millis(150);
 const POLL_AUTOML: Duration = Duration::from_millis(500);
@@ -42,13 +44,13 @@ models/output/cross_validation_metrics_summary,\
 models/output/reproducibility_information_table,\
 models/output/cross_validation_predictions";
 
-/// A connection to one H2O cluster (local or remote). Cheap to clone; clones share the
-/// current-job slot.
+/// A connection to one H2O cluster (local or remote). Cheap to clone; clones share the ledger
+/// of what was started and created ([`super::ledger`]).
 #[derive(Clone)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
-    current_job: Arc<Mutex<Option<String>>>,
+    pub(super) ledger: Arc<Mutex<Ledger>>,
 }
 
 /// What `/3/Cloud` says about the cluster.
@@ -131,17 +133,17 @@ pub struct AutoMlRun {
 
 /// The fields of a JobV3 that mlbuild reads.
 #[derive(Debug, Clone, Deserialize)]
-struct Job {
-    key: KeyRef,
+pub(crate) struct Job {
+    pub key: KeyRef,
     #[serde(default)]
-    description: Option<String>,
-    status: String,
+    pub description: Option<String>,
+    pub status: String,
     #[serde(default)]
     progress: Option<f64>,
     #[serde(default)]
     progress_msg: Option<String>,
     #[serde(default)]
-    dest: Option<KeyRef>,
+    pub dest: Option<KeyRef>,
     #[serde(default)]
     warnings: Option<Vec<String>>,
     #[serde(default)]
@@ -149,17 +151,8 @@ struct Job {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-struct KeyRef {
-    name: String,
-}
-
-/// Clears the client's current-job slot when a poll ends, however it ends.
-struct JobSlot<'a>(&'a Mutex<Option<String>>);
-
-impl Drop for JobSlot<'_> {
-    fn drop(&mut self) {
-        *self.0.lock().unwrap() = None;
-    }
+pub(crate) struct KeyRef {
+    pub name: String,
 }
 
 /// Percent-encodes one path segment; `$` and `@` stay raw (H2O keys; G18).
@@ -195,7 +188,7 @@ impl Client {
         Ok(Client {
             base: url.trim_end_matches('/').to_string(),
             http,
-            current_job: Arc::new(Mutex::new(None)),
+            ledger: Arc::new(Mutex::new(Ledger::default())),
         })
     }
 
@@ -216,7 +209,7 @@ impl Client {
     }
 
     /// Sends, and turns transport failures and non-2xx answers into errors.
-    async fn send(
+    pub(super) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -235,7 +228,7 @@ impl Client {
         Err(api_error(method.as_str(), &url, status, &body))
     }
 
-    fn req(&self, method: Method, path: &str, timeout: Duration) -> RequestBuilder {
+    pub(super) fn req(&self, method: Method, path: &str, timeout: Duration) -> RequestBuilder {
         self.http.request(method, self.url(path)).timeout(timeout)
     }
 
@@ -256,7 +249,16 @@ impl Client {
     }
 
     async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, H2oError> {
-        let req = self.req(Method::GET, path, SHORT).query(query);
+        self.get_json_within(path, query, SHORT).await
+    }
+
+    pub(super) async fn get_json_within(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<Value, H2oError> {
+        let req = self.req(Method::GET, path, timeout).query(query);
         let resp = self.send(Method::GET, path, req).await?;
         self.json(path, resp).await
     }
@@ -340,6 +342,8 @@ impl Client {
         // sets that H2O will hold in memory anyway.
         let bytes = std::fs::read(path).map_err(|e| H2oError::io("could not read", path, e))?;
         let raw_key = format!("{frame_id}_upload");
+        self.track_key(&raw_key, KeyKind::Frame);
+        self.track_key(frame_id, KeyKind::Frame);
         let p = "/3/PostFile";
         let req = self
             .req(Method::POST, p, LONG)
@@ -354,10 +358,14 @@ impl Client {
                 format!("the upload of `{}` arrived empty: {v}", path.display()),
             ));
         }
-        let raw_key = v["destination_frame"]
-            .as_str()
-            .unwrap_or(&raw_key)
-            .to_string();
+        let raw_key = match v["destination_frame"].as_str() {
+            Some(named) if named != raw_key => {
+                self.track_key(named, KeyKind::Frame);
+                self.forget_key(&raw_key);
+                named.to_string()
+            }
+            _ => raw_key,
+        };
         let source = json_list(&[&raw_key]);
 
         let setup = self
@@ -373,6 +381,7 @@ impl Client {
             Ok(s) => s,
             Err(e) => {
                 let _ = self.delete(&raw_key, false).await;
+                self.forget_key(frame_id);
                 return Err(e);
             }
         };
@@ -402,6 +411,7 @@ impl Client {
         };
         if let Some(detail) = mismatch {
             let _ = self.delete(&raw_key, false).await;
+            self.forget_key(frame_id);
             return Err(H2oError::ColumnMismatch {
                 path: path.to_path_buf(),
                 detail,
@@ -435,12 +445,16 @@ impl Client {
         if let Some(na) = setup.get("na_strings").filter(|v| !v.is_null()) {
             form.push(("na_strings", na.to_string()));
         }
-        let v = self.post_form("/3/Parse", &form).await?;
-        let key = v["job"]["key"]["name"]
-            .as_str()
-            .ok_or_else(|| self.unexpected("/3/Parse", "no job key"))?
-            .to_string();
-        self.wait_job(&key, POLL_SHORT, &|_, _| {}).await?;
+        let v = self
+            .starting_job(frame_id, self.post_form("/3/Parse", &form))
+            .await?;
+        let job: Job = serde_json::from_value(v["job"].clone())
+            .map_err(|e| self.unexpected("/3/Parse", format!("no job in the answer: {e}")))?;
+        self.track_job(&job);
+        let parsed = self.wait_job(&job.key.name, POLL_SHORT, &|_, _| {}).await;
+        // Parse removes its source, done or failed (`delete_on_done`; G10).
+        self.forget_key(&raw_key);
+        parsed?;
         self.frame_info(frame_id).await
     }
 
@@ -528,17 +542,22 @@ impl Client {
                 "exclude_algos": algos(&spec.exclude_algos)
             }
         });
-        let req = self.req(Method::POST, path, SHORT).json(&body);
-        let resp = self.send(Method::POST, path, req).await?;
-        let v = self.json(path, resp).await?;
+        // The project's key (G5), entered before the request that creates it.
+        let planned = format!("{}@@{}", spec.project_name, spec.response_column);
+        self.track_key(&planned, KeyKind::AutoMl);
+        let v = self
+            .starting_job(&planned, async {
+                let req = self.req(Method::POST, path, SHORT).json(&body);
+                let resp = self.send(Method::POST, path, req).await?;
+                self.json(path, resp).await
+            })
+            .await?;
         let job: Job = serde_json::from_value(v["job"].clone())
             .map_err(|e| self.unexpected(path, format!("no job in the answer: {e}")))?;
+        self.track_job(&job);
         let done = self.wait_job(&job.key.name, POLL_AUTOML, progress).await?;
-        let key = done
-            .dest
-            .or(job.dest)
-            .map(|d| d.name)
-            .unwrap_or_else(|| format!("{}@@{}", spec.project_name, spec.response_column));
+        let key = done.dest.or(job.dest).map(|d| d.name).unwrap_or(planned);
+        self.track_key(&key, KeyKind::AutoMl);
         let leaderboard = self.leaderboard(&key).await?;
         Ok(AutoMlRun { key, leaderboard })
     }
@@ -550,15 +569,15 @@ impl Client {
         decode_leaderboard(&v).map_err(|d| self.unexpected(&path, format!("bad leaderboard: {d}")))
     }
 
-    /// Polls a job until it ends; DONE returns the job, FAILED/CANCELLED are errors.
+    /// Polls a job until it ends; DONE returns the job, FAILED/CANCELLED are errors. The job
+    /// leaves the ledger only when it is seen to end: a poll that is dropped (Ctrl-C) or fails
+    /// leaves it there for [`Client::teardown`].
     async fn wait_job(
         &self,
         key: &str,
         every: Duration,
         progress: &dyn Fn(f64, &str),
     ) -> Result<Job, H2oError> {
-        *self.current_job.lock().unwrap() = Some(key.to_string());
-        let _slot = JobSlot(&self.current_job);
         let path = format!("/3/Jobs/{}", enc(key));
         loop {
             let v = self.get_json(&path, &[]).await?;
@@ -567,6 +586,9 @@ impl Client {
             let p = job.progress.unwrap_or(0.0).clamp(0.0, 1.0);
             progress(p, job.progress_msg.as_deref().unwrap_or(""));
             let description = || job.description.clone().unwrap_or_else(|| "job".into());
+            if matches!(job.status.as_str(), "DONE" | "FAILED" | "CANCELLED") {
+                self.job_ended(key);
+            }
             match job.status.as_str() {
                 "DONE" => return Ok(job),
                 "FAILED" => {
@@ -588,22 +610,6 @@ impl Client {
                 _ => tokio::time::sleep(every).await,
             }
         }
-    }
-
-    /// The key of the job being polled right now, if any.
-    pub fn current_job(&self) -> Option<String> {
-        self.current_job.lock().unwrap().clone()
-    }
-
-    /// Cancels the job being polled (for Ctrl-C). Ok when there is none.
-    pub async fn cancel_current_job(&self) -> Result<(), H2oError> {
-        let Some(key) = self.current_job() else {
-            return Ok(());
-        };
-        let path = format!("/3/Jobs/{}/cancel", enc(&key));
-        let req = self.req(Method::POST, &path, Duration::from_secs(10));
-        self.send(Method::POST, &path, req).await?;
-        Ok(())
     }
 
     /// The model's MOJO zip, as H2O gives it.
@@ -662,11 +668,16 @@ impl Client {
             enc(model_id),
             enc(frame_id)
         );
+        self.track_key(dest_frame, KeyKind::Frame);
         let v = self
-            .post_form(&path, &[("predictions_frame", dest_frame.to_string())])
+            .starting_job(
+                dest_frame,
+                self.post_form(&path, &[("predictions_frame", dest_frame.to_string())]),
+            )
             .await?;
         let job: Job = serde_json::from_value(v)
             .map_err(|e| self.unexpected(&path, format!("the answer is not a job: {e}")))?;
+        self.track_job(&job);
         let done = self.wait_job(&job.key.name, POLL_SHORT, &|_, _| {}).await?;
         let warnings: Vec<String> = job
             .warnings
@@ -715,9 +726,13 @@ impl Client {
         if compact {
             form.push(("predict_contributions_output_format", "Compact".to_string()));
         }
-        let v = self.post_form(&path, &form).await?;
+        self.track_key(dest_frame, KeyKind::Frame);
+        let v = self
+            .starting_job(dest_frame, self.post_form(&path, &form))
+            .await?;
         let job: Job = serde_json::from_value(v)
             .map_err(|e| self.unexpected(&path, format!("the answer is not a job: {e}")))?;
+        self.track_job(&job);
         self.wait_job(&job.key.name, POLL_SHORT, &|_, _| {}).await?;
         Ok(())
     }
@@ -757,6 +772,7 @@ impl Client {
     /// frame was deleted behind its back fails every later call ("REFCNTs contains an extra
     /// vec"), which for the default session means every caller on the cluster.
     pub async fn rapids(&self, ast: &str, session: &str) -> Result<Value, H2oError> {
+        self.track_session(session);
         self.post_form(
             "/99/Rapids",
             &[
@@ -771,8 +787,13 @@ impl Client {
     pub async fn end_session(&self, session: &str) -> Result<(), H2oError> {
         let path = format!("/4/sessions/{}", enc(session));
         let req = self.req(Method::DELETE, &path, SHORT);
-        self.send(Method::DELETE, &path, req).await?;
-        Ok(())
+        match self.send(Method::DELETE, &path, req).await {
+            Ok(_) | Err(H2oError::Api { status: 404, .. }) => {
+                self.forget_session(session);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Trains a Word2Vec model `model_id` on `training_frame` (one word per row, NA between
@@ -789,9 +810,13 @@ impl Client {
             ("model_id", model_id.to_string()),
         ];
         form.extend(params.iter().cloned());
-        let v = self.post_form(path, &form).await?;
+        self.track_key(model_id, KeyKind::Model);
+        let v = self
+            .starting_job(model_id, self.post_form(path, &form))
+            .await?;
         let job: Job = serde_json::from_value(v["job"].clone())
             .map_err(|e| self.unexpected(path, format!("no job in the answer: {e}")))?;
+        self.track_job(&job);
         self.wait_job(&job.key.name, POLL_SHORT, &|_, _| {}).await?;
         Ok(())
     }
@@ -804,6 +829,7 @@ impl Client {
         dest_frame: &str,
         session: &str,
     ) -> Result<Vec<u8>, H2oError> {
+        self.track_key(dest_frame, KeyKind::Frame);
         self.rapids(
             &format!("(tmp= {dest_frame} (word2vec.to.frame {model_id}))"),
             session,
@@ -812,16 +838,28 @@ impl Client {
         self.download_frame_csv(dest_frame).await
     }
 
-    /// `DELETE /3/DKV/{key}`; idempotent (an unknown key is fine). `cascade` also removes what
-    /// the object owns (an AutoML run's models and frame copies).
+    /// `DELETE /3/DKV/{key}`; idempotent (an unknown key is fine), and the key leaves the
+    /// ledger. `cascade` also removes what the object owns; for an AutoML project use
+    /// [`Client::delete_automl`], which also removes the split frames a cascade leaves.
     pub async fn delete(&self, key: &str, cascade: bool) -> Result<(), H2oError> {
+        self.delete_within(key, cascade, SHORT).await
+    }
+
+    pub(super) async fn delete_within(
+        &self,
+        key: &str,
+        cascade: bool,
+        timeout: Duration,
+    ) -> Result<(), H2oError> {
         let path = format!("/3/DKV/{}", enc(key));
         let req = self
-            .req(Method::DELETE, &path, SHORT)
+            .req(Method::DELETE, &path, timeout)
             .query(&[("cascade", if cascade { "true" } else { "false" })]);
         match self.send(Method::DELETE, &path, req).await {
-            Ok(_) => Ok(()),
-            Err(H2oError::Api { status: 404, .. }) => Ok(()),
+            Ok(_) | Err(H2oError::Api { status: 404, .. }) => {
+                self.forget_key(key);
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }

@@ -109,7 +109,7 @@ async fn live_pipeline() {
         t.elapsed().as_secs_f64(),
         last.lock().unwrap()
     );
-    assert!(c.current_job().is_none());
+    assert!(c.running_jobs().is_empty());
     assert_eq!(run.key, format!("{}@@CAPSULE", spec.project_name));
     let lb = &run.leaderboard;
     eprintln!("{}", serde_json::to_string_pretty(lb).unwrap());
@@ -174,14 +174,15 @@ async fn live_pipeline() {
     eprintln!("unknown model: {e}");
     assert!(matches!(e, H2oError::Api { status: 404, .. }), "{e}");
 
-    // Cancelling with no job running is a no-op.
-    c.cancel_current_job().await.unwrap();
+    // Tearing down with nothing running cancels nothing.
+    assert!(c.running_jobs().is_empty());
 
-    c.delete(&run.key, true).await.unwrap();
-    c.delete(&run.key, true).await.unwrap(); // idempotent
+    c.delete_automl(&run.key).await.unwrap();
+    c.delete_automl(&run.key).await.unwrap(); // idempotent
     for f in ["pr train", "pr_holdout", "pr_pred", "pr_no_psa"] {
         c.delete(f, false).await.unwrap();
     }
+    assert!(c.leftovers().is_empty(), "{:?}", c.leftovers());
     let e = c.model_summary(&leader).await.unwrap_err();
     assert!(matches!(e, H2oError::Api { status: 404, .. }), "{e}");
 
@@ -231,11 +232,13 @@ async fn live_cancel_and_drop() {
     };
     let c2 = c.clone();
     let canceller = tokio::spawn(async move {
-        while c2.current_job().is_none() {
+        while c2.running_jobs().is_empty() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-        c2.cancel_current_job().await.unwrap();
+        for job in c2.running_jobs() {
+            c2.cancel_job(&job).await.unwrap();
+        }
     });
     let t = Instant::now();
     let e = c.automl(&spec, &|_, _| {}).await.unwrap_err();

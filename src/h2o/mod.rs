@@ -10,6 +10,11 @@
 //! asks [`warm::lookup`] first and, when it names a usable node, [`Engine::attach`]es to it,
 //! which, like a remote cluster, [`Engine::shutdown`] leaves running.
 //!
+//! A run ends its use of the engine with [`Engine::release`], on success, error and Ctrl-C: a
+//! managed node is stopped (which removes everything on it); on a cluster mlbuild does not own
+//! (remote or warm), the jobs the run started are cancelled and the keys it created removed
+//! ([`ledger`]), within a time budget that a second Ctrl-C cuts short.
+//!
 //! Why 3.46.0.11: H2O-3 >= 3.46.0.12 refuses every MOJO export with HTTP 412 "SECURE REQUIRED"
 //! (reference/h2o-rest.md G1); on such a cluster [`Client::download_mojo`] fails with
 //! [`H2oError::MojoExportBlocked`]. See `docs/h2o.md` for the whole story and measurements.
@@ -18,6 +23,7 @@ pub mod client;
 pub mod error;
 pub mod java;
 pub mod leaderboard;
+pub mod ledger;
 pub mod node;
 pub mod provision;
 pub mod warm;
@@ -26,18 +32,25 @@ pub mod warm_cmd;
 #[cfg(test)]
 mod live_tests;
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use client::{AutoMlRun, AutoMlSpec, Client, CloudInfo, ColumnKind, FrameInfo, SORT_METRICS};
 pub use error::{redact_url, H2oError};
 pub use java::{find_java, Java};
 pub use leaderboard::{Leaderboard, LeaderboardRow};
+pub use ledger::{KeyKind, Leftovers};
 pub use node::{LaunchSpec, LocalNode};
 pub use provision::{default_tool_cache, locate_or_provision_jar, JAR_SHA256};
 pub use warm::WarmNode;
 
 /// The H2O version mlbuild launches, and the default declared version.
 pub const PINNED_VERSION: &str = "3.46.0.11";
+
+/// How long [`Engine::release`] may spend cancelling a run's jobs and removing its keys from a
+/// cluster mlbuild does not own. Measured: an AutoML cancel and its cleanup take about 1 s.
+pub const RELEASE_BUDGET: Duration = Duration::from_secs(10);
 
 /// How to get an engine; the caller resolves env vars and `ml.toml` into this.
 #[derive(Debug, Clone)]
@@ -127,8 +140,65 @@ impl Engine {
         self.warm.as_ref()
     }
 
+    /// Ends a run's use of the engine, on every path (success, error, Ctrl-C).
+    ///
+    /// A managed local node is shut down, which ends its jobs and removes everything on it. On a
+    /// cluster mlbuild does not own (remote, or a warm node), the jobs the run started are
+    /// cancelled and the keys it created removed ([`Client::teardown`]); after a clean run
+    /// there are none and nothing is sent. Either way it returns after at most `budget`, or as
+    /// soon as `cut_short` resolves (a second Ctrl-C): a node being stopped is then killed, and
+    /// [`Released::warning`] names what was left on a cluster. `log` hears what is going on.
+    pub async fn release(
+        self,
+        budget: Duration,
+        cut_short: impl Future<Output = ()>,
+        log: &dyn Fn(&str),
+    ) -> Released {
+        let url = self.client.display_url();
+        let client = self.client.clone();
+        if self.node.is_some() {
+            // Dropping the shutdown future drops the node, which SIGKILLs and reaps the JVM.
+            let shutdown = tokio::select! {
+                r = self.shutdown() => r.err(),
+                _ = cut_short => None,
+            };
+            return Released {
+                url,
+                left: Leftovers::default(),
+                why: None,
+                shutdown,
+            };
+        }
+        let work = client.leftovers();
+        if work.is_empty() {
+            return Released {
+                url,
+                left: work,
+                why: None,
+                shutdown: None,
+            };
+        }
+        log(&format!(
+            "cancelling this run's H2O jobs and removing what it created on {url} (at most {} s; \
+             Ctrl-C again to skip)",
+            budget.as_secs()
+        ));
+        let why = tokio::select! {
+            errors = client.teardown() => errors.into_iter().next().map(|e| e.to_string()),
+            _ = tokio::time::sleep(budget) => Some(format!("it took longer than {} s", budget.as_secs())),
+            _ = cut_short => Some("interrupted again".to_string()),
+        };
+        let left = client.leftovers();
+        Released {
+            url,
+            why: (!left.is_empty()).then(|| why.unwrap_or_else(|| "H2O kept them".into())),
+            left,
+            shutdown: None,
+        }
+    }
+
     /// Stops the local node if we launched one (waiting until it has exited); leaves a remote
-    /// cluster and a warm node alone.
+    /// cluster and a warm node alone. [`Engine::release`] is the way to end a run.
     pub async fn shutdown(self) -> Result<(), H2oError> {
         match self.node {
             Some(node) => node.shutdown().await,
@@ -144,5 +214,103 @@ impl Engine {
     /// The local node, when we launched it (its log path, cloud name).
     pub fn local_node(&self) -> Option<&LocalNode> {
         self.node.as_ref()
+    }
+}
+
+/// What [`Engine::release`] could not do.
+#[derive(Debug)]
+pub struct Released {
+    /// The cluster, credentials removed.
+    pub url: String,
+    /// What the run started or created and is still on the cluster.
+    pub left: Leftovers,
+    /// Why it is left (the first error, the budget, a second Ctrl-C).
+    pub why: Option<String>,
+    /// Stopping the managed node failed.
+    pub shutdown: Option<H2oError>,
+}
+
+impl Released {
+    /// One warning for the user, when something was left behind.
+    pub fn warning(&self) -> Option<String> {
+        if let Some(e) = &self.shutdown {
+            return Some(format!("stopping H2O: {e}"));
+        }
+        if self.left.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "could not remove everything this run made on H2O at {} ({}): {}; remove them with \
+             `DELETE /3/DKV/<key>` (an AutoML project with `?cascade=true`), or restart the node",
+            self.url,
+            self.why.as_deref().unwrap_or("unknown"),
+            self.left.describe()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An engine on a "cluster" that accepts connections and never answers, with one AutoML
+    /// project and its frame in the ledger.
+    fn hung_engine() -> (Engine, std::net::TcpListener) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = Client::new(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        client.track_key("pr_train", KeyKind::Frame);
+        client.track_key("pr@@CAPSULE", KeyKind::AutoMl);
+        let engine = Engine {
+            client,
+            node: None,
+            warm: None,
+        };
+        (engine, listener)
+    }
+
+    #[tokio::test]
+    async fn release_is_bounded_by_its_budget_and_names_what_is_left() {
+        let (engine, _listener) = hung_engine();
+        let t = std::time::Instant::now();
+        let released = engine
+            .release(Duration::from_millis(300), std::future::pending(), &|_| {})
+            .await;
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        let w = released.warning().unwrap();
+        assert!(
+            w.contains("(it took longer than 0 s)")
+                && w.contains("AutoML project `pr@@CAPSULE`, frame `pr_train`"),
+            "{w}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_signal_cuts_release_short() {
+        let (engine, _listener) = hung_engine();
+        let t = std::time::Instant::now();
+        let released = engine
+            .release(RELEASE_BUDGET, std::future::ready(()), &|_| {})
+            .await;
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        assert!(released.warning().unwrap().contains("(interrupted again)"));
+    }
+
+    #[tokio::test]
+    async fn a_clean_run_releases_without_a_request() {
+        // Port 9 (discard) is closed: any request would fail and leave a warning.
+        let client = Client::new("http://127.0.0.1:9").unwrap();
+        let engine = Engine {
+            client,
+            node: None,
+            warm: None,
+        };
+        let logged = std::sync::Mutex::new(Vec::<String>::new());
+        let released = engine
+            .release(RELEASE_BUDGET, std::future::pending(), &|m| {
+                logged.lock().unwrap().push(m.to_string())
+            })
+            .await;
+        assert!(released.warning().is_none());
+        assert!(logged.lock().unwrap().is_empty());
     }
 }

@@ -5,7 +5,9 @@
 //! (JSON) and the leader's predictions on the holdout (CSV). Downstream keys see the MOJO's
 //! *canonical* digest (stable across downloads and identical retrains) and the predictions'
 //! digest; the leaderboard holds timings, so it is informative only. Everything created in H2O
-//! (frames, the AutoML project and its models) is deleted afterwards, also on failure.
+//! (frames, the AutoML project with its models and split frames) is deleted afterwards, also on
+//! failure; on Ctrl-C the client's ledger lets the run's end cancel and delete it
+//! (`h2o::ledger`).
 //!
 //! SHAP (informative, so not in `output_digests`): while the leader is loaded, its
 //! contributions on at most `[monitor] shap_rows` holdout rows are stored as output `shap`
@@ -90,9 +92,11 @@ pub async fn run(
         shap_rows,
     )
     .await;
-    // Clean up whatever was created, whether training worked or not.
+    // Clean up whatever was created, whether training worked or not: the AutoML project with
+    // its models and split frames, then our frames. What fails here stays in the client's
+    // ledger, and the run's end (`Engine::release`) tries again.
     let _ = client
-        .delete(&format!("{tag}@@{}", spec.target), true)
+        .delete_automl(&format!("{tag}@@{}", spec.target))
         .await;
     for frame in [&train_frame, &holdout_frame, &pred_frame] {
         let _ = client.delete(frame, false).await;

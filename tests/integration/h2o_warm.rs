@@ -13,7 +13,7 @@ fn cache_marker(p: &Project) -> String {
 }
 
 /// `mlbuild h2o ARGS --json` in `p`, successful, as one JSON document.
-fn h2o_json(p: &Project, args: &[&str]) -> Value {
+pub(crate) fn h2o_json(p: &Project, args: &[&str]) -> Value {
     let mut all = vec!["h2o"];
     all.extend_from_slice(args);
     all.push("--json");
@@ -23,10 +23,10 @@ fn h2o_json(p: &Project, args: &[&str]) -> Value {
 }
 
 /// Stops the project's warm node and kills every JVM of its cache dir when dropped.
-struct WarmGuard(String, std::path::PathBuf);
+pub(crate) struct WarmGuard(String, std::path::PathBuf);
 
 impl WarmGuard {
-    fn new(p: &Project) -> WarmGuard {
+    pub(crate) fn new(p: &Project) -> WarmGuard {
         WarmGuard(cache_marker(p), p.path.clone())
     }
 }

@@ -9,6 +9,7 @@ mod support;
 mod card_plots;
 mod cli_errors;
 mod deploy;
+mod engine_cancel;
 mod explain;
 mod h2o_warm;
 mod lifecycle;
