@@ -8,12 +8,13 @@ use sqlx::{AnyPool, Row};
 use super::{db, RegistryError, Result};
 
 /// Migration `n` (1-based) brings the schema from version `n - 1` to `n`.
-pub(super) const MIGRATIONS: &[&[&str]] = &[&[
-    // Row locks that serialize id allocation (`run`) and version registration (`version`).
-    "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
-    "INSERT INTO counters (name, value) VALUES ('run', 0)",
-    "INSERT INTO counters (name, value) VALUES ('version', 0)",
-    "CREATE TABLE runs (
+pub(super) const MIGRATIONS: &[&[&str]] = &[
+    &[
+        // Row locks that serialize id allocation (`run`) and version registration (`version`).
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL)",
+        "INSERT INTO counters (name, value) VALUES ('run', 0)",
+        "INSERT INTO counters (name, value) VALUES ('version', 0)",
+        "CREATE TABLE runs (
         id BIGINT PRIMARY KEY,
         project TEXT NOT NULL,
         command TEXT NOT NULL,
@@ -22,7 +23,7 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[&[
         status TEXT NOT NULL,
         report TEXT
     )",
-    "CREATE TABLE step_runs (
+        "CREATE TABLE step_runs (
         run BIGINT NOT NULL,
         step TEXT NOT NULL,
         attempt BIGINT NOT NULL,
@@ -32,8 +33,8 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[&[
         reason TEXT NOT NULL,
         recorded_at TEXT NOT NULL
     )",
-    "CREATE INDEX step_runs_by_run ON step_runs (run)",
-    "CREATE TABLE versions (
+        "CREATE INDEX step_runs_by_run ON step_runs (run)",
+        "CREATE TABLE versions (
         id TEXT PRIMARY KEY,
         created_at TEXT NOT NULL,
         model TEXT NOT NULL,
@@ -44,13 +45,13 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[&[
         provenance TEXT NOT NULL,
         run BIGINT
     )",
-    "CREATE TABLE tags (
+        "CREATE TABLE tags (
         tag TEXT PRIMARY KEY,
         version TEXT NOT NULL REFERENCES versions (id),
         seq BIGINT NOT NULL,
         stack_top BIGINT
     )",
-    "CREATE TABLE tag_history (
+        "CREATE TABLE tag_history (
         tag TEXT NOT NULL,
         seq BIGINT NOT NULL,
         from_version TEXT,
@@ -62,7 +63,21 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[&[
         parent BIGINT,
         PRIMARY KEY (tag, seq)
     )",
-]];
+    ],
+    // A version's history: its bytes restored or replaced (`versions::VersionEvent`).
+    &["CREATE TABLE version_events (
+        version TEXT NOT NULL REFERENCES versions (id),
+        seq BIGINT NOT NULL,
+        at TEXT NOT NULL,
+        by_user TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        blob TEXT NOT NULL,
+        from_digest TEXT NOT NULL,
+        to_digest TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (version, seq)
+    )"],
+];
 
 /// The schema version this build writes.
 pub(super) fn current() -> i64 {
@@ -128,7 +143,36 @@ pub(super) async fn read_version(pool: &AnyPool) -> Result<i64> {
         .map_err(db("reading the schema version"))
 }
 
-fn check_not_newer(found: i64, url: &str) -> Result<()> {
+/// The schema version that created `table` (0: none does).
+fn introduced(table: &str) -> i64 {
+    let create = format!("CREATE TABLE {table} ");
+    MIGRATIONS
+        .iter()
+        .position(|m| m.iter().any(|s| s.starts_with(&create)))
+        .map_or(0, |i| i as i64 + 1)
+}
+
+/// Whether a database at schema version `schema` has `table`: a read of an older schema
+/// ([`super::Registry::open_read`]) finds nothing in a table a later migration adds.
+pub(super) fn has(schema: i64, table: &str) -> bool {
+    let at = introduced(table);
+    at != 0 && schema >= at
+}
+
+/// Whether a query failed because the table does not exist (a database never initialised).
+pub(super) fn is_missing_table(e: &RegistryError) -> bool {
+    let RegistryError::Query {
+        source: sqlx::Error::Database(db),
+        ..
+    } = e
+    else {
+        return false;
+    };
+    // Postgres: undefined_table; SQLite has no code of its own for it.
+    db.code().as_deref() == Some("42P01") || db.message().contains("no such table")
+}
+
+pub(super) fn check_not_newer(found: i64, url: &str) -> Result<()> {
     if found > current() {
         return Err(RegistryError::SchemaTooNew {
             url: url.to_string(),

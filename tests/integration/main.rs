@@ -11,6 +11,7 @@ mod cli_errors;
 mod deploy;
 mod explain;
 mod h2o_warm;
+mod integrity;
 mod lifecycle;
 mod monitor_registry;
 mod precision;
