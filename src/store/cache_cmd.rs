@@ -240,9 +240,10 @@ async fn verify(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit>
     printer.status(
         "Verified",
         &format!(
-            "{blobs} blobs ({}), {entries} entries and {} versions: {} problem{}",
+            "{blobs} blobs ({}), {entries} entries and {} version{}: {} problem{}",
             human_bytes(bytes),
             versions.checked,
+            if versions.checked == 1 { "" } else { "s" },
             problems.len(),
             if problems.len() == 1 { "" } else { "s" }
         ),

@@ -295,7 +295,7 @@ fn racing_promotes_always_leave_the_file_matching_the_tag() {
         let v = if id == a_id { &a } else { &b };
         v["model"].as_str().unwrap().to_string()
     };
-    let rounds = 30;
+    let rounds = 60;
     let mut wrong = Vec::new();
     for round in 0..rounds {
         let (first, second) = if round % 2 == 0 {
