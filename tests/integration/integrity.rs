@@ -129,6 +129,33 @@ fn planning_in_the_ci_layout_registers_nothing_and_fires_no_hook() {
     assert_eq!(p.read("hook.log").trim(), "fired");
 }
 
+/// A cached escalation: `run` replays it and notifies the escalation hook; planning reports it
+/// and notifies nobody.
+#[test]
+fn planning_a_cached_escalation_runs_no_hook() {
+    let p = trained().clone_trained();
+    p.edit("threshold = 0.70", "threshold = 0.999");
+    p.edit("max_attempts = 2", "max_attempts = 1");
+    let text = p.read("ml.toml");
+    p.write(
+        "ml.toml",
+        &format!("{text}\n[modify.escalate]\ncommand = \"echo escalated >> hook.log\"\n"),
+    );
+    // monitor and modify rerun from stored artifacts (no H2O) and escalate.
+    let run = p.mlbuild_offline(&["run", "--json"]);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(p.read("hook.log").lines().count(), 1);
+    for args in [&["status"][..], &["explain", "modify"], &["run", "--dry-run"]] {
+        let run = p.mlbuild_offline(args).ok();
+        assert!(run.stdout.contains("modify"), "{args:?}: {}", run.stdout);
+        assert_eq!(
+            p.read("hook.log").lines().count(),
+            1,
+            "{args:?} ran the escalation hook"
+        );
+    }
+}
+
 /// `versions`, `tags`, `history`, `show`, `diff`, `predict` in a project that has never run:
 /// nothing is created (no cache dir, no state DB), and a missing `-C` directory is an error
 /// naming it, not a new directory.
