@@ -55,44 +55,16 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             force,
             full_refresh,
         } => explain(&dir, &printer, step, json, overrides, force, full_refresh).await,
-        Command::Versions { json } => {
-            let versions = open_registry_read(&dir).await?.versions().await?;
-            print_doc(
-                &printer,
-                json,
-                versions.as_slice(),
-                registry::render_versions,
-            )
-        }
-        Command::Show {
-            version,
-            json,
-            export,
-        } => {
+        cmd @ (Command::Versions { .. }
+        | Command::Show { .. }
+        | Command::Diff { .. }
+        | Command::Tags { .. }
+        | Command::History { .. }) => {
             let reg = open_registry_read(&dir).await?;
-            if let Some(out) = &export {
-                registry::commands::export_card(&reg, &dir, &printer, &version, out).await?;
-            }
-            registry::commands::show(&reg, &dir, &printer, &version, json).await
-        }
-        Command::Diff { old, new, json } => {
-            registry::commands::diff(
-                &open_registry_read(&dir).await?,
-                &dir,
-                &printer,
-                &old,
-                &new,
-                json,
-            )
-            .await
-        }
-        Command::Tags { json } => {
-            let reg = open_registry_read(&dir).await?;
-            let tags = reg.tags().await?;
-            print_doc(&printer, json, &tags, registry::render_tags)?;
-            let models = Paths::resolve(&dir).models;
-            registry::links::warn_stale(&printer, &reg, &models, |_| true).await?;
-            Ok(Exit::Ok)
+            let result = read(&reg, &dir, &printer, cmd).await;
+            // Closing lets SQLite remove the `-wal`/`-shm` files its readers open.
+            reg.close().await;
+            result
         }
         Command::Promote {
             tag,
@@ -121,10 +93,6 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             registry::links::report(&printer, &synced, &[tag.as_str()]);
             report_move(&printer, json, &moved)
         }
-        Command::History { tag, json } => {
-            let events = open_registry_read(&dir).await?.history(&tag).await?;
-            print_doc(&printer, json, events.as_slice(), registry::render_history)
-        }
         Command::Deploy {
             mojo,
             tag,
@@ -151,6 +119,46 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             overrides,
             interval,
         } => crate::watch::watch(&dir, &printer, overrides, interval).await,
+    }
+}
+
+/// The commands that only read the registry (DESIGN.md §8), on `reg` opened read-only.
+async fn read(reg: &Registry, dir: &Path, printer: &Printer, cmd: Command) -> Result<Exit> {
+    match cmd {
+        Command::Versions { json } => {
+            let versions = reg.versions().await?;
+            print_doc(
+                printer,
+                json,
+                versions.as_slice(),
+                registry::render_versions,
+            )
+        }
+        Command::Show {
+            version,
+            json,
+            export,
+        } => {
+            if let Some(out) = &export {
+                registry::commands::export_card(reg, dir, printer, &version, out).await?;
+            }
+            registry::commands::show(reg, dir, printer, &version, json).await
+        }
+        Command::Diff { old, new, json } => {
+            registry::commands::diff(reg, dir, printer, &old, &new, json).await
+        }
+        Command::Tags { json } => {
+            let tags = reg.tags().await?;
+            print_doc(printer, json, &tags, registry::render_tags)?;
+            let models = Paths::resolve(dir).models;
+            registry::links::warn_stale(printer, reg, &models, |_| true).await?;
+            Ok(Exit::Ok)
+        }
+        Command::History { tag, json } => {
+            let events = reg.history(&tag).await?;
+            print_doc(printer, json, events.as_slice(), registry::render_history)
+        }
+        _ => unreachable!("only read commands are dispatched here"),
     }
 }
 
@@ -482,6 +490,7 @@ async fn plan(dir: &Path, printer: &Printer, opts: RunOptions) -> Result<Vec<Pla
     let entries = std::mem::take(&mut pipeline.plan);
     drop(pipeline);
     registry::links::warn_stale(printer, &registry, &paths.models, |_| true).await?;
+    registry.close().await;
     Ok(entries)
 }
 

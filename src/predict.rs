@@ -233,6 +233,7 @@ pub async fn resolve(dir: &Path, model: &str) -> Result<Resolved> {
                 .await?
                 .into_iter()
                 .find(|v| v.model == digest);
+            reg.close().await;
             if let Some(version) = found {
                 let replay = load_replay(&paths, &version)?;
                 return Ok(Resolved {
@@ -256,8 +257,9 @@ pub async fn resolve(dir: &Path, model: &str) -> Result<Resolved> {
         .into());
     }
     let reg = open_registry(&paths).await?;
-    let version = lookup(&reg, model).await?;
-    load_version(&paths, version)
+    let version = lookup(&reg, model).await;
+    reg.close().await;
+    load_version(&paths, version?)
 }
 
 /// `predict` and `serve` only read the registry (DESIGN.md §8).

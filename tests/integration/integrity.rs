@@ -145,7 +145,11 @@ fn planning_a_cached_escalation_runs_no_hook() {
     let run = p.mlbuild_offline(&["run", "--json"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(p.read("hook.log").lines().count(), 1);
-    for args in [&["status"][..], &["explain", "modify"], &["run", "--dry-run"]] {
+    for args in [
+        &["status"][..],
+        &["explain", "modify"],
+        &["run", "--dry-run"],
+    ] {
         let run = p.mlbuild_offline(args).ok();
         assert!(run.stdout.contains("modify"), "{args:?}: {}", run.stdout);
         assert_eq!(
@@ -224,12 +228,26 @@ fn read_commands_never_migrate_an_older_schema() {
             v
         })
     };
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(p.file("cache"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing();
     let versions = json(p.mlbuild_offline(&["versions", "--json"]));
     let id = versions[0]["id"].as_str().unwrap().to_string();
     let shown = json(p.mlbuild_offline(&["show", &id, "--json"]));
     assert_eq!(shown["history"], serde_json::json!([]), "{shown}");
     p.mlbuild_offline(&["tags"]).ok();
+    p.mlbuild_offline(&["history", "staging"]).ok();
     p.mlbuild_offline(&["status"]).ok();
+    p.mlbuild_offline(&["predict", "--model", "staging", "data/prostate.csv"])
+        .ok();
+    // Not even SQLite's `-wal`/`-shm` files are left behind.
+    assert_eq!(listing(), before);
     assert_eq!(schema(), 1, "a read command migrated the database");
     p.mlbuild_offline(&["promote", "canary", &id]).ok();
     assert!(schema() > 1, "a writing command upgrades it");
