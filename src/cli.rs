@@ -251,7 +251,9 @@ pub enum CacheCommand {
     Push,
     /// Fetch the entries named in ml.lock, and their blobs, from the remote cache (verified)
     Pull,
-    /// Re-hash every local blob (removing corrupt ones) and check every entry's outputs exist
+    /// Re-hash every local blob (moving corrupt ones to v1/quarantine/), check every entry's
+    /// outputs exist, and name every version whose MOJO, card or plots are damaged or missing,
+    /// with the command that repairs it; exit 1 on any problem
     Verify,
     /// Delete what no tag, ml.lock or recent run ([cache] keep_runs) reaches
     Gc {

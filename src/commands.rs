@@ -10,7 +10,7 @@ use crate::config;
 use crate::error::{Diagnostic, Exit};
 use crate::fingerprint::Reason;
 use crate::h2o::EngineConfig;
-use crate::pipeline::{Ctx, EngineSlot, Outcome, Pipeline, PlanEntry, RunOptions};
+use crate::pipeline::{Ctx, EngineSlot, Mode, Outcome, Pipeline, PlanEntry, RunOptions};
 use crate::plan::{PlanDb, Planner};
 use crate::project::{Paths, Step};
 use crate::registry::{self, Registry};
@@ -55,40 +55,16 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             force,
             full_refresh,
         } => explain(&dir, &printer, step, json, overrides, force, full_refresh).await,
-        Command::Versions { json } => {
-            let versions = open_registry(&dir).await?.versions().await?;
-            print_doc(
-                &printer,
-                json,
-                versions.as_slice(),
-                registry::render_versions,
-            )
-        }
-        Command::Show {
-            version,
-            json,
-            export,
-        } => {
-            let reg = open_registry(&dir).await?;
-            if let Some(out) = &export {
-                registry::commands::export_card(&reg, &dir, &printer, &version, out).await?;
-            }
-            registry::commands::show(&reg, &dir, &printer, &version, json).await
-        }
-        Command::Diff { old, new, json } => {
-            registry::commands::diff(
-                &open_registry(&dir).await?,
-                &dir,
-                &printer,
-                &old,
-                &new,
-                json,
-            )
-            .await
-        }
-        Command::Tags { json } => {
-            let tags = open_registry(&dir).await?.tags().await?;
-            print_doc(&printer, json, &tags, registry::render_tags)
+        cmd @ (Command::Versions { .. }
+        | Command::Show { .. }
+        | Command::Diff { .. }
+        | Command::Tags { .. }
+        | Command::History { .. }) => {
+            let reg = open_registry_read(&dir).await?;
+            let result = read(&reg, &dir, &printer, cmd).await;
+            // Closing lets SQLite remove the `-wal`/`-shm` files its readers open.
+            reg.close().await;
+            result
         }
         Command::Promote {
             tag,
@@ -96,24 +72,26 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             reason,
             json,
         } => {
-            let reg = open_registry(&dir).await?;
+            let (reg, store, models) = open_for_tags(&dir).await?;
+            let lock = registry::links::lock_for(&models, &printer)?;
             let moved = reg
                 .move_tag(&tag, &version, &registry::current_user(), &reason)
                 .await?;
-            sync_model_link(&dir, &reg, &tag).await?;
+            let synced = registry::links::sync(&reg, &store, &models, &lock).await?;
+            drop(lock);
+            registry::links::report(&printer, &synced, &[tag.as_str()]);
             report_move(&printer, json, &moved)
         }
         Command::Rollback { tag, to, json } => {
-            let reg = open_registry(&dir).await?;
+            let (reg, store, models) = open_for_tags(&dir).await?;
+            let lock = registry::links::lock_for(&models, &printer)?;
             let moved = reg
                 .rollback(&tag, to.as_deref(), &registry::current_user())
                 .await?;
-            sync_model_link(&dir, &reg, &tag).await?;
+            let synced = registry::links::sync(&reg, &store, &models, &lock).await?;
+            drop(lock);
+            registry::links::report(&printer, &synced, &[tag.as_str()]);
             report_move(&printer, json, &moved)
-        }
-        Command::History { tag, json } => {
-            let events = open_registry(&dir).await?.history(&tag).await?;
-            print_doc(&printer, json, events.as_slice(), registry::render_history)
         }
         Command::Deploy {
             mojo,
@@ -141,6 +119,46 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             overrides,
             interval,
         } => crate::watch::watch(&dir, &printer, overrides, interval).await,
+    }
+}
+
+/// The commands that only read the registry (DESIGN.md §8), on `reg` opened read-only.
+async fn read(reg: &Registry, dir: &Path, printer: &Printer, cmd: Command) -> Result<Exit> {
+    match cmd {
+        Command::Versions { json } => {
+            let versions = reg.versions().await?;
+            print_doc(
+                printer,
+                json,
+                versions.as_slice(),
+                registry::render_versions,
+            )
+        }
+        Command::Show {
+            version,
+            json,
+            export,
+        } => {
+            if let Some(out) = &export {
+                registry::commands::export_card(reg, dir, printer, &version, out).await?;
+            }
+            registry::commands::show(reg, dir, printer, &version, json).await
+        }
+        Command::Diff { old, new, json } => {
+            registry::commands::diff(reg, dir, printer, &old, &new, json).await
+        }
+        Command::Tags { json } => {
+            let tags = reg.tags().await?;
+            print_doc(printer, json, &tags, registry::render_tags)?;
+            let models = Paths::resolve(dir).models;
+            registry::links::warn_stale(printer, reg, &models, |_| true).await?;
+            Ok(Exit::Ok)
+        }
+        Command::History { tag, json } => {
+            let events = reg.history(&tag).await?;
+            print_doc(printer, json, events.as_slice(), registry::render_history)
+        }
+        _ => unreachable!("only read commands are dispatched here"),
     }
 }
 
@@ -198,28 +216,33 @@ fn report_move(printer: &Printer, json: bool, moved: &registry::TagMove) -> Resu
     Ok(Exit::Ok)
 }
 
-async fn open_registry(dir: &Path) -> Result<Registry> {
+/// The registry, store and `models/` of a command that moves tags (`promote`, `rollback`).
+async fn open_for_tags(dir: &Path) -> Result<(Registry, Store, PathBuf)> {
     let paths = Paths::resolve(dir);
     std::fs::create_dir_all(&paths.cache)
         .with_context(|| format!("creating `{}`", paths.cache.display()))?;
-    Ok(Registry::open(&paths.state_url).await?)
+    let registry = Registry::open(&paths.state_url).await?;
+    Ok((registry, Store::open(&paths.cache)?, paths.models))
 }
 
-/// After a manual tag move, `models/<tag>.zip` follows the tag (atomically replaced).
-async fn sync_model_link(dir: &Path, reg: &Registry, tag: &str) -> Result<()> {
-    let paths = Paths::resolve(dir);
-    let Some(id) = reg.tags().await?.get(tag).cloned() else {
+/// The registry of a command that only reads (DESIGN.md §8): creates nothing, migrates nothing
+/// ([`Registry::open_read`]); a project without a state database has no versions yet.
+pub(crate) async fn open_registry_read(dir: &Path) -> Result<Registry> {
+    require_project_dir(dir)?;
+    Ok(Registry::open_read(&Paths::resolve(dir).state_url).await?)
+}
+
+/// A read command's project directory (`-C DIR`, else `.`) must exist; it is never created.
+pub(crate) fn require_project_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
         return Ok(());
-    };
-    let Some(version) = reg.get(&id).await? else {
-        return Ok(());
-    };
-    let store = Store::open(&paths.cache)?;
-    match store.read_verified(&version.model) {
-        Ok(bytes) => crate::store::write_atomic(&paths.models.join(format!("{tag}.zip")), &bytes)?,
-        Err(e) => eprintln!("warning: `models/{tag}.zip` not updated: {e}"),
     }
-    Ok(())
+    Err(Diagnostic::new(format!(
+        "the project directory `{}` does not exist",
+        dir.display()
+    ))
+    .hint("check the path given to `-C`")
+    .into())
 }
 
 pub(crate) fn planner_for(loaded: &config::Loaded, overrides: &[String]) -> Planner {
@@ -247,6 +270,18 @@ pub(crate) fn engine_config(paths: &Paths, config: &config::Config) -> EngineCon
 }
 
 async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
+    if args.dry_run {
+        let opts = RunOptions {
+            until: args.step,
+            force: args.force.clone(),
+            overrides: args.overrides.clone(),
+            frozen: args.frozen,
+            full_refresh: args.full_refresh,
+        };
+        let entries = plan(dir, printer, opts).await?;
+        print_plan(printer, &entries, false);
+        return Ok(Exit::Ok);
+    }
     let paths = Paths::resolve(dir);
     let loaded = config::load(&paths.project, &args.overrides)?;
     let store = Store::open(&paths.cache)?
@@ -271,19 +306,15 @@ async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
         );
     }
     let project_name = paths.project_name(&loaded.config);
-    let run_id = if args.dry_run {
-        0
-    } else {
-        // We hold the run lock: a run of this project still `running` whose process is gone
-        // was killed.
-        for id in registry.mark_interrupted(&project_name).await? {
-            printer.detail(
-                1,
-                &format!("run {id} was interrupted (its process is gone)"),
-            );
-        }
-        registry.begin_run(&project_name, "run").await?
-    };
+    // We hold the run lock: a run of this project still `running` whose process is gone was
+    // killed.
+    for id in registry.mark_interrupted(&project_name).await? {
+        printer.detail(
+            1,
+            &format!("run {id} was interrupted (its process is gone)"),
+        );
+    }
+    let run_id = registry.begin_run(&project_name, "run").await?;
     let engine: EngineSlot = Arc::new(tokio::sync::Mutex::new(None));
     let ctx = Ctx {
         paths: &paths,
@@ -295,13 +326,13 @@ async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
         engine_config: engine_config(&paths, &loaded.config),
         run_id,
         h2o_started: false,
+        mode: Mode::Run,
     };
     let opts = RunOptions {
         until: args.step,
         force: args.force.clone(),
         overrides: args.overrides.clone(),
         frozen: args.frozen,
-        dry_run: args.dry_run,
         full_refresh: args.full_refresh,
     };
     let planner = planner_for(&loaded, &args.overrides);
@@ -310,7 +341,6 @@ async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
         r = pipeline.run() => Some(r),
         _ = interrupted() => None,
     };
-    let plan = std::mem::take(&mut pipeline.plan);
     drop(pipeline);
     // Release the engine on every path (success, error, Ctrl-C): stop a managed node, or cancel
     // the run's jobs and remove its keys from a cluster it does not own; a 2nd Ctrl-C skips.
@@ -326,9 +356,7 @@ async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
         }
     }
     let Some(result) = result else {
-        if run_id != 0 {
-            let _ = registry.finish_run(run_id, "interrupted", None).await;
-        }
+        let _ = registry.finish_run(run_id, "interrupted", None).await;
         return Err(Diagnostic::new("interrupted")
             .hint("run again: completed steps are cached")
             .exit(Exit::Interrupted)
@@ -337,18 +365,12 @@ async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
     let (outcome, done) = match result {
         Ok(r) => r,
         Err(e) => {
-            if run_id != 0 {
-                let _ = registry
-                    .finish_run(run_id, "failed", Some(&format!("{e:#}")))
-                    .await;
-            }
+            let _ = registry
+                .finish_run(run_id, "failed", Some(&format!("{e:#}")))
+                .await;
             return Err(e);
         }
     };
-    if args.dry_run {
-        print_plan(printer, &plan, false);
-        return Ok(Exit::Ok);
-    }
     printer.done(&done);
     let status = match &outcome {
         Outcome::Ok { .. } | Outcome::Planned => "ok",
@@ -451,18 +473,14 @@ fn print_plan(printer: &Printer, plan: &[PlanEntry], json: bool) {
     }
 }
 
-/// Plans without running (never starts H2O): each step fresh or stale, with its reason.
-async fn plan(
-    dir: &Path,
-    printer: &Printer,
-    overrides: Vec<String>,
-    force: Vec<Step>,
-    full_refresh: bool,
-) -> Result<Vec<PlanEntry>> {
+/// Plans without running (never starts H2O): each step fresh or stale, with its reason. Reads
+/// only ([`Mode::Plan`]): no run lock, no remote cache, the registry opened read-only.
+async fn plan(dir: &Path, printer: &Printer, opts: RunOptions) -> Result<Vec<PlanEntry>> {
+    require_project_dir(dir)?;
     let paths = Paths::resolve(dir);
-    let loaded = config::load(&paths.project, &overrides)?;
+    let loaded = config::load(&paths.project, &opts.overrides)?;
     let store = Store::open(&paths.cache)?;
-    let registry = Registry::open(&paths.state_url).await?;
+    let registry = Registry::open_read(&paths.state_url).await?;
     let old_lock = Lockfile::load(&paths.lockfile)?;
     let engine: EngineSlot = Arc::new(tokio::sync::Mutex::new(None));
     let ctx = Ctx {
@@ -475,18 +493,16 @@ async fn plan(
         engine_config: engine_config(&paths, &loaded.config),
         run_id: 0,
         h2o_started: false,
+        mode: Mode::Plan,
     };
-    let planner = planner_for(&loaded, &overrides);
-    let opts = RunOptions {
-        dry_run: true,
-        overrides,
-        force,
-        full_refresh,
-        ..Default::default()
-    };
+    let planner = planner_for(&loaded, &opts.overrides);
     let mut pipeline = Pipeline::new(ctx, opts, old_lock, planner);
     pipeline.run().await?;
-    Ok(std::mem::take(&mut pipeline.plan))
+    let entries = std::mem::take(&mut pipeline.plan);
+    drop(pipeline);
+    registry::links::warn_stale(printer, &registry, &paths.models, |_| true).await?;
+    registry.close().await;
+    Ok(entries)
 }
 
 async fn status(
@@ -496,7 +512,12 @@ async fn status(
     overrides: Vec<String>,
     full_refresh: bool,
 ) -> Result<Exit> {
-    let entries = plan(dir, printer, overrides, Vec::new(), full_refresh).await?;
+    let opts = RunOptions {
+        overrides,
+        full_refresh,
+        ..Default::default()
+    };
+    let entries = plan(dir, printer, opts).await?;
     print_plan(printer, &entries, json);
     Ok(Exit::Ok)
 }
@@ -510,7 +531,13 @@ async fn explain(
     force: Vec<Step>,
     full_refresh: bool,
 ) -> Result<Exit> {
-    let entries = complete_plan(&plan(dir, printer, overrides, force, full_refresh).await?);
+    let opts = RunOptions {
+        overrides,
+        force,
+        full_refresh,
+        ..Default::default()
+    };
+    let entries = complete_plan(&plan(dir, printer, opts).await?);
     let entry = entries
         .iter()
         .find(|e| e.step == step.as_str() && e.attempt == 1)

@@ -36,6 +36,20 @@ use crate::store::{AcLookup, ActionEntry, Store};
 /// command code so that Ctrl-C can cancel the running job and stop the node.
 pub type EngineSlot = Arc<tokio::sync::Mutex<Option<Engine>>>;
 
+/// What a walk of the pipeline may change (DESIGN.md §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `run`, `watch`: runs stale steps, records the run, registers and tags versions, writes
+    /// `models/`, `ml.lock` and source state, fires hooks.
+    Run,
+    /// `status`, `explain`, `run --dry-run`: computes keys and looks them up, stopping at the
+    /// first stale step. It writes nothing to the registry, `models/`, `ml.lock` or a source's
+    /// state, runs no step and no hook; the registry it is given is opened read-only
+    /// ([`Registry::open_read`]). Only memos of file contents (the stat cache, data profiles)
+    /// may be refreshed, as `git status` refreshes its index.
+    Plan,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
     /// Run up to and including this step.
@@ -44,8 +58,6 @@ pub struct RunOptions {
     pub force: Vec<Step>,
     pub overrides: Vec<String>,
     pub frozen: bool,
-    /// Plan only: report what would run and why, run nothing.
-    pub dry_run: bool,
     /// Extract an incremental SQL source from scratch (`run --full-refresh`).
     pub full_refresh: bool,
 }
@@ -73,8 +85,10 @@ pub struct Ctx<'a> {
     pub registry: &'a Registry,
     pub engine: &'a EngineSlot,
     pub engine_config: EngineConfig,
+    /// The run's id in the registry; 0 in [`Mode::Plan`] (nothing is recorded).
     pub run_id: i64,
     pub h2o_started: bool,
+    pub mode: Mode,
 }
 
 impl Ctx<'_> {
@@ -270,6 +284,10 @@ impl<'a> Pipeline<'a> {
         self.planner
     }
 
+    fn planning(&self) -> bool {
+        self.ctx.mode == Mode::Plan
+    }
+
     fn wanted(&self, step: Step) -> bool {
         self.opts.until.map(|u| step <= u).unwrap_or(true)
     }
@@ -332,7 +350,7 @@ impl<'a> Pipeline<'a> {
         let reason = match lookup {
             Some(AcLookup::Hit(entry)) => {
                 let entry = *entry;
-                if self.opts.dry_run {
+                if self.planning() {
                     self.plan.push(PlanEntry {
                         step: step.to_string(),
                         attempt,
@@ -374,13 +392,13 @@ impl<'a> Pipeline<'a> {
             Some(AcLookup::OutputMissing(d)) => Reason::OutputMissing { digest: d },
         };
         // A local miss may be a remote hit (restored into the local store, verified).
-        if !forced && !self.opts.dry_run {
+        if !forced && !self.planning() {
             if let Some(entry) = self.restore(step, attempt, &ki, &key, summary).await {
                 self.lock_entry(step, attempt, &key, &ki, &entry);
                 return Ok(Begin::Done(Some(entry)));
             }
         }
-        if self.opts.dry_run {
+        if self.planning() {
             self.plan.push(PlanEntry {
                 step: step.to_string(),
                 attempt,
@@ -677,7 +695,7 @@ impl<'a> Pipeline<'a> {
         // The lock records complete runs of the file's own inputs: not `--set`, not a partial run.
         let complete = self.opts.until.is_none()
             && matches!(outcome, Outcome::Ok { .. } | Outcome::Escalated(_));
-        if complete && self.opts.overrides.is_empty() && !self.opts.frozen && !self.opts.dry_run {
+        if complete && self.opts.overrides.is_empty() && !self.opts.frozen && !self.planning() {
             self.new_lock
                 .save(&self.ctx.paths.lockfile)
                 .context("writing `ml.lock`")?;
@@ -716,7 +734,7 @@ impl<'a> Pipeline<'a> {
         let locate = step!(self, Step::Locate, 1, steps::locate::summary, |ctx| {
             steps::locate::run(ctx.store, &source, &profile)
         });
-        if !self.opts.dry_run {
+        if !self.planning() {
             source.remember(self.ctx.store)?;
         }
 
@@ -765,9 +783,11 @@ impl<'a> Pipeline<'a> {
             steps::modify::run(ctx, &attempts)
         });
         if modify.result["verdict"] == "fail" {
-            return Ok(Outcome::Escalated(
-                steps::modify::escalate(&self.ctx, &modify).await,
-            ));
+            // Planning reports the escalation; only a run notifies the escalation hooks.
+            return Ok(Outcome::Escalated(match self.ctx.mode {
+                Mode::Run => steps::modify::escalate(&self.ctx, &modify).await,
+                Mode::Plan => steps::modify::escalation_error(&modify),
+            }));
         }
 
         // 8 conclude
@@ -776,12 +796,25 @@ impl<'a> Pipeline<'a> {
         let conclude = step!(self, Step::Conclude, 1, steps::conclude::summary, |ctx| {
             steps::conclude::run(ctx, execute, monitor, &spec, &locate, &prepare).await
         });
-        // Replaying conclude registers the version in a registry that lacks it (a fresh CI
-        // runner) and restores missing `models/<tag>.zip` links; otherwise it changes nothing.
-        let version = steps::conclude::ensure(&mut self.ctx, &conclude, monitor).await?;
-        Ok(Outcome::Ok {
-            version: Some(version),
-        })
+        match self.ctx.mode {
+            // Replaying conclude registers the version in a registry that lacks it (a fresh CI
+            // runner), repairs its bytes and the `models/` files; otherwise it changes nothing.
+            Mode::Run => {
+                let version = steps::conclude::ensure(&mut self.ctx, &conclude, monitor).await?;
+                Ok(Outcome::Ok {
+                    version: Some(version),
+                })
+            }
+            // Planning only says what `run` would do about the version.
+            Mode::Plan => {
+                if let Some(note) = steps::conclude::inspect(&self.ctx, &conclude).await? {
+                    if let Some(entry) = self.plan.iter_mut().rev().find(|e| e.step == "conclude") {
+                        entry.reason = format!("{}; {note}", entry.reason);
+                    }
+                }
+                Ok(Outcome::Planned)
+            }
+        }
     }
 
     /// The prepared training rows of the version tagged `production` (drift's reference), when

@@ -233,6 +233,7 @@ pub async fn resolve(dir: &Path, model: &str) -> Result<Resolved> {
                 .await?
                 .into_iter()
                 .find(|v| v.model == digest);
+            reg.close().await;
             if let Some(version) = found {
                 let replay = load_replay(&paths, &version)?;
                 return Ok(Resolved {
@@ -256,14 +257,14 @@ pub async fn resolve(dir: &Path, model: &str) -> Result<Resolved> {
         .into());
     }
     let reg = open_registry(&paths).await?;
-    let version = lookup(&reg, model).await?;
-    load_version(&paths, version)
+    let version = lookup(&reg, model).await;
+    reg.close().await;
+    load_version(&paths, version?)
 }
 
+/// `predict` and `serve` only read the registry (DESIGN.md §8).
 async fn open_registry(paths: &Paths) -> Result<Registry> {
-    std::fs::create_dir_all(&paths.cache)
-        .with_context(|| format!("creating `{}`", paths.cache.display()))?;
-    Ok(Registry::open(&paths.state_url).await?)
+    Ok(Registry::open_read(&paths.state_url).await?)
 }
 
 /// A tag's version, else the version with that id.
@@ -291,9 +292,10 @@ pub async fn lookup(reg: &Registry, model: &str) -> Result<Version> {
     }
 }
 
-/// Reads a version's MOJO and transform from the project's store.
+/// Reads a version's MOJO and transform from the project's store (a corrupt blob is moved to
+/// the quarantine, see [`Store::read_verified`]).
 pub fn load_version(paths: &Paths, version: Version) -> Result<Resolved> {
-    let store = Store::open(&paths.cache)?;
+    let store = Store::existing(&paths.cache);
     let bytes = store
         .read_verified(&version.model)
         .with_context(|| format!("reading the MOJO of version {}", version.id))?;
@@ -309,7 +311,7 @@ fn load_replay(paths: &Paths, version: &Version) -> Result<Option<Replay>> {
     let Some(digest) = version.provenance["transform"].as_str() else {
         return Ok(None);
     };
-    let store = Store::open(&paths.cache)?;
+    let store = Store::existing(&paths.cache);
     let context = || format!("reading the transform of version {}", version.id);
     let bytes = store.read_verified(digest).with_context(context)?;
     let manifest: Manifest = serde_json::from_slice(&bytes).with_context(context)?;

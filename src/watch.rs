@@ -245,6 +245,7 @@ async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[Stri
         engine_config: engine_cfg,
         run_id,
         h2o_started: false,
+        mode: crate::pipeline::Mode::Run,
     };
     let opts = RunOptions {
         overrides: overrides.to_vec(),

@@ -20,7 +20,8 @@ async fn version(reg: &Registry, id: &str) -> Result<Version> {
         .with_context(|| format!("no version `{id}` in the registry (see `mlbuild versions`)"))
 }
 
-/// The `show --json` document: the version, the tags pointing at it, the card's store path.
+/// The `show --json` document: the version, the tags pointing at it, the card's store path and
+/// the version's history (its bytes restored or replaced, oldest first).
 pub async fn show_doc(reg: &Registry, dir: &Path, id: &str) -> Result<Value> {
     let v = version(reg, id).await?;
     let tags: Vec<String> = reg
@@ -31,14 +32,14 @@ pub async fn show_doc(reg: &Registry, dir: &Path, id: &str) -> Result<Value> {
         .map(|(t, _)| t)
         .collect();
     let paths = crate::project::Paths::resolve(dir);
-    let card_path = crate::store::Store::open(&paths.cache)
-        .ok()
-        .map(|s| s.blob_path(&v.card))
+    let card_path = Some(Store::existing(&paths.cache).blob_path(&v.card))
         .filter(|p| p.exists())
         .map(|p| p.display().to_string());
+    let history = reg.version_events(&v.id).await?;
     let mut doc = serde_json::to_value(&v)?;
     doc["tags"] = json!(tags);
     doc["card_path"] = json!(card_path);
+    doc["history"] = json!(history);
     Ok(doc)
 }
 
@@ -50,6 +51,9 @@ pub async fn show(
     json: bool,
 ) -> Result<Exit> {
     let doc = show_doc(reg, dir, id).await?;
+    let models = crate::project::Paths::resolve(dir).models;
+    let id = doc["id"].as_str().unwrap_or(id).to_string();
+    super::links::warn_stale(printer, reg, &models, |l| l.version == id).await?;
     if json {
         printer.data(&serde_json::to_string_pretty(&doc)?);
         return Ok(Exit::Ok);
@@ -123,6 +127,24 @@ pub async fn show(
             let _ = writeln!(s, "  {k:<24} {}", fmt(v));
         }
     }
+    for e in doc["history"].as_array().into_iter().flatten() {
+        let short = |k: &str| {
+            e[k].as_str()
+                .map_or("?", |d| &d[..12.min(d.len())])
+                .to_string()
+        };
+        let _ = writeln!(
+            s,
+            "history   {} {} {} {} → {} by {}: {}",
+            e["at"].as_str().unwrap_or("?"),
+            e["blob"].as_str().unwrap_or("?"),
+            e["kind"].as_str().unwrap_or("?"),
+            short("from"),
+            short("to"),
+            e["by"].as_str().unwrap_or("?"),
+            e["reason"].as_str().unwrap_or("")
+        );
+    }
     printer.data(s.trim_end());
     Ok(Exit::Ok)
 }
@@ -138,7 +160,7 @@ pub async fn export_card(
     out: &Path,
 ) -> Result<()> {
     let v = version(reg, id).await?;
-    let store = Store::open(&crate::project::Paths::resolve(dir).cache)?;
+    let store = Store::existing(&crate::project::Paths::resolve(dir).cache);
     let missing = |what: &str, digest: &str| {
         format!(
             "{what} `{}` of version {} is not in this store",
@@ -312,7 +334,7 @@ pub async fn diff(
 ) -> Result<Exit> {
     let (va, vb) = (version(reg, a).await?, version(reg, b).await?);
     let paths = crate::project::Paths::resolve(dir);
-    let store = Store::open(&paths.cache).ok();
+    let store = Some(Store::existing(&paths.cache));
     let boards = [
         Board::load(store.as_ref(), &va),
         Board::load(store.as_ref(), &vb),

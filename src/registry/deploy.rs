@@ -14,7 +14,10 @@
 //!    versions, mlbuild's version and who deployed it;
 //! 5. move TAG (reason: `--reason`, else `deploy --mojo <file name>`), recorded in its history
 //!    and undone by `rollback` like any move;
-//! 6. write `models/<TAG>.zip` atomically (the registered version's bytes);
+//! 6. write `models/<TAG>.zip` atomically (the registered version's bytes), under the lock of
+//!    `models/` taken before the tag moved, repairing any other tag's stale file
+//!    ([`super::links`]); a version registered earlier whose MOJO left the store gets this
+//!    file's bytes (recorded in its history);
 //! 7. when TAG moved, run the `[conclude.deploy]` hooks with conclude's payload (event
 //!    `deployed`, `run` null, plus `source` and `file`); a failing hook is a warning.
 //!
@@ -31,7 +34,7 @@ use crate::error::{Diagnostic, Exit};
 use crate::mojo::validate::{self, Report};
 use crate::project::Paths;
 use crate::report::Printer;
-use crate::store::{write_atomic, Store};
+use crate::store::Store;
 
 /// What `deploy --json` prints.
 #[derive(Debug, Serialize)]
@@ -97,6 +100,12 @@ pub async fn command(
     std::fs::create_dir_all(&paths.cache)
         .with_context(|| format!("creating `{}`", paths.cache.display()))?;
     let store = Store::open(&paths.cache)?;
+    // Bytes stored under this digest but damaged are moved aside, so these replace them.
+    let digest = blake3::hash(&bytes).to_hex().to_string();
+    if store.contains(&digest) {
+        let _ = store.read_verified(&digest);
+    }
+    let had_bytes = store.contains(&digest);
     let model = store.put_bytes(&bytes)?;
     let card = store.put_bytes(card(&report, &model).as_bytes())?;
     let registry = Registry::open(&paths.state_url).await?;
@@ -132,8 +141,14 @@ pub async fn command(
                 version.id
             ),
         );
+        repair(
+            &registry, &store, printer, &version, &model, had_bytes, &name, &by,
+        )
+        .await?;
     }
 
+    // The tag moves and `models/<TAG>.zip` follows it under the lock of `models/`.
+    let lock = super::links::lock_for(&paths.models, printer)?;
     let default_reason = format!("deploy --mojo {name}");
     let moved = registry
         .move_tag(tag, &version.id, &by, reason.unwrap_or(&default_reason))
@@ -147,17 +162,16 @@ pub async fn command(
             moved.from.as_deref().unwrap_or("unset")
         ),
     );
-
-    // `models/<TAG>.zip` holds the version's bytes; a version registered earlier from another
-    // download of the same model has other bytes, and this file stands in if those are gone.
-    let link_bytes = if version.model == model {
-        bytes
-    } else {
-        store.read_verified(&version.model).unwrap_or(bytes)
-    };
+    let synced = super::links::sync(&registry, &store, &paths.models, &lock).await?;
+    drop(lock);
+    super::links::report(printer, &synced, &[tag]);
+    let version = registry.get(&version.id).await?.unwrap_or(version);
     let link = paths.models.join(format!("{tag}.zip"));
-    write_atomic(&link, &link_bytes)?;
-    printer.status("Wrote", &format!("models/{tag}.zip"));
+    let written =
+        std::fs::read(&link).is_ok_and(|b| blake3::hash(&b).to_hex().to_string() == version.model);
+    if written {
+        printer.status("Wrote", &format!("models/{tag}.zip"));
+    }
 
     if let Some(hooks) = hooks.filter(|h| !h.is_empty() && moved.changed()) {
         let payload = json!({
@@ -186,6 +200,50 @@ pub async fn command(
         printer.data(&serde_json::to_string_pretty(&out)?);
     }
     Ok(Exit::Ok)
+}
+
+/// A version registered earlier (same canonical digest) whose MOJO bytes have left the store
+/// gets this file's bytes: the same bytes are recorded as restored, other bytes (another
+/// download of the same model) replace them. Recorded in the version's history.
+#[allow(clippy::too_many_arguments)]
+async fn repair(
+    registry: &Registry,
+    store: &Store,
+    printer: &Printer,
+    version: &super::Version,
+    model: &str,
+    had_bytes: bool,
+    file: &str,
+    by: &str,
+) -> Result<()> {
+    let restored = version.model == model && !had_bytes;
+    let replaced = version.model != model && !store.contains(&version.model);
+    if !restored && !replaced {
+        return Ok(());
+    }
+    let reason =
+        format!("its MOJO was not in the store; deploy --mojo {file} (same canonical digest)");
+    if registry
+        .repair_blob(
+            &version.id,
+            &super::Blob::Mojo,
+            &version.model,
+            model,
+            by,
+            &reason,
+        )
+        .await?
+    {
+        printer.status(
+            "Repaired",
+            &format!(
+                "version {}: its MOJO {} from `{file}`",
+                version.id,
+                if restored { "restored" } else { "replaced" }
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// The file's name without its directories: provenance and messages never hold a local path.

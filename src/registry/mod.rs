@@ -30,6 +30,7 @@
 
 pub mod commands;
 pub mod deploy;
+pub mod links;
 mod render;
 mod runs;
 mod schema;
@@ -51,7 +52,7 @@ use sqlx::AnyPool;
 pub use render::{render_history, render_tags, render_versions};
 pub use runs::{Run, StepRecord};
 pub use tags::{TagEvent, TagMove};
-pub use versions::{NewVersion, Version};
+pub use versions::{Blob, NewVersion, Version, VersionEvent};
 
 /// A run's id: a counter local to one registry.
 pub type RunId = i64;
@@ -215,6 +216,9 @@ enum Backend {
 #[derive(Debug, Clone)]
 pub struct Registry {
     pool: AnyPool,
+    /// The schema version of the database: [`schema::current`] once opened for writing; a read
+    /// ([`Registry::open_read`]) takes an older schema as it is (see `schema::has`).
+    schema: i64,
 }
 
 /// The `sqlite://` URL of a database file, created when missing.
@@ -324,7 +328,10 @@ impl Registry {
             .await
             .map_err(open_error)?;
 
-        let registry = Registry { pool };
+        let registry = Registry {
+            pool,
+            schema: schema::current(),
+        };
         if backend == Backend::Sqlite {
             // WAL lets readers work while another process writes. The mode is stored in the
             // file, so only the first open changes it; switching needs a lock that the busy
@@ -343,6 +350,109 @@ impl Registry {
         })
         .await?;
         Ok(registry)
+    }
+
+    /// Opens the state database for a command that only reads (`status`, `versions`, `tags`,
+    /// `predict`, …; DESIGN.md §8). Nothing is created and nothing is written: a SQLite file is
+    /// opened without `c`reate and every connection is `query_only` (Postgres: a read-only
+    /// session); no migration runs. A database that does not exist yet (no SQLite file, or no
+    /// `schema_version` table) reads as an empty registry, "no versions yet". An older schema is
+    /// read as it is (reads of newer tables see nothing) until a writing command upgrades it; a
+    /// newer one is [`RegistryError::SchemaTooNew`].
+    pub async fn open_read(url: &str) -> Result<Registry> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let shown = redact(url);
+        let open_error = |source| RegistryError::Open {
+            url: shown.clone(),
+            source,
+        };
+        let (backend, url) = if url.starts_with("sqlite:") {
+            use std::str::FromStr;
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(open_error)?;
+            if !options.get_filename().is_file() {
+                return Registry::empty().await;
+            }
+            // A damaged file is reported as such, never read as "no versions yet".
+            sqlite_file::prepare(options.get_filename(), false, &shown).await?;
+            let url = if url.contains("mode=rwc") {
+                url.replacen("mode=rwc", "mode=rw", 1)
+            } else if url.contains("mode=") {
+                url.to_string()
+            } else if url.contains('?') {
+                format!("{url}&mode=rw")
+            } else {
+                format!("{url}?mode=rw")
+            };
+            (Backend::Sqlite, url)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_string())
+        } else {
+            return Err(RegistryError::UnsupportedUrl { url: shown });
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    if backend == Backend::Sqlite {
+                        conn.execute(
+                            format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str(),
+                        )
+                        .await?;
+                        conn.execute("PRAGMA query_only = ON").await?;
+                    } else {
+                        conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(open_error)?;
+        let found = match schema::read_version(&pool).await {
+            Ok(found) => found,
+            Err(e) if schema::is_missing_table(&e) => 0,
+            Err(e) => return Err(e),
+        };
+        if found == 0 {
+            pool.close().await;
+            return Registry::empty().await;
+        }
+        schema::check_not_newer(found, &shown)?;
+        Ok(Registry {
+            pool,
+            schema: found,
+        })
+    }
+
+    /// A registry with nothing in it, in memory: what a read sees before the first write.
+    async fn empty() -> Result<Registry> {
+        let shown = "sqlite::memory:";
+        // One connection, kept for the life of the pool: an in-memory database lives and dies
+        // with its connection.
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect(shown)
+            .await
+            .map_err(|source| RegistryError::Open {
+                url: shown.into(),
+                source,
+            })?;
+        schema::migrate_once(&pool, shown).await?;
+        sqlx::query("PRAGMA query_only = ON")
+            .execute(&pool)
+            .await
+            .map_err(db("opening an empty registry"))?;
+        Ok(Registry {
+            pool,
+            schema: schema::current(),
+        })
     }
 
     /// Closes the pool, waiting for connections to finish (optional: dropping also closes).

@@ -8,7 +8,7 @@ use sqlx::{AnyPool, Row};
 use super::{db, RegistryError, Result};
 
 /// Migration `n` (1-based) brings the schema from version `n - 1` to `n`.
-pub(super) const MIGRATIONS: &[&[&str]] = &[V1, V2_RUN_HOSTS];
+pub(super) const MIGRATIONS: &[&[&str]] = &[V1, V2_RUN_HOSTS, V3_VERSION_EVENTS];
 
 const V1: &[&str] = &[
     // Row locks that serialize id allocation (`run`) and version registration (`version`).
@@ -71,6 +71,20 @@ const V2_RUN_HOSTS: &[&str] = &[
     "ALTER TABLE runs ADD COLUMN host TEXT",
     "ALTER TABLE runs ADD COLUMN pid BIGINT",
 ];
+
+/// A version's history: its bytes restored or replaced (`versions::VersionEvent`).
+const V3_VERSION_EVENTS: &[&str] = &["CREATE TABLE version_events (
+        version TEXT NOT NULL REFERENCES versions (id),
+        seq BIGINT NOT NULL,
+        at TEXT NOT NULL,
+        by_user TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        blob TEXT NOT NULL,
+        from_digest TEXT NOT NULL,
+        to_digest TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        PRIMARY KEY (version, seq)
+    )"];
 
 /// The schema version this build writes.
 pub(super) fn current() -> i64 {
@@ -136,7 +150,36 @@ pub(super) async fn read_version(pool: &AnyPool) -> Result<i64> {
         .map_err(db("reading the schema version"))
 }
 
-fn check_not_newer(found: i64, url: &str) -> Result<()> {
+/// The schema version that created `table` (0: none does).
+fn introduced(table: &str) -> i64 {
+    let create = format!("CREATE TABLE {table} ");
+    MIGRATIONS
+        .iter()
+        .position(|m| m.iter().any(|s| s.starts_with(&create)))
+        .map_or(0, |i| i as i64 + 1)
+}
+
+/// Whether a database at schema version `schema` has `table`: a read of an older schema
+/// ([`super::Registry::open_read`]) finds nothing in a table a later migration adds.
+pub(super) fn has(schema: i64, table: &str) -> bool {
+    let at = introduced(table);
+    at != 0 && schema >= at
+}
+
+/// Whether a query failed because the table does not exist (a database never initialised).
+pub(super) fn is_missing_table(e: &RegistryError) -> bool {
+    let RegistryError::Query {
+        source: sqlx::Error::Database(db),
+        ..
+    } = e
+    else {
+        return false;
+    };
+    // Postgres: undefined_table; SQLite has no code of its own for it.
+    db.code().as_deref() == Some("42P01") || db.message().contains("no such table")
+}
+
+pub(super) fn check_not_newer(found: i64, url: &str) -> Result<()> {
     if found > current() {
         return Err(RegistryError::SchemaTooNew {
             url: url.to_string(),

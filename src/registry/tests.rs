@@ -103,6 +103,8 @@ on_both_backends!(
     concurrent_registration_creates_one_version,
     concurrent_runs_get_distinct_ids,
     dead_runs_of_this_host_are_marked_interrupted,
+    reads_create_and_write_nothing,
+    repairs_are_a_versions_history,
 );
 
 fn hex(n: u64) -> String {
@@ -627,6 +629,112 @@ async fn concurrent_runs_get_distinct_ids(url: &str) {
         all.extend(task.await.unwrap());
     }
     assert_eq!(all.len() as u64, TASKS * 5);
+}
+
+/// `open_read` (status, versions, tags, predict, …): a database that does not exist reads as
+/// empty and is not created; an existing one is read, never written.
+async fn reads_create_and_write_nothing(url: &str) {
+    let empty = Registry::open_read(url).await.unwrap();
+    assert!(empty.versions().await.unwrap().is_empty());
+    assert!(empty.tags().await.unwrap().is_empty());
+    assert!(empty.version_events("v1").await.unwrap().is_empty());
+    empty.close().await;
+    if url.starts_with("sqlite:") {
+        use std::str::FromStr;
+        let file = sqlx::sqlite::SqliteConnectOptions::from_str(url).unwrap();
+        assert!(!file.get_filename().exists(), "a read created the file");
+    } else {
+        let pool = sqlx::AnyPool::connect(url).await.unwrap();
+        let tables = sqlx::query(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'schema_version'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(sqlx::Row::get::<i64, _>(&tables, 0), 0, "a read migrated");
+        pool.close().await;
+    }
+    let writer = Registry::open(url).await.unwrap();
+    let (v, _) = writer.register(new_version(1)).await.unwrap();
+    writer
+        .move_tag("staging", &v.id, "ann", "test")
+        .await
+        .unwrap();
+    let reader = Registry::open_read(url).await.unwrap();
+    assert_eq!(reader.tags().await.unwrap()["staging"], v.id);
+    assert!(
+        reader.register(new_version(2)).await.is_err(),
+        "a read-only registry refuses writes"
+    );
+    assert_eq!(writer.versions().await.unwrap().len(), 1);
+}
+
+/// A version's bytes restored or replaced: the pointer moves (compare-and-set on the old
+/// digest), the identity does not, and each repair is an event.
+async fn repairs_are_a_versions_history(url: &str) {
+    let registry = Registry::open(url).await.unwrap();
+    let mut new = new_version(7);
+    new.provenance = json!({"plots": {"roc": hex(1), "shap": hex(2)}});
+    let (v, _) = registry.register(new).await.unwrap();
+    let rebuilt = hex(99);
+    assert!(registry
+        .repair_blob(&v.id, &Blob::Mojo, &v.model, &rebuilt, "ann", "rebuilt")
+        .await
+        .unwrap());
+    // A second repair from the old digest lost the race: nothing changes.
+    assert!(!registry
+        .repair_blob(&v.id, &Blob::Mojo, &v.model, &hex(98), "bob", "late")
+        .await
+        .unwrap());
+    assert!(registry
+        .repair_blob(
+            &v.id,
+            &Blob::Plot("roc".into()),
+            &hex(1),
+            &hex(3),
+            "ann",
+            "plot"
+        )
+        .await
+        .unwrap());
+    assert!(registry
+        .repair_blob(
+            &v.id,
+            &Blob::Card,
+            &v.card,
+            &v.card,
+            "ann",
+            "from the remote"
+        )
+        .await
+        .unwrap());
+    let after = registry.get(&v.id).await.unwrap().unwrap();
+    assert_eq!(after.model, rebuilt);
+    assert_eq!(after.canonical, v.canonical);
+    assert_eq!(after.card, v.card);
+    assert_eq!(
+        after.provenance["plots"],
+        json!({"roc": hex(3), "shap": hex(2)})
+    );
+    let events = registry.version_events(&v.id).await.unwrap();
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.blob.as_str(), e.kind.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("mojo", "replaced"),
+            ("plot:roc", "replaced"),
+            ("card", "restored")
+        ]
+    );
+    assert_eq!(
+        (events[0].from.as_str(), events[0].to.as_str()),
+        (v.model.as_str(), rebuilt.as_str())
+    );
+    assert_eq!(events[0].by, "ann");
+    assert!(registry.version_events("nope").await.unwrap().is_empty());
 }
 
 #[test]

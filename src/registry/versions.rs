@@ -7,6 +7,13 @@
 //! otherwise, or two versions are registered within one second, the time is bumped by whole
 //! seconds. So `ORDER BY id` is creation order, ids never collide, and `created_at` keeps the
 //! true registration time.
+//!
+//! # Repairs
+//! A version names its bytes by blake3 (`model`, `card`, `provenance.plots`). MOJO bytes are never
+//! reproducible, so when a version's MOJO blob is lost (quarantined as corrupt, deleted) a rebuild
+//! yields other bytes with the same canonical digest. [`Registry::repair_blob`] then points the
+//! version at them (or records that the same bytes were restored), as an event of the version's
+//! history (`version_events`), shown by `show VERSION`. The identity (`canonical`) never changes.
 
 use chrono::{NaiveDateTime, Utc};
 use serde::Serialize;
@@ -45,6 +52,77 @@ pub struct Version {
     pub card: String,
     pub provenance: Value,
     pub run: Option<i64>,
+}
+
+/// One of the blobs a version names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blob {
+    Mojo,
+    Card,
+    /// A plot of the card, by name (`provenance.plots`).
+    Plot(String),
+}
+
+impl Blob {
+    /// As stored and shown: `mojo`, `card`, `plot:<name>`.
+    pub fn name(&self) -> String {
+        match self {
+            Blob::Mojo => "mojo".into(),
+            Blob::Card => "card".into(),
+            Blob::Plot(name) => format!("plot:{name}"),
+        }
+    }
+
+    /// For messages: `MOJO`, `card`, `roc plot`.
+    pub fn describe(&self) -> String {
+        match self {
+            Blob::Mojo => "MOJO".into(),
+            Blob::Card => "card".into(),
+            Blob::Plot(name) => format!("{name} plot"),
+        }
+    }
+}
+
+impl Version {
+    /// The blobs this version needs to be served and shown, with their digests.
+    pub fn blobs(&self) -> Vec<(Blob, String)> {
+        let mut out = vec![
+            (Blob::Mojo, self.model.clone()),
+            (Blob::Card, self.card.clone()),
+        ];
+        if let Some(plots) = self.provenance["plots"].as_object() {
+            for (name, digest) in plots {
+                if let Some(d) = digest.as_str() {
+                    out.push((Blob::Plot(name.clone()), d.to_string()));
+                }
+            }
+        }
+        out
+    }
+
+    fn digest_of(&self, blob: &Blob) -> Option<&str> {
+        match blob {
+            Blob::Mojo => Some(&self.model),
+            Blob::Card => Some(&self.card),
+            Blob::Plot(name) => self.provenance["plots"][name].as_str(),
+        }
+    }
+}
+
+/// An event of a version's history, as `show VERSION --json` prints it (`history`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionEvent {
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub by: String,
+    /// `restored`: the same bytes put back (from the remote cache or a file); `replaced`: the
+    /// version now names other bytes (a rebuilt MOJO with the same canonical digest).
+    pub kind: String,
+    /// `mojo`, `card` or `plot:<name>`.
+    pub blob: String,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
 }
 
 const COLUMNS: &str = "id, created_at, model, canonical, algo, metrics, card, provenance, run";
@@ -151,6 +229,115 @@ impl Registry {
             .map_err(db("registering a version"))?;
             tx.commit().await.map_err(db("registering a version"))?;
             Ok(Some((version, true)))
+        })
+        .await
+    }
+}
+
+impl Registry {
+    /// The history of version `id`, oldest first (empty on a schema older than the table).
+    pub async fn version_events(&self, id: &str) -> Result<Vec<VersionEvent>> {
+        if !super::schema::has(self.schema, "version_events") {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT at, by_user, kind, blob, from_digest, to_digest, reason \
+             FROM version_events WHERE version = $1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading a version's history"))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e: sqlx::Error| RegistryError::Corrupt(format!("version event: {e}"));
+                Ok(VersionEvent {
+                    at: row.try_get(0).map_err(get)?,
+                    by: row.try_get(1).map_err(get)?,
+                    kind: row.try_get(2).map_err(get)?,
+                    blob: row.try_get(3).map_err(get)?,
+                    from: row.try_get(4).map_err(get)?,
+                    to: row.try_get(5).map_err(get)?,
+                    reason: row.try_get(6).map_err(get)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records a repair of `blob` of version `id`: `to == from` means the same bytes were
+    /// restored; otherwise the version is pointed at `to` (for the MOJO, the caller has checked
+    /// that `to` has the version's canonical digest). A compare-and-set on `from`: returns
+    /// `false`, changing nothing, when the version no longer names `from` (a concurrent repair
+    /// won).
+    pub async fn repair_blob(
+        &self,
+        id: &str,
+        blob: &Blob,
+        from: &str,
+        to: &str,
+        by: &str,
+        reason: &str,
+    ) -> Result<bool> {
+        retry("repairing a version", || async {
+            let mut tx = self.pool.begin().await.map_err(db("repairing a version"))?;
+            // Lock the version's row first (module doc of `registry`), then look.
+            sqlx::query("UPDATE versions SET model = model WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("locking a version"))?;
+            let row = sqlx::query(&format!("SELECT {COLUMNS} FROM versions WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db("reading a version"))?
+                .ok_or_else(|| RegistryError::UnknownVersion(id.to_string()))?;
+            let mut version = version_from_row(&row)?;
+            if version.digest_of(blob) != Some(from) {
+                return Ok(Some(false));
+            }
+            if from != to {
+                let (column, value) = match blob {
+                    Blob::Mojo => ("model", to.to_string()),
+                    Blob::Card => ("card", to.to_string()),
+                    Blob::Plot(name) => {
+                        version.provenance["plots"][name] = Value::String(to.to_string());
+                        ("provenance", version.provenance.to_string())
+                    }
+                };
+                sqlx::query(&format!("UPDATE versions SET {column} = $1 WHERE id = $2"))
+                    .bind(value)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("repointing a version"))?;
+            }
+            let seq: i64 =
+                sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM version_events WHERE version = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .and_then(|row| row.try_get(0))
+                    .map_err(db("reading a version's history"))?;
+            sqlx::query(
+                "INSERT INTO version_events \
+                 (version, seq, at, by_user, kind, blob, from_digest, to_digest, reason) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(id)
+            .bind(seq + 1)
+            .bind(super::now_rfc3339())
+            .bind(by)
+            .bind(if from == to { "restored" } else { "replaced" })
+            .bind(blob.name())
+            .bind(from)
+            .bind(to)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("recording a repair"))?;
+            tx.commit().await.map_err(db("repairing a version"))?;
+            Ok(Some(true))
         })
         .await
     }

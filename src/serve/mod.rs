@@ -98,8 +98,17 @@ pub async fn serve(options: Options) -> Result<()> {
     // Only a tag moves; a version id or a file is fixed.
     let registry = if scorer.version.is_some() {
         let paths = Paths::resolve(&options.dir);
-        let reg = Registry::open(&paths.state_url).await?;
+        let reg = Registry::open_read(&paths.state_url).await?;
         let is_tag = reg.tags().await?.contains_key(&options.model);
+        if is_tag {
+            // `models/<TAG>.zip` is not what serve reads, but a stale one misleads whoever
+            // ships it: say so once.
+            for link in crate::registry::links::check(&reg, &paths.models).await? {
+                if let Some(w) = link.warning().filter(|_| link.tag == options.model) {
+                    eprintln!("warning: {w}");
+                }
+            }
+        }
         is_tag.then_some(reg)
     } else {
         None

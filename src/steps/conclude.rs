@@ -7,9 +7,18 @@
 //! fresh CI runner) and otherwise changes nothing, so a rerun never undoes a rollback.
 //! `production` is moved by conclude only when it is in `[conclude] promote` and the chosen
 //! attempt's baseline check *passed* (a skipped check — no baseline, or an incompatible one —
-//! does not count); otherwise `promote`/`rollback` move it. After tags move, the
-//! `[conclude.deploy]` hooks get `{event, version, tag, model, canonical, card}` per moved tag
-//! (non-fatal, see `report::hooks`).
+//! does not count); otherwise `promote`/`rollback` move it. Tags move and `models/` follows them
+//! under the lock of `models/` (`registry::links`); then the `[conclude.deploy]` hooks get
+//! `{event, version, tag, model, canonical, card}` per moved tag (non-fatal, see
+//! `report::hooks`). All of this happens in [`Mode::Run`] only: planning (`status`, `explain`,
+//! `run --dry-run`) calls [`inspect`], which reads.
+//!
+//! Repairs. A version whose MOJO, card or plot blob has left the store (a read found it corrupt
+//! and quarantined it, or it was deleted) is repaired by the next run that concludes it: the
+//! same bytes from the remote cache when it has them, else the bytes this conclude made (for the
+//! MOJO: a rebuild with the version's canonical digest), recorded in the version's history.
+//!
+//! [`Mode::Run`]: crate::pipeline::Mode::Run
 //!
 //! The card's plots (`report::plots`: leaderboard, SHAP importance, holdout ROC or residuals)
 //! are SVG blobs of their own: outputs `plot_<name>` of this step (so `cache push`/`pull`/`verify`
@@ -23,13 +32,14 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::config::Problem;
+use crate::error::Diagnostic;
 use crate::h2o::Leaderboard;
 use crate::metrics;
 use crate::pipeline::{Ctx, ProblemSpec, StepOutput};
-use crate::registry::NewVersion;
+use crate::registry::{links, Blob, NewVersion, Version};
 use crate::report::card::{self, PlotOutcome};
 use crate::report::plots;
-use crate::store::{write_atomic, ActionEntry};
+use crate::store::ActionEntry;
 
 pub async fn run(
     ctx: &mut Ctx<'_>,
@@ -172,8 +182,11 @@ fn holdout_plot(
     Ok(plots::holdout(&task, &actual, &predictions)?)
 }
 
-/// Makes sure the registry holds the concluded version and `models/<tag>.zip` matches the
-/// tags that point at it. Returns the version id.
+/// Makes sure the registry holds the concluded version, that its bytes are in the store, and
+/// that every `models/<tag>.zip` holds its tag's version ([`links::sync`], under the lock of
+/// `models/` taken before any tag moves). Returns the version id. [`Mode::Run`] only.
+///
+/// [`Mode::Run`]: crate::pipeline::Mode::Run
 pub async fn ensure(
     ctx: &mut Ctx<'_>,
     conclude: &ActionEntry,
@@ -197,6 +210,7 @@ pub async fn ensure(
             run: Some(ctx.run_id),
         })
         .await?;
+    let lock = links::lock_for(&ctx.paths.models, ctx.printer)?;
     let mut moved = Vec::new();
     if created {
         let by = crate::registry::current_user();
@@ -230,6 +244,11 @@ pub async fn ensure(
             &format!("version {} ({})", version.id, &model[..12.min(model.len())]),
         );
     }
+    let unrepaired = repair(ctx, &version, conclude).await?;
+    let synced = links::sync(registry, ctx.store, &ctx.paths.models, &lock).await?;
+    let moved_tags: Vec<&str> = moved.iter().map(String::as_str).collect();
+    links::report(ctx.printer, &synced, &moved_tags);
+    drop(lock);
     if created && !ctx.config.conclude.deploy.is_empty() {
         for tag in &moved {
             let payload = json!({
@@ -251,20 +270,162 @@ pub async fn ensure(
             .await;
         }
     }
-    let tags = registry.tags().await?;
-    for (tag, id) in &tags {
-        if *id == version.id {
-            let link = ctx.paths.models.join(format!("{tag}.zip"));
-            let fresh = std::fs::read(&link)
-                .map(|b| blake3::hash(&b).to_hex().to_string() == model)
-                .unwrap_or(false);
-            if !fresh {
-                let bytes = ctx.store.read_verified(&model)?;
-                write_atomic(&link, &bytes)?;
-            }
+    for (blob, why) in unrepaired {
+        let message = format!(
+            "the {} of version {} is not in the store ({why}) and this run could not repair it",
+            blob.describe(),
+            version.id
+        );
+        if blob != Blob::Mojo {
+            ctx.printer.warn(&format!(
+                "{message}; `mlbuild cache verify` lists what is damaged"
+            ));
+            continue;
         }
+        return Err(Diagnostic::new(message)
+            .hint("run `mlbuild run` again: execute rebuilds the MOJO now that the damaged blob is out of the store (or `mlbuild run --force execute`)")
+            .into());
     }
     Ok(version.id)
+}
+
+/// Puts back the blobs of `version` that the store lacks (deleted, or moved to the quarantine
+/// as corrupt): the same bytes from the remote cache when it has them, else the bytes this
+/// conclude made, which for the MOJO must have the version's canonical digest (MOJO bytes are
+/// never reproducible: a rebuild is the same model in other bytes). Each repair is an event of
+/// the version's history. Returns what could not be repaired, and why it was needed.
+async fn repair(
+    ctx: &Ctx<'_>,
+    version: &Version,
+    conclude: &ActionEntry,
+) -> Result<Vec<(Blob, String)>> {
+    let mut unrepaired = Vec::new();
+    let by = crate::registry::current_user();
+    for (blob, digest) in version.blobs() {
+        // A stat, as for any cached output; a corrupt blob is found (and quarantined) when read.
+        if ctx.store.contains(&digest) {
+            continue;
+        }
+        let why = if ctx.store.quarantined(&digest) {
+            "its blob was found corrupt and quarantined"
+        } else {
+            "its blob is missing"
+        };
+        if let Some(remote) = ctx.store.remote() {
+            let fetched = remote.fetch_blob(ctx.store, &digest, None).await;
+            for w in remote.take_warnings() {
+                ctx.printer.warn(&w);
+            }
+            if fetched {
+                let reason = format!("{why}; restored from the remote cache");
+                ctx.registry
+                    .repair_blob(&version.id, &blob, &digest, &digest, &by, &reason)
+                    .await?;
+                ctx.printer.status(
+                    "Restored",
+                    &format!(
+                        "the {} of version {} from the remote cache",
+                        blob.describe(),
+                        version.id
+                    ),
+                );
+                continue;
+            }
+        }
+        let output = match &blob {
+            Blob::Mojo => "mojo".to_string(),
+            Blob::Card => "card".to_string(),
+            Blob::Plot(name) => format!("plot_{name}"),
+        };
+        let Some(rebuilt) = conclude.outputs.get(&output).filter(|d| **d != digest) else {
+            unrepaired.push((blob, why.to_string()));
+            continue;
+        };
+        let bytes = match ctx.store.read_verified(rebuilt) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                unrepaired.push((blob, format!("{why}; the rebuilt one is unusable: {e}")));
+                continue;
+            }
+        };
+        if blob == Blob::Mojo {
+            let rebuilt_canonical = crate::mojo::canonical_digest(&bytes).ok();
+            if rebuilt_canonical.as_deref() != Some(version.canonical.as_str()) {
+                unrepaired.push((
+                    blob,
+                    format!("{why}; the rebuilt MOJO has another canonical digest"),
+                ));
+                continue;
+            }
+        }
+        let reason = format!(
+            "{why}; rebuilt by run {}{}",
+            ctx.run_id,
+            if blob == Blob::Mojo {
+                " (same canonical digest)"
+            } else {
+                ""
+            }
+        );
+        if ctx
+            .registry
+            .repair_blob(&version.id, &blob, &digest, rebuilt, &by, &reason)
+            .await?
+        {
+            ctx.printer.status(
+                "Repaired",
+                &format!(
+                    "version {}: its {} is now {} ({why})",
+                    version.id,
+                    blob.describe(),
+                    &rebuilt[..12]
+                ),
+            );
+        }
+    }
+    Ok(unrepaired)
+}
+
+/// What `status`, `explain` and `run --dry-run` say about a cached conclude ([`Mode::Plan`]:
+/// reads only): `None` when `run` would change nothing, else what it would do.
+///
+/// [`Mode::Plan`]: crate::pipeline::Mode::Plan
+pub async fn inspect(ctx: &Ctx<'_>, conclude: &ActionEntry) -> Result<Option<String>> {
+    let canonical = conclude.result["canonical"]
+        .as_str()
+        .context("conclude result lacks the canonical digest")?;
+    let Some(version) = ctx.registry.find_by_canonical(canonical).await? else {
+        let tags = &ctx.config.conclude.promote;
+        return Ok(Some(format!(
+            "its version is not in this registry: `mlbuild run` registers it{}",
+            if tags.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " and moves {}",
+                    tags.iter()
+                        .map(|t| format!("`{t}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        )));
+    };
+    let missing: Vec<String> = version
+        .blobs()
+        .into_iter()
+        .filter(|(_, digest)| !ctx.store.contains(digest))
+        .map(|(blob, _)| blob.describe())
+        .collect();
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "the {} of version {} {} not in the store: `mlbuild run` repairs it",
+        missing.join(", "),
+        version.id,
+        if missing.len() == 1 { "is" } else { "are" }
+    )))
 }
 
 fn provenance(

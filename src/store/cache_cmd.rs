@@ -3,13 +3,15 @@
 //! - `push` uploads the entries `ml.lock` names (blobs first, entry last) to the remote cache;
 //!   `pull` restores them from it, each blob verified. A CI job can `pull` once, or let
 //!   `run` restore step by step.
-//! - `verify` re-hashes every blob (a corrupt one is removed and reported) and checks that every
-//!   entry's outputs exist; any problem makes it exit 1.
+//! - `verify` re-hashes every blob (a corrupt one is moved to `v1/quarantine/` and reported),
+//!   checks that every entry's outputs exist, and names every registered version whose MOJO,
+//!   card or plot bytes are corrupt, or missing while a tag points at it, with the command that
+//!   repairs it; any problem makes it exit 1.
 //! - `gc` keeps what is reachable: the blobs of the versions tags point at (MOJO, card and the
 //!   digests in their provenance), the entries of the keys in `ml.lock` and of the steps of the
 //!   last `[cache] keep_runs` runs, and every blob those entries name; plus digests the stat
-//!   cache and source memos refer to. Everything else in `ac/` and `cas/` goes, and `tmp/` files
-//!   older than an hour. It holds the run lock throughout, so no run writes meanwhile, and
+//!   cache and source memos refer to. Everything else in `ac/` and `cas/` goes, `tmp/` files
+//!   older than an hour, and quarantined blobs older than [`QUARANTINE_DAYS`] days. It holds the run lock throughout, so no run writes meanwhile, and
 //!   leaves younger `tmp/` files alone in any case. Profiles are small and kept.
 
 use std::collections::BTreeSet;
@@ -17,12 +19,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::Value;
 
 use super::lockfile::Lockfile;
 use super::remote::{self, is_digest, Remote, Restore};
-use super::{hash_file, AcLookup, ActionEntry, RunLock, Store};
+use super::{hash_file, AcLookup, ActionEntry, RunLock, Store, QUARANTINE, QUARANTINE_DAYS};
 use crate::cli::CacheCommand;
 use crate::config;
 use crate::error::{Diagnostic, Exit};
@@ -39,7 +41,7 @@ pub async fn run(dir: &Path, printer: &Printer, cmd: CacheCommand) -> Result<Exi
     match cmd {
         CacheCommand::Push => push(&paths, &store, printer).await,
         CacheCommand::Pull => pull(&paths, &store, printer).await,
-        CacheCommand::Verify => verify(&store, printer),
+        CacheCommand::Verify => verify(&paths, &store, printer).await,
         CacheCommand::Gc { dry_run } => gc(&paths, &store, printer, dry_run).await,
     }
 }
@@ -192,7 +194,7 @@ fn name_of(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn verify(store: &Store, printer: &Printer) -> Result<Exit> {
+async fn verify(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit> {
     let (mut blobs, mut bytes, mut problems) = (0u64, 0u64, Vec::new());
     for path in files(&store.root().join("cas"), true) {
         let name = name_of(&path);
@@ -200,10 +202,8 @@ fn verify(store: &Store, printer: &Printer) -> Result<Exit> {
         bytes += path.metadata().map(|m| m.len()).unwrap_or(0);
         let actual = hash_file(&path)?;
         if actual != name {
-            fs::remove_file(&path).with_context(|| format!("removing `{}`", path.display()))?;
-            problems.push(format!(
-                "blob {name} is corrupt (its bytes hash to {actual}); removed"
-            ));
+            let moved = store.quarantine(&name, &actual);
+            problems.push(format!("{moved}"));
         }
     }
     let mut entries = 0u64;
@@ -220,28 +220,143 @@ fn verify(store: &Store, printer: &Printer) -> Result<Exit> {
             }
         }
     }
+    let versions = damaged_versions(paths, store).await?;
+    let damaged = versions.problems.len();
+    problems.extend(versions.problems);
     for p in &problems {
         printer.data(p);
+    }
+    if versions.collected > 0 {
+        printer.status(
+            "Note",
+            &format!(
+                "{} untagged version{} {} no MOJO, card or plot in this store (`cache gc` collects them; not a problem)",
+                versions.collected,
+                if versions.collected == 1 { "" } else { "s" },
+                if versions.collected == 1 { "has" } else { "have" },
+            ),
+        );
     }
     printer.status(
         "Verified",
         &format!(
-            "{blobs} blobs ({}) and {entries} entries: {} problem{}",
+            "{blobs} blobs ({}), {entries} entries and {} version{}: {} problem{}",
             human_bytes(bytes),
+            versions.checked,
+            if versions.checked == 1 { "" } else { "s" },
             problems.len(),
             if problems.len() == 1 { "" } else { "s" }
         ),
     );
     if problems.is_empty() {
-        Ok(Exit::Ok)
-    } else {
-        Err(Diagnostic::new(format!(
-            "the store has {} problem{}",
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" }
-        ))
-        .hint("run `mlbuild run`: steps whose outputs are gone rerun (or are restored) and store them anew")
-        .into())
+        return Ok(Exit::Ok);
+    }
+    Err(Diagnostic::new(format!(
+        "the store has {} problem{}{}",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" },
+        match damaged {
+            0 => String::new(),
+            1 => "; one version cannot be served or shown whole".into(),
+            n => format!("; {n} versions cannot be served or shown whole"),
+        }
+    ))
+    .hint("run `mlbuild run`: steps whose outputs are gone rerun (or are restored from the remote cache) and the version they conclude is repaired; each damaged version above names its own repair")
+    .into())
+}
+
+/// What [`damaged_versions`] found.
+struct VersionCheck {
+    checked: usize,
+    /// One line per damaged blob of a version, with the command that repairs it.
+    problems: Vec<String>,
+    /// Untagged versions whose blobs are simply gone (collected by `cache gc`).
+    collected: usize,
+}
+
+/// Every registered version whose MOJO, card or plots are not in this store: a problem when
+/// the blob was found corrupt (it is in the quarantine) or a tag points at the version;
+/// otherwise `cache gc` collected it, by design.
+async fn damaged_versions(paths: &Paths, store: &Store) -> Result<VersionCheck> {
+    let registry = Registry::open_read(&paths.state_url).await?;
+    let tags = registry.tags().await?;
+    let versions = registry.versions().await?;
+    registry.close().await;
+    // The canonical MOJO the committed `ml.lock` concludes: `mlbuild run` rebuilds that one.
+    let locked = Lockfile::load(&paths.lockfile)
+        .ok()
+        .flatten()
+        .and_then(|l| {
+            l.entry("conclude", 1)
+                .and_then(|e| e.outputs.get("mojo").cloned())
+        });
+    let mut out = VersionCheck {
+        checked: versions.len(),
+        problems: Vec::new(),
+        collected: 0,
+    };
+    for v in &versions {
+        let tagged: Vec<&str> = tags
+            .iter()
+            .filter(|(_, id)| **id == v.id)
+            .map(|(t, _)| t.as_str())
+            .collect();
+        let mut gone = false;
+        for (blob, digest) in v.blobs() {
+            if store.contains(&digest) {
+                continue;
+            }
+            let corrupt = store.quarantined(&digest);
+            if !corrupt && tagged.is_empty() {
+                gone = true;
+                continue;
+            }
+            out.problems.push(format!(
+                "version {}{}: its {} {} is {}; repair: {}",
+                v.id,
+                if tagged.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", tagged.join(", "))
+                },
+                blob.describe(),
+                &digest[..12.min(digest.len())],
+                if corrupt {
+                    format!(
+                        "corrupt (moved to `{}`)",
+                        store.quarantine_path(&digest).display()
+                    )
+                } else {
+                    "missing".to_string()
+                },
+                repair_command(v, locked.as_deref(), tagged.first().copied()),
+            ));
+        }
+        if gone {
+            out.collected += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// The command that puts a version's bytes back.
+fn repair_command(v: &crate::registry::Version, locked: Option<&str>, tag: Option<&str>) -> String {
+    if locked == Some(v.canonical.as_str()) {
+        return "`mlbuild run` (it rebuilds the model, or restores it from the remote cache)"
+            .into();
+    }
+    if v.provenance["source"] == "deploy" {
+        return format!(
+            "`mlbuild deploy --mojo {} --tag {}` with the same MOJO file",
+            v.provenance["file"].as_str().unwrap_or("FILE.zip"),
+            tag.unwrap_or("TAG")
+        );
+    }
+    match v.provenance["git_commit"].as_str() {
+        Some(commit) => {
+            format!("`mlbuild run` with the configuration that trained it (git commit {commit})")
+        }
+        None => "`mlbuild run` with the configuration that trained it".into(),
     }
 }
 
@@ -334,6 +449,22 @@ async fn gc(paths: &Paths, store: &Store, printer: &Printer, dry_run: bool) -> R
             .is_some_and(|age| age > TMP_GRACE);
         if old {
             doomed.push((format!("tmp {}", name_of(&path)), path.clone(), size(&path)));
+        }
+    }
+    let keep_quarantine = Duration::from_secs(QUARANTINE_DAYS * 24 * 3600);
+    for path in files(&store.root().join(QUARANTINE), false) {
+        let old = path
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > keep_quarantine);
+        if old {
+            doomed.push((
+                format!("quarantined {}", name_of(&path)),
+                path.clone(),
+                size(&path),
+            ));
         }
     }
     let total: u64 = doomed.iter().map(|d| d.2).sum();

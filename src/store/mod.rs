@@ -6,6 +6,7 @@
 //! v1/ac/<key>.json         action cache: step key → output digests + result (see ActionEntry)
 //! v1/stat.json             stat cache: (path, size, mtime, inode) → digest
 //! v1/tmp/                  in-flight writes; anything here is garbage after a crash
+//! v1/quarantine/<digest>   blobs whose bytes did not match their name, moved aside on a verified read
 //! state.db                 the registry (SQLite), unless MLBUILD_STATE_URL says otherwise
 //! ```
 //! The directory name carries the layout version: a future incompatible layout gets `v2/` and
@@ -36,6 +37,13 @@ use serde::{Deserialize, Serialize};
 /// Layout version of the on-disk store; part of the directory name.
 pub const LAYOUT: &str = "v1";
 
+/// Where corrupt blobs go, inside the layout directory (never deleted by a read; `cache gc`
+/// removes them after [`QUARANTINE_DAYS`]).
+pub const QUARANTINE: &str = "quarantine";
+
+/// How long `cache gc` keeps a quarantined blob.
+pub const QUARANTINE_DAYS: u64 = 7;
+
 /// A blake3 digest as 64 lowercase hex characters.
 pub type Digest = String;
 
@@ -48,8 +56,13 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
-    #[error("stored blob {digest} is corrupt (its bytes hash to {actual}); it was removed")]
-    Corrupt { digest: Digest, actual: Digest },
+    #[error("stored blob {digest} is corrupt (its bytes hash to {actual}); it was moved to `{}`", quarantined.display())]
+    Corrupt {
+        digest: Digest,
+        actual: Digest,
+        /// Where the bad bytes are now (`v1/quarantine/<digest>`).
+        quarantined: PathBuf,
+    },
     #[error("stored blob {digest} is missing")]
     Missing { digest: Digest },
 }
@@ -57,9 +70,10 @@ pub enum StoreError {
 impl StoreError {
     pub fn hint(&self) -> Option<String> {
         match self {
-            StoreError::Corrupt { .. } | StoreError::Missing { .. } => {
-                Some("run again: the step that made it reruns and stores it anew".into())
-            }
+            StoreError::Corrupt { .. } | StoreError::Missing { .. } => Some(
+                "`mlbuild run` makes it again (the step that made it reruns, or the remote cache restores it) and repairs the versions that use it; `mlbuild cache verify` lists every version whose bytes are damaged"
+                    .into(),
+            ),
             StoreError::Io { .. } => None,
         }
     }
@@ -108,6 +122,15 @@ impl Store {
             fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
         }
         Ok(Store { root, remote: None })
+    }
+
+    /// The store inside `cache_dir` as it is, creating nothing: for commands that only read
+    /// (a missing store reads as an empty one).
+    pub fn existing(cache_dir: &Path) -> Store {
+        Store {
+            root: cache_dir.join(LAYOUT),
+            remote: None,
+        }
     }
 
     /// This store with `remote` behind it.
@@ -188,8 +211,43 @@ impl Store {
         Ok(())
     }
 
-    /// Reads a blob and checks its bytes against its name. A corrupt blob is removed, so the
-    /// next run recreates it instead of tripping over it again.
+    /// Where a corrupt blob of this digest is kept.
+    pub fn quarantine_path(&self, digest: &str) -> PathBuf {
+        self.root.join(QUARANTINE).join(digest)
+    }
+
+    /// Whether a blob of this digest was found corrupt and moved to the quarantine.
+    pub fn quarantined(&self, digest: &str) -> bool {
+        digest.len() == 64 && self.quarantine_path(digest).is_file()
+    }
+
+    /// Moves a blob whose bytes hash to `actual` out of the CAS into the quarantine (so the next
+    /// run recreates it instead of tripping over it again, and the bytes stay for inspection).
+    pub fn quarantine(&self, digest: &str, actual: &str) -> StoreError {
+        let from = self.blob_path(digest);
+        let to = self.quarantine_path(digest);
+        let moved = fs::create_dir_all(to.parent().expect("quarantine paths have a parent"))
+            .and_then(|()| fs::rename(&from, &to))
+            // `cache gc` ages the quarantine from the move, not from when the blob was written.
+            .and_then(|()| {
+                fs::File::options()
+                    .write(true)
+                    .open(&to)?
+                    .set_modified(std::time::SystemTime::now())
+            });
+        if moved.is_err() && from.exists() {
+            // Never leave bad bytes where a `stat` would take them for good ones.
+            let _ = fs::remove_file(&from);
+        }
+        StoreError::Corrupt {
+            digest: digest.to_string(),
+            actual: actual.to_string(),
+            quarantined: to,
+        }
+    }
+
+    /// Reads a blob and checks its bytes against its name. A corrupt blob is moved to the
+    /// quarantine ([`Store::quarantine`]).
     pub fn read_verified(&self, digest: &str) -> Result<Vec<u8>, StoreError> {
         let path = self.blob_path(digest);
         let bytes = match fs::read(&path) {
@@ -203,11 +261,7 @@ impl Store {
         };
         let actual = blake3::hash(&bytes).to_hex().to_string();
         if actual != digest {
-            let _ = fs::remove_file(&path);
-            return Err(StoreError::Corrupt {
-                digest: digest.to_string(),
-                actual,
-            });
+            return Err(self.quarantine(digest, &actual));
         }
         Ok(bytes)
     }
@@ -222,11 +276,7 @@ impl Store {
         }
         let actual = hash_file(&path)?;
         if actual != digest {
-            let _ = fs::remove_file(&path);
-            return Err(StoreError::Corrupt {
-                digest: digest.to_string(),
-                actual,
-            });
+            return Err(self.quarantine(digest, &actual));
         }
         Ok(path)
     }
@@ -355,7 +405,9 @@ mod tests {
             store.read_verified(&d),
             Err(StoreError::Corrupt { .. })
         ));
-        assert!(!store.contains(&d), "a corrupt blob is removed");
+        assert!(!store.contains(&d), "a corrupt blob leaves the CAS");
+        assert!(store.quarantined(&d), "and is kept in the quarantine");
+        assert_eq!(fs::read(store.quarantine_path(&d)).unwrap(), b"tampered");
     }
 
     #[test]

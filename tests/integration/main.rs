@@ -12,6 +12,7 @@ mod deploy;
 mod engine_cancel;
 mod explain;
 mod h2o_warm;
+mod integrity;
 mod lifecycle;
 mod monitor_registry;
 mod precision;

@@ -1,0 +1,252 @@
+//! `models/<TAG>.zip`: the file of each tag, which holds the bytes of the version the tag names
+//! (DESIGN.md §8).
+//!
+//! # Mechanism
+//! Every command that moves a tag (`run`'s conclude, `promote`, `rollback`, `deploy`) takes
+//! [`Lock`], an exclusive lock on `models/.lock`, *before* the tag's transaction and holds it
+//! until the files are written by [`sync`]. Two such processes therefore serialise completely: a
+//! move that commits first also writes its file first, and the later move overwrites it, so the
+//! file never ends with the bytes of the move that lost the race. A process killed between the
+//! commit and the rename leaves a stale (or missing) file; the next writer repairs it, since
+//! [`sync`] checks the file of every tag, not only of the tag it moved.
+//!
+//! Commands that only read (`tags`, `show`, `serve`, `status`) call [`check`] and warn about a
+//! stale file, naming the command that repairs it. They take a shared lock on `models/.lock`
+//! when it exists (a writer's half-done move is never reported) and create nothing.
+//!
+//! A file is fresh when its blake3 is the version's `model`. When the version's bytes are not in
+//! this store (a registry shared with another machine, a quarantined blob), a stale file is
+//! removed rather than left holding another version's model, and the caller warns.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fs4::fs_std::FileExt;
+
+use super::{Registry, Result};
+use crate::report::Printer;
+use crate::store::{write_atomic, RunLock, Store, StoreError};
+
+/// The lock file inside `models/`.
+const LOCK_FILE: &str = ".lock";
+
+/// Held by a command that moves tags, from before the move until the files follow it.
+pub struct Lock {
+    _held: RunLock,
+}
+
+/// Takes the exclusive lock of `models/` (creating the directory), calling `waiting` once if
+/// another process holds it.
+pub fn lock(models: &Path, waiting: impl FnOnce(&str)) -> Result<Lock, StoreError> {
+    Ok(Lock {
+        _held: RunLock::acquire(&models.join(LOCK_FILE), waiting)?,
+    })
+}
+
+/// [`lock`], saying on `printer` when it has to wait.
+pub fn lock_for(models: &Path, printer: &Printer) -> Result<Lock, StoreError> {
+    lock(models, |holder| {
+        printer.status(
+            "Blocking",
+            &format!(
+                "waiting for another mlbuild process that is writing `models/` ({holder}; lock `{}`)",
+                models.join(LOCK_FILE).display()
+            ),
+        )
+    })
+}
+
+/// What a tag's file holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Fresh,
+    Missing,
+    /// Other bytes: those of version `holds`, or of no registered version.
+    Stale {
+        holds: Option<String>,
+    },
+}
+
+/// A tag, the version it names and its file.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub tag: String,
+    pub version: String,
+    /// blake3 of the version's MOJO: what the file must hold.
+    pub model: String,
+    pub path: PathBuf,
+    pub state: State,
+}
+
+impl Link {
+    /// `models/<TAG>.zip`, as messages name it.
+    pub fn file(&self) -> String {
+        format!("models/{}.zip", self.tag)
+    }
+
+    /// For a command that only reads: what is wrong, and the command that repairs it.
+    pub fn warning(&self) -> Option<String> {
+        let (tag, version, file) = (&self.tag, &self.version, self.file());
+        let what = match &self.state {
+            State::Fresh => return None,
+            State::Missing => format!("`{file}` is missing"),
+            State::Stale { holds: Some(other) } => {
+                format!("`{file}` is stale: it holds version {other}")
+            }
+            State::Stale { holds: None } => {
+                format!("`{file}` is stale: it holds the bytes of no registered version")
+            }
+        };
+        Some(format!(
+            "{what}, but tag `{tag}` names version {version}; `mlbuild promote {tag} {version}` (or any `mlbuild run`) rewrites it"
+        ))
+    }
+}
+
+/// Every tag's link, as the files are now.
+async fn links(reg: &Registry, models: &Path) -> Result<Vec<Link>> {
+    let mut out = Vec::new();
+    let mut versions = None;
+    for (tag, id) in reg.tags().await? {
+        let Some(version) = reg.get(&id).await? else {
+            continue;
+        };
+        let path = models.join(format!("{tag}.zip"));
+        let state = match std::fs::read(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::Missing,
+            Err(_) => State::Stale { holds: None },
+            Ok(bytes) => {
+                let actual = blake3::hash(&bytes).to_hex().to_string();
+                if actual == version.model {
+                    State::Fresh
+                } else {
+                    if versions.is_none() {
+                        versions = Some(reg.versions().await?);
+                    }
+                    let holds = versions
+                        .iter()
+                        .flatten()
+                        .find(|v| v.model == actual)
+                        .map(|v| v.id.clone());
+                    State::Stale { holds }
+                }
+            }
+        };
+        out.push(Link {
+            tag,
+            version: id,
+            model: version.model,
+            path,
+            state,
+        });
+    }
+    Ok(out)
+}
+
+/// For commands that only read: every tag's link, read under a shared lock when a writer ever
+/// took one (nothing is created).
+pub async fn check(reg: &Registry, models: &Path) -> Result<Vec<Link>> {
+    let _shared = match File::open(models.join(LOCK_FILE)) {
+        Ok(file) => {
+            // A writer holds the lock for one tag move and a few file writes.
+            while !FileExt::try_lock_shared(&file).unwrap_or(true) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Some(file)
+        }
+        Err(_) => None,
+    };
+    links(reg, models).await
+}
+
+/// Warns about every stale file (for commands that only read), among the tags `only` keeps.
+pub async fn warn_stale(
+    printer: &Printer,
+    reg: &Registry,
+    models: &Path,
+    only: impl Fn(&Link) -> bool,
+) -> Result<()> {
+    for link in check(reg, models).await?.iter().filter(|l| only(l)) {
+        if let Some(w) = link.warning() {
+            printer.warn(&w);
+        }
+    }
+    Ok(())
+}
+
+/// What [`sync`] did to a file that was not fresh.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Now holds the version's bytes.
+    Wrote,
+    /// The version's bytes are not available here; a stale file was removed.
+    Unavailable { error: String, removed: bool },
+}
+
+/// Makes every tag's file hold its version's bytes (the caller holds [`Lock`], taken before it
+/// moved any tag). Returns what it changed; fresh files are left alone.
+pub async fn sync(
+    reg: &Registry,
+    store: &Store,
+    models: &Path,
+    _lock: &Lock,
+) -> Result<Vec<(Link, Outcome)>> {
+    let mut out = Vec::new();
+    for link in links(reg, models).await? {
+        if link.state == State::Fresh {
+            continue;
+        }
+        let written = store
+            .read_verified(&link.model)
+            .and_then(|bytes| write_atomic(&link.path, &bytes));
+        let outcome = match written {
+            Ok(()) => Outcome::Wrote,
+            Err(e) => {
+                let removed =
+                    link.state != State::Missing && std::fs::remove_file(&link.path).is_ok();
+                Outcome::Unavailable {
+                    error: e.to_string(),
+                    removed,
+                }
+            }
+        };
+        out.push((link, outcome));
+    }
+    Ok(out)
+}
+
+/// Prints what [`sync`] did: files of the tags in `moved` were expected to change and are not
+/// mentioned; any other rewrite is a repair.
+pub fn report(printer: &Printer, synced: &[(Link, Outcome)], moved: &[&str]) {
+    for (link, outcome) in synced {
+        match outcome {
+            Outcome::Wrote if moved.contains(&link.tag.as_str()) => {}
+            Outcome::Wrote => printer.status(
+                "Repaired",
+                &format!(
+                    "`{}` ({}); it now holds version {} (tag `{}`)",
+                    link.file(),
+                    match &link.state {
+                        State::Missing => "it was missing".to_string(),
+                        State::Stale { holds: Some(v) } => format!("it held version {v}"),
+                        _ => "it held other bytes".to_string(),
+                    },
+                    link.version,
+                    link.tag
+                ),
+            ),
+            Outcome::Unavailable { error, removed } => printer.warn(&format!(
+                "`{}` cannot hold version {} (tag `{}`): {error}{}; `mlbuild cache verify` says how to repair the version",
+                link.file(),
+                link.version,
+                link.tag,
+                if *removed {
+                    "; the stale file was removed"
+                } else {
+                    ""
+                }
+            )),
+        }
+    }
+}
