@@ -21,6 +21,8 @@ pub mod schema;
 mod validate;
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};

@@ -13,6 +13,7 @@ mod explain;
 mod h2o_warm;
 mod lifecycle;
 mod monitor_registry;
+mod parsers;
 mod precision;
 mod prepare_confirm;
 mod registry_cmds;
