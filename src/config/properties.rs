@@ -560,3 +560,20 @@ fn a_deeply_nested_derive_expression_is_a_located_error() {
     assert!(e.to_string().starts_with("ml.toml:6:"), "{e}");
     assert!(e.to_string().contains("nested too deeply"), "{e}");
 }
+
+/// `ml.toml` as bytes, through [`super::load`]: a file that is not UTF-8 is a syntax error at
+/// its first bad byte, not "cannot read" without a place (found with the property test's
+/// invalid-UTF-8 mutations).
+#[test]
+fn a_file_that_is_not_utf8_is_located() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ml.toml"),
+        b"[define]\ntarget = \"CAP\xffSULE\"\n",
+    )
+    .unwrap();
+    let e = super::load(dir.path(), &[]).unwrap_err();
+    let place = e.place().and_then(Place::line_column);
+    assert_eq!(place, Some((2, 14)), "{e}");
+    assert!(e.to_string().contains("not UTF-8"), "{e}");
+}
