@@ -451,6 +451,16 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
+/// Runs `f` with at most `limit` bytes live on this thread (a regression test's guard: past
+/// it the binary aborts, naming `what`).
+pub fn within_memory(limit: usize, what: &str, f: impl FnOnce()) {
+    ABOUT.with(|a| *a.borrow_mut() = format!("{what}\n").into_bytes());
+    LIVE.with(|l| l.set(0));
+    BUDGET.with(|b| b.set(limit as isize));
+    f();
+    BUDGET.with(|b| b.set(isize::MAX));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Time: a watchdog for hung cases
 

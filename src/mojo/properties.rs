@@ -429,3 +429,137 @@ fn mojos_never_panic_and_loading_agrees_with_validate() {
         .to_string())
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Regression tests: the cases the property test found, each reduced to one edit of a fixture.
+
+/// A fixture with `edit` applied to the text of entry `name`.
+fn edited(fixture: &str, name: &str, edit: impl Fn(&str) -> String) -> Vec<u8> {
+    let files: Vec<(String, Vec<u8>)> = entries(&repo_file(&format!("tests/fixtures/mojo/{fixture}.zip")))
+        .into_iter()
+        .map(|(n, d)| {
+            if n == name {
+                let text = edit(&String::from_utf8(d).unwrap());
+                (n, text.into_bytes())
+            } else {
+                (n, d)
+            }
+        })
+        .collect();
+    zip_of(&mut Rng::new(0), &files)
+}
+
+fn load_error(bytes: &[u8]) -> String {
+    let e = Mojo::load(bytes).expect_err("a damaged MOJO is refused");
+    let report = validate(bytes);
+    assert!(
+        report.errors.iter().all(|p| p.code != "internal_error"),
+        "{:?}",
+        report.errors
+    );
+    e.to_string()
+}
+
+/// Case 70: `[columns]` emptied (a line replaced) in a supervised model: `0 - 1` underflowed.
+#[test]
+fn empty_columns_are_an_error() {
+    let bytes = edited("glm_bin", "model.ini", |t| {
+        let (head, rest) = t.split_once("[columns]").unwrap();
+        let domains = &rest[rest.find("[domains]").unwrap()..];
+        format!("{}[columns]\n\n{domains}", head.replace("n_features = 7\n", ""))
+    });
+    assert!(load_error(&bytes).contains("`[columns]` is empty"));
+}
+
+/// Case 1574: a GLM whose categorical value is huge (a numeric column declared categorical)
+/// overflowed `level + offset`; `cat_offsets` that decrease or overflow are refused.
+#[test]
+fn glm_one_hot_arithmetic_is_checked() {
+    let bytes = edited("glm_bin", "model.ini", |t| {
+        t.replace("cat_offsets = [0, 4, 7, 9]", "cat_offsets = [0, 18446744073709551615, 7, 9]")
+    });
+    assert!(load_error(&bytes).contains("`cat_offsets`, `cats` and `nums` disagree"));
+    let mojo = Mojo::load(&repo_file("tests/fixtures/mojo/glm_bin.zip")).unwrap();
+    let huge = vec![Value::Number(9.3e18); mojo.signature().len()];
+    let _ = mojo.score(&huge);
+    let raw = vec![9.3e18; mojo.signature().len()];
+    let _ = mojo.score_encoded(&raw);
+}
+
+/// Case 2954: `base_models_num = 9223372036854775807` asked for a vector that large
+/// (capacity overflow).
+#[test]
+fn a_huge_base_model_count_is_an_error() {
+    let bytes = edited("se_reg", "model.ini", |t| {
+        let n = t.lines().find(|l| l.starts_with("base_models_num")).unwrap();
+        t.replace(n, "base_models_num = 9223372036854775807")
+    });
+    assert!(load_error(&bytes).contains("base models"));
+}
+
+/// A StackedEnsemble whose member is itself (`submodel_dir_0` = its own directory) recursed
+/// until the stack overflowed.
+#[test]
+fn a_self_nested_ensemble_is_an_error() {
+    let bytes = edited("se_bin", "model.ini", |t| {
+        let dir = t.lines().find(|l| l.starts_with("submodel_dir_0")).unwrap();
+        t.replace(dir, "submodel_dir_0 = ")
+    });
+    assert!(load_error(&bytes).contains("nested deeper than"));
+}
+
+/// A zip whose central directory declares a 2 GB entry: the loader reserved that much before
+/// reading (the property test's memory budget stopped it); now it reads what is there.
+#[test]
+fn a_declared_entry_size_is_not_an_allocation() {
+    let mut bytes = repo_file("tests/fixtures/mojo/glm_bin.zip");
+    let cd = (0..bytes.len() - 4)
+        .find(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x01, 0x02])
+        .unwrap();
+    bytes[cd + 24..cd + 28].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
+    hostile::within_memory(64 << 20, "a_declared_entry_size_is_not_an_allocation", || {
+        assert!(Mojo::load(&bytes).is_err());
+        assert!(canonical_digest(&bytes).is_err());
+    });
+}
+
+/// A tree file whose node says its left subtree is -1 bytes long (`usize` overflow), or zero
+/// bytes (the right subtree re-reads the left one: exponential decoding).
+#[test]
+fn tree_subtree_sizes_must_move_forward() {
+    let tree = entries(&repo_file("tests/fixtures/mojo/gbm_bin.zip"))
+        .into_iter()
+        .find(|(n, _)| n == "trees/t00_000.bin")
+        .unwrap()
+        .1;
+    // The root: type, column (2), NA direction, split (4), then the left size.
+    let lmask = tree[0] & 51;
+    assert!(lmask < 4, "the root's left child is not a leaf");
+    let width = [1, 2, 3, 4][lmask as usize];
+    let at = 8;
+    for size in [0u32, u32::MAX] {
+        let mut damaged = tree.clone();
+        damaged[at..at + width].copy_from_slice(&size.to_le_bytes()[..width]);
+        let bytes = {
+            let files: Vec<(String, Vec<u8>)> = entries(&repo_file("tests/fixtures/mojo/gbm_bin.zip"))
+                .into_iter()
+                .map(|(n, d)| if n == "trees/t00_000.bin" { (n, damaged.clone()) } else { (n, d) })
+                .collect();
+            zip_of(&mut Rng::new(0), &files)
+        };
+        let e = load_error(&bytes);
+        assert!(e.contains("t00_000.bin"), "{e}");
+    }
+}
+
+/// One-hot slots of any double (a damaged model may call a numeric column categorical), and
+/// of an empty slot range: no overflow, no slot outside the range.
+#[test]
+fn one_hot_index_takes_any_double() {
+    use super::row::one_hot_index;
+    assert_eq!(one_hot_index(9.3e18, 5, 8, true), Some(7));
+    assert_eq!(one_hot_index(-9.3e18, 5, 8, false), None);
+    assert_eq!(one_hot_index(f64::NAN, 0, 0, true), None);
+    assert_eq!(one_hot_index(f64::NAN, 3, 3, true), None);
+    assert_eq!(one_hot_index(1.0, 3, 6, true), Some(4));
+}
