@@ -312,10 +312,8 @@ fn document(rng: &mut Gen) -> String {
         let mut chosen = some_fields(rng, fields, 6);
         if table.name == "define" && rng.percent(90) {
             chosen.retain(|(n, _)| n != "target");
-            out.push_str(&format!(
-                "[define]\ntarget = {}\n",
-                quoted(*rng.pick(COLUMNS))
-            ));
+            let target = COLUMNS[rng.below(COLUMNS.len())];
+            out.push_str(&format!("[define]\ntarget = {}\n", quoted(target)));
         } else if table.name == "locate" && rng.percent(90) {
             chosen.retain(|(n, _)| n != "path" && n != "sql");
             out.push_str("[locate]\npath = \"data/prostate.csv\"\n");

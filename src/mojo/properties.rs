@@ -435,17 +435,18 @@ fn mojos_never_panic_and_loading_agrees_with_validate() {
 
 /// A fixture with `edit` applied to the text of entry `name`.
 fn edited(fixture: &str, name: &str, edit: impl Fn(&str) -> String) -> Vec<u8> {
-    let files: Vec<(String, Vec<u8>)> = entries(&repo_file(&format!("tests/fixtures/mojo/{fixture}.zip")))
-        .into_iter()
-        .map(|(n, d)| {
-            if n == name {
-                let text = edit(&String::from_utf8(d).unwrap());
-                (n, text.into_bytes())
-            } else {
-                (n, d)
-            }
-        })
-        .collect();
+    let files: Vec<(String, Vec<u8>)> =
+        entries(&repo_file(&format!("tests/fixtures/mojo/{fixture}.zip")))
+            .into_iter()
+            .map(|(n, d)| {
+                if n == name {
+                    let text = edit(&String::from_utf8(d).unwrap());
+                    (n, text.into_bytes())
+                } else {
+                    (n, d)
+                }
+            })
+            .collect();
     zip_of(&mut Rng::new(0), &files)
 }
 
@@ -466,7 +467,10 @@ fn empty_columns_are_an_error() {
     let bytes = edited("glm_bin", "model.ini", |t| {
         let (head, rest) = t.split_once("[columns]").unwrap();
         let domains = &rest[rest.find("[domains]").unwrap()..];
-        format!("{}[columns]\n\n{domains}", head.replace("n_features = 7\n", ""))
+        format!(
+            "{}[columns]\n\n{domains}",
+            head.replace("n_features = 7\n", "")
+        )
     });
     assert!(load_error(&bytes).contains("`[columns]` is empty"));
 }
@@ -476,7 +480,10 @@ fn empty_columns_are_an_error() {
 #[test]
 fn glm_one_hot_arithmetic_is_checked() {
     let bytes = edited("glm_bin", "model.ini", |t| {
-        t.replace("cat_offsets = [0, 4, 7, 9]", "cat_offsets = [0, 18446744073709551615, 7, 9]")
+        t.replace(
+            "cat_offsets = [0, 4, 7, 9]",
+            "cat_offsets = [0, 18446744073709551615, 7, 9]",
+        )
     });
     assert!(load_error(&bytes).contains("`cat_offsets`, `cats` and `nums` disagree"));
     let mojo = Mojo::load(&repo_file("tests/fixtures/mojo/glm_bin.zip")).unwrap();
@@ -491,7 +498,10 @@ fn glm_one_hot_arithmetic_is_checked() {
 #[test]
 fn a_huge_base_model_count_is_an_error() {
     let bytes = edited("se_reg", "model.ini", |t| {
-        let n = t.lines().find(|l| l.starts_with("base_models_num")).unwrap();
+        let n = t
+            .lines()
+            .find(|l| l.starts_with("base_models_num"))
+            .unwrap();
         t.replace(n, "base_models_num = 9223372036854775807")
     });
     assert!(load_error(&bytes).contains("base models"));
@@ -517,10 +527,14 @@ fn a_declared_entry_size_is_not_an_allocation() {
         .find(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x01, 0x02])
         .unwrap();
     bytes[cd + 24..cd + 28].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
-    hostile::within_memory(64 << 20, "a_declared_entry_size_is_not_an_allocation", || {
-        assert!(Mojo::load(&bytes).is_err());
-        assert!(canonical_digest(&bytes).is_err());
-    });
+    hostile::within_memory(
+        64 << 20,
+        "a_declared_entry_size_is_not_an_allocation",
+        || {
+            assert!(Mojo::load(&bytes).is_err());
+            assert!(canonical_digest(&bytes).is_err());
+        },
+    );
 }
 
 /// A tree file whose node says its left subtree is -1 bytes long (`usize` overflow), or zero
@@ -541,10 +555,17 @@ fn tree_subtree_sizes_must_move_forward() {
         let mut damaged = tree.clone();
         damaged[at..at + width].copy_from_slice(&size.to_le_bytes()[..width]);
         let bytes = {
-            let files: Vec<(String, Vec<u8>)> = entries(&repo_file("tests/fixtures/mojo/gbm_bin.zip"))
-                .into_iter()
-                .map(|(n, d)| if n == "trees/t00_000.bin" { (n, damaged.clone()) } else { (n, d) })
-                .collect();
+            let files: Vec<(String, Vec<u8>)> =
+                entries(&repo_file("tests/fixtures/mojo/gbm_bin.zip"))
+                    .into_iter()
+                    .map(|(n, d)| {
+                        if n == "trees/t00_000.bin" {
+                            (n, damaged.clone())
+                        } else {
+                            (n, d)
+                        }
+                    })
+                    .collect();
             zip_of(&mut Rng::new(0), &files)
         };
         let e = load_error(&bytes);

@@ -38,7 +38,7 @@ fn field(rng: &mut Rng) -> String {
         1 => "NA".into(),
         2 => rng.awkward_number(),
         3 => format!("\"{}\"", rng.junk(6).replace('"', "\"\"")),
-        4 => format!("\"a,b\nc\"\"d\""),
+        4 => "\"a,b\nc\"\"d\"".to_string(),
         5 => rng.junk(6),
         6 => " 12 ".into(),
         7 => "\"unclosed".into(),
@@ -222,10 +222,13 @@ fn csv_sources_never_panic_and_name_the_line() {
 // ---------------------------------------------------------------------------------------------
 // Parquet
 
+/// Writes a column's values for the given definition levels.
+type WriteColumn = Box<dyn Fn(&mut parquet::file::writer::SerializedColumnWriter<'_>, &[i16])>;
+
 /// A column of a generated Parquet file: its schema line and how to write `rows` values.
 struct ParquetColumn {
     schema: String,
-    write: Box<dyn Fn(&mut parquet::file::writer::SerializedColumnWriter<'_>, &[i16])>,
+    write: WriteColumn,
 }
 
 fn levels(rng: &mut Rng, rows: usize, optional: bool) -> Vec<i16> {
