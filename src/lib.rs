@@ -9,8 +9,11 @@ pub mod drift;
 pub mod error;
 pub mod fingerprint;
 pub mod h2o;
+#[cfg(test)]
+mod hostile;
 pub mod metrics;
 pub mod mojo;
+pub mod panic_boundary;
 pub mod pipeline;
 pub mod plan;
 pub mod predict;

@@ -58,14 +58,28 @@ pub fn path() -> Option<PathBuf> {
 
 /// Reads and checks the user config at `path`; a missing file is the empty config.
 pub fn read(path: &Path) -> Result<UserConfig, Diagnostic> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(UserConfig::default()),
         Err(e) => {
             return Err(Diagnostic::new(format!(
                 "reading the user config `{}`: {e}",
                 path.display()
             )))
+        }
+    };
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            // The position of the first byte that is not UTF-8, in the text before it.
+            let before = String::from_utf8_lossy(&e.as_bytes()[..valid]);
+            let (line, col) = line_col(&before, valid);
+            return Err(Diagnostic::new(format!(
+                "{}:{line}:{col}: the file is not UTF-8 text",
+                path.display()
+            ))
+            .hint("save it as UTF-8; TOML files are UTF-8"));
         }
     };
     let config: UserConfig = toml::from_str(&text).map_err(|e| {
@@ -195,5 +209,105 @@ mod tests {
             format!("{e:#}").contains("`http://` or `https://`"),
             "{e:#}"
         );
+    }
+
+    /// A file that is not UTF-8 is located at its first bad byte (found by the property test,
+    /// which saw "stream did not contain valid UTF-8" without a place).
+    #[test]
+    fn a_file_that_is_not_utf8_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        std::fs::write(&p, b"[remote]\nurl = \"https://\xff\"\n").unwrap();
+        let e = read(&p).unwrap_err();
+        assert_eq!(
+            e.message,
+            format!("{}:2:16: the file is not UTF-8 text", p.display())
+        );
+    }
+
+    /// Property and mutation test (harness: `crate::hostile`, docs/testing.md): whatever the
+    /// file holds, [`read`] returns a config or an error naming the file and, for what TOML
+    /// rejects, `LINE:COL`; never a panic.
+    #[test]
+    fn user_configs_never_panic_and_name_the_place() {
+        use crate::hostile::{self, mutate, Input, Property, Rng};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        let generate = |rng: &mut Rng| {
+            let mut text = String::new();
+            if rng.percent(70) {
+                let url = rng.pick(&["postgres://u:p@db/ml", "sqlite://x.db", "", "\\u0000"]);
+                text.push_str(&format!("state_url = \"{url}\"\n"));
+            }
+            if rng.percent(80) {
+                text.push_str("[remote]\n");
+                let url = rng.pick(&[
+                    "https://c.example/ml",
+                    "http://127.0.0.1:9",
+                    "s3://b",
+                    "HTTP://X",
+                    "",
+                ]);
+                text.push_str(&format!("url = \"{url}\"\n"));
+                if rng.percent(50) {
+                    text.push_str(&format!(
+                        "token = \"{}\"\n",
+                        rng.junk(8).replace(['"', '\\'], "")
+                    ));
+                }
+                if rng.percent(50) {
+                    text.push_str(&format!(
+                        "read_only = {}\n",
+                        rng.pick(&["true", "false", "1", "\"yes\""])
+                    ));
+                }
+                if rng.percent(30) {
+                    text.push_str("ca = \"/etc/ca.pem\"\n");
+                }
+            }
+            let mut bytes = text.into_bytes();
+            if rng.percent(60) {
+                let how = mutate(rng, &mut bytes);
+                Input::new(bytes, format!("a user config, mutated: {how}"))
+            } else {
+                Input::new(bytes, "a user config")
+            }
+        };
+        let property = Property {
+            parser: "user config",
+            deadline: std::time::Duration::from_secs(5),
+            memory: 64 << 20,
+            reserved: 0,
+            test_filter: "user_config::tests::user_configs",
+        };
+        let shown = p.display().to_string();
+        hostile::check(&property, generate, |input| {
+            std::fs::write(&p, &input.bytes).map_err(|e| e.to_string())?;
+            match read(&p) {
+                Ok(_) => Ok("read".into()),
+                Err(e) => {
+                    let m = e.message;
+                    let after = m.strip_prefix(&shown).unwrap_or_default();
+                    let placed = after
+                        .strip_prefix(':')
+                        .and_then(|rest| rest.split_once(": "))
+                        .is_some_and(|(at, _)| {
+                            at.split(':').count() == 2
+                                && at
+                                    .split(':')
+                                    .all(|n| n.parse::<usize>().is_ok_and(|n| n > 0))
+                        });
+                    if placed {
+                        Ok("refused at LINE:COL".into())
+                    } else if m.starts_with(&format!("{shown}: `remote.url`")) {
+                        Ok("refused url".into())
+                    } else if m.starts_with("reading the user config") && m.contains(&shown) {
+                        Ok("unreadable".into())
+                    } else {
+                        Err(format!("an error without its place: {m}"))
+                    }
+                }
+            }
+        });
     }
 }

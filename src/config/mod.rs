@@ -21,6 +21,8 @@ pub mod schema;
 mod validate;
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;
 
 use std::path::{Path, PathBuf};
@@ -54,8 +56,8 @@ pub struct Loaded {
 /// validates the result.
 pub fn load(project_dir: &Path, overrides: &[String]) -> Result<Loaded, ConfigError> {
     let path = project_dir.join(FILE_NAME);
-    let source = match std::fs::read_to_string(&path) {
-        Ok(source) => source,
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(ConfigError::NotFound {
                 dir: project_dir.to_path_buf(),
@@ -69,6 +71,7 @@ pub fn load(project_dir: &Path, overrides: &[String]) -> Result<Loaded, ConfigEr
     } else {
         path.clone()
     };
+    let source = String::from_utf8(bytes).map_err(|e| not_utf8(&shown, &e))?;
     let config = parse(&shown, &source, overrides)?;
     Ok(Loaded {
         config,
@@ -139,6 +142,17 @@ pub fn value_place(
         document::apply_override(&mut doc, index, arg).ok()?;
     }
     doc.lookup(key_path).map(|entry| at.value_place(entry))
+}
+
+/// A file that is not UTF-8, located at its first bad byte (in the text before it).
+fn not_utf8(path: &Path, e: &std::string::FromUtf8Error) -> ConfigError {
+    let valid = e.utf8_error().valid_up_to();
+    let before = String::from_utf8_lossy(&e.as_bytes()[..valid]);
+    ConfigError::Syntax {
+        at: Box::new(Place::in_file(path, &before, valid..valid)),
+        message: "the file is not UTF-8 text".into(),
+        hint: Some("save it as UTF-8: TOML files are UTF-8".into()),
+    }
 }
 
 fn syntax_error(at: &Locator, e: &toml::de::Error) -> ConfigError {

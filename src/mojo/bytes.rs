@@ -15,6 +15,16 @@ impl<'a, E> Cursor<'a, E> {
         Cursor { bytes, pos: 0, end }
     }
 
+    /// The length of the bytes read.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.bytes.len().saturating_sub(self.pos)
+    }
+
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], E> {
         let s = self
             .pos

@@ -10,7 +10,7 @@
 //! 3. in names and contents, replace `AutoML_\d+_\d{8}_\d+` with `AMLID`;
 //! 4. sort by name; hash (len, name, len, data) per entry, lengths as u64 little-endian.
 
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 use std::sync::OnceLock;
 
 use regex::bytes::Regex;
@@ -31,8 +31,10 @@ fn automl_run_id() -> &'static Regex {
 pub fn canonical_digest(zip_bytes: &[u8]) -> Result<String, MojoError> {
     let mut archive = zip::ZipArchive::new(Cursor::new(zip_bytes))
         .map_err(|e| MojoError::NotZip(e.to_string()))?;
-    let mut entries: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(archive.len());
+    let mut entries: Vec<(Vec<u8>, Vec<u8>)> =
+        Vec::with_capacity(archive.len().min(super::validate::MAX_ENTRIES));
     let mut has_ini = false;
+    let mut budget = super::validate::MAX_UNCOMPRESSED;
     for i in 0..archive.len() {
         let mut file = archive
             .by_index(i)
@@ -41,9 +43,8 @@ pub fn canonical_digest(zip_bytes: &[u8]) -> Result<String, MojoError> {
         if file.is_dir() || name.starts_with("experimental/") || name.contains("/experimental/") {
             continue;
         }
-        let mut data = Vec::with_capacity(file.size() as usize);
-        file.read_to_end(&mut data)
-            .map_err(|e| MojoError::NotZip(e.to_string()))?;
+        let mut data = super::read_entry(&mut file, &mut budget)
+            .map_err(|e| MojoError::NotZip(format!("`{name}`: {e}")))?;
         if name.ends_with("model.ini") {
             has_ini |= name == "model.ini";
             data = data

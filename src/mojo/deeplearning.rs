@@ -9,7 +9,7 @@
 //! softmax for classifiers, linear for regression (then de-standardized and the link inverse).
 
 use super::ini::Ini;
-use super::model::{Meta, Refuse};
+use super::model::{one_hot_layout_ok, Meta, Refuse};
 use super::row::one_hot_index;
 use super::{Category, MojoError};
 
@@ -74,10 +74,19 @@ impl DeepLearning {
         };
         let with_dropout = ini.str("activation")?.ends_with("WithDropout");
         let units = ini.usizes("neural_network_sizes")?;
-        if units.len() < 2 {
+        if units.len() < 2 || units.contains(&0) {
             return Err(MojoError::Format(
-                "DeepLearning: fewer than two layers".into(),
+                "DeepLearning: fewer than two layers, or an empty one".into(),
             ));
+        }
+        let outputs = units[units.len() - 1];
+        if (meta.category == Category::Regression && outputs != 1)
+            || (meta.category != Category::Regression && outputs != meta.nclasses)
+        {
+            return Err(MojoError::Format(format!(
+                "DeepLearning: an output layer of {outputs} units for {} classes",
+                meta.nclasses
+            )));
         }
         let dropouts = ini.opt_f64s("hidden_dropout_ratios")?.unwrap_or_default();
         let n = units.len() - 1;
@@ -98,11 +107,18 @@ impl DeepLearning {
             let bias = ini.f64s(&format!("bias_layer{l}"))?;
             let (inputs, outputs) = (units[l], units[l + 1]);
             let k = if activation == Activation::Maxout {
-                bias.len() / outputs.max(1)
+                bias.len() / outputs
             } else {
                 1
             };
-            if weights.len() != inputs * outputs * k || bias.len() != outputs * k {
+            // Sizes come from the file: checked arithmetic, so a lie is an error.
+            let sized = |n: usize, of: &[usize]| {
+                of.iter().try_fold(1usize, |a, &b| a.checked_mul(b)) == Some(n)
+            };
+            if k == 0
+                || !sized(weights.len(), &[inputs, outputs, k])
+                || !sized(bias.len(), &[outputs, k])
+            {
                 return Err(MojoError::Format(format!(
                     "DeepLearning: layer {l} has {} weights and {} biases for {inputs}×{outputs}",
                     weights.len(),
@@ -128,8 +144,7 @@ impl DeepLearning {
         let cats = ini.usize("cats")?;
         let nums = ini.usize("nums")?;
         let cat_offsets = ini.usizes("cat_offsets")?;
-        if cat_offsets.len() != cats + 1
-            || cats + nums > meta.nfeatures
+        if !one_hot_layout_ok(cats, nums, &cat_offsets, meta.nfeatures)
             || cat_offsets[cats] + nums != units[0]
         {
             return Err(MojoError::Format(

@@ -30,6 +30,7 @@ impl Ensemble {
         meta: &Meta,
         archive: &Archive,
         dir: &str,
+        depth: usize,
         refuse: Refuse,
     ) -> Result<Ensemble, MojoError> {
         let logit = match ini.raw("metalearner_transform").unwrap_or("NONE") {
@@ -38,11 +39,19 @@ impl Ensemble {
             other => return Err(refuse(&format!("metalearner transform `{other}`"))),
         };
         let count = ini.opt_usize("submodel_count")?.unwrap_or(0);
+        // Counts come from the file: a submodel needs a `model.ini` of its own.
+        if count > archive.len() {
+            return Err(MojoError::Format(format!(
+                "StackedEnsemble: {count} submodels in an archive of {} files",
+                archive.len()
+            )));
+        }
         let mut submodels = Vec::with_capacity(count);
         for i in 0..count {
             let key = ini.str(&format!("submodel_key_{i}"))?.to_string();
             let sub_dir = ini.str(&format!("submodel_dir_{i}"))?;
-            submodels.push((key, Some(Model::load(archive, &format!("{dir}{sub_dir}"))?)));
+            let model = Model::load(archive, &format!("{dir}{sub_dir}"), depth + 1)?;
+            submodels.push((key, Some(model)));
         }
         let mut take = |key: &str| -> Result<Model, MojoError> {
             submodels
@@ -53,6 +62,13 @@ impl Ensemble {
         };
         let metalearner = take(ini.str("metalearner")?)?;
         let n = ini.opt_usize("base_models_num")?.unwrap_or(0);
+        // Base models the metalearner dropped have no submodel, so only a loose bound holds.
+        if n > super::validate::MAX_ENTRIES {
+            return Err(MojoError::Format(format!(
+                "StackedEnsemble: {n} base models (at most {} are read)",
+                super::validate::MAX_ENTRIES
+            )));
+        }
         let mut members = Vec::with_capacity(n);
         for i in 0..n {
             let Some(key) = ini.raw(&format!("base_model{i}")) else {
@@ -72,10 +88,10 @@ impl Ensemble {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            if model.meta.category != meta.category {
+            if model.meta.category != meta.category || model.meta.nclasses != meta.nclasses {
                 return Err(MojoError::Format(format!(
-                    "StackedEnsemble: base model `{key}` is not {:?}",
-                    meta.category
+                    "StackedEnsemble: base model `{key}` is not a {:?} model of {} classes",
+                    meta.category, meta.nclasses
                 )));
             }
             members.push(Some(Member { model, mapping }));
@@ -84,7 +100,10 @@ impl Ensemble {
             Category::Multinomial => n * meta.nclasses,
             _ => n,
         };
-        if metalearner.meta.nfeatures != width || metalearner.meta.category != meta.category {
+        if metalearner.meta.nfeatures != width
+            || metalearner.meta.category != meta.category
+            || metalearner.meta.nclasses != meta.nclasses
+        {
             return Err(MojoError::Format(format!(
                 "StackedEnsemble: the metalearner takes {} inputs, the base models give {width}",
                 metalearner.meta.nfeatures

@@ -7,7 +7,7 @@
 //! clamped at ≥ 0; its label is the first strict maximum (no random tie-break).
 
 use super::ini::Ini;
-use super::model::{Meta, Refuse};
+use super::model::{one_hot_layout_ok, Meta, Refuse};
 use super::{Category, MojoError};
 
 #[derive(Debug, Clone, Copy)]
@@ -65,16 +65,20 @@ impl Glm {
             beta.len()
         };
         let bad = |what: &str| MojoError::Format(format!("GLM: {what}"));
-        if cat_offsets.len() != cats + 1 || cats + nums > meta.nfeatures {
+        // Every count comes from the file: checked arithmetic, so a lie is an error.
+        if !one_hot_layout_ok(cats, nums, &cat_offsets, meta.nfeatures) {
             return Err(bad(
                 "`cat_offsets`, `cats` and `nums` disagree with the columns",
             ));
         }
-        if multinomial && p * meta.nclasses != beta.len() {
+        if multinomial && p.checked_mul(meta.nclasses) != Some(beta.len()) {
             return Err(bad("β is not one block per class"));
         }
-        if p < cat_offsets[cats] + nums + 1 {
-            return Err(bad("β is shorter than the one-hot width"));
+        // β holds one coefficient per one-hot level and numeric, then the intercept.
+        if cat_offsets[cats].checked_add(nums + 1) != Some(p) {
+            return Err(bad(
+                "β's length is not the one-hot width plus the intercept",
+            ));
         }
         let (cat_modes, num_means) = if mean_imputation {
             let modes: Vec<f64> = ini
@@ -133,7 +137,10 @@ impl Glm {
             } else {
                 continue;
             };
-            let idx = level + self.cat_offsets[i] as i64;
+            // `x` is any double (a level index, or whatever a numeric column holds).
+            let Some(idx) = level.checked_add(self.cat_offsets[i] as i64) else {
+                continue;
+            };
             if idx >= 0 && (idx as usize) < self.cat_offsets[i + 1] {
                 eta += self.beta[idx as usize + base];
             }

@@ -32,6 +32,8 @@ mod hex;
 mod ini;
 mod model;
 mod prediction;
+#[cfg(test)]
+mod properties;
 mod row;
 mod tree;
 pub mod validate;
@@ -154,11 +156,47 @@ pub(crate) struct Archive {
     entries: HashMap<String, Vec<u8>>,
 }
 
+/// Reads one entry's bytes, at most its declared size and at most `budget` (what is left of
+/// [`validate::MAX_UNCOMPRESSED`] for the whole archive), which it reduces. A declared size is
+/// not trusted for an allocation: a damaged header may declare gigabytes (or `u64::MAX`, a
+/// capacity overflow) for a few bytes.
+pub(crate) fn read_entry<R: Read>(
+    file: &mut zip::read::ZipFile<'_, R>,
+    budget: &mut u64,
+) -> Result<Vec<u8>, String> {
+    let declared = file.size();
+    if declared > *budget {
+        return Err(format!(
+            "declares {declared} bytes, past the {} MiB mlbuild reads from one archive",
+            validate::MAX_UNCOMPRESSED >> 20
+        ));
+    }
+    // Grows as it reads; one byte more than declared shows an entry that inflates past it.
+    let mut data = Vec::with_capacity(declared.min(1 << 20) as usize);
+    file.take(declared + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| e.to_string())?;
+    if data.len() as u64 > declared {
+        return Err(format!(
+            "inflates to more than the {declared} bytes its header declares"
+        ));
+    }
+    if data.len() as u64 != declared {
+        return Err(format!(
+            "inflates to {} bytes, its header declares {declared}",
+            data.len()
+        ));
+    }
+    *budget -= declared;
+    Ok(data)
+}
+
 impl Archive {
     fn read(bytes: &[u8]) -> Result<Archive, MojoError> {
         let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
             .map_err(|e| MojoError::NotZip(e.to_string()))?;
-        let mut entries = HashMap::with_capacity(zip.len());
+        let mut entries = HashMap::with_capacity(zip.len().min(validate::MAX_ENTRIES));
+        let mut budget = validate::MAX_UNCOMPRESSED;
         for i in 0..zip.len() {
             let mut file = zip
                 .by_index(i)
@@ -168,8 +206,7 @@ impl Archive {
             {
                 continue;
             }
-            let mut data = Vec::with_capacity(file.size() as usize);
-            file.read_to_end(&mut data)
+            let data = read_entry(&mut file, &mut budget)
                 .map_err(|e| MojoError::NotZip(format!("`{name}`: {e}")))?;
             entries.insert(name, data);
         }
@@ -187,6 +224,11 @@ impl Archive {
         self.entries.contains_key(name)
     }
 
+    /// The number of files in the archive: a bound for counts `model.ini` declares.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     pub(crate) fn text(&self, name: &str) -> Result<&str, MojoError> {
         std::str::from_utf8(self.get(name)?)
             .map_err(|_| MojoError::Format(format!("`{name}` is not UTF-8")))
@@ -197,7 +239,7 @@ impl Mojo {
     /// Reads a MOJO zip. Trees are decoded here once, so scoring does no parsing.
     pub fn load(bytes: &[u8]) -> Result<Mojo, MojoError> {
         let archive = Archive::read(bytes)?;
-        let model = Model::load(&archive, "")?;
+        let model = Model::load(&archive, "", 0)?;
         let signature = model.meta.signature();
         Ok(Mojo { model, signature })
     }

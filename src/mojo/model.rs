@@ -121,10 +121,35 @@ fn supported(algo: &str) -> Option<(f64, f64)> {
     })
 }
 
+/// StackedEnsembles nest models; deeper than this is a loop (a member whose directory is the
+/// ensemble's own) or an attack, and would overflow the stack.
+pub(crate) const MAX_NESTING: usize = 4;
+
+/// Checks the one-hot layout shared by GLM, XGBoost and DeepLearning: `cats + 1` offsets from
+/// 0, never decreasing, and `cats + nums` features at most. Every number comes from
+/// `model.ini`, so the arithmetic is checked.
+pub(crate) fn one_hot_layout_ok(
+    cats: usize,
+    nums: usize,
+    cat_offsets: &[usize],
+    nfeatures: usize,
+) -> bool {
+    cats.checked_add(1) == Some(cat_offsets.len())
+        && cats.checked_add(nums).is_some_and(|n| n <= nfeatures)
+        && cat_offsets.first() == Some(&0)
+        && cat_offsets.windows(2).all(|w| w[0] <= w[1])
+        && cat_offsets[cats].checked_add(nums).is_some()
+}
+
 impl Model {
     /// Reads the model whose files are under `dir` (`""` for the top level, or a nested
-    /// StackedEnsemble member's `models/…/`).
-    pub fn load(archive: &Archive, dir: &str) -> Result<Model, MojoError> {
+    /// StackedEnsemble member's `models/…/`, `depth` levels down).
+    pub fn load(archive: &Archive, dir: &str, depth: usize) -> Result<Model, MojoError> {
+        if depth > MAX_NESTING {
+            return Err(MojoError::Format(format!(
+                "models nested deeper than {MAX_NESTING} levels (at `{dir}`)"
+            )));
+        }
         let ini = Ini::parse(archive.text(&format!("{dir}model.ini"))?)?;
         let algo = ini.str("algo")?.to_string();
         let version = ini.str("mojo_version")?.to_string();
@@ -174,9 +199,13 @@ impl Model {
 
         let columns = ini.columns.clone();
         let supervised = ini.bool_or("supervised", true)?;
-        let nfeatures = ini
-            .opt_usize("n_features")?
-            .unwrap_or(columns.len() - usize::from(supervised));
+        let nfeatures = match ini.opt_usize("n_features")? {
+            Some(n) => n,
+            None => columns
+                .len()
+                .checked_sub(usize::from(supervised))
+                .ok_or_else(|| MojoError::Ini("`[columns]` is empty".into()))?,
+        };
         if nfeatures > columns.len() {
             return Err(MojoError::Ini("`n_features` exceeds `[columns]`".into()));
         }
@@ -218,6 +247,20 @@ impl Model {
             nfeatures,
             category,
         };
+        for (key, distribution) in [
+            ("prior_class_distrib", &meta.prior_class_distrib),
+            ("model_class_distrib", &meta.model_class_distrib),
+        ] {
+            if distribution
+                .as_ref()
+                .is_some_and(|d| meta.category != Category::Regression && d.len() != meta.nclasses)
+            {
+                return Err(MojoError::Format(format!(
+                    "`{key}` does not have one value per class ({})",
+                    meta.nclasses
+                )));
+            }
+        }
         if meta.category != Category::Regression
             && meta.classes().map(<[_]>::len) != Some(meta.nclasses)
         {
@@ -233,7 +276,7 @@ impl Model {
             "xgboost" => Scorer::XGBoost(XGBoost::load(&ini, &meta, archive, dir, refuse)?),
             "deeplearning" => Scorer::DeepLearning(DeepLearning::load(&ini, &meta, refuse)?),
             "stackedensemble" => {
-                Scorer::Ensemble(Ensemble::load(&ini, &meta, archive, dir, refuse)?)
+                Scorer::Ensemble(Ensemble::load(&ini, &meta, archive, dir, depth, refuse)?)
             }
             _ => unreachable!("checked by `supported`"),
         };

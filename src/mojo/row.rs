@@ -46,20 +46,24 @@ pub(crate) fn encode_value(value: &Value, column: &Column) -> Result<f64, ScoreE
 /// the last slot is the NA level. NaN and levels past the end take the NA slot; without
 /// `use_all_levels` level 0 has no slot.
 pub(crate) fn one_hot_index(d: f64, lo: usize, hi: usize, use_all_levels: bool) -> Option<usize> {
+    // A categorical with no slot has no NA slot either (only a damaged `cat_offsets` says so).
+    let na = hi.checked_sub(1).filter(|&na| na >= lo)?;
     if d.is_nan() {
-        return Some(hi - 1);
+        return Some(na);
     }
+    // `d` may be any double when a damaged model calls a numeric column categorical:
+    // saturating arithmetic keeps such a value past one end, as it would be.
     let c = d as i64;
     let at = if use_all_levels {
-        c + lo as i64
+        c.saturating_add(lo as i64)
     } else if c != 0 {
-        c - 1 + lo as i64
+        c.saturating_sub(1).saturating_add(lo as i64)
     } else {
         return None;
     };
     match at {
         a if a < 0 => None,
-        a if a >= hi as i64 => Some(hi - 1),
+        a if a >= hi as i64 => Some(na),
         a => Some(a as usize),
     }
 }

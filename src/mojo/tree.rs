@@ -140,6 +140,11 @@ thread_local! {
     static VIEW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// The deepest tree decoded. Decoding recurses once per level, and scoring threads (serve's
+/// tokio workers) have 2 MiB stacks: 1,000 levels overflowed a debug build's 2 MiB test thread
+/// (found by the MOJO property test). H2O's defaults are 5 (GBM) and 20 (DRF) levels.
+const MAX_TREE_DEPTH: usize = 256;
+
 /// Every tree of a model in one array of nodes (each tree's in pre-order), with the side
 /// tables of its special splits.
 #[derive(Debug)]
@@ -211,8 +216,8 @@ impl Forest {
     /// Decodes the node at the reader's position (and its subtrees); returns its index and the
     /// depth of its subtree.
     fn node(&mut self, r: &mut Reader, meta: &Meta, depth: usize) -> Result<(u32, u32), String> {
-        if depth > 1000 {
-            return Err("tree deeper than 1000 levels".into());
+        if depth > MAX_TREE_DEPTH {
+            return Err(format!("tree deeper than {MAX_TREE_DEPTH} levels"));
         }
         let node_type = r.u8()?;
         let col = r.u16()? as usize;
@@ -260,7 +265,7 @@ impl Forest {
                 0 => r.u8()? as usize,
                 1 => r.u16()? as usize,
                 2 => r.u24()? as usize,
-                3 => r.i32()? as usize,
+                3 => usize::try_from(r.i32()?).map_err(|_| "negative subtree size".to_string())?,
                 _ => return Err(format!("bad node type {node_type}")),
             }
         };
@@ -297,7 +302,16 @@ impl Forest {
         } else {
             self.node(r, meta, depth + 1)?
         };
-        r.pos = left_start + left_size;
+        // The right subtree starts where the left one ends; a size that points back (or
+        // past the end) would decode bytes twice, up to exponentially often.
+        r.pos = match left_start.checked_add(left_size) {
+            Some(at) if at >= r.pos && at <= r.len() => at,
+            _ => {
+                return Err(format!(
+                    "a node's left subtree size {left_size} does not fit"
+                ))
+            }
+        };
         let (right, right_depth) = if right_leaf {
             (self.leaf(r.f32()?), 0)
         } else {
@@ -455,6 +469,15 @@ impl TreeModel {
             None => meta.nclasses,
         };
         let groups = ini.usize("n_trees")?;
+        // Counts come from the file: each tree is a file of the archive, and a class group per
+        // class at most.
+        if groups > archive.len() || per_group > meta.nclasses.max(1) {
+            return Err(MojoError::Format(format!(
+                "{groups} trees per class and {per_group} classes of trees in an archive of {} files for {} classes",
+                archive.len(),
+                meta.nclasses
+            )));
+        }
         let kind = if meta.algo == "gbm" {
             let distribution = ini.str("distribution")?;
             let family = match distribution {
@@ -465,6 +488,18 @@ impl TreeModel {
                 }
                 other => return Err(refuse(&format!("GBM distribution `{other}`"))),
             };
+            // The scorer writes the prediction the family's way: it must fit the category.
+            let fits = match family {
+                Family::Binomial => meta.category == Category::Binomial,
+                Family::Multinomial => meta.category != Category::Regression,
+                Family::Regression => meta.category == Category::Regression,
+            };
+            if !fits {
+                return Err(MojoError::Format(format!(
+                    "GBM distribution `{distribution}` in a {:?} model",
+                    meta.category
+                )));
+            }
             let link = match ini.raw("link_function") {
                 Some("identity") => Link::Identity,
                 Some("logit") | Some("ologit") => Link::Logit,

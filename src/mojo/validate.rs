@@ -34,7 +34,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Cursor, Read};
-use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -279,7 +278,9 @@ pub fn read(path: &Path) -> Result<Vec<u8>, ReadError> {
 
 /// Checks a MOJO archive. Never panics; every problem found is in the report.
 pub fn validate(bytes: &[u8]) -> Report {
-    match std::panic::catch_unwind(AssertUnwindSafe(|| check(bytes))) {
+    // A panic here would be a bug in mlbuild: caught quietly (no panic message printed before
+    // the report), and reported as one.
+    match crate::panic_boundary::catch(|| check(bytes)) {
         Ok(report) => report,
         Err(_) => {
             let mut report = Report::empty();
@@ -323,7 +324,7 @@ fn check(bytes: &[u8]) -> Report {
             "not tried: the archive is unsafe or damaged".into()
         });
     } else {
-        match std::panic::catch_unwind(|| super::Mojo::load(bytes)) {
+        match crate::panic_boundary::catch(|| super::Mojo::load(bytes)) {
             Ok(Ok(_)) => report.scorable = true,
             Ok(Err(e @ super::MojoError::Unsupported { .. })) => {
                 c.warn(

@@ -16,7 +16,7 @@
 
 use super::bytes::Cursor;
 use super::ini::Ini;
-use super::model::{Meta, Refuse};
+use super::model::{one_hot_layout_ok, Meta, Refuse};
 use super::row::one_hot_index;
 use super::{Archive, Category, MojoError};
 
@@ -87,6 +87,35 @@ pub(crate) struct XGBoost {
 
 type Reader<'a> = Cursor<'a, MojoError>;
 
+/// The widest one-hot feature vector read (a vector is allocated per scored row).
+const MAX_FEATURES: usize = 1 << 24;
+
+/// Checks that the nodes form a tree from node 0: every child index inside the tree and no
+/// node reached twice (a cycle would make scoring loop forever).
+fn is_tree(nodes: &[Node]) -> bool {
+    if nodes.is_empty() {
+        return false;
+    }
+    let mut seen = vec![false; nodes.len()];
+    let mut stack = vec![0usize];
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut seen[i], true) {
+            return false;
+        }
+        let n = &nodes[i];
+        if n.left == -1 {
+            continue;
+        }
+        for child in [n.left, n.right] {
+            match usize::try_from(child) {
+                Ok(c) if c < nodes.len() => stack.push(c),
+                _ => return false,
+            }
+        }
+    }
+    true
+}
+
 impl XGBoost {
     pub fn load(
         ini: &Ini,
@@ -110,7 +139,9 @@ impl XGBoost {
         let cats = ini.usize("cats")?;
         let nums = ini.usize("nums")?;
         let cat_offsets = ini.usizes("cat_offsets")?;
-        if cat_offsets.len() != cats + 1 || cats + nums > meta.nfeatures {
+        if !one_hot_layout_ok(cats, nums, &cat_offsets, meta.nfeatures)
+            || cat_offsets[cats] + nums > MAX_FEATURES
+        {
             return Err(MojoError::Format(
                 "XGBoost: `cat_offsets`, `cats` and `nums` disagree with the columns".into(),
             ));
@@ -153,6 +184,17 @@ impl XGBoost {
         // learner's class count says how many groups there are.
         let num_groups = (num_class.max(1) as usize)
             .max(i32::from_le_bytes(param[24..28].try_into().unwrap()).max(1) as usize);
+        let expected_groups = if meta.category == Category::Multinomial {
+            meta.nclasses
+        } else {
+            1
+        };
+        if num_groups != expected_groups || (num_class > 1 && num_class as usize != num_groups) {
+            return Err(MojoError::Format(format!(
+                "XGBoost: {num_groups} output groups for a model with {} classes",
+                meta.nclasses
+            )));
+        }
         let mut trees = Vec::new();
         for _ in 0..num_trees.max(0) {
             let tree_param = r.take(148)?;
@@ -161,7 +203,8 @@ impl XGBoost {
             if leaf_vector != 0 {
                 return Err(refuse("XGBoost trees with leaf vectors"));
             }
-            let mut nodes = Vec::with_capacity(num_nodes.max(0) as usize);
+            // 20 bytes a node: the bytes left bound what a declared count may reserve.
+            let mut nodes = Vec::with_capacity((num_nodes.max(0) as usize).min(r.remaining() / 20));
             for _ in 0..num_nodes.max(0) {
                 let _parent = r.i32()?;
                 let left = r.i32()?;
@@ -177,13 +220,10 @@ impl XGBoost {
                 });
             }
             r.take(16 * num_nodes.max(0) as usize)?; // node stats: not needed to score
-            for n in &nodes {
-                let bad = |c: i32| c != -1 && (c < 0 || c as usize >= nodes.len());
-                if bad(n.left) || (n.left != -1 && bad(n.right)) {
-                    return Err(MojoError::Format(
-                        "XGBoost: a tree node points outside the tree".into(),
-                    ));
-                }
+            if !is_tree(&nodes) {
+                return Err(MojoError::Format(
+                    "XGBoost: a tree's nodes point outside the tree or back into it".into(),
+                ));
             }
             trees.push(RegTree { nodes });
         }
@@ -194,17 +234,6 @@ impl XGBoost {
                 .get_mut(g as usize)
                 .ok_or_else(|| MojoError::Format("XGBoost: tree group out of range".into()))?
                 .push(tree);
-        }
-        let expected_groups = if meta.category == Category::Multinomial {
-            meta.nclasses
-        } else {
-            1
-        };
-        if num_groups != expected_groups || (num_class > 1 && num_class as usize != num_groups) {
-            return Err(MojoError::Format(format!(
-                "XGBoost: {num_groups} output groups for a model with {} classes",
-                meta.nclasses
-            )));
         }
         let base_margin = if major >= 1 && objective == Objective::Logistic {
             -((1.0f32 / base_score - 1.0f32) as f64).ln() as f32

@@ -26,6 +26,8 @@
 //! so every request is answered whole by exactly one version and none fails during a swap. A
 //! version that fails to load is reported once and skipped; the old model stays.
 
+#[cfg(test)]
+mod properties;
 mod rows;
 
 use std::net::SocketAddr;

@@ -158,18 +158,23 @@ enum Table {
 fn open(file: &Path, shown: &str, options: &CsvOptions) -> Result<Table> {
     let f = File::open(file).map_err(|e| anyhow::anyhow!("cannot read `{shown}`: {e}"))?;
     if is_parquet(file) {
-        let reader = parquet::file::serialized_reader::SerializedFileReader::new(f)
-            .map_err(|e| unreadable(shown, "Parquet", e))?;
         use parquet::file::reader::FileReader;
-        let header = reader
-            .metadata()
-            .file_metadata()
-            .schema_descr()
-            .root_schema()
-            .get_fields()
-            .iter()
-            .map(|t| t.name().to_string())
-            .collect();
+        // The `parquet` crate panics on some damaged files: its calls go through the boundary.
+        let opened = crate::panic_boundary::catch(|| {
+            let reader = parquet::file::serialized_reader::SerializedFileReader::new(f)?;
+            let header = reader
+                .metadata()
+                .file_metadata()
+                .schema_descr()
+                .root_schema()
+                .get_fields()
+                .iter()
+                .map(|t| t.name().to_string())
+                .collect();
+            Ok::<_, parquet::errors::ParquetError>((reader, header))
+        })
+        .map_err(|p| decoder_failed(shown, "its footer and schema", p))?;
+        let (reader, header) = opened.map_err(|e| unreadable(shown, "Parquet", e))?;
         return Ok(Table::Parquet {
             reader,
             header,
@@ -211,6 +216,16 @@ fn unreadable(shown: &str, format: &str, e: impl std::fmt::Display) -> anyhow::E
     Diagnostic::new(format!("`{shown}` is not a readable {format} file: {e}"))
         .hint("check the file, or its extension (`.parquet`/`.pq` are read as Parquet, anything else as CSV)")
         .into()
+}
+
+/// A panic inside the `parquet` crate, caught at the boundary, as an unreadable file.
+fn decoder_failed(shown: &str, what: &str, p: crate::panic_boundary::Panic) -> anyhow::Error {
+    Diagnostic::new(format!(
+        "`{shown}` is not a readable Parquet file: the Parquet decoder failed while reading {what} ({})",
+        p.message
+    ))
+    .hint("the file is probably damaged or truncated: write it again, or check that another Parquet reader opens it")
+    .into()
 }
 
 fn csv_error(shown: &str, e: csv::Error) -> anyhow::Error {
@@ -284,11 +299,16 @@ impl Table {
                 shown,
             } => {
                 use parquet::file::reader::FileReader;
-                let rows = reader
-                    .get_row_iter(None)
+                let mut rows = crate::panic_boundary::catch(|| reader.get_row_iter(None))
+                    .map_err(|p| decoder_failed(shown, "its schema", p))?
                     .map_err(|e| unreadable(shown, "Parquet", e))?;
                 let mut cells = Vec::with_capacity(header.len());
-                for row in rows {
+                let mut index = 0u64;
+                loop {
+                    index += 1;
+                    let row = crate::panic_boundary::catch(|| rows.next())
+                        .map_err(|p| decoder_failed(shown, &format!("row {index}"), p))?;
+                    let Some(row) = row else { break };
                     let row = row.map_err(|e| unreadable(shown, "Parquet", e))?;
                     cells.clear();
                     for (name, field) in row.get_column_iter() {
@@ -323,16 +343,25 @@ fn parquet_cell(shown: &str, name: &str, field: &parquet::record::Field) -> Resu
         F::Double(v) => Cell::Float(*v),
         F::Decimal(d) => Cell::Decimal(decimal_text(d.data(), d.scale()).ok_or_else(|| {
             Diagnostic::new(format!(
-                "`{shown}`: column `{name}` holds a decimal wider than 128 bits"
+                "`{shown}`: column `{name}` holds a decimal mlbuild cannot read ({} bytes, scale {}; at most 16 bytes and a scale of ±{MAX_DECIMAL_SCALE})",
+                d.data().len(),
+                d.scale()
             ))
         })?),
         F::Str(s) => Cell::Text(s.clone()),
         F::Bytes(b) => Cell::Bytes(b.data().to_vec()),
         F::Date(days) => Cell::Date(
-            (chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
-                + chrono::Duration::days(*days as i64))
-            .format("%Y-%m-%d")
-            .to_string(),
+            chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+                .expect("epoch")
+                .checked_add_signed(chrono::Duration::days(i64::from(*days)))
+                .ok_or_else(|| {
+                    Diagnostic::new(format!(
+                        "`{shown}`: column `{name}` holds a date {days} days from 1970-01-01, past the years mlbuild can write"
+                    ))
+                    .hint("check the column's values; a date type holding something else (an id, a timestamp) is a common cause")
+                })?
+                .format("%Y-%m-%d")
+                .to_string(),
         ),
         F::TimestampMillis(ms) => Cell::Timestamp(
             chrono::DateTime::from_timestamp_millis(*ms)
@@ -354,9 +383,13 @@ fn parquet_cell(shown: &str, name: &str, field: &parquet::record::Field) -> Resu
     })
 }
 
+/// The largest decimal scale (either sign) read: Parquet allows 0 to 38, so anything far past
+/// that is a damaged schema, and a scale of `i32::MIN` would ask for 2 GB of zeros.
+const MAX_DECIMAL_SCALE: i32 = 100;
+
 /// The plain decimal text of a big-endian two's-complement unscaled value and its scale.
 fn decimal_text(bytes: &[u8], scale: i32) -> Option<String> {
-    if bytes.len() > 16 {
+    if bytes.len() > 16 || !(-MAX_DECIMAL_SCALE..=MAX_DECIMAL_SCALE).contains(&scale) {
         return None;
     }
     let negative = bytes.first().is_some_and(|b| b & 0x80 != 0);
@@ -384,6 +417,9 @@ mod tests {
         assert_eq!(decimal_text(&(-5i64).to_be_bytes(), 3).unwrap(), "-0.005");
         assert_eq!(decimal_text(&[0x01], 0).unwrap(), "1");
         assert_eq!(decimal_text(&[0x01], -2).unwrap(), "100");
+        // A damaged schema's scale: refused, not an overflow or gigabytes of zeros.
+        assert_eq!(decimal_text(&[0x01], i32::MIN), None);
+        assert_eq!(decimal_text(&[0x01], i32::MAX), None);
     }
 
     #[test]

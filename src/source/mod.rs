@@ -20,6 +20,8 @@
 
 pub mod canonical;
 pub mod files;
+#[cfg(test)]
+mod properties;
 pub mod sql;
 
 use std::collections::{HashMap, HashSet};

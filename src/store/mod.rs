@@ -20,6 +20,8 @@
 pub mod cache_cmd;
 mod lock;
 pub mod lockfile;
+#[cfg(test)]
+mod properties;
 pub mod remote;
 mod stat;
 

@@ -203,9 +203,18 @@ fn lex(src: &str) -> Result<Lexer, ParseError> {
     Ok(Lexer { toks })
 }
 
+/// Parentheses, function calls and minus signs an expression may nest, and how deep its tree
+/// may be (a long `a + b + …` chain is as deep as it is long): parsing, evaluating and dropping
+/// an expression recurse once per level, so without a limit a hostile `ml.toml` could overflow
+/// the stack and abort mlbuild.
+const MAX_NESTING: usize = 100;
+const MAX_DEPTH: usize = 1000;
+
 struct Parser {
     toks: Vec<(Tok, usize, usize)>,
     pos: usize,
+    /// Parentheses, calls and minus signs open at the current token.
+    nesting: usize,
 }
 
 impl Parser {
@@ -237,66 +246,107 @@ impl Parser {
         }
     }
 
-    fn expr(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.term()?;
+    /// The error for an expression past [`MAX_NESTING`] or [`MAX_DEPTH`], at the current token.
+    fn too_deep(&self) -> ParseError {
+        let (_, at, len) = self.peek();
+        ParseError {
+            message: format!(
+                "the expression is nested too deeply (at most {MAX_NESTING} levels of parentheses, calls and minus signs, and {MAX_DEPTH} operators in a chain)"
+            ),
+            at: *at,
+            len: *len,
+        }
+    }
+
+    /// Opens one level of nesting (before recursing).
+    fn enter(&mut self) -> Result<(), ParseError> {
+        if self.nesting >= MAX_NESTING {
+            return Err(self.too_deep());
+        }
+        self.nesting += 1;
+        Ok(())
+    }
+
+    /// A node over children as deep as `depth`: its own depth, checked.
+    fn deeper(&self, depth: usize) -> Result<usize, ParseError> {
+        if depth >= MAX_DEPTH {
+            return Err(self.too_deep());
+        }
+        Ok(depth + 1)
+    }
+
+    /// Each parsing method returns the expression and the depth of its tree.
+    fn expr(&mut self) -> Result<(Expr, usize), ParseError> {
+        let (mut left, mut depth) = self.term()?;
         loop {
             let op = match self.peek().0 {
                 Tok::Sym('+') => Op::Add,
                 Tok::Sym('-') => Op::Sub,
-                _ => return Ok(left),
+                _ => return Ok((left, depth)),
             };
             self.next();
-            let right = self.term()?;
+            let (right, right_depth) = self.term()?;
+            depth = self.deeper(depth.max(right_depth))?;
             left = Expr::Binary(op, Box::new(left), Box::new(right));
         }
     }
 
-    fn term(&mut self) -> Result<Expr, ParseError> {
-        let mut left = self.unary()?;
+    fn term(&mut self) -> Result<(Expr, usize), ParseError> {
+        let (mut left, mut depth) = self.unary()?;
         loop {
             let op = match self.peek().0 {
                 Tok::Sym('*') => Op::Mul,
                 Tok::Sym('/') => Op::Div,
-                _ => return Ok(left),
+                _ => return Ok((left, depth)),
             };
             self.next();
-            let right = self.unary()?;
+            let (right, right_depth) = self.unary()?;
+            depth = self.deeper(depth.max(right_depth))?;
             left = Expr::Binary(op, Box::new(left), Box::new(right));
         }
     }
 
-    fn unary(&mut self) -> Result<Expr, ParseError> {
+    fn unary(&mut self) -> Result<(Expr, usize), ParseError> {
         if self.peek().0 == Tok::Sym('-') {
+            self.enter()?;
             self.next();
-            return Ok(Expr::Neg(Box::new(self.unary()?)));
+            let (e, depth) = self.unary()?;
+            self.nesting -= 1;
+            return Ok((Expr::Neg(Box::new(e)), self.deeper(depth)?));
         }
         self.primary()
     }
 
-    fn primary(&mut self) -> Result<Expr, ParseError> {
+    fn primary(&mut self) -> Result<(Expr, usize), ParseError> {
         match self.peek().clone() {
             (Tok::Num(n), ..) => {
                 self.next();
-                Ok(Expr::Num(n))
+                Ok((Expr::Num(n), 1))
             }
             (Tok::Quoted(name), at, len) => {
                 self.next();
-                Ok(Expr::Column {
-                    name,
-                    at,
-                    len,
-                    index: None,
-                })
-            }
-            (Tok::Ident(name), at, len) => {
-                self.next();
-                if self.peek().0 != Tok::Sym('(') {
-                    return Ok(Expr::Column {
+                Ok((
+                    Expr::Column {
                         name,
                         at,
                         len,
                         index: None,
-                    });
+                    },
+                    1,
+                ))
+            }
+            (Tok::Ident(name), at, len) => {
+                self.next();
+                if self.peek().0 != Tok::Sym('(') {
+                    return Ok((
+                        Expr::Column {
+                            name,
+                            at,
+                            len,
+                            index: None,
+                        },
+                        1,
+                    ));
                 }
                 let Some(func) = Func::by_name(&name) else {
                     let names: Vec<&str> = Func::ALL.iter().map(|(n, _)| *n).collect();
@@ -309,16 +359,21 @@ impl Parser {
                         len,
                     });
                 };
+                self.enter()?;
                 self.next(); // (
-                let mut args = vec![self.expr()?];
+                let (first, mut depth) = self.expr()?;
+                let mut args = vec![first];
                 while self.peek().0 == Tok::Sym(',') {
                     self.next();
-                    args.push(self.expr()?);
+                    let (arg, arg_depth) = self.expr()?;
+                    depth = depth.max(arg_depth);
+                    args.push(arg);
                 }
                 if self.peek().0 != Tok::Sym(')') {
                     return Err(self.error("expected `,` or `)`"));
                 }
                 self.next();
+                self.nesting -= 1;
                 let ok = match func {
                     Func::Min | Func::Max => args.len() >= 2,
                     _ => args.len() == 1,
@@ -334,15 +389,17 @@ impl Parser {
                         len,
                     });
                 }
-                Ok(Expr::Call(func, args))
+                Ok((Expr::Call(func, args), self.deeper(depth)?))
             }
             (Tok::Sym('('), ..) => {
+                self.enter()?;
                 self.next();
                 let e = self.expr()?;
                 if self.peek().0 != Tok::Sym(')') {
                     return Err(self.error("expected `)`"));
                 }
                 self.next();
+                self.nesting -= 1;
                 Ok(e)
             }
             _ => Err(self.error("expected a number, a column or `(`")),
@@ -356,8 +413,9 @@ pub fn parse(src: &str) -> Result<Expr, ParseError> {
     let mut p = Parser {
         toks: lexer.toks,
         pos: 0,
+        nesting: 0,
     };
-    let e = p.expr()?;
+    let (e, _) = p.expr()?;
     if p.peek().0 != Tok::End {
         return Err(p.error("expected an operator (`+`, `-`, `*`, `/`) or the end"));
     }
@@ -518,6 +576,30 @@ mod tests {
         assert!(e.message.contains("backticks"), "{e}");
         let e = parse("`PSA + 1").unwrap_err();
         assert_eq!(e.at, 0);
+    }
+
+    /// Found by the `ml.toml` property test: 100,000 nested parentheses (or minus signs, or a
+    /// chain of 100,000 additions, whose tree is as deep) overflowed the stack while parsing,
+    /// evaluating or dropping, which aborts mlbuild.
+    #[test]
+    fn deep_expressions_are_refused_not_a_stack_overflow() {
+        let n = 100_000;
+        let parens = format!("{}1{}", "(".repeat(n), ")".repeat(n));
+        let minus = format!("{}1", "-".repeat(n));
+        let calls = format!("{}1{}", "abs(".repeat(n), ")".repeat(n));
+        let chain = vec!["1"; n].join(" + ");
+        for src in [&parens, &minus, &calls, &chain] {
+            let e = parse(src).unwrap_err();
+            assert!(e.message.contains("nested too deeply"), "{e}");
+        }
+        let e = parse(&parens).unwrap_err();
+        assert_eq!(e.at, MAX_NESTING, "the first parenthesis past the limit");
+        // Up to the limits, expressions still parse and evaluate.
+        let ok = format!("{}1{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+        assert_eq!(eval(&ok, &[]), Some(1.0));
+        let sum = vec!["1"; MAX_DEPTH].join(" + ");
+        assert_eq!(eval(&sum, &[]), Some(MAX_DEPTH as f64));
+        assert!(parse(&vec!["1"; MAX_DEPTH + 2].join(" + ")).is_err());
     }
 
     #[test]

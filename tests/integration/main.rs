@@ -15,6 +15,7 @@ mod h2o_warm;
 mod integrity;
 mod lifecycle;
 mod monitor_registry;
+mod parsers;
 mod precision;
 mod prepare_confirm;
 mod registry_cmds;
