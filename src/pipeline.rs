@@ -377,12 +377,9 @@ impl<'a> Pipeline<'a> {
             None => Reason::Forced,
             Some(AcLookup::Miss) => match &locked {
                 Some(l) if l.key != key => {
-                    let profiles = self.ctx.store.root().join("profiles");
+                    let store = self.ctx.store;
                     Reason::classify(step.as_str(), &l.inputs, &ki.inputs, |digest| {
-                        let bytes = std::fs::read(profiles.join(format!("{digest}.json"))).ok()?;
-                        serde_json::from_slice::<crate::table::Profile>(&bytes)
-                            .ok()
-                            .map(|p| p.rows)
+                        steps::locate::remembered_profile(store, digest).map(|p| p.rows)
                     })
                 }
                 Some(_) => Reason::CacheEntryMissing,

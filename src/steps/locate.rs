@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::pipeline::{Ctx, RunOptions, StepOutput};
 use crate::source::{self, Snapshot};
-use crate::store::{write_atomic, Store};
+use crate::store::Store;
 use crate::table::{self, Profile};
 
 /// Reads `[locate]`'s source into a snapshot (not yet stored: see [`run`]).
@@ -43,11 +43,7 @@ pub async fn materialize(ctx: &Ctx<'_>, opts: &RunOptions) -> Result<Snapshot> {
 
 /// The profile of the data whose digest is `digest`, computed once and remembered.
 pub fn profile(store: &Store, file: &Path, digest: &str) -> Result<Profile> {
-    let path = store.root().join("profiles").join(format!("{digest}.json"));
-    if let Some(p) = std::fs::read(&path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-    {
+    if let Some(p) = remembered_profile(store, digest) {
         return Ok(p);
     }
     let profile = table::profile_csv(file)?;
@@ -55,11 +51,16 @@ pub fn profile(store: &Store, file: &Path, digest: &str) -> Result<Profile> {
     Ok(profile)
 }
 
+/// The remembered profile of the data whose digest is `digest`, if there is a sound one (its
+/// seal matches: a damaged or edited profile is recomputed, never believed).
+pub fn remembered_profile(store: &Store, digest: &str) -> Option<Profile> {
+    crate::store::read_sealed(&store.profile_path(digest))
+}
+
 /// Records the profile of the CSV whose digest is `digest` (computed by whoever wrote it), for
 /// [`profile`] to find.
 pub fn remember_profile(store: &Store, digest: &str, profile: &Profile) -> Result<()> {
-    let path = store.root().join("profiles").join(format!("{digest}.json"));
-    write_atomic(&path, &serde_json::to_vec(profile)?)?;
+    crate::store::write_sealed(&store.profile_path(digest), profile)?;
     Ok(())
 }
 
@@ -98,5 +99,38 @@ pub fn summary(result: &Value) -> String {
             format!("{base} from {} files", x["files"])
         }
         _ => base,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_damaged_or_edited_profile_is_recomputed_not_believed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let csv = dir.path().join("data.csv");
+        std::fs::write(&csv, "a,b\n1,x\n2,y\n3,\n").unwrap();
+        let digest = crate::store::hash_file(&csv).unwrap();
+        let first = profile(&store, &csv, &digest).unwrap();
+        assert_eq!(first.rows, 3);
+        assert_eq!(remembered_profile(&store, &digest), Some(first.clone()));
+
+        // Edited to other valid JSON (3 rows become 9): the seal no longer matches.
+        let path = store.profile_path(&digest);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"rows\":3"), "{text}");
+        std::fs::write(&path, text.replace("\"rows\":3", "\"rows\":9")).unwrap();
+        assert_eq!(remembered_profile(&store, &digest), None);
+        assert_eq!(profile(&store, &csv, &digest).unwrap().rows, 3);
+
+        // Truncated, or a profile of an older mlbuild (no seal): recomputed and rewritten.
+        std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+        assert_eq!(profile(&store, &csv, &digest).unwrap(), first);
+        std::fs::write(&path, serde_json::to_vec(&first).unwrap()).unwrap();
+        assert_eq!(remembered_profile(&store, &digest), None);
+        assert_eq!(profile(&store, &csv, &digest).unwrap(), first);
+        assert_eq!(remembered_profile(&store, &digest), Some(first));
     }
 }

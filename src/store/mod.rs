@@ -5,6 +5,7 @@
 //! v1/cas/ab/abcdef…        blobs by blake3 digest (immutable; written to tmp/ then renamed)
 //! v1/ac/<key>.json         action cache: step key → output digests + result (see ActionEntry)
 //! v1/stat.json             stat cache: (path, size, mtime, inode) → digest
+//! v1/profiles/<digest>.json  profile of a data snapshot, sealed with its blake3 (see read_sealed)
 //! v1/tmp/                  in-flight writes; anything here is garbage after a crash
 //! v1/quarantine/<digest>   blobs whose bytes did not match their name, moved aside on a verified read
 //! state.db                 the registry (SQLite), unless MLBUILD_STATE_URL says otherwise
@@ -283,6 +284,11 @@ impl Store {
         Ok(path)
     }
 
+    /// Where the profile of the data whose digest is `digest` is kept (a sealed memo).
+    pub fn profile_path(&self, digest: &str) -> PathBuf {
+        self.root.join("profiles").join(format!("{digest}.json"))
+    }
+
     fn ac_path(&self, key: &str) -> PathBuf {
         self.root.join("ac").join(format!("{key}.json"))
     }
@@ -366,6 +372,30 @@ pub fn hash_file(path: &Path) -> Result<Digest, StoreError> {
         }
     }
     Ok(hasher.finalize().to_hex().to_string())
+}
+
+/// A memo on disk (a data profile): derived data sealed with the blake3 of its body's JSON, so a
+/// damaged or edited file is never passed off as the truth. Memos can always be recomputed.
+#[derive(Serialize, Deserialize)]
+struct Sealed<T> {
+    blake3: String,
+    body: T,
+}
+
+/// Reads a sealed memo; `None` when it is missing, does not parse, or its seal does not match
+/// its body (the caller recomputes it).
+pub fn read_sealed<T: serde::de::DeserializeOwned + Serialize>(path: &Path) -> Option<T> {
+    let sealed: Sealed<T> = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
+    let body = serde_json::to_vec(&sealed.body).ok()?;
+    (blake3::hash(&body).to_hex().as_str() == sealed.blake3).then_some(sealed.body)
+}
+
+/// Writes a sealed memo atomically.
+pub fn write_sealed<T: Serialize>(path: &Path, body: &T) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec(body).expect("memos serialise");
+    let blake3 = blake3::hash(&bytes).to_hex().to_string();
+    let sealed = serde_json::to_vec(&Sealed { blake3, body }).expect("memos serialise");
+    write_atomic(path, &sealed)
 }
 
 /// Writes `bytes` to `dest` atomically (temp file in the same directory, then rename).
