@@ -214,7 +214,9 @@ async fn verify(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit>
         entries += 1;
         match store.ac_get(&key) {
             AcLookup::Hit(_) | AcLookup::Miss => {}
-            AcLookup::Corrupt => problems.push(format!("entry {key} does not parse")),
+            AcLookup::Corrupt => problems.push(format!(
+                "entry {key} is damaged (it does not parse, or its seal does not match its content)"
+            )),
             AcLookup::OutputMissing(d) => {
                 problems.push(format!("entry {key} names blob {d}, which is missing"))
             }

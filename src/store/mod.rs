@@ -293,17 +293,17 @@ impl Store {
         self.root.join("ac").join(format!("{key}.json"))
     }
 
-    /// Looks a key up in the action cache. An entry whose outputs are not all present (a `stat`
-    /// each) or that does not parse is a miss, reported as such.
+    /// Looks a key up in the action cache. An entry that does not parse, is not for this key,
+    /// or whose seal does not match its content is `Corrupt`; one whose outputs are not all
+    /// present (a `stat` each) is `OutputMissing`.
     pub fn ac_get(&self, key: &str) -> AcLookup {
         let path = self.ac_path(key);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
             Err(_) => return AcLookup::Miss,
         };
-        let entry: ActionEntry = match serde_json::from_str(&text) {
-            Ok(e) => e,
-            Err(_) => return AcLookup::Corrupt,
+        let Some(entry) = unseal_entry(&bytes) else {
+            return AcLookup::Corrupt;
         };
         if entry.key != key {
             return AcLookup::Corrupt;
@@ -314,14 +314,15 @@ impl Store {
         AcLookup::Hit(Box::new(entry))
     }
 
-    /// Records an entry. Callers store every output first; this checks it once more.
+    /// Records an entry, sealed (see [`seal_entry`]). Callers store every output first; this
+    /// checks it once more.
     pub fn ac_put(&self, entry: &ActionEntry) -> Result<(), StoreError> {
         if let Some(missing) = entry.outputs.values().find(|d| !self.contains(d)) {
             return Err(StoreError::Missing {
                 digest: missing.clone(),
             });
         }
-        let text = serde_json::to_vec_pretty(entry).expect("action entries serialise");
+        let text = seal_entry(entry);
         let mut tmp = self.temp_file()?;
         let tmp_path = tmp.path().to_path_buf();
         tmp.write_all(&text).map_err(io_err("write", &tmp_path))?;
@@ -333,6 +334,58 @@ impl Store {
         })?;
         Ok(())
     }
+}
+
+/// The field of a local action entry that seals it.
+const SEAL: &str = "seal";
+
+/// The fields an action entry may have (besides its seal).
+const ENTRY_FIELDS: [&str; 7] = [
+    "step",
+    "key",
+    "inputs",
+    "outputs",
+    "output_digests",
+    "result",
+    "output_sizes",
+];
+
+/// A local action entry's bytes: its JSON with one more field, `seal`, the blake3 of the
+/// entry's compact JSON (keys sorted). The key covers only the step's inputs; the seal covers the outputs and
+/// the result too, so a flipped digit in a recorded metric is caught when the entry is used.
+fn seal_entry(entry: &ActionEntry) -> Vec<u8> {
+    let compact = serde_json::to_vec(entry).expect("action entries serialise");
+    // The seal is taken over the entry as a reader will parse it: serde_json's float parsing
+    // may land one ulp off the printed value, so the reader's re-printed form is what we hash.
+    let parsed: serde_json::Value = serde_json::from_slice(&compact).expect("our own JSON parses");
+    let mut value = parsed.clone();
+    value[SEAL] = serde_json::Value::String(seal_of(&parsed));
+    serde_json::to_vec_pretty(&value).expect("action entries serialise")
+}
+
+fn seal_of(entry: &serde_json::Value) -> String {
+    let compact = serde_json::to_vec(entry).expect("JSON values serialise");
+    blake3::hash(&compact).to_hex().to_string()
+}
+
+/// The entry in a local action-cache file, when it is sound: it parses, has only an entry's
+/// fields, and its seal (when it has one: entries written before seals existed have none)
+/// matches its content.
+fn unseal_entry(bytes: &[u8]) -> Option<ActionEntry> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let fields = value.as_object_mut()?;
+    let seal = match fields.remove(SEAL) {
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(_) => return None,
+        None => None,
+    };
+    if fields.keys().any(|k| !ENTRY_FIELDS.contains(&k.as_str())) {
+        return None;
+    }
+    if seal.is_some_and(|seal| seal != seal_of(&value)) {
+        return None;
+    }
+    serde_json::from_value(value).ok()
 }
 
 /// The result of an action-cache lookup.
@@ -468,6 +521,60 @@ mod tests {
             store.ac_put(&entry).is_err(),
             "no entry without its outputs"
         );
+    }
+
+    #[test]
+    fn a_sealed_entry_with_any_byte_changed_is_never_a_different_hit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let d = store.put_bytes(b"out").unwrap();
+        let entry = ActionEntry {
+            step: "execute".into(),
+            key: "a".repeat(64),
+            inputs: serde_json::json!({"config": {"max_models": 6}}),
+            outputs: BTreeMap::from([("mojo".to_string(), d.clone())]),
+            output_digests: BTreeMap::new(),
+            result: serde_json::json!({"holdout": {"auc": 0.919}, "models": 6}),
+            output_sizes: BTreeMap::from([("mojo".to_string(), 3)]),
+        };
+        store.ac_put(&entry).unwrap();
+        let path = store.ac_path(&entry.key);
+        let sealed = fs::read(&path).unwrap();
+        // As read (serde_json may parse a float one ulp off how it was printed).
+        let read = match store.ac_get(&entry.key) {
+            AcLookup::Hit(e) => *e,
+            other => panic!("a sealed entry is read back: {other:?}"),
+        };
+        assert_eq!(read.outputs, entry.outputs);
+
+        // The one this test is for: a metric's digit flipped still parses, but is refused.
+        let text = String::from_utf8(sealed.clone()).unwrap();
+        assert!(text.contains("0.919"), "{text}");
+        fs::write(&path, text.replace("0.919", "0.989")).unwrap();
+        assert!(matches!(store.ac_get(&entry.key), AcLookup::Corrupt));
+
+        // Every byte, replaced by each of a few others: a miss, corrupt, or the same entry.
+        for at in 0..sealed.len() {
+            for by in [b'0', b'9', b'"', b' ', b'x', sealed[at] ^ 1] {
+                let mut bytes = sealed.clone();
+                if bytes[at] == by {
+                    continue;
+                }
+                bytes[at] = by;
+                fs::write(&path, &bytes).unwrap();
+                if let AcLookup::Hit(e) = store.ac_get(&entry.key) {
+                    assert_eq!(*e, read, "byte {at} set to {by:?} gave another entry");
+                }
+            }
+        }
+
+        // An entry written before seals existed is still read; one with an unknown field is not.
+        fs::write(&path, serde_json::to_vec(&entry).unwrap()).unwrap();
+        assert!(matches!(store.ac_get(&entry.key), AcLookup::Hit(e) if *e == read));
+        let mut odd = serde_json::to_value(&entry).unwrap();
+        odd["sael"] = serde_json::json!("0");
+        fs::write(&path, serde_json::to_vec(&odd).unwrap()).unwrap();
+        assert!(matches!(store.ac_get(&entry.key), AcLookup::Corrupt));
     }
 
     #[test]
