@@ -77,6 +77,7 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             let moved = reg
                 .move_tag(&tag, &version, &registry::current_user(), &reason)
                 .await?;
+            crate::faultpoint::hit("tags.after-commit");
             let synced = registry::links::sync(&reg, &store, &models, &lock).await?;
             drop(lock);
             registry::links::report(&printer, &synced, &[tag.as_str()]);
@@ -88,6 +89,7 @@ pub async fn dispatch(cli: Cli) -> Result<Exit> {
             let moved = reg
                 .rollback(&tag, to.as_deref(), &registry::current_user())
                 .await?;
+            crate::faultpoint::hit("tags.after-commit");
             let synced = registry::links::sync(&reg, &store, &models, &lock).await?;
             drop(lock);
             registry::links::report(&printer, &synced, &[tag.as_str()]);
@@ -371,6 +373,7 @@ async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
             return Err(e);
         }
     };
+    crate::faultpoint::hit("run.before-finish");
     printer.done(&done);
     let status = match &outcome {
         Outcome::Ok { .. } | Outcome::Planned => "ok",

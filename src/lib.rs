@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod drift;
 pub mod error;
+pub mod faultpoint;
 pub mod fingerprint;
 pub mod h2o;
 #[cfg(test)]

@@ -460,10 +460,12 @@ impl<'a> Pipeline<'a> {
             result: out.result,
             output_sizes,
         };
+        crate::faultpoint::hit(&format!("pipeline.before-action-entry.{step}"));
         self.ctx
             .store
             .ac_put(&entry)
             .context("recording the step in the action cache")?;
+        crate::faultpoint::hit(&format!("pipeline.after-action-entry.{step}"));
         if self.opts.frozen {
             if let Some(l) = &locked {
                 if l.outputs != entry.output_digests {

@@ -439,6 +439,31 @@ fn max_attempts_at_least_one() {
 }
 
 #[test]
+fn max_models_zero_and_one_fold_are_refused_before_any_engine() {
+    let (message, hint) = err(&minimal_with("execute", "max_models = 0"), &[]);
+    assert_eq!(
+        message,
+        "ml.toml:8:14: `execute.max_models` must be at least 1, found 0"
+    );
+    assert!(hint.unwrap().contains("no limit"));
+    // The same through `--set`, which names the argument.
+    let (message, _) = err(MINIMAL, &["execute.max_models=0"]);
+    assert!(
+        message.contains("`execute.max_models` must be at least 1, found 0"),
+        "{message}"
+    );
+    parse_ok(&minimal_with("execute", "max_models = 1"), &[]);
+
+    let (message, _) = err(&minimal_with("execute", "nfolds = 1"), &[]);
+    assert_eq!(
+        message,
+        "ml.toml:8:10: `execute.nfolds` must be 0 (no cross-validation) or at least 2, found 1"
+    );
+    parse_ok(&minimal_with("execute", "nfolds = 0"), &[]);
+    parse_ok(&minimal_with("execute", "nfolds = 2"), &[]);
+}
+
+#[test]
 fn promote_tags_must_be_file_safe_names() {
     parse_ok(
         &minimal_with("conclude", "promote = [\"staging\", \"prod-eu.v2\"]"),

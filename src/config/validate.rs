@@ -172,6 +172,22 @@ pub(crate) fn validate(config: &mut Config, doc: &Node, at: &Locator) -> Result<
             }
         }
     }
+    // H2O reads `max_models = 0` as "no limit" (it built 300+ models in 40 s), and refuses
+    // `nfolds = 1` only once the JVM runs: both are refused here, before any engine starts.
+    if config.execute.max_models < 1 {
+        return Err(check.invalid(
+            &["execute", "max_models"],
+            "`execute.max_models` must be at least 1, found 0".to_string(),
+            Some("H2O would read 0 as \"no limit\" and train until stopped; give the number of models to build, e.g. `max_models = 4`".into()),
+        ));
+    }
+    if config.execute.nfolds == 1 {
+        return Err(check.invalid(
+            &["execute", "nfolds"],
+            "`execute.nfolds` must be 0 (no cross-validation) or at least 2, found 1".to_string(),
+            Some("cross-validation needs two folds or more; `nfolds = 0` trains on the training rows and ranks on AutoML's validation split".into()),
+        ));
+    }
     if let Some(metric) = &config.execute.sort_metric {
         check_metric(
             &check,

@@ -4,7 +4,10 @@
 //! Registry rules (DESIGN.md §5.3): a MOJO whose canonical digest is already registered keeps
 //! its version, and tags move only when conclude registers a version *new to this registry*.
 //! Replaying conclude from the cache therefore registers the version where it is missing (a
-//! fresh CI runner) and otherwise changes nothing, so a rerun never undoes a rollback.
+//! fresh CI runner) and otherwise changes nothing, so a rerun never undoes a rollback. One
+//! exception finishes a conclude that was cut short: when the run that registered the version
+//! ended `interrupted` or `failed`, the configured tags that have never pointed at the version
+//! move now (a kill between the registration and the tag moves otherwise lost them for good).
 //! `production` is moved by conclude only when it is in `[conclude] promote` and the chosen
 //! attempt's baseline check *passed* (a skipped check — no baseline, or an incompatible one —
 //! does not count); otherwise `promote`/`rollback` move it. Tags move and `models/` follows them
@@ -210,12 +213,22 @@ pub async fn ensure(
             run: Some(ctx.run_id),
         })
         .await?;
+    crate::faultpoint::hit("conclude.after-register");
     let lock = links::lock_for(&ctx.paths.models, ctx.printer)?;
+    // A conclude killed between registering its version and moving its tags is finished by
+    // the next run that concludes the same version: the tags it did not get to move, move now.
+    let unfinished = match created {
+        true => None,
+        false => unfinished_conclude(registry, &version, ctx.run_id).await?,
+    };
     let mut moved = Vec::new();
-    if created {
+    if created || unfinished.is_some() {
         let by = crate::registry::current_user();
         let baseline = &monitor.result["baseline"];
         for tag in &ctx.config.conclude.promote {
+            if !created && pointed_at(registry, tag, &version.id).await? {
+                continue;
+            }
             let mut reason = format!("conclude of run {}", ctx.run_id);
             if tag == "production" {
                 if baseline["status"] != "pass" {
@@ -238,18 +251,30 @@ pub async fn ensure(
             }
             registry.move_tag(tag, &version.id, &by, &reason).await?;
             moved.push(tag.clone());
+            crate::faultpoint::hit("conclude.after-tag-move");
         }
-        ctx.printer.status(
-            "Registered",
-            &format!("version {} ({})", version.id, &model[..12.min(model.len())]),
-        );
+        if created {
+            ctx.printer.status(
+                "Registered",
+                &format!("version {} ({})", version.id, &model[..12.min(model.len())]),
+            );
+        } else if let Some(run) = unfinished.filter(|_| !moved.is_empty()) {
+            ctx.printer.status(
+                "Finished",
+                &format!(
+                    "the tag moves of run {run}, which registered version {} and stopped before moving {}",
+                    version.id,
+                    moved.join(", ")
+                ),
+            );
+        }
     }
     let unrepaired = repair(ctx, &version, conclude).await?;
     let synced = links::sync(registry, ctx.store, &ctx.paths.models, &lock).await?;
     let moved_tags: Vec<&str> = moved.iter().map(String::as_str).collect();
     links::report(ctx.printer, &synced, &moved_tags);
     drop(lock);
-    if created && !ctx.config.conclude.deploy.is_empty() {
+    if !moved.is_empty() && !ctx.config.conclude.deploy.is_empty() {
         for tag in &moved {
             let payload = json!({
                 "event": "deployed",
@@ -287,6 +312,37 @@ pub async fn ensure(
             .into());
     }
     Ok(version.id)
+}
+
+/// The run that registered `version` when it ended before its conclude was done (`interrupted`:
+/// killed or Ctrl-C; `failed`: an error after the registration), so its tag moves may be
+/// missing. A finished run (`ok`), a run still going (on another host), or a version registered
+/// by `deploy` (no run) has nothing to finish.
+async fn unfinished_conclude(
+    registry: &crate::registry::Registry,
+    version: &Version,
+    this_run: i64,
+) -> Result<Option<i64>> {
+    let Some(run) = version.run.filter(|r| *r != this_run) else {
+        return Ok(None);
+    };
+    let status = registry.run(run).await?.map(|r| r.status);
+    Ok(matches!(status.as_deref(), Some("interrupted" | "failed")).then_some(run))
+}
+
+/// Whether `tag` has ever pointed at `version` (moved there by that conclude before it stopped,
+/// or by a user since): such a tag is never moved again by a replayed conclude, so a rerun never
+/// undoes a user's rollback.
+async fn pointed_at(
+    registry: &crate::registry::Registry,
+    tag: &str,
+    version: &str,
+) -> Result<bool> {
+    Ok(registry
+        .history(tag)
+        .await?
+        .iter()
+        .any(|e| e.to == version || e.from.as_deref() == Some(version)))
 }
 
 /// Puts back the blobs of `version` that the store lacks (deleted, or moved to the quarantine
