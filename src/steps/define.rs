@@ -85,6 +85,24 @@ pub fn run(config: &Config, profile: &Profile) -> Result<StepOutput> {
         }
         Some(p) => p,
     };
+    if problem != Problem::Regression && target.distinct_capped {
+        // The profile keeps at most DISTINCT_CAP values: the classes would not be exact, and
+        // monitor would fail on every rerun when the model knows classes define does not.
+        return Err(Diagnostic::new(format!(
+            "target `{}` has more than {} distinct values: too many classes for a {} problem",
+            config.define.target,
+            crate::table::DISTINCT_CAP,
+            problem_name(problem)
+        ))
+        .hint(match target.kind {
+            Kind::Numeric => "a numeric target with this many values is a regression: set `define.problem = \"regression\"`".to_string(),
+            Kind::Categorical => format!(
+                "mlbuild classifies at most {} classes; group rare classes into fewer (e.g. with `[prepare.derive]`), or choose another `define.target`",
+                crate::table::DISTINCT_CAP
+            ),
+        })
+        .into());
+    }
     let metric = config
         .define
         .metric
@@ -149,4 +167,65 @@ pub fn summary(result: &Value) -> String {
         },
         result["metric"].as_str().unwrap_or("?")
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn profile_of(csv: &str) -> Profile {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.csv");
+        std::fs::write(&path, csv).unwrap();
+        crate::table::profile_csv(&path).unwrap()
+    }
+
+    fn config(target: &str, problem: Option<&str>) -> Config {
+        let problem = problem
+            .map(|p| format!("problem = \"{p}\"\n"))
+            .unwrap_or_default();
+        let text =
+            format!("[define]\ntarget = \"{target}\"\n{problem}[locate]\npath = \"d.csv\"\n");
+        crate::config::parse(std::path::Path::new("ml.toml"), &text, &[]).unwrap()
+    }
+
+    #[test]
+    fn more_classes_than_the_profile_counts_are_refused_up_front() {
+        let classes = crate::table::DISTINCT_CAP + 44;
+        let mut csv = String::from("x,label,n\n");
+        for i in 0..classes * 2 {
+            csv.push_str(&format!("{i},class{},{}\n", i % classes, i % classes));
+        }
+        let profile = profile_of(&csv);
+        let Err(e) = run(&config("label", None), &profile) else {
+            panic!("300 classes were accepted")
+        };
+        let d = e.downcast_ref::<Diagnostic>().unwrap();
+        assert!(
+            d.message
+                .contains("target `label` has more than 256 distinct values: too many classes for a multiclass problem"),
+            "{}",
+            d.message
+        );
+        assert!(d.hint.as_deref().unwrap().contains("group rare classes"));
+        // Declared multiclass on a numeric column: the same, with the regression hint.
+        let Err(e) = run(&config("n", Some("multiclass")), &profile) else {
+            panic!("300 numeric classes were accepted")
+        };
+        let d = e.downcast_ref::<Diagnostic>().unwrap();
+        assert!(d.hint.as_deref().unwrap().contains("regression"), "{d:?}");
+        // A numeric target with that many values is inferred a regression, which is fine.
+        let out = run(&config("n", None), &profile).unwrap();
+        assert_eq!(out.result["problem"], "regression");
+        // Exactly the cap is still exact, and allowed.
+        let mut csv = String::from("label\n");
+        for i in 0..crate::table::DISTINCT_CAP {
+            csv.push_str(&format!("c{i}\n"));
+        }
+        let out = run(&config("label", None), &profile_of(&csv)).unwrap();
+        assert_eq!(
+            out.result["classes"].as_array().unwrap().len(),
+            crate::table::DISTINCT_CAP
+        );
+    }
 }
