@@ -338,11 +338,13 @@ async fn pointed_at(
     tag: &str,
     version: &str,
 ) -> Result<bool> {
-    Ok(registry
-        .history(tag)
-        .await?
-        .iter()
-        .any(|e| e.to == version || e.from.as_deref() == Some(version)))
+    match registry.history(tag).await {
+        Ok(events) => Ok(events
+            .iter()
+            .any(|e| e.to == version || e.from.as_deref() == Some(version))),
+        Err(crate::registry::RegistryError::UnknownTag(_)) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Puts back the blobs of `version` that the store lacks (deleted, or moved to the quarantine

@@ -25,7 +25,7 @@ fn blob(p: &Project, digest: &str) -> std::path::PathBuf {
 
 /// A trained project plus a second version (a fixture MOJO deployed to tag `other`), without
 /// training again. Returns (project, staging's version, the other version).
-fn two_versions() -> (Project, Value, Value) {
+pub(crate) fn two_versions() -> (Project, Value, Value) {
     let p = trained().clone_trained();
     std::fs::copy(
         repo_root().join("tests/fixtures/mojo/gbm_bin.zip"),

@@ -11,6 +11,7 @@ mod cli_errors;
 mod deploy;
 mod engine_cancel;
 mod explain;
+mod faults;
 mod h2o_warm;
 mod integrity;
 mod lifecycle;

@@ -19,7 +19,7 @@ use crate::support::{trained, Project, Run, ALL_STEPS};
 
 const TOKEN: &str = "s3cret-token";
 
-struct Nginx {
+pub(crate) struct Nginx {
     child: Child,
     port: u16,
     dir: tempfile::TempDir,
@@ -28,7 +28,7 @@ struct Nginx {
 
 impl Nginx {
     /// Starts nginx on a free loopback port, or returns `None` (with a note) without nginx.
-    fn start() -> Option<Nginx> {
+    pub(crate) fn start() -> Option<Nginx> {
         Nginx::start_with(false)
     }
 
@@ -141,7 +141,7 @@ http {{
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("{}://127.0.0.1:{}/open", self.scheme(), self.port)
     }
 
@@ -155,7 +155,7 @@ http {{
     }
 
     /// The file behind `{url()}/{rel}`.
-    fn file(&self, rel: &str) -> PathBuf {
+    pub(crate) fn file(&self, rel: &str) -> PathBuf {
         self.dir.path().join("root/open").join(rel)
     }
 
@@ -237,7 +237,7 @@ fn make_certificates(d: &std::path::Path) {
 }
 
 /// `mlbuild ARGS` with a remote cache and no reachable H2O (a run must need no engine).
-fn offline(p: &Project, url: &str, token: Option<&str>, args: &[&str]) -> Run {
+pub(crate) fn offline(p: &Project, url: &str, token: Option<&str>, args: &[&str]) -> Run {
     let mut cmd = p.command(args);
     cmd.env("MLBUILD_H2O_URL", "http://127.0.0.1:9")
         .env("MLBUILD_REMOTE_CACHE", url);
@@ -248,14 +248,14 @@ fn offline(p: &Project, url: &str, token: Option<&str>, args: &[&str]) -> Run {
 }
 
 /// A fresh checkout of `trained`: its config, data and `ml.lock`, and nothing else.
-fn fresh_checkout(trained: &Project) -> Project {
+pub(crate) fn fresh_checkout(trained: &Project) -> Project {
     let p = Project::from_fixture("prostate");
     p.write("ml.lock", &trained.read("ml.lock"));
     assert!(!p.file("cache").exists());
     p
 }
 
-fn lock_key(p: &Project, step: &str) -> String {
+pub(crate) fn lock_key(p: &Project, step: &str) -> String {
     let lock: Value = serde_json::from_str(&p.read("ml.lock")).unwrap();
     lock["steps"]
         .as_array()
@@ -693,7 +693,7 @@ impl<R: BufRead> ReadRest for R {
 }
 
 /// Rewrites the entry of `key` on the server (a lying cache: same key and inputs).
-fn forge(nginx: &Nginx, key: &str, edit: impl FnOnce(&mut Value)) {
+pub(crate) fn forge(nginx: &Nginx, key: &str, edit: impl FnOnce(&mut Value)) {
     let path = nginx.file(&format!("ac/{key}"));
     let mut e: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     edit(&mut e);
