@@ -16,7 +16,7 @@ use crate::report::ColorChoice;
 deployable model through eight cached steps: define, locate, prepare, confirm, execute, monitor, \
 modify, conclude. Only steps whose inputs changed rerun. A MOJO made elsewhere can be checked \
 with `mlbuild mojo validate` and registered with `mlbuild deploy --mojo FILE.zip --tag TAG`.\n\n\
-Exit codes: 0 ok, 1 error, 2 usage, 3 escalated (threshold not met after max_attempts), \
+Exit codes: 0 ok, 1 error, 2 usage, 3 escalated (monitor failed: threshold or baseline, after max_attempts), \
 4 data-quality gate failed, 130 interrupted.\n\n\
 Environment: MLBUILD_H2O_URL, MLBUILD_H2O_JAR, MLBUILD_CACHE_DIR, MLBUILD_STATE_URL, MLBUILD_CONFIG \
 (user config, default ~/.config/mlbuild/config.toml: state_url, [remote] url/token), NO_COLOR, \

@@ -170,6 +170,23 @@ fn problem(db: &dyn salsa::Database, p: PlanInput) -> Result<Value, String> {
     }))
 }
 
+/// The `define.ignore` columns that have missing values in the data, sorted.
+fn ignored_with_missing(db: &dyn salsa::Database, p: PlanInput) -> Result<Vec<String>, String> {
+    let profile: crate::table::Profile =
+        serde_json::from_str(p.profile(db)).map_err(|e| e.to_string())?;
+    let define = slice_value(db, p, Step::Define)?;
+    let mut ignored: Vec<String> = define["ignore"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|name| profile.column(name).is_some_and(|c| c.missing > 0))
+        .map(str::to_string)
+        .collect();
+    ignored.sort();
+    Ok(ignored)
+}
+
 /// A step's key inputs (the object hashed into its key), as canonical JSON.
 #[salsa::tracked]
 pub fn key_inputs(
@@ -204,11 +221,21 @@ pub fn key_inputs(
                 "problem": { "target": problem["target"], "problem": problem["problem"] },
             })
         }
-        Step::Confirm => json!({
-            "confirm": slice_value(db, p, Step::Confirm)?,
-            "prepared": recorded(db, p, Step::Prepare, 1)?["outputs"],
-            "drift_reference": p.drift_reference(db),
-        }),
+        Step::Confirm => {
+            let mut v = json!({
+                "confirm": slice_value(db, p, Step::Confirm)?,
+                "prepared": recorded(db, p, Step::Prepare, 1)?["outputs"],
+                "drift_reference": p.drift_reference(db),
+            });
+            // The null-fraction rules skip `define.ignore`d columns. That changes a verdict only
+            // when an ignored column has missing values, so only then does the key say which:
+            // every other project keeps its confirm key.
+            let ignored = ignored_with_missing(db, p)?;
+            if !ignored.is_empty() {
+                v["ignored_with_missing"] = json!(ignored);
+            }
+            v
+        }
         Step::Execute => {
             let s = slice_value(db, p, Step::Execute)?;
             let execute: config::Execute =

@@ -114,6 +114,10 @@ pub fn run(
     let mut nulls = serde_json::Map::new();
     let (mut missing_cells, mut cells) = (0u64, 0u64);
     for (t, h) in train.columns.iter().zip(&holdout.columns) {
+        // Ignored columns never reach the model: their missing values are no one's concern.
+        if ctx.config.define.ignore.contains(&t.name) {
+            continue;
+        }
         let missing = t.missing + h.missing;
         missing_cells += missing;
         cells += rows;

@@ -72,7 +72,10 @@ pub fn run(_ctx: &mut Ctx<'_>, attempts: &[(ActionEntry, ActionEntry)]) -> Resul
                 "metric": m.result["metric"],
                 "value": m.result["value"],
                 "threshold": m.result["threshold"],
+                "threshold_pass": m.result["threshold_pass"],
+                "higher_is_better": m.result["higher_is_better"],
                 "baseline": m.result["baseline"]["status"],
+                "baseline_check": m.result["baseline"],
             })
         })
         .collect();
@@ -128,34 +131,90 @@ pub async fn escalate(ctx: &Ctx<'_>, entry: &ActionEntry) -> Diagnostic {
     escalation_error(entry)
 }
 
-/// The exit-3 error: every attempt missed the threshold.
+/// The exit-3 error: no attempt passed monitor. It says which check each attempt failed — the
+/// threshold, or the baseline check (naming the baseline, its metric and the margin) — and
+/// gives the hint that fits.
 pub fn escalation_error(entry: &ActionEntry) -> Diagnostic {
     let attempts = entry.result["attempts"]
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let lines: Vec<String> = attempts
-        .iter()
-        .map(|a| {
+    // Entries recorded before `threshold_pass` was kept: a failed attempt missed the threshold.
+    let missed_threshold = |a: &Value| a["threshold_pass"].as_bool() != Some(true);
+    let threshold_misses = attempts.iter().filter(|a| missed_threshold(a)).count();
+    let lines: Vec<String> = attempts.iter().map(attempt_line).collect();
+    let n = attempts.len();
+    let plural = if n == 1 { "" } else { "s" };
+    let (headline, hint) = if threshold_misses == n {
+        (
+            format!("escalated: the threshold was not met after {n} attempt{plural}"),
+            "loosen `define.threshold`, raise `modify.max_attempts`, or improve the data; no version was registered".to_string(),
+        )
+    } else {
+        let b = &attempts
+            .iter()
+            .find(|a| !missed_threshold(a))
+            .map(|a| a["baseline_check"].clone())
+            .unwrap_or_default();
+        let baseline = format!(
+            "the baseline `{}` (version {})",
+            b["tag"].as_str().unwrap_or("production"),
+            b["version"].as_str().unwrap_or("?")
+        );
+        let headline = if threshold_misses == 0 {
+            format!("escalated: the threshold was met, but no attempt beat {baseline} after {n} attempt{plural}")
+        } else {
+            format!("escalated: no attempt passed both the threshold and the check against {baseline} after {n} attempt{plural}")
+        };
+        (
+            headline,
             format!(
-                "  - attempt {}: {} {} = {:.4} (threshold {}), max_models {}",
-                a["attempt"],
-                a["leader"].as_str().unwrap_or("?"),
-                a["metric"].as_str().unwrap_or("?"),
-                a["value"].as_f64().unwrap_or(f64::NAN),
-                a["threshold"],
-                a["params"]["max_models"],
-            )
-        })
-        .collect();
-    Diagnostic::new(format!(
-        "escalated: the threshold was not met after {} attempt{}\n{}",
-        attempts.len(),
-        if attempts.len() == 1 { "" } else { "s" },
-        lines.join("\n")
-    ))
-    .hint("loosen `define.threshold`, raise `modify.max_attempts`, or improve the data; no version was registered")
-    .exit(Exit::Escalated)
+                "a new model must beat {baseline} by `monitor.min_improvement` ({} {}); lower it, point `monitor.baseline` at another tag, or ship this model anyway with `mlbuild promote`; no version was registered",
+                b["min_improvement"],
+                b["metric"].as_str().unwrap_or("")
+            ),
+        )
+    };
+    Diagnostic::new(format!("{headline}\n{}", lines.join("\n")))
+        .hint(hint)
+        .exit(Exit::Escalated)
+}
+
+/// One attempt of the escalation error: its leader, value, and the check that failed.
+fn attempt_line(a: &Value) -> String {
+    let metric = a["metric"].as_str().unwrap_or("?");
+    let value = a["value"].as_f64().unwrap_or(f64::NAN);
+    let cmp = if a["higher_is_better"] == false {
+        "≤"
+    } else {
+        "≥"
+    };
+    let threshold = match &a["threshold"] {
+        Value::Null => "no threshold".to_string(),
+        t => format!("threshold {cmp} {t}"),
+    };
+    let b = &a["baseline_check"];
+    let check = if a["threshold_pass"] != true {
+        format!("misses {threshold}")
+    } else if b["status"] == "fail" {
+        format!(
+            "meets {threshold}, but beats baseline `{}` ({} {} = {:.4}) by {:.4}, less than min_improvement {}",
+            b["tag"].as_str().unwrap_or("?"),
+            b["version"].as_str().unwrap_or("?"),
+            metric,
+            b["baseline_value"].as_f64().unwrap_or(f64::NAN),
+            b["improvement"].as_f64().unwrap_or(f64::NAN),
+            b["min_improvement"],
+        )
+    } else {
+        format!("failed monitor ({threshold})")
+    };
+    format!(
+        "  - attempt {}: {} {metric} = {value:.4} {check}; max_models {}",
+        a["attempt"],
+        a["leader"].as_str().unwrap_or("?"),
+        a["params"]["max_models"],
+    )
 }
 
 pub fn summary(result: &Value) -> String {
@@ -170,6 +229,71 @@ pub fn summary(result: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(attempts: Value) -> ActionEntry {
+        ActionEntry {
+            step: "modify".into(),
+            key: String::new(),
+            inputs: Value::Null,
+            outputs: Default::default(),
+            output_digests: Default::default(),
+            result: json!({ "attempts": attempts }),
+            output_sizes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn escalation_names_the_check_that_failed() {
+        let baseline_fail = json!({
+            "status": "fail", "tag": "production", "version": "v20260101.000000-abcdef",
+            "metric": "auc", "baseline_value": 0.912, "leader_value": 0.915,
+            "improvement": 0.003, "min_improvement": 0.01,
+        });
+        let met = json!({
+            "attempt": 1, "leader": "GBM_1", "params": {"max_models": 2}, "verdict": "fail",
+            "metric": "auc", "value": 0.915, "threshold": 0.7, "threshold_pass": true,
+            "higher_is_better": true, "baseline": "fail", "baseline_check": baseline_fail,
+        });
+        let d = escalation_error(&entry(json!([met])));
+        assert_eq!(
+            d.message,
+            "escalated: the threshold was met, but no attempt beat the baseline `production` (version v20260101.000000-abcdef) after 1 attempt\n  - attempt 1: GBM_1 auc = 0.9150 meets threshold ≥ 0.7, but beats baseline `production` (v20260101.000000-abcdef auc = 0.9120) by 0.0030, less than min_improvement 0.01; max_models 2"
+        );
+        let hint = d.hint.unwrap();
+        assert!(
+            hint.contains("`monitor.min_improvement` (0.01 auc)"),
+            "{hint}"
+        );
+        assert!(!hint.contains("define.threshold"), "{hint}");
+
+        // A miss of the threshold keeps today's words; an old entry (no threshold_pass) too.
+        let missed = json!({
+            "attempt": 1, "leader": "GLM_1", "params": {"max_models": 2}, "verdict": "fail",
+            "metric": "rmse", "value": 3.5, "threshold": 3.0, "threshold_pass": false,
+            "higher_is_better": false, "baseline": "skipped",
+        });
+        let d = escalation_error(&entry(json!([missed])));
+        assert!(
+            d.message.starts_with("escalated: the threshold was not met after 1 attempt\n  - attempt 1: GLM_1 rmse = 3.5000 misses threshold ≤ 3.0"),
+            "{}",
+            d.message
+        );
+        assert!(d.hint.unwrap().contains("define.threshold"));
+        let old = json!({"attempt": 1, "leader": "GLM_1", "params": {"max_models": 2},
+            "verdict": "fail", "metric": "auc", "value": 0.6, "threshold": 0.7, "baseline": "skipped"});
+        let d = escalation_error(&entry(json!([old])));
+        assert!(d
+            .message
+            .starts_with("escalated: the threshold was not met"));
+
+        // Mixed attempts: both checks are named.
+        let d = escalation_error(&entry(json!([missed, met])));
+        assert!(
+            d.message.starts_with("escalated: no attempt passed both the threshold and the check against the baseline `production`"),
+            "{}",
+            d.message
+        );
+    }
 
     #[test]
     fn attempts_widen_deterministically() {

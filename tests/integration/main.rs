@@ -13,6 +13,7 @@ mod engine_cancel;
 mod explain;
 mod faults;
 mod h2o_warm;
+mod hostile_inputs;
 mod integrity;
 mod lifecycle;
 mod monitor_registry;

@@ -144,6 +144,24 @@ fn baseline_check_passes_for_an_equal_model_and_fails_the_verdict_below_min_impr
         "{}",
         run.stderr
     );
+    // The threshold was met: the error names the baseline and the margin, not the threshold.
+    assert!(
+        run.stderr.contains(
+            "escalated: the threshold was met, but no attempt beat the baseline `production`"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("less than min_improvement 0.5"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("loosen `define.threshold`"),
+        "{}",
+        run.stderr
+    );
     let body: Value = serde_json::from_str(&receiver.join().unwrap()).unwrap();
     assert_eq!(body["event"], "escalated");
     assert_eq!(body["attempts"][0]["baseline"], "fail");

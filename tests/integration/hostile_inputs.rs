@@ -1,0 +1,80 @@
+//! Bad and awkward inputs found by the hostile test of issue 11 (points 5, 6 and 9): each is
+//! refused up front with a clear error, or handled as a user would expect.
+
+use crate::support::*;
+
+/// `execute.max_models = 0` means "no limit" to H2O: refused when `ml.toml` is read, with its
+/// place, before any engine starts (the run is offline: reaching H2O would fail differently).
+#[test]
+fn max_models_zero_is_refused_before_any_engine() {
+    let p = Project::from_fixture("prostate");
+    p.edit("max_models = 2", "max_models = 0");
+    let run = p.mlbuild_offline(&["run"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("ml.toml:24:14: `execute.max_models` must be at least 1, found 0"),
+        "{}",
+        run.stderr
+    );
+    assert!(!p.file("cache/h2o").exists(), "no node was prepared");
+    let p = Project::from_fixture("prostate");
+    let run = p.mlbuild_offline(&["run", "--set", "execute.max_models=0"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("--set execute.max_models=0"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A target with more classes than the profile counts is refused by define, not trained.
+#[test]
+fn a_target_with_300_classes_is_refused_by_define() {
+    let p = Project::from_fixture("prostate");
+    let mut csv = String::from("ID,CAPSULE,AGE,RACE,DPROS,DCAPS,PSA,VOL,GLEASON\n");
+    for i in 0..600 {
+        csv.push_str(&format!("{i},c{},65,1,2,1,1.4,0,6\n", i % 300));
+    }
+    p.write("data/prostate.csv", &csv);
+    let run = p.mlbuild_offline(&["run", "--json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "target `CAPSULE` has more than 256 distinct values: too many classes for a multiclass problem"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.step("define")["status"], "failed");
+}
+
+/// confirm's null-fraction rules skip the columns `define.ignore` lists: an ignored ID column
+/// that is half missing does not fail the gate; the same column, not ignored, does.
+#[test]
+fn ignored_columns_are_not_held_to_the_null_fraction() {
+    let p = Project::from_fixture("prostate");
+    let data = p.read("data/prostate.csv");
+    let holey: String = data
+        .lines()
+        .enumerate()
+        .map(|(i, l)| match (i, l.split_once(',')) {
+            (0, _) | (_, None) => format!("{l}\n"),
+            (i, Some((_, rest))) if i % 2 == 0 => format!(",{rest}\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    p.write("data/prostate.csv", &holey);
+    let run = p.mlbuild_offline(&["run", "confirm", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.step("confirm")["verdict"], "pass");
+    // Not ignored, the same column fails the gate, naming it.
+    p.edit("ignore = [\"ID\"]", "ignore = []");
+    let run = p.mlbuild_offline(&["run", "confirm", "--json"]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("column `ID` is 50.0% missing"),
+        "{}",
+        run.stderr
+    );
+}
