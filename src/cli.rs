@@ -119,6 +119,8 @@ pub enum Command {
     },
     /// Point TAG at VERSION (recorded in the tag's history)
     Promote {
+        /// The tag: 1–100 letters, digits, `.`, `_`, `-` (it names `models/TAG.zip`)
+        #[arg(value_parser = tag_name)]
         tag: String,
         version: String,
         /// Why (recorded in the history)
@@ -129,6 +131,7 @@ pub enum Command {
     },
     /// Move TAG back to the version it held before (or to --to VERSION)
     Rollback {
+        #[arg(value_parser = tag_name)]
         tag: String,
         #[arg(long, value_name = "VERSION")]
         to: Option<String>,
@@ -137,6 +140,7 @@ pub enum Command {
     },
     /// Every move of TAG: who, when, from, to, why
     History {
+        #[arg(value_parser = tag_name)]
         tag: String,
         #[arg(long)]
         json: bool,
@@ -147,7 +151,7 @@ pub enum Command {
         #[arg(long, value_name = "FILE.zip")]
         mojo: PathBuf,
         /// The tag to point at it (e.g. production); `models/TAG.zip` follows
-        #[arg(long)]
+        #[arg(long, value_parser = tag_name)]
         tag: String,
         /// Why (recorded in the tag's history; default `deploy --mojo <file name>`)
         #[arg(long)]
@@ -285,4 +289,16 @@ pub enum H2oCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A tag argument: refused by clap (a usage error, exit 2) unless it is a valid tag name.
+fn tag_name(s: &str) -> Result<String, String> {
+    if crate::registry::is_valid_tag(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "`{}` is not a tag name: a tag is 1–100 letters, digits, `.`, `_` and `-`, not starting with `.` or `-` (it names `models/<TAG>.zip`), e.g. `production`",
+            crate::report::sanitize(s)
+        ))
+    }
 }

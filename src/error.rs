@@ -76,15 +76,16 @@ pub fn render(err: &anyhow::Error) -> Exit {
             hint = hint.or_else(|| e.hint());
         }
     }
+    let safe = |text: String| crate::report::sanitize(&text).into_owned();
     let mut chain = err.chain();
     if let Some(top) = chain.next() {
-        eprintln!("error: {top}");
+        eprintln!("error: {}", safe(top.to_string()));
     }
     for cause in chain {
-        eprintln!("Caused by: {cause}");
+        eprintln!("Caused by: {}", safe(cause.to_string()));
     }
     if let Some(h) = hint {
-        eprintln!("hint: {h}");
+        eprintln!("hint: {}", safe(h));
     }
     exit
 }

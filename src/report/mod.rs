@@ -92,6 +92,8 @@ impl Printer {
         }
     }
 
+    /// Prints a line on stderr. Its user-provided parts were made safe by the callers
+    /// ([`sanitize`]); the line's own colour codes are kept.
     fn eprint_line(&self, line: &str) {
         let bar = self.bar.lock().unwrap();
         match bar.as_ref() {
@@ -108,25 +110,25 @@ impl Printer {
             return;
         }
         let verb = self.paint("1;32", &format!("{verb:>10}"));
-        self.eprint_line(&format!("{verb} {message}"));
+        self.eprint_line(&format!("{verb} {}", sanitize(message)));
     }
 
     /// Detail printed at `-v` or more.
     pub fn detail(&self, level: u8, message: &str) {
         if self.verbose >= level && !self.quiet {
-            self.eprint_line(&format!("{:>10} {message}", ""));
+            self.eprint_line(&format!("{:>10} {}", "", sanitize(message)));
         }
     }
 
     pub fn warn(&self, message: &str) {
         let tag = self.paint("1;33", "warning");
-        self.eprint_line(&format!("{tag}: {message}"));
+        self.eprint_line(&format!("{tag}: {}", sanitize(message)));
     }
 
     /// Writes one line of data to stdout.
     pub fn data(&self, text: &str) {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
+        let _ = writeln!(out, "{}", sanitize(text));
         let _ = out.flush();
     }
 
@@ -155,7 +157,7 @@ impl Printer {
             String::new()
         };
         let why = if event.status == "ran" {
-            format!(" — {}", event.reason)
+            format!(" — {}", sanitize(&event.reason))
         } else {
             String::new()
         };
@@ -164,7 +166,7 @@ impl Printer {
                 "{} {:<8} {}{attempt}{verdict}{duration}{why}",
                 self.paint(code, &format!("{:>10}", label)),
                 event.step,
-                event.summary,
+                sanitize(&event.summary),
             ));
         }
     }
@@ -214,5 +216,48 @@ pub fn human_ms(ms: u64) -> String {
         format!("{:.1}s", ms as f64 / 1000.0)
     } else {
         format!("{}m{:02}s", ms / 60_000, (ms % 60_000) / 1000)
+    }
+}
+
+/// Text that may hold user input (`ml.toml` values, arguments, file and column names, data),
+/// made safe to print on a terminal: control characters other than newline and tab — ESC above
+/// all, which starts terminal escape sequences, and CR, which overwrites a line — and Unicode's
+/// bidirectional overrides are shown as `\x1b` / `\u{202e}` escapes. JSON output needs none of
+/// this (serde escapes control characters).
+pub fn sanitize(text: &str) -> std::borrow::Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if !unsafe_char(c) => out.push(c),
+            c if (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod sanitize_tests {
+    use super::sanitize;
+
+    #[test]
+    fn terminal_controls_are_shown_not_obeyed() {
+        assert_eq!(sanitize("plain `tag`\n\tok"), "plain `tag`\n\tok");
+        assert_eq!(
+            sanitize("ta\x1b[2Jg\rX\u{7f}\u{9b}"),
+            "ta\\x1b[2Jg\\x0dX\\x7f\\x9b"
+        );
+        assert_eq!(sanitize("a\u{202e}b"), "a\\u{202e}b");
+        assert!(matches!(
+            sanitize("ünïcode ✓"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }

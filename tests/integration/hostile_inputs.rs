@@ -78,3 +78,35 @@ fn ignored_columns_are_not_held_to_the_null_fraction() {
         run.stderr
     );
 }
+
+/// Terminal escape characters from `ml.toml` or arguments are shown escaped, never sent raw.
+#[test]
+fn escape_characters_are_shown_not_sent_to_the_terminal() {
+    let p = Project::from_fixture("prostate");
+    p.edit(
+        "ignore = [\"ID\"]",
+        "ignore = [\"\\u001b[2J\\u001b]0;pwned\\u0007\"]",
+    );
+    let run = p.mlbuild_offline(&["run"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!run.stderr.contains('\u{1b}'), "{:?}", run.stderr);
+    assert!(
+        run.stderr.contains("\\x1b[2J\\x1b]0;pwned\\x07"),
+        "{}",
+        run.stderr
+    );
+
+    // An argument: an invalid tag is a usage error (exit 2) for every command that takes one.
+    for args in [
+        &["promote", "\u{1b}[31mred", "v1"][..],
+        &["rollback", "\u{1b}[31mred"],
+        &["history", "\u{1b}[31mred"],
+        &["deploy", "--mojo", "x.zip", "--tag", "\u{1b}[31mred"],
+        &["promote", "bad tag!", "v1"],
+    ] {
+        let run = p.mlbuild_offline(args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("is not a tag name"), "{}", run.stderr);
+        assert!(!run.stderr.contains('\u{1b}'), "{args:?}: {:?}", run.stderr);
+    }
+}
