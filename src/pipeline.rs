@@ -748,7 +748,11 @@ impl<'a> Pipeline<'a> {
             steps::confirm::run(ctx, &prepare, &spec, drift_reference.as_ref())
         });
         if confirm.result["verdict"] == "fail" {
-            return Ok(Outcome::GateFailed(steps::confirm::gate_error(&confirm)));
+            return Ok(Outcome::GateFailed(steps::confirm::gate_error(
+                &confirm,
+                self.ctx.store,
+                &self.ctx.paths.project,
+            )));
         }
 
         // 5–7 execute, monitor, and the feedback attempts that modify asks for

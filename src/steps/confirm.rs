@@ -503,8 +503,13 @@ fn markdown(r: &Value) -> String {
     s
 }
 
-/// The exit-4 error for a failing gate, naming each failing rule and column.
-pub fn gate_error(entry: &ActionEntry) -> Diagnostic {
+/// The exit-4 error for a failing gate, naming each failing rule and column, and the paths of
+/// its reports (relative to `project` when inside it) for a user to open.
+pub fn gate_error(
+    entry: &ActionEntry,
+    store: &crate::store::Store,
+    project: &std::path::Path,
+) -> Diagnostic {
     let lines: Vec<String> = entry.result["failures"]
         .as_array()
         .map(|a| {
@@ -518,7 +523,11 @@ pub fn gate_error(entry: &ActionEntry) -> Diagnostic {
         entry
             .outputs
             .get(name)
-            .map(|d| format!("cache blob {d}"))
+            .map(|d| {
+                let path = store.blob_path(d);
+                let shown = path.strip_prefix(project).unwrap_or(&path);
+                shown.display().to_string()
+            })
             .unwrap_or_default()
     };
     Diagnostic::new(format!(

@@ -261,8 +261,11 @@ fn each_confirm_rule_fails_the_gate_with_the_column_value_and_limit() {
         "confirm.required.AGE=enum",
     ]);
     assert_eq!(run.code, 4);
-    let md = run.stderr.split("(markdown: cache blob ").nth(1).unwrap()[..64].to_string();
-    let md = String::from_utf8(blob(&p, &md)).unwrap();
+    // The message names the reports by paths a user can open (relative to the project).
+    let md = run.stderr.split("(markdown: ").nth(1).unwrap();
+    let md = &md[..md.find(')').unwrap()];
+    assert!(md.starts_with("cache/v1/cas/"), "{md}");
+    let md = std::fs::read_to_string(p.file(md)).unwrap();
     assert!(md.contains("# Data-quality gate: FAILED"), "{md}");
     assert!(md.contains("| required | AGE | numeric | enum |"), "{md}");
     assert!(
