@@ -28,6 +28,12 @@ pub enum TableError {
         line: u64,
         message: String,
     },
+    #[error("`{path}` line {line}: field {field} is not UTF-8 text")]
+    NotUtf8 {
+        path: PathBuf,
+        line: u64,
+        field: usize,
+    },
     #[error("`{path}` has no header row")]
     Empty { path: PathBuf },
     #[error("cannot write `{path}`")]
@@ -42,6 +48,10 @@ impl TableError {
     pub fn hint(&self) -> Option<String> {
         match self {
             TableError::Csv { .. } => Some("every row must have as many fields as the header; quote fields that contain commas".into()),
+            TableError::NotUtf8 { path, .. } => Some(format!(
+                "mlbuild reads CSV as UTF-8; re-encode the file, e.g. `iconv -f latin1 -t utf-8 {0} > {0}.utf8` (if it is Latin-1), and point `[locate] path` at the result",
+                path.display()
+            )),
             _ => None,
         }
     }
@@ -152,7 +162,13 @@ fn csv_err(path: &Path, e: csv::Error) -> TableError {
         } => {
             format!("expected {expected_len} fields (as in the header), found {len}")
         }
-        csv::ErrorKind::Utf8 { .. } => "invalid UTF-8".to_string(),
+        csv::ErrorKind::Utf8 { err, .. } => {
+            return TableError::NotUtf8 {
+                path: path.to_path_buf(),
+                line,
+                field: err.field() + 1,
+            }
+        }
         _ => e.to_string(),
     };
     TableError::Csv {

@@ -230,11 +230,18 @@ fn decoder_failed(shown: &str, what: &str, p: crate::panic_boundary::Panic) -> a
 
 fn csv_error(shown: &str, e: csv::Error) -> anyhow::Error {
     let line = e.position().map(|p| p.line()).unwrap_or(0);
+    if let csv::ErrorKind::Utf8 { err, .. } = e.kind() {
+        return Diagnostic::new(format!(
+            "`{shown}` line {line}: field {} is not UTF-8 text",
+            err.field() + 1
+        ))
+        .hint(format!("mlbuild reads CSV as UTF-8; re-encode the file, e.g. `iconv -f latin1 -t utf-8 {shown} > {shown}.utf8` (if it is Latin-1), and point `[locate] path` at the result"))
+        .into();
+    }
     let message = match e.kind() {
         csv::ErrorKind::UnequalLengths {
             expected_len, len, ..
         } => format!("expected {expected_len} fields (as in the first row), found {len}"),
-        csv::ErrorKind::Utf8 { .. } => "invalid UTF-8".to_string(),
         _ => e.to_string(),
     };
     Diagnostic::new(format!("`{shown}` line {line}: {message}"))

@@ -110,3 +110,26 @@ fn escape_characters_are_shown_not_sent_to_the_terminal() {
         assert!(!run.stderr.contains('\u{1b}'), "{args:?}: {:?}", run.stderr);
     }
 }
+
+/// A CSV that is not UTF-8 is named as such, with a re-encoding hint (it got the hint about
+/// field counts before).
+#[test]
+fn a_csv_that_is_not_utf8_is_named_as_such() {
+    let p = Project::from_fixture("prostate");
+    let mut bytes = std::fs::read(p.file("data/prostate.csv")).unwrap();
+    bytes.extend_from_slice(b"381,1,7\xe92,1,3,2,6.7,0,7\n");
+    std::fs::write(p.file("data/prostate.csv"), bytes).unwrap();
+    let run = p.mlbuild_offline(&["run"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("line 382: field 3 is not UTF-8 text"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("iconv -f latin1 -t utf-8"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("as many fields"), "{}", run.stderr);
+}
