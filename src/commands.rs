@@ -604,7 +604,10 @@ fn init(
         Some(t) => {
             return Err(
                 Diagnostic::new(format!("column `{t}` is not in `{}`", data.display()))
-                    .hint(format!("the columns are: {}", header.join(", ")))
+                    .hint(format!(
+                        "the columns are: {}",
+                        crate::report::list_names(&header)
+                    ))
                     .into(),
             )
         }

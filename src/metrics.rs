@@ -195,7 +195,10 @@ pub enum MetricsError {
     },
     #[error("{0}")]
     Malformed(String),
-    #[error("column `{column}` not found in the {what} CSV (columns: {})", available.join(", "))]
+    #[error(
+        "column `{column}` not found in the {what} CSV (columns: {})",
+        crate::report::list_names(available)
+    )]
     MissingColumn {
         what: &'static str,
         column: String,

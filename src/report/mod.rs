@@ -219,6 +219,24 @@ pub fn human_ms(ms: u64) -> String {
     }
 }
 
+/// How many names an error lists before it counts the rest.
+pub const NAMES_SHOWN: usize = 20;
+
+/// A list of names for a message (column names, say): the first [`NAMES_SHOWN`], comma
+/// separated, then how many more there are, so that a 100,000-column file gives a short error.
+pub fn list_names<S: AsRef<str>>(names: &[S]) -> String {
+    let shown: Vec<&str> = names.iter().take(NAMES_SHOWN).map(AsRef::as_ref).collect();
+    let mut text = shown.join(", ");
+    if names.len() > NAMES_SHOWN {
+        text.push_str(&format!(
+            ", … and {} more ({} in all)",
+            names.len() - NAMES_SHOWN,
+            names.len()
+        ));
+    }
+    text
+}
+
 /// Text that may hold user input (`ml.toml` values, arguments, file and column names, data),
 /// made safe to print on a terminal: control characters other than newline and tab — ESC above
 /// all, which starts terminal escape sequences, and CR, which overwrites a line — and Unicode's
@@ -245,7 +263,21 @@ pub fn sanitize(text: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod sanitize_tests {
-    use super::sanitize;
+    use super::{list_names, sanitize};
+
+    #[test]
+    fn long_lists_of_names_are_cut_at_twenty() {
+        assert_eq!(list_names(&["a", "b"]), "a, b");
+        let many: Vec<String> = (0..100_000).map(|i| format!("c{i}")).collect();
+        let text = list_names(&many);
+        assert!(text.starts_with("c0, c1, "), "{text}");
+        assert!(
+            text.ends_with("c19, … and 99980 more (100000 in all)"),
+            "{text}"
+        );
+        assert!(text.len() < 200);
+        assert_eq!(list_names(&many[..20]).matches(", ").count(), 19);
+    }
 
     #[test]
     fn terminal_controls_are_shown_not_obeyed() {

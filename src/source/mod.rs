@@ -305,7 +305,7 @@ impl<W: Write> Collect<W> {
 fn missing_column(what: &str, name: &str, columns: &[String]) -> SqlError {
     SqlError::Unsupported(format!(
         "`[locate.incremental] {what}` names `{name}`, which is not a column of the query's result (columns: {})",
-        columns.join(", ")
+        crate::report::list_names(columns)
     ))
 }
 
@@ -491,8 +491,8 @@ fn append<W: Write>(
     if old_header != delta.columns {
         return Err(Diagnostic::new(format!(
             "the query's columns changed since the previous snapshot: [{}] instead of [{}]",
-            delta.columns.join(", "),
-            old_header.join(", ")
+            crate::report::list_names(&delta.columns),
+            crate::report::list_names(&old_header)
         ))
         .hint("run `mlbuild run --full-refresh` to extract everything again with the new columns")
         .into());

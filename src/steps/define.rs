@@ -19,7 +19,7 @@ fn target_missing(config: &Config, profile: &Profile) -> Diagnostic {
         "target column `{}` is not in the data ({} has columns: {})",
         config.define.target,
         crate::source::describe(&config.locate),
-        names.join(", ")
+        crate::report::list_names(&names)
     ));
     if let Some(c) = super::closest(&config.define.target, names.iter()) {
         d = d.hint(format!(
@@ -45,7 +45,10 @@ pub fn check_columns(config: &Config, profile: &Profile) -> Result<()> {
             ));
             let d = match super::closest(name, names.iter()) {
                 Some(c) => d.hint(format!("did you mean `{c}`?")),
-                None => d.hint(format!("the data's columns are: {}", names.join(", "))),
+                None => d.hint(format!(
+                    "the data's columns are: {}",
+                    crate::report::list_names(&names)
+                )),
             };
             return Err(d.into());
         }

@@ -90,7 +90,7 @@ fn unknown_column(key: &str, name: &str, names: &[String]) -> Diagnostic {
         Some(c) => d.hint(format!("did you mean `{c}`?")),
         None => d.hint(format!(
             "the columns at this point are: {}",
-            names.join(", ")
+            crate::report::list_names(names)
         )),
     }
 }
@@ -137,8 +137,14 @@ impl Plan {
                 return Err(unknown_column("define.ignore", name, &input).into());
             }
         }
-        let kept: Vec<&String> = input.iter().filter(|n| !prepare.drop.contains(n)).collect();
-        let kept_names: Vec<String> = kept.iter().map(|n| n.to_string()).collect();
+        // (source index, name) of the columns kept; indices, not name lookups, so that a
+        // plan over 100,000 columns stays linear.
+        let kept: Vec<(usize, &String)> = input
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !prepare.drop.contains(n))
+            .collect();
+        let kept_names: Vec<String> = kept.iter().map(|(_, n)| n.to_string()).collect();
         for (old, new) in &prepare.rename {
             if !kept_names.contains(old) {
                 return Err(
@@ -157,11 +163,7 @@ impl Plan {
             .position(|n| *n == spec.target)
             .ok_or_else(|| unknown_column("define.target", &spec.target, &input))?;
         let mut stage = Vec::new();
-        for name in kept {
-            let source = input
-                .iter()
-                .position(|n| n == name)
-                .expect("kept from input");
+        for (source, name) in kept {
             let new = prepare.rename.get(name).unwrap_or(name).clone();
             stage.push(StageColumn {
                 name: new,
@@ -192,9 +194,8 @@ impl Plan {
         }
         // Types: the target's by problem, then `prepare.types`, then what the values look like.
         for c in &mut stage {
-            let col = profile
-                .column(&input[c.source])
-                .expect("stage columns come from the profile");
+            // `input` is the profile's column names, in its order.
+            let col = &profile.columns[c.source];
             c.ty = if c.source == target_source {
                 match spec.problem {
                     Problem::Regression => ColumnType::Numeric,
@@ -303,7 +304,7 @@ impl Plan {
                 d = match crate::steps::closest(&col, candidates.iter()) {
                     Some(c) if prepare.derive.contains_key(c) => d.hint(format!("`{c}` is another derived column; derived columns cannot use each other, repeat its expression instead")),
                     Some(c) => d.hint(format!("did you mean `{c}`? quote names with spaces or symbols in backticks: `my column`")),
-                    None => d.hint(format!("the columns are: {}", names.join(", "))),
+                    None => d.hint(format!("the columns are: {}", crate::report::list_names(&names))),
                 };
                 return Err(d.into());
             }

@@ -133,3 +133,34 @@ fn a_csv_that_is_not_utf8_is_named_as_such() {
     );
     assert!(!run.stderr.contains("as many fields"), "{}", run.stderr);
 }
+
+/// An error about a 100,000-column file lists at most 20 names and a count (it listed 789 KB).
+#[test]
+fn errors_about_wide_files_list_twenty_names_and_a_count() {
+    let p = Project::from_fixture("prostate");
+    let n = 100_000;
+    let header: Vec<String> = (0..n).map(|i| format!("feature_{i}")).collect();
+    let row: Vec<&str> = vec!["1"; n];
+    p.write(
+        "data/prostate.csv",
+        &format!(
+            "{}\n{}\n{}\n",
+            header.join(","),
+            row.join(","),
+            row.join(",")
+        ),
+    );
+    let run = p.mlbuild_offline(&["run", "define"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("feature_19, … and 99980 more (100000 in all)"),
+        "{}",
+        &run.stderr[..run.stderr.len().min(2000)]
+    );
+    assert!(
+        run.stderr.len() < 2_000,
+        "{} bytes of error",
+        run.stderr.len()
+    );
+}
