@@ -597,8 +597,12 @@ fn init(
                 .into(),
         );
     };
-    let header = crate::table::read_header(&dir.join(&data))
-        .or_else(|_| crate::table::read_header(&data))?;
+    let file = if dir.join(&data).is_file() {
+        dir.join(&data)
+    } else {
+        data.clone()
+    };
+    let header = crate::table::read_header(&file)?;
     let target = match target {
         Some(t) if header.contains(&t) => t,
         Some(t) => {
@@ -621,15 +625,18 @@ fn init(
         .ok()
         .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "project".into());
-    let text = format!(
-        "[project]\nname = \"{name}\"\n\n[define]\ntarget = \"{target}\"   # problem and metric are inferred from it\n# threshold = 0.7\n\n\
-[locate]\npath = \"{}\"\n\n[prepare]\nholdout = 0.2\nseed = 42\n\n[execute]\nmax_models = 4\nseed = 42\n",
-        data.display()
-    );
+    // A project that runs on the data it was made from: identifiers and free text ignored, the
+    // gate's null limit above what the data has (config::scaffold).
+    let survey = crate::config::scaffold::survey(&file)?;
+    let (text, notes) =
+        crate::config::scaffold::render(&name, &data.display().to_string(), &target, &survey);
     crate::store::write_atomic(&path, text.as_bytes())?;
     printer.status(
         "Created",
         &format!("`{}` with target `{target}`", path.display()),
     );
+    for note in notes {
+        printer.status("Note", &note);
+    }
     Ok(Exit::Ok)
 }

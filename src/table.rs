@@ -193,6 +193,25 @@ pub fn read_header(path: &Path) -> Result<Vec<String>, TableError> {
     headers(path, &mut reader(path)?)
 }
 
+/// Calls `f` with each of the first `limit` records after the header.
+pub fn for_each_record(
+    path: &Path,
+    limit: usize,
+    mut f: impl FnMut(&csv::StringRecord),
+) -> Result<(), TableError> {
+    let mut rdr = reader(path)?;
+    headers(path, &mut rdr)?;
+    let mut record = csv::StringRecord::new();
+    for _ in 0..limit {
+        match rdr.read_record(&mut record) {
+            Ok(true) => f(&record),
+            Ok(false) => break,
+            Err(e) => return Err(csv_err(path, e)),
+        }
+    }
+    Ok(())
+}
+
 /// FxHash (rustc's): the distinct-value sets are looked up once per field, where SipHash's
 /// flood resistance buys nothing (the set is capped) and costs a tenth of the profile.
 #[derive(Debug, Clone, Copy, Default)]

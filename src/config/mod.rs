@@ -17,6 +17,7 @@ mod document;
 mod error;
 mod keys;
 mod metric;
+pub mod scaffold;
 pub mod schema;
 mod validate;
 

@@ -14,6 +14,7 @@ mod explain;
 mod faults;
 mod h2o_warm;
 mod hostile_inputs;
+mod init_scaffold;
 mod integrity;
 mod lifecycle;
 mod monitor_registry;
