@@ -141,37 +141,36 @@ pub fn ignored(survey: &Survey, target: &str) -> Vec<Ignored> {
             continue;
         }
         let unique = c.distinct == c.present;
-        if unique && (looks_like_id_name(&c.name) || (c.integers && c.present == survey.rows)) {
-            out.push(Ignored {
-                name: c.name.clone(),
-                kind: Kind::Identifier,
-                why: format!(
-                    "a different value in each of the {} rows read: an identifier",
-                    c.present
-                ),
-            });
-        } else if !c.numeric
+        let named_or_counting =
+            looks_like_id_name(&c.name) || (c.integers && c.present == survey.rows);
+        let text = !c.numeric
             && c.distinct * 2 > c.present
-            && (c.mean_len >= 30.0 || c.with_space * 2 > c.present)
-        {
-            out.push(Ignored {
-                name: c.name.clone(),
-                kind: Kind::Text,
-                why: format!(
+            && (c.mean_len >= 30.0 || c.with_space * 2 > c.present);
+        let (kind, why) = if unique && named_or_counting {
+            (Kind::Identifier, None)
+        } else if text {
+            (
+                Kind::Text,
+                Some(format!(
                     "free text: {} distinct values in {} rows, {:.0} characters on average",
                     c.distinct, c.present, c.mean_len
-                ),
-            });
+                )),
+            )
         } else if unique && !c.numeric && c.present > 50 {
-            out.push(Ignored {
-                name: c.name.clone(),
-                kind: Kind::Identifier,
-                why: format!(
+            (Kind::Identifier, None)
+        } else {
+            continue;
+        };
+        out.push(Ignored {
+            name: c.name.clone(),
+            kind,
+            why: why.unwrap_or_else(|| {
+                format!(
                     "a different value in each of the {} rows read: an identifier",
                     c.present
-                ),
-            });
-        }
+                )
+            }),
+        });
     }
     out
 }
