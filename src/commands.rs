@@ -375,18 +375,7 @@ async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
     };
     crate::faultpoint::hit("run.before-finish");
     printer.done(&done);
-    let status = match &outcome {
-        Outcome::Ok { .. } | Outcome::Planned => "ok",
-        Outcome::Escalated(_) => "escalated",
-        Outcome::GateFailed(_) => "gate_failed",
-    };
-    let report = match &outcome {
-        Outcome::Escalated(d) | Outcome::GateFailed(d) => Some(d.message.clone()),
-        _ => None,
-    };
-    registry
-        .finish_run(run_id, status, report.as_deref())
-        .await?;
+    crate::pipeline::finish_run(&registry, run_id, &outcome).await?;
     match outcome {
         Outcome::Escalated(d) | Outcome::GateFailed(d) => Err(d.into()),
         Outcome::Ok { version } => {

@@ -68,12 +68,38 @@ pub enum Outcome {
     Ok {
         version: Option<String>,
     },
-    /// The threshold was not met after every attempt (exit 3).
+    /// No attempt passed monitor (exit 3).
     Escalated(Diagnostic),
     /// confirm's data-quality gate failed (exit 4).
     GateFailed(Diagnostic),
     /// `--dry-run`/`status`: stopped at the first stale step.
     Planned,
+}
+
+impl Outcome {
+    /// The status a run with this outcome is recorded with, and the report kept with it (the
+    /// escalation or gate error's message).
+    pub fn record(&self) -> (&'static str, Option<String>) {
+        match self {
+            Outcome::Ok { .. } | Outcome::Planned => ("ok", None),
+            Outcome::Escalated(d) => ("escalated", Some(d.message.clone())),
+            Outcome::GateFailed(d) => ("gate_failed", Some(d.message.clone())),
+        }
+    }
+}
+
+/// Records in the registry how a run ended. One path for `run` and `watch`, so both keep the
+/// same status and report.
+pub async fn finish_run(
+    registry: &Registry,
+    run_id: crate::registry::RunId,
+    outcome: &Outcome,
+) -> Result<()> {
+    let (status, report) = outcome.record();
+    registry
+        .finish_run(run_id, status, report.as_deref())
+        .await?;
+    Ok(())
 }
 
 /// Everything a step needs from the run.

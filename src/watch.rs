@@ -257,22 +257,18 @@ async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[Stri
     *planner = Some(pipeline.into_planner());
     match result {
         Ok((outcome, _)) => {
-            let status = match &outcome {
+            // Recorded as `run` records it (status and report), then shown whole: an
+            // escalation or a failed gate with its hint, as `run` prints it.
+            crate::pipeline::finish_run(registry, run_id, &outcome).await?;
+            match outcome {
                 Outcome::Ok { version: Some(v) } => {
                     printer.status("Finished", &format!("version {v}"));
-                    "ok"
                 }
-                Outcome::Ok { .. } | Outcome::Planned => "ok",
-                Outcome::Escalated(d) => {
-                    crate::error::render(&anyhow::anyhow!(d.message.clone()));
-                    "escalated"
+                Outcome::Ok { .. } | Outcome::Planned => {}
+                Outcome::Escalated(d) | Outcome::GateFailed(d) => {
+                    crate::error::render(&anyhow::Error::from(d));
                 }
-                Outcome::GateFailed(d) => {
-                    crate::error::render(&anyhow::anyhow!(d.message.clone()));
-                    "gate_failed"
-                }
-            };
-            registry.finish_run(run_id, status, None).await?;
+            }
             Ok(())
         }
         Err(e) => {

@@ -280,3 +280,40 @@ fn watch_follows_a_globs_files_and_reruns_on_an_interval() {
     }
     assert_eq!(child.wait().unwrap().code(), Some(130));
 }
+
+/// `watch` shows an escalation as `run` does — with its hint — and records the same run status
+/// and report (it printed the message alone and recorded no report).
+#[test]
+fn watch_shows_and_records_an_escalation_as_run_does() {
+    let p = trained().clone_trained();
+    p.edit("threshold = 0.70", "threshold = 0.999");
+    p.edit("max_attempts = 2", "max_attempts = 1");
+    let mut cmd = p.command(&["watch"]);
+    cmd.env("MLBUILD_H2O_URL", "http://127.0.0.1:9");
+    let (mut child, rx) = spawn_watch(cmd);
+    let mut seen = Vec::new();
+    wait_for(&rx, &mut seen, "Watching", 60);
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = seen.join("\n");
+    assert!(
+        text.contains("error: escalated: the threshold was not met after 1 attempt"),
+        "{text}"
+    );
+    assert!(text.contains("hint: loosen `define.threshold`"), "{text}");
+    let url = mlbuild::registry::sqlite_url(&p.file("cache/state.db"));
+    let runs = runtime().block_on(async {
+        let registry = mlbuild::registry::Registry::open_read(&url).await.unwrap();
+        registry.recent_runs(1).await.unwrap()
+    });
+    assert_eq!(runs[0].command, "watch");
+    assert_eq!(runs[0].status, "escalated");
+    assert!(
+        runs[0]
+            .report
+            .as_deref()
+            .is_some_and(|r| r.starts_with("escalated: the threshold was not met")),
+        "{:?}",
+        runs[0]
+    );
+}
