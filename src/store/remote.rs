@@ -508,13 +508,8 @@ pub fn configured(config: &crate::config::Cache) -> anyhow::Result<Option<Arc<Re
     };
     match Remote::new(&settings) {
         Ok(remote) => Ok(Some(Arc::new(remote))),
-        Err(e) => {
-            let mut d = crate::error::Diagnostic::new(e.to_string());
-            if let Some(hint) = e.hint() {
-                d = d.hint(hint);
-            }
-            Err(d.into())
-        }
+        // Kept as it is (its HTTP cause included); rendering finds its hint.
+        Err(e) => Err(e.into()),
     }
 }
 
