@@ -1,4 +1,7 @@
-//! The output gateway: the only place that writes to stdout and stderr.
+//! The output gateway: every command's status lines, warnings, step events and data go through
+//! the [`Printer`]. Exceptions that still print directly: `error::render` (the final error),
+//! `serve` (its request log and swap lines), `user_config` (a warning before a printer exists)
+//! and `main`'s runtime failure.
 //!
 //! Data (JSON events, tables) go to stdout; progress, status lines and warnings go to stderr.
 //! Progress bars appear only when stderr is a terminal and neither `--json`, `-q`,
