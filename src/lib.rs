@@ -25,6 +25,7 @@ pub mod serve;
 pub mod source;
 pub mod steps;
 pub mod store;
+pub mod suggest;
 pub mod table;
 pub mod transform;
 pub mod user_config;

@@ -266,7 +266,8 @@ fn check_table(
                 };
             return Err(ConfigError::UnknownKey {
                 at: Box::new(at.key_place(entry)),
-                suggestion: closest(&entry.key, &names).map(str::to_string),
+                suggestion: crate::suggest::closest(&entry.key, names.iter().copied())
+                    .map(str::to_string),
                 valid: names.iter().map(|n| n.to_string()).collect(),
                 is_table,
                 key,
@@ -427,7 +428,8 @@ fn check_choice(
         at: Box::new(at.value_place(entry)),
         key: key.to_string(),
         message: format!("`{key}` must be one of {}, found {value:?}", list(choices)),
-        hint: closest(value, choices).map(|s| format!("did you mean `{s}`?")),
+        hint: crate::suggest::closest(value, choices.iter().copied())
+            .map(|s| format!("did you mean `{s}`?")),
     })
 }
 
@@ -464,16 +466,4 @@ fn describe(value: &Value) -> String {
         Value::Array(_) => "an array".to_string(),
         Value::Table(_) => "a table".to_string(),
     }
-}
-
-/// The candidate closest to `word`, if it is close enough to be what the user meant: equal
-/// ignoring case, or within a Damerau-Levenshtein distance of a third of its length (at least 1).
-pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let word = word.to_lowercase();
-    candidates
-        .iter()
-        .map(|c| (strsim::damerau_levenshtein(&word, &c.to_lowercase()), *c))
-        .filter(|(distance, c)| *distance <= (c.chars().count() / 3).max(1))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, c)| c)
 }

@@ -6,7 +6,7 @@
 
 use super::document::{Entry, Node, Value};
 use super::error::{ConfigError, Place};
-use super::keys::{closest, list, Locator};
+use super::keys::{list, Locator};
 use super::metric::{metrics_for, ALGORITHMS, ALL_METRICS};
 use super::schema::{Config, Problem};
 
@@ -158,7 +158,7 @@ pub(crate) fn validate(config: &mut Config, doc: &Node, at: &Locator) -> Result<
             match ALGORITHMS.iter().find(|a| a.eq_ignore_ascii_case(algo)) {
                 Some(spelling) => *algo = spelling.to_string(),
                 None => {
-                    let hint = match closest(algo, ALGORITHMS) {
+                    let hint = match crate::suggest::closest(algo, ALGORITHMS.iter().copied()) {
                         Some(s) => format!("did you mean `{s}`?"),
                         None => format!("valid algorithms: {}", list(ALGORITHMS)),
                     };
@@ -507,7 +507,7 @@ fn check_metric(
             Some(format!("use one of {}", list(valid))),
         ));
     }
-    let hint = match closest(metric, valid) {
+    let hint = match crate::suggest::closest(metric, valid.iter().copied()) {
         Some(s) if s.eq_ignore_ascii_case(metric) => {
             format!("did you mean `{s}`? metric names are lowercase in `ml.toml`")
         }

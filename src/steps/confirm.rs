@@ -175,7 +175,7 @@ pub fn run(
                 None => {
                     let names: Vec<String> =
                         schema.columns.iter().map(|(n, _)| n.clone()).collect();
-                    let hint = super::closest(column, names.iter())
+                    let hint = crate::suggest::closest(column, &names)
                         .map(|c| format!(" (did you mean `{c}`?)"))
                         .unwrap_or_default();
                     format!("required column `{column}` is not in the prepared data{hint}")

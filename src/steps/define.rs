@@ -21,7 +21,7 @@ fn target_missing(config: &Config, profile: &Profile) -> Diagnostic {
         crate::source::describe(&config.locate),
         crate::report::list_names(&names)
     ));
-    if let Some(c) = super::closest(&config.define.target, names.iter()) {
+    if let Some(c) = crate::suggest::closest(&config.define.target, &names) {
         d = d.hint(format!(
             "did you mean `{c}`? set `[define] target` in `ml.toml`"
         ));
@@ -43,7 +43,7 @@ pub fn check_columns(config: &Config, profile: &Profile) -> Result<()> {
             let d = Diagnostic::new(format!(
                 "`define.ignore` names column `{name}`, which is not in the data"
             ));
-            let d = match super::closest(name, names.iter()) {
+            let d = match crate::suggest::closest(name, &names) {
                 Some(c) => d.hint(format!("did you mean `{c}`?")),
                 None => d.hint(format!(
                     "the data's columns are: {}",

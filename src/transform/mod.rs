@@ -86,7 +86,7 @@ fn unknown_column(key: &str, name: &str, names: &[String]) -> Diagnostic {
     let d = Diagnostic::new(format!(
         "`{key}` names column `{name}`, which is not in the data"
     ));
-    match crate::steps::closest(name, names.iter()) {
+    match crate::suggest::closest(name, names) {
         Some(c) => d.hint(format!("did you mean `{c}`?")),
         None => d.hint(format!(
             "the columns at this point are: {}",
@@ -301,7 +301,7 @@ impl Plan {
                 ));
                 let mut candidates = names.clone();
                 candidates.extend(prepare.derive.keys().filter(|k| *k != name).cloned());
-                d = match crate::steps::closest(&col, candidates.iter()) {
+                d = match crate::suggest::closest(&col, &candidates) {
                     Some(c) if prepare.derive.contains_key(c) => d.hint(format!("`{c}` is another derived column; derived columns cannot use each other, repeat its expression instead")),
                     Some(c) => d.hint(format!("did you mean `{c}`? quote names with spaces or symbols in backticks: `my column`")),
                     None => d.hint(format!("the columns are: {}", crate::report::list_names(&names))),
