@@ -2,7 +2,6 @@
 //!
 //! See `docs/architecture.md` for how the modules fit together.
 
-pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod drift;
@@ -22,6 +21,7 @@ pub mod project;
 pub mod registry;
 pub mod report;
 pub mod serve;
+pub mod signal;
 pub mod source;
 pub mod steps;
 pub mod store;
@@ -29,4 +29,3 @@ pub mod suggest;
 pub mod table;
 pub mod transform;
 pub mod user_config;
-pub mod watch;

@@ -1,11 +1,12 @@
-//! The `mlbuild` binary: parse, dispatch, render the error once, exit with its code.
+//! The `mlbuild` binary: parse, run the command (which renders its error once), exit with its
+//! code.
 
 use clap::Parser;
 
 use mlbuild::error::Exit;
 
 fn main() {
-    let cli = mlbuild::cli::Cli::parse();
+    let cli = mlbuild::commands::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -16,10 +17,7 @@ fn main() {
             std::process::exit(Exit::Error as i32);
         }
     };
-    let code = match runtime.block_on(mlbuild::commands::dispatch(cli)) {
-        Ok(exit) => exit,
-        Err(err) => mlbuild::error::render(&err),
-    };
+    let code = runtime.block_on(mlbuild::commands::main(cli));
     drop(runtime);
     std::process::exit(code as i32);
 }

@@ -425,30 +425,6 @@ pub fn predict_to_file(scorer: &Scorer, input: &Path, path: &Path) -> Result<Sum
     Ok(summary)
 }
 
-/// `mlbuild predict`.
-pub async fn command(
-    dir: &Path,
-    printer: &crate::report::Printer,
-    model: &str,
-    input: &Path,
-    output: Option<&Path>,
-) -> Result<crate::error::Exit> {
-    let scorer = Scorer::open(dir, model).await?;
-    let summary = match output {
-        Some(path) => predict_to_file(&scorer, input, path)?,
-        None => predict_csv(&scorer, input, std::io::stdout().lock())?,
-    };
-    printer.status(
-        "Predicted",
-        &format!(
-            "{} rows with {}",
-            summary.rows,
-            summary.version.as_deref().unwrap_or(model)
-        ),
-    );
-    Ok(crate::error::Exit::Ok)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,7 +27,6 @@ pub mod ledger;
 pub mod node;
 pub mod provision;
 pub mod warm;
-pub mod warm_cmd;
 
 #[cfg(test)]
 mod live_tests;

@@ -50,32 +50,54 @@ pub struct Deployed {
     pub canonical: String,
 }
 
-pub async fn command(
-    dir: &Path,
-    printer: &Printer,
-    file: &Path,
-    tag: &str,
-    reason: Option<&str>,
-    json: bool,
-) -> Result<Exit> {
+/// A MOJO file that passed validation (flow step 1, done by the command, which prints the
+/// report of a refused file).
+pub struct Checked {
+    pub bytes: Vec<u8>,
+    /// The file's name without its directories.
+    pub name: String,
+    pub report: Report,
+}
+
+/// Reads and validates FILE (flow step 1): a valid file is [`Checked`]; an invalid one gives
+/// its report (`Err`), nothing being touched. A malformed tag name is refused first.
+pub fn check(file: &Path, tag: &str) -> Result<std::result::Result<Checked, Report>> {
     check_tag(tag)?;
     let bytes = validate::read(file)?;
     let name = file_name(file);
     let mut report = validate::validate(&bytes);
     report.file = Some(name.clone());
     if !report.valid {
-        if json {
-            printer.data(&serde_json::to_string_pretty(&report)?);
-        } else {
-            printer.data(&report.render());
-        }
-        return Err(Diagnostic::new(format!(
-            "refusing to deploy: {}",
-            report.refusal()
-        ))
-        .hint("nothing was registered; `mlbuild mojo validate FILE --json` lists the problems with their codes (docs/mojo.md)")
-        .into());
+        return Ok(Err(report));
     }
+    Ok(Ok(Checked {
+        bytes,
+        name,
+        report,
+    }))
+}
+
+/// The error of a refused file, after its report was shown.
+pub fn refused(report: &Report) -> anyhow::Error {
+    Diagnostic::new(format!("refusing to deploy: {}", report.refusal()))
+        .hint("nothing was registered; `mlbuild mojo validate FILE --json` lists the problems with their codes (docs/mojo.md)")
+        .into()
+}
+
+/// Flow steps 2–7 for a checked file: registers it, moves TAG, writes `models/TAG.zip`, runs
+/// the deploy hooks; returns what `deploy --json` prints.
+pub async fn deploy(
+    dir: &Path,
+    printer: &Printer,
+    checked: Checked,
+    tag: &str,
+    reason: Option<&str>,
+) -> Result<Deployed> {
+    let Checked {
+        bytes,
+        name,
+        report,
+    } = checked;
     for warning in &report.warnings {
         printer.warn(&warning.to_string());
     }
@@ -188,18 +210,14 @@ pub async fn command(
         crate::report::hooks::notify(printer, "deploy", &hooks, &payload, &paths.project).await;
     }
 
-    if json {
-        let out = Deployed {
-            version: version.id,
-            created,
-            tag: moved.tag,
-            from: moved.from,
-            model: version.model,
-            canonical: version.canonical,
-        };
-        printer.data(&serde_json::to_string_pretty(&out)?);
-    }
-    Ok(Exit::Ok)
+    Ok(Deployed {
+        version: version.id,
+        created,
+        tag: moved.tag,
+        from: moved.from,
+        model: version.model,
+        canonical: version.canonical,
+    })
 }
 
 /// A version registered earlier (same canonical digest) whose MOJO bytes have left the store

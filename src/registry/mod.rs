@@ -28,7 +28,6 @@
 //! clocks disagree (a new id is never earlier than the newest existing one), but ids from two
 //! *different* registries are only as comparable as the two clocks. See `docs/registry.md`.
 
-pub mod commands;
 pub mod deploy;
 pub mod links;
 mod render;
@@ -37,6 +36,7 @@ mod schema;
 mod sqlite_file;
 mod tags;
 mod versions;
+pub mod views;
 
 #[cfg(test)]
 mod tests;

@@ -1,7 +1,7 @@
 //! The output gateway: every command's status lines, warnings, step events and data go through
-//! the [`Printer`]. Exceptions that still print directly: `error::render` (the final error),
-//! `serve` (its request log and swap lines), `user_config` (a warning before a printer exists)
-//! and `main`'s runtime failure.
+//! the [`Printer`], the final error too (`commands::diagnostics`, through [`Printer::error`]).
+//! Exceptions that still print directly: `serve` (its request log and swap lines),
+//! `user_config` (a warning before a printer exists) and `main`'s runtime failure.
 //!
 //! Data (JSON events, tables) go to stdout; progress, status lines and warnings go to stderr.
 //! Progress bars appear only when stderr is a terminal and neither `--json`, `-q`,
@@ -202,6 +202,16 @@ impl Printer {
         if let Some(b) = self.bar.lock().unwrap().as_ref() {
             b.set_position((fraction.clamp(0.0, 1.0) * 1000.0) as u64);
             b.set_message(message.to_string());
+        }
+    }
+
+    /// Prints a rendered error (its lines already made safe) on stderr, clearing a live progress
+    /// bar first so the error is not drawn over or under it. Shown even with `-q`.
+    pub fn error(&self, lines: &[String]) {
+        self.finish_progress();
+        let mut err = std::io::stderr().lock();
+        for line in lines {
+            let _ = writeln!(err, "{line}");
         }
     }
 

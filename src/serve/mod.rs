@@ -88,8 +88,12 @@ impl AppState {
 }
 
 /// Loads the model, binds, prints `Listening on http://ADDR` to stderr, and serves until
-/// Ctrl-C or SIGTERM.
-pub async fn serve(options: Options) -> Result<()> {
+/// `shutdown` resolves (the command passes [`crate::signal::interrupted`]: Ctrl-C or SIGTERM),
+/// then finishes the requests in flight.
+pub async fn serve(
+    options: Options,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let scorer = Scorer::open(&options.dir, &options.model).await?;
     let version = scorer.version.clone().unwrap_or_else(|| {
         let name = std::path::Path::new(&options.model)
@@ -174,34 +178,10 @@ pub async fn serve(options: Options) -> Result<()> {
     );
     eprintln!("Listening on http://{local}");
     axum::serve(listener, app)
-        .with_graceful_shutdown(crate::commands::interrupted())
+        .with_graceful_shutdown(shutdown)
         .await
         .context("serving")?;
     Ok(())
-}
-
-/// `mlbuild serve`.
-pub async fn command(
-    dir: &std::path::Path,
-    model: String,
-    host: String,
-    port: u16,
-    max_body: usize,
-    max_rows: usize,
-) -> Result<crate::error::Exit> {
-    let token = std::env::var(TOKEN_VAR).ok().filter(|t| !t.is_empty());
-    serve(Options {
-        dir: dir.to_path_buf(),
-        token,
-        model,
-        host,
-        port,
-        max_body,
-        max_rows,
-        poll: Duration::from_secs(1),
-    })
-    .await?;
-    Ok(crate::error::Exit::Ok)
 }
 
 /// Follows `tag`: loads and swaps in each new version it points at.

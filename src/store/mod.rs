@@ -15,10 +15,9 @@
 //! the old file or the new one, never half of one. An action entry is written only after every
 //! blob it names is in the CAS, so a cache hit can trust its outputs with a `stat`.
 //!
-//! A store may carry a [`remote::Remote`] (an HTTP cache behind the local one, see there), and
-//! `cache_cmd` holds `mlbuild cache push | pull | verify | gc`.
+//! A store may carry a [`remote::Remote`] (an HTTP cache behind the local one, see there);
+//! `mlbuild cache push | pull | verify | gc` are in `commands/cache.rs`.
 
-pub mod cache_cmd;
 mod lock;
 pub mod lockfile;
 #[cfg(test)]
@@ -148,6 +147,11 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The project's run lock (`run`, `watch`, `cache gc`, `cache pull` hold it).
+    pub fn run_lock_path(&self) -> PathBuf {
+        self.root.join("run.lock")
     }
 
     pub fn blob_path(&self, digest: &str) -> PathBuf {

@@ -16,6 +16,7 @@ mod h2o_warm;
 mod hostile_inputs;
 mod init_scaffold;
 mod integrity;
+mod layers;
 mod lifecycle;
 mod monitor_registry;
 mod parsers;

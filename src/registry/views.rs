@@ -1,4 +1,5 @@
-//! `show VERSION` and `diff VERSION VERSION` (formats in `docs/registry.md`).
+//! What `show VERSION` and `diff VERSION VERSION` show: their JSON documents and text (formats
+//! in `docs/registry.md`), and `show --export`'s files. The commands print them.
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -9,9 +10,7 @@ use serde_json::{json, Value};
 
 use super::render::table;
 use super::{Registry, Version};
-use crate::error::Exit;
 use crate::h2o::Leaderboard;
-use crate::report::Printer;
 use crate::store::Store;
 
 async fn version(reg: &Registry, id: &str) -> Result<Version> {
@@ -43,21 +42,8 @@ pub async fn show_doc(reg: &Registry, dir: &Path, id: &str) -> Result<Value> {
     Ok(doc)
 }
 
-pub async fn show(
-    reg: &Registry,
-    dir: &Path,
-    printer: &Printer,
-    id: &str,
-    json: bool,
-) -> Result<Exit> {
-    let doc = show_doc(reg, dir, id).await?;
-    let models = crate::project::Paths::resolve(dir).models;
-    let id = doc["id"].as_str().unwrap_or(id).to_string();
-    super::links::warn_stale(printer, reg, &models, |l| l.version == id).await?;
-    if json {
-        printer.data(&serde_json::to_string_pretty(&doc)?);
-        return Ok(Exit::Ok);
-    }
+/// The text of `show` (without `--json`): one field a line, metrics, then the version's history.
+pub fn show_text(doc: &Value) -> String {
     let mut s = String::new();
     let p = &doc["provenance"];
     let _ = writeln!(s, "version   {}", doc["id"].as_str().unwrap_or("?"));
@@ -145,20 +131,19 @@ pub async fn show(
             e["reason"].as_str().unwrap_or("")
         );
     }
-    printer.data(s.trim_end());
-    Ok(Exit::Ok)
+    s.trim_end().to_string()
 }
 
 /// `show VERSION --export DIR`: the version's card as `DIR/card.md` and each plot of
 /// `provenance.plots` as `DIR/plots/<name>-<12 hex>.svg` (the paths the card links), every blob
-/// verified on read and every file written atomically.
+/// verified on read and every file written atomically. Returns the version's id and how many
+/// files were written.
 pub async fn export_card(
     reg: &Registry,
     dir: &Path,
-    printer: &Printer,
     id: &str,
     out: &Path,
-) -> Result<()> {
+) -> Result<(String, usize)> {
     let v = version(reg, id).await?;
     let store = Store::existing(&crate::project::Paths::resolve(dir).cache);
     let missing = |what: &str, digest: &str| {
@@ -193,15 +178,7 @@ pub async fn export_card(
             written += 1;
         }
     }
-    printer.status(
-        "Exported",
-        &format!(
-            "the card of {} ({written} files) to `{}`",
-            v.id,
-            out.display()
-        ),
-    );
-    Ok(())
+    Ok((v.id, written))
 }
 
 fn fmt(v: &Value) -> String {
@@ -324,14 +301,8 @@ pub fn diff_doc(a: &Version, b: &Version, boards: [&Board; 2]) -> Value {
     })
 }
 
-pub async fn diff(
-    reg: &Registry,
-    dir: &Path,
-    printer: &Printer,
-    a: &str,
-    b: &str,
-    json: bool,
-) -> Result<Exit> {
+/// `diff A B`: its JSON document and its text (metrics, params, leaderboards side by side).
+pub async fn diff(reg: &Registry, dir: &Path, a: &str, b: &str) -> Result<(Value, String)> {
     let (va, vb) = (version(reg, a).await?, version(reg, b).await?);
     let paths = crate::project::Paths::resolve(dir);
     let store = Some(Store::existing(&paths.cache));
@@ -340,10 +311,6 @@ pub async fn diff(
         Board::load(store.as_ref(), &vb),
     ];
     let doc = diff_doc(&va, &vb, [&boards[0], &boards[1]]);
-    if json {
-        printer.data(&serde_json::to_string_pretty(&doc)?);
-        return Ok(Exit::Ok);
-    }
     let metric_rows: Vec<Vec<String>> = doc["metrics"]
         .as_object()
         .map(|m| {
@@ -374,8 +341,8 @@ pub async fn diff(
     }
     s.push('\n');
     s.push_str(&leaderboards_side_by_side(a, b, &boards));
-    printer.data(s.trim_end());
-    Ok(Exit::Ok)
+    let text = s.trim_end().to_string();
+    Ok((doc, text))
 }
 
 /// Two leaderboards as one table, rank by rank: model (algo) and sort metric of each side.

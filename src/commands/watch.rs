@@ -16,21 +16,21 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::commands::{engine_config, interrupted, planner_for};
+use super::context::{engine_slot, lock_runs, planner_for, release_engine, step_ctx};
 use crate::config;
 use crate::error::{Diagnostic, Exit};
-use crate::pipeline::{Ctx, EngineSlot, Outcome, Pipeline, RunOptions};
+use crate::pipeline::{EngineSlot, Mode, Outcome, Pipeline, RunOptions};
 use crate::plan::Planner;
 use crate::project::Paths;
 use crate::registry::Registry;
 use crate::report::Printer;
+use crate::signal::interrupted;
 use crate::store::lockfile::Lockfile;
-use crate::store::{RunLock, Store};
+use crate::store::Store;
 
 type Stamp = Vec<Option<(u64, i64, i64, u64)>>;
 
@@ -91,7 +91,7 @@ fn requery_after(interval: Option<u64>, query: bool) -> Option<Duration> {
 /// Seconds between iterations of a watch over a query source when `--interval` is not given.
 pub const DEFAULT_QUERY_INTERVAL: u64 = 60;
 
-pub async fn watch(
+pub(crate) async fn watch(
     dir: &Path,
     printer: &Printer,
     overrides: Vec<String>,
@@ -100,7 +100,7 @@ pub async fn watch(
     let paths = Paths::resolve(dir);
     let store = Store::open(&paths.cache)?;
     let registry = Registry::open(&paths.state_url).await?;
-    let engine: EngineSlot = Arc::new(tokio::sync::Mutex::new(None));
+    let engine = engine_slot();
     let mut session = Session {
         paths: &paths,
         store: &store,
@@ -114,7 +114,7 @@ pub async fn watch(
             let (files, query) = watched(&paths);
             let before = stamp(&files);
             if let Err(e) = iterate(&mut session, printer, &overrides).await {
-                crate::error::render(&e);
+                super::diagnostics::render(printer, &e);
             }
             let every = requery_after(interval, query);
             printer.status(
@@ -150,17 +150,7 @@ pub async fn watch(
     }
     // As `run` does: stop a managed node, or cancel and remove this watch's work on a warm
     // node or remote cluster, within a budget a second Ctrl-C cuts short.
-    let engine = engine.lock().await.take();
-    if let Some(engine) = engine {
-        let released = engine
-            .release(crate::h2o::RELEASE_BUDGET, interrupted(), &|m| {
-                printer.status("Engine", m)
-            })
-            .await;
-        if let Some(w) = released.warning() {
-            printer.warn(&w);
-        }
-    }
+    release_engine(&engine, printer, interrupted()).await;
     Err(Diagnostic::new("interrupted")
         .hint("the watch stopped; completed steps are cached")
         .exit(Exit::Interrupted)
@@ -197,13 +187,7 @@ async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[Stri
     } = *session;
     let (planner, warm_for) = (&mut session.planner, &mut session.warm_for);
     let loaded = config::load(&paths.project, overrides)?;
-    let lock_path = store.root().join("run.lock");
-    let _lock = RunLock::acquire(&lock_path, |holder| {
-        printer.status(
-            "Blocking",
-            &format!("waiting for another mlbuild run in this project to finish ({holder})"),
-        )
-    })?;
+    let _lock = lock_runs(store, printer)?;
     let plan = match planner.take() {
         Some(mut p) => {
             p.set_text(loaded.source.clone(), overrides.to_vec());
@@ -213,40 +197,26 @@ async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[Stri
         None => planner_for(&loaded, overrides),
     };
     // A changed `[h2o]` section needs a different engine: stop the warm one.
-    let engine_cfg = engine_config(paths, &loaded.config);
     let wanted = serde_json::to_string(&loaded.config.h2o)?;
-    {
-        let mut slot = engine.lock().await;
-        if slot.is_some() && warm_for.as_deref() != Some(wanted.as_str()) {
-            printer.status("Engine", "`[h2o]` changed: stopping the warm node");
-            if let Some(e) = slot.take() {
-                let released = e
-                    .release(crate::h2o::RELEASE_BUDGET, std::future::pending(), &|m| {
-                        printer.status("Engine", m)
-                    })
-                    .await;
-                if let Some(w) = released.warning() {
-                    printer.warn(&w);
-                }
-            }
-        }
+    let warm = engine.lock().await.is_some();
+    if warm && warm_for.as_deref() != Some(wanted.as_str()) {
+        printer.status("Engine", "`[h2o]` changed: stopping the warm node");
+        release_engine(engine, printer, std::future::pending()).await;
     }
     *warm_for = Some(wanted);
     let run_id = registry
         .begin_run(&paths.project_name(&loaded.config), "watch")
         .await?;
-    let ctx = Ctx {
+    let ctx = step_ctx(
         paths,
-        config: &loaded.config,
+        &loaded.config,
         store,
         printer,
         registry,
         engine,
-        engine_config: engine_cfg,
         run_id,
-        h2o_started: false,
-        mode: crate::pipeline::Mode::Run,
-    };
+        Mode::Run,
+    );
     let opts = RunOptions {
         overrides: overrides.to_vec(),
         ..Default::default()
@@ -266,7 +236,7 @@ async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[Stri
                 }
                 Outcome::Ok { .. } | Outcome::Planned => {}
                 Outcome::Escalated(d) | Outcome::GateFailed(d) => {
-                    crate::error::render(&anyhow::Error::from(d));
+                    super::diagnostics::render(printer, &anyhow::Error::from(d));
                 }
             }
             Ok(())

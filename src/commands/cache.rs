@@ -22,20 +22,20 @@ use std::time::{Duration, SystemTime};
 use anyhow::Result;
 use serde_json::Value;
 
-use super::lockfile::Lockfile;
-use super::remote::{self, is_digest, Remote, Restore};
-use super::{hash_file, AcLookup, ActionEntry, RunLock, Store, QUARANTINE, QUARANTINE_DAYS};
-use crate::cli::CacheCommand;
+use super::cli::CacheCommand;
 use crate::config;
 use crate::error::{Diagnostic, Exit};
 use crate::project::Paths;
 use crate::registry::Registry;
 use crate::report::Printer;
+use crate::store::lockfile::Lockfile;
+use crate::store::remote::{self, is_digest, Remote, Restore};
+use crate::store::{hash_file, AcLookup, ActionEntry, Store, QUARANTINE, QUARANTINE_DAYS};
 
 /// `tmp/` files younger than this may belong to a writer; gc leaves them.
 const TMP_GRACE: Duration = Duration::from_secs(3600);
 
-pub async fn run(dir: &Path, printer: &Printer, cmd: CacheCommand) -> Result<Exit> {
+pub(crate) async fn run(dir: &Path, printer: &Printer, cmd: CacheCommand) -> Result<Exit> {
     let paths = Paths::resolve(dir);
     let store = Store::open(&paths.cache)?;
     match cmd {
@@ -128,7 +128,7 @@ async fn push(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit> {
 
 async fn pull(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit> {
     let remote = remote_for(paths)?;
-    let _lock = run_lock(store, printer)?;
+    let _lock = super::context::lock_runs(store, printer)?;
     let (mut pulled, mut local, mut missing) = (0, 0, Vec::new());
     for (step, key) in lock_keys(paths)? {
         if matches!(store.ac_get(&key), AcLookup::Hit(_)) {
@@ -158,16 +158,6 @@ async fn pull(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit> {
     ))
     .hint("`mlbuild run` reruns what is missing; `mlbuild cache push` on a machine that has it uploads it")
     .into())
-}
-
-fn run_lock(store: &Store, printer: &Printer) -> Result<RunLock> {
-    let path = store.root().join("run.lock");
-    Ok(RunLock::acquire(&path, |holder| {
-        printer.status(
-            "Blocking",
-            &format!("waiting for an mlbuild run in this project to finish ({holder})"),
-        )
-    })?)
 }
 
 /// Every file directly inside `dir/*/` (the CAS fan-out) or `dir` itself.
@@ -425,7 +415,7 @@ async fn gc(paths: &Paths, store: &Store, printer: &Printer, dry_run: bool) -> R
         Err(config::ConfigError::NotFound { .. }) => config::Cache::default().keep_runs,
         Err(e) => return Err(e.into()),
     };
-    let _lock = run_lock(store, printer)?;
+    let _lock = super::context::lock_runs(store, printer)?;
     let keep = reachable(paths, store, keep_runs).await?;
     let mut doomed: Vec<(String, PathBuf, u64)> = Vec::new();
     for path in files(&store.root().join("ac"), false) {

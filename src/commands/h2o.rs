@@ -1,4 +1,4 @@
-//! `mlbuild h2o start | stop | status`: the project's warm node, as commands (see [`super::warm`]
+//! `mlbuild h2o start | stop | status`: the project's warm node, as commands (see [`crate::h2o::warm`]
 //! for the mechanism).
 //!
 //! - `start` needs the project's `ml.toml` (`[h2o] memory`, `version`, `jar`) and refuses a
@@ -13,15 +13,16 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use super::warm::{self, Health, Record, Started, Stopped, WarmNode};
-use crate::cli::H2oCommand;
-use crate::commands::{engine_config, interrupted};
+use super::cli::H2oCommand;
+use super::context::engine_config;
 use crate::config;
 use crate::error::{Diagnostic, Exit};
+use crate::h2o::warm::{self, Health, Record, Started, Stopped, WarmNode};
 use crate::project::Paths;
 use crate::report::Printer;
+use crate::signal::interrupted;
 
-pub async fn run(dir: &Path, printer: &Printer, cmd: H2oCommand) -> Result<Exit> {
+pub(crate) async fn run(dir: &Path, printer: &Printer, cmd: H2oCommand) -> Result<Exit> {
     let paths = Paths::resolve(dir);
     match cmd {
         H2oCommand::Start { json } => start(&paths, printer, json).await,

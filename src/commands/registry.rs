@@ -1,0 +1,133 @@
+//! The registry's commands: `versions`, `show`, `diff`, `tags`, `history` (read-only, DESIGN.md
+//! §8) and `promote`, `rollback` (a tag moves, `models/TAG.zip` follows under the tag lock).
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::context::{open_for_tags, open_registry_read, print_doc};
+use crate::error::Exit;
+use crate::project::Paths;
+use crate::registry::{self, views, Registry, TagMove};
+use crate::report::Printer;
+
+/// A read-only registry command, on the registry opened read-only.
+pub(crate) enum Read {
+    Versions,
+    Show {
+        version: String,
+        export: Option<std::path::PathBuf>,
+    },
+    Diff {
+        old: String,
+        new: String,
+    },
+    Tags,
+    History {
+        tag: String,
+    },
+}
+
+pub(crate) async fn read(dir: &Path, printer: &Printer, cmd: Read, json: bool) -> Result<Exit> {
+    let reg = open_registry_read(dir).await?;
+    let result = read_on(&reg, dir, printer, cmd, json).await;
+    // Closing lets SQLite remove the `-wal`/`-shm` files its readers open.
+    reg.close().await;
+    result
+}
+
+async fn read_on(
+    reg: &Registry,
+    dir: &Path,
+    printer: &Printer,
+    cmd: Read,
+    json: bool,
+) -> Result<Exit> {
+    match cmd {
+        Read::Versions => {
+            let versions = reg.versions().await?;
+            print_doc(
+                printer,
+                json,
+                versions.as_slice(),
+                registry::render_versions,
+            )
+        }
+        Read::Show { version, export } => {
+            if let Some(out) = &export {
+                let (id, written) = views::export_card(reg, dir, &version, out).await?;
+                printer.status(
+                    "Exported",
+                    &format!("the card of {id} ({written} files) to `{}`", out.display()),
+                );
+            }
+            let doc = views::show_doc(reg, dir, &version).await?;
+            let id = doc["id"].as_str().unwrap_or(&version).to_string();
+            let models = Paths::resolve(dir).models;
+            registry::links::warn_stale(printer, reg, &models, |l| l.version == id).await?;
+            print_doc(printer, json, &doc, views::show_text)
+        }
+        Read::Diff { old, new } => {
+            let (doc, text) = views::diff(reg, dir, &old, &new).await?;
+            print_doc(printer, json, &doc, |_| text.clone())
+        }
+        Read::Tags => {
+            let tags = reg.tags().await?;
+            print_doc(printer, json, &tags, registry::render_tags)?;
+            let models = Paths::resolve(dir).models;
+            registry::links::warn_stale(printer, reg, &models, |_| true).await?;
+            Ok(Exit::Ok)
+        }
+        Read::History { tag } => {
+            let events = reg.history(&tag).await?;
+            print_doc(printer, json, events.as_slice(), registry::render_history)
+        }
+    }
+}
+
+/// How a tag moves: to a named version (`promote`) or back (`rollback`, to its previous
+/// version or to `--to VERSION`).
+pub(crate) enum Move {
+    Promote { version: String, reason: String },
+    Rollback { to: Option<String> },
+}
+
+/// `promote` and `rollback`: the move is committed, then `models/TAG.zip` (and any other
+/// stale link) is synced under the lock of `models/` taken before the move.
+pub(crate) async fn move_tag(
+    dir: &Path,
+    printer: &Printer,
+    tag: &str,
+    how: Move,
+    json: bool,
+) -> Result<Exit> {
+    let (reg, store, models) = open_for_tags(dir).await?;
+    let lock = registry::links::lock_for(&models, printer)?;
+    let by = registry::current_user();
+    let moved = match how {
+        Move::Promote { version, reason } => reg.move_tag(tag, &version, &by, &reason).await?,
+        Move::Rollback { to } => reg.rollback(tag, to.as_deref(), &by).await?,
+    };
+    crate::faultpoint::hit("tags.after-commit");
+    let synced = registry::links::sync(&reg, &store, &models, &lock).await?;
+    drop(lock);
+    registry::links::report(printer, &synced, &[tag]);
+    report_move(printer, json, &moved)
+}
+
+fn report_move(printer: &Printer, json: bool, moved: &TagMove) -> Result<Exit> {
+    if json {
+        printer.data(&serde_json::to_string_pretty(moved)?);
+    } else {
+        printer.status(
+            "Tagged",
+            &format!(
+                "{} → {} (was {})",
+                moved.tag,
+                moved.to,
+                moved.from.as_deref().unwrap_or("unset")
+            ),
+        );
+    }
+    Ok(Exit::Ok)
+}

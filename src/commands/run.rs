@@ -1,0 +1,258 @@
+//! `mlbuild run`, `status` and `explain`: the pipeline run, or planned without running.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::cli::RunArgs;
+use super::context::{
+    engine_slot, lock_runs, open_registry_read, planner_for, release_engine, require_project_dir,
+    step_ctx,
+};
+use crate::config;
+use crate::error::{Diagnostic, Exit};
+use crate::fingerprint::Reason;
+use crate::pipeline::{Mode, Outcome, Pipeline, PlanEntry, RunOptions};
+use crate::project::{Paths, Step};
+use crate::registry::{self, Registry};
+use crate::report::Printer;
+use crate::signal::interrupted;
+use crate::store::lockfile::Lockfile;
+use crate::store::Store;
+
+pub(crate) async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
+    let opts = RunOptions {
+        until: args.step,
+        force: args.force.clone(),
+        overrides: args.overrides.clone(),
+        frozen: args.frozen,
+        full_refresh: args.full_refresh,
+    };
+    if args.dry_run {
+        let entries = plan(dir, printer, opts).await?;
+        print_plan(printer, &entries, false);
+        return Ok(Exit::Ok);
+    }
+    let paths = Paths::resolve(dir);
+    let loaded = config::load(&paths.project, &args.overrides)?;
+    let store = Store::open(&paths.cache)?
+        .with_remote(crate::store::remote::configured(&loaded.config.cache)?);
+    let _lock = lock_runs(&store, printer)?;
+    let registry = Registry::open(&paths.state_url).await?;
+    let old_lock = Lockfile::load(&paths.lockfile)?;
+    if args.frozen && old_lock.is_none() {
+        return Err(
+            Diagnostic::new("`--frozen` needs an `ml.lock`, and this project has none")
+                .hint("run `mlbuild run` once without `--frozen` and commit `ml.lock`")
+                .into(),
+        );
+    }
+    let project_name = paths.project_name(&loaded.config);
+    // We hold the run lock: a run of this project still `running` whose process is gone was
+    // killed.
+    for id in registry.mark_interrupted(&project_name).await? {
+        printer.detail(
+            1,
+            &format!("run {id} was interrupted (its process is gone)"),
+        );
+    }
+    let run_id = registry.begin_run(&project_name, "run").await?;
+    let engine = engine_slot();
+    let ctx = step_ctx(
+        &paths,
+        &loaded.config,
+        &store,
+        printer,
+        &registry,
+        &engine,
+        run_id,
+        Mode::Run,
+    );
+    let planner = planner_for(&loaded, &args.overrides);
+    let mut pipeline = Pipeline::new(ctx, opts, old_lock, planner);
+    let result = tokio::select! {
+        r = pipeline.run() => Some(r),
+        _ = interrupted() => None,
+    };
+    drop(pipeline);
+    // A second Ctrl-C skips the wait for the engine's release.
+    release_engine(&engine, printer, interrupted()).await;
+    let Some(result) = result else {
+        let _ = registry.finish_run(run_id, "interrupted", None).await;
+        return Err(Diagnostic::new("interrupted")
+            .hint("run again: completed steps are cached")
+            .exit(Exit::Interrupted)
+            .into());
+    };
+    let (outcome, done) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = registry
+                .finish_run(run_id, "failed", Some(&format!("{e:#}")))
+                .await;
+            return Err(e);
+        }
+    };
+    crate::faultpoint::hit("run.before-finish");
+    printer.done(&done);
+    crate::pipeline::finish_run(&registry, run_id, &outcome).await?;
+    match outcome {
+        Outcome::Escalated(d) | Outcome::GateFailed(d) => Err(d.into()),
+        Outcome::Ok { version } => {
+            if let Some(v) = version {
+                let tags: Vec<&str> = done
+                    .tags
+                    .iter()
+                    .filter(|(_, id)| **id == v)
+                    .map(|(t, _)| t.as_str())
+                    .collect();
+                let tags = if tags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", tags.join(", "))
+                };
+                printer.status("Finished", &format!("version {v}{tags}"));
+            }
+            Ok(Exit::Ok)
+        }
+        Outcome::Planned => Ok(Exit::Ok),
+    }
+}
+
+pub(crate) async fn status(
+    dir: &Path,
+    printer: &Printer,
+    json: bool,
+    overrides: Vec<String>,
+    full_refresh: bool,
+) -> Result<Exit> {
+    let opts = RunOptions {
+        overrides,
+        full_refresh,
+        ..Default::default()
+    };
+    let entries = plan(dir, printer, opts).await?;
+    print_plan(printer, &entries, json);
+    Ok(Exit::Ok)
+}
+
+pub(crate) async fn explain(
+    dir: &Path,
+    printer: &Printer,
+    step: Step,
+    json: bool,
+    opts: RunOptions,
+) -> Result<Exit> {
+    let entries = complete_plan(&plan(dir, printer, opts).await?);
+    let entry = entries
+        .iter()
+        .find(|e| e.step == step.as_str() && e.attempt == 1)
+        .cloned()
+        .expect("the completed plan has every step");
+    // A step behind a stale one is explained by that one's reason.
+    let upstream = match &entry.detail {
+        Reason::UpstreamStale { step } => entries.iter().find(|e| e.step == *step).cloned(),
+        _ => None,
+    };
+    if json {
+        let mut doc = serde_json::json!({
+            "step": entry.step,
+            "state": entry.state,
+            "reason": entry.detail,
+            "message": entry.reason,
+        });
+        if let Some(up) = &upstream {
+            doc["upstream"] =
+                serde_json::json!({ "step": up.step, "reason": up.detail, "message": up.reason });
+        }
+        printer.data(&serde_json::to_string_pretty(&doc)?);
+    } else {
+        printer.data(&format!(
+            "{} is {}: {}",
+            entry.step, entry.state, entry.reason
+        ));
+        if let Some(up) = upstream {
+            printer.data(&format!("{} is {}: {}", up.step, up.state, up.reason));
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+/// Plans without running (never starts H2O): each step fresh or stale, with its reason. Reads
+/// only ([`Mode::Plan`]): no run lock, no remote cache, the registry opened read-only.
+async fn plan(dir: &Path, printer: &Printer, opts: RunOptions) -> Result<Vec<PlanEntry>> {
+    require_project_dir(dir)?;
+    let paths = Paths::resolve(dir);
+    let loaded = config::load(&paths.project, &opts.overrides)?;
+    let store = Store::open(&paths.cache)?;
+    let registry = open_registry_read(dir).await?;
+    let old_lock = Lockfile::load(&paths.lockfile)?;
+    let engine = engine_slot();
+    let ctx = step_ctx(
+        &paths,
+        &loaded.config,
+        &store,
+        printer,
+        &registry,
+        &engine,
+        0,
+        Mode::Plan,
+    );
+    let planner = planner_for(&loaded, &opts.overrides);
+    let mut pipeline = Pipeline::new(ctx, opts, old_lock, planner);
+    pipeline.run().await?;
+    let entries = std::mem::take(&mut pipeline.plan);
+    drop(pipeline);
+    registry::links::warn_stale(printer, &registry, &paths.models, |_| true).await?;
+    registry.close().await;
+    Ok(entries)
+}
+
+/// The plan, completed: steps after the first stale one are stale because of it (their keys
+/// depend on outputs that do not exist yet).
+fn complete_plan(plan: &[PlanEntry]) -> Vec<PlanEntry> {
+    let mut rows = plan.to_vec();
+    if let Some(first) = plan.iter().find(|p| p.state == "stale") {
+        let seen: Vec<&str> = plan.iter().map(|p| p.step.as_str()).collect();
+        for step in Step::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .filter(|s| !seen.contains(s))
+        {
+            let detail = Reason::UpstreamStale {
+                step: first.step.clone(),
+            };
+            rows.push(PlanEntry {
+                step: step.to_string(),
+                attempt: 1,
+                state: "stale",
+                reason: detail.render(),
+                detail,
+            });
+        }
+    }
+    rows
+}
+
+fn print_plan(printer: &Printer, plan: &[PlanEntry], json: bool) {
+    let rows = complete_plan(plan);
+    if json {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|p| serde_json::json!({ "step": p.step, "attempt": p.attempt, "state": p.state, "reason": p.reason }))
+            .collect();
+        printer.data(&serde_json::to_string_pretty(&rows).expect("json"));
+        return;
+    }
+    for r in rows {
+        let attempt = if r.attempt == 1 {
+            String::new()
+        } else {
+            format!(" (attempt {})", r.attempt)
+        };
+        printer.data(&format!(
+            "{:>9}  {:<6} {}{attempt}",
+            r.step, r.state, r.reason
+        ));
+    }
+}
