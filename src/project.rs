@@ -105,7 +105,7 @@ impl Paths {
             Ok(url) if !url.is_empty() => url,
             _ => match &crate::user_config::get().state_url {
                 Some(url) => url.clone(),
-                None => crate::registry::sqlite_url(&cache.join("state.db")),
+                None => crate::registry::sqlite_url(&crate::store::layout::state_db(&cache)),
             },
         };
         Paths {

@@ -10,30 +10,24 @@
 //! - `gc` keeps what is reachable: the blobs of the versions tags point at (MOJO, card and the
 //!   digests in their provenance), the entries of the keys in `ml.lock` and of the steps of the
 //!   last `[cache] keep_runs` runs, and every blob those entries name; plus digests the stat
-//!   cache and source memos refer to. Everything else in `ac/` and `cas/` goes, `tmp/` files
-//!   older than an hour, and quarantined blobs older than [`QUARANTINE_DAYS`] days. It holds the run lock throughout, so no run writes meanwhile, and
-//!   leaves younger `tmp/` files alone in any case. Profiles are small and kept.
+//!   cache and source memos refer to ([`crate::store::maintenance`] has the rules). It holds
+//!   the run lock throughout, so no run writes meanwhile. Profiles are small and kept.
 
-use std::collections::BTreeSet;
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::path::Path;
+use std::time::SystemTime;
 
 use anyhow::Result;
-use serde_json::Value;
 
 use super::cli::CacheCommand;
 use crate::config;
 use crate::error::{Diagnostic, Exit};
 use crate::project::Paths;
-use crate::registry::Registry;
+use crate::registry::{integrity, Registry};
 use crate::report::Printer;
 use crate::store::lockfile::Lockfile;
-use crate::store::remote::{self, is_digest, Remote, Restore};
-use crate::store::{hash_file, AcLookup, ActionEntry, Store, QUARANTINE, QUARANTINE_DAYS};
-
-/// `tmp/` files younger than this may belong to a writer; gc leaves them.
-const TMP_GRACE: Duration = Duration::from_secs(3600);
+use crate::store::maintenance::{self, Doomed, Verified};
+use crate::store::remote::{self, Remote, Restore};
+use crate::store::{AcLookup, Store};
 
 pub(crate) async fn run(dir: &Path, printer: &Printer, cmd: CacheCommand) -> Result<Exit> {
     let paths = Paths::resolve(dir);
@@ -54,18 +48,7 @@ fn lock_keys(paths: &Paths) -> Result<Vec<(String, String)>> {
         ))
         .hint("run `mlbuild run` once to write it")
     })?;
-    Ok(lock
-        .steps
-        .iter()
-        .map(|s| {
-            let name = if s.attempt == 1 {
-                s.step.clone()
-            } else {
-                format!("{}#{}", s.step, s.attempt)
-            };
-            (name, s.key.clone())
-        })
-        .collect())
+    Ok(lock.named_keys())
 }
 
 fn remote_for(paths: &Paths) -> Result<std::sync::Arc<Remote>> {
@@ -160,59 +143,27 @@ async fn pull(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit> {
     .into())
 }
 
-/// Every file directly inside `dir/*/` (the CAS fan-out) or `dir` itself.
-fn files(dir: &Path, nested: bool) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(read) = fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in read.flatten() {
-        let path = entry.path();
-        if nested && path.is_dir() {
-            out.extend(files(&path, false));
-        } else if path.is_file() {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
-}
-
-fn name_of(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
 async fn verify(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit> {
-    let (mut blobs, mut bytes, mut problems) = (0u64, 0u64, Vec::new());
-    for path in files(&store.root().join("cas"), true) {
-        let name = name_of(&path);
-        blobs += 1;
-        bytes += path.metadata().map(|m| m.len()).unwrap_or(0);
-        let actual = hash_file(&path)?;
-        if actual != name {
-            let moved = store.quarantine(&name, &actual);
-            problems.push(format!("{moved}"));
-        }
-    }
-    let mut entries = 0u64;
-    for path in files(&store.root().join("ac"), false) {
-        let Some(key) = name_of(&path).strip_suffix(".json").map(str::to_string) else {
-            continue;
-        };
-        entries += 1;
-        match store.ac_get(&key) {
-            AcLookup::Hit(_) | AcLookup::Miss => {}
-            AcLookup::Corrupt => problems.push(format!(
-                "entry {key} is damaged (it does not parse, or its seal does not match its content)"
-            )),
-            AcLookup::OutputMissing(d) => {
-                problems.push(format!("entry {key} names blob {d}, which is missing"))
-            }
-        }
-    }
-    let versions = damaged_versions(paths, store).await?;
+    let Verified {
+        blobs,
+        bytes,
+        entries,
+        mut problems,
+    } = maintenance::verify(store)?;
+    let versions = {
+        let registry = Registry::open_read(&paths.state_url).await?;
+        // The canonical MOJO the committed `ml.lock` concludes: `mlbuild run` rebuilds that one.
+        let locked = Lockfile::load(&paths.lockfile)
+            .ok()
+            .flatten()
+            .and_then(|l| {
+                l.entry("conclude", 1)
+                    .and_then(|e| e.outputs.get("mojo").cloned())
+            });
+        let check = integrity::damaged_versions(&registry, store, locked.as_deref()).await;
+        registry.close().await;
+        check?
+    };
     let damaged = versions.problems.len();
     problems.extend(versions.problems);
     for p in &problems {
@@ -257,158 +208,6 @@ async fn verify(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit>
     .into())
 }
 
-/// What [`damaged_versions`] found.
-struct VersionCheck {
-    checked: usize,
-    /// One line per damaged blob of a version, with the command that repairs it.
-    problems: Vec<String>,
-    /// Untagged versions whose blobs are simply gone (collected by `cache gc`).
-    collected: usize,
-}
-
-/// Every registered version whose MOJO, card or plots are not in this store: a problem when
-/// the blob was found corrupt (it is in the quarantine) or a tag points at the version;
-/// otherwise `cache gc` collected it, by design.
-async fn damaged_versions(paths: &Paths, store: &Store) -> Result<VersionCheck> {
-    let registry = Registry::open_read(&paths.state_url).await?;
-    let tags = registry.tags().await?;
-    let versions = registry.versions().await?;
-    registry.close().await;
-    // The canonical MOJO the committed `ml.lock` concludes: `mlbuild run` rebuilds that one.
-    let locked = Lockfile::load(&paths.lockfile)
-        .ok()
-        .flatten()
-        .and_then(|l| {
-            l.entry("conclude", 1)
-                .and_then(|e| e.outputs.get("mojo").cloned())
-        });
-    let mut out = VersionCheck {
-        checked: versions.len(),
-        problems: Vec::new(),
-        collected: 0,
-    };
-    for v in &versions {
-        let tagged: Vec<&str> = tags
-            .iter()
-            .filter(|(_, id)| **id == v.id)
-            .map(|(t, _)| t.as_str())
-            .collect();
-        let mut gone = false;
-        for (blob, digest) in v.blobs() {
-            if store.contains(&digest) {
-                continue;
-            }
-            let corrupt = store.quarantined(&digest);
-            if !corrupt && tagged.is_empty() {
-                gone = true;
-                continue;
-            }
-            out.problems.push(format!(
-                "version {}{}: its {} {} is {}; repair: {}",
-                v.id,
-                if tagged.is_empty() {
-                    String::new()
-                } else {
-                    format!(" [{}]", tagged.join(", "))
-                },
-                blob.describe(),
-                &digest[..12.min(digest.len())],
-                if corrupt {
-                    format!(
-                        "corrupt (moved to `{}`)",
-                        store.quarantine_path(&digest).display()
-                    )
-                } else {
-                    "missing".to_string()
-                },
-                repair_command(v, locked.as_deref(), tagged.first().copied()),
-            ));
-        }
-        if gone {
-            out.collected += 1;
-        }
-    }
-    Ok(out)
-}
-
-/// The command that puts a version's bytes back.
-fn repair_command(v: &crate::registry::Version, locked: Option<&str>, tag: Option<&str>) -> String {
-    if locked == Some(v.canonical.as_str()) {
-        return "`mlbuild run` (it rebuilds the model, or restores it from the remote cache)"
-            .into();
-    }
-    if v.provenance["source"] == "deploy" {
-        return format!(
-            "`mlbuild deploy --mojo {} --tag {}` with the same MOJO file",
-            v.provenance["file"].as_str().unwrap_or("FILE.zip"),
-            tag.unwrap_or("TAG")
-        );
-    }
-    match v.provenance["git_commit"].as_str() {
-        Some(commit) => {
-            format!("`mlbuild run` with the configuration that trained it (git commit {commit})")
-        }
-        None => "`mlbuild run` with the configuration that trained it".into(),
-    }
-}
-
-/// Every 64-hex string anywhere in `v`.
-fn digests_in(v: &Value, out: &mut BTreeSet<String>) {
-    match v {
-        Value::String(s) if is_digest(s) => {
-            out.insert(s.clone());
-        }
-        Value::Array(a) => a.iter().for_each(|v| digests_in(v, out)),
-        Value::Object(o) => o.values().for_each(|v| digests_in(v, out)),
-        _ => {}
-    }
-}
-
-/// Keys and blobs that gc keeps.
-struct Reachable {
-    keys: BTreeSet<String>,
-    blobs: BTreeSet<String>,
-}
-
-async fn reachable(paths: &Paths, store: &Store, keep_runs: u32) -> Result<Reachable> {
-    let mut keys = BTreeSet::new();
-    let mut blobs = BTreeSet::new();
-    if let Some(lock) = Lockfile::load(&paths.lockfile)? {
-        keys.extend(lock.steps.into_iter().map(|s| s.key));
-    }
-    let registry = Registry::open(&paths.state_url).await?;
-    for run in registry.recent_runs(keep_runs).await? {
-        keys.extend(registry.steps(run.id).await?.into_iter().map(|s| s.key));
-    }
-    for id in registry.tags().await?.values() {
-        if let Some(v) = registry.get(id).await? {
-            blobs.insert(v.model.clone());
-            blobs.insert(v.card.clone());
-            digests_in(&v.provenance, &mut blobs);
-        }
-    }
-    registry.close().await;
-    for key in &keys {
-        let path = store.root().join("ac").join(format!("{key}.json"));
-        if let Ok(text) = fs::read_to_string(&path) {
-            if let Ok(entry) = serde_json::from_str::<ActionEntry>(&text) {
-                blobs.extend(entry.outputs.into_values());
-            }
-        }
-    }
-    // The stat cache and the source memos name snapshots a later run may rely on.
-    let mut memos = vec![store.root().join("stat.json")];
-    memos.extend(files(&store.root().join("sources"), false));
-    for memo in memos {
-        if let Ok(bytes) = fs::read(&memo) {
-            if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
-                digests_in(&v, &mut blobs);
-            }
-        }
-    }
-    Ok(Reachable { keys, blobs })
-}
-
 async fn gc(paths: &Paths, store: &Store, printer: &Printer, dry_run: bool) -> Result<Exit> {
     let keep_runs = match config::load(&paths.project, &[]) {
         Ok(loaded) => loaded.config.cache.keep_runs,
@@ -416,53 +215,24 @@ async fn gc(paths: &Paths, store: &Store, printer: &Printer, dry_run: bool) -> R
         Err(e) => return Err(e.into()),
     };
     let _lock = super::context::lock_runs(store, printer)?;
-    let keep = reachable(paths, store, keep_runs).await?;
-    let mut doomed: Vec<(String, PathBuf, u64)> = Vec::new();
-    for path in files(&store.root().join("ac"), false) {
-        let name = name_of(&path);
-        let key = name.strip_suffix(".json").unwrap_or(&name);
-        if !keep.keys.contains(key) {
-            doomed.push((format!("entry {key}"), path.clone(), size(&path)));
-        }
+    let mut keep = {
+        let registry = Registry::open(&paths.state_url).await?;
+        let roots = integrity::gc_roots(&registry, keep_runs).await;
+        registry.close().await;
+        roots?
+    };
+    if let Some(lock) = Lockfile::load(&paths.lockfile)? {
+        keep.keys.extend(lock.steps.into_iter().map(|s| s.key));
     }
-    for path in files(&store.root().join("cas"), true) {
-        let name = name_of(&path);
-        if !keep.blobs.contains(&name) {
-            doomed.push((format!("blob {name}"), path.clone(), size(&path)));
-        }
-    }
-    let now = SystemTime::now();
-    for path in files(&store.root().join("tmp"), false) {
-        let old = path
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| now.duration_since(t).ok())
-            .is_some_and(|age| age > TMP_GRACE);
-        if old {
-            doomed.push((format!("tmp {}", name_of(&path)), path.clone(), size(&path)));
-        }
-    }
-    let keep_quarantine = Duration::from_secs(QUARANTINE_DAYS * 24 * 3600);
-    for path in files(&store.root().join(QUARANTINE), false) {
-        let old = path
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| now.duration_since(t).ok())
-            .is_some_and(|age| age > keep_quarantine);
-        if old {
-            doomed.push((
-                format!("quarantined {}", name_of(&path)),
-                path.clone(),
-                size(&path),
-            ));
-        }
-    }
-    let total: u64 = doomed.iter().map(|d| d.2).sum();
+    let doomed = maintenance::collectable(store, &mut keep, SystemTime::now());
+    let total: u64 = doomed.iter().map(|d| d.bytes).sum();
     if dry_run {
-        for (what, _, bytes) in &doomed {
-            printer.data(&format!("would delete {what} ({})", human_bytes(*bytes)));
+        for d in &doomed {
+            printer.data(&format!(
+                "would delete {} ({})",
+                d.what,
+                human_bytes(d.bytes)
+            ));
         }
         printer.status(
             "Would free",
@@ -471,8 +241,8 @@ async fn gc(paths: &Paths, store: &Store, printer: &Printer, dry_run: bool) -> R
         return Ok(Exit::Ok);
     }
     let mut freed = 0;
-    for (_, path, bytes) in &doomed {
-        match fs::remove_file(path) {
+    for Doomed { path, bytes, .. } in &doomed {
+        match std::fs::remove_file(path) {
             Ok(()) => freed += bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => printer.warn(&format!("cannot delete `{}`: {e}", path.display())),
@@ -489,10 +259,6 @@ async fn gc(paths: &Paths, store: &Store, printer: &Printer, dry_run: bool) -> R
         ),
     );
     Ok(Exit::Ok)
-}
-
-fn size(path: &Path) -> u64 {
-    path.metadata().map(|m| m.len()).unwrap_or(0)
 }
 
 fn human_bytes(n: u64) -> String {
@@ -513,15 +279,6 @@ fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digests_are_found_anywhere_in_json() {
-        let d = "a".repeat(64);
-        let v = serde_json::json!({"x": [{"y": d}], "z": "short", "n": 1});
-        let mut out = BTreeSet::new();
-        digests_in(&v, &mut out);
-        assert_eq!(out, BTreeSet::from([d]));
-    }
 
     #[test]
     fn sizes_read_well() {

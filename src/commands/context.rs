@@ -30,7 +30,7 @@ pub(crate) fn engine_config(paths: &Paths, config: &config::Config) -> EngineCon
         version: config.h2o.version.clone(),
         nodes: config.h2o.nodes,
         memory: config.h2o.memory.clone(),
-        work_dir: paths.cache.join("h2o"),
+        work_dir: crate::store::layout::engine_dir(&paths.cache),
         tool_cache: paths.tool_cache.clone(),
     }
 }

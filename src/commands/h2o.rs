@@ -32,7 +32,7 @@ pub(crate) async fn run(dir: &Path, printer: &Printer, cmd: H2oCommand) -> Resul
 }
 
 fn work_dir(paths: &Paths) -> std::path::PathBuf {
-    paths.cache.join("h2o")
+    crate::store::layout::engine_dir(&paths.cache)
 }
 
 /// The record as JSON, plus `status`, `uptime_secs` and the state file's path.

@@ -29,6 +29,7 @@
 //! *different* registries are only as comparable as the two clocks. See `docs/registry.md`.
 
 pub mod deploy;
+pub mod integrity;
 pub mod links;
 mod render;
 mod runs;

@@ -157,14 +157,10 @@ pub async fn materialize(req: &Request<'_>) -> Result<Snapshot> {
     }
 }
 
-fn sources_dir(store: &Store) -> PathBuf {
-    store.root().join("sources")
-}
-
 fn from_files(req: &Request<'_>, path: &str) -> Result<Snapshot> {
     let options = CsvOptions::of(req.locate);
     let files = files::expand(req.project, path)?;
-    let mut stat = StatCache::load(&req.store.root().join("stat.json"));
+    let mut stat = StatCache::load(&req.store.stat_cache_path());
     let mut digests = Vec::with_capacity(files.len());
     for (file, shown) in &files {
         digests.push((shown.clone(), stat.digest(file)?));
@@ -194,7 +190,9 @@ fn from_files(req: &Request<'_>, path: &str) -> Result<Snapshot> {
     )
     .to_hex()
     .to_string();
-    let memo = sources_dir(req.store).join(format!("converted-{memo_key}.json"));
+    let memo = req
+        .store
+        .source_memo_path(&format!("converted-{memo_key}.json"));
     let detail = json!({ "source": "files", "files": files.len() });
     let remembered = std::fs::read(&memo)
         .ok()
@@ -371,7 +369,10 @@ fn state_path(req: &Request<'_>, sql: &str, url: &str) -> Option<PathBuf> {
     )
     .to_hex()
     .to_string();
-    Some(sources_dir(req.store).join(format!("incremental-{id}.json")))
+    Some(
+        req.store
+            .source_memo_path(&format!("incremental-{id}.json")),
+    )
 }
 
 async fn from_sql(req: &Request<'_>, sql: &str) -> Result<Snapshot> {

@@ -51,6 +51,21 @@ pub enum LockfileError {
 }
 
 impl Lockfile {
+    /// Each locked step's name (`step`, or `step#N` for attempt N > 1) and key, in order.
+    pub fn named_keys(&self) -> Vec<(String, String)> {
+        self.steps
+            .iter()
+            .map(|s| {
+                let name = if s.attempt == 1 {
+                    s.step.clone()
+                } else {
+                    format!("{}#{}", s.step, s.attempt)
+                };
+                (name, s.key.clone())
+            })
+            .collect()
+    }
+
     pub fn new(engine: EngineFingerprint) -> Lockfile {
         Lockfile {
             format: LOCK_FORMAT,

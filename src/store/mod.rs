@@ -1,30 +1,24 @@
 //! The content-addressed store, the action cache, the stat cache and the run lock.
 //!
-//! Layout under the cache dir (`cache/` of the project, or `MLBUILD_CACHE_DIR`):
-//! ```text
-//! v1/cas/ab/abcdef…        blobs by blake3 digest (immutable; written to tmp/ then renamed)
-//! v1/ac/<key>.json         action cache: step key → output digests + result (see ActionEntry)
-//! v1/stat.json             stat cache: (path, size, mtime, inode) → digest
-//! v1/profiles/<digest>.json  profile of a data snapshot, sealed with its blake3 (see read_sealed)
-//! v1/tmp/                  in-flight writes; anything here is garbage after a crash
-//! v1/quarantine/<digest>   blobs whose bytes did not match their name, moved aside on a verified read
-//! state.db                 the registry (SQLite), unless MLBUILD_STATE_URL says otherwise
-//! ```
-//! The directory name carries the layout version: a future incompatible layout gets `v2/` and
-//! never misreads `v1/`. Every write is temp-file-then-rename, so a killed process leaves either
-//! the old file or the new one, never half of one. An action entry is written only after every
-//! blob it names is in the CAS, so a cache hit can trust its outputs with a `stat`.
+//! The layout of the cache dir is in [`layout`] (buckets with versioned names, the files beside
+//! them, the engine's work dir and `state.db`); nothing outside this module builds a path in it.
+//! Every write is temp-file-then-rename, so a killed process leaves either the old file or the
+//! new one, never half of one. An action entry is written only after every blob it names is in
+//! the CAS, so a cache hit can trust its outputs with a `stat`.
 //!
 //! A store may carry a [`remote::Remote`] (an HTTP cache behind the local one, see there);
-//! `mlbuild cache push | pull | verify | gc` are in `commands/cache.rs`.
+//! [`maintenance`] holds what `mlbuild cache verify | gc` do to the store as a whole.
 
+pub mod layout;
 mod lock;
 pub mod lockfile;
+pub mod maintenance;
 #[cfg(test)]
 mod properties;
 pub mod remote;
 mod stat;
 
+pub use layout::Bucket;
 pub use lock::RunLock;
 pub use stat::StatCache;
 
@@ -35,13 +29,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-
-/// Layout version of the on-disk store; part of the directory name.
-pub const LAYOUT: &str = "v1";
-
-/// Where corrupt blobs go, inside the layout directory (never deleted by a read; `cache gc`
-/// removes them after [`QUARANTINE_DAYS`]).
-pub const QUARANTINE: &str = "quarantine";
 
 /// How long `cache gc` keeps a quarantined blob.
 pub const QUARANTINE_DAYS: u64 = 7;
@@ -110,7 +97,8 @@ pub struct ActionEntry {
 
 #[derive(Debug, Clone)]
 pub struct Store {
-    root: PathBuf,
+    /// The cache dir; every path in it comes from [`layout`].
+    cache_dir: PathBuf,
     /// The remote cache behind this store, when one is configured (`run` only).
     remote: Option<Arc<remote::Remote>>,
 }
@@ -118,19 +106,19 @@ pub struct Store {
 impl Store {
     /// Opens (creating when needed) the store inside `cache_dir`.
     pub fn open(cache_dir: &Path) -> Result<Store, StoreError> {
-        let root = cache_dir.join(LAYOUT);
-        for sub in ["cas", "ac", "tmp"] {
-            let dir = root.join(sub);
+        let store = Store::existing(cache_dir);
+        for bucket in [Bucket::Blobs, Bucket::Actions, Bucket::Tmp] {
+            let dir = store.bucket(bucket);
             fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
         }
-        Ok(Store { root, remote: None })
+        Ok(store)
     }
 
     /// The store inside `cache_dir` as it is, creating nothing: for commands that only read
     /// (a missing store reads as an empty one).
     pub fn existing(cache_dir: &Path) -> Store {
         Store {
-            root: cache_dir.join(LAYOUT),
+            cache_dir: cache_dir.to_path_buf(),
             remote: None,
         }
     }
@@ -145,17 +133,28 @@ impl Store {
         self.remote.as_deref()
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// A bucket's directory.
+    pub fn bucket(&self, bucket: Bucket) -> PathBuf {
+        self.cache_dir.join(bucket.dir())
     }
 
     /// The project's run lock (`run`, `watch`, `cache gc`, `cache pull` hold it).
     pub fn run_lock_path(&self) -> PathBuf {
-        self.root.join("run.lock")
+        self.cache_dir.join(layout::RUN_LOCK)
+    }
+
+    /// The stat cache of data files' digests.
+    pub fn stat_cache_path(&self) -> PathBuf {
+        self.cache_dir.join(layout::STAT_CACHE)
+    }
+
+    /// A source's memo (`converted-<id>.json`, `incremental-<id>.json`).
+    pub fn source_memo_path(&self, name: &str) -> PathBuf {
+        self.bucket(Bucket::Sources).join(name)
     }
 
     pub fn blob_path(&self, digest: &str) -> PathBuf {
-        self.root.join("cas").join(&digest[..2]).join(digest)
+        self.bucket(Bucket::Blobs).join(&digest[..2]).join(digest)
     }
 
     pub fn contains(&self, digest: &str) -> bool {
@@ -164,7 +163,7 @@ impl Store {
 
     /// A new temporary file inside the store (same filesystem, so rename is atomic).
     pub fn temp_file(&self) -> Result<tempfile::NamedTempFile, StoreError> {
-        let dir = self.root.join("tmp");
+        let dir = self.bucket(Bucket::Tmp);
         tempfile::NamedTempFile::new_in(&dir).map_err(io_err("create a temporary file in", &dir))
     }
 
@@ -220,7 +219,7 @@ impl Store {
 
     /// Where a corrupt blob of this digest is kept.
     pub fn quarantine_path(&self, digest: &str) -> PathBuf {
-        self.root.join(QUARANTINE).join(digest)
+        self.bucket(Bucket::Quarantine).join(digest)
     }
 
     /// Whether a blob of this digest was found corrupt and moved to the quarantine.
@@ -290,18 +289,19 @@ impl Store {
 
     /// Where the profile of the data whose digest is `digest` is kept (a sealed memo).
     pub fn profile_path(&self, digest: &str) -> PathBuf {
-        self.root.join("profiles").join(format!("{digest}.json"))
+        self.bucket(Bucket::Profiles).join(format!("{digest}.json"))
     }
 
-    fn ac_path(&self, key: &str) -> PathBuf {
-        self.root.join("ac").join(format!("{key}.json"))
+    /// Where the action entry of `key` is kept.
+    pub fn entry_path(&self, key: &str) -> PathBuf {
+        self.bucket(Bucket::Actions).join(format!("{key}.json"))
     }
 
     /// Looks a key up in the action cache. An entry that does not parse, is not for this key,
     /// or whose seal does not match its content is `Corrupt`; one whose outputs are not all
     /// present (a `stat` each) is `OutputMissing`.
     pub fn ac_get(&self, key: &str) -> AcLookup {
-        let path = self.ac_path(key);
+        let path = self.entry_path(key);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(_) => return AcLookup::Miss,
@@ -330,7 +330,7 @@ impl Store {
         let mut tmp = self.temp_file()?;
         let tmp_path = tmp.path().to_path_buf();
         tmp.write_all(&text).map_err(io_err("write", &tmp_path))?;
-        let dest = self.ac_path(&entry.key);
+        let dest = self.entry_path(&entry.key);
         tmp.persist(&dest).map_err(|e| StoreError::Io {
             action: "write action cache entry",
             path: dest.clone(),
@@ -542,7 +542,7 @@ mod tests {
             output_sizes: BTreeMap::from([("mojo".to_string(), 3)]),
         };
         store.ac_put(&entry).unwrap();
-        let path = store.ac_path(&entry.key);
+        let path = store.entry_path(&entry.key);
         let sealed = fs::read(&path).unwrap();
         // As read (serde_json may parse a float one ulp off how it was printed).
         let read = match store.ac_get(&entry.key) {

@@ -65,7 +65,7 @@ fn local_action_entries_never_panic() {
     let store = Store::open(dir.path()).unwrap();
     let blobs: Vec<String> = (0..3u8).map(|i| store.put_bytes(&[i]).unwrap()).collect();
     let key = blake3::hash(b"the key").to_hex().to_string();
-    let file = store.ac_path(&key);
+    let file = store.entry_path(&key);
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     let property = Property {
         parser: "action entry (local)",

@@ -769,7 +769,7 @@ mod tests {
     }
 
     fn tmp_bytes(store: &Store) -> u64 {
-        std::fs::read_dir(store.root().join("tmp"))
+        std::fs::read_dir(store.bucket(crate::store::Bucket::Tmp))
             .unwrap()
             .map(|e| e.unwrap().metadata().unwrap().len())
             .sum()
@@ -801,7 +801,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(200));
         let sent = sent.load(Ordering::Relaxed);
         assert!(sent < 32 << 20, "the server sent {sent} bytes");
-        assert!(!store.ac_path(&entry.key).exists());
+        assert!(!store.entry_path(&entry.key).exists());
     }
 
     /// An entry without sizes (written by an older mlbuild): a `Content-Length` over the cap is
