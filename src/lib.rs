@@ -23,6 +23,7 @@ pub mod report;
 pub mod serve;
 pub mod signal;
 pub mod source;
+pub mod status;
 pub mod steps;
 pub mod store;
 pub mod suggest;

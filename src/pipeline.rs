@@ -13,42 +13,22 @@
 //! [`steps::modify::attempt_params`]). modify then records the decision over all attempts.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use crate::config::{Config, Problem};
 use crate::error::Diagnostic;
 use crate::fingerprint::{diff_inputs, KeyInputs, Reason};
-use crate::h2o::warm::Lookup;
-use crate::h2o::{Engine, EngineConfig};
 use crate::plan::Planner;
-use crate::project::{Paths, Step};
+use crate::project::Step;
 use crate::registry::Registry;
-use crate::report::{DoneEvent, Printer, StepEvent};
+use crate::report::{DoneEvent, StepEvent};
+use crate::status::{Freshness, RunStatus, StepStatus};
 use crate::steps;
+use crate::steps::{Ctx, Mode, StepOutput};
 use crate::store::lockfile::{EngineFingerprint, LockedStep, Lockfile};
-use crate::store::{AcLookup, ActionEntry, Store};
-
-/// The engine, started at most once per run and only when a step needs it. Shared with the
-/// command code so that Ctrl-C can cancel the running job and stop the node.
-pub type EngineSlot = Arc<tokio::sync::Mutex<Option<Engine>>>;
-
-/// What a walk of the pipeline may change (DESIGN.md §8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// `run`, `watch`: runs stale steps, records the run, registers and tags versions, writes
-    /// `models/`, `ml.lock` and source state, fires hooks.
-    Run,
-    /// `status`, `explain`, `run --dry-run`: computes keys and looks them up, stopping at the
-    /// first stale step. It writes nothing to the registry, `models/`, `ml.lock` or a source's
-    /// state, runs no step and no hook; the registry it is given is opened read-only
-    /// ([`Registry::open_read`]). Only memos of file contents (the stat cache, data profiles)
-    /// may be refreshed, as `git status` refreshes its index.
-    Plan,
-}
+use crate::store::{AcLookup, ActionEntry};
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -79,11 +59,21 @@ pub enum Outcome {
 impl Outcome {
     /// The status a run with this outcome is recorded with, and the report kept with it (the
     /// escalation or gate error's message).
-    pub fn record(&self) -> (&'static str, Option<String>) {
+    pub fn record(&self) -> (RunStatus, Option<String>) {
         match self {
-            Outcome::Ok { .. } | Outcome::Planned => ("ok", None),
-            Outcome::Escalated(d) => ("escalated", Some(d.message.clone())),
-            Outcome::GateFailed(d) => ("gate_failed", Some(d.message.clone())),
+            Outcome::Ok { .. } | Outcome::Planned => (RunStatus::Ok, None),
+            Outcome::Escalated(d) => (RunStatus::Escalated, Some(d.message.clone())),
+            Outcome::GateFailed(d) => (RunStatus::GateFailed, Some(d.message.clone())),
+        }
+    }
+
+    /// The status of the `done` event (DESIGN.md §3.2: `ok`, `escalated` or `failed`; a failed
+    /// gate is `failed` there, `gate_failed` in the registry).
+    pub fn done_status(&self) -> RunStatus {
+        match self {
+            Outcome::Ok { .. } | Outcome::Planned => RunStatus::Ok,
+            Outcome::Escalated(_) => RunStatus::Escalated,
+            Outcome::GateFailed(_) => RunStatus::Failed,
         }
     }
 }
@@ -100,86 +90,6 @@ pub async fn finish_run(
         .finish_run(run_id, status, report.as_deref())
         .await?;
     Ok(())
-}
-
-/// Everything a step needs from the run.
-pub struct Ctx<'a> {
-    pub paths: &'a Paths,
-    pub config: &'a Config,
-    pub store: &'a Store,
-    pub printer: &'a Printer,
-    pub registry: &'a Registry,
-    pub engine: &'a EngineSlot,
-    pub engine_config: EngineConfig,
-    /// The run's id in the registry; 0 in [`Mode::Plan`] (nothing is recorded).
-    pub run_id: i64,
-    pub h2o_started: bool,
-    pub mode: Mode,
-}
-
-impl Ctx<'_> {
-    /// The engine's client, starting or connecting to H2O on first use.
-    ///
-    /// Without a URL, a warm node (`mlbuild h2o start`) that fits `[h2o]` is used like a remote
-    /// cluster (connected, never shut down by the run); a stale record is removed with a warning,
-    /// and otherwise a managed node is launched as usual.
-    pub async fn client(&mut self) -> Result<crate::h2o::Client> {
-        let mut guard = self.engine.lock().await;
-        // A warm node kept in the slot (by `watch`) may have been stopped since.
-        if let Some(warm) = guard.as_ref().and_then(Engine::warm_node) {
-            if !crate::h2o::warm::process_is_node(warm) {
-                self.printer.warn(&format!(
-                    "the warm H2O node at {} (pid {}) has stopped",
-                    warm.url, warm.pid
-                ));
-                *guard = None;
-            }
-        }
-        if guard.is_none() {
-            let printer = self.printer;
-            let cfg = &self.engine_config;
-            let warm = match &cfg.url {
-                Some(_) => Lookup::Absent,
-                None => crate::h2o::warm::lookup(cfg).await,
-            };
-            match &warm {
-                Lookup::Stale(why) | Lookup::Skip(why) => printer.warn(why),
-                Lookup::Absent | Lookup::Use(_) => {}
-            }
-            let how = match (&cfg.url, &warm) {
-                (Some(url), _) => format!("connecting to H2O at {}", crate::h2o::redact_url(url)),
-                (None, Lookup::Use(node)) => format!(
-                    "using the warm node at {} (`mlbuild h2o stop` to stop it)",
-                    node.url
-                ),
-                (None, _) => format!("starting a local H2O {} node", cfg.version),
-            };
-            printer.status("Engine", &how);
-            let t = Instant::now();
-            let engine = match warm {
-                Lookup::Use(node) => Engine::attach(cfg, node).await?,
-                _ => Engine::start(cfg, &|msg: &str| printer.status("Engine", msg)).await?,
-            };
-            printer.status(
-                "Engine",
-                &format!(
-                    "ready in {}",
-                    crate::report::human_ms(t.elapsed().as_millis() as u64)
-                ),
-            );
-            *guard = Some(engine);
-        }
-        self.h2o_started = true;
-        Ok(guard.as_ref().expect("engine just set").client.clone())
-    }
-}
-
-/// What a step produced when it ran.
-pub struct StepOutput {
-    pub outputs: BTreeMap<String, String>,
-    /// Digests that represent the outputs downstream; defaults to `outputs`.
-    pub output_digests: Option<BTreeMap<String, String>>,
-    pub result: Value,
 }
 
 enum Begin {
@@ -251,33 +161,10 @@ pub struct Pipeline<'a> {
 pub struct PlanEntry {
     pub step: String,
     pub attempt: u32,
-    pub state: &'static str,
+    pub state: Freshness,
     pub reason: String,
     /// The reason, structured (`{"kind": …}`), for `explain --json`.
     pub detail: Reason,
-}
-
-/// The resolved problem: what define decided.
-#[derive(Debug, Clone)]
-pub struct ProblemSpec {
-    pub target: String,
-    pub problem: Problem,
-    pub metric: String,
-    pub ignore: Vec<String>,
-    /// The target's classes (empty for regression).
-    pub classes: Vec<String>,
-}
-
-impl ProblemSpec {
-    /// How holdout metrics are computed for this problem (classes in H2O's domain order).
-    pub fn task(&self) -> Result<crate::metrics::Task> {
-        Ok(match self.problem {
-            Problem::Regression => crate::metrics::Task::Regression,
-            Problem::Binary | Problem::Multiclass => {
-                crate::metrics::Task::classification(&self.classes)?
-            }
-        })
-    }
 }
 
 impl<'a> Pipeline<'a> {
@@ -380,7 +267,7 @@ impl<'a> Pipeline<'a> {
                     self.plan.push(PlanEntry {
                         step: step.to_string(),
                         attempt,
-                        state: "fresh",
+                        state: Freshness::Fresh,
                         reason: Reason::Cached.render(),
                         detail: Reason::Cached,
                     });
@@ -389,7 +276,7 @@ impl<'a> Pipeline<'a> {
                         step,
                         attempt,
                         &key,
-                        "cached",
+                        StepStatus::Cached,
                         0,
                         &entry.result,
                         &Reason::Cached,
@@ -425,7 +312,7 @@ impl<'a> Pipeline<'a> {
             self.plan.push(PlanEntry {
                 step: step.to_string(),
                 attempt,
-                state: "stale",
+                state: Freshness::Stale,
                 reason: reason.render(),
                 detail: reason.clone(),
             });
@@ -463,8 +350,17 @@ impl<'a> Pipeline<'a> {
             Ok(out) => out,
             Err(e) => {
                 let ms = started.elapsed().as_millis() as u64;
-                self.emit(step, attempt, &key, "failed", ms, &Value::Null, &reason, "")
-                    .await;
+                self.emit(
+                    step,
+                    attempt,
+                    &key,
+                    StepStatus::Failed,
+                    ms,
+                    &Value::Null,
+                    &reason,
+                    "",
+                )
+                .await;
                 return Err(e.context(format!("step `{step}` failed")));
             }
         };
@@ -509,7 +405,7 @@ impl<'a> Pipeline<'a> {
             step,
             attempt,
             &key,
-            "ran",
+            StepStatus::Ran,
             ms,
             &entry.result,
             &reason,
@@ -577,7 +473,7 @@ impl<'a> Pipeline<'a> {
             step,
             attempt,
             key,
-            "restored",
+            StepStatus::Restored,
             ms,
             r,
             &Reason::Restored,
@@ -655,7 +551,7 @@ impl<'a> Pipeline<'a> {
         step: Step,
         attempt: u32,
         key: &str,
-        status: &str,
+        status: StepStatus,
         ms: u64,
         result: &Value,
         reason: &Reason,
@@ -668,7 +564,7 @@ impl<'a> Pipeline<'a> {
         let event = StepEvent {
             event: "step",
             step: step.as_str().to_string(),
-            status: status.to_string(),
+            status,
             key: key.to_string(),
             attempt,
             duration_ms: ms,
@@ -700,12 +596,7 @@ impl<'a> Pipeline<'a> {
         let outcome = self.walk().await?;
         let mut done = DoneEvent {
             event: "done",
-            status: match outcome {
-                Outcome::Ok { .. } | Outcome::Planned => "ok",
-                Outcome::Escalated(_) => "escalated",
-                Outcome::GateFailed(_) => "failed",
-            }
-            .to_string(),
+            status: outcome.done_status(),
             h2o_started: self.ctx.h2o_started,
             version: None,
             model: None,
@@ -738,7 +629,9 @@ impl<'a> Pipeline<'a> {
     async fn walk(&mut self) -> Result<Outcome> {
         let config = self.ctx.config;
         // The source, as a snapshot digest (a stat for an unchanged file; a query for SQL).
-        let source = steps::locate::materialize(&self.ctx, &self.opts).await?;
+        let source =
+            steps::locate::materialize(&self.ctx, &self.opts.overrides, self.opts.full_refresh)
+                .await?;
         let source_digest = source.digest.clone();
         let profile = steps::locate::profile(self.ctx.store, &source.file, &source_digest)?;
         steps::define::check_columns(config, &profile)?;

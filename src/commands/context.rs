@@ -11,11 +11,11 @@ use anyhow::{Context, Result};
 use crate::config;
 use crate::error::{Diagnostic, Exit};
 use crate::h2o::EngineConfig;
-use crate::pipeline::{Ctx, EngineSlot, Mode};
 use crate::plan::{PlanDb, Planner};
 use crate::project::Paths;
 use crate::registry::Registry;
 use crate::report::Printer;
+use crate::steps::{Ctx, EngineSlot, Mode};
 use crate::store::{RunLock, Store};
 
 /// The engine `ml.toml`'s `[h2o]` asks for, with `MLBUILD_H2O_URL` and `MLBUILD_H2O_JAR`

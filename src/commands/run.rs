@@ -12,11 +12,13 @@ use super::context::{
 use crate::config;
 use crate::error::{Diagnostic, Exit};
 use crate::fingerprint::Reason;
-use crate::pipeline::{Mode, Outcome, Pipeline, PlanEntry, RunOptions};
+use crate::pipeline::{Outcome, Pipeline, PlanEntry, RunOptions};
 use crate::project::{Paths, Step};
 use crate::registry::{self, Registry};
 use crate::report::Printer;
 use crate::signal::interrupted;
+use crate::status::{Freshness, RunStatus};
+use crate::steps::Mode;
 use crate::store::lockfile::Lockfile;
 use crate::store::Store;
 
@@ -78,7 +80,9 @@ pub(crate) async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<
     // A second Ctrl-C skips the wait for the engine's release.
     release_engine(&engine, printer, interrupted()).await;
     let Some(result) = result else {
-        let _ = registry.finish_run(run_id, "interrupted", None).await;
+        let _ = registry
+            .finish_run(run_id, RunStatus::Interrupted, None)
+            .await;
         return Err(Diagnostic::new("interrupted")
             .hint("run again: completed steps are cached")
             .exit(Exit::Interrupted)
@@ -88,7 +92,7 @@ pub(crate) async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<
         Ok(r) => r,
         Err(e) => {
             let _ = registry
-                .finish_run(run_id, "failed", Some(&format!("{e:#}")))
+                .finish_run(run_id, RunStatus::Failed, Some(&format!("{e:#}")))
                 .await;
             return Err(e);
         }
@@ -212,7 +216,7 @@ async fn plan(dir: &Path, printer: &Printer, opts: RunOptions) -> Result<Vec<Pla
 /// depend on outputs that do not exist yet).
 fn complete_plan(plan: &[PlanEntry]) -> Vec<PlanEntry> {
     let mut rows = plan.to_vec();
-    if let Some(first) = plan.iter().find(|p| p.state == "stale") {
+    if let Some(first) = plan.iter().find(|p| p.state == Freshness::Stale) {
         let seen: Vec<&str> = plan.iter().map(|p| p.step.as_str()).collect();
         for step in Step::ALL
             .iter()
@@ -225,7 +229,7 @@ fn complete_plan(plan: &[PlanEntry]) -> Vec<PlanEntry> {
             rows.push(PlanEntry {
                 step: step.to_string(),
                 attempt: 1,
-                state: "stale",
+                state: Freshness::Stale,
                 reason: detail.render(),
                 detail,
             });

@@ -23,12 +23,14 @@ use anyhow::Result;
 use super::context::{engine_slot, lock_runs, planner_for, release_engine, step_ctx};
 use crate::config;
 use crate::error::{Diagnostic, Exit};
-use crate::pipeline::{EngineSlot, Mode, Outcome, Pipeline, RunOptions};
+use crate::pipeline::{Outcome, Pipeline, RunOptions};
 use crate::plan::Planner;
 use crate::project::Paths;
 use crate::registry::Registry;
 use crate::report::Printer;
 use crate::signal::interrupted;
+use crate::status::RunStatus;
+use crate::steps::{EngineSlot, Mode};
 use crate::store::lockfile::Lockfile;
 use crate::store::Store;
 
@@ -243,7 +245,7 @@ async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[Stri
         }
         Err(e) => {
             let _ = registry
-                .finish_run(run_id, "failed", Some(&format!("{e:#}")))
+                .finish_run(run_id, RunStatus::Failed, Some(&format!("{e:#}")))
                 .await;
             Err(e)
         }

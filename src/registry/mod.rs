@@ -94,7 +94,7 @@ pub enum RegistryError {
     InvalidValue {
         what: &'static str,
         value: String,
-        expected: &'static str,
+        expected: String,
     },
     #[error("run {0} does not exist")]
     UnknownRun(RunId),

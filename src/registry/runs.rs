@@ -5,9 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{db, now_rfc3339, retry, Registry, RegistryError, Result, RunId};
-
-const RUN_STATUSES: &[&str] = &["ok", "escalated", "failed", "gate_failed", "interrupted"];
-const STEP_STATUSES: &[&str] = &["ran", "cached", "restored", "failed"];
+use crate::status::{RunStatus, StepStatus, UnknownStatus};
 
 /// A run as recorded; `status` is `running` until [`Registry::finish_run`], or until
 /// [`Registry::mark_interrupted`] finds its process gone.
@@ -18,7 +16,7 @@ pub struct Run {
     pub command: String,
     pub started_at: String,
     pub finished_at: Option<String>,
-    pub status: String,
+    pub status: RunStatus,
     pub report: Option<String>,
 }
 
@@ -27,26 +25,22 @@ pub struct Run {
 pub struct StepRecord {
     pub step: String,
     pub attempt: u32,
-    pub status: String,
+    pub status: StepStatus,
     pub key: String,
     pub duration_ms: u64,
     pub reason: String,
     pub at: String,
 }
 
-fn check(what: &'static str, value: &str, allowed: &'static [&'static str]) -> Result<()> {
-    if allowed.contains(&value) {
-        return Ok(());
-    }
-    Err(RegistryError::InvalidValue {
-        what,
-        value: value.to_string(),
-        expected: if what == "run status" {
-            "ok, escalated, failed, gate_failed, interrupted"
-        } else {
-            "ran, cached, restored, failed"
-        },
-    })
+/// A status read back from a row: one this version does not know (written by a newer
+/// mlbuild) is an error that names it.
+fn parse_status<T: std::str::FromStr<Err = UnknownStatus>>(text: String) -> Result<T> {
+    text.parse()
+        .map_err(|e: UnknownStatus| RegistryError::InvalidValue {
+            what: e.what,
+            value: e.value,
+            expected: e.expected,
+        })
 }
 
 impl Registry {
@@ -83,14 +77,18 @@ impl Registry {
         .await
     }
 
-    /// Records how a run ended (`ok`, `escalated`, `failed`, `gate_failed`) and its report.
-    pub async fn finish_run(&self, run: RunId, status: &str, report: Option<&str>) -> Result<()> {
-        check("run status", status, RUN_STATUSES)?;
+    /// Records how a run ended and its report.
+    pub async fn finish_run(
+        &self,
+        run: RunId,
+        status: RunStatus,
+        report: Option<&str>,
+    ) -> Result<()> {
         retry("finishing a run", || async {
             let done = sqlx::query(
                 "UPDATE runs SET status = $1, report = $2, finished_at = $3 WHERE id = $4",
             )
-            .bind(status)
+            .bind(status.as_str())
             .bind(report)
             .bind(now_rfc3339())
             .bind(run)
@@ -105,19 +103,18 @@ impl Registry {
         .await
     }
 
-    /// Records one step execution (`ran`, `cached`, `restored`, `failed`).
+    /// Records one step execution.
     #[allow(clippy::too_many_arguments)]
     pub async fn record_step(
         &self,
         run: RunId,
         step: &str,
         attempt: u32,
-        status: &str,
+        status: StepStatus,
         key: &str,
         duration_ms: u64,
         reason: &str,
     ) -> Result<()> {
-        check("step status", status, STEP_STATUSES)?;
         let duration = i64::try_from(duration_ms).unwrap_or(i64::MAX);
         retry("recording a step", || async {
             sqlx::query(
@@ -128,7 +125,7 @@ impl Registry {
             .bind(run)
             .bind(step)
             .bind(i64::from(attempt))
-            .bind(status)
+            .bind(status.as_str())
             .bind(key)
             .bind(duration)
             .bind(reason)
@@ -230,7 +227,7 @@ impl Registry {
                 Ok(StepRecord {
                     step: row.try_get(0).map_err(get)?,
                     attempt: row.try_get::<i64, _>(1).map_err(get)? as u32,
-                    status: row.try_get(2).map_err(get)?,
+                    status: parse_status(row.try_get(2).map_err(get)?)?,
                     key: row.try_get(3).map_err(get)?,
                     duration_ms: row.try_get::<i64, _>(4).map_err(get)? as u64,
                     reason: row.try_get(5).map_err(get)?,
@@ -275,7 +272,7 @@ fn run_from_row(row: &AnyRow) -> Result<Run> {
         command: row.try_get(2).map_err(get)?,
         started_at: row.try_get(3).map_err(get)?,
         finished_at: row.try_get(4).map_err(get)?,
-        status: row.try_get(5).map_err(get)?,
+        status: parse_status(row.try_get(5).map_err(get)?)?,
         report: row.try_get(6).map_err(get)?,
     })
 }

@@ -166,7 +166,7 @@ impl Registry {
             return Err(RegistryError::InvalidValue {
                 what: "canonical MOJO digest",
                 value: new.canonical.clone(),
-                expected: "a hex digest",
+                expected: "a hex digest".into(),
             });
         }
         let canonical = new.canonical.to_ascii_lowercase();

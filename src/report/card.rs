@@ -13,7 +13,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use crate::h2o::Leaderboard;
-use crate::pipeline::ProblemSpec;
+use crate::steps::ProblemSpec;
 
 pub struct CardInput<'a> {
     pub project: &'a str,

@@ -17,6 +17,8 @@ use std::sync::Mutex;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::status::{RunStatus, StepStatus};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum ColorChoice {
     #[default]
@@ -30,7 +32,7 @@ pub enum ColorChoice {
 pub struct StepEvent {
     pub event: &'static str,
     pub step: String,
-    pub status: String,
+    pub status: StepStatus,
     pub key: String,
     pub attempt: u32,
     pub duration_ms: u64,
@@ -44,7 +46,7 @@ pub struct StepEvent {
 #[derive(Debug, Clone, Serialize)]
 pub struct DoneEvent {
     pub event: &'static str,
-    pub status: String,
+    pub status: RunStatus,
     pub h2o_started: bool,
     pub version: Option<String>,
     pub model: Option<String>,
@@ -140,11 +142,12 @@ impl Printer {
             self.data(&serde_json::to_string(event).expect("events serialise"));
             return;
         }
-        let (code, label) = match event.status.as_str() {
-            "ran" => ("1;32", "ran"),
-            "cached" | "restored" => ("2", event.status.as_str()),
-            _ => ("1;31", "failed"),
+        let code = match event.status {
+            StepStatus::Ran => "1;32",
+            StepStatus::Cached | StepStatus::Restored => "2",
+            StepStatus::Failed => "1;31",
         };
+        let label = event.status.as_str();
         let attempt = if event.attempt > 1 {
             format!(" (attempt {})", event.attempt)
         } else {
@@ -154,12 +157,12 @@ impl Printer {
             Some("fail") => format!(" {}", self.paint("1;33", "[verdict: fail]")),
             _ => String::new(),
         };
-        let duration = if event.status == "ran" {
+        let duration = if event.status == StepStatus::Ran {
             format!(" [{}]", human_ms(event.duration_ms))
         } else {
             String::new()
         };
-        let why = if event.status == "ran" {
+        let why = if event.status == StepStatus::Ran {
             format!(" — {}", sanitize(&event.reason))
         } else {
             String::new()

@@ -21,7 +21,7 @@
 //! same bytes from the remote cache when it has them, else the bytes this conclude made (for the
 //! MOJO: a rebuild with the version's canonical digest), recorded in the version's history.
 //!
-//! [`Mode::Run`]: crate::pipeline::Mode::Run
+//! [`Mode::Run`]: super::Mode::Run
 //!
 //! The card's plots (`report::plots`: leaderboard, SHAP importance, holdout ROC or residuals)
 //! are SVG blobs of their own: outputs `plot_<name>` of this step (so `cache push`/`pull`/`verify`
@@ -34,11 +34,11 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use super::{Ctx, ProblemSpec, StepOutput};
 use crate::config::Problem;
 use crate::error::Diagnostic;
 use crate::h2o::Leaderboard;
 use crate::metrics;
-use crate::pipeline::{Ctx, ProblemSpec, StepOutput};
 use crate::registry::{links, Blob, NewVersion, Version};
 use crate::report::card::{self, PlotOutcome};
 use crate::report::plots;
@@ -189,7 +189,7 @@ fn holdout_plot(
 /// that every `models/<tag>.zip` holds its tag's version ([`links::sync`], under the lock of
 /// `models/` taken before any tag moves). Returns the version id. [`Mode::Run`] only.
 ///
-/// [`Mode::Run`]: crate::pipeline::Mode::Run
+/// [`Mode::Run`]: super::Mode::Run
 pub async fn ensure(
     ctx: &mut Ctx<'_>,
     conclude: &ActionEntry,
@@ -327,7 +327,11 @@ async fn unfinished_conclude(
         return Ok(None);
     };
     let status = registry.run(run).await?.map(|r| r.status);
-    Ok(matches!(status.as_deref(), Some("interrupted" | "failed")).then_some(run))
+    Ok(matches!(
+        status,
+        Some(crate::status::RunStatus::Interrupted | crate::status::RunStatus::Failed)
+    )
+    .then_some(run))
 }
 
 /// Whether `tag` has ever pointed at `version` (moved there by that conclude before it stopped,
@@ -447,7 +451,7 @@ async fn repair(
 /// What `status`, `explain` and `run --dry-run` say about a cached conclude ([`Mode::Plan`]:
 /// reads only): `None` when `run` would change nothing, else what it would do.
 ///
-/// [`Mode::Plan`]: crate::pipeline::Mode::Plan
+/// [`Mode::Plan`]: super::Mode::Plan
 pub async fn inspect(ctx: &Ctx<'_>, conclude: &ActionEntry) -> Result<Option<String>> {
     let canonical = conclude.result["canonical"]
         .as_str()

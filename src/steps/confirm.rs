@@ -25,9 +25,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::{Ctx, ProblemSpec, StepOutput};
 use crate::config::{ColumnType, Problem};
 use crate::error::{Diagnostic, Exit};
-use crate::pipeline::{Ctx, ProblemSpec, StepOutput};
 use crate::store::ActionEntry;
 use crate::table::{self, is_missing};
 

@@ -8,9 +8,9 @@
 use anyhow::Result;
 use serde_json::{json, Value};
 
+use super::{ProblemSpec, StepOutput};
 use crate::config::{self, Config, Problem};
 use crate::error::Diagnostic;
-use crate::pipeline::{ProblemSpec, StepOutput};
 use crate::table::{Kind, Profile};
 
 fn target_missing(config: &Config, profile: &Profile) -> Diagnostic {

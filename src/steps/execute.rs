@@ -18,9 +18,9 @@
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use super::{Ctx, ProblemSpec, StepOutput};
 use crate::config::{self, ColumnType, Config, Problem};
 use crate::h2o::{AutoMlSpec, Client, ColumnKind};
-use crate::pipeline::{Ctx, ProblemSpec, StepOutput};
 use crate::steps::modify::AttemptParams;
 use crate::store::ActionEntry;
 

@@ -13,20 +13,26 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::pipeline::{Ctx, RunOptions, StepOutput};
+use super::{Ctx, StepOutput};
 use crate::source::{self, Snapshot};
 use crate::store::Store;
 use crate::table::{self, Profile};
 
 /// Reads `[locate]`'s source into a snapshot (not yet stored: see [`run`]).
-pub async fn materialize(ctx: &Ctx<'_>, opts: &RunOptions) -> Result<Snapshot> {
+/// The snapshot of the source; `overrides` are the run's `--set`s (to place a SQL error in
+/// `ml.toml`), `full_refresh` is `run --full-refresh`.
+pub async fn materialize(
+    ctx: &Ctx<'_>,
+    overrides: &[String],
+    full_refresh: bool,
+) -> Result<Snapshot> {
     let project = &ctx.paths.project;
     let sql_place = || {
         let text = std::fs::read_to_string(project.join(crate::config::FILE_NAME)).ok()?;
         crate::config::value_place(
             Path::new(crate::config::FILE_NAME),
             &text,
-            &opts.overrides,
+            overrides,
             &["locate", "sql"],
         )
     };
@@ -35,7 +41,7 @@ pub async fn materialize(ctx: &Ctx<'_>, opts: &RunOptions) -> Result<Snapshot> {
         locate: &ctx.config.locate,
         store: ctx.store,
         printer: ctx.printer,
-        full_refresh: opts.full_refresh,
+        full_refresh,
         sql_place: &sql_place,
     })
     .await

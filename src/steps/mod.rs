@@ -1,8 +1,10 @@
 //! The eight steps' work. Each module has `run` (the side effects, given typed inputs) and
 //! `summary` (one human line from its recorded result); `pipeline` does keys and caching.
+//! What every step is given and gives back is in [`contract`].
 
 pub mod conclude;
 pub mod confirm;
+pub mod contract;
 pub mod define;
 pub mod execute;
 pub mod locate;
@@ -12,6 +14,8 @@ pub mod prepare;
 pub mod restored;
 
 use std::collections::BTreeMap;
+
+pub use contract::{Ctx, EngineSlot, Mode, ProblemSpec, StepOutput};
 
 /// A one-output map, the common case.
 pub fn outputs<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, String> {

@@ -19,9 +19,9 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::{Ctx, StepOutput};
 use crate::config::Execute;
 use crate::error::{Diagnostic, Exit};
-use crate::pipeline::{Ctx, StepOutput};
 use crate::store::ActionEntry;
 
 /// The AutoML params of one attempt.

@@ -18,10 +18,10 @@
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use super::{Ctx, ProblemSpec, StepOutput};
 use crate::config;
 use crate::metrics;
 use crate::mojo::{Mojo, MojoError, Prediction};
-use crate::pipeline::{Ctx, ProblemSpec, StepOutput};
 use crate::store::ActionEntry;
 
 pub async fn run(

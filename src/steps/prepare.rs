@@ -19,11 +19,11 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::{Ctx, ProblemSpec, StepOutput};
 use crate::config::{ColumnType, Problem, TextSpec};
 use crate::error::Diagnostic;
 use crate::fingerprint::KeyInputs;
 use crate::h2o::ColumnKind;
-use crate::pipeline::{Ctx, ProblemSpec, StepOutput};
 use crate::store::{AcLookup, ActionEntry};
 use crate::table::Split;
 use crate::transform::{text, Plan};

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::pipeline::{Ctx, StepOutput};
+use super::{Ctx, StepOutput};
 use crate::project::Step;
 use crate::store::ActionEntry;
 
@@ -126,7 +126,7 @@ pub async fn check(
         return Err(format!("it lacks output digest `{name}`"));
     }
     let e = |e: anyhow::Error| format!("{e:#}");
-    let spec = |config: &crate::config::Config| -> Result<crate::pipeline::ProblemSpec, String> {
+    let spec = |config: &crate::config::Config| -> Result<super::ProblemSpec, String> {
         let define = known.get(Step::Define, 1)?;
         super::define::spec(config, &define.result).map_err(e)
     };

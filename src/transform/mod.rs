@@ -35,7 +35,7 @@ use serde_json::json;
 
 use crate::config::{ColumnType, Impute, ImputeStrategy, Prepare, Problem, Scalar, TextSpec};
 use crate::error::Diagnostic;
-use crate::pipeline::ProblemSpec;
+use crate::steps::ProblemSpec;
 use crate::table::{self, is_missing, Kind, Profile, Side, Split};
 
 /// Version of the transform manifest's format.

@@ -307,7 +307,7 @@ fn watch_shows_and_records_an_escalation_as_run_does() {
         registry.recent_runs(1).await.unwrap()
     });
     assert_eq!(runs[0].command, "watch");
-    assert_eq!(runs[0].status, "escalated");
+    assert_eq!(runs[0].status.as_str(), "escalated");
     assert!(
         runs[0]
             .report

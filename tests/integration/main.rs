@@ -10,6 +10,7 @@ mod card_plots;
 mod cli_errors;
 mod deploy;
 mod engine_cancel;
+mod error_output;
 mod explain;
 mod faults;
 mod h2o_warm;

@@ -242,7 +242,9 @@ fn a_killed_run_is_marked_interrupted_by_the_next_run() {
             let registry = mlbuild::registry::Registry::open(&url).await.unwrap();
             let runs = registry.recent_runs(100).await.unwrap();
             registry.close().await;
-            runs.into_iter().map(|r| (r.id, r.status)).collect()
+            runs.into_iter()
+                .map(|r| (r.id, r.status.to_string()))
+                .collect()
         })
     };
     let killed = runs()[0].clone();

@@ -1,0 +1,140 @@
+//! The step contract: what a step is given ([`Ctx`]: paths, config, store, printer, registry,
+//! the engine on demand, the run and its [`Mode`]), what it gives back ([`StepOutput`]), and the
+//! problem define resolves for the steps after it ([`ProblemSpec`]). The pipeline builds the
+//! context and calls the steps; the steps never import the pipeline.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use serde_json::Value;
+
+use crate::config::{Config, Problem};
+use crate::h2o::warm::Lookup;
+use crate::h2o::{Engine, EngineConfig};
+use crate::project::Paths;
+use crate::registry::Registry;
+use crate::report::Printer;
+use crate::store::Store;
+
+/// The engine, started at most once per run and only when a step needs it. Shared with the
+/// command code so that Ctrl-C can cancel the running job and stop the node.
+pub type EngineSlot = Arc<tokio::sync::Mutex<Option<Engine>>>;
+
+/// What a walk of the pipeline may change (DESIGN.md §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `run`, `watch`: runs stale steps, records the run, registers and tags versions, writes
+    /// `models/`, `ml.lock` and source state, fires hooks.
+    Run,
+    /// `status`, `explain`, `run --dry-run`: computes keys and looks them up, stopping at the
+    /// first stale step. It writes nothing to the registry, `models/`, `ml.lock` or a source's
+    /// state, runs no step and no hook; the registry it is given is opened read-only
+    /// ([`Registry::open_read`]). Only memos of file contents (the stat cache, data profiles)
+    /// may be refreshed, as `git status` refreshes its index.
+    Plan,
+}
+
+/// Everything a step needs from the run.
+pub struct Ctx<'a> {
+    pub paths: &'a Paths,
+    pub config: &'a Config,
+    pub store: &'a Store,
+    pub printer: &'a Printer,
+    pub registry: &'a Registry,
+    pub engine: &'a EngineSlot,
+    pub engine_config: EngineConfig,
+    /// The run's id in the registry; 0 in [`Mode::Plan`] (nothing is recorded).
+    pub run_id: i64,
+    pub h2o_started: bool,
+    pub mode: Mode,
+}
+
+impl Ctx<'_> {
+    /// The engine's client, starting or connecting to H2O on first use.
+    ///
+    /// Without a URL, a warm node (`mlbuild h2o start`) that fits `[h2o]` is used like a remote
+    /// cluster (connected, never shut down by the run); a stale record is removed with a warning,
+    /// and otherwise a managed node is launched as usual.
+    pub async fn client(&mut self) -> Result<crate::h2o::Client> {
+        let mut guard = self.engine.lock().await;
+        // A warm node kept in the slot (by `watch`) may have been stopped since.
+        if let Some(warm) = guard.as_ref().and_then(Engine::warm_node) {
+            if !crate::h2o::warm::process_is_node(warm) {
+                self.printer.warn(&format!(
+                    "the warm H2O node at {} (pid {}) has stopped",
+                    warm.url, warm.pid
+                ));
+                *guard = None;
+            }
+        }
+        if guard.is_none() {
+            let printer = self.printer;
+            let cfg = &self.engine_config;
+            let warm = match &cfg.url {
+                Some(_) => Lookup::Absent,
+                None => crate::h2o::warm::lookup(cfg).await,
+            };
+            match &warm {
+                Lookup::Stale(why) | Lookup::Skip(why) => printer.warn(why),
+                Lookup::Absent | Lookup::Use(_) => {}
+            }
+            let how = match (&cfg.url, &warm) {
+                (Some(url), _) => format!("connecting to H2O at {}", crate::h2o::redact_url(url)),
+                (None, Lookup::Use(node)) => format!(
+                    "using the warm node at {} (`mlbuild h2o stop` to stop it)",
+                    node.url
+                ),
+                (None, _) => format!("starting a local H2O {} node", cfg.version),
+            };
+            printer.status("Engine", &how);
+            let t = Instant::now();
+            let engine = match warm {
+                Lookup::Use(node) => Engine::attach(cfg, node).await?,
+                _ => Engine::start(cfg, &|msg: &str| printer.status("Engine", msg)).await?,
+            };
+            printer.status(
+                "Engine",
+                &format!(
+                    "ready in {}",
+                    crate::report::human_ms(t.elapsed().as_millis() as u64)
+                ),
+            );
+            *guard = Some(engine);
+        }
+        self.h2o_started = true;
+        Ok(guard.as_ref().expect("engine just set").client.clone())
+    }
+}
+
+/// What a step produced when it ran.
+pub struct StepOutput {
+    pub outputs: BTreeMap<String, String>,
+    /// Digests that represent the outputs downstream; defaults to `outputs`.
+    pub output_digests: Option<BTreeMap<String, String>>,
+    pub result: Value,
+}
+
+/// The resolved problem: what define decided.
+#[derive(Debug, Clone)]
+pub struct ProblemSpec {
+    pub target: String,
+    pub problem: Problem,
+    pub metric: String,
+    pub ignore: Vec<String>,
+    /// The target's classes (empty for regression).
+    pub classes: Vec<String>,
+}
+
+impl ProblemSpec {
+    /// How holdout metrics are computed for this problem (classes in H2O's domain order).
+    pub fn task(&self) -> Result<crate::metrics::Task> {
+        Ok(match self.problem {
+            Problem::Regression => crate::metrics::Task::Regression,
+            Problem::Binary | Problem::Multiclass => {
+                crate::metrics::Task::classification(&self.classes)?
+            }
+        })
+    }
+}
