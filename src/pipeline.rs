@@ -26,7 +26,7 @@ use crate::registry::Registry;
 use crate::report::{DoneEvent, StepEvent};
 use crate::status::{Freshness, RunStatus, StepStatus};
 use crate::steps;
-use crate::steps::{Ctx, Mode, StepOutput};
+use crate::steps::{Ctx, Mode, StepOutput, StepResult, Verdict};
 use crate::store::lockfile::{EngineFingerprint, LockedStep, Lockfile};
 use crate::store::{AcLookup, ActionEntry};
 
@@ -291,7 +291,7 @@ impl<'a> Pipeline<'a> {
             Some(AcLookup::Miss) => match &locked {
                 Some(l) if l.key != key => {
                     let store = self.ctx.store;
-                    Reason::classify(step.as_str(), &l.inputs, &ki.inputs, |digest| {
+                    Reason::classify(step, &l.inputs, &ki.inputs, |digest| {
                         steps::locate::remembered_profile(store, digest).map(|p| p.rows)
                     })
                 }
@@ -643,30 +643,46 @@ impl<'a> Pipeline<'a> {
             .set_drift_reference(drift_reference.as_ref().map(|r| r.train.clone()));
 
         // 1 define
-        let define = step!(self, Step::Define, 1, steps::define::summary, |_ctx| {
-            steps::define::run(config, &profile)
-        });
+        let define = step!(
+            self,
+            Step::Define,
+            1,
+            steps::summary::<steps::define::DefineResult>,
+            |_ctx| { steps::define::run(config, &profile) }
+        );
         let spec = steps::define::spec(config, &define.result)?;
 
         // 2 locate
-        let locate = step!(self, Step::Locate, 1, steps::locate::summary, |ctx| {
-            steps::locate::run(ctx.store, &source, &profile)
-        });
+        let locate = step!(
+            self,
+            Step::Locate,
+            1,
+            steps::summary::<steps::locate::LocateResult>,
+            |ctx| { steps::locate::run(ctx.store, &source, &profile) }
+        );
         if !self.planning() {
             source.remember(self.ctx.store)?;
         }
 
         // 3 prepare
         let snapshot = locate.output_digests["snapshot"].clone();
-        let prepare = step!(self, Step::Prepare, 1, steps::prepare::summary, |ctx| {
-            steps::prepare::run(ctx, &snapshot, &spec).await
-        });
+        let prepare = step!(
+            self,
+            Step::Prepare,
+            1,
+            steps::summary::<steps::prepare::PrepareResult>,
+            |ctx| { steps::prepare::run(ctx, &snapshot, &spec).await }
+        );
 
         // 4 confirm
-        let confirm = step!(self, Step::Confirm, 1, steps::confirm::summary, |ctx| {
-            steps::confirm::run(ctx, &prepare, &spec, drift_reference.as_ref())
-        });
-        if confirm.result["verdict"] == "fail" {
+        let confirm = step!(
+            self,
+            Step::Confirm,
+            1,
+            steps::summary::<steps::confirm::ConfirmResult>,
+            |ctx| { steps::confirm::run(ctx, &prepare, &spec, drift_reference.as_ref()) }
+        );
+        if steps::confirm::ConfirmResult::read(&confirm.result)?.verdict == Verdict::Fail {
             return Ok(Outcome::GateFailed(steps::confirm::gate_error(
                 &confirm,
                 self.ctx.store,
@@ -683,17 +699,18 @@ impl<'a> Pipeline<'a> {
                 self,
                 Step::Execute,
                 attempt,
-                steps::execute::summary,
+                steps::summary::<steps::execute::ExecuteResult>,
                 |ctx| { steps::execute::run(ctx, &prepare, &spec, &params, attempt).await }
             );
             let monitor = step!(
                 self,
                 Step::Monitor,
                 attempt,
-                steps::monitor::summary,
+                steps::summary::<steps::monitor::MonitorResult>,
                 |ctx| { steps::monitor::run(ctx, &prepare, &execute, &spec).await }
             );
-            let pass = monitor.result["verdict"] == "pass";
+            let pass =
+                steps::monitor::MonitorResult::read(&monitor.result)?.verdict == Verdict::Pass;
             attempts.push((execute, monitor));
             if pass || !self.wanted(Step::Modify) {
                 break;
@@ -701,23 +718,33 @@ impl<'a> Pipeline<'a> {
         }
 
         // 7 modify: the decision over all attempts
-        let modify = step!(self, Step::Modify, 1, steps::modify::summary, |ctx| {
-            steps::modify::run(ctx, &attempts)
-        });
-        if modify.result["verdict"] == "fail" {
+        let modify = step!(
+            self,
+            Step::Modify,
+            1,
+            steps::summary::<steps::modify::ModifyResult>,
+            |ctx| { steps::modify::run(ctx, &attempts) }
+        );
+        let decided = steps::modify::ModifyResult::read(&modify.result)?;
+        let Some(chosen) = decided.chosen_attempt else {
             // Planning reports the escalation; only a run notifies the escalation hooks.
             return Ok(Outcome::Escalated(match self.ctx.mode {
-                Mode::Run => steps::modify::escalate(&self.ctx, &modify).await,
-                Mode::Plan => steps::modify::escalation_error(&modify),
+                Mode::Run => steps::modify::escalate(&self.ctx, &decided).await,
+                Mode::Plan => steps::modify::escalation_error(&decided),
             }));
-        }
+        };
 
         // 8 conclude
-        let chosen = modify.result["chosen_attempt"].as_u64().unwrap_or(1) as usize;
-        let (execute, monitor) = &attempts[chosen - 1];
-        let conclude = step!(self, Step::Conclude, 1, steps::conclude::summary, |ctx| {
-            steps::conclude::run(ctx, execute, monitor, &spec, &locate, &prepare).await
-        });
+        let (execute, monitor) = attempts
+            .get(chosen as usize - 1)
+            .with_context(|| format!("modify chose attempt {chosen}, which did not run"))?;
+        let conclude = step!(
+            self,
+            Step::Conclude,
+            1,
+            steps::summary::<steps::conclude::ConcludeResult>,
+            |ctx| { steps::conclude::run(ctx, execute, monitor, &spec, &locate, &prepare).await }
+        );
         match self.ctx.mode {
             // Replaying conclude registers the version in a registry that lacks it (a fresh CI
             // runner), repairs its bytes and the `models/` files; otherwise it changes nothing.

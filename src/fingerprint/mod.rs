@@ -18,11 +18,95 @@
 //! | modify   | `modify.*`; the monitor verdicts and metrics of the attempts so far |
 //! | conclude | `conclude.*`; the chosen attempt's output digests (canonical MOJO digest) |
 //!
+//! Each top-level field of a step's inputs is listed once in [`KEY_FIELDS`] with what a change
+//! in it means ([`InputClass`]): the planner builds keys only from listed fields, and
+//! [`Reason::classify`] reads the same table to say why a step is stale.
+//!
 //! Limits: a key says nothing about the H2O cluster beyond the *declared* engine fingerprint
 //! (`[h2o] version`, `nodes`); the cluster is checked against it when mlbuild connects.
 
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::project::Step;
+
+/// What a change in one key input means for `explain` and a rerun's reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputClass {
+    /// A slice of `ml.toml` (or something derived from it alone).
+    Config,
+    /// The declared engine (`[h2o] version`, `nodes`).
+    Engine,
+    /// The data source's content, columns or target column.
+    Data,
+    /// A tagged version the step compares against (the baseline, production's rows for drift).
+    Baseline,
+    /// An output or verdict recorded by an earlier step.
+    Upstream(Step),
+}
+
+/// Every field of every step's key inputs, and what a change in it means: the one table the
+/// key builder (`plan::key_inputs`) and [`Reason::classify`] share.
+pub const KEY_FIELDS: &[(Step, &str, InputClass)] = &[
+    (Step::Define, "define", InputClass::Config),
+    (Step::Define, "columns", InputClass::Data),
+    (Step::Define, "target_type", InputClass::Data),
+    (Step::Locate, "locate", InputClass::Config),
+    (Step::Locate, "source", InputClass::Data),
+    (Step::Prepare, "prepare", InputClass::Config),
+    (
+        Step::Prepare,
+        "snapshot",
+        InputClass::Upstream(Step::Locate),
+    ),
+    (Step::Prepare, "problem", InputClass::Upstream(Step::Define)),
+    (Step::Confirm, "confirm", InputClass::Config),
+    (
+        Step::Confirm,
+        "prepared",
+        InputClass::Upstream(Step::Prepare),
+    ),
+    (Step::Confirm, "drift_reference", InputClass::Baseline),
+    (Step::Confirm, "ignored_with_missing", InputClass::Config),
+    (Step::Execute, "execute", InputClass::Config),
+    (
+        Step::Execute,
+        "prepared",
+        InputClass::Upstream(Step::Prepare),
+    ),
+    (Step::Execute, "problem", InputClass::Config),
+    (
+        Step::Execute,
+        "confirm_verdict",
+        InputClass::Upstream(Step::Confirm),
+    ),
+    (Step::Execute, "engine", InputClass::Engine),
+    (Step::Monitor, "threshold", InputClass::Config),
+    (Step::Monitor, "metric", InputClass::Upstream(Step::Define)),
+    (Step::Monitor, "monitor", InputClass::Config),
+    (
+        Step::Monitor,
+        "execute",
+        InputClass::Upstream(Step::Execute),
+    ),
+    (Step::Monitor, "baseline", InputClass::Baseline),
+    (Step::Modify, "modify", InputClass::Config),
+    (
+        Step::Modify,
+        "attempts",
+        InputClass::Upstream(Step::Monitor),
+    ),
+    (Step::Conclude, "conclude", InputClass::Config),
+    (Step::Conclude, "model", InputClass::Upstream(Step::Execute)),
+];
+
+/// What a change in `field` of `step`'s inputs means, if the field is one of [`KEY_FIELDS`].
+pub fn class_of(step: Step, field: &str) -> Option<InputClass> {
+    KEY_FIELDS
+        .iter()
+        .find(|(s, f, _)| *s == step && *f == field)
+        .map(|(_, _, c)| *c)
+}
 
 /// Version of the key format itself; bump to invalidate every key.
 pub const KEY_FORMAT: u32 = 1;
@@ -180,47 +264,33 @@ impl Reason {
     /// Classifies the difference between the inputs recorded for a step (in `ml.lock`) and its
     /// inputs now. `rows` looks up a data snapshot's row count when it is known.
     pub fn classify(
-        step: &str,
+        step: Step,
         old: &Value,
         new: &Value,
         rows: impl Fn(&str) -> Option<u64>,
     ) -> Reason {
         let changes = diff_changes(old, new);
-        let top = |c: &Change| c.field.split('.').next().unwrap_or_default().to_string();
-        let class = |field: &str| -> &'static str {
-            match (step, field) {
-                (_, "engine") => "engine",
-                (_, "source") => "data",
-                ("define", "columns" | "target_type") => "data",
-                (_, "baseline") | ("confirm", "drift_reference") => "baseline",
-                ("prepare", "snapshot") => "upstream:locate",
-                ("prepare", "problem") => "upstream:define",
-                ("confirm" | "execute", "prepared") => "upstream:prepare",
-                ("execute", "confirm_verdict") => "upstream:confirm",
-                ("monitor", "execute") => "upstream:execute",
-                ("monitor", "metric") => "upstream:define",
-                ("execute", "problem") => "config",
-                ("modify", "attempts") => "upstream:monitor",
-                ("conclude", "model") => "upstream:execute",
-                _ => "config",
-            }
+        // A field no longer in the table (an old `ml.lock`) reads as configuration.
+        let class = |c: &Change| {
+            let top = c.field.split('.').next().unwrap_or_default();
+            class_of(step, top).unwrap_or(InputClass::Config)
         };
-        let pick = |wanted: &dyn Fn(&str) -> bool| -> Vec<Change> {
+        let pick = |wanted: &dyn Fn(InputClass) -> bool| -> Vec<Change> {
             changes
                 .iter()
-                .filter(|c| wanted(class(&top(c))))
+                .filter(|c| wanted(class(c)))
                 .cloned()
                 .collect()
         };
-        let engine = pick(&|k| k == "engine");
+        let engine = pick(&|k| k == InputClass::Engine);
         if !engine.is_empty() {
             return Reason::EngineChanged { changes: engine };
         }
-        let config = pick(&|k| k == "config");
+        let config = pick(&|k| k == InputClass::Config);
         if !config.is_empty() {
             return Reason::ConfigChanged { changes: config };
         }
-        if !pick(&|k| k == "data").is_empty() {
+        if !pick(&|k| k == InputClass::Data).is_empty() {
             let old_digest = old
                 .get("source")
                 .and_then(Value::as_str)
@@ -238,18 +308,16 @@ impl Reason {
                 new: new_digest,
             };
         }
-        if let Some(c) = changes
-            .iter()
-            .find(|c| class(&top(c)).starts_with("upstream:"))
-        {
-            let upstream = class(&top(c)).trim_start_matches("upstream:").to_string();
-            let changes = pick(&|k| k == format!("upstream:{upstream}"));
+        if let Some(upstream) = changes.iter().find_map(|c| match class(c) {
+            InputClass::Upstream(step) => Some(step),
+            _ => None,
+        }) {
             return Reason::UpstreamChanged {
-                step: upstream,
-                changes,
+                step: upstream.to_string(),
+                changes: pick(&|k| k == InputClass::Upstream(upstream)),
             };
         }
-        if !pick(&|k| k == "baseline").is_empty() {
+        if !pick(&|k| k == InputClass::Baseline).is_empty() {
             let get = |v: &Value| {
                 v.get("baseline")
                     .or_else(|| v.get("drift_reference"))

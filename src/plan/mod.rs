@@ -69,12 +69,47 @@ fn slot(step: Step, attempt: u32) -> String {
     format!("{step}#{attempt}")
 }
 
+/// What an earlier step recorded in this walk ([`Planner::record`]): its key, the digests of
+/// its outputs as seen downstream, and its result. Reading a field it lacks is an error that
+/// names the step and the field: nothing missing ever enters a key as `null`.
+#[derive(Debug, serde::Deserialize)]
+struct Recorded {
+    #[serde(skip)]
+    slot: String,
+    key: String,
+    outputs: std::collections::BTreeMap<String, String>,
+    result: Value,
+}
+
+impl Recorded {
+    /// The digest of one output.
+    fn output(&self, name: &str) -> Result<Value, String> {
+        self.outputs
+            .get(name)
+            .map(|d| Value::from(d.as_str()))
+            .ok_or_else(|| format!("{} recorded no output `{name}`", self.slot))
+    }
+
+    /// Every output's digest, by name.
+    fn outputs(&self) -> Value {
+        json!(self.outputs)
+    }
+
+    /// One field of the result.
+    fn result(&self, field: &str) -> Result<Value, String> {
+        self.result
+            .get(field)
+            .cloned()
+            .ok_or_else(|| format!("{} recorded no result field `{field}`", self.slot))
+    }
+}
+
 fn recorded(
     db: &dyn salsa::Database,
     p: PlanInput,
     step: Step,
     attempt: u32,
-) -> Result<Value, String> {
+) -> Result<Recorded, String> {
     let name = slot(step, attempt);
     let text = p
         .recorded(db)
@@ -82,7 +117,28 @@ fn recorded(
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.clone())
         .ok_or_else(|| format!("step `{step}` (attempt {attempt}) has not been recorded yet"))?;
-    serde_json::from_str(&text).map_err(|e| e.to_string())
+    let mut recorded: Recorded = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    recorded.slot = if attempt == 1 {
+        format!("step `{step}`")
+    } else {
+        format!("step `{step}` (attempt {attempt})")
+    };
+    Ok(recorded)
+}
+
+/// A step's key inputs: each field must be listed in [`crate::fingerprint::KEY_FIELDS`], the
+/// table `explain` reads too.
+fn key_fields(step: Step, fields: Vec<(&str, Value)>) -> Result<Value, String> {
+    let mut map = serde_json::Map::new();
+    for (name, value) in fields {
+        if crate::fingerprint::class_of(step, name).is_none() {
+            return Err(format!(
+                "key field `{name}` of step `{step}` is not in fingerprint::KEY_FIELDS"
+            ));
+        }
+        map.insert(name.to_string(), value);
+    }
+    Ok(Value::Object(map))
 }
 
 /// The typed config as canonical JSON, or the error message.
@@ -165,8 +221,8 @@ fn problem(db: &dyn salsa::Database, p: PlanInput) -> Result<Value, String> {
     let target = slice_value(db, p, Step::Define)?["target"].clone();
     Ok(json!({
         "target": target,
-        "problem": define["result"]["problem"],
-        "metric": define["result"]["metric"],
+        "problem": define.result("problem")?,
+        "metric": define.result("metric")?,
     }))
 }
 
@@ -204,37 +260,54 @@ pub fn key_inputs(
             let column = profile
                 .column(target)
                 .ok_or_else(|| format!("target column `{target}` is not in the data"))?;
-            json!({
-                "define": define,
-                "columns": profile.names(),
-                "target_type": { "kind": column.kind, "distinct": column.distinct.len(), "capped": column.distinct_capped },
-            })
+            let target_type = json!({ "kind": column.kind, "distinct": column.distinct.len(), "capped": column.distinct_capped });
+            key_fields(
+                step,
+                vec![
+                    ("define", define),
+                    ("columns", json!(profile.names())),
+                    ("target_type", target_type),
+                ],
+            )?
         }
-        Step::Locate => {
-            json!({ "locate": slice_value(db, p, Step::Locate)?, "source": p.source(db) })
-        }
+        Step::Locate => key_fields(
+            step,
+            vec![
+                ("locate", slice_value(db, p, Step::Locate)?),
+                ("source", json!(p.source(db))),
+            ],
+        )?,
         Step::Prepare => {
             let problem = problem(db, p)?;
-            json!({
-                "prepare": slice_value(db, p, Step::Prepare)?,
-                "snapshot": recorded(db, p, Step::Locate, 1)?["outputs"]["snapshot"],
-                "problem": { "target": problem["target"], "problem": problem["problem"] },
-            })
+            key_fields(
+                step,
+                vec![
+                    ("prepare", slice_value(db, p, Step::Prepare)?),
+                    (
+                        "snapshot",
+                        recorded(db, p, Step::Locate, 1)?.output("snapshot")?,
+                    ),
+                    (
+                        "problem",
+                        json!({ "target": problem["target"], "problem": problem["problem"] }),
+                    ),
+                ],
+            )?
         }
         Step::Confirm => {
-            let mut v = json!({
-                "confirm": slice_value(db, p, Step::Confirm)?,
-                "prepared": recorded(db, p, Step::Prepare, 1)?["outputs"],
-                "drift_reference": p.drift_reference(db),
-            });
+            let mut fields = vec![
+                ("confirm", slice_value(db, p, Step::Confirm)?),
+                ("prepared", recorded(db, p, Step::Prepare, 1)?.outputs()),
+                ("drift_reference", json!(p.drift_reference(db))),
+            ];
             // The null-fraction rules skip `define.ignore`d columns. That changes a verdict only
             // when an ignored column has missing values, so only then does the key say which:
             // every other project keeps its confirm key.
             let ignored = ignored_with_missing(db, p)?;
             if !ignored.is_empty() {
-                v["ignored_with_missing"] = json!(ignored);
+                fields.push(("ignored_with_missing", json!(ignored)));
             }
-            v
+            key_fields(step, fields)?
         }
         Step::Execute => {
             let s = slice_value(db, p, Step::Execute)?;
@@ -249,25 +322,38 @@ pub fn key_inputs(
             let mut params = crate::steps::modify::attempt_params(&execute, attempt);
             // The sort metric enters once, resolved (unset means define's metric).
             params.sort_metric = None;
-            json!({
-                "execute": params,
-                "prepared": recorded(db, p, Step::Prepare, 1)?["outputs"],
-                "problem": {
-                    "target": s["target"], "problem": problem["problem"], "ignore": s["ignore"], "sort_metric": sort,
-                },
-                "confirm_verdict": recorded(db, p, Step::Confirm, 1)?["result"]["verdict"],
-                "engine": s["engine"],
-            })
+            let problem = json!({
+                "target": s["target"], "problem": problem["problem"], "ignore": s["ignore"], "sort_metric": sort,
+            });
+            key_fields(
+                step,
+                vec![
+                    ("execute", json!(params)),
+                    ("prepared", recorded(db, p, Step::Prepare, 1)?.outputs()),
+                    ("problem", problem),
+                    (
+                        "confirm_verdict",
+                        recorded(db, p, Step::Confirm, 1)?.result("verdict")?,
+                    ),
+                    ("engine", s["engine"].clone()),
+                ],
+            )?
         }
         Step::Monitor => {
             let s = slice_value(db, p, Step::Monitor)?;
-            json!({
-                "threshold": s["threshold"],
-                "metric": problem(db, p)?["metric"],
-                "monitor": s["monitor"],
-                "execute": recorded(db, p, Step::Execute, attempt)?["outputs"],
-                "baseline": p.baseline(db),
-            })
+            key_fields(
+                step,
+                vec![
+                    ("threshold", s["threshold"].clone()),
+                    ("metric", problem(db, p)?["metric"].clone()),
+                    ("monitor", s["monitor"].clone()),
+                    (
+                        "execute",
+                        recorded(db, p, Step::Execute, attempt)?.outputs(),
+                    ),
+                    ("baseline", json!(p.baseline(db))),
+                ],
+            )?
         }
         Step::Modify => {
             let mut attempts = Vec::new();
@@ -275,17 +361,33 @@ pub fn key_inputs(
                 let Ok(m) = recorded(db, p, Step::Monitor, n) else {
                     break;
                 };
-                attempts.push(json!({ "monitor": m["key"], "verdict": m["result"]["verdict"], "value": m["result"]["value"] }));
+                attempts.push(json!({ "monitor": m.key, "verdict": m.result("verdict")?, "value": m.result("value")? }));
             }
-            json!({ "modify": slice_value(db, p, Step::Modify)?, "attempts": attempts })
+            key_fields(
+                step,
+                vec![
+                    ("modify", slice_value(db, p, Step::Modify)?),
+                    ("attempts", json!(attempts)),
+                ],
+            )?
         }
         Step::Conclude => {
             let modify = recorded(db, p, Step::Modify, 1)?;
-            let chosen = modify["result"]["chosen_attempt"].as_u64().unwrap_or(1) as u32;
-            json!({
-                "conclude": slice_value(db, p, Step::Conclude)?,
-                "model": recorded(db, p, Step::Execute, chosen)?["outputs"],
-            })
+            // Conclude runs only after an attempt passed: modify names it.
+            let chosen = modify.result("chosen_attempt")?;
+            let chosen = chosen
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| {
+                    format!("step `modify` chose no attempt (`chosen_attempt` is {chosen})")
+                })?;
+            key_fields(
+                step,
+                vec![
+                    ("conclude", slice_value(db, p, Step::Conclude)?),
+                    ("model", recorded(db, p, Step::Execute, chosen)?.outputs()),
+                ],
+            )?
         }
     };
     Ok(v.to_string())
@@ -397,8 +499,9 @@ impl Planner {
 
     /// The key recorded for a step in this walk, if it got that far.
     pub fn recorded_key(&self, step: Step, attempt: u32) -> Option<String> {
-        let recorded = recorded(&self.db, self.input, step, attempt).ok()?;
-        recorded["key"].as_str().map(str::to_string)
+        recorded(&self.db, self.input, step, attempt)
+            .ok()
+            .map(|r| r.key)
     }
 }
 

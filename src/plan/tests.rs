@@ -133,3 +133,62 @@ fn an_override_enters_keys_like_an_edit() {
     p.set_text(TOML.into(), vec!["execute.max_models=8".into()]);
     assert_eq!(key(&p.db, p.input, Step::Execute, 1).unwrap(), edited);
 }
+
+/// Every field a key is built from is in the table `explain` reads, and every entry of the table
+/// is a field some key has.
+#[test]
+fn every_key_field_has_a_reason_class() {
+    let mut p = planner(Arc::default());
+    p.record(
+        Step::Monitor,
+        1,
+        "km",
+        &Default::default(),
+        &json!({"verdict": "pass", "value": 0.8}),
+    );
+    p.record(
+        Step::Modify,
+        1,
+        "k",
+        &Default::default(),
+        &json!({"verdict": "pass", "chosen_attempt": 1}),
+    );
+    let mut seen = Vec::new();
+    for step in Step::ALL {
+        let inputs = p.key_inputs(step, 1).unwrap();
+        for field in inputs.as_object().unwrap().keys() {
+            assert!(
+                crate::fingerprint::class_of(step, field).is_some(),
+                "{step}.{field} has no entry in KEY_FIELDS"
+            );
+            seen.push((step, field.clone()));
+        }
+    }
+    for (step, field, _) in crate::fingerprint::KEY_FIELDS {
+        // Present only when an ignored column has missing values (see `key_inputs`).
+        if *field == "ignored_with_missing" {
+            continue;
+        }
+        assert!(
+            seen.contains(&(*step, field.to_string())),
+            "KEY_FIELDS lists {step}.{field}, which no key has"
+        );
+    }
+}
+
+/// A recorded step that lacks what a key reads is an error naming the step and the field,
+/// never a `null` in the key.
+#[test]
+fn a_missing_recorded_field_is_an_error_not_a_null() {
+    let mut p = planner(Arc::default());
+    p.record(Step::Locate, 1, "k", &Default::default(), &json!({}));
+    assert_eq!(
+        p.key_inputs(Step::Prepare, 1).unwrap_err(),
+        "step `locate` recorded no output `snapshot`"
+    );
+    p.record(Step::Confirm, 1, "k", &Default::default(), &json!({}));
+    assert_eq!(
+        p.key_inputs(Step::Execute, 1).unwrap_err(),
+        "step `confirm` recorded no result field `verdict`"
+    );
+}

@@ -32,13 +32,17 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{Ctx, ProblemSpec, StepOutput};
+use super::execute::ExecuteResult;
+use super::monitor::MonitorResult;
+use super::{Ctx, ProblemSpec, StepOutput, StepResult};
 use crate::config::Problem;
 use crate::error::Diagnostic;
 use crate::h2o::Leaderboard;
 use crate::metrics;
+use crate::project::Step;
 use crate::registry::{links, Blob, NewVersion, Version};
 use crate::report::card::{self, PlotOutcome};
 use crate::report::plots;
@@ -101,14 +105,15 @@ pub async fn run(
             "mojo",
             execute.output_digests["mojo"].clone(),
         )])),
-        result: json!({
-            "canonical": execute.output_digests["mojo"],
-            "model": execute.outputs["mojo"],
-            "card": card_digest,
-            "algo": execute.result["algo"],
-            "metrics": monitor.result["metrics"],
-            "provenance": provenance,
-        }),
+        result: ConcludeResult {
+            canonical: execute.output_digests["mojo"].clone(),
+            model: execute.outputs["mojo"].clone(),
+            card: card_digest,
+            algo: ExecuteResult::read(&execute.result)?.algo,
+            metrics: MonitorResult::read(&monitor.result)?.metrics,
+            provenance,
+        }
+        .to_value(),
     })
 }
 
@@ -134,7 +139,9 @@ fn draw_plots(
         plots::leaderboard(leaderboard, metric).map_err(|e| e.to_string()),
     ));
 
-    let shap = &monitor.result["shap"];
+    let shap = &MonitorResult::read(&monitor.result)
+        .map(|m| m.shap)
+        .unwrap_or_default();
     let made = match shap["importance"].as_array() {
         Some(rows) => {
             let importance: Vec<(String, f64)> = rows
@@ -224,7 +231,7 @@ pub async fn ensure(
     let mut moved = Vec::new();
     if created || unfinished.is_some() {
         let by = crate::registry::current_user();
-        let baseline = &monitor.result["baseline"];
+        let baseline = &MonitorResult::read(&monitor.result)?.baseline;
         for tag in &ctx.config.conclude.promote {
             if !created && pointed_at(registry, tag, &version.id).await? {
                 continue;
@@ -453,9 +460,8 @@ async fn repair(
 ///
 /// [`Mode::Plan`]: super::Mode::Plan
 pub async fn inspect(ctx: &Ctx<'_>, conclude: &ActionEntry) -> Result<Option<String>> {
-    let canonical = conclude.result["canonical"]
-        .as_str()
-        .context("conclude result lacks the canonical digest")?;
+    let concluded = ConcludeResult::read(&conclude.result)?;
+    let canonical = concluded.canonical.as_str();
     let Some(version) = ctx.registry.find_by_canonical(canonical).await? else {
         let tags = &ctx.config.conclude.promote;
         return Ok(Some(format!(
@@ -529,13 +535,29 @@ fn provenance(
     })
 }
 
-pub fn summary(result: &Value) -> String {
-    format!(
-        "model {} ({})",
-        result["canonical"]
-            .as_str()
-            .map(|s| &s[..12.min(s.len())])
-            .unwrap_or("?"),
-        result["algo"].as_str().unwrap_or("?")
-    )
+/// What conclude registered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConcludeResult {
+    /// The canonical MOJO digest (the version's identity) and the MOJO bytes' blake3.
+    pub canonical: String,
+    pub model: String,
+    /// blake3 of the model card.
+    pub card: String,
+    pub algo: String,
+    /// The holdout metrics monitor computed.
+    pub metrics: Value,
+    /// The provenance recorded with the version (docs/registry.md).
+    pub provenance: Value,
+}
+
+impl StepResult for ConcludeResult {
+    const STEP: Step = Step::Conclude;
+
+    fn summary(&self) -> String {
+        format!(
+            "model {} ({})",
+            &self.canonical[..12.min(self.canonical.len())],
+            self.algo
+        )
+    }
 }

@@ -22,12 +22,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{Ctx, ProblemSpec, StepOutput};
+use super::{Ctx, ProblemSpec, StepOutput, StepResult, Verdict};
 use crate::config::{ColumnType, Problem};
 use crate::error::{Diagnostic, Exit};
+use crate::project::Step;
 use crate::store::ActionEntry;
 use crate::table::{self, is_missing};
 
@@ -260,7 +261,7 @@ pub fn run(
     )?;
 
     let failures: Vec<&Check> = checks.iter().filter(|c| !c.pass).collect();
-    let verdict = if failures.is_empty() { "pass" } else { "fail" };
+    let verdict = Verdict::of(failures.is_empty());
     let report = json!({
         "verdict": verdict,
         "rows": rows,
@@ -277,12 +278,16 @@ pub fn run(
     Ok(StepOutput {
         outputs: super::outputs([("report", digest), ("report_md", markdown)]),
         output_digests: None,
-        result: json!({
-            "verdict": verdict,
-            "rows": rows,
-            "failures": failures,
-            "drift": drift["status"],
-        }),
+        result: ConfirmResult {
+            verdict,
+            rows,
+            failures: failures
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()?,
+            drift: drift["status"].as_str().map(str::to_string),
+        }
+        .to_value(),
     })
 }
 
@@ -510,15 +515,14 @@ pub fn gate_error(
     store: &crate::store::Store,
     project: &std::path::Path,
 ) -> Diagnostic {
-    let lines: Vec<String> = entry.result["failures"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f["message"].as_str())
-                .map(|m| format!("  - {m}"))
-                .collect()
-        })
+    let failures = ConfirmResult::read(&entry.result)
+        .map(|r| r.failures)
         .unwrap_or_default();
+    let lines: Vec<String> = failures
+        .iter()
+        .filter_map(|f| f["message"].as_str())
+        .map(|m| format!("  - {m}"))
+        .collect();
     let blob = |name: &str| {
         entry
             .outputs
@@ -542,17 +546,30 @@ pub fn gate_error(
     .exit(Exit::GateFailed)
 }
 
-pub fn summary(result: &Value) -> String {
-    let drift = match result["drift"].as_str() {
-        Some("checked") => ", drift checked",
-        Some("skipped") => ", drift skipped",
-        _ => "",
-    };
-    match result["verdict"].as_str() {
-        Some("pass") => format!("gate passed on {} rows{drift}", result["rows"]),
-        _ => format!(
-            "gate failed: {} rule(s){drift}",
-            result["failures"].as_array().map(|a| a.len()).unwrap_or(0)
-        ),
+/// The gate's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfirmResult {
+    pub verdict: Verdict,
+    pub rows: u64,
+    /// The failing rules, each with `rule`, `column` where there is one, and `message`.
+    pub failures: Vec<Value>,
+    /// The drift check's status (`checked`, `skipped`), null when it was not configured.
+    #[serde(default)]
+    pub drift: Option<String>,
+}
+
+impl StepResult for ConfirmResult {
+    const STEP: Step = Step::Confirm;
+
+    fn summary(&self) -> String {
+        let drift = match self.drift.as_deref() {
+            Some("checked") => ", drift checked",
+            Some("skipped") => ", drift skipped",
+            _ => "",
+        };
+        match self.verdict {
+            Verdict::Pass => format!("gate passed on {} rows{drift}", self.rows),
+            Verdict::Fail => format!("gate failed: {} rule(s){drift}", self.failures.len()),
+        }
     }
 }

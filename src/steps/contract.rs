@@ -7,13 +7,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::{Config, Problem};
 use crate::h2o::warm::Lookup;
 use crate::h2o::{Engine, EngineConfig};
-use crate::project::Paths;
+use crate::project::{Paths, Step};
 use crate::registry::Registry;
 use crate::report::Printer;
 use crate::store::Store;
@@ -136,5 +138,66 @@ impl ProblemSpec {
                 crate::metrics::Task::classification(&self.classes)?
             }
         })
+    }
+}
+
+/// A step's result as its action entry records it, typed: each step's result is one of these
+/// structs, written with [`StepResult::to_value`] and read back with [`StepResult::read`], so a
+/// field that is missing or of the wrong type is an error naming the step, never a silent
+/// default. The JSON is what docs/pipeline.md describes (and what entries written before the
+/// types existed hold: fields added since are optional).
+pub trait StepResult: Serialize + DeserializeOwned {
+    const STEP: Step;
+
+    /// The one line shown for the step in `run`'s output.
+    fn summary(&self) -> String;
+
+    /// A recorded result, read.
+    fn read(result: &Value) -> Result<Self> {
+        Self::deserialize(result).with_context(|| {
+            format!(
+                "the recorded result of step `{}` is not what this mlbuild reads",
+                Self::STEP
+            )
+        })
+    }
+
+    /// The result as its entry records it.
+    fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("step results serialise")
+    }
+}
+
+/// The one-line summary of a recorded result (what [`StepResult::summary`] says, or that the
+/// result could not be read, which running the step again repairs).
+pub fn summary<R: StepResult>(result: &Value) -> String {
+    match R::read(result) {
+        Ok(r) => r.summary(),
+        Err(e) => format!("({e:#})"),
+    }
+}
+
+/// A verdict: confirm's gate, monitor's checks, modify's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Pass,
+    Fail,
+}
+
+impl Verdict {
+    pub fn of(pass: bool) -> Verdict {
+        if pass {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+        }
     }
 }

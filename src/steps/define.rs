@@ -6,11 +6,13 @@
 //! A numeric column of class codes with more levels must say `problem = "multiclass"`.
 
 use anyhow::Result;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::{ProblemSpec, StepOutput};
+use super::{ProblemSpec, StepOutput, StepResult};
 use crate::config::{self, Config, Problem};
 use crate::error::Diagnostic;
+use crate::project::Step;
 use crate::table::{Kind, Profile};
 
 fn target_missing(config: &Config, profile: &Profile) -> Diagnostic {
@@ -130,12 +132,13 @@ pub fn run(config: &Config, profile: &Profile) -> Result<StepOutput> {
     Ok(StepOutput {
         outputs: Default::default(),
         output_digests: None,
-        result: json!({
-            "problem": problem,
-            "inferred": config.define.problem.is_none(),
-            "metric": metric,
-            "classes": classes,
-        }),
+        result: DefineResult {
+            problem,
+            inferred: config.define.problem.is_none(),
+            metric: metric.to_string(),
+            classes,
+        }
+        .to_value(),
     })
 }
 
@@ -147,29 +150,45 @@ pub fn problem_name(p: Problem) -> &'static str {
     }
 }
 
-/// The resolved problem spec, from define's recorded result.
-pub fn spec(config: &Config, result: &Value) -> Result<ProblemSpec> {
-    let problem: Problem = serde_json::from_value(result["problem"].clone())?;
-    Ok(ProblemSpec {
-        target: config.define.target.clone(),
-        problem,
-        metric: result["metric"].as_str().unwrap_or("auc").to_string(),
-        ignore: config.define.ignore.clone(),
-        classes: serde_json::from_value(result["classes"].clone()).unwrap_or_default(),
-    })
+/// What define decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DefineResult {
+    pub problem: Problem,
+    /// Whether the problem was inferred from the target column (else declared).
+    pub inferred: bool,
+    /// The primary metric (declared, or the problem's default).
+    pub metric: String,
+    /// The target's classes (empty for regression).
+    pub classes: Vec<String>,
 }
 
-pub fn summary(result: &Value) -> String {
-    format!(
-        "{} ({}), metric {}",
-        result["problem"].as_str().unwrap_or("?"),
-        if result["inferred"] == true {
-            "inferred"
-        } else {
-            "declared"
-        },
-        result["metric"].as_str().unwrap_or("?")
-    )
+impl StepResult for DefineResult {
+    const STEP: Step = Step::Define;
+
+    fn summary(&self) -> String {
+        format!(
+            "{} ({}), metric {}",
+            problem_name(self.problem),
+            if self.inferred {
+                "inferred"
+            } else {
+                "declared"
+            },
+            self.metric
+        )
+    }
+}
+
+/// The resolved problem spec, from define's recorded result.
+pub fn spec(config: &Config, result: &Value) -> Result<ProblemSpec> {
+    let define = DefineResult::read(result)?;
+    Ok(ProblemSpec {
+        target: config.define.target.clone(),
+        problem: define.problem,
+        metric: define.metric,
+        ignore: config.define.ignore.clone(),
+        classes: define.classes,
+    })
 }
 
 #[cfg(test)]

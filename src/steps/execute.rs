@@ -16,11 +16,13 @@
 //! when H2O could not explain the leader: SHAP never fails the run.
 
 use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{Ctx, ProblemSpec, StepOutput};
+use super::{Ctx, ProblemSpec, StepOutput, StepResult};
 use crate::config::{self, ColumnType, Config, Problem};
 use crate::h2o::{AutoMlSpec, Client, ColumnKind};
+use crate::project::Step;
 use crate::steps::modify::AttemptParams;
 use crate::store::ActionEntry;
 
@@ -146,17 +148,18 @@ pub async fn run(
             ("mojo", canonical.clone()),
             ("predictions", predictions_digest),
         ])),
-        result: json!({
-            "leader": leader.model_id,
-            "algo": leader.algo,
-            "sort_metric": sort,
-            "leaderboard_metrics": leader.metrics,
-            "models": leaderboard.rows.len(),
-            "mojo": mojo_digest,
-            "canonical": canonical,
-            "params": params,
-            "shap": shap.info,
-        }),
+        result: ExecuteResult {
+            leader: leader.model_id.clone(),
+            algo: leader.algo.clone(),
+            sort_metric: sort.to_string(),
+            leaderboard_metrics: json!(leader.metrics),
+            models: leaderboard.rows.len(),
+            mojo: mojo_digest,
+            canonical,
+            params: json!(params),
+            shap: Some(shap.info),
+        }
+        .to_value(),
     })
 }
 
@@ -344,19 +347,44 @@ fn rand_u32() -> u32 {
     (crate::table::splitmix64(nanos as u64 ^ std::process::id() as u64) >> 32) as u32
 }
 
-pub fn summary(result: &Value) -> String {
-    let metric = result["sort_metric"].as_str().unwrap_or("");
-    let value = result["leaderboard_metrics"][metric].as_f64();
-    format!(
-        "leader {} ({}), holdout {} {} of {} models",
-        result["leader"].as_str().unwrap_or("?"),
-        result["algo"].as_str().unwrap_or("?"),
-        metric,
-        value
-            .map(|v| format!("{v:.4}"))
-            .unwrap_or_else(|| "?".into()),
-        result["models"]
-    )
+/// What AutoML trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecuteResult {
+    /// The leader's H2O model id and algorithm.
+    pub leader: String,
+    pub algo: String,
+    pub sort_metric: String,
+    /// The leader's leaderboard row: metric name → value (null when H2O gave none).
+    pub leaderboard_metrics: Value,
+    /// How many models the leaderboard holds.
+    pub models: usize,
+    /// blake3 of the MOJO bytes, and the canonical MOJO digest downstream keys see.
+    pub mojo: String,
+    pub canonical: String,
+    /// The attempt's AutoML parameters ([`super::modify::AttemptParams`]).
+    pub params: Value,
+    /// SHAP: `method`, `rows`, `background_rows`, or `error`/`skipped`. Absent from entries
+    /// made before SHAP support.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shap: Option<Value>,
+}
+
+impl StepResult for ExecuteResult {
+    const STEP: Step = Step::Execute;
+
+    fn summary(&self) -> String {
+        let value = self.leaderboard_metrics[&self.sort_metric].as_f64();
+        format!(
+            "leader {} ({}), holdout {} {} of {} models",
+            self.leader,
+            self.algo,
+            self.sort_metric,
+            value
+                .map(|v| format!("{v:.4}"))
+                .unwrap_or_else(|| "?".into()),
+            self.models
+        )
+    }
 }
 
 #[cfg(test)]

@@ -11,9 +11,11 @@
 use std::path::Path;
 
 use anyhow::Result;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::{Ctx, StepOutput};
+use super::{Ctx, StepOutput, StepResult};
+use crate::project::Step;
 use crate::source::{self, Snapshot};
 use crate::store::Store;
 use crate::table::{self, Profile};
@@ -76,35 +78,55 @@ pub fn run(store: &Store, source: &Snapshot, profile: &Profile) -> Result<StepOu
     let bytes = std::fs::metadata(store.blob_path(&snapshot))
         .map(|m| m.len())
         .unwrap_or(0);
-    let mut result =
-        json!({ "rows": profile.rows, "columns": profile.columns.len(), "bytes": bytes });
-    // Plain files keep today's result; other sources say how they were read.
-    if source.detail["source"] != "file" {
-        result["extraction"] = source.detail.clone();
-    }
+    let result = LocateResult {
+        rows: profile.rows,
+        columns: profile.columns.len(),
+        bytes,
+        // Plain files keep today's result; other sources say how they were read.
+        extraction: (source.detail["source"] != "file").then(|| source.detail.clone()),
+    };
     Ok(StepOutput {
         outputs: super::outputs([("snapshot", snapshot)]),
         output_digests: None,
-        result,
+        result: result.to_value(),
     })
 }
 
-pub fn summary(result: &Value) -> String {
-    let base = format!("{} rows × {} columns", result["rows"], result["columns"]);
-    let x = &result["extraction"];
-    match x["mode"].as_str() {
-        Some("append") => match x["appended"].as_u64() {
-            Some(1) => format!("{base} (1 row appended past the watermark)"),
-            n => format!(
-                "{base} ({} rows appended past the watermark)",
-                n.unwrap_or(0)
-            ),
-        },
-        Some("full") => format!("{base} (query result)"),
-        _ if x["files"].as_u64().is_some_and(|n| n > 1) => {
-            format!("{base} from {} files", x["files"])
+/// What locate found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocateResult {
+    pub rows: u64,
+    pub columns: usize,
+    /// The snapshot's size.
+    pub bytes: u64,
+    /// How a source other than one plain file was read (docs/sources.md): `mode`, `files`,
+    /// `appended`, … Absent for a plain file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extraction: Option<Value>,
+}
+
+impl StepResult for LocateResult {
+    const STEP: Step = Step::Locate;
+
+    fn summary(&self) -> String {
+        let base = format!("{} rows × {} columns", self.rows, self.columns);
+        let Some(x) = &self.extraction else {
+            return base;
+        };
+        match x["mode"].as_str() {
+            Some("append") => match x["appended"].as_u64() {
+                Some(1) => format!("{base} (1 row appended past the watermark)"),
+                n => format!(
+                    "{base} ({} rows appended past the watermark)",
+                    n.unwrap_or(0)
+                ),
+            },
+            Some("full") => format!("{base} (query result)"),
+            _ if x["files"].as_u64().is_some_and(|n| n > 1) => {
+                format!("{base} from {} files", x["files"])
+            }
+            _ => base,
         }
-        _ => base,
     }
 }
 

@@ -12,10 +12,12 @@ pub mod modify;
 pub mod monitor;
 pub mod prepare;
 pub mod restored;
+#[cfg(test)]
+mod results_tests;
 
 use std::collections::BTreeMap;
 
-pub use contract::{Ctx, EngineSlot, Mode, ProblemSpec, StepOutput};
+pub use contract::{summary, Ctx, EngineSlot, Mode, ProblemSpec, StepOutput, StepResult, Verdict};
 
 /// A one-output map, the common case.
 pub fn outputs<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, String> {

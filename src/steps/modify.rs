@@ -19,9 +19,12 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{Ctx, StepOutput};
+use super::execute::ExecuteResult;
+use super::monitor::MonitorResult;
+use super::{Ctx, StepOutput, StepResult, Verdict};
 use crate::config::Execute;
 use crate::error::{Diagnostic, Exit};
+use crate::project::Step;
 use crate::store::ActionEntry;
 
 /// The AutoML params of one attempt.
@@ -60,43 +63,72 @@ pub fn attempt_params(execute: &Execute, attempt: u32) -> AttemptParams {
 }
 
 pub fn run(_ctx: &mut Ctx<'_>, attempts: &[(ActionEntry, ActionEntry)]) -> Result<StepOutput> {
-    let summary: Vec<Value> = attempts
-        .iter()
-        .enumerate()
-        .map(|(i, (e, m))| {
-            json!({
-                "attempt": i + 1,
-                "leader": e.result["leader"],
-                "params": e.result["params"],
-                "verdict": m.result["verdict"],
-                "metric": m.result["metric"],
-                "value": m.result["value"],
-                "threshold": m.result["threshold"],
-                "threshold_pass": m.result["threshold_pass"],
-                "higher_is_better": m.result["higher_is_better"],
-                "baseline": m.result["baseline"]["status"],
-                "baseline_check": m.result["baseline"],
-            })
-        })
-        .collect();
-    let chosen = attempts
-        .iter()
-        .position(|(_, m)| m.result["verdict"] == "pass");
-    let verdict = if chosen.is_some() { "pass" } else { "fail" };
+    let mut summary = Vec::new();
+    let mut chosen = None;
+    for (i, (e, m)) in attempts.iter().enumerate() {
+        let (e, m) = (
+            ExecuteResult::read(&e.result)?,
+            MonitorResult::read(&m.result)?,
+        );
+        if chosen.is_none() && m.verdict == Verdict::Pass {
+            chosen = Some(i as u32 + 1);
+        }
+        summary.push(json!({
+            "attempt": i + 1,
+            "leader": e.leader,
+            "params": e.params,
+            "verdict": m.verdict,
+            "metric": m.metric,
+            "value": m.value,
+            "threshold": m.threshold,
+            "threshold_pass": m.threshold_pass,
+            "higher_is_better": m.higher_is_better,
+            "baseline": m.baseline["status"],
+            "baseline_check": m.baseline,
+        }));
+    }
     Ok(StepOutput {
         outputs: Default::default(),
         output_digests: None,
-        result: json!({
-            "verdict": verdict,
-            "chosen_attempt": chosen.map(|i| i + 1),
-            "attempts": summary,
-            "escalated": chosen.is_none(),
-        }),
+        result: ModifyResult {
+            verdict: Verdict::of(chosen.is_some()),
+            chosen_attempt: chosen,
+            attempts: summary,
+            escalated: chosen.is_none(),
+        }
+        .to_value(),
     })
 }
 
+/// What modify decided over the attempts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModifyResult {
+    /// Pass when an attempt passed monitor.
+    pub verdict: Verdict,
+    /// The first attempt that passed (1-based); null when none did.
+    pub chosen_attempt: Option<u32>,
+    /// One object per attempt: `attempt`, `leader`, `params`, `verdict`, `metric`, `value`,
+    /// `threshold`, `threshold_pass`, `higher_is_better`, `baseline`, `baseline_check`
+    /// (docs/monitor.md).
+    pub attempts: Vec<Value>,
+    pub escalated: bool,
+}
+
+impl StepResult for ModifyResult {
+    const STEP: Step = Step::Modify;
+
+    fn summary(&self) -> String {
+        let n = self.attempts.len();
+        match self.chosen_attempt {
+            Some(1) => "nothing to do: attempt 1 passed".to_string(),
+            Some(k) => format!("attempt {k} of {n} passed"),
+            None => format!("escalated after {n} attempt(s)"),
+        }
+    }
+}
+
 /// The escalation report sent to the `[modify.escalate]` hooks (`docs/monitor.md`).
-pub fn escalation_report(ctx: &Ctx<'_>, entry: &ActionEntry) -> Value {
+pub fn escalation_report(ctx: &Ctx<'_>, result: &ModifyResult) -> Value {
     json!({
         "event": "escalated",
         "project": ctx.config.project.name.clone().unwrap_or_else(|| {
@@ -107,18 +139,18 @@ pub fn escalation_report(ctx: &Ctx<'_>, entry: &ActionEntry) -> Value {
                 .unwrap_or_default()
         }),
         "run": ctx.run_id,
-        "metric": entry.result["attempts"][0]["metric"],
-        "threshold": entry.result["attempts"][0]["threshold"],
-        "attempts": entry.result["attempts"],
+        "metric": result.attempts.first().map(|a| a["metric"].clone()),
+        "threshold": result.attempts.first().map(|a| a["threshold"].clone()),
+        "attempts": result.attempts,
     })
 }
 
 /// Escalation: runs the `[modify.escalate]` hooks (failures are warnings) and returns the
 /// exit-3 error.
-pub async fn escalate(ctx: &Ctx<'_>, entry: &ActionEntry) -> Diagnostic {
+pub async fn escalate(ctx: &Ctx<'_>, result: &ModifyResult) -> Diagnostic {
     let hooks = &ctx.config.modify.escalate;
     if !hooks.is_empty() {
-        let report = escalation_report(ctx, entry);
+        let report = escalation_report(ctx, result);
         crate::report::hooks::notify(
             ctx.printer,
             "escalation",
@@ -128,17 +160,14 @@ pub async fn escalate(ctx: &Ctx<'_>, entry: &ActionEntry) -> Diagnostic {
         )
         .await;
     }
-    escalation_error(entry)
+    escalation_error(result)
 }
 
 /// The exit-3 error: no attempt passed monitor. It says which check each attempt failed — the
 /// threshold, or the baseline check (naming the baseline, its metric and the margin) — and
 /// gives the hint that fits.
-pub fn escalation_error(entry: &ActionEntry) -> Diagnostic {
-    let attempts = entry.result["attempts"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+pub fn escalation_error(result: &ModifyResult) -> Diagnostic {
+    let attempts = &result.attempts;
     // Entries recorded before `threshold_pass` was kept: a failed attempt missed the threshold.
     let missed_threshold = |a: &Value| a["threshold_pass"].as_bool() != Some(true);
     let threshold_misses = attempts.iter().filter(|a| missed_threshold(a)).count();
@@ -217,28 +246,16 @@ fn attempt_line(a: &Value) -> String {
     )
 }
 
-pub fn summary(result: &Value) -> String {
-    let n = result["attempts"].as_array().map(|a| a.len()).unwrap_or(0);
-    match result["chosen_attempt"].as_u64() {
-        Some(1) => "nothing to do: attempt 1 passed".to_string(),
-        Some(k) => format!("attempt {k} of {n} passed"),
-        None => format!("escalated after {n} attempt(s)"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn entry(attempts: Value) -> ActionEntry {
-        ActionEntry {
-            step: "modify".into(),
-            key: String::new(),
-            inputs: Value::Null,
-            outputs: Default::default(),
-            output_digests: Default::default(),
-            result: json!({ "attempts": attempts }),
-            output_sizes: Default::default(),
+    fn entry(attempts: Value) -> ModifyResult {
+        ModifyResult {
+            verdict: Verdict::Fail,
+            chosen_attempt: None,
+            attempts: serde_json::from_value(attempts).unwrap(),
+            escalated: true,
         }
     }
 

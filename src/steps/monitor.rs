@@ -16,12 +16,15 @@
 //! format is documented in `docs/monitor.md`.
 
 use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{Ctx, ProblemSpec, StepOutput};
+use super::execute::ExecuteResult;
+use super::{Ctx, ProblemSpec, StepOutput, StepResult, Verdict};
 use crate::config;
 use crate::metrics;
 use crate::mojo::{Mojo, MojoError, Prediction};
+use crate::project::Step;
 use crate::store::ActionEntry;
 
 pub async fn run(
@@ -52,21 +55,23 @@ pub async fn run(
     let baseline = baseline_check(ctx, &holdout, &actual, &task, spec, value).await;
     let baseline_pass = baseline["status"] != "fail";
     let pass = threshold_pass && baseline_pass;
-    let verdict = if pass { "pass" } else { "fail" };
+    let verdict = Verdict::of(pass);
+    let executed = ExecuteResult::read(&execute.result)?;
     let shap = match execute.outputs.get("shap") {
         Some(d) => {
             let csv = ctx.store.read_verified(d)?;
+            let info = executed.shap.clone().unwrap_or_default();
             match shap_importance(&csv) {
                 Ok(importance) => json!({
-                    "method": execute.result["shap"]["method"],
-                    "rows": execute.result["shap"]["rows"],
-                    "background_rows": execute.result["shap"]["background_rows"],
+                    "method": info["method"],
+                    "rows": info["rows"],
+                    "background_rows": info["background_rows"],
                     "importance": importance,
                 }),
                 Err(e) => json!({ "error": format!("reading the contributions: {e:#}") }),
             }
         }
-        None => match execute.result.get("shap") {
+        None => match &executed.shap {
             Some(info) => info.clone(),
             None => {
                 json!({ "skipped": "execute stored no contributions (it ran before SHAP support)" })
@@ -83,7 +88,7 @@ pub async fn run(
         "metrics": computed.values,
         "nobs": computed.nobs,
         "skipped_rows": computed.skipped,
-        "leaderboard_metrics": execute.result["leaderboard_metrics"],
+        "leaderboard_metrics": executed.leaderboard_metrics,
         "baseline": baseline,
         "shap": shap,
     });
@@ -91,17 +96,18 @@ pub async fn run(
     Ok(StepOutput {
         outputs: super::outputs([("report", digest)]),
         output_digests: None,
-        result: json!({
-            "verdict": verdict,
-            "metric": spec.metric,
-            "value": value,
-            "threshold": threshold,
-            "higher_is_better": higher,
-            "threshold_pass": threshold_pass,
-            "metrics": computed.values,
-            "baseline": baseline,
-            "shap": shap,
-        }),
+        result: MonitorResult {
+            verdict,
+            metric: spec.metric.clone(),
+            value: Some(value),
+            threshold,
+            higher_is_better: Some(higher),
+            threshold_pass: Some(threshold_pass),
+            metrics: json!(computed.values),
+            baseline,
+            shap,
+        }
+        .to_value(),
     })
 }
 
@@ -269,47 +275,84 @@ pub fn shap_importance(csv_bytes: &[u8]) -> Result<Vec<(String, f64)>> {
     Ok(out)
 }
 
-pub fn summary(result: &Value) -> String {
-    let base = threshold_summary(result);
-    let b = &result["baseline"];
-    match b["status"].as_str() {
-        Some("pass") | Some("fail") => format!(
-            "{base}; {} baseline {} ({:.4}, {:+.4})",
-            if b["status"] == "pass" {
-                "beats"
-            } else {
-                "does not beat"
-            },
-            b["version"].as_str().unwrap_or("?"),
-            b["baseline_value"].as_f64().unwrap_or(f64::NAN),
-            b["improvement"].as_f64().unwrap_or(f64::NAN),
-        ),
-        _ => base,
+/// What monitor judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorResult {
+    /// Pass when the threshold and the baseline check both pass.
+    pub verdict: Verdict,
+    /// The primary metric and its holdout value (null when it is not a number).
+    pub metric: String,
+    pub value: Option<f64>,
+    /// `define.threshold`, null when none is set.
+    pub threshold: Option<f64>,
+    /// Absent from results recorded before the baseline check existed.
+    #[serde(default)]
+    pub higher_is_better: Option<bool>,
+    #[serde(default)]
+    pub threshold_pass: Option<bool>,
+    /// Every holdout metric: name → value.
+    pub metrics: Value,
+    /// The baseline check: `status` (`pass`, `fail`, `skipped`), `version`, `baseline_value`,
+    /// `improvement`, or `reason` (docs/monitor.md).
+    #[serde(default)]
+    pub baseline: Value,
+    #[serde(default)]
+    pub shap: Value,
+}
+
+impl MonitorResult {
+    /// Whether the threshold was met (results recorded before `threshold_pass` existed failed
+    /// only on the threshold, so their verdict says).
+    pub fn met_threshold(&self) -> bool {
+        self.threshold_pass.unwrap_or(self.verdict == Verdict::Pass)
     }
 }
 
-fn threshold_summary(result: &Value) -> String {
-    let value = result["value"]
-        .as_f64()
-        .map(|v| format!("{v:.4}"))
-        .unwrap_or_else(|| "?".into());
-    let metric = result["metric"].as_str().unwrap_or("?");
-    match result["threshold"].as_f64() {
-        None => format!("holdout {metric} {value} (no threshold)"),
-        Some(t) => {
-            let op = if result["higher_is_better"] == true {
-                "≥"
-            } else {
-                "≤"
-            };
-            // Results recorded before the baseline check have no `threshold_pass`.
-            let met = result.get("threshold_pass").unwrap_or(&result["verdict"]);
-            let ok = if *met == true || *met == "pass" {
-                "meets"
-            } else {
-                "misses"
-            };
-            format!("holdout {metric} {value} {ok} threshold {op} {t}")
+impl StepResult for MonitorResult {
+    const STEP: Step = Step::Monitor;
+
+    fn summary(&self) -> String {
+        let base = self.threshold_summary();
+        let b = &self.baseline;
+        match b["status"].as_str() {
+            Some("pass") | Some("fail") => format!(
+                "{base}; {} baseline {} ({:.4}, {:+.4})",
+                if b["status"] == "pass" {
+                    "beats"
+                } else {
+                    "does not beat"
+                },
+                b["version"].as_str().unwrap_or("?"),
+                b["baseline_value"].as_f64().unwrap_or(f64::NAN),
+                b["improvement"].as_f64().unwrap_or(f64::NAN),
+            ),
+            _ => base,
+        }
+    }
+}
+
+impl MonitorResult {
+    fn threshold_summary(&self) -> String {
+        let value = self
+            .value
+            .map(|v| format!("{v:.4}"))
+            .unwrap_or_else(|| "?".into());
+        let metric = &self.metric;
+        match self.threshold {
+            None => format!("holdout {metric} {value} (no threshold)"),
+            Some(t) => {
+                let op = if self.higher_is_better == Some(true) {
+                    "≥"
+                } else {
+                    "≤"
+                };
+                let ok = if self.met_threshold() {
+                    "meets"
+                } else {
+                    "misses"
+                };
+                format!("holdout {metric} {value} {ok} threshold {op} {t}")
+            }
         }
     }
 }

@@ -17,13 +17,14 @@ use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::{Ctx, ProblemSpec, StepOutput};
+use super::{Ctx, ProblemSpec, StepOutput, StepResult};
 use crate::config::{ColumnType, Problem, TextSpec};
 use crate::error::Diagnostic;
 use crate::fingerprint::KeyInputs;
 use crate::h2o::ColumnKind;
+use crate::project::Step;
 use crate::store::{AcLookup, ActionEntry};
 use crate::table::Split;
 use crate::transform::{text, Plan};
@@ -137,15 +138,21 @@ pub async fn run(ctx: &mut Ctx<'_>, snapshot: &str, spec: &ProblemSpec) -> Resul
     Ok(StepOutput {
         outputs,
         output_digests: None,
-        result: json!({
-            "train_rows": train_rows,
-            "holdout_rows": holdout_rows,
-            "columns": n_columns,
-            "split": if split.is_stratified() { "stratified" } else { "random" },
-            "imputed": fitted.impute.len(),
-            "derived": prepare.derive.len(),
-            "text": prepare.text.len(),
-        }),
+        result: PrepareResult {
+            train_rows,
+            holdout_rows,
+            columns: n_columns,
+            split: if split.is_stratified() {
+                "stratified"
+            } else {
+                "random"
+            }
+            .to_string(),
+            imputed: fitted.impute.len(),
+            derived: prepare.derive.len(),
+            text: prepare.text.len(),
+        }
+        .to_value(),
     })
 }
 
@@ -275,29 +282,47 @@ fn nonce() -> u32 {
     (crate::table::splitmix64(nanos as u64 ^ std::process::id() as u64) >> 32) as u32
 }
 
-pub fn summary(result: &Value) -> String {
-    let mut extra = Vec::new();
-    if result["split"] == "stratified" {
-        extra.push("stratified".to_string());
-    }
-    for (key, what) in [
-        ("imputed", "imputed"),
-        ("derived", "derived"),
-        ("text", "text → word2vec"),
-    ] {
-        if let Some(n) = result[key].as_u64().filter(|n| *n > 0) {
-            extra.push(format!("{n} {what}"));
+/// What prepare made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrepareResult {
+    pub train_rows: u64,
+    pub holdout_rows: u64,
+    pub columns: usize,
+    /// `stratified` or `random`.
+    pub split: String,
+    /// Columns imputed, derived, and text columns turned into Word2Vec features.
+    pub imputed: usize,
+    pub derived: usize,
+    pub text: usize,
+}
+
+impl StepResult for PrepareResult {
+    const STEP: Step = Step::Prepare;
+
+    fn summary(&self) -> String {
+        let mut extra = Vec::new();
+        if self.split == "stratified" {
+            extra.push("stratified".to_string());
         }
+        for (n, what) in [
+            (self.imputed, "imputed"),
+            (self.derived, "derived"),
+            (self.text, "text → word2vec"),
+        ] {
+            if n > 0 {
+                extra.push(format!("{n} {what}"));
+            }
+        }
+        let extra = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", extra.join(", "))
+        };
+        format!(
+            "{} train / {} holdout rows, {} columns{extra}",
+            self.train_rows, self.holdout_rows, self.columns
+        )
     }
-    let extra = if extra.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", extra.join(", "))
-    };
-    format!(
-        "{} train / {} holdout rows, {} columns{extra}",
-        result["train_rows"], result["holdout_rows"], result["columns"]
-    )
 }
 
 /// Reads the schema output of a recorded prepare step.

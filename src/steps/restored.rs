@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{Ctx, StepOutput};
+use super::{Ctx, StepOutput, StepResult};
 use crate::project::Step;
 use crate::store::ActionEntry;
 
@@ -342,7 +342,11 @@ fn check_execute(
 
 fn check_conclude(entry: &ActionEntry, known: &Known) -> Result<Option<StepOutput>, String> {
     let modify = known.get(Step::Modify, 1)?;
-    let chosen = modify.result["chosen_attempt"].as_u64().unwrap_or(1) as u32;
+    let read = |e: anyhow::Error| format!("{e:#}");
+    let chosen = super::modify::ModifyResult::read(&modify.result)
+        .map_err(read)?
+        .chosen_attempt
+        .ok_or("modify chose no attempt")?;
     let execute = known.get(Step::Execute, chosen)?;
     let monitor = known.get(Step::Monitor, chosen)?;
     let locate = known.get(Step::Locate, 1)?;
@@ -361,8 +365,14 @@ fn check_conclude(entry: &ActionEntry, known: &Known) -> Result<Option<StepOutpu
         &s(&execute.output_digests["mojo"]),
     )?;
     same("card", &r["card"], &s(&entry.outputs["card"]))?;
-    same("algo", &r["algo"], &execute.result["algo"])?;
-    same("metrics", &r["metrics"], &monitor.result["metrics"])?;
+    let algo = super::execute::ExecuteResult::read(&execute.result)
+        .map_err(read)?
+        .algo;
+    same("algo", &r["algo"], &Value::from(algo))?;
+    let metrics = super::monitor::MonitorResult::read(&monitor.result)
+        .map_err(read)?
+        .metrics;
+    same("metrics", &r["metrics"], &metrics)?;
     let p = &r["provenance"];
     same(
         "provenance.data_snapshot",
