@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod predict;
 pub mod project;
+pub mod redact;
 pub mod registry;
 pub mod report;
 pub mod serve;

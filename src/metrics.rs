@@ -257,11 +257,6 @@ impl MetricsError {
     }
 }
 
-fn is_missing(s: &str) -> bool {
-    let t = s.trim();
-    t.is_empty() || t == "NA"
-}
-
 fn header_of(
     rdr: &mut csv::Reader<&[u8]>,
     what: &'static str,
@@ -322,7 +317,7 @@ pub fn read_column(csv_bytes: &[u8], column: &str) -> Result<Vec<Option<String>>
     for rec in rdr.records() {
         let rec = rec.map_err(|source| MetricsError::Csv { what: WHAT, source })?;
         let v = rec.get(idx).unwrap_or("");
-        out.push(if is_missing(v) {
+        out.push(if crate::table::is_missing(v) {
             None
         } else {
             Some(v.to_string())

@@ -198,9 +198,10 @@ impl Scorer {
 
 /// A CSV field as genmodel reads it: `""`, `NA`, `N/A` and `-` are missing.
 fn cell(s: &str) -> Value<'_> {
-    match s.trim() {
-        "" | "NA" | "N/A" | "-" => Value::Missing,
-        _ => Value::Text(s),
+    if crate::table::is_missing_to_score(s) {
+        Value::Missing
+    } else {
+        Value::Text(s)
     }
 }
 

@@ -106,7 +106,7 @@ pub fn read(path: &Path) -> Result<UserConfig, Diagnostic> {
             return Err(Diagnostic::new(format!(
                 "{}: `remote.url` must be an `http://` or `https://` URL, found `{}`",
                 path.display(),
-                crate::h2o::redact_url(url)
+                crate::redact::safe_url(url)
             )));
         }
     }

@@ -69,7 +69,7 @@ async fn start(paths: &Paths, printer: &Printer, json: bool) -> Result<Exit> {
         };
         return Err(Diagnostic::new(format!(
             "this project uses the H2O cluster at {} ({from}), so runs would not use a warm node",
-            crate::h2o::redact_url(url)
+            crate::redact::safe_url(url)
         ))
         .hint(format!("unset {from} to let runs use a local warm node"))
         .into());

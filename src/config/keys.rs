@@ -60,7 +60,7 @@ const fn required(name: &'static str, kind: Kind, example: &'static str) -> Fiel
 }
 
 pub(crate) const PROBLEMS: &[&str] = &["binary", "multiclass", "regression"];
-pub(crate) const COLUMN_TYPES: &[&str] = &["numeric", "enum", "string"];
+pub(crate) const COLUMN_TYPES: &[&str] = &super::ColumnType::NAMES;
 const U32: Kind = Kind::Unsigned(u32::MAX as u64);
 const U64: Kind = Kind::Unsigned(i64::MAX as u64);
 pub(crate) const IMPUTE_STRATEGIES: &[&str] = &["mean", "median", "mode"];

@@ -129,6 +129,20 @@ pub enum ColumnType {
     String,
 }
 
+impl ColumnType {
+    /// The names `prepare.types` takes, in declaration order: the one spelling of each type
+    /// in config, messages and reports.
+    pub const NAMES: [&'static str; 3] = ["numeric", "enum", "string"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColumnType::Numeric => Self::NAMES[0],
+            ColumnType::Enum => Self::NAMES[1],
+            ColumnType::String => Self::NAMES[2],
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Prepare {

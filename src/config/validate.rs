@@ -229,7 +229,7 @@ pub(crate) fn validate(config: &mut Config, doc: &Node, at: &Locator) -> Result<
                 &["cache", "remote"],
                 format!(
                     "`cache.remote` must be an `http://` or `https://` URL, found `{}`",
-                    crate::h2o::redact_url(remote)
+                    crate::redact::safe_url(remote)
                 ),
                 Some(
                     "e.g. `remote = \"https://cache.example.org/mlbuild\"` (see docs/ci.md)".into(),

@@ -22,10 +22,11 @@ use reqwest::{Method, RequestBuilder, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::error::{api_error, is_secure_required, redact_url};
+use super::error::{api_error, is_secure_required};
 use super::leaderboard::{decode_leaderboard, Leaderboard};
 use super::ledger::{KeyKind, Ledger};
 use super::H2oError;
+use crate::redact::safe_url;
 
 pub(crate) const SHORT: Duration = Duration::from_secs(120);
 const LONG: Duration = Duration::from_secs(3600);
@@ -182,7 +183,7 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| H2oError::Http {
-                url: redact_url(url),
+                url: safe_url(url),
                 source: e.without_url(),
             })?;
         Ok(Client {
@@ -201,7 +202,7 @@ impl Client {
 
     /// The base URL, credentials removed (for messages).
     pub fn display_url(&self) -> String {
-        redact_url(&self.base)
+        safe_url(&self.base)
     }
 
     fn url(&self, path: &str) -> String {
@@ -217,7 +218,7 @@ impl Client {
     ) -> Result<Response, H2oError> {
         let url = self.url(path);
         let resp = req.send().await.map_err(|e| H2oError::Http {
-            url: redact_url(&url),
+            url: safe_url(&url),
             source: e.without_url(),
         })?;
         if resp.status().is_success() {
@@ -234,7 +235,7 @@ impl Client {
 
     async fn json(&self, path: &str, resp: Response) -> Result<Value, H2oError> {
         let bytes = resp.bytes().await.map_err(|e| H2oError::Http {
-            url: redact_url(&self.url(path)),
+            url: safe_url(&self.url(path)),
             source: e.without_url(),
         })?;
         serde_json::from_slice(&bytes)
@@ -243,7 +244,7 @@ impl Client {
 
     fn unexpected(&self, path: &str, detail: impl Into<String>) -> H2oError {
         H2oError::Unexpected {
-            url: redact_url(&self.url(path)),
+            url: safe_url(&self.url(path)),
             detail: detail.into(),
         }
     }
@@ -621,7 +622,7 @@ impl Client {
             .send()
             .await
             .map_err(|e| H2oError::Http {
-                url: redact_url(&url),
+                url: safe_url(&url),
                 source: e.without_url(),
             })?;
         let status = resp.status().as_u16();
@@ -646,7 +647,7 @@ impl Client {
             return Err(api_error("GET", &url, status, &body));
         }
         let bytes = resp.bytes().await.map_err(|e| H2oError::Http {
-            url: redact_url(&url),
+            url: safe_url(&url),
             source: e.without_url(),
         })?;
         if !bytes.starts_with(b"PK") {
@@ -746,7 +747,7 @@ impl Client {
             .query(&[("frame_id", frame_id), ("hex_string", "false")]);
         let resp = self.send(Method::GET, path, req).await?;
         let bytes = resp.bytes().await.map_err(|e| H2oError::Http {
-            url: redact_url(&self.url(path)),
+            url: safe_url(&self.url(path)),
             source: e.without_url(),
         })?;
         Ok(bytes.to_vec())

@@ -1,7 +1,7 @@
 //! What can go wrong with the engine, as values callers can branch on.
 //!
 //! Every variant renders as one lowercase sentence naming what failed and where; `hint()` says
-//! what to do about it. URLs are always passed through [`redact_url`] first, so credentials in
+//! what to do about it. URLs are always passed through [`crate::redact::safe_url`] first, so credentials in
 //! `http://user:pass@host` never reach the terminal.
 
 use std::path::PathBuf;
@@ -246,19 +246,6 @@ impl H2oError {
     }
 }
 
-/// Drops `user:password@` from a URL so that it can be shown.
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}://{}", &url[..scheme_end], &rest[at + 1..]),
-        None => url.to_string(),
-    }
-}
-
 /// The body of every H2O error answer (`H2OErrorV3`), the fields mlbuild shows.
 #[derive(Debug, Deserialize)]
 pub(crate) struct H2oErrorBody {
@@ -288,7 +275,7 @@ pub(crate) fn api_error(method: &str, url: &str, status: u16, body: &str) -> H2o
     };
     H2oError::Api {
         method: method.to_string(),
-        url: redact_url(url),
+        url: crate::redact::safe_url(url),
         status,
         msg,
         exception_type,
@@ -325,7 +312,7 @@ mod tests {
         let s = e.to_string();
         assert_eq!(
             s,
-            "H2O answered HTTP 412 to POST http://h:54321/99/AutoMLBuilder: Response column 'NOPE' \
+            "H2O answered HTTP 412 to POST http://u:***@h:54321/99/AutoMLBuilder: Response column 'NOPE' \
              is not in the training frame. (water.exceptions.H2OIllegalArgumentException)"
         );
         assert!(!s.contains("secret"));
@@ -357,12 +344,5 @@ mod tests {
         assert!(e.to_string().contains(">= 3.46.0.12 blocks MOJO export"));
         let hint = e.hint().unwrap();
         assert!(hint.contains("MLBUILD_H2O_URL") && hint.contains("3.46.0.11"));
-    }
-
-    #[test]
-    fn redacts_credentials() {
-        assert_eq!(redact_url("http://a:b@h:1/x?y=@"), "http://h:1/x?y=@");
-        assert_eq!(redact_url("http://h:1/x@y"), "http://h:1/x@y");
-        assert_eq!(redact_url("h:1"), "h:1");
     }
 }

@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use client::{AutoMlRun, AutoMlSpec, Client, CloudInfo, ColumnKind, FrameInfo, SORT_METRICS};
-pub use error::{redact_url, H2oError};
+pub use error::H2oError;
 pub use java::{find_java, Java};
 pub use leaderboard::{Leaderboard, LeaderboardRow};
 pub use ledger::{KeyKind, Leftovers};

@@ -136,12 +136,13 @@ impl<'m> Binding<'m> {
             .zip(&self.lookups)
         {
             let cell = record.get(field).map_or("", |s| s.as_ref());
-            let value = match cell {
-                "" | "NA" | "N/A" | "-" => f64::NAN,
-                _ => match lookup {
+            let value = if crate::table::is_missing_to_score(cell) {
+                f64::NAN
+            } else {
+                match lookup {
                     Some(map) => map.get(cell).copied().unwrap_or(f64::NAN),
                     None => encode_value(&Value::Text(cell), column)?,
-                },
+                }
             };
             out.push(value);
         }

@@ -259,22 +259,6 @@ pub fn current_user() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
-/// A URL fit for messages: the password, if any, replaced by `***`.
-fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
-
 impl Registry {
     /// Opens (creating if needed) the state database at `url` and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Registry> {
@@ -293,9 +277,11 @@ impl Registry {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Backend::Postgres, url.to_string())
         } else {
-            return Err(RegistryError::UnsupportedUrl { url: redact(url) });
+            return Err(RegistryError::UnsupportedUrl {
+                url: crate::redact::safe_url(url),
+            });
         };
-        let shown = redact(&url);
+        let shown = crate::redact::safe_url(&url);
         if backend == Backend::Sqlite {
             if let Some(path) = sqlite_file::path_of(&url) {
                 sqlite_file::prepare(&path, url.contains("mode=rwc"), &shown).await?;
@@ -363,7 +349,7 @@ impl Registry {
     pub async fn open_read(url: &str) -> Result<Registry> {
         static DRIVERS: Once = Once::new();
         DRIVERS.call_once(sqlx::any::install_default_drivers);
-        let shown = redact(url);
+        let shown = crate::redact::safe_url(url);
         let open_error = |source| RegistryError::Open {
             url: shown.clone(),
             source,

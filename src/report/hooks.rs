@@ -70,7 +70,7 @@ pub async fn post_json(url: &str, payload: &Value, backoff: &[Duration]) -> Resu
         "{} (after {} tries to {})",
         last,
         backoff.len() + 1,
-        crate::h2o::redact_url(url)
+        crate::redact::safe_url(url)
     ))
 }
 

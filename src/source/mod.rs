@@ -362,7 +362,7 @@ fn state_path(req: &Request<'_>, sql: &str, url: &str) -> Option<PathBuf> {
             "params": req.locate.params,
             "column": inc.column,
             "key": inc.key,
-            "url": sql::redact(url),
+            "url": crate::redact::without_credentials(url),
         })
         .to_string()
         .as_bytes(),

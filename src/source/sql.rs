@@ -109,7 +109,7 @@ pub async fn extract(
     } else {
         Err(SqlError::Unsupported(format!(
             "the database URL `{}` is neither `postgres://…` nor `sqlite:…`",
-            redact(url)
+            crate::redact::safe_url(url)
         )))
     }
 }
@@ -138,11 +138,6 @@ fn sqlite_url(url: &str, project: &Path) -> String {
     format!("sqlite://{path}?{query}")
 }
 
-/// The URL without its password.
-pub fn redact(url: &str) -> String {
-    crate::h2o::redact_url(url)
-}
-
 async fn run<DB: Backend>(
     url: &str,
     sql: &str,
@@ -157,7 +152,7 @@ where
     let mut conn = DB::Connection::connect(url)
         .await
         .map_err(|e| SqlError::Connect {
-            url: redact(url),
+            url: crate::redact::safe_url(url),
             message: message(&e),
         })?;
     for statement in DB::SETUP {

@@ -51,14 +51,6 @@ struct Check {
     message: String,
 }
 
-fn type_name(t: ColumnType) -> &'static str {
-    match t {
-        ColumnType::Numeric => "numeric",
-        ColumnType::Enum => "enum",
-        ColumnType::String => "string",
-    }
-}
-
 pub fn run(
     ctx: &mut Ctx<'_>,
     prepare: &ActionEntry,
@@ -169,8 +161,8 @@ pub fn run(
         checks.push(Check {
             rule: "required",
             column: Some(column.clone()),
-            value: found.map_or(Value::Null, |t| json!(type_name(t))),
-            limit: json!(type_name(*want)),
+            value: found.map_or(Value::Null, |t| json!(t.as_str())),
+            limit: json!(want.as_str()),
             pass: found == Some(*want),
             message: match found {
                 None => {
@@ -183,8 +175,8 @@ pub fn run(
                 }
                 Some(t) => format!(
                     "required column `{column}` is {}, `confirm.required` wants {}",
-                    type_name(t),
-                    type_name(*want)
+                    t.as_str(),
+                    want.as_str()
                 ),
             },
         });

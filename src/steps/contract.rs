@@ -83,7 +83,7 @@ impl Ctx<'_> {
                 Lookup::Absent | Lookup::Use(_) => {}
             }
             let how = match (&cfg.url, &warm) {
-                (Some(url), _) => format!("connecting to H2O at {}", crate::h2o::redact_url(url)),
+                (Some(url), _) => format!("connecting to H2O at {}", crate::redact::safe_url(url)),
                 (None, Lookup::Use(node)) => format!(
                     "using the warm node at {} (`mlbuild h2o stop` to stop it)",
                     node.url

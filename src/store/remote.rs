@@ -179,7 +179,7 @@ impl Remote {
         let lower = settings.base.to_ascii_lowercase();
         if !lower.starts_with("http://") && !lower.starts_with("https://") {
             return Err(RemoteError::Scheme {
-                url: crate::h2o::redact_url(&settings.base),
+                url: crate::redact::safe_url(&settings.base),
             });
         }
         let mut builder = reqwest::Client::builder()
@@ -194,7 +194,7 @@ impl Remote {
         let client = builder.build().map_err(RemoteError::Client)?;
         Ok(Remote {
             client,
-            shown: crate::h2o::redact_url(&settings.base),
+            shown: crate::redact::safe_url(&settings.base),
             base: settings.base.clone(),
             token: settings.token.clone(),
             read_only: settings.read_only,
@@ -676,7 +676,7 @@ mod tests {
         bad_ca.ca = Some("/nonexistent/ca.pem".into());
         assert!(matches!(Remote::new(&bad_ca), Err(RemoteError::Ca { .. })));
         let r = Remote::new(&settings("http://user:pw@127.0.0.1:9/c")).unwrap();
-        assert_eq!(r.shown(), "http://127.0.0.1:9/c");
+        assert_eq!(r.shown(), "http://user:***@127.0.0.1:9/c");
         assert!(!format!("{r:?}").contains("pw") && !format!("{r:?}").contains("secret"));
     }
 

@@ -1,0 +1,256 @@
+//! Reading one CSV file on every core: chunks that start at row boundaries, or `None` when
+//! the file must be read sequentially (quoted newlines, bad rows, small files).
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+/// Files smaller than this are read by one thread.
+pub(super) const PARALLEL_MIN_BYTES: u64 = 16 << 20;
+
+#[cfg(not(test))]
+pub(super) fn parallel_min_bytes() -> u64 {
+    PARALLEL_MIN_BYTES
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests set this to take the chunked paths on small files (per thread: tests run in
+    /// parallel).
+    pub static TEST_PARALLEL_MIN_BYTES: std::cell::Cell<u64> =
+        const { std::cell::Cell::new(PARALLEL_MIN_BYTES) };
+}
+
+#[cfg(test)]
+pub(super) fn parallel_min_bytes() -> u64 {
+    TEST_PARALLEL_MIN_BYTES.with(|m| m.get())
+}
+
+/// Reads the data rows of `path` in one chunk per core, `step(state, local_index, record)` on
+/// each row of a chunk, in order; returns each chunk's state and row count, in file order.
+///
+/// Chunks start right after a `\n`. That is a row boundary only when no quoted field spans
+/// lines, so a chunk that sees a `"` gives up, as does one that meets a row of the wrong width
+/// or invalid UTF-8: `None` then means "read the file sequentially", which also reports errors
+/// with their line. Small files, and machines with one core, return `None` at once.
+pub fn chunks<S: Send>(
+    path: &Path,
+    columns: usize,
+    init: impl Fn(usize) -> S + Sync,
+    step: impl Fn(&mut S, u64, &csv::StringRecord) + Sync,
+) -> Option<Vec<(S, u64)>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    chunks_of(
+        path,
+        columns,
+        threads,
+        parallel_min_bytes(),
+        Index::Local,
+        init,
+        step,
+    )
+}
+
+/// [`chunks`], but `step` gets each row's index in the whole file (0-based, data rows), as a
+/// sequential pass would number it.
+///
+/// A chunk's first index is predicted before the chunks run, by counting the `\n`s of the
+/// chunks before it (one cheap read of those bytes); after they ran, each chunk's row count
+/// must equal its prediction, otherwise (blank lines, lone `\r`s) the result is `None` and the
+/// caller reads sequentially. So an index is never wrong, only the fast path missed.
+pub fn indexed_chunks<S: Send>(
+    path: &Path,
+    columns: usize,
+    init: impl Fn(usize) -> S + Sync,
+    step: impl Fn(&mut S, u64, &csv::StringRecord) + Sync,
+) -> Option<Vec<(S, u64)>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    chunks_of(
+        path,
+        columns,
+        threads,
+        parallel_min_bytes(),
+        Index::Global,
+        init,
+        step,
+    )
+}
+
+/// How [`chunks_of`] numbers the rows it hands to `step`.
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Index {
+    /// From 0 in each chunk.
+    Local,
+    /// In the whole file.
+    Global,
+}
+
+/// The number of `\n` bytes in `path` between `from` and `to`.
+pub(super) fn count_newlines(path: &Path, from: u64, to: u64) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path).ok()?;
+    f.seek(SeekFrom::Start(from)).ok()?;
+    let mut f = f.take(to - from);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let got = f.read(&mut buf).ok()?;
+        if got == 0 {
+            return Some(n);
+        }
+        // Branch-free, so it vectorises.
+        n += buf[..got]
+            .iter()
+            .map(|&b| u64::from(b == b'\n'))
+            .sum::<u64>();
+    }
+}
+
+pub(super) fn chunks_of<S: Send>(
+    path: &Path,
+    columns: usize,
+    threads: usize,
+    min_bytes: u64,
+    index: Index,
+    init: impl Fn(usize) -> S + Sync,
+    step: impl Fn(&mut S, u64, &csv::StringRecord) + Sync,
+) -> Option<Vec<(S, u64)>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = std::fs::metadata(path).ok()?.len();
+    if threads < 2 || len < min_bytes {
+        return None;
+    }
+    // Where the data rows start: after the header record.
+    let start = {
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(BufReader::new(File::open(path).ok()?));
+        let mut header = csv::ByteRecord::new();
+        if !rdr.read_byte_record(&mut header).ok()? || header.as_slice().contains(&b'"') {
+            return None;
+        }
+        // The header's terminator may not be consumed yet: start after it, so the first
+        // chunk's newlines are its rows' (blank lines are skipped by the reader either way).
+        let mut at = rdr.position().byte();
+        let mut f = File::open(path).ok()?;
+        f.seek(SeekFrom::Start(at)).ok()?;
+        let mut next = [0u8; 64];
+        let n = f.read(&mut next).ok()?;
+        at += next[..n]
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count() as u64;
+        at
+    };
+    // Cut points: each nominal offset moved to just past the next newline.
+    let mut cuts = vec![start];
+    let mut file = File::open(path).ok()?;
+    for k in 1..threads as u64 {
+        let nominal = (start + (len - start) * k / threads as u64).max(*cuts.last()?);
+        file.seek(SeekFrom::Start(nominal)).ok()?;
+        let mut buf = [0u8; 1 << 16];
+        let mut at = nominal;
+        loop {
+            let n = file.read(&mut buf).ok()?;
+            if n == 0 {
+                at = len;
+                break;
+            }
+            if let Some(p) = buf[..n].iter().position(|&b| b == b'\n') {
+                at += p as u64 + 1;
+                break;
+            }
+            at += n as u64;
+        }
+        cuts.push(at);
+    }
+    cuts.push(len);
+    // Each chunk's first row index: predicted from the newlines before it (checked below).
+    let mut bases = vec![0u64];
+    if index == Index::Global {
+        for w in cuts.windows(2).take(threads - 1) {
+            let last = *bases.last()?;
+            bases.push(last + count_newlines(path, w[0], w[1])?);
+        }
+    } else {
+        bases.resize(threads, 0);
+    }
+    let abort = std::sync::atomic::AtomicBool::new(false);
+    let results: Vec<Option<(S, u64)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cuts
+            .windows(2)
+            .enumerate()
+            .map(|(k, w)| {
+                let (from, to) = (w[0], w[1]);
+                let base = bases[k];
+                let (init, step, abort) = (&init, &step, &abort);
+                scope.spawn(move || -> Option<(S, u64)> {
+                    let mut f = File::open(path).ok()?;
+                    f.seek(SeekFrom::Start(from)).ok()?;
+                    let spy = QuoteSpy {
+                        inner: f.take(to - from),
+                        quoted: false,
+                    };
+                    let mut rdr = csv::ReaderBuilder::new()
+                        .has_headers(false)
+                        .flexible(true)
+                        .from_reader(BufReader::with_capacity(1 << 20, spy));
+                    let mut state = init(k);
+                    let mut record = csv::StringRecord::new();
+                    let mut rows = 0u64;
+                    loop {
+                        match rdr.read_record(&mut record) {
+                            Ok(true) => {}
+                            Ok(false) => break,
+                            Err(_) => return None,
+                        }
+                        if record.len() != columns
+                            || rdr.get_ref().get_ref().quoted
+                            || (rows & 0xFFFF == 0
+                                && abort.load(std::sync::atomic::Ordering::Relaxed))
+                        {
+                            abort.store(true, std::sync::atomic::Ordering::Relaxed);
+                            return None;
+                        }
+                        step(&mut state, base + rows, &record);
+                        rows += 1;
+                    }
+                    if rdr.get_ref().get_ref().quoted {
+                        return None;
+                    }
+                    Some((state, rows))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().ok().flatten())
+            .collect()
+    });
+    let results: Vec<(S, u64)> = results.into_iter().collect::<Option<_>>()?;
+    if index == Index::Global
+        && results
+            .iter()
+            .zip(bases.windows(2))
+            .any(|((_, rows), b)| *rows != b[1] - b[0])
+    {
+        return None;
+    }
+    Some(results)
+}
+
+/// A reader that notes whether a `"` went through it.
+pub(super) struct QuoteSpy<R> {
+    inner: R,
+    quoted: bool,
+}
+
+impl<R: std::io::Read> std::io::Read for QuoteSpy<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if !self.quoted && buf[..n].contains(&b'"') {
+            self.quoted = true;
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,46 @@
+//! What can go wrong reading or writing a table, each with the file and line, and a hint.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("cannot read `{path}`")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{path}` line {line}: {message}")]
+    Csv {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
+    #[error("`{path}` line {line}: field {field} is not UTF-8 text")]
+    NotUtf8 {
+        path: PathBuf,
+        line: u64,
+        field: usize,
+    },
+    #[error("`{path}` has no header row")]
+    Empty { path: PathBuf },
+    #[error("cannot write `{path}`")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl TableError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            TableError::Csv { .. } => Some("every row must have as many fields as the header; quote fields that contain commas".into()),
+            TableError::NotUtf8 { path, .. } => Some(format!(
+                "mlbuild reads CSV as UTF-8; re-encode the file, e.g. `iconv -f latin1 -t utf-8 {0} > {0}.utf8` (if it is Latin-1), and point `[locate] path` at the result",
+                path.display()
+            )),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The seeded train/holdout split: SplitMix64 row hashes, random or stratified by class, the
+//! same on every machine and in every version.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::chunks::chunks;
+use super::csv_io::{csv_err, headers, read_header, reader};
+use super::error::TableError;
+use super::field::{is_missing, trim};
+
+/// SplitMix64: a tiny, well-mixed, fully specified generator, so the split is the same on every
+/// machine and in every version (independent of H2O's chunk layout).
+pub fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// True when row `index` (0-based, data rows) falls into the holdout.
+pub fn in_holdout(seed: u64, index: u64, fraction: f64) -> bool {
+    let u = (splitmix64(seed ^ splitmix64(index)) >> 11) as f64 / (1u64 << 53) as f64;
+    u < fraction
+}
+
+/// Salt that makes the sampling draw independent of the holdout draw for the same seed.
+pub(super) const SAMPLE_SALT: u64 = 0x5A4D_504C_4531_0001;
+
+/// The seeded position of data row `index` in the split order: a bijection of the index (two
+/// SplitMix64 rounds), so no two rows ever tie.
+pub fn row_hash(seed: u64, index: u64) -> u64 {
+    splitmix64(seed ^ splitmix64(index))
+}
+
+/// Which side of the split a row falls on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Train,
+    Holdout,
+}
+
+/// The train/holdout split (and the optional sample before it).
+///
+/// *Random* (regression, or `stratify = false`): row *i* goes to the holdout when
+/// `row_hash(seed, i)` maps below `holdout` (see [`in_holdout`]).
+/// *Stratified* (classification by default): within each class of the target (a missing
+/// target is a class of its own), rows are ordered by `row_hash(seed, i)` and the first
+/// `round(holdout × n_class)` go to the holdout. Fitting reads the target once and keeps one
+/// `u64` per sampled row (8 bytes × rows); the split itself then streams.
+#[derive(Debug, Clone)]
+pub struct Split {
+    seed: u64,
+    holdout: f64,
+    sample: Option<f64>,
+    /// Stratified: the target's column index and, per class, the largest hash in the holdout.
+    strata: Option<(usize, HashMap<String, Option<u64>>)>,
+}
+
+impl Split {
+    pub fn random(seed: u64, holdout: f64, sample: Option<f64>) -> Split {
+        Split {
+            seed,
+            holdout,
+            sample,
+            strata: None,
+        }
+    }
+
+    /// A stratified split on column `target` of `input` (one streaming pass).
+    pub fn stratified(
+        input: &Path,
+        target: usize,
+        seed: u64,
+        holdout: f64,
+        sample: Option<f64>,
+    ) -> Result<Split, TableError> {
+        let mut split = Split::random(seed, holdout, sample);
+        let mut classes: HashMap<String, Vec<u64>> = HashMap::new();
+        let n = read_header(input)?.len();
+        // In parallel: each chunk lists its rows by class (local indices, 4 bytes a row), then
+        // the indices become global and the hashes are computed chunk by chunk.
+        let parts = chunks(
+            input,
+            n,
+            |_| HashMap::<String, Vec<u32>>::new(),
+            |m, i, rec| {
+                let class = class_of(rec.get(target).unwrap_or(""));
+                match m.get_mut(class) {
+                    Some(v) => v.push(i as u32),
+                    None => {
+                        m.insert(class.to_string(), vec![i as u32]);
+                    }
+                }
+            },
+        );
+        if let Some(parts) = parts.filter(|p| p.iter().all(|(_, rows)| *rows <= u32::MAX as u64)) {
+            let mut offset = 0u64;
+            for (m, rows) in parts {
+                for (class, local) in m {
+                    let hashes = classes.entry(class).or_default();
+                    for l in local {
+                        let i = offset + l as u64;
+                        if split.sampled(i) {
+                            hashes.push(row_hash(seed, i));
+                        }
+                    }
+                }
+                offset += rows;
+            }
+        } else {
+            let mut rdr = reader(input)?;
+            headers(input, &mut rdr)?;
+            let mut record = csv::StringRecord::new();
+            let mut index = 0u64;
+            while rdr
+                .read_record(&mut record)
+                .map_err(|e| csv_err(input, e))?
+            {
+                let i = index;
+                index += 1;
+                if !split.sampled(i) {
+                    continue;
+                }
+                let class = class_of(record.get(target).unwrap_or(""));
+                classes
+                    .entry(class.to_string())
+                    .or_default()
+                    .push(row_hash(seed, i));
+            }
+        }
+        let cuts = classes
+            .into_iter()
+            .map(|(class, mut hashes)| {
+                let k = (holdout * hashes.len() as f64).round() as usize;
+                let cut = (k > 0).then(|| *hashes.select_nth_unstable(k - 1).1);
+                (class, cut)
+            })
+            .collect();
+        split.strata = Some((target, cuts));
+        Ok(split)
+    }
+
+    pub fn is_stratified(&self) -> bool {
+        self.strata.is_some()
+    }
+
+    fn sampled(&self, index: u64) -> bool {
+        self.sample
+            .is_none_or(|rate| in_holdout(self.seed ^ SAMPLE_SALT, index, rate))
+    }
+
+    /// The side of data row `index` (0-based), or `None` when the sample leaves it out.
+    pub fn side(&self, index: u64, record: &csv::StringRecord) -> Option<Side> {
+        if !self.sampled(index) {
+            return None;
+        }
+        let held = match &self.strata {
+            None => in_holdout(self.seed, index, self.holdout),
+            Some((target, cuts)) => {
+                let class = class_of(record.get(*target).unwrap_or(""));
+                match cuts.get(class) {
+                    Some(Some(cut)) => row_hash(self.seed, index) <= *cut,
+                    _ => false,
+                }
+            }
+        };
+        Some(if held { Side::Holdout } else { Side::Train })
+    }
+}
+
+/// A target value as a stratum: trimmed, missing as the empty class.
+pub(super) fn class_of(field: &str) -> &str {
+    if is_missing(field) {
+        ""
+    } else {
+        trim(field)
+    }
+}

@@ -1,0 +1,234 @@
+use std::collections::HashMap;
+
+use super::*;
+
+#[test]
+fn profile_infers_kinds_and_counts_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d.csv");
+    std::fs::write(&p, "a,b,c\n1,x,\n2.5,y,NA\nNA,x,\n").unwrap();
+    let prof = profile_csv(&p).unwrap();
+    assert_eq!(prof.rows, 3);
+    assert_eq!(prof.columns[0].kind, Kind::Numeric);
+    assert_eq!(prof.columns[0].missing, 1);
+    assert_eq!(prof.columns[1].kind, Kind::Categorical);
+    assert_eq!(prof.columns[1].distinct, vec!["x", "y"]);
+    assert_eq!(prof.columns[2].missing, 3);
+}
+
+#[test]
+fn split_is_deterministic_and_near_the_fraction() {
+    let held: usize = (0..10_000).filter(|&i| in_holdout(42, i, 0.2)).count();
+    assert!((1800..2200).contains(&held), "{held}");
+    let again: usize = (0..10_000).filter(|&i| in_holdout(42, i, 0.2)).count();
+    assert_eq!(held, again);
+    let other: Vec<bool> = (0..100).map(|i| in_holdout(7, i, 0.2)).collect();
+    let base: Vec<bool> = (0..100).map(|i| in_holdout(42, i, 0.2)).collect();
+    assert_ne!(other, base, "the seed matters");
+}
+
+#[test]
+fn stratified_split_holds_out_round_fraction_of_each_class() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d.csv");
+    // 70 of class a, 25 of b, 5 of c, 3 missing targets, interleaved.
+    let mut text = String::from("x,y\n");
+    let mut expected: HashMap<&str, usize> = HashMap::new();
+    for i in 0..103 {
+        let class = match i {
+            100..=102 => "",
+            _ if i % 20 == 0 => "c",
+            _ if i % 4 == 1 => "b",
+            _ => "a",
+        };
+        *expected.entry(class).or_default() += 1;
+        text.push_str(&format!("{i},{class}\n"));
+    }
+    assert_eq!(expected["c"], 5);
+    std::fs::write(&p, &text).unwrap();
+    let split = Split::stratified(&p, 1, 42, 0.2, None).unwrap();
+    assert!(split.is_stratified());
+    let mut rdr = reader(&p).unwrap();
+    let mut held: HashMap<String, usize> = HashMap::new();
+    let mut rec = csv::StringRecord::new();
+    let mut i = 0;
+    while rdr.read_record(&mut rec).unwrap() {
+        if split.side(i, &rec) == Some(Side::Holdout) {
+            *held.entry(rec[1].to_string()).or_default() += 1;
+        }
+        i += 1;
+    }
+    for (class, n) in &expected {
+        let want = (0.2 * *n as f64).round() as usize;
+        assert_eq!(
+            held.get(*class).copied().unwrap_or(0),
+            want,
+            "class {class:?} of {n}"
+        );
+    }
+    // Deterministic; another seed picks other rows of the same sizes.
+    let again = Split::stratified(&p, 1, 42, 0.2, None).unwrap();
+    let other = Split::stratified(&p, 1, 7, 0.2, None).unwrap();
+    let sides = |s: &Split| -> Vec<Option<Side>> {
+        let mut rdr = reader(&p).unwrap();
+        let mut rec = csv::StringRecord::new();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while rdr.read_record(&mut rec).unwrap() {
+            out.push(s.side(i, &rec));
+            i += 1;
+        }
+        out
+    };
+    assert_eq!(sides(&split), sides(&again));
+    assert_ne!(sides(&split), sides(&other));
+    let count = |v: Vec<Option<Side>>| v.iter().filter(|s| **s == Some(Side::Holdout)).count();
+    assert_eq!(count(sides(&split)), count(sides(&other)));
+}
+
+#[test]
+fn random_split_is_the_historical_one() {
+    let s = Split::random(42, 0.2, None);
+    let rec = csv::StringRecord::new();
+    for i in 0..1000 {
+        let want = if in_holdout(42, i, 0.2) {
+            Side::Holdout
+        } else {
+            Side::Train
+        };
+        assert_eq!(s.side(i, &rec), Some(want));
+    }
+}
+
+#[test]
+fn chunked_profile_is_the_sequential_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d.csv");
+    // 300 distinct values in column b, so the kept 256 depend on the file order.
+    let mut text = String::from("a,b,c\n");
+    for i in 0..5000u64 {
+        let a = if i % 97 == 0 {
+            "NA".to_string()
+        } else {
+            (i % 13).to_string()
+        };
+        let c = if i == 4321 { "x" } else { "1.5" };
+        text.push_str(&format!("{a},v{},{c}\n", splitmix64(i) % 300));
+    }
+    std::fs::write(&p, &text).unwrap();
+    let sequential = profile_csv(&p).unwrap();
+    assert!(sequential.columns[1].distinct_capped);
+    let names = read_header(&p).unwrap();
+    for threads in [2, 3, 7] {
+        let parts = chunks_of(
+            &p,
+            3,
+            threads,
+            0,
+            Index::Local,
+            |_| Profiler::new(3),
+            |pr, _, rec| {
+                pr.row();
+                for (i, f) in rec.iter().enumerate() {
+                    pr.field(i, f);
+                }
+            },
+        )
+        .expect("unquoted: chunked");
+        assert_eq!(parts.len(), threads);
+        let mut parts = parts.into_iter().map(|(p, _)| p);
+        let mut all = parts.next().unwrap();
+        parts.for_each(|p| all.merge(p));
+        assert_eq!(all.finish(names.clone()), sequential, "{threads} threads");
+    }
+    // A quote anywhere, or a short row, sends the caller back to one sequential pass.
+    std::fs::write(&p, format!("{text}1,\"q\",2\n")).unwrap();
+    assert!(chunks_of(&p, 3, 2, 0, Index::Local, |_| (), |_, _, _| ()).is_none());
+    std::fs::write(&p, format!("{text}1,2\n")).unwrap();
+    assert!(chunks_of(&p, 3, 2, 0, Index::Local, |_| (), |_, _, _| ()).is_none());
+}
+
+#[test]
+fn global_chunk_indices_are_the_sequential_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d.csv");
+    let mut text = String::from("a,b\n");
+    for i in 0..3000u64 {
+        text.push_str(&format!("{i},x\r\n"));
+    }
+    std::fs::write(&p, &text).unwrap();
+    for threads in [2, 3, 7] {
+        let parts = chunks_of(
+            &p,
+            2,
+            threads,
+            0,
+            Index::Global,
+            |_| Vec::new(),
+            |v: &mut Vec<(u64, u64)>, i, rec| v.push((i, rec[0].parse().unwrap())),
+        )
+        .expect("unquoted: chunked");
+        let all: Vec<(u64, u64)> = parts.into_iter().flat_map(|(v, _)| v).collect();
+        assert_eq!(all.len(), 3000);
+        assert!(all.iter().all(|(i, v)| i == v), "{threads} threads");
+    }
+    // A blank line makes the newline count overshoot the rows: no chunked result.
+    std::fs::write(&p, text.replacen("5,x\r\n", "5,x\r\n\n", 1)).unwrap();
+    assert!(chunks_of(&p, 2, 2, 0, Index::Global, |_| (), |_, _, _| ()).is_none());
+}
+
+#[test]
+fn number_and_trim_shortcuts_agree_with_std() {
+    for f in [
+        "",
+        "1",
+        "-1",
+        "+1",
+        "1.",
+        ".5",
+        "-.5",
+        ".",
+        "-",
+        "1e5",
+        "1E+5",
+        "1e-5",
+        "1e",
+        "1e+",
+        "e5",
+        ".e5",
+        "1.5e3",
+        "1..2",
+        "1.2.3",
+        "inf",
+        "-Infinity",
+        "NaN",
+        "nan",
+        "0x10",
+        "1_000",
+        " 1",
+        "1 ",
+        "١",
+        "12345678901234567890123e400",
+        "++1",
+        "1e5.5",
+        "1,5",
+    ] {
+        assert_eq!(is_number(f), f.parse::<f64>().is_ok(), "{f:?}");
+        for g in [
+            f.to_string(),
+            format!(" {f}\t"),
+            format!("\u{a0}{f}\u{2003}"),
+        ] {
+            assert_eq!(trim(&g), g.trim(), "{g:?}");
+        }
+    }
+}
+
+#[test]
+fn unequal_rows_name_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d.csv");
+    std::fs::write(&p, "a,b\n1,2\n3\n").unwrap();
+    let err = profile_csv(&p).unwrap_err().to_string();
+    assert!(err.contains("line 3"), "{err}");
+}

@@ -1,0 +1,281 @@
+//! Pass 2 of prepare's transforms: imputation fitted on the training rows (in chunks when the
+//! file allows, combined exactly as one sequential pass), and the text columns' training
+//! documents.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Result;
+
+use super::*;
+use crate::config::{Impute, ImputeStrategy};
+use crate::table::{self, is_missing, Side, Split};
+
+impl Plan {
+    /// Pass 2: fits imputation on the training rows, and writes each text column's training
+    /// documents (`i,doc`: row index, tokens joined by spaces; rows without tokens left out)
+    /// to `docs[k]`. Returns the fitted values.
+    ///
+    /// Without text columns the input is read in chunks ([`table::indexed_chunks`]) when it
+    /// can be. Counts, medians (sorted) and modes do not depend on the order rows are seen
+    /// in; a mean's sum does (floating point), so a later chunk keeps its values and they are
+    /// added to chunk 0's sum in file order: the same additions, in the same order, as one
+    /// sequential pass (8 bytes a training row of the later chunks, per mean column).
+    pub fn fit(&self, input: &Path, split: &Split, docs: &[&Path]) -> Result<Fitted> {
+        let accumulators = |first: bool| -> Vec<Acc> {
+            self.impute
+                .iter()
+                .map(|(_, rule)| match rule {
+                    Impute::Strategy(ImputeStrategy::Mean) if first => Acc::Mean(0.0, 0),
+                    Impute::Strategy(ImputeStrategy::Mean) => Acc::MeanValues(Vec::new()),
+                    Impute::Strategy(ImputeStrategy::Median) => Acc::Median(vec![Vec::new()]),
+                    Impute::Strategy(ImputeStrategy::Mode) => Acc::Mode(HashMap::default()),
+                    Impute::Constant { .. } => Acc::Constant,
+                })
+                .collect()
+        };
+        let mut writers = Vec::new();
+        for path in docs {
+            let mut w = table::create(path)?;
+            w.write_record(["i", "doc"])
+                .map_err(table::write_err(path))?;
+            writers.push(w);
+        }
+        let mut doc_counts = vec![0u64; docs.len()];
+        if self.impute.is_empty() && self.text.is_empty() {
+            // Nothing to fit: no pass over the data (`train_rows` is only informative).
+            for (w, path) in writers.into_iter().zip(docs) {
+                table::finish(path, w)?;
+            }
+            return Ok(Fitted {
+                impute: Vec::new(),
+                train_rows: 0,
+                documents: doc_counts,
+            });
+        }
+        let chunked = if self.text.is_empty() {
+            table::indexed_chunks(
+                input,
+                self.input.len(),
+                |k| (accumulators(k == 0), 0u64),
+                |(acc, n), i, record| {
+                    if split.side(i, record) == Some(Side::Train) {
+                        *n += 1;
+                        self.fit_row(acc, record);
+                    }
+                },
+            )
+        } else {
+            None
+        };
+        let (acc, train_rows) = match chunked {
+            Some(parts) => {
+                let mut parts = parts.into_iter().map(|(part, _)| part);
+                let (mut acc, mut train_rows) = parts.next().expect("chunk 0");
+                for (later, n) in parts {
+                    train_rows += n;
+                    for (a, b) in acc.iter_mut().zip(later) {
+                        a.merge(b);
+                    }
+                }
+                (acc, train_rows)
+            }
+            None => {
+                let mut acc = accumulators(true);
+                let (mut rdr, _) = table::open(input)?;
+                let mut record = csv::StringRecord::new();
+                let mut index = 0u64;
+                let mut train_rows = 0u64;
+                while table::next_record(input, &mut rdr, &mut record)? {
+                    let i = index;
+                    index += 1;
+                    if split.side(i, &record) != Some(Side::Train) {
+                        continue;
+                    }
+                    train_rows += 1;
+                    self.fit_row(&mut acc, &record);
+                    for (k, (c, _)) in self.text.iter().enumerate() {
+                        let field = record.get(self.stage[*c].source).unwrap_or("");
+                        let tokens = text::tokenize(field);
+                        if tokens.is_empty() || is_missing(field) {
+                            continue;
+                        }
+                        let path = docs[k];
+                        writers[k]
+                            .write_record([i.to_string(), tokens.join(" ")])
+                            .map_err(table::write_err(path))?;
+                        doc_counts[k] += 1;
+                    }
+                }
+                (acc, train_rows)
+            }
+        };
+        for (w, path) in writers.into_iter().zip(docs) {
+            table::finish(path, w)?;
+        }
+        let mut values = Vec::new();
+        for ((c, rule), a) in self.impute.iter().zip(acc) {
+            let name = &self.stage[*c].name;
+            let none = || {
+                bad(
+                    format!(
+                        "cannot impute `{name}` with {}: no training row has a value",
+                        impute_name(rule)
+                    ),
+                    "use `{ constant = … }`, or drop the column",
+                )
+            };
+            let (value, observed) = match a {
+                Acc::Mean(sum, n) if n > 0 => (format_number(sum / n as f64), n),
+                Acc::Median(mut parts) if parts.iter().any(|v| !v.is_empty()) => {
+                    for v in &mut parts {
+                        v.sort_unstable_by(f64::total_cmp);
+                    }
+                    let n = parts.iter().map(Vec::len).sum::<usize>();
+                    let mut sorted = SortedUnion::new(&parts);
+                    let m = if n % 2 == 1 {
+                        sorted.nth(n / 2).expect("n / 2 < n")
+                    } else {
+                        let lower = sorted.nth(n / 2 - 1).expect("n / 2 - 1 < n");
+                        (lower + sorted.next().expect("n / 2 < n")) / 2.0
+                    };
+                    (format_number(m), n as u64)
+                }
+                Acc::Mode(counts) if !counts.is_empty() => {
+                    let n: u64 = counts.values().sum();
+                    // Most frequent; ties to the smallest value, so the fit is deterministic.
+                    let best = counts
+                        .into_iter()
+                        .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(&a.0)))
+                        .expect("not empty");
+                    (String::from(best.0), n)
+                }
+                Acc::Constant => match rule {
+                    Impute::Constant { constant } => (scalar_text(constant), 0),
+                    _ => unreachable!("constant accumulators belong to constant rules"),
+                },
+                Acc::MeanValues(_) => unreachable!("merged into chunk 0's mean"),
+                _ => return Err(none()),
+            };
+            values.push(ImputedValue {
+                column: name.clone(),
+                strategy: match rule {
+                    Impute::Strategy(ImputeStrategy::Mean) => "mean",
+                    Impute::Strategy(ImputeStrategy::Median) => "median",
+                    Impute::Strategy(ImputeStrategy::Mode) => "mode",
+                    Impute::Constant { .. } => "constant",
+                }
+                .to_string(),
+                value,
+                fitted_on_rows: observed,
+            });
+        }
+        Ok(Fitted {
+            impute: values,
+            train_rows,
+            documents: doc_counts,
+        })
+    }
+
+    /// Adds a training row to the imputation accumulators.
+    fn fit_row(&self, acc: &mut [Acc], record: &csv::StringRecord) {
+        for ((c, _), a) in self.impute.iter().zip(acc.iter_mut()) {
+            let field = record.get(self.stage[*c].source).unwrap_or("");
+            if is_missing(field) {
+                continue;
+            }
+            let f = table::trim(field);
+            match a {
+                Acc::Mean(sum, n) => {
+                    if let Ok(x) = f.parse::<f64>() {
+                        *sum += x;
+                        *n += 1;
+                    }
+                }
+                Acc::MeanValues(v) => {
+                    if let Ok(x) = f.parse::<f64>() {
+                        v.push(x);
+                    }
+                }
+                Acc::Median(parts) => {
+                    if let Ok(x) = f.parse::<f64>() {
+                        parts[0].push(x);
+                    }
+                }
+                Acc::Mode(counts) => match counts.get_mut(f) {
+                    Some(n) => *n += 1,
+                    None => {
+                        counts.insert(f.into(), 1);
+                    }
+                },
+                Acc::Constant => {}
+            }
+        }
+    }
+}
+
+/// An imputation's accumulator in the fit pass.
+enum Acc {
+    /// Sum and count.
+    Mean(f64, u64),
+    /// A later chunk's values of a mean column, in file order (see [`Plan::fit`]).
+    MeanValues(Vec<f64>),
+    /// Each chunk's values (one list until merged; see [`SortedUnion`]).
+    Median(Vec<Vec<f64>>),
+    Mode(HashMap<Box<str>, u64, table::FastHash>),
+    Constant,
+}
+
+impl Acc {
+    /// Folds in the accumulator of the rows that come right after this one's.
+    fn merge(&mut self, later: Acc) {
+        match (self, later) {
+            (Acc::Mean(sum, n), Acc::MeanValues(v)) => {
+                for x in v {
+                    *sum += x;
+                    *n += 1;
+                }
+            }
+            (Acc::Median(v), Acc::Median(w)) => v.extend(w),
+            (Acc::Mode(counts), Acc::Mode(more)) => {
+                for (value, n) in more {
+                    *counts.entry(value).or_default() += n;
+                }
+            }
+            (Acc::Constant, Acc::Constant) => {}
+            _ => unreachable!("chunks have the same accumulators, a mean's first one a sum"),
+        }
+    }
+}
+
+/// The values of several sorted lists, in `f64::total_cmp` order: a median's order statistics
+/// without concatenating the chunks' lists (which would briefly hold every value twice).
+/// Values equal under `total_cmp` have the same bits, so this is exactly the sorted whole.
+pub(super) struct SortedUnion<'a> {
+    parts: &'a [Vec<f64>],
+    at: Vec<usize>,
+}
+
+impl<'a> SortedUnion<'a> {
+    pub(super) fn new(parts: &'a [Vec<f64>]) -> SortedUnion<'a> {
+        SortedUnion {
+            parts,
+            at: vec![0; parts.len()],
+        }
+    }
+}
+
+impl Iterator for SortedUnion<'_> {
+    type Item = f64;
+    fn next(&mut self) -> Option<f64> {
+        let (k, x) = self
+            .parts
+            .iter()
+            .zip(&self.at)
+            .enumerate()
+            .filter_map(|(k, (v, &i))| v.get(i).map(|x| (k, *x)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))?;
+        self.at[k] += 1;
+        Some(x)
+    }
+}
