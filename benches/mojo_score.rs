@@ -4,6 +4,12 @@
 //!
 //!   cargo bench --bench mojo_score -- M.zip DATA.csv PASSES
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests and benchmarks report seeds, timings and what they compared"
+)]
+
 use std::time::Instant;
 
 use mlbuild::mojo::{Mojo, Prediction};

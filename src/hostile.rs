@@ -206,6 +206,10 @@ const TOKENS: &[&[u8]] = &[
 /// Applies 1–4 random edits to `bytes`: bit flips, byte writes, truncation, insertion of
 /// random bytes or awkward tokens, deletion, duplication of a range (a repeated section), a
 /// range repeated many times, and deep nesting. Returns what it did.
+#[allow(
+    clippy::too_many_lines,
+    reason = "a flat match over the kinds of mutation"
+)]
 pub fn mutate(rng: &mut Rng, bytes: &mut Vec<u8>) -> String {
     let mut done = Vec::new();
     for _ in 0..rng.between(1, 4) {
@@ -581,6 +585,10 @@ fn save(parser: &str, case: usize, input: &Input) -> Option<PathBuf> {
 
 /// Runs `property` on the cases `generate` makes (see the module doc) and panics with a
 /// reproducible report on the first failure.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the harness's one loop: generate, run under the budget, shrink, report"
+)]
 pub fn check(
     p: &Property,
     mut generate: impl FnMut(&mut Rng) -> Input,

@@ -5,6 +5,10 @@ use clap::Parser;
 
 use mlbuild::error::Exit;
 
+#[allow(
+    clippy::print_stderr,
+    reason = "no runtime means no command and no printer: the one line main prints itself"
+)]
 fn main() {
     let cli = mlbuild::commands::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

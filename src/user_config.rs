@@ -131,6 +131,10 @@ fn readable_by_others(path: &Path) -> bool {
 
 static LOADED: OnceLock<Result<UserConfig, Diagnostic>> = OnceLock::new();
 
+#[allow(
+    clippy::print_stderr,
+    reason = "read before any printer exists (it may name the state database); one warning line"
+)]
 fn loaded() -> &'static Result<UserConfig, Diagnostic> {
     LOADED.get_or_init(|| match path() {
         None => Ok(UserConfig::default()),

@@ -15,7 +15,7 @@ use crate::fingerprint::Reason;
 use crate::pipeline::{Outcome, Pipeline, PlanEntry, RunOptions};
 use crate::project::{Paths, Step};
 use crate::registry::{self, Registry};
-use crate::report::Printer;
+use crate::report::{DoneEvent, Printer};
 use crate::signal::interrupted;
 use crate::status::{Freshness, RunStatus};
 use crate::steps::Mode;
@@ -100,26 +100,30 @@ pub(crate) async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<
     crate::faultpoint::hit("run.before-finish");
     printer.done(&done);
     crate::pipeline::finish_run(&registry, run_id, &outcome).await?;
+    finished(printer, outcome, &done)
+}
+
+/// How a recorded run ends: an escalation or a failed gate is the command's error; a
+/// registered version is named with the tags that point at it.
+fn finished(printer: &Printer, outcome: Outcome, done: &DoneEvent) -> Result<Exit> {
     match outcome {
         Outcome::Escalated(d) | Outcome::GateFailed(d) => Err(d.into()),
-        Outcome::Ok { version } => {
-            if let Some(v) = version {
-                let tags: Vec<&str> = done
-                    .tags
-                    .iter()
-                    .filter(|(_, id)| **id == v)
-                    .map(|(t, _)| t.as_str())
-                    .collect();
-                let tags = if tags.is_empty() {
-                    String::new()
-                } else {
-                    format!(" [{}]", tags.join(", "))
-                };
-                printer.status("Finished", &format!("version {v}{tags}"));
-            }
+        Outcome::Ok { version: Some(v) } => {
+            let tags: Vec<&str> = done
+                .tags
+                .iter()
+                .filter(|(_, id)| **id == v)
+                .map(|(t, _)| t.as_str())
+                .collect();
+            let tags = if tags.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", tags.join(", "))
+            };
+            printer.status("Finished", &format!("version {v}{tags}"));
             Ok(Exit::Ok)
         }
-        Outcome::Planned => Ok(Exit::Ok),
+        Outcome::Ok { version: None } | Outcome::Planned => Ok(Exit::Ok),
     }
 }
 

@@ -77,6 +77,10 @@ impl Checker<'_> {
     }
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one check per `ml.toml` rule, in the order docs/config.md lists them"
+)]
 pub(crate) fn validate(config: &mut Config, doc: &Node, at: &Locator) -> Result<(), ConfigError> {
     let check = Checker { doc, at };
     let define = &config.define;
@@ -252,6 +256,10 @@ pub(crate) fn validate(config: &mut Config, doc: &Node, at: &Locator) -> Result<
 }
 
 /// `[locate]`: exactly one of `path` and `sql`, and only the options that fit the source.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one check per `[locate]` rule, in the order docs/sources.md lists them"
+)]
 fn validate_locate(check: &Checker, locate: &super::schema::Locate) -> Result<(), ConfigError> {
     let given = |key: &str| check.doc.lookup(&["locate", key]).is_some();
     match (&locate.path, &locate.sql) {
@@ -350,6 +358,10 @@ fn validate_locate(check: &Checker, locate: &super::schema::Locate) -> Result<()
 }
 
 /// `prepare.rename`, `derive` (parsed here, so a syntax error points into `ml.toml`) and `text`.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one check per `prepare` key (drop, rename, types, impute, derive, text), in stage order"
+)]
 fn check_prepare(check: &Checker, config: &Config) -> Result<(), ConfigError> {
     let prepare = &config.prepare;
     let target = &config.define.target;

@@ -333,6 +333,10 @@ impl Client {
 
     /// Uploads a CSV with a header row and parses it into `frame_id`, with the given column
     /// names and types (in file order) forced. Works with remote clusters (no server-side path).
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one streamed multipart upload with its progress, retries and error mapping, sharing the request state"
+    )]
     pub async fn upload_csv(
         &self,
         path: &Path,

@@ -38,6 +38,10 @@ fn alive(pid: u32) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a test that walks one pipeline against a live node, step by step"
+)]
 async fn live_pipeline() {
     let work = tempfile::tempdir().unwrap();
     let cfg = EngineConfig {

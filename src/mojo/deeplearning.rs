@@ -57,6 +57,10 @@ pub(crate) struct DeepLearning {
 }
 
 impl DeepLearning {
+    #[allow(
+        clippy::too_many_lines,
+        reason = "reads model.ini's fields in genmodel's order, a few lines each"
+    )]
     pub fn load(ini: &Ini, meta: &Meta, refuse: Refuse) -> Result<DeepLearning, MojoError> {
         let distribution = ini.str("distribution")?;
         let link = match distribution {

@@ -144,6 +144,10 @@ pub(crate) fn one_hot_layout_ok(
 impl Model {
     /// Reads the model whose files are under `dir` (`""` for the top level, or a nested
     /// StackedEnsemble member's `models/…/`, `depth` levels down).
+    #[allow(
+        clippy::too_many_lines,
+        reason = "dispatches over every algorithm's model.ini fields in genmodel's order"
+    )]
     pub fn load(archive: &Archive, dir: &str, depth: usize) -> Result<Model, MojoError> {
         if depth > MAX_NESTING {
             return Err(MojoError::Format(format!(

@@ -215,6 +215,10 @@ impl Forest {
 
     /// Decodes the node at the reader's position (and its subtrees); returns its index and the
     /// depth of its subtree.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "genmodel's node encoding, read field by field in its byte order"
+    )]
     fn node(&mut self, r: &mut Reader, meta: &Meta, depth: usize) -> Result<(u32, u32), String> {
         if depth > MAX_TREE_DEPTH {
             return Err(format!("tree deeper than {MAX_TREE_DEPTH} levels"));
@@ -455,6 +459,10 @@ impl Link {
 }
 
 impl TreeModel {
+    #[allow(
+        clippy::too_many_lines,
+        reason = "reads a tree model's ini fields and trees in genmodel's order"
+    )]
     pub fn load(
         ini: &Ini,
         meta: &Meta,
@@ -797,6 +805,10 @@ mod tests {
     /// set to values at and around the splits, NaN, ±∞, ±0, unseen and fractional levels:
     /// the leaf reached is the one genmodel's walk over the bytes reaches, bit for bit.
     #[test]
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one test over every fixture model and row"
+    )]
     fn every_tree_walks_to_genmodels_leaf() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mojo");
         let mut checked = 0usize;

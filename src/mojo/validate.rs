@@ -461,6 +461,10 @@ impl Archive {
     }
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one pass over the zip's entries, a check each"
+)]
 fn scan(bytes: &[u8], c: &mut Checker) -> Option<Archive> {
     let mut zip = match zip::ZipArchive::new(Cursor::new(bytes)) {
         Ok(zip) => zip,
@@ -857,6 +861,10 @@ struct Header {
 
 /// Checks the model whose files are under `dir` (`""`, or a StackedEnsemble member's
 /// `models/…/`), and its members. `None` when its `model.ini` cannot be read.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one check per model.ini field, in the order docs/mojo.md lists the codes"
+)]
 fn model(archive: &Archive, dir: &str, depth: usize, c: &mut Checker) -> Option<Header> {
     let path = format!("{dir}model.ini");
     let what = if dir.is_empty() {
@@ -1130,6 +1138,10 @@ fn model(archive: &Archive, dir: &str, depth: usize, c: &mut Checker) -> Option<
 /// `n_trees_per_class` and group GGG below `n_trees`, each with its `_aux.bin` after MOJO 1.00.
 /// genmodel skips a tree that is absent (H2O writes none for a class without training rows), so
 /// a class without any tree is a warning; a class missing some of its trees is truncated.
+#[allow(
+    clippy::too_many_lines,
+    reason = "checks each tree blob's encoding in genmodel's byte order"
+)]
 fn trees(archive: &Archive, dir: &str, f: &Fields, n_classes: Option<usize>, c: &mut Checker) {
     let gbm = f.ini.raw("algo") == Some("gbm");
     f.require(&["n_trees"], "a tree model", c);

@@ -117,6 +117,10 @@ fn is_tree(nodes: &[Node]) -> bool {
 }
 
 impl XGBoost {
+    #[allow(
+        clippy::too_many_lines,
+        reason = "reads the XGBoost booster's binary layout field by field"
+    )]
     pub fn load(
         ini: &Ini,
         meta: &Meta,

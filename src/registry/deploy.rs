@@ -86,6 +86,10 @@ pub fn refused(report: &Report) -> anyhow::Error {
 
 /// Flow steps 2–7 for a checked file: registers it, moves TAG, writes `models/TAG.zip`, runs
 /// the deploy hooks; returns what `deploy --json` prints.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the flow's steps 2-7 of the module doc, in order"
+)]
 pub async fn deploy(
     dir: &Path,
     printer: &Printer,

@@ -43,6 +43,10 @@ pub async fn show_doc(reg: &Registry, dir: &Path, id: &str) -> Result<Value> {
 }
 
 /// The text of `show` (without `--json`): one field a line, metrics, then the version's history.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one line per field of `show`, in the documented order"
+)]
 pub fn show_text(doc: &Value) -> String {
     let mut s = String::new();
     let p = &doc["provenance"];

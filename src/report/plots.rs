@@ -136,6 +136,10 @@ pub fn shap_importance(importance: &[(String, f64)]) -> Result<String, PlotError
 /// The holdout plot of the leader, ROC or residuals by the task: `actual` is the holdout's
 /// target column as [`metrics::read_column`] reads it, `predictions_csv` H2O's prediction frame
 /// for the same rows. Rows with a missing actual are left out, as in the holdout metrics.
+#[allow(
+    clippy::too_many_lines,
+    reason = "one plot: axes, series and labels drawn in sequence"
+)]
 pub fn holdout(
     task: &Task,
     actual: &[Option<String>],

@@ -90,6 +90,10 @@ impl AppState {
 /// Loads the model, binds, prints `Listening on http://ADDR` to stderr, and serves until
 /// `shutdown` resolves (the command passes [`crate::signal::interrupted`]: Ctrl-C or SIGTERM),
 /// then finishes the requests in flight.
+#[allow(
+    clippy::too_many_lines,
+    reason = "loads the model, builds the routes, binds and serves, in order"
+)]
 pub async fn serve(
     options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -111,7 +115,7 @@ pub async fn serve(
             // ships it: say so once.
             for link in crate::registry::links::check(&reg, &paths.models).await? {
                 if let Some(w) = link.warning().filter(|_| link.tag == options.model) {
-                    eprintln!("warning: {w}");
+                    log(format_args!("warning: {w}"));
                 }
             }
         }
@@ -161,12 +165,12 @@ pub async fn serve(
         .with_context(|| format!("listening on `{addr}`"))?;
     let local: SocketAddr = listener.local_addr().context("reading the bound address")?;
     if options.token.is_none() && !local.ip().is_loopback() {
-        eprintln!(
+        log(format_args!(
             "warning: serving on {local} without a token: anyone who can reach it can score; set {TOKEN_VAR}"
-        );
+        ));
     }
     let current = state.current();
-    eprintln!(
+    log(format_args!(
         "Serving {} ({}){} on http://{local}",
         current.version,
         current.scorer.mojo.algo(),
@@ -175,8 +179,8 @@ pub async fn serve(
             .as_ref()
             .map(|t| format!(", following tag `{t}`"))
             .unwrap_or_default()
-    );
-    eprintln!("Listening on http://{local}");
+    ));
+    log(format_args!("Listening on http://{local}"));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
@@ -192,7 +196,7 @@ async fn follow(state: Arc<AppState>, reg: Registry, dir: PathBuf, tag: String, 
         let id = match reg.tags().await {
             Ok(tags) => tags.get(&tag).cloned(),
             Err(e) => {
-                eprintln!("warning: reading tag `{tag}`: {e}");
+                log(format_args!("warning: reading tag `{tag}`: {e}"));
                 continue;
             }
         };
@@ -204,7 +208,7 @@ async fn follow(state: Arc<AppState>, reg: Registry, dir: PathBuf, tag: String, 
             Ok(Some(v)) => v,
             Ok(None) => continue,
             Err(e) => {
-                eprintln!("warning: reading version {id}: {e}");
+                log(format_args!("warning: reading version {id}: {e}"));
                 continue;
             }
         };
@@ -220,20 +224,30 @@ async fn follow(state: Arc<AppState>, reg: Registry, dir: PathBuf, tag: String, 
         .await;
         match loaded {
             Ok(Ok(loaded)) => {
-                eprintln!("Swapped tag `{tag}` → {}", loaded.version);
+                log(format_args!("Swapped tag `{tag}` → {}", loaded.version));
                 *state.current.write().expect("never poisoned") = Arc::new(loaded);
                 failed = None;
             }
             Ok(Err(e)) => {
-                eprintln!("warning: tag `{tag}` moved to {id}, which cannot be loaded (still serving {}): {e:#}", state.current().version);
+                log(format_args!("warning: tag `{tag}` moved to {id}, which cannot be loaded (still serving {}): {e:#}", state.current().version));
                 failed = Some(id);
             }
             Err(e) => {
-                eprintln!("warning: loading {id}: {e}");
+                log(format_args!("warning: loading {id}: {e}"));
                 failed = Some(id);
             }
         }
     }
+}
+
+/// serve's log: its start, warning and swap lines, each written whole to stderr as it happens
+/// (a server has no progress bar and no printer; docs/serve.md shows the lines).
+#[allow(
+    clippy::print_stderr,
+    reason = "serve's log is its stderr, line by line, from many tasks"
+)]
+fn log(line: std::fmt::Arguments<'_>) {
+    eprintln!("{line}");
 }
 
 /// The environment variable holding the bearer token `serve` requires.

@@ -375,6 +375,10 @@ fn state_path(req: &Request<'_>, sql: &str, url: &str) -> Option<PathBuf> {
     )
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "a SQL source: connect, query or increment, canonicalise and memo, in order"
+)]
 async fn from_sql(req: &Request<'_>, sql: &str) -> Result<Snapshot> {
     let url = database_url(req.locate)?;
     if !sql::has_order_by(sql) {

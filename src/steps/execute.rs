@@ -35,6 +35,10 @@ pub fn sort_metric(config: &Config, spec: &ProblemSpec) -> String {
         .unwrap_or_else(|| spec.metric.clone())
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "AutoML's call sequence on the engine (upload, train, export, SHAP), in order"
+)]
 pub async fn run(
     ctx: &mut Ctx<'_>,
     prepare: &ActionEntry,

@@ -35,6 +35,10 @@ pub struct Schema {
     pub columns: Vec<(String, ColumnType)>,
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "prepare's passes (split, fit, apply) and their outputs, in order"
+)]
 pub async fn run(ctx: &mut Ctx<'_>, snapshot: &str, spec: &ProblemSpec) -> Result<StepOutput> {
     let prepare = ctx.config.prepare.clone();
     let input = ctx.store.verified_path(snapshot)?;
@@ -158,6 +162,10 @@ pub async fn run(ctx: &mut Ctx<'_>, snapshot: &str, spec: &ProblemSpec) -> Resul
 
 /// The word vectors for text column `name`, fitted by H2O on the training documents in `docs`
 /// (`i,doc` CSV), or taken from an earlier fit of the same documents and parameters.
+#[allow(
+    clippy::too_many_lines,
+    reason = "the Word2Vec fit on the engine (upload, train, export) with its own cache entry"
+)]
 async fn word2vec(
     ctx: &mut Ctx<'_>,
     name: &str,

@@ -106,6 +106,10 @@ pub(super) fn count_newlines(path: &Path, from: u64, to: u64) -> Option<u64> {
     }
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "the chunked read: split points, workers and the ordered merge, sharing the file's state"
+)]
 pub(super) fn chunks_of<S: Send>(
     path: &Path,
     columns: usize,

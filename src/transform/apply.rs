@@ -16,6 +16,10 @@ impl Plan {
     /// are then appended in order (and hashed as they are). Rows, their order, the bytes and
     /// the profiles (merged in file order) are exactly those of one sequential pass, which is
     /// what runs when the input cannot be chunked (quoted fields, errors to report).
+    #[allow(
+        clippy::too_many_lines,
+        reason = "the apply pass, chunked or sequential, and the in-order merge of parts"
+    )]
     pub fn apply(
         &self,
         input: &Path,

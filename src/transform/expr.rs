@@ -104,6 +104,10 @@ struct Lexer {
     toks: Vec<(Tok, usize, usize)>,
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "a flat match over the expression language's tokens"
+)]
 fn lex(src: &str) -> Result<Lexer, ParseError> {
     let chars: Vec<char> = src.chars().collect();
     let mut toks = Vec::new();
@@ -317,6 +321,10 @@ impl Parser {
         self.primary()
     }
 
+    #[allow(
+        clippy::too_many_lines,
+        reason = "a flat match over the expression grammar's primaries"
+    )]
     fn primary(&mut self) -> Result<(Expr, usize), ParseError> {
         match self.peek().clone() {
             (Tok::Num(n), ..) => {

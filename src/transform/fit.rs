@@ -21,6 +21,10 @@ impl Plan {
     /// in; a mean's sum does (floating point), so a later chunk keeps its values and they are
     /// added to chunk 0's sum in file order: the same additions, in the same order, as one
     /// sequential pass (8 bytes a training row of the later chunks, per mean column).
+    #[allow(
+        clippy::too_many_lines,
+        reason = "the fit pass, chunked or sequential, and the exact merge of means and medians"
+    )]
     pub fn fit(&self, input: &Path, split: &Split, docs: &[&Path]) -> Result<Fitted> {
         let accumulators = |first: bool| -> Vec<Acc> {
             self.impute

@@ -126,6 +126,10 @@ pub fn format_number(x: f64) -> String {
 impl Plan {
     /// Resolves `prepare` against the data's profile, with errors that name the key, the
     /// column and the closest real column.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "resolves the five prepare stages in order, each with its own errors"
+    )]
     pub fn new(prepare: &Prepare, profile: &Profile, spec: &ProblemSpec) -> Result<Plan> {
         let input = profile.names();
         for name in &prepare.drop {

@@ -39,6 +39,10 @@ pub struct Replay {
 
 impl Replay {
     /// Resolves `manifest`; `vectors(digest)` returns a stored `word2vec.COL` artifact.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "rebuilds the five stages from transform.json in order, each checked"
+    )]
     pub fn new(
         manifest: &Manifest,
         mut vectors: impl FnMut(&str) -> Result<Vec<u8>>,

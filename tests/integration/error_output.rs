@@ -123,3 +123,36 @@ fn frozen_without_a_lock() {
     let p = Project::from_fixture("prostate");
     insta::assert_snapshot!(fails(&p, &mut p.command(&["run", "--frozen"])));
 }
+
+/// A store error's hint reaches stderr too: `predict` of a version whose MOJO left the store.
+/// (A metrics error's cannot be reached from the command line: its rendering is unit-tested in
+/// `commands::diagnostics`.)
+#[test]
+fn store_missing_blob() {
+    let p = trained().clone_trained();
+    let json = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_str(&p.mlbuild_offline(args).ok().stdout).unwrap()
+    };
+    let tags = json(&["tags", "--json"]);
+    let version = tags["staging"].as_str().unwrap();
+    let show = json(&["show", version, "--json"]);
+    let model = show["model"].as_str().unwrap();
+    std::fs::remove_file(p.file(&format!("cache/v1/cas/{}/{model}", &model[..2]))).unwrap();
+    let run = p.mlbuild_offline(&["predict", "--model", "staging", "data/prostate.csv"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("stored blob {model} is missing"))),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("hint: `mlbuild run` makes it again")),
+        "{}",
+        run.stderr
+    );
+}

@@ -49,6 +49,10 @@ impl Drop for WarmGuard {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario: start, runs on the warm node, stop, in the order a user lives it"
+)]
 fn a_warm_node_serves_runs_until_stopped() {
     let p = trained().clone_trained();
     let _guard = WarmGuard::new(&p);

@@ -4,6 +4,12 @@
 //! mlbuild's own launcher, so it dies with the test process (parent-death signal). Tests that
 //! are about the managed node itself launch their own.
 
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests and benchmarks report seeds, timings and what they compared"
+)]
+
 mod support;
 
 mod card_plots;

@@ -7,6 +7,10 @@ fn json(run: Run) -> serde_json::Value {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario: promote, rollback, history and a rerun, in order"
+)]
 fn promote_rollback_history_and_a_rerun_never_undoes_a_rollback() {
     let p = trained().clone_trained();
     let versions = json(p.mlbuild_offline(&["versions", "--json"]));

@@ -34,6 +34,10 @@ impl Nginx {
 
     /// With `tls`, nginx serves HTTPS with a certificate for 127.0.0.1 issued by a test CA
     /// made here with `openssl` (its PEM: [`Nginx::ca`]).
+    #[allow(
+        clippy::too_many_lines,
+        reason = "writes nginx's whole config (plain and TLS) and starts it; the config reads top to bottom"
+    )]
     fn start_with(tls: bool) -> Option<Nginx> {
         let bin = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
             .into_iter()
@@ -582,6 +586,10 @@ fn an_https_remote_with_a_private_ca_restores_every_step() {
 /// The server dies while a run is in progress: the run still succeeds, later lookups and
 /// uploads are misses with one warning, and the breaker stops calling after a few faults.
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one fault scenario: the server dies mid-run, then every consequence is checked"
+)]
 fn a_server_killed_mid_run_means_misses_one_warning_and_a_breaker() {
     let Some(mut nginx) = Nginx::start() else {
         return;
