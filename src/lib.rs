@@ -42,3 +42,4 @@ pub mod suggest;
 pub mod table;
 pub mod transform;
 pub mod user_config;
+pub mod watch;

@@ -14,8 +14,7 @@
 //! cluster, which are left running, the jobs it started are cancelled and what it created is
 //! removed.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -33,8 +32,7 @@ use crate::status::RunStatus;
 use crate::steps::{EngineSlot, Mode};
 use crate::store::lockfile::Lockfile;
 use crate::store::Store;
-
-type Stamp = Vec<Option<(u64, i64, i64, u64)>>;
+use crate::watch::{names, requery_after, stamp, watched};
 
 /// What lives across iterations.
 struct Session<'a> {
@@ -47,51 +45,6 @@ struct Session<'a> {
     /// The `[h2o]` section the warm node was started for.
     warm_for: Option<String>,
 }
-
-fn stamp(files: &[PathBuf]) -> Stamp {
-    files
-        .iter()
-        .map(|f| {
-            std::fs::metadata(f)
-                .ok()
-                .map(|m| (m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
-        })
-        .collect()
-}
-
-/// The files whose edits trigger a new iteration: `ml.toml` and the data file, or every file a
-/// glob matches now (re-expanded at each poll, so a new or removed part is a change too), and
-/// whether the source is a query (which no file reveals; see `--interval`).
-fn watched(paths: &Paths) -> (Vec<PathBuf>, bool) {
-    let toml = paths.project.join("ml.toml");
-    let mut files = vec![toml];
-    let mut query = false;
-    if let Ok(loaded) = config::load(&paths.project, &[]) {
-        query = loaded.config.locate.sql.is_some();
-        if let Some(path) = loaded.config.locate.path.as_deref() {
-            match crate::source::files::expand(&paths.project, path) {
-                Ok(found) => files.extend(found.into_iter().map(|(file, _)| file)),
-                // A missing file or an empty glob: watch the named path for its appearance.
-                Err(_) => files.push(paths.project.join(path)),
-            }
-        }
-    }
-    (files, query)
-}
-
-/// How long to wait without an edit before an iteration anyway: `--interval`, else one minute
-/// for a query source (its rows change with no file to see), else forever.
-fn requery_after(interval: Option<u64>, query: bool) -> Option<Duration> {
-    match (interval, query) {
-        (Some(0), _) => None,
-        (Some(s), _) => Some(Duration::from_secs(s)),
-        (None, true) => Some(Duration::from_secs(DEFAULT_QUERY_INTERVAL)),
-        (None, false) => None,
-    }
-}
-
-/// Seconds between iterations of a watch over a query source when `--interval` is not given.
-pub const DEFAULT_QUERY_INTERVAL: u64 = 60;
 
 pub(crate) async fn watch(
     dir: &Path,
@@ -157,26 +110,6 @@ pub(crate) async fn watch(
         .hint("the watch stopped; completed steps are cached")
         .exit(Exit::Interrupted)
         .into())
-}
-
-/// `` `ml.toml` and `data/a.csv` ``, `` `ml.toml`, `a.csv` and `b.csv` ``, or, for many files,
-/// `` `ml.toml` and 40 data files ``.
-fn names(paths: &Paths, files: &[PathBuf]) -> String {
-    let shown: Vec<String> = files
-        .iter()
-        .map(|f| {
-            format!(
-                "`{}`",
-                f.strip_prefix(&paths.project).unwrap_or(f).display()
-            )
-        })
-        .collect();
-    match shown.as_slice() {
-        [] => String::new(),
-        [one] => one.clone(),
-        [first, data @ ..] if data.len() > 3 => format!("{first} and {} data files", data.len()),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
-    }
 }
 
 async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[String]) -> Result<()> {
@@ -249,37 +182,5 @@ async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[Stri
                 .await;
             Err(e)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn interval_defaults_to_a_minute_for_queries_only() {
-        assert_eq!(requery_after(None, false), None);
-        assert_eq!(
-            requery_after(None, true),
-            Some(Duration::from_secs(DEFAULT_QUERY_INTERVAL))
-        );
-        assert_eq!(requery_after(Some(5), false), Some(Duration::from_secs(5)));
-        assert_eq!(requery_after(Some(0), true), None, "0 turns it off");
-    }
-
-    #[test]
-    fn watched_names_read_as_a_list() {
-        let paths = Paths::resolve(Path::new("/nonexistent/p"));
-        let files = |n: usize| -> Vec<PathBuf> {
-            std::iter::once(paths.project.join("ml.toml"))
-                .chain((0..n).map(|i| paths.project.join(format!("data/{i}.csv"))))
-                .collect()
-        };
-        assert_eq!(names(&paths, &files(1)), "`ml.toml` and `data/0.csv`");
-        assert_eq!(
-            names(&paths, &files(2)),
-            "`ml.toml`, `data/0.csv` and `data/1.csv`"
-        );
-        assert_eq!(names(&paths, &files(40)), "`ml.toml` and 40 data files");
     }
 }
