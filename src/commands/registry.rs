@@ -26,6 +26,9 @@ pub(crate) enum Read {
     History {
         tag: String,
     },
+    Runs {
+        page: u32,
+    },
 }
 
 pub(crate) async fn read(dir: &Path, printer: &Printer, cmd: Read, json: bool) -> Result<Exit> {
@@ -78,6 +81,11 @@ async fn read_on(
             registry::links::warn_stale(printer, reg, &models, |_| true).await?;
             Ok(Exit::Ok)
         }
+        Read::Runs { page } => {
+            let per = crate::ui::RUNS_PER_PAGE;
+            let runs = reg.run_summaries(page.saturating_sub(1) * per, per).await?;
+            print_doc(printer, json, runs.as_slice(), registry::render_runs)
+        }
         Read::History { tag } => {
             let events = reg.history(&tag).await?;
             print_doc(printer, json, events.as_slice(), registry::render_history)
@@ -102,15 +110,22 @@ pub(crate) async fn move_tag(
     json: bool,
 ) -> Result<Exit> {
     let (reg, store, models) = open_for_tags(dir).await?;
-    let lock = registry::links::lock_for(&models, printer)?;
-    let by = registry::current_user();
-    let moved = match how {
-        Move::Promote { version, reason } => reg.move_tag(tag, &version, &by, &reason).await?,
-        Move::Rollback { to } => reg.rollback(tag, to.as_deref(), &by).await?,
-    };
-    crate::faultpoint::hit("tags.after-commit");
-    let synced = registry::links::sync(&reg, &store, &models, &lock).await?;
-    drop(lock);
+    let moved = async {
+        let lock = registry::links::lock_for(&models, printer)?;
+        let by = registry::current_user();
+        let moved = match how {
+            Move::Promote { version, reason } => reg.move_tag(tag, &version, &by, &reason).await?,
+            Move::Rollback { to } => reg.rollback(tag, to.as_deref(), &by).await?,
+        };
+        crate::faultpoint::hit("tags.after-commit");
+        let synced = registry::links::sync(&reg, &store, &models, &lock).await?;
+        drop(lock);
+        Ok::<_, anyhow::Error>((moved, synced))
+    }
+    .await;
+    // Closing checkpoints SQLite's WAL: no `-wal` outlives the command, whatever happened.
+    reg.close().await;
+    let (moved, synced) = moved?;
     registry::links::report(printer, &synced, &[tag]);
     report_move(printer, json, &moved)
 }

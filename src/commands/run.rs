@@ -5,20 +5,18 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::cli::RunArgs;
-use super::context::{
-    engine_slot, lock_runs, open_registry_read, planner_for, release_engine, require_project_dir,
-    step_ctx,
-};
+use super::context::{lock_runs, open_registry_read, release_engine, require_project_dir};
 use crate::config;
 use crate::error::{Diagnostic, Exit};
 use crate::fingerprint::Reason;
 use crate::pipeline::{Outcome, Pipeline, PlanEntry, RunOptions};
+use crate::plan::Planner;
 use crate::project::{Paths, Step};
 use crate::registry::{self, Registry};
 use crate::report::{DoneEvent, Printer};
 use crate::signal::interrupted;
-use crate::status::{Freshness, RunStatus};
-use crate::steps::Mode;
+use crate::status::RunStatus;
+use crate::steps::{Ctx, Mode};
 use crate::store::lockfile::Lockfile;
 use crate::store::Store;
 
@@ -41,6 +39,23 @@ pub(crate) async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<
         .with_remote(crate::store::remote::configured(&loaded.config.cache)?);
     let _lock = lock_runs(&store, printer)?;
     let registry = Registry::open(&paths.state_url).await?;
+    let result = run_on(&paths, &loaded, &store, &registry, printer, args, opts).await;
+    // Closing checkpoints SQLite's WAL into `state.db`, so no `-wal`/`-shm` outlives the run
+    // (a copy of the project, or the next reader, would otherwise meet them).
+    registry.close().await;
+    result
+}
+
+/// The run proper, on the opened store and registry, under the run lock.
+async fn run_on(
+    paths: &Paths,
+    loaded: &config::Loaded,
+    store: &Store,
+    registry: &Registry,
+    printer: &Printer,
+    args: RunArgs,
+    opts: RunOptions,
+) -> Result<Exit> {
     let old_lock = Lockfile::load(&paths.lockfile)?;
     if args.frozen && old_lock.is_none() {
         return Err(
@@ -59,18 +74,18 @@ pub(crate) async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<
         );
     }
     let run_id = registry.begin_run(&project_name, "run").await?;
-    let engine = engine_slot();
-    let ctx = step_ctx(
-        &paths,
+    let engine = Ctx::engine_slot();
+    let ctx = Ctx::new(
+        paths,
         &loaded.config,
-        &store,
+        store,
         printer,
-        &registry,
+        registry,
         &engine,
         run_id,
         Mode::Run,
     );
-    let planner = planner_for(&loaded, &args.overrides);
+    let planner = Planner::for_config(loaded, &args.overrides);
     let mut pipeline = Pipeline::new(ctx, opts, old_lock, planner);
     let result = tokio::select! {
         r = pipeline.run() => Some(r),
@@ -99,7 +114,7 @@ pub(crate) async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<
     };
     crate::faultpoint::hit("run.before-finish");
     printer.done(&done);
-    crate::pipeline::finish_run(&registry, run_id, &outcome).await?;
+    crate::pipeline::finish_run(registry, run_id, &outcome).await?;
     finished(printer, outcome, &done)
 }
 
@@ -151,7 +166,7 @@ pub(crate) async fn explain(
     json: bool,
     opts: RunOptions,
 ) -> Result<Exit> {
-    let entries = complete_plan(&plan(dir, printer, opts).await?);
+    let entries = crate::pipeline::complete_plan(&plan(dir, printer, opts).await?);
     let entry = entries
         .iter()
         .find(|e| e.step == step.as_str() && e.attempt == 1)
@@ -186,69 +201,22 @@ pub(crate) async fn explain(
     Ok(Exit::Ok)
 }
 
-/// Plans without running (never starts H2O): each step fresh or stale, with its reason. Reads
-/// only ([`Mode::Plan`]): no run lock, no remote cache, the registry opened read-only.
+/// Plans without running (never starts H2O; [`crate::pipeline::plan`]), then warns about stale
+/// `models/` files as every reader does.
 async fn plan(dir: &Path, printer: &Printer, opts: RunOptions) -> Result<Vec<PlanEntry>> {
     require_project_dir(dir)?;
     let paths = Paths::resolve(dir);
-    let loaded = config::load(&paths.project, &opts.overrides)?;
-    let store = Store::open(&paths.cache)?;
     let registry = open_registry_read(dir).await?;
-    let old_lock = Lockfile::load(&paths.lockfile)?;
-    let engine = engine_slot();
-    let ctx = step_ctx(
-        &paths,
-        &loaded.config,
-        &store,
-        printer,
-        &registry,
-        &engine,
-        0,
-        Mode::Plan,
-    );
-    let planner = planner_for(&loaded, &opts.overrides);
-    let mut pipeline = Pipeline::new(ctx, opts, old_lock, planner);
-    pipeline.run().await?;
-    let entries = std::mem::take(&mut pipeline.plan);
-    drop(pipeline);
+    let entries = crate::pipeline::plan(&paths, &registry, printer, opts).await?;
     registry::links::warn_stale(printer, &registry, &paths.models, |_| true).await?;
     registry.close().await;
     Ok(entries)
 }
 
-/// The plan, completed: steps after the first stale one are stale because of it (their keys
-/// depend on outputs that do not exist yet).
-fn complete_plan(plan: &[PlanEntry]) -> Vec<PlanEntry> {
-    let mut rows = plan.to_vec();
-    if let Some(first) = plan.iter().find(|p| p.state == Freshness::Stale) {
-        let seen: Vec<&str> = plan.iter().map(|p| p.step.as_str()).collect();
-        for step in Step::ALL
-            .iter()
-            .map(|s| s.as_str())
-            .filter(|s| !seen.contains(s))
-        {
-            let detail = Reason::UpstreamStale {
-                step: first.step.clone(),
-            };
-            rows.push(PlanEntry {
-                step: step.to_string(),
-                attempt: 1,
-                state: Freshness::Stale,
-                reason: detail.render(),
-                detail,
-            });
-        }
-    }
-    rows
-}
-
 fn print_plan(printer: &Printer, plan: &[PlanEntry], json: bool) {
-    let rows = complete_plan(plan);
+    let rows = crate::pipeline::complete_plan(plan);
     if json {
-        let rows: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|p| serde_json::json!({ "step": p.step, "attempt": p.attempt, "state": p.state, "reason": p.reason }))
-            .collect();
+        let rows: Vec<serde_json::Value> = rows.iter().map(PlanEntry::row).collect();
         printer.data(&serde_json::to_string_pretty(&rows).expect("json"));
         return;
     }

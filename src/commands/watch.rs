@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::context::{engine_slot, lock_runs, planner_for, release_engine, step_ctx};
+use super::context::{lock_runs, release_engine};
 use crate::config;
 use crate::error::{Diagnostic, Exit};
 use crate::pipeline::{Outcome, Pipeline, RunOptions};
@@ -29,7 +29,7 @@ use crate::registry::Registry;
 use crate::report::Printer;
 use crate::signal::interrupted;
 use crate::status::RunStatus;
-use crate::steps::{EngineSlot, Mode};
+use crate::steps::{Ctx, EngineSlot, Mode};
 use crate::store::lockfile::Lockfile;
 use crate::store::Store;
 use crate::watch::{names, requery_after, stamp, watched};
@@ -55,7 +55,7 @@ pub(crate) async fn watch(
     let paths = Paths::resolve(dir);
     let store = Store::open(&paths.cache)?;
     let registry = Registry::open(&paths.state_url).await?;
-    let engine = engine_slot();
+    let engine = Ctx::engine_slot();
     let mut session = Session {
         paths: &paths,
         store: &store,
@@ -106,6 +106,7 @@ pub(crate) async fn watch(
     // As `run` does: stop a managed node, or cancel and remove this watch's work on a warm
     // node or remote cluster, within a budget a second Ctrl-C cuts short.
     release_engine(&engine, printer, interrupted()).await;
+    registry.close().await;
     Err(Diagnostic::new("interrupted")
         .hint("the watch stopped; completed steps are cached")
         .exit(Exit::Interrupted)
@@ -129,7 +130,7 @@ async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[Stri
             p.clear_records();
             p
         }
-        None => planner_for(&loaded, overrides),
+        None => Planner::for_config(&loaded, overrides),
     };
     // A changed `[h2o]` section needs a different engine: stop the warm one.
     let wanted = serde_json::to_string(&loaded.config.h2o)?;
@@ -142,7 +143,7 @@ async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[Stri
     let run_id = registry
         .begin_run(&paths.project_name(&loaded.config), "watch")
         .await?;
-    let ctx = step_ctx(
+    let ctx = Ctx::new(
         paths,
         &loaded.config,
         store,

@@ -214,6 +214,7 @@ pub async fn deploy(
         crate::report::hooks::notify(printer, "deploy", &hooks, &payload, &paths.project).await;
     }
 
+    registry.close().await;
     Ok(Deployed {
         version: version.id,
         created,

@@ -50,8 +50,8 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
-pub use render::{render_history, render_tags, render_versions};
-pub use runs::{Run, StepRecord};
+pub use render::{render_history, render_runs, render_tags, render_versions};
+pub use runs::{Run, RunSummary, StepRecord};
 pub use tags::{TagEvent, TagMove};
 pub use versions::{Blob, NewVersion, Version, VersionEvent};
 
@@ -217,6 +217,8 @@ enum Backend {
 #[derive(Debug, Clone)]
 pub struct Registry {
     pool: AnyPool,
+    /// Whether the database is a SQLite file (its WAL is checkpointed on [`Registry::close`]).
+    sqlite: bool,
     /// The schema version of the database: [`schema::current`] once opened for writing; a read
     /// ([`Registry::open_read`]) takes an older schema as it is (see `schema::has`).
     schema: i64,
@@ -317,6 +319,7 @@ impl Registry {
 
         let registry = Registry {
             pool,
+            sqlite: backend == Backend::Sqlite,
             schema: schema::current(),
         };
         if backend == Backend::Sqlite {
@@ -411,6 +414,7 @@ impl Registry {
         schema::check_not_newer(found, &shown)?;
         Ok(Registry {
             pool,
+            sqlite: backend == Backend::Sqlite,
             schema: found,
         })
     }
@@ -438,12 +442,22 @@ impl Registry {
             .map_err(db("opening an empty registry"))?;
         Ok(Registry {
             pool,
+            sqlite: true,
             schema: schema::current(),
         })
     }
 
-    /// Closes the pool, waiting for connections to finish (optional: dropping also closes).
+    /// Closes the pool, waiting for connections to finish. On SQLite the WAL is checkpointed
+    /// into `state.db` and truncated first, so what a command wrote is in the file itself when
+    /// it exits, whoever copies or reads it next (the last connection's close removes the
+    /// `-wal` and `-shm` files, but it may still be under way when the process exits). A
+    /// read-only registry cannot checkpoint and has nothing to.
     pub async fn close(&self) {
+        if self.sqlite {
+            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await;
+        }
         self.pool.close().await;
     }
 }

@@ -355,6 +355,7 @@ mod tests {
         for o in opens {
             let reg = Registry {
                 pool: o.await.unwrap().unwrap(),
+                sqlite: true,
                 schema: schema::current(),
             };
             ids.push(reg.begin_run("p", "run").await.unwrap());

@@ -131,10 +131,12 @@ pub struct Baseline {
 pub fn baseline() -> &'static Baseline {
     static BASELINE: OnceLock<Baseline> = OnceLock::new();
     BASELINE.get_or_init(|| {
-        let p = trained();
-        let tags = json(p, &["tags", "--json"]);
+        // Read from a copy: a command on the shared project itself opens its SQLite WAL, and a
+        // test cloning the project at that moment would copy a `-wal` file with it.
+        let p = trained().clone_trained();
+        let tags = json(&p, &["tags", "--json"]);
         let version = tags["staging"].as_str().unwrap().to_string();
-        let v = version_of(p, &version);
+        let v = version_of(&p, &version);
         Baseline {
             canonical: v["canonical"].as_str().unwrap().to_string(),
             version,

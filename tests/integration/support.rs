@@ -260,6 +260,8 @@ impl Run {
 }
 
 /// The trained fixture project, trained once per test binary and cloned by each scenario.
+/// The shared trained project. Tests read and change copies of it (`clone_trained`), never it:
+/// a command on it opens its SQLite WAL, and a copy taken meanwhile would carry the `-wal`.
 pub fn trained() -> &'static Project {
     static TRAINED: OnceLock<Project> = OnceLock::new();
     TRAINED.get_or_init(|| {
@@ -398,4 +400,48 @@ impl Drop for PgDb {
             )],
         );
     }
+}
+
+/// A server process (`serve`, `ui`) and the URL it printed as `Listening on URL`; killed when
+/// dropped. `log` holds its stderr so far.
+pub struct Listening {
+    pub child: std::process::Child,
+    pub url: String,
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `cmd` and waits (up to a minute) for its `Listening on URL` line.
+pub fn listen(mut cmd: Command) -> Listening {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(url) = line.strip_prefix("Listening on ") {
+                let _ = tx.send(url.to_string());
+            }
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    let url = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("the server did not start: {}", log.lock().unwrap()));
+    Listening { child, url, log }
 }
