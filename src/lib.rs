@@ -41,5 +41,6 @@ pub mod store;
 pub mod suggest;
 pub mod table;
 pub mod transform;
+pub mod ui;
 pub mod user_config;
 pub mod watch;

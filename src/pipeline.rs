@@ -21,14 +21,14 @@ use serde_json::{json, Value};
 use crate::error::Diagnostic;
 use crate::fingerprint::{diff_inputs, KeyInputs, Reason};
 use crate::plan::Planner;
-use crate::project::Step;
+use crate::project::{Paths, Step};
 use crate::registry::Registry;
-use crate::report::{DoneEvent, StepEvent};
+use crate::report::{DoneEvent, Printer, StepEvent};
 use crate::status::{Freshness, RunStatus, StepStatus};
 use crate::steps;
 use crate::steps::{Ctx, Mode, StepOutput, StepResult, Verdict};
 use crate::store::lockfile::{EngineFingerprint, LockedStep, Lockfile};
-use crate::store::{AcLookup, ActionEntry};
+use crate::store::{AcLookup, ActionEntry, Store};
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -165,6 +165,13 @@ pub struct PlanEntry {
     pub reason: String,
     /// The reason, structured (`{"kind": …}`), for `explain --json`.
     pub detail: Reason,
+}
+
+impl PlanEntry {
+    /// The entry as `status --json` (and the UI's `/api/status`) shows it.
+    pub fn row(&self) -> serde_json::Value {
+        json!({ "step": self.step, "attempt": self.attempt, "state": self.state, "reason": self.reason })
+    }
 }
 
 impl<'a> Pipeline<'a> {
@@ -800,4 +807,60 @@ impl<'a> Pipeline<'a> {
         let version = self.ctx.registry.get(id).await.ok()??;
         Some(version.canonical)
     }
+}
+
+/// Plans without running: each step fresh or stale, with its reason, up to the first stale
+/// one ([`complete_plan`] adds the rest). Reads only ([`Mode::Plan`]): no run lock, no remote
+/// cache, `registry` opened read-only by the caller; never starts H2O. `status`, `explain`,
+/// `run --dry-run` and the UI's pipeline page all plan here.
+pub async fn plan(
+    paths: &Paths,
+    registry: &Registry,
+    printer: &Printer,
+    opts: RunOptions,
+) -> Result<Vec<PlanEntry>> {
+    let loaded = crate::config::load(&paths.project, &opts.overrides)?;
+    let store = Store::open(&paths.cache)?;
+    let old_lock = Lockfile::load(&paths.lockfile)?;
+    let engine = Ctx::engine_slot();
+    let ctx = Ctx::new(
+        paths,
+        &loaded.config,
+        &store,
+        printer,
+        registry,
+        &engine,
+        0,
+        Mode::Plan,
+    );
+    let planner = Planner::for_config(&loaded, &opts.overrides);
+    let mut pipeline = Pipeline::new(ctx, opts, old_lock, planner);
+    pipeline.run().await?;
+    Ok(std::mem::take(&mut pipeline.plan))
+}
+
+/// The plan, completed: steps after the first stale one are stale because of it (their keys
+/// depend on outputs that do not exist yet).
+pub fn complete_plan(plan: &[PlanEntry]) -> Vec<PlanEntry> {
+    let mut rows = plan.to_vec();
+    if let Some(first) = plan.iter().find(|p| p.state == Freshness::Stale) {
+        let seen: Vec<&str> = plan.iter().map(|p| p.step.as_str()).collect();
+        for step in Step::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .filter(|s| !seen.contains(s))
+        {
+            let detail = Reason::UpstreamStale {
+                step: first.step.clone(),
+            };
+            rows.push(PlanEntry {
+                step: step.to_string(),
+                attempt: 1,
+                state: Freshness::Stale,
+                reason: detail.render(),
+                detail,
+            });
+        }
+    }
+    rows
 }

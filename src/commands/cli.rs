@@ -20,7 +20,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 escalated (monitor failed: threshold or ba
 4 data-quality gate failed, 130 interrupted.\n\n\
 Environment: MLBUILD_H2O_URL, MLBUILD_H2O_JAR, MLBUILD_CACHE_DIR, MLBUILD_STATE_URL, MLBUILD_CONFIG \
 (user config, default ~/.config/mlbuild/config.toml: state_url, [remote] url/token), NO_COLOR, \
-MLBUILD_NO_PROGRESS, MLBUILD_REMOTE_CACHE, MLBUILD_REMOTE_TOKEN, MLBUILD_REMOTE_READ_ONLY, MLBUILD_REMOTE_CA, MLBUILD_SERVE_TOKEN. \
+MLBUILD_NO_PROGRESS, MLBUILD_REMOTE_CACHE, MLBUILD_REMOTE_TOKEN, MLBUILD_REMOTE_READ_ONLY, MLBUILD_REMOTE_CA, MLBUILD_SERVE_TOKEN, MLBUILD_UI_TOKEN. \
 See docs/ for details."
 )]
 pub struct Cli {
@@ -209,6 +209,27 @@ pub enum Command {
         /// Most rows in one request
         #[arg(long, default_value_t = 1000, value_name = "N")]
         max_rows: usize,
+    },
+    /// List runs, newest first: started, finished, command, status and step counts
+    Runs {
+        #[arg(long)]
+        json: bool,
+        /// Which page of 50 runs (1: the newest)
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        page: u32,
+    },
+    /// Serve the project's pipeline, runs, models and tags in a browser (read-only; never
+    /// starts H2O); off loopback it requires MLBUILD_UI_TOKEN
+    Ui {
+        /// Address to bind (anything but loopback needs MLBUILD_UI_TOKEN)
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Port (0: any free port, printed on stderr)
+        #[arg(long, default_value_t = 6789)]
+        port: u16,
+        /// Open the UI in the default browser (xdg-open) once it listens
+        #[arg(long)]
+        open: bool,
     },
 }
 

@@ -4,80 +4,15 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use crate::config;
 use crate::error::{Diagnostic, Exit};
-use crate::h2o::EngineConfig;
-use crate::plan::{PlanDb, Planner};
 use crate::project::Paths;
 use crate::registry::Registry;
 use crate::report::Printer;
-use crate::steps::{Ctx, EngineSlot, Mode};
+use crate::steps::EngineSlot;
 use crate::store::{RunLock, Store};
-
-/// The engine `ml.toml`'s `[h2o]` asks for, with `MLBUILD_H2O_URL` and `MLBUILD_H2O_JAR`
-/// taking precedence over `url` and `jar`.
-pub(crate) fn engine_config(paths: &Paths, config: &config::Config) -> EngineConfig {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    EngineConfig {
-        url: env("MLBUILD_H2O_URL").or_else(|| config.h2o.url.clone()),
-        jar: env("MLBUILD_H2O_JAR")
-            .map(PathBuf::from)
-            .or_else(|| config.h2o.jar.as_ref().map(|j| paths.project.join(j))),
-        version: config.h2o.version.clone(),
-        nodes: config.h2o.nodes,
-        memory: config.h2o.memory.clone(),
-        work_dir: crate::store::layout::engine_dir(&paths.cache),
-        tool_cache: paths.tool_cache.clone(),
-    }
-}
-
-/// A planner over `ml.toml` as loaded, with the command's `--set` overrides.
-pub(crate) fn planner_for(loaded: &config::Loaded, overrides: &[String]) -> Planner {
-    Planner::new(
-        PlanDb::default(),
-        loaded.path.display().to_string(),
-        loaded.source.clone(),
-        overrides.to_vec(),
-    )
-}
-
-/// An empty engine slot: the engine starts (or is connected to) on a step's first use.
-pub(crate) fn engine_slot() -> EngineSlot {
-    Arc::new(tokio::sync::Mutex::new(None))
-}
-
-/// The context the steps run in. `run_id` is 0 in [`Mode::Plan`] (nothing is recorded).
-#[allow(
-    clippy::too_many_arguments,
-    reason = "one argument per borrowed field of the context; a struct of them would be the context"
-)]
-pub(crate) fn step_ctx<'a>(
-    paths: &'a Paths,
-    config: &'a config::Config,
-    store: &'a Store,
-    printer: &'a Printer,
-    registry: &'a Registry,
-    engine: &'a EngineSlot,
-    run_id: i64,
-    mode: Mode,
-) -> Ctx<'a> {
-    Ctx {
-        paths,
-        config,
-        store,
-        printer,
-        registry,
-        engine,
-        engine_config: engine_config(paths, config),
-        run_id,
-        h2o_started: false,
-        mode,
-    }
-}
 
 /// The project's run lock (`run`, `watch`, `cache gc`, `cache pull`), saying once that it waits
 /// when another process holds it.

@@ -14,7 +14,6 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use super::cli::H2oCommand;
-use super::context::engine_config;
 use crate::config;
 use crate::error::{Diagnostic, Exit};
 use crate::h2o::warm::{self, Health, Record, Started, Stopped, WarmNode};
@@ -60,7 +59,7 @@ fn uptime(node: &WarmNode) -> String {
 
 async fn start(paths: &Paths, printer: &Printer, json: bool) -> Result<Exit> {
     let loaded = config::load(&paths.project, &[])?;
-    let cfg = engine_config(paths, &loaded.config);
+    let cfg = crate::h2o::EngineConfig::resolve(paths, &loaded.config);
     if let Some(url) = &cfg.url {
         let from = if std::env::var("MLBUILD_H2O_URL").is_ok_and(|v| !v.is_empty()) {
             "`MLBUILD_H2O_URL`"

@@ -8,13 +8,14 @@
 //! | `run.rs` | `run`, `status`, `explain` |
 //! | `init.rs` | `init` |
 //! | `watch.rs` | `watch` |
-//! | `registry.rs` | `versions`, `show`, `diff`, `tags`, `history`, `promote`, `rollback` |
+//! | `registry.rs` | `versions`, `show`, `diff`, `tags`, `history`, `runs`, `promote`, `rollback` |
 //! | `deploy.rs` | `deploy --mojo` |
 //! | `cache.rs` | `cache push \| pull \| verify \| gc` |
 //! | `h2o.rs` | `h2o start \| stop \| status` |
 //! | `mojo.rs` | `mojo validate` |
 //! | `predict.rs` | `predict` |
 //! | `serve.rs` | `serve` |
+//! | `ui.rs` | `ui` |
 //!
 //! Layering (docs/architecture.md): nothing outside this directory (and `main.rs`) imports
 //! `commands` or `commands::cli`; `tests/integration/layers.rs` checks it.
@@ -31,6 +32,7 @@ mod predict;
 mod registry;
 mod run;
 mod serve;
+mod ui;
 mod watch;
 
 use std::path::PathBuf;
@@ -67,6 +69,7 @@ fn wants_json(command: &Command) -> bool {
             | Command::Versions { json: true }
             | Command::Tags { json: true }
             | Command::History { json: true, .. }
+            | Command::Runs { json: true, .. }
             | Command::Show { json: true, .. }
             | Command::Diff { json: true, .. }
             | Command::Deploy { json: true, .. }
@@ -118,6 +121,10 @@ async fn dispatch(cli: Cli, printer: &Printer) -> Result<Exit> {
         Command::History { tag, json } => {
             registry::read(&dir, printer, Read::History { tag }, json).await
         }
+        Command::Runs { json, page } => {
+            registry::read(&dir, printer, Read::Runs { page }, json).await
+        }
+        Command::Ui { host, port, open } => ui::ui(&dir, host, port, open).await,
         Command::Promote {
             tag,
             version,

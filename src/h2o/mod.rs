@@ -70,6 +70,25 @@ pub struct EngineConfig {
     pub tool_cache: PathBuf,
 }
 
+impl EngineConfig {
+    /// The engine `ml.toml`'s `[h2o]` asks for, with `MLBUILD_H2O_URL` and `MLBUILD_H2O_JAR`
+    /// taking precedence over `url` and `jar`.
+    pub fn resolve(paths: &crate::project::Paths, config: &crate::config::Config) -> EngineConfig {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        EngineConfig {
+            url: env("MLBUILD_H2O_URL").or_else(|| config.h2o.url.clone()),
+            jar: env("MLBUILD_H2O_JAR")
+                .map(PathBuf::from)
+                .or_else(|| config.h2o.jar.as_ref().map(|j| paths.project.join(j))),
+            version: config.h2o.version.clone(),
+            nodes: config.h2o.nodes,
+            memory: config.h2o.memory.clone(),
+            work_dir: crate::store::layout::engine_dir(&paths.cache),
+            tool_cache: paths.tool_cache.clone(),
+        }
+    }
+}
+
 /// A ready H2O: the client, and the local node if we launched one.
 pub struct Engine {
     pub client: Client,

@@ -417,6 +417,16 @@ pub struct Planner {
 }
 
 impl Planner {
+    /// A planner over `ml.toml` as loaded, with a run's `--set` overrides.
+    pub fn for_config(loaded: &config::Loaded, overrides: &[String]) -> Planner {
+        Planner::new(
+            PlanDb::default(),
+            loaded.path.display().to_string(),
+            loaded.source.clone(),
+            overrides.to_vec(),
+        )
+    }
+
     pub fn new(db: PlanDb, path: String, text: String, overrides: Vec<String>) -> Planner {
         let input = PlanInput::new(
             &db,

@@ -107,6 +107,37 @@ pub fn render_tags(tags: &BTreeMap<String, String>) -> String {
     table(&["TAG", "VERSION"], &rows)
 }
 
+/// `mlbuild runs`: one line per run, newest first.
+pub fn render_runs(runs: &[super::RunSummary]) -> String {
+    if runs.is_empty() {
+        return "no runs yet\n".to_string();
+    }
+    let count = |r: &super::RunSummary, s: &str| r.steps.get(s).copied().unwrap_or(0).to_string();
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            vec![
+                r.run.id.to_string(),
+                r.run.started_at.clone(),
+                r.run.finished_at.clone().unwrap_or_else(|| "-".into()),
+                r.run.command.clone(),
+                r.run.status.to_string(),
+                count(r, "ran"),
+                count(r, "cached"),
+                count(r, "restored"),
+                count(r, "failed"),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "run", "started", "finished", "command", "status", "ran", "cached", "restored",
+            "failed",
+        ],
+        &rows,
+    )
+}
+
 /// `mlbuild history TAG`: one line per move, oldest first.
 pub fn render_history(events: &[TagEvent]) -> String {
     if events.is_empty() {

@@ -20,6 +20,16 @@ pub struct Run {
     pub report: Option<String>,
 }
 
+/// A run and how many of its step executions ended each way: a line of `mlbuild runs` and of
+/// the UI's runs page. JSON: the run's fields plus `steps` (`ran`, `cached`, `restored`,
+/// `failed` → count).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    #[serde(flatten)]
+    pub run: Run,
+    pub steps: std::collections::BTreeMap<String, usize>,
+}
+
 /// One step execution within a run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepRecord {
@@ -207,6 +217,47 @@ impl Registry {
         .await
         .map_err(db("reading the recent runs"))?;
         rows.iter().map(run_from_row).collect()
+    }
+
+    /// A page of runs, newest first: `limit` runs after skipping the `offset` newest.
+    pub async fn runs_page(&self, offset: u32, limit: u32) -> Result<Vec<Run>> {
+        let rows = sqlx::query(
+            "SELECT id, project, command, started_at, finished_at, status, report \
+             FROM runs ORDER BY id DESC LIMIT $1 OFFSET $2",
+        )
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("reading a page of runs"))?;
+        rows.iter().map(run_from_row).collect()
+    }
+
+    /// A page of runs with their step counts, newest first.
+    pub async fn run_summaries(&self, offset: u32, limit: u32) -> Result<Vec<RunSummary>> {
+        let mut out = Vec::new();
+        for run in self.runs_page(offset, limit).await? {
+            let steps = self.steps(run.id).await?;
+            let counts = StepStatus::ALL
+                .iter()
+                .map(|s| {
+                    let n = steps.iter().filter(|r| r.status == *s).count();
+                    (s.as_str().to_string(), n)
+                })
+                .collect();
+            out.push(RunSummary { run, steps: counts });
+        }
+        Ok(out)
+    }
+
+    /// How many runs this registry holds.
+    pub async fn run_count(&self) -> Result<u64> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM runs")
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(db("counting the runs"))?;
+        Ok(n.max(0) as u64)
     }
 
     /// The steps recorded for a run, in the order they were recorded.

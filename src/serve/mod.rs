@@ -323,7 +323,7 @@ async fn answer_early(
 }
 
 /// Equality whose time depends only on the lengths, not on where the bytes differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -53,7 +53,40 @@ pub struct Ctx<'a> {
     pub mode: Mode,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The context of a walk; `run_id` is 0 in [`Mode::Plan`] (nothing is recorded).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one argument per borrowed field of the context; a struct of them would be the context"
+    )]
+    pub fn new(
+        paths: &'a Paths,
+        config: &'a Config,
+        store: &'a Store,
+        printer: &'a Printer,
+        registry: &'a Registry,
+        engine: &'a EngineSlot,
+        run_id: i64,
+        mode: Mode,
+    ) -> Ctx<'a> {
+        Ctx {
+            paths,
+            config,
+            store,
+            printer,
+            registry,
+            engine,
+            engine_config: EngineConfig::resolve(paths, config),
+            run_id,
+            h2o_started: false,
+            mode,
+        }
+    }
+
+    /// An empty engine slot: the engine starts (or is connected to) on a step's first use.
+    pub fn engine_slot() -> EngineSlot {
+        Arc::new(tokio::sync::Mutex::new(None))
+    }
     /// The engine's client, starting or connecting to H2O on first use.
     ///
     /// Without a URL, a warm node (`mlbuild h2o start`) that fits `[h2o]` is used like a remote

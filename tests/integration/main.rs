@@ -35,4 +35,5 @@ mod remote;
 mod scenarios;
 mod serve;
 mod sources;
+mod ui;
 mod user_config;

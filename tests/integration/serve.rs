@@ -2,8 +2,6 @@
 //! H2O's holdout predictions, the prepare transform is replayed, and a served tag that moves is
 //! swapped in with no failed request.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -165,18 +163,7 @@ fn predict_replays_the_text_transform() {
 }
 
 /// `mlbuild serve` in a project; killed on drop.
-struct Server {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+type Server = Listening;
 
 fn start(p: &Project, extra: &[&str]) -> Server {
     start_with_env(p, extra, &[])
@@ -187,27 +174,7 @@ fn start_with_env(p: &Project, extra: &[&str], env: &[(&str, &str)]) -> Server {
     args.extend_from_slice(extra);
     let mut cmd = p.command(&args);
     cmd.envs(env.iter().copied());
-    let mut child = cmd
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let log = Arc::new(Mutex::new(String::new()));
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("Listening on ") {
-                let _ = tx.send(url.to_string());
-            }
-            sink.lock().unwrap().push_str(&(line + "\n"));
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("serve did not start: {}", log.lock().unwrap()));
-    Server { child, url, log }
+    listen(cmd)
 }
 
 const ROW: &str =

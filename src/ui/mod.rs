@@ -1,0 +1,383 @@
+//! `mlbuild ui`: the project in a browser — its pipeline with every step's state and reason,
+//! its runs, its models and its tags — rendered on the server (maud), with one embedded
+//! stylesheet and no script, so every page reads without JavaScript.
+//!
+//! | route | page or data |
+//! |---|---|
+//! | `GET /` | the pipeline: the eight steps as an SVG graph and a table, each fresh / stale / failed / never run with the planner's reason (the same code as `status`) |
+//! | `GET /runs?page=N` | runs, newest first, 50 a page: started, duration, status, steps ran/cached/restored |
+//! | `GET /models` | registered versions with their metrics |
+//! | `GET /models/{version}` | one version: metrics, provenance, tags |
+//! | `GET /tags` | each tag's version and history |
+//! | `GET /api/status`, `/api/runs?page=N`, `/api/versions`, `/api/tags` | the same data as JSON, in the shapes of `status --json`, `runs --json`, `versions --json`, `tags --json` |
+//! | `GET /assets/ui.css` | the stylesheet |
+//!
+//! **Reading only.** Every page plans as `status` does ([`crate::pipeline::plan`],
+//! [`Mode::Plan`](crate::steps::Mode::Plan)): the registry is opened read-only, nothing is
+//! written, H2O is never started. A project without `ml.toml` or without runs gets pages that
+//! say what to do next.
+//!
+//! **Access.** The UI binds to loopback by default. Bound to any other address it refuses to
+//! start without a token (`MLBUILD_UI_TOKEN`); with a token, every request needs
+//! `Authorization: Bearer <token>` or the `mlbuild_ui` cookie that `GET /login?token=<token>`
+//! sets (HttpOnly, SameSite=Strict), compared in constant time.
+
+mod pages;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::Diagnostic;
+use crate::project::Paths;
+use crate::registry::Registry;
+use crate::report::{ColorChoice, Printer};
+
+/// The environment variable holding the token the UI requires off loopback.
+pub const TOKEN_VAR: &str = "MLBUILD_UI_TOKEN";
+
+/// Runs a page of `/runs` shows.
+pub const RUNS_PER_PAGE: u32 = 50;
+
+const STYLESHEET: &str = include_str!("../../assets/ui.css");
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub dir: PathBuf,
+    pub host: String,
+    pub port: u16,
+    /// The token requests must carry (`MLBUILD_UI_TOKEN`), if any.
+    pub token: Option<String>,
+    /// Open the UI in the default browser (`xdg-open`) once it listens.
+    pub open: bool,
+}
+
+struct App {
+    paths: Paths,
+    token: Option<String>,
+}
+
+/// Binds, prints `Listening on http://ADDR` to stderr, and serves until `shutdown` resolves.
+pub async fn serve(
+    options: Options,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let addr = format!("{}:{}", options.host, options.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("listening on `{addr}`"))?;
+    let local: SocketAddr = listener.local_addr().context("reading the bound address")?;
+    if options.token.is_none() && !local.ip().is_loopback() {
+        return Err(Diagnostic::new(format!(
+            "refusing to serve the UI on {local} without a token: anyone who can reach it could read the project"
+        ))
+        .hint(format!(
+            "set `{TOKEN_VAR}` to a secret, or bind to loopback (the default, `--host 127.0.0.1`)"
+        ))
+        .into());
+    }
+    let app = Arc::new(App {
+        paths: Paths::resolve(&options.dir),
+        token: options.token.clone(),
+    });
+    let router = Router::new()
+        .route("/", get(pipeline_page))
+        .route("/runs", get(runs_page))
+        .route("/models", get(models_page))
+        .route("/models/{version}", get(version_page))
+        .route("/tags", get(tags_page))
+        .route("/api/status", get(api_status))
+        .route("/api/runs", get(api_runs))
+        .route("/api/versions", get(api_versions))
+        .route("/api/tags", get(api_tags))
+        .route("/assets/ui.css", get(stylesheet))
+        .route("/login", get(login))
+        .layer(middleware::from_fn_with_state(app.clone(), require_token))
+        .with_state(app);
+    log(format_args!("Listening on http://{local}"));
+    if options.open {
+        let url = format!("http://{local}/");
+        if let Err(e) = std::process::Command::new("xdg-open").arg(&url).spawn() {
+            log(format_args!(
+                "warning: cannot open a browser ({e}): open {url} yourself"
+            ));
+        }
+    }
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving the UI")?;
+    Ok(())
+}
+
+/// The UI's log on stderr: where it listens and the requests that failed.
+#[allow(
+    clippy::print_stderr,
+    reason = "the UI server's log is its stderr, line by line, from many tasks"
+)]
+fn log(line: std::fmt::Arguments<'_>) {
+    eprintln!("{line}");
+}
+
+/// Lets a request through when no token is configured, or it carries the token (bearer or
+/// cookie); `/login` and the stylesheet are always reachable.
+async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let Some(token) = app.token.as_deref() else {
+        return next.run(request).await;
+    };
+    let path = request.uri().path();
+    if path == "/login" || path == "/assets/ui.css" {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let cookie = cookie(headers, "mlbuild_ui");
+    let given = bearer.map(str::to_string).or(cookie);
+    if given.is_some_and(|g| crate::serve::same_secret(g.as_bytes(), token.as_bytes())) {
+        return next.run(request).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        format!("missing or wrong token: open /login?token=<{TOKEN_VAR}> or send `Authorization: Bearer <{TOKEN_VAR}>`\n"),
+    )
+        .into_response()
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    token: String,
+}
+
+/// Sets the token cookie when the token is right, then shows the pipeline.
+async fn login(State(app): State<Arc<App>>, Query(q): Query<LoginQuery>) -> Response {
+    let right = app
+        .token
+        .as_deref()
+        .is_some_and(|t| crate::serve::same_secret(q.token.as_bytes(), t.as_bytes()));
+    if !right {
+        return (StatusCode::UNAUTHORIZED, "wrong token\n").into_response();
+    }
+    (
+        [(
+            header::SET_COOKIE,
+            format!("mlbuild_ui={}; HttpOnly; SameSite=Strict; Path=/", q.token),
+        )],
+        Redirect::to("/"),
+    )
+        .into_response()
+}
+
+/// A page or an API answer that failed: the error's lines, as `main` would print them.
+fn failure(e: anyhow::Error) -> Response {
+    log(format_args!("error: {e:#}"));
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Html(pages::error_page(&e).into_string()),
+    )
+        .into_response()
+}
+
+/// The registry, read-only (a project without one reads as empty).
+async fn registry(app: &App) -> Result<Registry> {
+    Ok(Registry::open_read(&app.paths.state_url).await?)
+}
+
+/// The plan as `status` makes it, or why there is none (no `ml.toml`, a broken one). The walk
+/// holds the planner's database, which is not `Send`, so it runs on a blocking thread of its
+/// own, driven by the runtime's handle.
+async fn plan(app: &Arc<App>) -> Result<Vec<crate::pipeline::PlanEntry>> {
+    let app = app.clone();
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        handle.block_on(async move {
+            let registry = registry(&app).await?;
+            // Warnings of the walk (a stale `models/` file) belong to the CLI's readers.
+            let printer = Printer::new(true, true, 0, ColorChoice::Never);
+            let entries = crate::pipeline::plan(
+                &app.paths,
+                &registry,
+                &printer,
+                crate::pipeline::RunOptions::default(),
+            )
+            .await;
+            registry.close().await;
+            Ok(crate::pipeline::complete_plan(&entries?))
+        })
+    })
+    .await
+    .context("planning")?
+}
+
+async fn pipeline_page(State(app): State<Arc<App>>) -> Response {
+    let result = async {
+        let plan = plan(&app).await;
+        let reg = registry(&app).await?;
+        let last = reg.recent_runs(1).await?.into_iter().next();
+        let steps = match &last {
+            Some(run) => reg.steps(run.id).await?,
+            None => Vec::new(),
+        };
+        reg.close().await;
+        Ok::<_, anyhow::Error>(pages::pipeline(&app.paths, plan, last.as_ref(), &steps))
+    }
+    .await;
+    match result {
+        Ok(markup) => Html(markup.into_string()).into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct PageQuery {
+    page: Option<u32>,
+}
+
+async fn runs_of(app: &App, page: u32) -> Result<(Vec<crate::registry::RunSummary>, u64)> {
+    let reg = registry(app).await?;
+    let rows = reg
+        .run_summaries(page.saturating_sub(1) * RUNS_PER_PAGE, RUNS_PER_PAGE)
+        .await;
+    let total = reg.run_count().await;
+    reg.close().await;
+    Ok((rows?, total?))
+}
+
+async fn runs_page(State(app): State<Arc<App>>, Query(q): Query<PageQuery>) -> Response {
+    let page = q.page.unwrap_or(1).max(1);
+    match runs_of(&app, page).await {
+        Ok((rows, total)) => Html(pages::runs(&rows, page, total).into_string()).into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+async fn models_page(State(app): State<Arc<App>>) -> Response {
+    let result = async {
+        let reg = registry(&app).await?;
+        let versions = reg.versions().await?;
+        let tags = reg.tags().await?;
+        reg.close().await;
+        Ok::<_, anyhow::Error>(pages::models(&versions, &tags))
+    }
+    .await;
+    match result {
+        Ok(markup) => Html(markup.into_string()).into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+async fn version_page(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>) -> Response {
+    let result = async {
+        let reg = registry(&app).await?;
+        let version = reg.get(&id).await?;
+        let tags = reg.tags().await?;
+        reg.close().await;
+        Ok::<_, anyhow::Error>(version.map(|v| pages::version(&v, &tags)))
+    }
+    .await;
+    match result {
+        Ok(Some(markup)) => Html(markup.into_string()).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Html(pages::not_found(&format!("no version `{id}`")).into_string()),
+        )
+            .into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+async fn tags_page(State(app): State<Arc<App>>) -> Response {
+    let result = async {
+        let reg = registry(&app).await?;
+        let tags = reg.tags().await?;
+        let mut history = Vec::new();
+        for tag in tags.keys() {
+            history.push((tag.clone(), reg.history(tag).await?));
+        }
+        reg.close().await;
+        Ok::<_, anyhow::Error>(pages::tags(&tags, &history))
+    }
+    .await;
+    match result {
+        Ok(markup) => Html(markup.into_string()).into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+fn api<T: serde::Serialize>(result: Result<T>) -> Response {
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => {
+            log(format_args!("error: {e:#}"));
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({ "error": format!("{e:#}") })),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn api_status(State(app): State<Arc<App>>) -> Response {
+    api(plan(&app)
+        .await
+        .map(|plan| plan.iter().map(|e| e.row()).collect::<Vec<Value>>()))
+}
+
+async fn api_runs(State(app): State<Arc<App>>, Query(q): Query<PageQuery>) -> Response {
+    let page = q.page.unwrap_or(1).max(1);
+    api(runs_of(&app, page).await.map(|(rows, _)| rows))
+}
+
+async fn api_versions(State(app): State<Arc<App>>) -> Response {
+    api(async {
+        let reg = registry(&app).await?;
+        let versions = reg.versions().await;
+        reg.close().await;
+        Ok::<_, anyhow::Error>(versions?)
+    }
+    .await)
+}
+
+async fn api_tags(State(app): State<Arc<App>>) -> Response {
+    api(async {
+        let reg = registry(&app).await?;
+        let tags = reg.tags().await;
+        reg.close().await;
+        Ok::<_, anyhow::Error>(tags?)
+    }
+    .await)
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        STYLESHEET,
+    )
+        .into_response()
+}

@@ -1,0 +1,363 @@
+//! The pages of `mlbuild ui`, as maud markup: one function per page over data the handlers
+//! read. Times are shown as recorded (UTC, RFC 3339) in `<time datetime>`.
+
+use std::collections::BTreeMap;
+
+use maud::{html, Markup, DOCTYPE};
+use serde_json::Value;
+
+use crate::fingerprint::Reason;
+use crate::pipeline::PlanEntry;
+use crate::project::{Paths, Step};
+use crate::registry::{Run, RunSummary, StepRecord, TagEvent, Version};
+use crate::status::{Freshness, RunStatus, StepStatus};
+
+/// The pages in the navigation bar: (path, label).
+const NAV: [(&str, &str); 4] = [
+    ("/", "Pipeline"),
+    ("/runs", "Runs"),
+    ("/models", "Models"),
+    ("/tags", "Tags"),
+];
+
+fn layout(title: &str, current: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="color-scheme" content="light dark";
+                title { (title) " · mlbuild" }
+                link rel="stylesheet" href="/assets/ui.css";
+            }
+            body {
+                header {
+                    strong { "mlbuild" }
+                    nav aria-label="pages" {
+                        @for (path, label) in NAV {
+                            @if path == current {
+                                a href=(path) aria-current="page" { (label) }
+                            } @else {
+                                a href=(path) { (label) }
+                            }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+fn time(at: &str) -> Markup {
+    html! { time datetime=(at) { (at) } }
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..12.min(digest.len())]
+}
+
+/// How one step stands on the pipeline page.
+struct StepView {
+    step: String,
+    class: &'static str,
+    label: &'static str,
+    reason: String,
+    duration_ms: Option<u64>,
+}
+
+fn step_views(plan: &[PlanEntry], steps: &[StepRecord]) -> Vec<StepView> {
+    Step::ALL
+        .iter()
+        .map(|step| {
+            let name = step.as_str();
+            let entry = plan.iter().find(|e| e.step == name && e.attempt == 1);
+            let last = steps.iter().rev().find(|s| s.step == name);
+            let failed = last.is_some_and(|s| s.status == StepStatus::Failed);
+            let (class, label) = match entry.map(|e| (&e.state, &e.detail)) {
+                Some((Freshness::Fresh, _)) => ("fresh", "fresh"),
+                Some((Freshness::Stale, _)) if failed => ("failed", "failed"),
+                Some((Freshness::Stale, Reason::NeverRun)) => ("never", "never run"),
+                Some((Freshness::Stale, _)) => ("stale", "stale"),
+                None => ("never", "unknown"),
+            };
+            StepView {
+                step: name.to_string(),
+                class,
+                label,
+                reason: entry.map(|e| e.reason.clone()).unwrap_or_default(),
+                duration_ms: last
+                    .filter(|s| s.status == StepStatus::Ran)
+                    .map(|s| s.duration_ms),
+            }
+        })
+        .collect()
+}
+
+/// The eight steps as boxes in a row, joined by arrows, outlined by state.
+fn graph(views: &[StepView]) -> Markup {
+    let (w, h, gap) = (104, 46, 18);
+    let width = views.len() as i32 * (w + gap) - gap + 2;
+    html! {
+        svg class="graph" viewBox=(format!("0 0 {width} {}", h + 22)) role="img"
+            aria-label="the pipeline's eight steps and their states" {
+            @for (i, v) in views.iter().enumerate() {
+                @let x = 1 + i as i32 * (w + gap);
+                @if i > 0 {
+                    line x1=(x - gap) y1=(h / 2 + 1) x2=(x) y2=(h / 2 + 1) {}
+                }
+                rect class=(format!("box {}", v.class)) x=(x) y="1" width=(w) height=(h) rx="6" {}
+                text x=(x + w / 2) y="20" text-anchor="middle" { (v.step) }
+                text x=(x + w / 2) y="37" text-anchor="middle" class=(format!("state-{}", v.class)) { (v.label) }
+            }
+        }
+    }
+}
+
+/// The pipeline page: the plan as `status` makes it (or why there is none), with the last
+/// run's durations.
+pub fn pipeline(
+    paths: &Paths,
+    plan: anyhow::Result<Vec<PlanEntry>>,
+    last: Option<&Run>,
+    steps: &[StepRecord],
+) -> Markup {
+    let body = match plan {
+        Err(e) if !paths.project.join(crate::config::FILE_NAME).is_file() => html! {
+            h1 { "Pipeline" }
+            p class="empty" {
+                "This directory has no " code { "ml.toml" } " yet. Create one from a data file with "
+                code { "mlbuild init data/train.csv" } ", then run " code { "mlbuild run" } "."
+            }
+            p class="muted" { (format!("{e:#}")) }
+        },
+        Err(e) => html! {
+            h1 { "Pipeline" }
+            p class="empty" {
+                "The pipeline cannot be planned: " (format!("{e:#}"))
+            }
+            p class="muted" { "Fix " code { "ml.toml" } " and reload; " code { "mlbuild status" } " shows the same." }
+        },
+        Ok(plan) => {
+            let views = step_views(&plan, steps);
+            html! {
+                h1 { "Pipeline" }
+                (graph(&views))
+                @match last {
+                    Some(run) => p class="muted" {
+                        "Last run " a href="/runs" { "#" (run.id) } ": " (run.status.as_str())
+                        ", started " (time(&run.started_at)) "."
+                    },
+                    None => p class="empty" {
+                        "No run yet: " code { "mlbuild run" } " trains, evaluates and registers a model."
+                    },
+                }
+                table {
+                    thead { tr { th { "step" } th { "state" } th { "why" } th class="num" { "last duration" } } }
+                    tbody {
+                        @for v in &views {
+                            tr id=(format!("step-{}", v.step)) {
+                                td { code { (v.step) } }
+                                td class=(format!("state-{}", v.class)) { (v.label) }
+                                td { (v.reason) }
+                                td class="num" {
+                                    @if let Some(ms) = v.duration_ms { (crate::report::human_ms(ms)) } @else { "–" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout("Pipeline", "/", body)
+}
+
+/// The runs page: newest first, paginated.
+pub fn runs(rows: &[RunSummary], page: u32, total: u64) -> Markup {
+    let pages = total.div_ceil(u64::from(super::RUNS_PER_PAGE)).max(1);
+    let body = html! {
+        h1 { "Runs" }
+        @if rows.is_empty() && page == 1 {
+            p class="empty" { "No runs yet: " code { "mlbuild run" } " records one." }
+        } @else {
+            table {
+                thead { tr {
+                    th class="num" { "run" } th { "started" } th { "finished" } th { "command" } th { "status" }
+                    th class="num" { "ran" } th class="num" { "cached" } th class="num" { "restored" } th class="num" { "failed" }
+                } }
+                tbody {
+                    @for r in rows {
+                        tr id=(format!("run-{}", r.run.id)) {
+                            td class="num" { (r.run.id) }
+                            td { (time(&r.run.started_at)) }
+                            td { @if let Some(f) = &r.run.finished_at { (time(f)) } @else { "–" } }
+                            td { code { (r.run.command) } }
+                            td class=(status_class(r.run.status)) { (r.run.status.as_str()) }
+                            @for s in StepStatus::ALL {
+                                td class="num" { (r.steps.get(s.as_str()).copied().unwrap_or(0)) }
+                            }
+                        }
+                    }
+                }
+            }
+            p class="pager" {
+                @if page > 1 { a href=(format!("/runs?page={}", page - 1)) { "← newer" } }
+                span class="muted" { "page " (page) " of " (pages) " (" (total) " runs)" }
+                @if u64::from(page) < pages { a href=(format!("/runs?page={}", page + 1)) { "older →" } }
+            }
+        }
+    };
+    layout("Runs", "/runs", body)
+}
+
+fn status_class(status: RunStatus) -> &'static str {
+    match status {
+        RunStatus::Ok => "state-fresh",
+        RunStatus::Running => "state-stale",
+        RunStatus::Interrupted => "state-never",
+        RunStatus::Escalated | RunStatus::Failed | RunStatus::GateFailed => "state-failed",
+    }
+}
+
+fn tags_of<'a>(tags: &'a BTreeMap<String, String>, version: &str) -> Vec<&'a str> {
+    tags.iter()
+        .filter(|(_, v)| *v == version)
+        .map(|(t, _)| t.as_str())
+        .collect()
+}
+
+fn metric_cell(v: &Value) -> String {
+    v.as_f64()
+        .map_or_else(|| v.to_string(), |x| format!("{x:.4}"))
+}
+
+/// The models page: every version, newest first, with its metrics.
+pub fn models(versions: &[Version], tags: &BTreeMap<String, String>) -> Markup {
+    let metrics: Vec<String> = versions
+        .iter()
+        .flat_map(|v| {
+            v.metrics
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.clone())
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let body = html! {
+        h1 { "Models" }
+        @if versions.is_empty() {
+            p class="empty" { "No version registered yet: a successful " code { "mlbuild run" } " registers one, "
+                code { "mlbuild deploy --mojo FILE.zip --tag TAG" } " adds a MOJO made elsewhere." }
+        } @else {
+            table {
+                thead { tr {
+                    th { "version" } th { "created" } th { "algo" } th { "tags" }
+                    @for m in &metrics { th class="num" { (m) } }
+                } }
+                tbody {
+                    @for v in versions.iter().rev() {
+                        tr {
+                            td { a href=(format!("/models/{}", v.id)) { code { (v.id) } } }
+                            td { (time(&v.created_at)) }
+                            td { (v.algo) }
+                            td { (tags_of(tags, &v.id).join(", ")) }
+                            @for m in &metrics {
+                                td class="num" { (v.metrics.get(m).map(metric_cell).unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout("Models", "/models", body)
+}
+
+/// One version: metrics, tags and provenance.
+pub fn version(v: &Version, tags: &BTreeMap<String, String>) -> Markup {
+    let body = html! {
+        h1 { "Version " code { (v.id) } }
+        table {
+            tbody {
+                tr { th { "created" } td { (time(&v.created_at)) } }
+                tr { th { "algo" } td { (v.algo) } }
+                tr { th { "tags" } td { (tags_of(tags, &v.id).join(", ")) } }
+                tr { th { "model" } td { code title=(v.model) { (short(&v.model)) } } }
+                tr { th { "canonical" } td { code title=(v.canonical) { (short(&v.canonical)) } } }
+                tr { th { "run" } td { @if let Some(r) = v.run { (r) } @else { "– (deployed)" } } }
+            }
+        }
+        h2 { "Metrics" }
+        table {
+            tbody {
+                @for (k, m) in v.metrics.as_object().into_iter().flatten() {
+                    tr { th { (k) } td class="num" { (metric_cell(m)) } }
+                }
+            }
+        }
+        h2 { "Provenance" }
+        table {
+            tbody {
+                @for (k, p) in v.provenance.as_object().into_iter().flatten() {
+                    @if k != "config" && k != "plots" {
+                        tr { th { (k) } td { code { (match p { Value::String(s) => s.clone(), other => other.to_string() }) } } }
+                    }
+                }
+            }
+        }
+    };
+    layout(&format!("Version {}", v.id), "/models", body)
+}
+
+/// The tags page: each tag's version and history, newest move first.
+pub fn tags(tags: &BTreeMap<String, String>, history: &[(String, Vec<TagEvent>)]) -> Markup {
+    let body = html! {
+        h1 { "Tags" }
+        @if tags.is_empty() {
+            p class="empty" { "No tags yet: " code { "[conclude] promote" } " tags a run's version, "
+                code { "mlbuild promote TAG VERSION" } " moves one." }
+        } @else {
+            @for (tag, version) in tags {
+                h2 id=(format!("tag-{tag}")) { code { (tag) } " → " a href=(format!("/models/{version}")) { code { (version) } } }
+                @if let Some((_, events)) = history.iter().find(|(t, _)| t == tag) {
+                    table {
+                        thead { tr { th { "at" } th { "from" } th { "to" } th { "by" } th { "reason" } } }
+                        tbody {
+                            @for e in events.iter().rev() {
+                                tr {
+                                    td { (time(&e.at)) }
+                                    td { code { (e.from.as_deref().unwrap_or("–")) } }
+                                    td { code { (e.to) } }
+                                    td { (e.by) }
+                                    td { (e.reason) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout("Tags", "/tags", body)
+}
+
+/// A failed page: the error chain, as the CLI would print it.
+pub fn error_page(e: &anyhow::Error) -> Markup {
+    let body = html! {
+        h1 { "Something failed" }
+        pre class="empty" { (format!("{e:#}")) }
+    };
+    layout("Error", "", body)
+}
+
+pub fn not_found(what: &str) -> Markup {
+    layout(
+        "Not found",
+        "",
+        html! { h1 { "Not found" } p class="empty" { (what) } },
+    )
+}

@@ -1,0 +1,165 @@
+//! `mlbuild ui` (issue 13, first part): every page and API answer on a trained project and on
+//! an empty one, the API in the CLI's `--json` shapes, nothing written, H2O never started, and
+//! the token rules off loopback.
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn start_ui(p: &Project, extra: &[&str], env: &[(&str, &str)]) -> Listening {
+    let mut args = vec!["ui", "--port", "0"];
+    args.extend_from_slice(extra);
+    let mut cmd = p.command(&args);
+    // Reading never starts H2O: any attempt would fail against this address.
+    cmd.env("MLBUILD_H2O_URL", "http://127.0.0.1:9");
+    cmd.envs(env.iter().copied());
+    listen(cmd)
+}
+
+fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    runtime().block_on(async {
+        let mut req = reqwest::Client::new().get(url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    })
+}
+
+fn page(server: &Listening, path: &str) -> String {
+    let (status, body) = get(&format!("{}{path}", server.url), None);
+    assert_eq!(
+        status,
+        200,
+        "{path}: {body}\n{}",
+        server.log.lock().unwrap()
+    );
+    body
+}
+
+fn cli_json(p: &Project, args: &[&str]) -> Value {
+    serde_json::from_str(&p.mlbuild_offline(args).ok().stdout).unwrap()
+}
+
+#[test]
+fn every_page_reads_a_trained_project_and_the_api_matches_the_cli() {
+    let p = trained().clone_trained();
+    // The run that trained the project left all it wrote in `state.db` (its WAL checkpointed
+    // on close), so no reader below changes a byte of it.
+    let state = std::fs::read(p.file("cache/state.db")).unwrap();
+    let tags = cli_json(&p, &["tags", "--json"]);
+    let unchanged = |when: &str| {
+        assert!(
+            std::fs::read(p.file("cache/state.db")).unwrap() == state,
+            "the registry changed: {when}"
+        );
+    };
+    let version = tags["staging"].as_str().unwrap().to_string();
+    let server = start_ui(&p, &[], &[]);
+
+    let pipeline = page(&server, "/");
+    for step in [
+        "define", "locate", "prepare", "confirm", "execute", "monitor", "modify", "conclude",
+    ] {
+        assert!(pipeline.contains(&format!("id=\"step-{step}\"")), "{step}");
+    }
+    assert!(pipeline.contains("<svg class=\"graph\""), "{pipeline}");
+    assert!(pipeline.contains("up to date"), "{pipeline}");
+    unchanged("the pipeline page");
+    assert!(page(&server, "/runs").contains("id=\"run-1\""));
+    assert!(page(&server, "/models").contains(&format!("/models/{version}")));
+    assert!(page(&server, &format!("/models/{version}")).contains("Provenance"));
+    assert!(page(&server, "/tags").contains("id=\"tag-staging\""));
+    assert!(page(&server, "/assets/ui.css").contains("prefers-color-scheme: dark"));
+    let (status, _) = get(&format!("{}/models/v0-nope", server.url), None);
+    assert_eq!(status, 404);
+
+    unchanged("the pages");
+    // The API serves what the CLI prints with --json.
+    let api = |path: &str| -> Value { serde_json::from_str(&page(&server, path)).unwrap() };
+    assert_eq!(api("/api/status"), cli_json(&p, &["status", "--json"]));
+    assert_eq!(api("/api/versions"), cli_json(&p, &["versions", "--json"]));
+    assert_eq!(api("/api/tags"), tags);
+    assert_eq!(api("/api/runs"), cli_json(&p, &["runs", "--json"]));
+    let runs = api("/api/runs");
+    assert_eq!(runs[0]["status"], "ok");
+    assert_eq!(runs[0]["steps"]["ran"], 8, "{runs}");
+
+    unchanged("the API and the CLI");
+    // After a config edit the pipeline page explains the staleness as `explain` does.
+    p.edit("threshold = 0.70", "threshold = 0.75");
+    let pipeline = page(&server, "/");
+    assert!(
+        pipeline.contains("config changed: threshold: 0.7 → 0.75"),
+        "{pipeline}"
+    );
+    drop(server);
+    unchanged("the end");
+}
+
+#[test]
+fn a_project_without_runs_or_ml_toml_says_what_to_do_next() {
+    let p = Project::from_fixture("prostate");
+    let server = start_ui(&p, &[], &[]);
+    assert!(page(&server, "/").contains("No run yet"));
+    assert!(page(&server, "/runs").contains("No runs yet"));
+    assert!(page(&server, "/models").contains("No version registered yet"));
+    assert!(page(&server, "/tags").contains("No tags yet"));
+    assert!(
+        !p.file("cache/state.db").exists(),
+        "reading created a registry"
+    );
+    std::fs::remove_file(p.file("ml.toml")).unwrap();
+    assert!(page(&server, "/").contains("mlbuild init"));
+}
+
+#[test]
+fn off_loopback_the_ui_needs_a_token_and_every_request_carries_it() {
+    let p = Project::from_fixture("prostate");
+    let run = Run::from(
+        p.command(&["ui", "--host", "0.0.0.0", "--port", "0"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("without a token") && run.stderr.contains("MLBUILD_UI_TOKEN"),
+        "{}",
+        run.stderr
+    );
+
+    let server = start_ui(&p, &[], &[("MLBUILD_UI_TOKEN", "s3cret")]);
+    let (status, body) = get(&format!("{}/api/tags", server.url), None);
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = get(&format!("{}/api/tags", server.url), Some("wrong"));
+    assert_eq!(status, 401);
+    let (status, _) = get(&format!("{}/api/tags", server.url), Some("s3cret"));
+    assert_eq!(status, 200);
+    // A browser logs in once; the cookie carries the token after.
+    let cookie = runtime().block_on(async {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let resp = client
+            .get(format!("{}/login?token=s3cret", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 303);
+        resp.headers()["set-cookie"].to_str().unwrap().to_string()
+    });
+    assert!(cookie.starts_with("mlbuild_ui=s3cret;") && cookie.contains("HttpOnly"));
+    let (status, _) = runtime().block_on(async {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/", server.url))
+            .header("cookie", "mlbuild_ui=s3cret")
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    });
+    assert_eq!(status, 200);
+}
