@@ -118,3 +118,83 @@ impl Paths {
         }
     }
 }
+
+/// The commit checked out in the git work tree holding `dir`, read from `.git` without running
+/// git (a run records it at its start, where a process costs more than the files): `HEAD`, the
+/// branch's ref or `packed-refs`; a worktree's `.git` file and `commondir` are followed. `None`
+/// outside a work tree or when `HEAD` names no commit yet.
+pub fn git_head(dir: &Path) -> Option<String> {
+    let dir = dir.canonicalize().ok()?;
+    let dot_git = dir
+        .ancestors()
+        .map(|d| d.join(".git"))
+        .find(|g| g.exists())?;
+    let git_dir = if dot_git.is_file() {
+        let text = std::fs::read_to_string(&dot_git).ok()?;
+        let target = PathBuf::from(text.strip_prefix("gitdir:")?.trim());
+        dot_git.parent()?.join(target)
+    } else {
+        dot_git
+    };
+    let common = std::fs::read_to_string(git_dir.join("commondir"))
+        .map(|c| git_dir.join(c.trim()))
+        .unwrap_or_else(|_| git_dir.clone());
+    let head = std::fs::read_to_string(git_dir.join("HEAD")).ok()?;
+    let head = head.trim();
+    let is_commit = |s: &str| s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let Some(name) = head.strip_prefix("ref:").map(str::trim) else {
+        return is_commit(head).then(|| head.to_string());
+    };
+    for base in [&git_dir, &common] {
+        if let Ok(id) = std::fs::read_to_string(base.join(name)) {
+            let id = id.trim();
+            if is_commit(id) {
+                return Some(id.to_string());
+            }
+        }
+    }
+    let packed = std::fs::read_to_string(common.join("packed-refs")).ok()?;
+    packed
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .find(|(_, r)| *r == name)
+        .map(|(id, _)| id.to_string())
+        .filter(|id| is_commit(id))
+}
+
+#[cfg(test)]
+mod git_tests {
+    use super::git_head;
+
+    #[test]
+    fn reads_head_like_git_rev_parse() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(git_head(dir.path()), None, "not a work tree");
+        let git = |args: &[&str]| {
+            std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir.path())
+                .args(args)
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@t")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@t")
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        };
+        if git(&["init", "-q"]).is_none() {
+            return; // no git here: nothing to compare against
+        }
+        assert_eq!(git_head(dir.path()), None, "no commit yet");
+        std::fs::write(dir.path().join("a"), "a").unwrap();
+        git(&["add", "a"]).unwrap();
+        git(&["commit", "-qm", "a"]).unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        assert_eq!(git_head(&sub), git(&["rev-parse", "HEAD"]));
+        git(&["pack-refs", "--all"]).unwrap();
+        assert_eq!(git_head(&sub), git(&["rev-parse", "HEAD"]), "packed refs");
+    }
+}

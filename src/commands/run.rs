@@ -73,7 +73,39 @@ async fn run_on(
             &format!("run {id} was interrupted (its process is gone)"),
         );
     }
-    let run_id = registry.begin_run(&project_name, "run").await?;
+    let commit = crate::project::git_head(&paths.project);
+    let run_id = registry
+        .begin_run(&project_name, "run", commit.as_deref())
+        .await?;
+    let result = walk(
+        paths, loaded, store, registry, printer, args, opts, run_id, old_lock,
+    )
+    .await;
+    if let Err(e) = &result {
+        // Kept with the run as the user saw it (the UI's run page shows it).
+        let (lines, _) = super::diagnostics::rendered(e);
+        let _ = registry.record_error(run_id, &lines.join("\n")).await;
+    }
+    result
+}
+
+/// The walk of a started run: the pipeline under Ctrl-C, the engine's release, the run's
+/// record and the command's answer.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the opened project, the run's id and its options; a struct of them would be a context"
+)]
+async fn walk(
+    paths: &Paths,
+    loaded: &config::Loaded,
+    store: &Store,
+    registry: &Registry,
+    printer: &Printer,
+    args: RunArgs,
+    opts: RunOptions,
+    run_id: i64,
+    old_lock: Option<Lockfile>,
+) -> Result<Exit> {
     let engine = Ctx::engine_slot();
     let ctx = Ctx::new(
         paths,

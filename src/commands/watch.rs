@@ -141,7 +141,11 @@ async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[Stri
     }
     *warm_for = Some(wanted);
     let run_id = registry
-        .begin_run(&paths.project_name(&loaded.config), "watch")
+        .begin_run(
+            &paths.project_name(&loaded.config),
+            "watch",
+            crate::project::git_head(&paths.project).as_deref(),
+        )
         .await?;
     let ctx = Ctx::new(
         paths,

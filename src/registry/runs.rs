@@ -18,6 +18,14 @@ pub struct Run {
     pub finished_at: Option<String>,
     pub status: RunStatus,
     pub report: Option<String>,
+    /// The project's git commit when the run started (none outside a git work tree, or in a
+    /// registry older than schema 4).
+    pub git_commit: Option<String>,
+    /// Who started it (`$USER`).
+    pub user: Option<String>,
+    /// The error a failed run ended with, as the CLI printed it (`error:`, `Caused by:`,
+    /// `hint:` lines).
+    pub error: Option<String>,
 }
 
 /// A run and how many of its step executions ended each way: a line of `mlbuild runs` and of
@@ -54,8 +62,15 @@ fn parse_status<T: std::str::FromStr<Err = UnknownStatus>>(text: String) -> Resu
 }
 
 impl Registry {
-    /// Records the start of a run and returns its id (1, 2, … in this registry).
-    pub async fn begin_run(&self, project: &str, command: &str) -> Result<RunId> {
+    /// Records the start of a run, by the current user at `git_commit`, and returns its id
+    /// (1, 2, … in this registry).
+    pub async fn begin_run(
+        &self,
+        project: &str,
+        command: &str,
+        git_commit: Option<&str>,
+    ) -> Result<RunId> {
+        let user = super::current_user();
         retry("starting a run", || async {
             let mut tx = self.pool.begin().await.map_err(db("starting a run"))?;
             // The counter row is the lock: ids are allocated one at a time on both engines.
@@ -69,8 +84,9 @@ impl Registry {
                 .and_then(|row| row.try_get(0))
                 .map_err(db("allocating a run id"))?;
             sqlx::query(
-                "INSERT INTO runs (id, project, command, started_at, status, host, pid) \
-                 VALUES ($1, $2, $3, $4, 'running', $5, $6)",
+                "INSERT INTO runs \
+                 (id, project, command, started_at, status, host, pid, git_commit, user_name) \
+                 VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8)",
             )
             .bind(id)
             .bind(project)
@@ -78,6 +94,8 @@ impl Registry {
             .bind(now_rfc3339())
             .bind(host_name())
             .bind(i64::from(std::process::id()))
+            .bind(git_commit)
+            .bind(user.as_str())
             .execute(&mut *tx)
             .await
             .map_err(db("recording a run"))?;
@@ -195,36 +213,56 @@ impl Registry {
 
     /// A run by id.
     pub async fn run(&self, id: RunId) -> Result<Option<Run>> {
-        let row = sqlx::query(
-            "SELECT id, project, command, started_at, finished_at, status, report \
-             FROM runs WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db("reading a run"))?;
+        let row = sqlx::query(&format!("{} WHERE id = $1", self.run_select()))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("reading a run"))?;
         row.map(|row| run_from_row(&row)).transpose()
     }
 
     /// The `limit` most recent runs, newest first.
     pub async fn recent_runs(&self, limit: u32) -> Result<Vec<Run>> {
-        let rows = sqlx::query(
-            "SELECT id, project, command, started_at, finished_at, status, report \
-             FROM runs ORDER BY id DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db("reading the recent runs"))?;
+        let rows = sqlx::query(&format!("{} ORDER BY id DESC LIMIT $1", self.run_select()))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("reading the recent runs"))?;
         rows.iter().map(run_from_row).collect()
+    }
+
+    /// The `SELECT` of a run row: the origin columns when the schema has them, else nulls (a
+    /// registry read at an older schema, [`Registry::open_read`]).
+    fn run_select(&self) -> &'static str {
+        if self.schema >= super::schema::RUN_ORIGIN {
+            "SELECT id, project, command, started_at, finished_at, status, report, \
+             git_commit, user_name, error FROM runs"
+        } else {
+            "SELECT id, project, command, started_at, finished_at, status, report, \
+             NULL, NULL, NULL FROM runs"
+        }
+    }
+
+    /// Keeps the error a failed run ended with, as the CLI printed it.
+    pub async fn record_error(&self, run: RunId, error: &str) -> Result<()> {
+        retry("recording a run's error", || async {
+            sqlx::query("UPDATE runs SET error = $1 WHERE id = $2")
+                .bind(error)
+                .bind(run)
+                .execute(&self.pool)
+                .await
+                .map_err(db("recording a run's error"))?;
+            Ok(Some(()))
+        })
+        .await
     }
 
     /// A page of runs, newest first: `limit` runs after skipping the `offset` newest.
     pub async fn runs_page(&self, offset: u32, limit: u32) -> Result<Vec<Run>> {
-        let rows = sqlx::query(
-            "SELECT id, project, command, started_at, finished_at, status, report \
-             FROM runs ORDER BY id DESC LIMIT $1 OFFSET $2",
-        )
+        let rows = sqlx::query(&format!(
+            "{} ORDER BY id DESC LIMIT $1 OFFSET $2",
+            self.run_select()
+        ))
         .bind(i64::from(limit))
         .bind(i64::from(offset))
         .fetch_all(&self.pool)
@@ -325,5 +363,8 @@ fn run_from_row(row: &AnyRow) -> Result<Run> {
         finished_at: row.try_get(4).map_err(get)?,
         status: parse_status(row.try_get(5).map_err(get)?)?,
         report: row.try_get(6).map_err(get)?,
+        git_commit: row.try_get(7).map_err(get)?,
+        user: row.try_get(8).map_err(get)?,
+        error: row.try_get(9).map_err(get)?,
     })
 }

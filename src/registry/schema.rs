@@ -8,7 +8,7 @@ use sqlx::{AnyPool, Row};
 use super::{db, RegistryError, Result};
 
 /// Migration `n` (1-based) brings the schema from version `n - 1` to `n`.
-pub(super) const MIGRATIONS: &[&[&str]] = &[V1, V2_RUN_HOSTS, V3_VERSION_EVENTS];
+pub(super) const MIGRATIONS: &[&[&str]] = &[V1, V2_RUN_HOSTS, V3_VERSION_EVENTS, V4_RUN_ORIGIN];
 
 const V1: &[&str] = &[
     // Row locks that serialize id allocation (`run`) and version registration (`version`).
@@ -85,6 +85,16 @@ const V3_VERSION_EVENTS: &[&str] = &["CREATE TABLE version_events (
         reason TEXT NOT NULL,
         PRIMARY KEY (version, seq)
     )"];
+
+/// Who started a run, at which commit, and the error it ended with (as the CLI printed it).
+const V4_RUN_ORIGIN: &[&str] = &[
+    "ALTER TABLE runs ADD COLUMN git_commit TEXT",
+    "ALTER TABLE runs ADD COLUMN user_name TEXT",
+    "ALTER TABLE runs ADD COLUMN error TEXT",
+];
+
+/// The schema version whose `runs` rows record their origin and error.
+pub(super) const RUN_ORIGIN: i64 = 4;
 
 /// The schema version this build writes.
 pub(super) fn current() -> i64 {

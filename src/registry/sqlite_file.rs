@@ -229,7 +229,7 @@ mod tests {
     async fn real_database(dir: &Path) -> PathBuf {
         let path = dir.join("state.db");
         let reg = open(&path).await.unwrap();
-        reg.begin_run("p", "run").await.unwrap();
+        reg.begin_run("p", "run", None).await.unwrap();
         reg.close().await;
         // Fold the write-ahead log into the file, as after any clean exit.
         let mut conn = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&path))
@@ -358,7 +358,7 @@ mod tests {
                 sqlite: true,
                 schema: schema::current(),
             };
-            ids.push(reg.begin_run("p", "run").await.unwrap());
+            ids.push(reg.begin_run("p", "run", None).await.unwrap());
         }
         ids.sort();
         assert_eq!(ids, (1..=6).collect::<Vec<_>>(), "one database for all");

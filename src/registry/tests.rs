@@ -99,6 +99,7 @@ on_both_backends!(
     rollback_walks_back,
     rollback_to,
     runs_and_steps,
+    run_origin_and_error,
     concurrent_moves_lose_nothing,
     concurrent_moves_and_rollbacks_keep_the_chain,
     concurrent_registration_creates_one_version,
@@ -176,7 +177,7 @@ async fn migrations_are_idempotent(url: &str) {
 async fn register_is_idempotent(url: &str) {
     let registry = Registry::open(url).await.unwrap();
     let mut new = new_version(7);
-    new.run = Some(registry.begin_run("demo", "run").await.unwrap());
+    new.run = Some(registry.begin_run("demo", "run", None).await.unwrap());
     let (first, created) = registry.register(new.clone()).await.unwrap();
     assert!(created);
     assert_eq!(first.canonical, new.canonical);
@@ -437,10 +438,36 @@ async fn rollback_to(url: &str) {
     assert_eq!(history[4].reason, format!("rollback to {}", v[1]));
 }
 
+/// A run records who started it at which commit, and the error it ended with (migration 4).
+async fn run_origin_and_error(url: &str) {
+    let registry = Registry::open(url).await.unwrap();
+    let started = registry
+        .begin_run("prostate", "run", Some(&"c".repeat(40)))
+        .await
+        .unwrap();
+    let plain = registry.begin_run("prostate", "run", None).await.unwrap();
+    registry
+        .record_error(started, "error: step `execute` failed\nhint: fix it")
+        .await
+        .unwrap();
+    let origin = registry.run(started).await.unwrap().unwrap();
+    assert_eq!(origin.git_commit, Some("c".repeat(40)));
+    assert_eq!(origin.user, Some(current_user()));
+    assert_eq!(
+        origin.error.as_deref(),
+        Some("error: step `execute` failed\nhint: fix it")
+    );
+    let plain = registry.run(plain).await.unwrap().unwrap();
+    assert_eq!((plain.git_commit, plain.error), (None, None));
+}
+
 async fn runs_and_steps(url: &str) {
     let registry = Registry::open(url).await.unwrap();
-    let run = registry.begin_run("prostate", "run --json").await.unwrap();
-    let other = registry.begin_run("prostate", "run").await.unwrap();
+    let run = registry
+        .begin_run("prostate", "run --json", None)
+        .await
+        .unwrap();
+    let other = registry.begin_run("prostate", "run", None).await.unwrap();
     assert!(other > run);
     assert_eq!(
         registry.run(run).await.unwrap().unwrap().status,
@@ -628,7 +655,7 @@ async fn concurrent_runs_get_distinct_ids(url: &str) {
                 let registry = Registry::open(&url).await.unwrap();
                 let mut ids = Vec::new();
                 for _ in 0..5 {
-                    ids.push(registry.begin_run("demo", "run").await.unwrap());
+                    ids.push(registry.begin_run("demo", "run", None).await.unwrap());
                 }
                 ids
             })
@@ -914,14 +941,14 @@ fn current_user_is_never_empty() {
 /// stay `running`.
 async fn dead_runs_of_this_host_are_marked_interrupted(url: &str) {
     let registry = Registry::open(url).await.unwrap();
-    let begin = || registry.begin_run("p", "run");
+    let begin = || registry.begin_run("p", "run", None);
     let (dead, alive, elsewhere, unrecorded) = (
         begin().await.unwrap(),
         begin().await.unwrap(),
         begin().await.unwrap(),
         begin().await.unwrap(),
     );
-    let other_project = registry.begin_run("q", "run").await.unwrap();
+    let other_project = registry.begin_run("q", "run", None).await.unwrap();
     // A pid that no process has: a child that has exited and been reaped.
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let gone = i64::from(child.id());

@@ -6,10 +6,11 @@
 //! |---|---|
 //! | `GET /` | the pipeline: the eight steps as an SVG graph and a table, each fresh / stale / failed / never run with the planner's reason (the same code as `status`) |
 //! | `GET /runs?page=N` | runs, newest first, 50 a page: started, duration, status, steps ran/cached/restored |
+//! | `GET /runs/{id}` | one run: command, status, who, commit, its error (hint included) or report, every step record |
 //! | `GET /models` | registered versions with their metrics |
 //! | `GET /models/{version}` | one version: metrics, provenance, tags |
 //! | `GET /tags` | each tag's version and history |
-//! | `GET /api/status`, `/api/runs?page=N`, `/api/versions`, `/api/tags` | the same data as JSON, in the shapes of `status --json`, `runs --json`, `versions --json`, `tags --json` |
+//! | `GET /api/status`, `/api/runs?page=N`, `/api/runs/{id}`, `/api/versions`, `/api/tags` | the same data as JSON, in the shapes of `status --json`, `runs --json`, `versions --json`, `tags --json` |
 //! | `GET /assets/ui.css` | the stylesheet |
 //!
 //! **Reading only.** Every page plans as `status` does ([`crate::pipeline::plan`],
@@ -94,11 +95,13 @@ pub async fn serve(
     let router = Router::new()
         .route("/", get(pipeline_page))
         .route("/runs", get(runs_page))
+        .route("/runs/{id}", get(run_page))
         .route("/models", get(models_page))
         .route("/models/{version}", get(version_page))
         .route("/tags", get(tags_page))
         .route("/api/status", get(api_status))
         .route("/api/runs", get(api_runs))
+        .route("/api/runs/{id}", get(api_run))
         .route("/api/versions", get(api_versions))
         .route("/api/tags", get(api_tags))
         .route("/assets/ui.css", get(stylesheet))
@@ -272,6 +275,42 @@ async fn runs_page(State(app): State<Arc<App>>, Query(q): Query<PageQuery>) -> R
     let page = q.page.unwrap_or(1).max(1);
     match runs_of(&app, page).await {
         Ok((rows, total)) => Html(pages::runs(&rows, page, total).into_string()).into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+/// A run and its step records, or `None` when the registry has no such run.
+async fn run_of(
+    app: &App,
+    id: i64,
+) -> Result<Option<(crate::registry::Run, Vec<crate::registry::StepRecord>)>> {
+    let reg = registry(app).await?;
+    let run = reg.run(id).await;
+    let steps = reg.steps(id).await;
+    reg.close().await;
+    Ok(run?.map(|run| (run, steps.unwrap_or_default())))
+}
+
+async fn run_page(State(app): State<Arc<App>>, UrlPath(id): UrlPath<i64>) -> Response {
+    match run_of(&app, id).await {
+        Ok(Some((run, steps))) => Html(pages::run(&run, &steps).into_string()).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Html(pages::not_found(&format!("no run {id}")).into_string()),
+        )
+            .into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+async fn api_run(State(app): State<Arc<App>>, UrlPath(id): UrlPath<i64>) -> Response {
+    match run_of(&app, id).await {
+        Ok(Some((run, steps))) => Json(json!({ "run": run, "steps": steps })).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no run {id}") })),
+        )
+            .into_response(),
         Err(e) => failure(e),
     }
 }

@@ -190,7 +190,7 @@ pub fn runs(rows: &[RunSummary], page: u32, total: u64) -> Markup {
                 tbody {
                     @for r in rows {
                         tr id=(format!("run-{}", r.run.id)) {
-                            td class="num" { (r.run.id) }
+                            td class="num" { a href=(format!("/runs/{}", r.run.id)) { (r.run.id) } }
                             td { (time(&r.run.started_at)) }
                             td { @if let Some(f) = &r.run.finished_at { (time(f)) } @else { "–" } }
                             td { code { (r.run.command) } }
@@ -210,6 +210,52 @@ pub fn runs(rows: &[RunSummary], page: u32, total: u64) -> Markup {
         }
     };
     layout("Runs", "/runs", body)
+}
+
+/// One run: who started it where, how it ended (its error as the CLI printed it, hint
+/// included), and each step execution in the order it was recorded.
+pub fn run(run: &Run, steps: &[StepRecord]) -> Markup {
+    let body = html! {
+        h1 { "Run " (run.id) }
+        table {
+            tbody {
+                tr { th { "command" } td { code { "mlbuild " (run.command) } } }
+                tr { th { "status" } td class=(status_class(run.status)) { (run.status.as_str()) } }
+                tr { th { "started" } td { (time(&run.started_at)) } }
+                tr { th { "finished" } td { @if let Some(f) = &run.finished_at { (time(f)) } @else { "–" } } }
+                tr { th { "by" } td { (run.user.as_deref().unwrap_or("–")) } }
+                tr { th { "commit" } td { @if let Some(c) = &run.git_commit { code title=(c) { (short(c)) } } @else { "–" } } }
+            }
+        }
+        @if let Some(error) = &run.error {
+            h2 { "Error" }
+            pre class="empty" { (error) }
+        } @else if let Some(report) = &run.report {
+            h2 { "Report" }
+            pre class="empty" { (report) }
+        }
+        h2 { "Steps" }
+        @if steps.is_empty() {
+            p class="empty" { "No step was recorded." }
+        } @else {
+            table {
+                thead { tr { th { "step" } th class="num" { "attempt" } th { "status" } th class="num" { "duration" } th { "why" } th { "key" } } }
+                tbody {
+                    @for s in steps {
+                        tr {
+                            td { code { (s.step) } }
+                            td class="num" { (s.attempt) }
+                            td { (s.status.as_str()) }
+                            td class="num" { (crate::report::human_ms(s.duration_ms)) }
+                            td { (s.reason) }
+                            td { code title=(s.key) { (short(&s.key)) } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout(&format!("Run {}", run.id), "/runs", body)
 }
 
 fn status_class(status: RunStatus) -> &'static str {

@@ -99,6 +99,38 @@ fn every_page_reads_a_trained_project_and_the_api_matches_the_cli() {
     unchanged("the end");
 }
 
+/// A failed run keeps its error as the CLI printed it, hint included, and who started it: the
+/// run page and `runs --json` show them.
+#[test]
+fn a_failed_run_shows_its_error_and_hint() {
+    let p = Project::from_fixture("prostate");
+    let mut cmd = p.command(&["run", "-q"]);
+    cmd.env("MLBUILD_H2O_JAR", "jars/h2o.jar");
+    let run = Run::from(cmd.output().unwrap());
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let runs = cli_json(&p, &["runs", "--json"]);
+    let error = runs[0]["error"].as_str().unwrap();
+    assert_eq!(
+        error.trim_end(),
+        run.stderr.trim_end(),
+        "the error as printed"
+    );
+    assert!(error.contains("hint: fix `MLBUILD_H2O_JAR`"), "{error}");
+    assert_eq!(runs[0]["status"], "failed");
+    assert!(runs[0]["user"].is_string(), "{runs}");
+    let server = start_ui(&p, &[], &[]);
+    let page_text = page(&server, "/runs/1");
+    assert!(
+        page_text.contains("hint: fix `MLBUILD_H2O_JAR`"),
+        "{page_text}"
+    );
+    let api: Value = serde_json::from_str(&page(&server, "/api/runs/1")).unwrap();
+    assert_eq!(api["run"]["error"].as_str(), Some(error));
+    assert_eq!(api["steps"][3]["step"], "confirm");
+    let (status, _) = get(&format!("{}/runs/99", server.url), None);
+    assert_eq!(status, 404);
+}
+
 #[test]
 fn a_project_without_runs_or_ml_toml_says_what_to_do_next() {
     let p = Project::from_fixture("prostate");
