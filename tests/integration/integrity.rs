@@ -251,7 +251,10 @@ fn read_commands_never_migrate_an_older_schema() {
         .ok();
     // Runs of the older schema read, without what migration 4 records.
     let runs = json(p.mlbuild_offline(&["runs", "--json"]));
-    assert!(runs[0]["user"].is_null() && runs[0]["error"].is_null(), "{runs}");
+    assert!(
+        runs[0]["user"].is_null() && runs[0]["error"].is_null(),
+        "{runs}"
+    );
     // Not even SQLite's `-wal`/`-shm` files are left behind.
     assert_eq!(listing(), before);
     assert_eq!(schema(), 2, "a read command migrated the database");
