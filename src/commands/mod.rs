@@ -40,9 +40,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use crate::error::Exit;
+use crate::registry::links::Move;
 use crate::report::Printer;
 use cli::{Cli, Command, H2oCommand, MojoCommand, RunArgs};
-use registry::{Move, Read};
+use registry::Read;
 
 /// Runs one invocation: dispatches it and renders its error, if any; returns the exit code.
 pub async fn main(cli: Cli) -> Exit {

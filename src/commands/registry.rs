@@ -8,6 +8,7 @@ use anyhow::Result;
 use super::context::{open_for_tags, open_registry_read, print_doc};
 use crate::error::Exit;
 use crate::project::Paths;
+use crate::registry::links::Move;
 use crate::registry::{self, views, Registry, TagMove};
 use crate::report::Printer;
 
@@ -93,15 +94,7 @@ async fn read_on(
     }
 }
 
-/// How a tag moves: to a named version (`promote`) or back (`rollback`, to its previous
-/// version or to `--to VERSION`).
-pub(crate) enum Move {
-    Promote { version: String, reason: String },
-    Rollback { to: Option<String> },
-}
-
-/// `promote` and `rollback`: the move is committed, then `models/TAG.zip` (and any other
-/// stale link) is synced under the lock of `models/` taken before the move.
+/// `promote` and `rollback`: [`registry::links::move_tag`], then what moved is reported.
 pub(crate) async fn move_tag(
     dir: &Path,
     printer: &Printer,
@@ -110,19 +103,8 @@ pub(crate) async fn move_tag(
     json: bool,
 ) -> Result<Exit> {
     let (reg, store, models) = open_for_tags(dir).await?;
-    let moved = async {
-        let lock = registry::links::lock_for(&models, printer)?;
-        let by = registry::current_user();
-        let moved = match how {
-            Move::Promote { version, reason } => reg.move_tag(tag, &version, &by, &reason).await?,
-            Move::Rollback { to } => reg.rollback(tag, to.as_deref(), &by).await?,
-        };
-        crate::faultpoint::hit("tags.after-commit");
-        let synced = registry::links::sync(&reg, &store, &models, &lock).await?;
-        drop(lock);
-        Ok::<_, anyhow::Error>((moved, synced))
-    }
-    .await;
+    let by = registry::current_user();
+    let moved = registry::links::move_tag(&reg, &store, &models, printer, tag, how, &by).await;
     // Closing checkpoints SQLite's WAL: no `-wal` outlives the command, whatever happened.
     reg.close().await;
     let (moved, synced) = moved?;

@@ -250,3 +250,34 @@ pub fn report(printer: &Printer, synced: &[(Link, Outcome)], moved: &[&str]) {
         }
     }
 }
+
+/// How a tag moves: to a named version (`promote`) or back (`rollback`, to its previous
+/// version or to a named one).
+#[derive(Debug, Clone)]
+pub enum Move {
+    Promote { version: String, reason: String },
+    Rollback { to: Option<String> },
+}
+
+/// Moves `tag` as `promote` and `rollback` do, from the CLI or the UI alike: the lock of
+/// `models/` is taken first, the move is committed (recorded in the tag's history, by `by`),
+/// then `models/TAG.zip` and any other stale link are synced under that lock.
+pub async fn move_tag(
+    reg: &Registry,
+    store: &Store,
+    models: &Path,
+    printer: &Printer,
+    tag: &str,
+    how: Move,
+    by: &str,
+) -> anyhow::Result<(super::TagMove, Vec<(Link, Outcome)>)> {
+    let lock = lock_for(models, printer)?;
+    let moved = match how {
+        Move::Promote { version, reason } => reg.move_tag(tag, &version, by, &reason).await?,
+        Move::Rollback { to } => reg.rollback(tag, to.as_deref(), by).await?,
+    };
+    crate::faultpoint::hit("tags.after-commit");
+    let synced = sync(reg, store, models, &lock).await?;
+    drop(lock);
+    Ok((moved, synced))
+}

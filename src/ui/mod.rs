@@ -8,12 +8,15 @@
 //! | `GET /runs?page=N` | runs, newest first, 50 a page: started, duration, status, steps ran/cached/restored |
 //! | `GET /runs/{id}` | one run: command, status, who, commit, its error (hint included) or report, every step record |
 //! | `GET /models` | registered versions with their metrics |
-//! | `GET /models/{version}` | one version: metrics, provenance, tags |
+//! | `GET /models/{version}` | one version: its model card rendered with its plots inline, metrics, provenance, tags, a promote form |
+//! | `GET /models/{version}/plots/{file}` | a plot the card links (SVG), found through the version's provenance |
 //! | `GET /tags` | each tag's version and history |
+//! | `GET /promote?tag&version&reason`, `GET /rollback?tag` | what would move, behind a confirmation button |
+//! | `POST /promote`, `POST /rollback` | moves the tag as `mlbuild promote`/`rollback` do (same code: history, `models/TAG.zip` under the lock); the form must carry this process's token |
 //! | `GET /api/status`, `/api/runs?page=N`, `/api/runs/{id}`, `/api/versions`, `/api/tags` | the same data as JSON, in the shapes of `status --json`, `runs --json`, `versions --json`, `tags --json` |
 //! | `GET /assets/ui.css` | the stylesheet |
 //!
-//! **Reading only.** Every page plans as `status` does ([`crate::pipeline::plan`],
+//! **Reading.** Every page plans as `status` does ([`crate::pipeline::plan`],
 //! [`Mode::Plan`](crate::steps::Mode::Plan)): the registry is opened read-only, nothing is
 //! written, H2O is never started. A project without `ml.toml` or without runs gets pages that
 //! say what to do next.
@@ -23,6 +26,7 @@
 //! `Authorization: Bearer <token>` or the `mlbuild_ui` cookie that `GET /login?token=<token>`
 //! sets (HttpOnly, SameSite=Strict), compared in constant time.
 
+mod card;
 mod pages;
 
 use std::net::SocketAddr;
@@ -35,7 +39,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Form, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -67,6 +71,18 @@ pub struct Options {
 struct App {
     paths: Paths,
     token: Option<String>,
+    /// The token every state-changing form carries (fresh per process).
+    csrf: String,
+}
+
+/// 32 bytes from the kernel's generator, as hex.
+fn random_token() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for the form token")?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Binds, prints `Listening on http://ADDR` to stderr, and serves until `shutdown` resolves.
@@ -91,6 +107,7 @@ pub async fn serve(
     let app = Arc::new(App {
         paths: Paths::resolve(&options.dir),
         token: options.token.clone(),
+        csrf: random_token()?,
     });
     let router = Router::new()
         .route("/", get(pipeline_page))
@@ -98,7 +115,10 @@ pub async fn serve(
         .route("/runs/{id}", get(run_page))
         .route("/models", get(models_page))
         .route("/models/{version}", get(version_page))
+        .route("/models/{version}/plots/{file}", get(plot))
         .route("/tags", get(tags_page))
+        .route("/promote", get(confirm_promote).post(promote))
+        .route("/rollback", get(confirm_rollback).post(rollback))
         .route("/api/status", get(api_status))
         .route("/api/runs", get(api_runs))
         .route("/api/runs/{id}", get(api_run))
@@ -107,6 +127,7 @@ pub async fn serve(
         .route("/assets/ui.css", get(stylesheet))
         .route("/login", get(login))
         .layer(middleware::from_fn_with_state(app.clone(), require_token))
+        .layer(middleware::from_fn(content_policy))
         .with_state(app);
     log(format_args!("Listening on http://{local}"));
     if options.open {
@@ -131,6 +152,18 @@ pub async fn serve(
 )]
 fn log(line: std::fmt::Arguments<'_>) {
     eprintln!("{line}");
+}
+
+/// Every answer forbids scripts, frames and anything from elsewhere: the pages need none.
+async fn content_policy(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'self'; script-src 'none'; object-src 'none'; frame-ancestors 'none'",
+        ),
+    );
+    response
 }
 
 /// Lets a request through when no token is configured, or it carries the token (bearer or
@@ -336,7 +369,15 @@ async fn version_page(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>)
         let version = reg.get(&id).await?;
         let tags = reg.tags().await?;
         reg.close().await;
-        Ok::<_, anyhow::Error>(version.map(|v| pages::version(&v, &tags)))
+        let store = crate::store::Store::existing(&app.paths.cache);
+        Ok::<_, anyhow::Error>(version.map(|v| {
+            // Verified like every use of stored bytes; a card that is gone is said to be.
+            let card = store
+                .read_verified(&v.card)
+                .map(|bytes| card::to_html(&String::from_utf8_lossy(&bytes), &v.id))
+                .map_err(|e| e.to_string());
+            pages::version(&v, &tags, card)
+        }))
     }
     .await;
     match result {
@@ -346,6 +387,41 @@ async fn version_page(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>)
             Html(pages::not_found(&format!("no version `{id}`")).into_string()),
         )
             .into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+/// `GET /models/VERSION/plots/FILE`: a plot of the version's card, found by the name and digest
+/// its provenance records (never a path from the request), its bytes verified.
+async fn plot(
+    State(app): State<Arc<App>>,
+    UrlPath((id, file)): UrlPath<(String, String)>,
+) -> Response {
+    let result = async {
+        let reg = registry(&app).await?;
+        let version = reg.get(&id).await;
+        reg.close().await;
+        let Some(v) = version? else {
+            return Ok(None);
+        };
+        let wanted = format!("plots/{file}");
+        let digest = v.provenance["plots"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, d)| d.as_str().map(|d| (name, d)))
+            .find(|(name, d)| crate::report::card::plot_file(name, d) == wanted)
+            .map(|(_, d)| d.to_string());
+        let Some(digest) = digest else {
+            return Ok(None);
+        };
+        let store = crate::store::Store::existing(&app.paths.cache);
+        Ok::<_, anyhow::Error>(Some(store.read_verified(&digest)?))
+    }
+    .await;
+    match result {
+        Ok(Some(svg)) => ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, "no such plot\n").into_response(),
         Err(e) => failure(e),
     }
 }
@@ -366,6 +442,151 @@ async fn tags_page(State(app): State<Arc<App>>) -> Response {
         Ok(markup) => Html(markup.into_string()).into_response(),
         Err(e) => failure(e),
     }
+}
+
+#[derive(Deserialize)]
+struct PromoteForm {
+    tag: String,
+    version: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+#[derive(Deserialize)]
+struct RollbackForm {
+    tag: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+/// What a tag points at now, and its history (the confirmation pages show both).
+async fn tag_state(
+    app: &App,
+    tag: &str,
+) -> Result<(Option<String>, Vec<crate::registry::TagEvent>)> {
+    let reg = registry(app).await?;
+    let current = reg.tags().await.map(|t| t.get(tag).cloned());
+    let history = reg.history(tag).await;
+    reg.close().await;
+    Ok((current?, history.unwrap_or_default()))
+}
+
+/// `GET /promote?tag=T&version=V&reason=R`: what would move, and a button that moves it.
+async fn confirm_promote(State(app): State<Arc<App>>, Query(f): Query<PromoteForm>) -> Response {
+    match tag_state(&app, &f.tag).await {
+        Ok((current, history)) => Html(
+            pages::confirm_promote(
+                &f.tag,
+                current.as_deref(),
+                &f.version,
+                &f.reason,
+                &history,
+                &app.csrf,
+            )
+            .into_string(),
+        )
+        .into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+/// `GET /rollback?tag=T`: the tag's state and history, and a button that rolls it back.
+async fn confirm_rollback(State(app): State<Arc<App>>, Query(f): Query<RollbackForm>) -> Response {
+    match tag_state(&app, &f.tag).await {
+        Ok((current, history)) => Html(
+            pages::confirm_rollback(&f.tag, current.as_deref(), &f.to, &history, &app.csrf)
+                .into_string(),
+        )
+        .into_response(),
+        Err(e) => failure(e),
+    }
+}
+
+/// A form without this process's token is refused: it did not come from a page of this UI.
+fn forged(app: &App, given: &str) -> Option<Response> {
+    if crate::serve::same_secret(given.as_bytes(), app.csrf.as_bytes()) {
+        return None;
+    }
+    Some(
+        (
+            StatusCode::FORBIDDEN,
+            Html(pages::not_found("this form did not come from this UI (its token is missing or stale): reload the page and try again").into_string()),
+        )
+            .into_response(),
+    )
+}
+
+/// Moves a tag through the same code as `mlbuild promote`/`rollback`
+/// ([`crate::registry::links::move_tag`]: history entry, `models/TAG.zip` under the lock).
+async fn move_tag(app: &App, tag: &str, how: crate::registry::links::Move) -> Response {
+    let result = async {
+        let store = crate::store::Store::open(&app.paths.cache)?;
+        let reg = Registry::open(&app.paths.state_url).await?;
+        let printer = Printer::new(true, true, 0, ColorChoice::Never);
+        let by = crate::registry::current_user();
+        let moved = crate::registry::links::move_tag(
+            &reg,
+            &store,
+            &app.paths.models,
+            &printer,
+            tag,
+            how,
+            &by,
+        )
+        .await;
+        reg.close().await;
+        moved
+    }
+    .await;
+    match result {
+        Ok((moved, _)) => {
+            log(format_args!(
+                "Tagged {} → {} (was {})",
+                moved.tag,
+                moved.to,
+                moved.from.as_deref().unwrap_or("unset")
+            ));
+            Redirect::to(&format!("/tags#tag-{tag}")).into_response()
+        }
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Html(pages::error_page(&e).into_string()),
+        )
+            .into_response(),
+    }
+}
+
+async fn promote(State(app): State<Arc<App>>, Form(f): Form<PromoteForm>) -> Response {
+    if let Some(refused) = forged(&app, &f.csrf) {
+        return refused;
+    }
+    if f.reason.trim().is_empty() {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Html(
+                pages::not_found("a promotion needs a reason (it is kept in the tag's history)")
+                    .into_string(),
+            ),
+        )
+            .into_response();
+    }
+    let how = crate::registry::links::Move::Promote {
+        version: f.version,
+        reason: f.reason,
+    };
+    move_tag(&app, &f.tag, how).await
+}
+
+async fn rollback(State(app): State<Arc<App>>, Form(f): Form<RollbackForm>) -> Response {
+    if let Some(refused) = forged(&app, &f.csrf) {
+        return refused;
+    }
+    let to = Some(f.to).filter(|t| !t.trim().is_empty());
+    move_tag(&app, &f.tag, crate::registry::links::Move::Rollback { to }).await
 }
 
 fn api<T: serde::Serialize>(result: Result<T>) -> Response {

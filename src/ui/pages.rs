@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use maud::{html, Markup, DOCTYPE};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde_json::Value;
 
 use crate::fingerprint::Reason;
@@ -324,7 +324,11 @@ pub fn models(versions: &[Version], tags: &BTreeMap<String, String>) -> Markup {
 }
 
 /// One version: metrics, tags and provenance.
-pub fn version(v: &Version, tags: &BTreeMap<String, String>) -> Markup {
+pub fn version(
+    v: &Version,
+    tags: &BTreeMap<String, String>,
+    card: Result<String, String>,
+) -> Markup {
     let body = html! {
         h1 { "Version " code { (v.id) } }
         table {
@@ -337,6 +341,16 @@ pub fn version(v: &Version, tags: &BTreeMap<String, String>) -> Markup {
                 tr { th { "run" } td { @if let Some(r) = v.run { (r) } @else { "– (deployed)" } } }
             }
         }
+        h2 { "Promote" }
+        form method="get" action="/promote" {
+            input type="hidden" name="version" value=(v.id);
+            label { "tag " input name="tag" list="tags" required pattern="[A-Za-z0-9][A-Za-z0-9._-]*" placeholder="production"; }
+            " "
+            label { "reason " input name="reason" required placeholder="why"; }
+            " "
+            button type="submit" { "Review…" }
+            datalist id="tags" { @for t in tags.keys() { option value=(t) {} } }
+        }
         h2 { "Metrics" }
         table {
             tbody {
@@ -344,6 +358,11 @@ pub fn version(v: &Version, tags: &BTreeMap<String, String>) -> Markup {
                     tr { th { (k) } td class="num" { (metric_cell(m)) } }
                 }
             }
+        }
+        h2 { "Model card" }
+        @match card {
+            Ok(html) => div class="card" { (PreEscaped(html)) },
+            Err(why) => p class="empty" { "The card cannot be shown: " (why) },
         }
         h2 { "Provenance" }
         table {
@@ -369,26 +388,90 @@ pub fn tags(tags: &BTreeMap<String, String>, history: &[(String, Vec<TagEvent>)]
         } @else {
             @for (tag, version) in tags {
                 h2 id=(format!("tag-{tag}")) { code { (tag) } " → " a href=(format!("/models/{version}")) { code { (version) } } }
+                p { a href=(format!("/rollback?tag={tag}")) { "Roll back…" } }
                 @if let Some((_, events)) = history.iter().find(|(t, _)| t == tag) {
-                    table {
-                        thead { tr { th { "at" } th { "from" } th { "to" } th { "by" } th { "reason" } } }
-                        tbody {
-                            @for e in events.iter().rev() {
-                                tr {
-                                    td { (time(&e.at)) }
-                                    td { code { (e.from.as_deref().unwrap_or("–")) } }
-                                    td { code { (e.to) } }
-                                    td { (e.by) }
-                                    td { (e.reason) }
-                                }
-                            }
-                        }
-                    }
+                    (history_table(events))
                 }
             }
         }
     };
     layout("Tags", "/tags", body)
+}
+
+fn history_table(history: &[TagEvent]) -> Markup {
+    html! {
+        table {
+            thead { tr { th { "at" } th { "from" } th { "to" } th { "by" } th { "reason" } } }
+            tbody {
+                @for e in history.iter().rev() {
+                    tr {
+                        td { (time(&e.at)) }
+                        td { code { (e.from.as_deref().unwrap_or("–")) } }
+                        td { code { (e.to) } }
+                        td { (e.by) }
+                        td { (e.reason) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Promote, reviewed: the tag's version now and after, the reason, and the button that moves
+/// it (a POST carrying this process's form token).
+pub fn confirm_promote(
+    tag: &str,
+    current: Option<&str>,
+    version: &str,
+    reason: &str,
+    history: &[TagEvent],
+    csrf: &str,
+) -> Markup {
+    let body = html! {
+        h1 { "Promote " code { (version) } " to " code { (tag) } "?" }
+        p { code { (tag) } " points at " code { (current.unwrap_or("nothing yet")) } "; it will point at "
+            code { (version) } ", and " code { "models/" (tag) ".zip" } " will hold its MOJO." }
+        form method="post" action="/promote" {
+            input type="hidden" name="tag" value=(tag);
+            input type="hidden" name="version" value=(version);
+            input type="hidden" name="csrf" value=(csrf);
+            label { "reason " input name="reason" value=(reason) required; }
+            " "
+            button type="submit" { "Promote" }
+            " "
+            a href="/tags" { "Cancel" }
+        }
+        h2 { "History of " code { (tag) } }
+        (history_table(history))
+    };
+    layout("Promote", "/tags", body)
+}
+
+/// Rollback, reviewed: the tag's state and history, and the button that moves it back.
+pub fn confirm_rollback(
+    tag: &str,
+    current: Option<&str>,
+    to: &str,
+    history: &[TagEvent],
+    csrf: &str,
+) -> Markup {
+    let body = html! {
+        h1 { "Roll back " code { (tag) } "?" }
+        p { code { (tag) } " points at " code { (current.unwrap_or("nothing")) } ". Rolling back moves it to the version before its last move (or to the version given), as "
+            code { "mlbuild rollback" } " does, and writes " code { "models/" (tag) ".zip" } "." }
+        form method="post" action="/rollback" {
+            input type="hidden" name="tag" value=(tag);
+            input type="hidden" name="csrf" value=(csrf);
+            label { "to version (optional) " input name="to" value=(to) placeholder="the previous one"; }
+            " "
+            button type="submit" { "Roll back" }
+            " "
+            a href="/tags" { "Cancel" }
+        }
+        h2 { "History of " code { (tag) } }
+        (history_table(history))
+    };
+    layout("Roll back", "/tags", body)
 }
 
 /// A failed page: the error chain, as the CLI would print it.

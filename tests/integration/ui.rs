@@ -70,7 +70,23 @@ fn every_page_reads_a_trained_project_and_the_api_matches_the_cli() {
     unchanged("the pipeline page");
     assert!(page(&server, "/runs").contains("id=\"run-1\""));
     assert!(page(&server, "/models").contains(&format!("/models/{version}")));
-    assert!(page(&server, &format!("/models/{version}")).contains("Provenance"));
+    let version_page = page(&server, &format!("/models/{version}"));
+    assert!(version_page.contains("Provenance"));
+    // The model card is rendered with its plots inline, each served from the store.
+    let src = format!("<img src=\"/models/{version}/plots/");
+    let at = version_page.find(&src).expect("an inline plot") + 10;
+    let url = &version_page[at..at + version_page[at..].find('"').unwrap()];
+    let svg = page(&server, url);
+    assert!(
+        svg.contains("<svg"),
+        "{url}: {}",
+        &svg[..svg.len().min(200)]
+    );
+    let (status, _) = get(
+        &format!("{}/models/{version}/plots/x.svg", server.url),
+        None,
+    );
+    assert_eq!(status, 404);
     assert!(page(&server, "/tags").contains("id=\"tag-staging\""));
     assert!(page(&server, "/assets/ui.css").contains("prefers-color-scheme: dark"));
     let (status, _) = get(&format!("{}/models/v0-nope", server.url), None);
@@ -194,4 +210,121 @@ fn off_loopback_the_ui_needs_a_token_and_every_request_carries_it() {
         (resp.status().as_u16(), resp.text().await.unwrap())
     });
     assert_eq!(status, 200);
+}
+
+/// The form token of a confirmation page.
+fn csrf_of(page: &str) -> String {
+    let at = page.find("name=\"csrf\" value=\"").expect("a form token") + 19;
+    page[at..at + 64].to_string()
+}
+
+fn post(server: &Listening, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+    runtime().block_on(async {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let resp = client
+            .post(format!("{}{path}", server.url))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap();
+        (status, if status == 303 { location } else { body })
+    })
+}
+
+/// Promote and rollback from the pages move the tag through the CLI's code: its history
+/// records the reason, `models/TAG.zip` holds the version's MOJO; a form without the page's
+/// token moves nothing.
+#[test]
+fn promote_and_rollback_from_the_page_move_the_tag_as_the_cli_does() {
+    let (p, staging, other) = crate::integrity::two_versions();
+    let (staging, other) = (
+        staging["id"].as_str().unwrap().to_string(),
+        other["id"].as_str().unwrap().to_string(),
+    );
+    let model_of = |id: &str| -> String {
+        cli_json(&p, &["show", id, "--json"])["model"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let server = start_ui(&p, &[], &[]);
+    assert!(page(&server, &format!("/models/{other}")).contains("action=\"/promote\""));
+    let confirm = page(
+        &server,
+        &format!("/promote?tag=production&version={other}&reason=better%20recall"),
+    );
+    assert!(
+        confirm.contains("points at <code>nothing yet</code>"),
+        "{confirm}"
+    );
+    let csrf = csrf_of(&confirm);
+
+    let form = |token: &str, version: &str, reason: &str| {
+        vec![
+            ("tag", "production".to_string()),
+            ("version", version.to_string()),
+            ("reason", reason.to_string()),
+            ("csrf", token.to_string()),
+        ]
+    };
+    let send = |fields: Vec<(&str, String)>, path: &str| {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        post(&server, path, &fields)
+    };
+    let (status, _) = send(
+        form("0".repeat(64).as_str(), &other, "better recall"),
+        "/promote",
+    );
+    assert_eq!(status, 403, "a forged form is refused");
+    assert!(cli_json(&p, &["tags", "--json"])
+        .get("production")
+        .is_none());
+
+    let (status, location) = send(form(&csrf, &other, "better recall"), "/promote");
+    assert_eq!((status, location.as_str()), (303, "/tags#tag-production"));
+    assert_eq!(
+        cli_json(&p, &["tags", "--json"])["production"],
+        other.as_str()
+    );
+    let history = cli_json(&p, &["history", "production", "--json"]);
+    assert_eq!(history[0]["reason"], "better recall", "{history}");
+    let zip = std::fs::read(p.file("models/production.zip")).unwrap();
+    assert_eq!(blake3::hash(&zip).to_hex().to_string(), model_of(&other));
+
+    // Promote the other version too, then roll back: production returns to the first.
+    let (status, _) = send(form(&csrf, &staging, "try the trained one"), "/promote");
+    assert_eq!(status, 303);
+    let confirm = page(&server, "/rollback?tag=production");
+    assert!(confirm.contains("action=\"/rollback\""), "{confirm}");
+    let (status, _) = post(
+        &server,
+        "/rollback",
+        &[("tag", "production"), ("csrf", csrf_of(&confirm).as_str())],
+    );
+    assert_eq!(status, 303);
+    assert_eq!(
+        cli_json(&p, &["tags", "--json"])["production"],
+        other.as_str()
+    );
+    let zip = std::fs::read(p.file("models/production.zip")).unwrap();
+    assert_eq!(blake3::hash(&zip).to_hex().to_string(), model_of(&other));
+    let history = cli_json(&p, &["history", "production", "--json"]);
+    assert_eq!(history.as_array().unwrap().len(), 3, "{history}");
+
+    // A promotion needs a reason; an unknown version is refused with the CLI's error.
+    let (status, body) = send(form(&csrf, &other, " "), "/promote");
+    assert_eq!(status, 422, "{body}");
+    let (status, body) = send(form(&csrf, "v0-nope", "why"), "/promote");
+    assert_eq!(status, 422);
+    assert!(body.contains("v0-nope"), "{body}");
 }
