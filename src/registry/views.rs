@@ -257,6 +257,30 @@ impl Board {
     }
 }
 
+/// Every param of two versions' recorded config, changed or not: `(key, old, new)` in key order
+/// (the compare page's "everything"). Empty when either recorded none (`deploy --mojo`).
+pub fn all_params(a: &Version, b: &Version) -> Vec<(String, Value, Value)> {
+    if ![a, b].iter().all(|v| v.provenance.get("config").is_some()) {
+        return Vec::new();
+    }
+    let (mut pa, mut pb) = (Vec::new(), Vec::new());
+    flatten("", &a.provenance["config"], &mut pa);
+    flatten("", &b.provenance["config"], &mut pb);
+    let keys: BTreeSet<String> = pa.iter().chain(&pb).map(|(k, _)| k.clone()).collect();
+    let get = |l: &Vec<(String, Value)>, k: &str| {
+        l.iter()
+            .find(|(x, _)| x == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or(Value::Null)
+    };
+    keys.into_iter()
+        .map(|k| {
+            let (x, y) = (get(&pa, &k), get(&pb, &k));
+            (k, x, y)
+        })
+        .collect()
+}
+
 /// The `diff --json` document: metrics (with `change` for numbers), params (the config slices
 /// recorded in provenance) and leaderboards, side by side; only what differs for params.
 pub fn diff_doc(a: &Version, b: &Version, boards: [&Board; 2]) -> Value {

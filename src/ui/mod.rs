@@ -10,10 +10,12 @@
 //! | `GET /models` | registered versions with their metrics |
 //! | `GET /models/{version}` | one version: its model card rendered with its plots inline, metrics, provenance, tags, a promote form |
 //! | `GET /models/{version}/plots/{file}` | a plot the card links (SVG), found through the version's provenance |
+//! | `GET /compare?a=V&b=V[&all=1]` | two versions: what differs (metrics, params, algorithm, data snapshot, leaderboards), everything with `all` |
+//! | `GET /data` | the data as the last complete run saw it: confirm's report (rules, null fractions, PSI per column as bars) and the snapshot's profile |
 //! | `GET /tags` | each tag's version and history |
 //! | `GET /promote?tag&version&reason`, `GET /rollback?tag` | what would move, behind a confirmation button |
 //! | `POST /promote`, `POST /rollback` | moves the tag as `mlbuild promote`/`rollback` do (same code: history, `models/TAG.zip` under the lock); the form must carry this process's token |
-//! | `GET /api/status`, `/api/runs?page=N`, `/api/runs/{id}`, `/api/versions`, `/api/tags` | the same data as JSON, in the shapes of `status --json`, `runs --json`, `versions --json`, `tags --json` |
+//! | `GET /api/status`, `/api/runs?page=N`, `/api/runs/{id}`, `/api/versions`, `/api/tags`, `/api/compare?a&b`, `/api/data` | the same data as JSON, in the shapes of `status --json`, `runs --json`, `versions --json`, `tags --json` |
 //! | `GET /assets/ui.css` | the stylesheet |
 //!
 //! **Reading.** Every page plans as `status` does ([`crate::pipeline::plan`],
@@ -116,6 +118,10 @@ pub async fn serve(
         .route("/models", get(models_page))
         .route("/models/{version}", get(version_page))
         .route("/models/{version}/plots/{file}", get(plot))
+        .route("/data", get(data_page))
+        .route("/api/data", get(api_data))
+        .route("/compare", get(compare_page))
+        .route("/api/compare", get(api_compare))
         .route("/tags", get(tags_page))
         .route("/promote", get(confirm_promote).post(promote))
         .route("/rollback", get(confirm_rollback).post(rollback))
@@ -424,6 +430,90 @@ async fn plot(
         Ok(None) => (StatusCode::NOT_FOUND, "no such plot\n").into_response(),
         Err(e) => failure(e),
     }
+}
+
+/// The data as the last complete run saw it: confirm's report and the snapshot's profile,
+/// found through `ml.lock` (`None` each when there is no lock, or the store lacks them).
+async fn data_of(app: &App) -> Result<(Option<Value>, Option<crate::table::Profile>)> {
+    let Some(lock) = crate::store::lockfile::Lockfile::load(&app.paths.lockfile)? else {
+        return Ok((None, None));
+    };
+    let store = crate::store::Store::existing(&app.paths.cache);
+    let report = lock
+        .entry("confirm", 1)
+        .and_then(|e| e.outputs.get("report"))
+        .and_then(|d| store.read_verified(d).ok())
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+    let profile = lock
+        .entry("locate", 1)
+        .and_then(|e| e.outputs.get("snapshot"))
+        .and_then(|d| crate::steps::locate::remembered_profile(&store, d));
+    Ok((report, profile))
+}
+
+async fn data_page(State(app): State<Arc<App>>) -> Response {
+    match data_of(&app).await {
+        Ok((report, profile)) => {
+            Html(pages::data(report.as_ref(), profile.as_ref()).into_string()).into_response()
+        }
+        Err(e) => failure(e),
+    }
+}
+
+async fn api_data(State(app): State<Arc<App>>) -> Response {
+    api(data_of(&app)
+        .await
+        .map(|(report, profile)| json!({ "confirm": report, "profile": profile })))
+}
+
+#[derive(Deserialize)]
+struct CompareQuery {
+    #[serde(default)]
+    a: String,
+    #[serde(default)]
+    b: String,
+    /// Show everything, not only what differs.
+    #[serde(default)]
+    all: Option<String>,
+}
+
+/// The `diff --json` document of two versions, every param of their configs, and the list of
+/// versions to pick from.
+async fn compare_of(app: &App, q: &CompareQuery) -> Result<(Option<pages::Compared>, Vec<String>)> {
+    let reg = registry(app).await?;
+    let result = async {
+        let ids: Vec<String> = reg.versions().await?.into_iter().map(|v| v.id).collect();
+        if q.a.is_empty() || q.b.is_empty() {
+            return Ok((None, ids));
+        }
+        let (doc, _) = crate::registry::views::diff(&reg, &app.paths.project, &q.a, &q.b).await?;
+        let (a, b) = (reg.get(&q.a).await?, reg.get(&q.b).await?);
+        let params = match (a, b) {
+            (Some(a), Some(b)) => crate::registry::views::all_params(&a, &b),
+            _ => Vec::new(),
+        };
+        Ok::<_, anyhow::Error>((Some((doc, params)), ids))
+    }
+    .await;
+    reg.close().await;
+    result
+}
+
+async fn compare_page(State(app): State<Arc<App>>, Query(q): Query<CompareQuery>) -> Response {
+    match compare_of(&app, &q).await {
+        Ok((diff, ids)) => {
+            let all = q.all.is_some();
+            Html(pages::compare(&q.a, &q.b, all, diff.as_ref(), &ids).into_string()).into_response()
+        }
+        Err(e) => failure(e),
+    }
+}
+
+async fn api_compare(State(app): State<Arc<App>>, Query(q): Query<CompareQuery>) -> Response {
+    api(compare_of(&app, &q).await.and_then(|(diff, _)| {
+        diff.map(|(doc, _)| doc)
+            .context("`/api/compare` needs `?a=VERSION&b=VERSION`")
+    }))
 }
 
 async fn tags_page(State(app): State<Arc<App>>) -> Response {

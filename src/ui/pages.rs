@@ -13,11 +13,13 @@ use crate::registry::{Run, RunSummary, StepRecord, TagEvent, Version};
 use crate::status::{Freshness, RunStatus, StepStatus};
 
 /// The pages in the navigation bar: (path, label).
-const NAV: [(&str, &str); 4] = [
+const NAV: [(&str, &str); 6] = [
     ("/", "Pipeline"),
     ("/runs", "Runs"),
     ("/models", "Models"),
+    ("/compare", "Compare"),
     ("/tags", "Tags"),
+    ("/data", "Data"),
 ];
 
 fn layout(title: &str, current: &str, body: Markup) -> Markup {
@@ -303,9 +305,10 @@ pub fn models(versions: &[Version], tags: &BTreeMap<String, String>) -> Markup {
                 thead { tr {
                     th { "version" } th { "created" } th { "algo" } th { "tags" }
                     @for m in &metrics { th class="num" { (m) } }
+                    th {}
                 } }
                 tbody {
-                    @for v in versions.iter().rev() {
+                    @for (i, v) in versions.iter().enumerate().rev() {
                         tr {
                             td { a href=(format!("/models/{}", v.id)) { code { (v.id) } } }
                             td { (time(&v.created_at)) }
@@ -313,6 +316,11 @@ pub fn models(versions: &[Version], tags: &BTreeMap<String, String>) -> Markup {
                             td { (tags_of(tags, &v.id).join(", ")) }
                             @for m in &metrics {
                                 td class="num" { (v.metrics.get(m).map(metric_cell).unwrap_or_default()) }
+                            }
+                            td {
+                                @if i > 0 {
+                                    a href=(format!("/compare?a={}&b={}", versions[i - 1].id, v.id)) { "vs previous" }
+                                }
                             }
                         }
                     }
@@ -472,6 +480,245 @@ pub fn confirm_rollback(
         (history_table(history))
     };
     layout("Roll back", "/tags", body)
+}
+
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "–".to_string(),
+        Value::Number(_) => metric_cell(v),
+        other => other.to_string(),
+    }
+}
+
+/// One side's leaderboard, as the diff document holds it.
+fn board(doc: &Value) -> Markup {
+    html! {
+        @if let Some(why) = doc["missing"].as_str() {
+            p class="muted" { "leaderboard " (why) }
+        } @else {
+            @let metric = doc["sort_metric"].as_str().unwrap_or("");
+            table {
+                thead { tr { th { "model" } th { "algo" } th class="num" { (metric) } } }
+                tbody {
+                    @for r in doc["rows"].as_array().into_iter().flatten() {
+                        tr {
+                            td { code { (r["model_id"].as_str().unwrap_or("?")) } }
+                            td { (r["algo"].as_str().unwrap_or("?")) }
+                            td class="num" { (shown(&r["metrics"][metric])) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Horizontal bars, one per `(label, value)`, scaled to the largest value (and to `mark`, a
+/// threshold line, when given).
+fn bars(rows: &[(String, f64)], mark: Option<f64>, label: &str) -> Markup {
+    let top = rows
+        .iter()
+        .map(|(_, v)| *v)
+        .chain(mark)
+        .fold(0.0_f64, f64::max)
+        .max(1e-9);
+    let (name_w, bar_w, row_h) = (140.0, 360.0, 20.0);
+    let height = rows.len() as f64 * row_h + 4.0;
+    html! {
+        svg class="graph" viewBox=(format!("0 0 {} {height}", name_w + bar_w + 70.0)) role="img" aria-label=(label) {
+            @for (i, (name, v)) in rows.iter().enumerate() {
+                @let y = i as f64 * row_h + 2.0;
+                text x=(name_w - 6.0) y=(y + 14.0) text-anchor="end" { (name) }
+                rect class="box stale" x=(name_w) y=(y + 3.0) width=(format!("{:.1}", bar_w * v / top)) height=(row_h - 6.0) {}
+                text x=(name_w + bar_w * v / top + 6.0) y=(y + 14.0) { (format!("{v:.4}")) }
+            }
+            @if let Some(m) = mark {
+                line x1=(format!("{:.1}", name_w + bar_w * m / top)) y1="0" x2=(format!("{:.1}", name_w + bar_w * m / top)) y2=(height) {}
+            }
+        }
+    }
+}
+
+/// The data page: confirm's last report (verdict, rules, null fractions, drift) and the
+/// snapshot's profile.
+pub fn data(report: Option<&Value>, profile: Option<&crate::table::Profile>) -> Markup {
+    let body = html! {
+        h1 { "Data" }
+        @match report {
+            None => p class="empty" { "No data-quality report yet: " code { "mlbuild run" } " checks the prepared data in its confirm step (and records it in " code { "ml.lock" } ")." },
+            Some(r) => {
+                p { "The gate " strong class=(if r["verdict"] == "pass" { "state-fresh" } else { "state-failed" }) { (if r["verdict"] == "pass" { "passed" } else { "failed" }) }
+                    " on " (shown(&r["rows"])) " rows (" (shown(&r["train_rows"])) " train, " (shown(&r["holdout_rows"])) " holdout)." }
+                h2 { "Rules" }
+                table {
+                    thead { tr { th { "rule" } th { "column" } th { "value" } th { "limit" } th {} } }
+                    tbody {
+                        @for c in r["checks"].as_array().into_iter().flatten() {
+                            tr {
+                                td { code { (shown(&c["rule"])) } }
+                                td { (shown(&c["column"])) }
+                                td { (shown(&c["value"])) }
+                                td { (shown(&c["limit"])) }
+                                td class=(if c["pass"] == true { "state-fresh" } else { "state-failed" }) { (if c["pass"] == true { "pass" } else { "fail" }) }
+                            }
+                        }
+                    }
+                }
+                h2 { "Missing values" }
+                @let nulls: Vec<(String, f64)> = r["null_fraction"].as_object().into_iter().flatten()
+                    .map(|(k, v)| (k.clone(), v.as_f64().unwrap_or(0.0))).collect();
+                (bars(&nulls, None, "the fraction of missing values per column"))
+                h2 { "Drift" }
+                @match r["drift"]["columns"].as_array() {
+                    Some(columns) => {
+                        @let psi: Vec<(String, f64)> = columns.iter()
+                            .filter_map(|c| Some((c["column"].as_str()?.to_string(), c["psi"].as_f64()?))).collect();
+                        p class="muted" { "PSI per column against production's training rows; the line is the limit." }
+                        (bars(&psi, r["drift"]["limit"].as_f64(), "the population stability index per column"))
+                    },
+                    None => p class="muted" { (r["drift"]["reason"].as_str().unwrap_or("not checked")) },
+                }
+            }
+        }
+        h2 { "Snapshot profile" }
+        @match profile {
+            None => p class="empty" { "No profile yet: it is made when " code { "mlbuild run" } " locates the data." },
+            Some(p) => {
+                p class="muted" { (p.rows) " rows" }
+                table {
+                    thead { tr { th { "column" } th { "kind" } th class="num" { "missing" } th class="num" { "distinct" } } }
+                    tbody {
+                        @for c in &p.columns {
+                            tr id=(format!("column-{}", c.name)) {
+                                td { code { (c.name) } }
+                                td { (format!("{:?}", c.kind).to_lowercase()) }
+                                td class="num" { (c.missing) }
+                                td class="num" { (c.distinct.len()) @if c.distinct_capped { "+" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout("Data", "/data", body)
+}
+
+/// A `diff --json` document and every param of the two configs (`key`, old, new).
+pub type Compared = (Value, Vec<(String, Value, Value)>);
+
+/// The params of a comparison: the changed ones, or all with `all` (changed rows marked).
+fn params_section(doc: &Value, params: &[(String, Value, Value)], all: bool) -> Markup {
+    let changed: Vec<(&String, &Value)> = doc["params"].as_object().into_iter().flatten().collect();
+    html! {
+        h2 { "Params" }
+        @if doc["params_compared"] == false {
+            p class="muted" { "Not compared: a version added with " code { "deploy --mojo" } " records no config." }
+        } @else if all {
+            table {
+                thead { tr { th { "param" } th { "old" } th { "new" } } }
+                tbody {
+                    @for (k, x, y) in params {
+                        tr class=(if x != y { "changed" } else { "" }) {
+                            td { code { (k) } } td { (shown(x)) } td { (shown(y)) }
+                        }
+                    }
+                }
+            }
+        } @else if changed.is_empty() {
+            p class="muted" { "No param differs." }
+        } @else {
+            table {
+                thead { tr { th { "param" } th { "old" } th { "new" } } }
+                tbody {
+                    @for (k, p) in &changed {
+                        tr id=(format!("param-{k}")) { td { code { (k) } } td { (shown(&p["old"])) } td { (shown(&p["new"])) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Two versions compared: by default only what differs — metrics that changed, params that
+/// changed, the algorithm and the data snapshot when they differ, both leaderboards; `all`
+/// shows every metric and param.
+pub fn compare(a: &str, b: &str, all: bool, diff: Option<&Compared>, ids: &[String]) -> Markup {
+    let picker = html! {
+        form method="get" action="/compare" {
+            label { "old " input name="a" list="versions" value=(a) required; }
+            " "
+            label { "new " input name="b" list="versions" value=(b) required; }
+            " "
+            label { input type="checkbox" name="all" value="1" checked[all]; " everything" }
+            " "
+            button type="submit" { "Compare" }
+            datalist id="versions" { @for id in ids.iter().rev() { option value=(id) {} } }
+        }
+    };
+    let body = match diff {
+        None => html! {
+            h1 { "Compare" }
+            (picker)
+            @if ids.len() < 2 {
+                p class="empty" { "Two versions are needed to compare; " (ids.len()) " is registered." }
+            } @else {
+                p class="empty" { "Pick two versions." }
+            }
+        },
+        Some((doc, params)) => {
+            let differs = |k: &str| doc[k]["old"] != doc[k]["new"];
+            let metrics: Vec<(&String, &Value)> = doc["metrics"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, m)| all || m["old"] != m["new"])
+                .collect();
+            html! {
+                h1 { "Compare " code { (a) } " → " code { (b) } }
+                (picker)
+                table {
+                    thead { tr { th {} th { code { (a) } } th { code { (b) } } } }
+                    tbody {
+                        @if all || differs("algo") {
+                            tr { th { "algo" } td { (shown(&doc["algo"]["old"])) } td { (shown(&doc["algo"]["new"])) } }
+                        }
+                        @if all || differs("data_snapshot") {
+                            tr { th { "data snapshot" } td { code { (short(&shown(&doc["data_snapshot"]["old"]))) } } td { code { (short(&shown(&doc["data_snapshot"]["new"]))) } } }
+                        }
+                    }
+                }
+                h2 { "Metrics" }
+                @if metrics.is_empty() {
+                    p class="muted" { "No metric differs." }
+                } @else {
+                    table {
+                        thead { tr { th { "metric" } th class="num" { "old" } th class="num" { "new" } th class="num" { "change" } } }
+                        tbody {
+                            @for (name, m) in &metrics {
+                                tr id=(format!("metric-{name}")) {
+                                    td { (name) }
+                                    td class="num" { (shown(&m["old"])) }
+                                    td class="num" { (shown(&m["new"])) }
+                                    td class="num" { (m["change"].as_f64().map(|c| format!("{c:+.4}")).unwrap_or_default()) }
+                                }
+                            }
+                        }
+                    }
+                }
+                (params_section(doc, params, all))
+                h2 { "Leaderboards" }
+                table {
+                    tbody { tr {
+                        td { h2 { code { (a) } } (board(&doc["leaderboard"]["old"])) }
+                        td { h2 { code { (b) } } (board(&doc["leaderboard"]["new"])) }
+                    } }
+                }
+            }
+        }
+    };
+    layout("Compare", "/compare", body)
 }
 
 /// A failed page: the error chain, as the CLI would print it.

@@ -328,3 +328,79 @@ fn promote_and_rollback_from_the_page_move_the_tag_as_the_cli_does() {
     assert_eq!(status, 422);
     assert!(body.contains("v0-nope"), "{body}");
 }
+
+/// After a retrain with one `--set` (a column ignored), compare shows that param and what
+/// changed with it, and
+/// everything on request; `/api/compare` is `diff --json`.
+#[test]
+fn compare_shows_only_what_differs_after_a_set_retrain() {
+    let p = trained().clone_trained();
+    let staging = |p: &Project| -> String {
+        cli_json(p, &["tags", "--json"])["staging"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let before = staging(&p);
+    let run = p
+        .mlbuild(&["run", "--set", "define.ignore=[\"ID\", \"AGE\"]"])
+        .ok();
+    let after = staging(&p);
+    assert_ne!(before, after, "a new version: {}", run.stderr);
+
+    let server = start_ui(&p, &[], &[]);
+    let path = format!("/compare?a={before}&b={after}");
+    let diff = page(&server, &path);
+    assert!(diff.contains("id=\"param-define.ignore\""), "{diff}");
+    assert_eq!(diff.matches("id=\"param-").count(), 1, "{diff}");
+    assert!(!diff.contains("data snapshot"), "the data did not change");
+    let everything = page(&server, &format!("{path}&all=1"));
+    assert!(everything.matches("<tr class=").count() > 5, "{everything}");
+    assert!(everything.contains("data snapshot"));
+    let api: Value = serde_json::from_str(&page(
+        &server,
+        &format!("/api/compare?a={before}&b={after}"),
+    ))
+    .unwrap();
+    assert_eq!(api, cli_json(&p, &["diff", &before, &after, "--json"]));
+    assert!(page(&server, "/compare").contains("Pick two versions"));
+}
+
+/// The data page shows confirm's last report and the snapshot's profile, found through
+/// `ml.lock`; `/api/data` serves the stored report itself.
+#[test]
+fn the_data_page_shows_the_gate_and_the_profile() {
+    let p = trained().clone_trained();
+    let server = start_ui(&p, &[], &[]);
+    let data = page(&server, "/data");
+    assert!(data.contains("state-fresh\">passed"), "{data}");
+    for rule in ["min_rows", "max_null_fraction"] {
+        assert!(
+            data.contains(&format!("<code>{rule}</code>")),
+            "{rule}: {data}"
+        );
+    }
+    assert!(data.contains("id=\"column-PSA\""), "{data}");
+    assert!(data.contains("the fraction of missing values per column"));
+    let lock: Value = serde_json::from_str(&p.read("ml.lock")).unwrap();
+    let report = lock["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "confirm")
+        .unwrap()["outputs"]["report"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let stored: Value = serde_json::from_slice(
+        &std::fs::read(p.file(&format!("cache/v1/cas/{}/{report}", &report[..2]))).unwrap(),
+    )
+    .unwrap();
+    let api: Value = serde_json::from_str(&page(&server, "/api/data")).unwrap();
+    assert_eq!(api["confirm"], stored);
+    assert_eq!(api["profile"]["rows"], 380);
+
+    let empty = Project::from_fixture("prostate");
+    let server = start_ui(&empty, &[], &[]);
+    assert!(page(&server, "/data").contains("No data-quality report yet"));
+}
