@@ -219,6 +219,9 @@ pub struct Registry {
     pool: AnyPool,
     /// Whether the database is a SQLite file (its WAL is checkpointed on [`Registry::close`]).
     sqlite: bool,
+    /// Whether this is the empty in-memory stand-in of a database that does not exist yet
+    /// ([`Registry::open_read`]).
+    stand_in: bool,
     /// The schema version of the database: [`schema::current`] once opened for writing; a read
     /// ([`Registry::open_read`]) takes an older schema as it is (see `schema::has`).
     schema: i64,
@@ -320,6 +323,7 @@ impl Registry {
         let registry = Registry {
             pool,
             sqlite: backend == Backend::Sqlite,
+            stand_in: false,
             schema: schema::current(),
         };
         if backend == Backend::Sqlite {
@@ -415,6 +419,7 @@ impl Registry {
         Ok(Registry {
             pool,
             sqlite: backend == Backend::Sqlite,
+            stand_in: false,
             schema: found,
         })
     }
@@ -443,8 +448,15 @@ impl Registry {
         Ok(Registry {
             pool,
             sqlite: true,
+            stand_in: true,
             schema: schema::current(),
         })
+    }
+
+    /// Whether this registry stands in for a database that does not exist yet: it reads as
+    /// empty, and a later open may find the database a run has made since.
+    pub fn is_stand_in(&self) -> bool {
+        self.stand_in
     }
 
     /// Closes the pool, waiting for connections to finish. On SQLite the WAL is checkpointed

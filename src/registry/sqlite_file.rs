@@ -356,6 +356,7 @@ mod tests {
             let reg = Registry {
                 pool: o.await.unwrap().unwrap(),
                 sqlite: true,
+                stand_in: false,
                 schema: schema::current(),
             };
             ids.push(reg.begin_run("p", "run", None).await.unwrap());

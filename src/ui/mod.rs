@@ -73,6 +73,10 @@ pub struct Options {
 struct App {
     paths: Paths,
     token: Option<String>,
+    /// The read-only registry, opened once (its pool serves every request; each query sees
+    /// what was committed before it), or not yet: a project without a state database reads as
+    /// empty until a run makes one, and is opened again then.
+    registry: tokio::sync::Mutex<Option<Registry>>,
     /// The token every state-changing form carries (fresh per process).
     csrf: String,
 }
@@ -109,6 +113,7 @@ pub async fn serve(
     let app = Arc::new(App {
         paths: Paths::resolve(&options.dir),
         token: options.token.clone(),
+        registry: tokio::sync::Mutex::new(None),
         csrf: random_token()?,
     });
     let router = Router::new()
@@ -245,9 +250,17 @@ fn failure(e: anyhow::Error) -> Response {
         .into_response()
 }
 
-/// The registry, read-only (a project without one reads as empty).
+/// The registry, read-only, shared by every request (a project without one reads as empty).
 async fn registry(app: &App) -> Result<Registry> {
-    Ok(Registry::open_read(&app.paths.state_url).await?)
+    let mut cached = app.registry.lock().await;
+    if let Some(reg) = cached.as_ref() {
+        return Ok(reg.clone());
+    }
+    let reg = Registry::open_read(&app.paths.state_url).await?;
+    if !reg.is_stand_in() {
+        *cached = Some(reg.clone());
+    }
+    Ok(reg)
 }
 
 /// The plan as `status` makes it, or why there is none (no `ml.toml`, a broken one). The walk
@@ -268,7 +281,6 @@ async fn plan(app: &Arc<App>) -> Result<Vec<crate::pipeline::PlanEntry>> {
                 crate::pipeline::RunOptions::default(),
             )
             .await;
-            registry.close().await;
             Ok(crate::pipeline::complete_plan(&entries?))
         })
     })
@@ -285,7 +297,6 @@ async fn pipeline_page(State(app): State<Arc<App>>) -> Response {
             Some(run) => reg.steps(run.id).await?,
             None => Vec::new(),
         };
-        reg.close().await;
         Ok::<_, anyhow::Error>(pages::pipeline(&app.paths, plan, last.as_ref(), &steps))
     }
     .await;
@@ -306,7 +317,6 @@ async fn runs_of(app: &App, page: u32) -> Result<(Vec<crate::registry::RunSummar
         .run_summaries(page.saturating_sub(1) * RUNS_PER_PAGE, RUNS_PER_PAGE)
         .await;
     let total = reg.run_count().await;
-    reg.close().await;
     Ok((rows?, total?))
 }
 
@@ -326,7 +336,6 @@ async fn run_of(
     let reg = registry(app).await?;
     let run = reg.run(id).await;
     let steps = reg.steps(id).await;
-    reg.close().await;
     Ok(run?.map(|run| (run, steps.unwrap_or_default())))
 }
 
@@ -359,7 +368,6 @@ async fn models_page(State(app): State<Arc<App>>) -> Response {
         let reg = registry(&app).await?;
         let versions = reg.versions().await?;
         let tags = reg.tags().await?;
-        reg.close().await;
         Ok::<_, anyhow::Error>(pages::models(&versions, &tags))
     }
     .await;
@@ -374,7 +382,6 @@ async fn version_page(State(app): State<Arc<App>>, UrlPath(id): UrlPath<String>)
         let reg = registry(&app).await?;
         let version = reg.get(&id).await?;
         let tags = reg.tags().await?;
-        reg.close().await;
         let store = crate::store::Store::existing(&app.paths.cache);
         Ok::<_, anyhow::Error>(version.map(|v| {
             // Verified like every use of stored bytes; a card that is gone is said to be.
@@ -406,7 +413,6 @@ async fn plot(
     let result = async {
         let reg = registry(&app).await?;
         let version = reg.get(&id).await;
-        reg.close().await;
         let Some(v) = version? else {
             return Ok(None);
         };
@@ -495,7 +501,6 @@ async fn compare_of(app: &App, q: &CompareQuery) -> Result<(Option<pages::Compar
         Ok::<_, anyhow::Error>((Some((doc, params)), ids))
     }
     .await;
-    reg.close().await;
     result
 }
 
@@ -524,7 +529,6 @@ async fn tags_page(State(app): State<Arc<App>>) -> Response {
         for tag in tags.keys() {
             history.push((tag.clone(), reg.history(tag).await?));
         }
-        reg.close().await;
         Ok::<_, anyhow::Error>(pages::tags(&tags, &history))
     }
     .await;
@@ -561,7 +565,6 @@ async fn tag_state(
     let reg = registry(app).await?;
     let current = reg.tags().await.map(|t| t.get(tag).cloned());
     let history = reg.history(tag).await;
-    reg.close().await;
     Ok((current?, history.unwrap_or_default()))
 }
 
@@ -628,6 +631,7 @@ async fn move_tag(app: &App, tag: &str, how: crate::registry::links::Move) -> Re
             &by,
         )
         .await;
+        // Closing checkpoints SQLite's WAL: what moved is in `state.db` itself.
         reg.close().await;
         moved
     }
@@ -708,7 +712,6 @@ async fn api_versions(State(app): State<Arc<App>>) -> Response {
     api(async {
         let reg = registry(&app).await?;
         let versions = reg.versions().await;
-        reg.close().await;
         Ok::<_, anyhow::Error>(versions?)
     }
     .await)
@@ -718,7 +721,6 @@ async fn api_tags(State(app): State<Arc<App>>) -> Response {
     api(async {
         let reg = registry(&app).await?;
         let tags = reg.tags().await;
-        reg.close().await;
         Ok::<_, anyhow::Error>(tags?)
     }
     .await)

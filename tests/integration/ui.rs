@@ -159,6 +159,12 @@ fn a_project_without_runs_or_ml_toml_says_what_to_do_next() {
         !p.file("cache/state.db").exists(),
         "reading created a registry"
     );
+    // A run made while the UI is open (here one that fails at execute) shows up: the
+    // registry it creates is opened at the next request.
+    let mut cmd = p.command(&["run", "-q"]);
+    cmd.env("MLBUILD_H2O_JAR", "jars/h2o.jar");
+    assert_eq!(Run::from(cmd.output().unwrap()).code, 1);
+    assert!(page(&server, "/runs").contains("id=\"run-1\""));
     std::fs::remove_file(p.file("ml.toml")).unwrap();
     assert!(page(&server, "/").contains("mlbuild init"));
 }
