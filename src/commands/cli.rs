@@ -218,8 +218,9 @@ pub enum Command {
         #[arg(long, default_value_t = 1, value_name = "N")]
         page: u32,
     },
-    /// Serve the project's pipeline, runs, models and tags in a browser (read-only; never
-    /// starts H2O); off loopback it requires MLBUILD_UI_TOKEN
+    /// Serve the project's pipeline, runs, models, compare, tags and data in a browser, with a
+    /// JSON API; reading never writes or starts H2O, promote and rollback sit behind a
+    /// confirmation; off loopback it requires MLBUILD_UI_TOKEN
     Ui {
         /// Address to bind (anything but loopback needs MLBUILD_UI_TOKEN)
         #[arg(long, default_value = "127.0.0.1")]
