@@ -330,6 +330,14 @@ impl<'a> Pipeline<'a> {
             self.planning_stopped = true;
             return Ok(Begin::Done(None));
         }
+        if self.ctx.run_id != 0 {
+            // For readers of the registry (the UI's live view); a run goes on without it.
+            let _ = self
+                .ctx
+                .registry
+                .start_step(self.ctx.run_id, step.as_str(), attempt)
+                .await;
+        }
         Ok(Begin::Run(Pending {
             step,
             attempt,

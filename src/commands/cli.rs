@@ -218,8 +218,9 @@ pub enum Command {
         #[arg(long, default_value_t = 1, value_name = "N")]
         page: u32,
     },
-    /// Serve the project's pipeline, runs, models, compare, tags and data in a browser, with a
-    /// JSON API; reading never writes or starts H2O, promote and rollback sit behind a
+    /// Serve the project's pipeline, steps, runs, models, compare, tags and data in a browser,
+    /// live as runs progress, with a JSON API; reading never writes or starts H2O; a Run button
+    /// runs the pipeline in the background (cancel stops it); promote and rollback sit behind a
     /// confirmation; off loopback it requires MLBUILD_UI_TOKEN
     Ui {
         /// Address to bind (anything but loopback needs MLBUILD_UI_TOKEN)

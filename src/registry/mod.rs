@@ -51,7 +51,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
 pub use render::{render_history, render_runs, render_tags, render_versions};
-pub use runs::{Run, RunSummary, StepRecord};
+pub use runs::{Run, RunSummary, StepRecord, StepStart};
 pub use tags::{TagEvent, TagMove};
 pub use versions::{Blob, NewVersion, Version, VersionEvent};
 
@@ -504,6 +504,6 @@ where
 }
 
 /// Now, as stored: RFC 3339, UTC, milliseconds.
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }

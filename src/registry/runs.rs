@@ -26,6 +26,30 @@ pub struct Run {
     /// The error a failed run ended with, as the CLI printed it (`error:`, `Caused by:`,
     /// `hint:` lines).
     pub error: Option<String>,
+    /// The step this run started last and (while the run is `running`) may be executing now:
+    /// a step whose record is not among the run's steps yet is under way. None before schema 5
+    /// and for a run that executed nothing.
+    pub current: Option<StepStart>,
+}
+
+impl Run {
+    /// The step this run is executing now: the last one it started, while the run is
+    /// `running` and that step has no record among `steps` (the run's records) yet.
+    pub fn under_way<'a>(&'a self, steps: &[StepRecord]) -> Option<&'a StepStart> {
+        let current = self.current.as_ref()?;
+        let closed = steps
+            .iter()
+            .any(|s| s.step == current.step && s.attempt == current.attempt);
+        (self.status == RunStatus::Running && !closed).then_some(current)
+    }
+}
+
+/// A step execution that started: what `record_step` will close.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepStart {
+    pub step: String,
+    pub attempt: u32,
+    pub since: String,
 }
 
 /// A run and how many of its step executions ended each way: a line of `mlbuild runs` and of
@@ -166,6 +190,28 @@ impl Registry {
         .await
     }
 
+    /// Records that a step execution starts (not a cached or restored step: one that runs).
+    pub async fn start_step(&self, run: RunId, step: &str, attempt: u32) -> Result<()> {
+        if self.schema < super::schema::STEP_STARTS {
+            return Ok(());
+        }
+        retry("recording a step's start", || async {
+            sqlx::query(
+                "UPDATE runs SET current_step = $1, current_attempt = $2, current_since = $3 \
+                 WHERE id = $4",
+            )
+            .bind(step)
+            .bind(i64::from(attempt))
+            .bind(now_rfc3339())
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map_err(db("recording a step's start"))?;
+            Ok(Some(()))
+        })
+        .await
+    }
+
     /// Marks `interrupted` the runs of `project` still recorded as `running` that were started
     /// on this host by a process that no longer exists (killed, or the machine rebooted), and
     /// returns their ids. The caller must hold the project's run lock, so that no run of the
@@ -234,12 +280,15 @@ impl Registry {
     /// The `SELECT` of a run row: the origin columns when the schema has them, else nulls (a
     /// registry read at an older schema, [`Registry::open_read`]).
     fn run_select(&self) -> &'static str {
-        if self.schema >= super::schema::RUN_ORIGIN {
+        if self.schema >= super::schema::STEP_STARTS {
             "SELECT id, project, command, started_at, finished_at, status, report, \
-             git_commit, user_name, error FROM runs"
+             git_commit, user_name, error, current_step, current_attempt, current_since FROM runs"
+        } else if self.schema >= super::schema::RUN_ORIGIN {
+            "SELECT id, project, command, started_at, finished_at, status, report, \
+             git_commit, user_name, error, NULL, NULL, NULL FROM runs"
         } else {
             "SELECT id, project, command, started_at, finished_at, status, report, \
-             NULL, NULL, NULL FROM runs"
+             NULL, NULL, NULL, NULL, NULL, NULL FROM runs"
         }
     }
 
@@ -366,5 +415,18 @@ fn run_from_row(row: &AnyRow) -> Result<Run> {
         git_commit: row.try_get(7).map_err(get)?,
         user: row.try_get(8).map_err(get)?,
         error: row.try_get(9).map_err(get)?,
+        current: {
+            let step: Option<String> = row.try_get(10).map_err(get)?;
+            let attempt: Option<i64> = row.try_get(11).map_err(get)?;
+            let since: Option<String> = row.try_get(12).map_err(get)?;
+            match (step, attempt, since) {
+                (Some(step), Some(attempt), Some(since)) => Some(StepStart {
+                    step,
+                    attempt: u32::try_from(attempt).unwrap_or(0),
+                    since,
+                }),
+                _ => None,
+            }
+        },
     })
 }

@@ -8,7 +8,13 @@ use sqlx::{AnyPool, Row};
 use super::{db, RegistryError, Result};
 
 /// Migration `n` (1-based) brings the schema from version `n - 1` to `n`.
-pub(super) const MIGRATIONS: &[&[&str]] = &[V1, V2_RUN_HOSTS, V3_VERSION_EVENTS, V4_RUN_ORIGIN];
+pub(super) const MIGRATIONS: &[&[&str]] = &[
+    V1,
+    V2_RUN_HOSTS,
+    V3_VERSION_EVENTS,
+    V4_RUN_ORIGIN,
+    V5_STEP_STARTS,
+];
 
 const V1: &[&str] = &[
     // Row locks that serialize id allocation (`run`) and version registration (`version`).
@@ -92,6 +98,17 @@ const V4_RUN_ORIGIN: &[&str] = &[
     "ALTER TABLE runs ADD COLUMN user_name TEXT",
     "ALTER TABLE runs ADD COLUMN error TEXT",
 ];
+
+/// The step a run is executing now (since when), written when the step starts, so a reader
+/// (the UI's live view) sees the step before it ends.
+const V5_STEP_STARTS: &[&str] = &[
+    "ALTER TABLE runs ADD COLUMN current_step TEXT",
+    "ALTER TABLE runs ADD COLUMN current_attempt BIGINT",
+    "ALTER TABLE runs ADD COLUMN current_since TEXT",
+];
+
+/// The schema version whose `runs` rows record the step under way.
+pub(super) const STEP_STARTS: i64 = 5;
 
 /// The schema version whose `runs` rows record their origin and error.
 pub(super) const RUN_ORIGIN: i64 = 4;

@@ -100,6 +100,7 @@ on_both_backends!(
     rollback_to,
     runs_and_steps,
     run_origin_and_error,
+    a_step_start_is_recorded_before_its_end,
     concurrent_moves_lose_nothing,
     concurrent_moves_and_rollbacks_keep_the_chain,
     concurrent_registration_creates_one_version,
@@ -459,6 +460,42 @@ async fn run_origin_and_error(url: &str) {
     );
     let plain = registry.run(plain).await.unwrap().unwrap();
     assert_eq!((plain.git_commit, plain.error), (None, None));
+}
+
+/// A step that starts is the run's step under way until its record is written (migration 5),
+/// and nothing is under way once the run ended.
+async fn a_step_start_is_recorded_before_its_end(url: &str) {
+    let registry = Registry::open(url).await.unwrap();
+    let run = registry.begin_run("prostate", "run", None).await.unwrap();
+    let read = || async {
+        let r = registry.run(run).await.unwrap().unwrap();
+        let steps = registry.steps(run).await.unwrap();
+        r.under_way(&steps).map(|s| (s.step.clone(), s.attempt))
+    };
+    assert_eq!(read().await, None);
+    registry.start_step(run, "execute", 2).await.unwrap();
+    assert_eq!(read().await, Some(("execute".into(), 2)));
+    let since = registry
+        .run(run)
+        .await
+        .unwrap()
+        .unwrap()
+        .current
+        .unwrap()
+        .since;
+    assert!(since.ends_with('Z'), "{since}");
+    registry
+        .record_step(run, "execute", 2, StepStatus::Ran, "k", 5, "forced")
+        .await
+        .unwrap();
+    assert_eq!(read().await, None, "its record closes it");
+    registry.start_step(run, "monitor", 2).await.unwrap();
+    assert_eq!(read().await, Some(("monitor".into(), 2)));
+    registry
+        .finish_run(run, RunStatus::Interrupted, None)
+        .await
+        .unwrap();
+    assert_eq!(read().await, None, "an ended run has nothing under way");
 }
 
 async fn runs_and_steps(url: &str) {

@@ -78,6 +78,11 @@ pub fn engine_dir(cache_dir: &Path) -> PathBuf {
     cache_dir.join("h2o")
 }
 
+/// The project's run lock (see [`super::RunLock`]).
+pub fn run_lock(cache_dir: &Path) -> PathBuf {
+    cache_dir.join(RUN_LOCK)
+}
+
 /// The registry's SQLite file, when `MLBUILD_STATE_URL` names no other database.
 pub fn state_db(cache_dir: &Path) -> PathBuf {
     cache_dir.join("state.db")

@@ -56,6 +56,21 @@ impl RunLock {
         })
     }
 
+    /// Who holds the lock at `path` now (`pid N`), without waiting; None when it is free or
+    /// no run ever took it. Racy by nature: a run may take the lock right after.
+    pub fn holder(path: &Path) -> Option<String> {
+        let file = OpenOptions::new().read(true).write(true).open(path).ok()?;
+        if FileExt::try_lock_exclusive(&file).unwrap_or(false) {
+            let _ = FileExt::unlock(&file);
+            return None;
+        }
+        let holder = fs::read_to_string(path).unwrap_or_default();
+        Some(match holder.trim() {
+            "" => "a process".to_string(),
+            h => h.to_string(),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

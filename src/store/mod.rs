@@ -140,7 +140,7 @@ impl Store {
 
     /// The project's run lock (`run`, `watch`, `cache gc`, `cache pull` hold it).
     pub fn run_lock_path(&self) -> PathBuf {
-        self.cache_dir.join(layout::RUN_LOCK)
+        layout::run_lock(&self.cache_dir)
     }
 
     /// The stat cache of data files' digests.

@@ -1,6 +1,7 @@
 //! `mlbuild ui`: the project in a browser — its pipeline with every step's state and reason,
-//! its runs, its models and its tags — rendered on the server (maud), with one embedded
-//! stylesheet and no script, so every page reads without JavaScript.
+//! each step's inputs and outputs, its runs, its models and its tags — rendered on the server
+//! (maud), with one embedded stylesheet and one small script, so every page reads without
+//! JavaScript; with it, live pages follow the runs ([`live`]) and times show in local time.
 //!
 //! | route | page or data |
 //! |---|---|
@@ -16,7 +17,10 @@
 //! | `GET /promote?tag&version&reason`, `GET /rollback?tag` | what would move, behind a confirmation button |
 //! | `POST /promote`, `POST /rollback` | moves the tag as `mlbuild promote`/`rollback` do (same code: history, `models/TAG.zip` under the lock); the form must carry this process's token |
 //! | `GET /api/status`, `/api/runs?page=N`, `/api/runs/{id}`, `/api/versions`, `/api/tags`, `/api/compare?a&b`, `/api/data` | the same data as JSON, in the shapes of `status --json`, `runs --json`, `versions --json`, `tags --json` |
-//! | `GET /assets/ui.css` | the stylesheet |
+//! | `GET /steps/{step}`, `/steps/{step}/outputs/{name}`, `/api/steps/{step}` | a step: state, recorded key inputs and outputs, downloads ([`step`]) |
+//! | `POST /run`, `POST /run/cancel`, `GET /api/job` | the Run button's background run ([`job`]) |
+//! | `GET /api/events` | server-sent events: the latest run as it progresses ([`live`]) |
+//! | `GET /assets/ui.css`, `/assets/ui.js`, `/assets/icon.svg` | the stylesheet, the script, the icon |
 //!
 //! **Reading.** Every page plans as `status` does ([`crate::pipeline::plan`],
 //! [`Mode::Plan`](crate::steps::Mode::Plan)): the registry is opened read-only, nothing is
@@ -29,7 +33,10 @@
 //! sets (HttpOnly, SameSite=Strict), compared in constant time.
 
 mod card;
+mod job;
+mod live;
 mod pages;
+mod step;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,6 +64,8 @@ pub const TOKEN_VAR: &str = "MLBUILD_UI_TOKEN";
 pub const RUNS_PER_PAGE: u32 = 50;
 
 const STYLESHEET: &str = include_str!("../../assets/ui.css");
+const SCRIPT: &str = include_str!("../../assets/ui.js");
+const ICON: &str = include_str!("../../assets/icon.svg");
 
 /// How to serve.
 #[derive(Debug, Clone)]
@@ -79,6 +88,11 @@ struct App {
     registry: tokio::sync::Mutex<Option<Registry>>,
     /// The token every state-changing form carries (fresh per process).
     csrf: String,
+    /// The run started from the page, if any.
+    jobs: Arc<job::Jobs>,
+    /// Turns true when the server stops, ending the live streams (graceful shutdown waits for
+    /// every open connection).
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// 32 bytes from the kernel's generator, as hex.
@@ -115,6 +129,8 @@ pub async fn serve(
         token: options.token.clone(),
         registry: tokio::sync::Mutex::new(None),
         csrf: random_token()?,
+        jobs: Arc::default(),
+        stopping: tokio::sync::watch::channel(false).0,
     });
     let router = Router::new()
         .route("/", get(pipeline_page))
@@ -135,11 +151,20 @@ pub async fn serve(
         .route("/api/runs/{id}", get(api_run))
         .route("/api/versions", get(api_versions))
         .route("/api/tags", get(api_tags))
+        .route("/steps/{step}", get(step::page))
+        .route("/steps/{step}/outputs/{name}", get(step::download))
+        .route("/api/steps/{step}", get(step::api))
+        .route("/api/events", get(live::events))
+        .route("/api/job", get(api_job))
+        .route("/run", axum::routing::post(start_run))
+        .route("/run/cancel", axum::routing::post(cancel_run))
         .route("/assets/ui.css", get(stylesheet))
+        .route("/assets/ui.js", get(script))
+        .route("/assets/icon.svg", get(icon))
         .route("/login", get(login))
         .layer(middleware::from_fn_with_state(app.clone(), require_token))
         .layer(middleware::from_fn(content_policy))
-        .with_state(app);
+        .with_state(app.clone());
     log(format_args!("Listening on http://{local}"));
     if options.open {
         let url = format!("http://{local}/");
@@ -149,11 +174,17 @@ pub async fn serve(
             ));
         }
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+    let stopping = app.clone();
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stopping.stopping.send_replace(true);
+        })
         .await
-        .context("serving the UI")?;
-    Ok(())
+        .context("serving the UI");
+    // A run started from the page is cancelled with the UI, its engine released.
+    app.jobs.shutdown().await;
+    served
 }
 
 /// The UI's log on stderr: where it listens and the requests that failed.
@@ -165,13 +196,14 @@ fn log(line: std::fmt::Arguments<'_>) {
     eprintln!("{line}");
 }
 
-/// Every answer forbids scripts, frames and anything from elsewhere: the pages need none.
+/// Every answer forbids inline scripts, frames and anything from elsewhere: the pages need
+/// only the UI's own stylesheet and script.
 async fn content_policy(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         header::HeaderValue::from_static(
-            "default-src 'self'; script-src 'none'; object-src 'none'; frame-ancestors 'none'",
+            "default-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
         ),
     );
     response
@@ -184,7 +216,7 @@ async fn require_token(State(app): State<Arc<App>>, request: Request, next: Next
         return next.run(request).await;
     };
     let path = request.uri().path();
-    if path == "/login" || path == "/assets/ui.css" {
+    if path == "/login" || path.starts_with("/assets/") {
         return next.run(request).await;
     }
     let headers = request.headers();
@@ -290,6 +322,9 @@ async fn plan(app: &Arc<App>) -> Result<Vec<crate::pipeline::PlanEntry>> {
 
 async fn pipeline_page(State(app): State<Arc<App>>) -> Response {
     let result = async {
+        // Read first: a change after it makes the page's stamp old, and the script fetches again.
+        let live = live::read(&app).await?;
+        let job = app.jobs.view().await;
         let plan = plan(&app).await;
         let reg = registry(&app).await?;
         let last = reg.recent_runs(1).await?.into_iter().next();
@@ -297,7 +332,15 @@ async fn pipeline_page(State(app): State<Arc<App>>) -> Response {
             Some(run) => reg.steps(run.id).await?,
             None => Vec::new(),
         };
-        Ok::<_, anyhow::Error>(pages::pipeline(&app.paths, plan, last.as_ref(), &steps))
+        Ok::<_, anyhow::Error>(pages::pipeline(
+            &app.paths,
+            plan,
+            last.as_ref(),
+            &steps,
+            &live,
+            &job,
+            &app.csrf,
+        ))
     }
     .await;
     match result {
@@ -322,8 +365,14 @@ async fn runs_of(app: &App, page: u32) -> Result<(Vec<crate::registry::RunSummar
 
 async fn runs_page(State(app): State<Arc<App>>, Query(q): Query<PageQuery>) -> Response {
     let page = q.page.unwrap_or(1).max(1);
-    match runs_of(&app, page).await {
-        Ok((rows, total)) => Html(pages::runs(&rows, page, total).into_string()).into_response(),
+    let result = async {
+        let live = live::read(&app).await?;
+        let (rows, total) = runs_of(&app, page).await?;
+        Ok::<_, anyhow::Error>(pages::runs(&rows, page, total, &live))
+    }
+    .await;
+    match result {
+        Ok(markup) => Html(markup.into_string()).into_response(),
         Err(e) => failure(e),
     }
 }
@@ -340,8 +389,17 @@ async fn run_of(
 }
 
 async fn run_page(State(app): State<Arc<App>>, UrlPath(id): UrlPath<i64>) -> Response {
-    match run_of(&app, id).await {
-        Ok(Some((run, steps))) => Html(pages::run(&run, &steps).into_string()).into_response(),
+    let result = async {
+        let live = live::read(&app).await?;
+        Ok::<_, anyhow::Error>(
+            run_of(&app, id)
+                .await?
+                .map(|(run, steps)| pages::run(&run, &steps, &live)),
+        )
+    }
+    .await;
+    match result {
+        Ok(Some(markup)) => Html(markup.into_string()).into_response(),
         Ok(None) => (
             StatusCode::NOT_FOUND,
             Html(pages::not_found(&format!("no run {id}")).into_string()),
@@ -363,12 +421,12 @@ async fn api_run(State(app): State<Arc<App>>, UrlPath(id): UrlPath<i64>) -> Resp
     }
 }
 
-async fn models_page(State(app): State<Arc<App>>) -> Response {
+async fn models_page(State(app): State<Arc<App>>, Query(by): Query<pages::ModelSort>) -> Response {
     let result = async {
         let reg = registry(&app).await?;
         let versions = reg.versions().await?;
         let tags = reg.tags().await?;
-        Ok::<_, anyhow::Error>(pages::models(&versions, &tags))
+        Ok::<_, anyhow::Error>(pages::models(&versions, &tags, &by))
     }
     .await;
     match result {
@@ -724,6 +782,60 @@ async fn api_tags(State(app): State<Arc<App>>) -> Response {
         Ok::<_, anyhow::Error>(tags?)
     }
     .await)
+}
+
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+        .into_response()
+}
+
+async fn icon() -> Response {
+    ([(header::CONTENT_TYPE, "image/svg+xml")], ICON).into_response()
+}
+
+async fn api_job(State(app): State<Arc<App>>) -> Response {
+    Json(app.jobs.view().await).into_response()
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /run`: starts `mlbuild run` in the background (one at a time, the run lock respected)
+/// and shows the pipeline, where it runs live.
+async fn start_run(State(app): State<Arc<App>>, Form(f): Form<TokenForm>) -> Response {
+    if let Some(refused) = forged(&app, &f.csrf) {
+        return refused;
+    }
+    let lock = crate::store::layout::run_lock(&app.paths.cache);
+    match app.jobs.start(&app.paths.project, &lock).await {
+        Ok(pid) => {
+            log(format_args!("started `mlbuild run` (pid {pid})"));
+            Redirect::to("/").into_response()
+        }
+        Err(e @ (job::StartError::Busy(_) | job::StartError::Locked(_))) => (
+            StatusCode::CONFLICT,
+            Html(pages::refused(&e.to_string(), "wait for it to end, or cancel it").into_string()),
+        )
+            .into_response(),
+        Err(job::StartError::Spawn(e)) => failure(e),
+    }
+}
+
+/// `POST /run/cancel`: stops the run started from the page as Ctrl-C would.
+async fn cancel_run(State(app): State<Arc<App>>, Form(f): Form<TokenForm>) -> Response {
+    if let Some(refused) = forged(&app, &f.csrf) {
+        return refused;
+    }
+    if app.jobs.cancel().await {
+        log(format_args!("cancelling the run started from the page"));
+    }
+    Redirect::to("/").into_response()
 }
 
 async fn stylesheet() -> Response {

@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde_json::Value;
 
+use super::job::{JobState, JobView};
+use super::live::Live;
 use crate::fingerprint::Reason;
 use crate::pipeline::PlanEntry;
 use crate::project::{Paths, Step};
-use crate::registry::{Run, RunSummary, StepRecord, TagEvent, Version};
+use crate::registry::{Run, RunSummary, StepRecord, StepStart, TagEvent, Version};
 use crate::status::{Freshness, RunStatus, StepStatus};
 
 /// The pages in the navigation bar: (path, label).
@@ -22,7 +24,13 @@ const NAV: [(&str, &str); 6] = [
     ("/data", "Data"),
 ];
 
-fn layout(title: &str, current: &str, body: Markup) -> Markup {
+pub(super) fn layout(title: &str, current: &str, body: Markup) -> Markup {
+    page(title, current, None, body)
+}
+
+/// A page; `live` (the [`super::live::Live`] document it was rendered from) makes the script
+/// fetch it again whenever the latest run changes.
+fn page(title: &str, current: &str, live: Option<&str>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -32,6 +40,8 @@ fn layout(title: &str, current: &str, body: Markup) -> Markup {
                 meta name="color-scheme" content="light dark";
                 title { (title) " · mlbuild" }
                 link rel="stylesheet" href="/assets/ui.css";
+                link rel="icon" href="/assets/icon.svg" type="image/svg+xml";
+                script src="/assets/ui.js" defer {}
             }
             body {
                 header {
@@ -46,14 +56,25 @@ fn layout(title: &str, current: &str, body: Markup) -> Markup {
                         }
                     }
                 }
-                main { (body) }
+                main data-live=[live] { (body) }
             }
         }
     }
 }
 
+/// A recorded time: UTC as recorded, which the script shows in the reader's local time.
 fn time(at: &str) -> Markup {
     html! { time datetime=(at) { (at) } }
+}
+
+/// A state-changing button: a POST form carrying this process's token.
+fn post_button(action: &str, csrf: &str, label: &str, class: &str) -> Markup {
+    html! {
+        form method="post" action=(action) class="inline" {
+            input type="hidden" name="csrf" value=(csrf);
+            button type="submit" class=(class) { (label) }
+        }
+    }
 }
 
 fn short(digest: &str) -> &str {
@@ -67,14 +88,34 @@ struct StepView {
     label: &'static str,
     reason: String,
     duration_ms: Option<u64>,
+    /// When the step under way started.
+    since: Option<String>,
 }
 
-fn step_views(plan: &[PlanEntry], steps: &[StepRecord]) -> Vec<StepView> {
+fn step_views(
+    plan: &[PlanEntry],
+    steps: &[StepRecord],
+    under_way: Option<&StepStart>,
+) -> Vec<StepView> {
     Step::ALL
         .iter()
         .map(|step| {
             let name = step.as_str();
             let entry = plan.iter().find(|e| e.step == name && e.attempt == 1);
+            if let Some(start) = under_way.filter(|u| u.step == name) {
+                let why = entry.map(|e| e.reason.as_str()).unwrap_or_default();
+                return StepView {
+                    step: name.to_string(),
+                    class: "running",
+                    label: "running",
+                    reason: match start.attempt {
+                        1 => why.to_string(),
+                        n => format!("attempt {n}: {why}"),
+                    },
+                    duration_ms: None,
+                    since: Some(start.since.clone()),
+                };
+            }
             let last = steps.iter().rev().find(|s| s.step == name);
             let failed = last.is_some_and(|s| s.status == StepStatus::Failed);
             let (class, label) = match entry.map(|e| (&e.state, &e.detail)) {
@@ -92,6 +133,7 @@ fn step_views(plan: &[PlanEntry], steps: &[StepRecord]) -> Vec<StepView> {
                 duration_ms: last
                     .filter(|s| s.status == StepStatus::Ran)
                     .map(|s| s.duration_ms),
+                since: None,
             }
         })
         .collect()
@@ -102,16 +144,19 @@ fn graph(views: &[StepView]) -> Markup {
     let (w, h, gap) = (104, 46, 18);
     let width = views.len() as i32 * (w + gap) - gap + 2;
     html! {
-        svg class="graph" viewBox=(format!("0 0 {width} {}", h + 22)) role="img"
-            aria-label="the pipeline's eight steps and their states" {
+        svg class="graph" viewBox=(format!("0 0 {width} {}", h + 4)) role="group"
+            aria-label="the pipeline's eight steps and their states; each links to its page" {
             @for (i, v) in views.iter().enumerate() {
                 @let x = 1 + i as i32 * (w + gap);
                 @if i > 0 {
                     line x1=(x - gap) y1=(h / 2 + 1) x2=(x) y2=(h / 2 + 1) {}
                 }
-                rect class=(format!("box {}", v.class)) x=(x) y="1" width=(w) height=(h) rx="6" {}
-                text x=(x + w / 2) y="20" text-anchor="middle" { (v.step) }
-                text x=(x + w / 2) y="37" text-anchor="middle" class=(format!("state-{}", v.class)) { (v.label) }
+                a href=(format!("/steps/{}", v.step)) {
+                    title { (v.step) ": " (v.label) ". " (v.reason) }
+                    rect class=(format!("box {}", v.class)) x=(x) y="1" width=(w) height=(h) rx="6" {}
+                    text x=(x + w / 2) y="20" text-anchor="middle" { (v.step) }
+                    text x=(x + w / 2) y="37" text-anchor="middle" class=(format!("state-{}", v.class)) { (v.label) }
+                }
             }
         }
     }
@@ -124,7 +169,11 @@ pub fn pipeline(
     plan: anyhow::Result<Vec<PlanEntry>>,
     last: Option<&Run>,
     steps: &[StepRecord],
+    live: &Live,
+    job: &JobView,
+    csrf: &str,
 ) -> Markup {
+    let under_way = last.and_then(|run| run.under_way(steps));
     let body = match plan {
         Err(e) if !paths.project.join(crate::config::FILE_NAME).is_file() => html! {
             h1 { "Pipeline" }
@@ -142,13 +191,15 @@ pub fn pipeline(
             p class="muted" { "Fix " code { "ml.toml" } " and reload; " code { "mlbuild status" } " shows the same." }
         },
         Ok(plan) => {
-            let views = step_views(&plan, steps);
+            let views = step_views(&plan, steps, under_way);
             html! {
                 h1 { "Pipeline" }
+                (job_panel(job, csrf))
                 (graph(&views))
                 @match last {
                     Some(run) => p class="muted" {
-                        "Last run " a href="/runs" { "#" (run.id) } ": " (run.status.as_str())
+                        "Last run " a href=(format!("/runs/{}", run.id)) { "#" (run.id) } ": "
+                        span class=(status_class(run.status)) { (run.status.as_str()) }
                         ", started " (time(&run.started_at)) "."
                     },
                     None => p class="empty" {
@@ -160,11 +211,13 @@ pub fn pipeline(
                     tbody {
                         @for v in &views {
                             tr id=(format!("step-{}", v.step)) {
-                                td { code { (v.step) } }
+                                td { a href=(format!("/steps/{}", v.step)) { code { (v.step) } } }
                                 td class=(format!("state-{}", v.class)) { (v.label) }
                                 td { (v.reason) }
                                 td class="num" {
-                                    @if let Some(ms) = v.duration_ms { (crate::report::human_ms(ms)) } @else { "–" }
+                                    @if let Some(since) = &v.since { "since " (time(since)) }
+                                    @else if let Some(ms) = v.duration_ms { (crate::report::human_ms(ms)) }
+                                    @else { "–" }
                                 }
                             }
                         }
@@ -173,11 +226,71 @@ pub fn pipeline(
             }
         }
     };
-    layout("Pipeline", "/", body)
+    page("Pipeline", "/", Some(&live.stamp()), body)
+}
+
+/// The Run button, or the run started from the page with its cancel button and output.
+fn job_panel(job: &JobView, csrf: &str) -> Markup {
+    let started = job.started_at.as_deref().unwrap_or_default();
+    let under_way = matches!(job.state, JobState::Running | JobState::Cancelling);
+    let ended = match job.state {
+        JobState::Finished { exit_code } => Some(exit_code),
+        _ => None,
+    };
+    html! {
+        section class="job" aria-label="run from this page" {
+            @if under_way {
+                    p {
+                        strong class="state-running" {
+                            @if job.state == JobState::Cancelling { "Cancelling" } @else { "Running" }
+                        }
+                        " — started from this page " (time(started)) " (pid " (job.pid.unwrap_or(0)) ")."
+                    }
+                    @if job.state == JobState::Running {
+                        (post_button("/run/cancel", csrf, "Cancel run", "danger"))
+                    }
+            } @else {
+                    (post_button("/run", csrf, "Run pipeline", "primary"))
+                    span class="muted" { " runs " code { "mlbuild run" } " here in the background; only stale steps run." }
+                    @if let Some(exit_code) = ended {
+                        p {
+                            "The run started from this page " (time(started)) " "
+                            @match exit_code {
+                                Some(0) => span class="state-fresh" { "ended ok" },
+                                Some(130) => span class="state-never" { "was cancelled" },
+                                Some(code) => span class="state-failed" { "ended with exit code " (code) },
+                                None => span class="state-failed" { "was killed" },
+                            }
+                            "."
+                        }
+                    }
+            }
+            @if !job.output.is_empty() {
+                details {
+                    summary { "output" }
+                    pre { (job.output) }
+                }
+            }
+        }
+    }
+}
+
+/// A request that cannot be done now, and what to do.
+pub fn refused(message: &str, hint: &str) -> Markup {
+    layout(
+        "Refused",
+        "",
+        html! {
+            h1 { "Cannot do that now" }
+            p class="empty" { (message) }
+            p class="muted" { "hint: " (hint) }
+            p { a href="/" { "Back to the pipeline" } }
+        },
+    )
 }
 
 /// The runs page: newest first, paginated.
-pub fn runs(rows: &[RunSummary], page: u32, total: u64) -> Markup {
+pub fn runs(rows: &[RunSummary], page: u32, total: u64, live: &Live) -> Markup {
     let pages = total.div_ceil(u64::from(super::RUNS_PER_PAGE)).max(1);
     let body = html! {
         h1 { "Runs" }
@@ -211,12 +324,13 @@ pub fn runs(rows: &[RunSummary], page: u32, total: u64) -> Markup {
             }
         }
     };
-    layout("Runs", "/runs", body)
+    self::page("Runs", "/runs", Some(&live.stamp()), body)
 }
 
 /// One run: who started it where, how it ended (its error as the CLI printed it, hint
 /// included), and each step execution in the order it was recorded.
-pub fn run(run: &Run, steps: &[StepRecord]) -> Markup {
+pub fn run(run: &Run, steps: &[StepRecord], live: &Live) -> Markup {
+    let under_way = run.under_way(steps);
     let body = html! {
         h1 { "Run " (run.id) }
         table {
@@ -237,7 +351,10 @@ pub fn run(run: &Run, steps: &[StepRecord]) -> Markup {
             pre class="empty" { (report) }
         }
         h2 { "Steps" }
-        @if steps.is_empty() {
+        @if let Some(start) = under_way {
+            p { span class="state-running" { "running " } code { (start.step) } " (attempt " (start.attempt) "), started " (time(&start.since)) }
+        }
+        @if steps.is_empty() && under_way.is_none() {
             p class="empty" { "No step was recorded." }
         } @else {
             table {
@@ -257,7 +374,9 @@ pub fn run(run: &Run, steps: &[StepRecord]) -> Markup {
             }
         }
     };
-    layout(&format!("Run {}", run.id), "/runs", body)
+    // Followed live while it runs.
+    let stamp = (run.status == RunStatus::Running).then(|| live.stamp());
+    page(&format!("Run {}", run.id), "/runs", stamp.as_deref(), body)
 }
 
 fn status_class(status: RunStatus) -> &'static str {
@@ -281,8 +400,60 @@ fn metric_cell(v: &Value) -> String {
         .map_or_else(|| v.to_string(), |x| format!("{x:.4}"))
 }
 
-/// The models page: every version, newest first, with its metrics.
-pub fn models(versions: &[Version], tags: &BTreeMap<String, String>) -> Markup {
+/// How the models page is sorted: by a metric (`?sort=auc`, best first as the metric's
+/// direction says, `&order=asc|desc` to choose), else newest first.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ModelSort {
+    pub sort: Option<String>,
+    pub order: Option<String>,
+}
+
+impl ModelSort {
+    fn descending(&self, metric: &str) -> bool {
+        match self.order.as_deref() {
+            Some("asc") => false,
+            Some("desc") => true,
+            _ => crate::config::metric_is_higher_better(metric),
+        }
+    }
+
+    /// The link of a metric's header: best first, or the other way when sorted by it already.
+    fn link(&self, metric: &str) -> String {
+        let order = if self.sort.as_deref() == Some(metric) {
+            if self.descending(metric) {
+                "asc"
+            } else {
+                "desc"
+            }
+        } else if crate::config::metric_is_higher_better(metric) {
+            "desc"
+        } else {
+            "asc"
+        };
+        format!("/models?sort={metric}&order={order}")
+    }
+}
+
+/// The versions in the page's order: (index in creation order, version).
+fn sorted<'a>(versions: &'a [Version], by: &ModelSort) -> Vec<(usize, &'a Version)> {
+    let mut rows: Vec<(usize, &Version)> = versions.iter().enumerate().rev().collect();
+    if let Some(metric) = by.sort.as_deref() {
+        let desc = by.descending(metric);
+        let value = |v: &Version| v.metrics.get(metric).and_then(Value::as_f64);
+        // Stable: equal values keep newest first; versions without the metric go last.
+        rows.sort_by(|(_, a), (_, b)| match (value(a), value(b)) {
+            (Some(x), Some(y)) if desc => y.total_cmp(&x),
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        });
+    }
+    rows
+}
+
+/// The models page: every version, newest first or sorted by a metric, with its metrics.
+pub fn models(versions: &[Version], tags: &BTreeMap<String, String>, by: &ModelSort) -> Markup {
     let metrics: Vec<String> = versions
         .iter()
         .flat_map(|v| {
@@ -304,11 +475,19 @@ pub fn models(versions: &[Version], tags: &BTreeMap<String, String>) -> Markup {
             table {
                 thead { tr {
                     th { "version" } th { "created" } th { "algo" } th { "tags" }
-                    @for m in &metrics { th class="num" { (m) } }
+                    @for m in &metrics {
+                        @let sorted_here = by.sort.as_deref() == Some(m.as_str());
+                        th class="num" aria-sort=[sorted_here.then(|| if by.descending(m) { "descending" } else { "ascending" })] {
+                            a href=(by.link(m)) title=(format!("sort by {m}")) {
+                                (m)
+                                @if sorted_here { @if by.descending(m) { " ↓" } @else { " ↑" } }
+                            }
+                        }
+                    }
                     th {}
                 } }
                 tbody {
-                    @for (i, v) in versions.iter().enumerate().rev() {
+                    @for (i, v) in sorted(versions, by) {
                         tr {
                             td { a href=(format!("/models/{}", v.id)) { code { (v.id) } } }
                             td { (time(&v.created_at)) }
@@ -352,7 +531,7 @@ pub fn version(
         h2 { "Promote" }
         form method="get" action="/promote" {
             input type="hidden" name="version" value=(v.id);
-            label { "tag " input name="tag" list="tags" required pattern="[A-Za-z0-9][A-Za-z0-9._-]*" placeholder="production"; }
+            label { "tag " input name="tag" list="tags" required pattern="[A-Za-z0-9][A-Za-z0-9._\\-]*" placeholder="production"; }
             " "
             label { "reason " input name="reason" required placeholder="why"; }
             " "
@@ -736,4 +915,69 @@ pub fn not_found(what: &str) -> Markup {
         "",
         html! { h1 { "Not found" } p class="empty" { (what) } },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(id: &str, metrics: Value) -> Version {
+        Version {
+            id: id.into(),
+            created_at: String::new(),
+            model: String::new(),
+            canonical: String::new(),
+            algo: "GBM".into(),
+            metrics,
+            card: String::new(),
+            provenance: Value::Null,
+            run: None,
+        }
+    }
+
+    fn order(versions: &[Version], sort: Option<&str>, order: Option<&str>) -> Vec<String> {
+        let by = ModelSort {
+            sort: sort.map(str::to_string),
+            order: order.map(str::to_string),
+        };
+        sorted(versions, &by)
+            .into_iter()
+            .map(|(_, v)| v.id.clone())
+            .collect()
+    }
+
+    /// Newest first by default; by a metric best first in its direction (AUC up, RMSE down),
+    /// either way on request, ties newest first, versions without the metric last.
+    #[test]
+    fn models_sort_by_a_metric_in_its_direction() {
+        let versions = [
+            version("v1", serde_json::json!({ "auc": 0.8, "rmse": 0.3 })),
+            version("v2", serde_json::json!({ "auc": 0.9, "rmse": 0.4 })),
+            version("v3", serde_json::json!({})),
+            version("v4", serde_json::json!({ "auc": 0.8, "rmse": 0.2 })),
+        ];
+        assert_eq!(order(&versions, None, None), ["v4", "v3", "v2", "v1"]);
+        assert_eq!(
+            order(&versions, Some("auc"), None),
+            ["v2", "v4", "v1", "v3"]
+        );
+        assert_eq!(
+            order(&versions, Some("auc"), Some("asc")),
+            ["v4", "v1", "v2", "v3"]
+        );
+        assert_eq!(
+            order(&versions, Some("rmse"), None),
+            ["v4", "v1", "v2", "v3"]
+        );
+        let by = ModelSort {
+            sort: Some("auc".into()),
+            order: None,
+        };
+        assert_eq!(by.link("auc"), "/models?sort=auc&order=asc");
+        assert_eq!(by.link("rmse"), "/models?sort=rmse&order=asc");
+        assert_eq!(
+            ModelSort::default().link("auc"),
+            "/models?sort=auc&order=desc"
+        );
+    }
 }

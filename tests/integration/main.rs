@@ -12,6 +12,7 @@
 
 mod support;
 
+mod browser;
 mod card_plots;
 mod cli_errors;
 mod deploy;

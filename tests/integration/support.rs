@@ -157,6 +157,13 @@ impl Project {
         Run::from(cmd.output().unwrap())
     }
 
+    /// A bare command on the shared node.
+    pub fn command_on_node(&self, args: &[&str]) -> Command {
+        let mut cmd = self.command(args);
+        cmd.env("MLBUILD_H2O_URL", shared_node());
+        cmd
+    }
+
     /// A bare command: isolated from the user's environment, no engine configured.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
