@@ -78,8 +78,8 @@ done
 
 first="v20260101.$(printf %06d 1)-$(printf %06x 1)"
 last="v20260101.$(printf %06d "$VERSIONS")-$(printf %06x "$VERSIONS")"
-pages=("/" "/runs" "/runs?page=$((RUNS / 50))" "/runs/$RUNS" "/models" "/models/$last"
-  "/compare?a=$first&b=$last" "/tags" "/data" "/api/runs" "/api/versions")
+pages=("/" "/runs" "/runs?page=$((RUNS / 50))" "/runs/$RUNS" "/models" "/models?sort=auc" "/models/$last"
+  "/compare?a=$first&b=$last" "/tags" "/data" "/steps/execute" "/api/runs" "/api/versions" "/api/job")
 printf '%-44s %10s %10s\n' page "median ms" bytes
 for page in "${pages[@]}"; do
   times=()
@@ -92,4 +92,6 @@ for page in "${pages[@]}"; do
 done
 html=$(curl -s -o /dev/null -w '%{size_download}' "$url/")
 css=$(curl -s -o /dev/null -w '%{size_download}' "$url/assets/ui.css")
-echo "pipeline page weight: $((html + css)) bytes (HTML $html + CSS $css; no script)"
+js=$(curl -s -o /dev/null -w '%{size_download}' "$url/assets/ui.js")
+icon=$(curl -s -o /dev/null -w '%{size_download}' "$url/assets/icon.svg")
+echo "pipeline page weight: $((html + css + js + icon)) bytes (HTML $html + CSS $css + script $js + icon $icon)"

@@ -90,6 +90,8 @@ struct StepView {
     duration_ms: Option<u64>,
     /// When the step under way started.
     since: Option<String>,
+    /// The key of its last execution in the last run (cached or ran).
+    key: Option<String>,
 }
 
 fn step_views(
@@ -114,6 +116,7 @@ fn step_views(
                     },
                     duration_ms: None,
                     since: Some(start.since.clone()),
+                    key: None,
                 };
             }
             let last = steps.iter().rev().find(|s| s.step == name);
@@ -134,6 +137,7 @@ fn step_views(
                     .filter(|s| s.status == StepStatus::Ran)
                     .map(|s| s.duration_ms),
                 since: None,
+                key: last.map(|s| s.key.clone()),
             }
         })
         .collect()
@@ -207,7 +211,7 @@ pub fn pipeline(
                     },
                 }
                 table {
-                    thead { tr { th { "step" } th { "state" } th { "why" } th class="num" { "last duration" } } }
+                    thead { tr { th { "step" } th { "state" } th { "why" } th class="num" { "last duration" } th { "key" } } }
                     tbody {
                         @for v in &views {
                             tr id=(format!("step-{}", v.step)) {
@@ -219,6 +223,7 @@ pub fn pipeline(
                                     @else if let Some(ms) = v.duration_ms { (crate::report::human_ms(ms)) }
                                     @else { "–" }
                                 }
+                                td { @if let Some(k) = &v.key { code title=(k) { (short(k)) } } @else { "–" } }
                             }
                         }
                     }

@@ -207,11 +207,15 @@ fn read_commands_create_no_file_or_directory() {
 fn read_commands_never_migrate_an_older_schema() {
     let p = trained().clone_trained();
     let url = format!("sqlite://{}", p.file("cache/state.db").display());
-    // The schema before version events (migration 3) and run origins (migration 4) existed.
+    // The schema before version events (migration 3), run origins (migration 4) and step
+    // starts (migration 5) existed.
     exec(
         &url,
         &[
             "DROP TABLE version_events".to_string(),
+            "ALTER TABLE runs DROP COLUMN current_step".to_string(),
+            "ALTER TABLE runs DROP COLUMN current_attempt".to_string(),
+            "ALTER TABLE runs DROP COLUMN current_since".to_string(),
             "ALTER TABLE runs DROP COLUMN git_commit".to_string(),
             "ALTER TABLE runs DROP COLUMN user_name".to_string(),
             "ALTER TABLE runs DROP COLUMN error".to_string(),
@@ -252,7 +256,7 @@ fn read_commands_never_migrate_an_older_schema() {
     // Runs of the older schema read, without what migration 4 records.
     let runs = json(p.mlbuild_offline(&["runs", "--json"]));
     assert!(
-        runs[0]["user"].is_null() && runs[0]["error"].is_null(),
+        runs[0]["user"].is_null() && runs[0]["error"].is_null() && runs[0]["current"].is_null(),
         "{runs}"
     );
     // Not even SQLite's `-wal`/`-shm` files are left behind.

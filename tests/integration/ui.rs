@@ -410,3 +410,40 @@ fn the_data_page_shows_the_gate_and_the_profile() {
     let server = start_ui(&empty, &[], &[]);
     assert!(page(&server, "/data").contains("No data-quality report yet"));
 }
+
+/// The Run button's form needs the page's token, and a run is refused (409, saying why) while
+/// another process holds the project's run lock; nothing is started then.
+#[test]
+fn the_run_button_needs_the_token_and_respects_the_run_lock() {
+    let p = trained().clone_trained();
+    let server = start_ui(&p, &[], &[]);
+    let pipeline = page(&server, "/");
+    assert!(pipeline.contains("action=\"/run\""), "{pipeline}");
+    let csrf = csrf_of(&pipeline);
+    let (status, _) = post(&server, "/run", &[("csrf", "forged")]);
+    assert_eq!(status, 403);
+    // Another process holds the lock (flock(2), as a terminal run does).
+    let lock = p.file("cache/v1/run.lock");
+    std::fs::write(&lock, "pid 4242").unwrap();
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (status, body) = post(&server, "/run", &[("csrf", csrf.as_str())]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("holds this project&#39;s run lock")
+            || body.contains("holds this project's run lock"),
+        "{body}"
+    );
+    let job: Value = serde_json::from_str(&page(&server, "/api/job")).unwrap();
+    assert_eq!(job["state"], "idle", "{job}");
+    assert_eq!(
+        cli_json(&p, &["runs", "--json"]).as_array().unwrap().len(),
+        1
+    );
+}
