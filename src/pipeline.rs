@@ -185,6 +185,7 @@ impl<'a> Pipeline<'a> {
         let new_lock = Lockfile::new(EngineFingerprint {
             version: h2o.version.clone(),
             nodes: h2o.nodes,
+            threads: h2o.threads.filter(|_| h2o.nodes > 1),
         });
         let forced_from = opts.force.iter().min().copied();
         Pipeline {

@@ -185,6 +185,7 @@ pub(crate) const ROOT: &[Field] = &[
             optional("jar", Kind::String),
             optional("version", Kind::String),
             optional("nodes", U32),
+            optional("threads", U32),
             optional("memory", Kind::String),
         ]),
     ),

@@ -459,7 +459,11 @@ pub struct H2o {
     /// Declared cluster size: enters execute's key, checked on connect.
     #[serde(default = "default_nodes")]
     pub nodes: u32,
-    /// Heap of the local node (`-Xmx`).
+    /// Threads per node (`-nthreads` of managed nodes, checked on an external cluster); enters
+    /// execute's key only when `nodes` > 1 (H2O results depend on the cluster's shape).
+    #[serde(default)]
+    pub threads: Option<u32>,
+    /// Heap of each local node (`-Xmx`), per node.
     #[serde(default = "default_memory")]
     pub memory: String,
 }
@@ -471,6 +475,7 @@ impl Default for H2o {
             jar: None,
             version: default_h2o_version(),
             nodes: default_nodes(),
+            threads: None,
             memory: default_memory(),
         }
     }

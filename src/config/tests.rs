@@ -927,6 +927,7 @@ fn key_table_matches_the_schema() {
         command: Some("true".into()),
     };
     full.conclude.deploy = full.modify.escalate.clone();
+    full.h2o.threads = Some(2);
     full.locate.delimiter = Some(";".into());
     full.locate.header = Some(false);
     full.locate.na_strings = vec!["?".into()];

@@ -226,6 +226,17 @@ pub(crate) fn validate(config: &mut Config, doc: &Node, at: &Locator) -> Result<
         ));
     }
 
+    if config.h2o.threads == Some(0) {
+        return Err(check.invalid(
+            &["h2o", "threads"],
+            "`h2o.threads` must be at least 1, found 0".to_string(),
+            Some(
+                "leave it out to use every core (it enters execute's key only when `nodes` > 1)"
+                    .into(),
+            ),
+        ));
+    }
+
     if let Some(remote) = &config.cache.remote {
         let lower = remote.to_ascii_lowercase();
         if !lower.starts_with("http://") && !lower.starts_with("https://") {

@@ -115,6 +115,18 @@ pub const KEY_FORMAT: u32 = 1;
 /// 2: prepare's declarative transforms, stratified split and `transform` output.
 pub const SEMANTICS: u32 = 2;
 
+/// Execute's own semantics version, ahead of [`SEMANTICS`]: 3: the engine fingerprint in its
+/// key names the threads per node of a multi-node cluster (`ml.lock` changes once).
+pub const EXECUTE_SEMANTICS: u32 = 3;
+
+/// The semantics version of a step's key.
+pub fn semantics_of(step: &str) -> u32 {
+    match step {
+        "execute" => EXECUTE_SEMANTICS,
+        _ => SEMANTICS,
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyInputs {
     pub format: u32,
@@ -127,7 +139,7 @@ impl KeyInputs {
     pub fn new(step: &str, inputs: Value) -> KeyInputs {
         KeyInputs {
             format: KEY_FORMAT,
-            semantics: SEMANTICS,
+            semantics: semantics_of(step),
             step: step.to_string(),
             inputs,
         }
@@ -190,6 +202,11 @@ pub enum Reason {
         old: Option<String>,
         new: Option<String>,
     },
+    /// Same inputs, another key: this mlbuild keys the step differently (its semantics or key
+    /// format version changed); the step reruns once.
+    KeyingChanged {
+        semantics: u32,
+    },
     /// The key is in `ml.lock` but its cache entry is gone (a fresh clone, a cleaned cache).
     CacheEntryMissing,
     CacheEntryCorrupt,
@@ -217,6 +234,9 @@ impl Reason {
             Reason::NeverRun => "never run".into(),
             Reason::EngineChanged { changes } => format!("engine changed: {}", list(changes)),
             Reason::ConfigChanged { changes } => format!("config changed: {}", list(changes)),
+            Reason::KeyingChanged { semantics } => format!(
+                "this mlbuild keys the step differently (semantics version {semantics}); it reruns once"
+            ),
             Reason::DataChanged {
                 old,
                 new,
@@ -329,9 +349,9 @@ impl Reason {
                 new: get(new),
             };
         }
-        // Same inputs by this reading but a different key: the key format itself changed.
-        Reason::ConfigChanged {
-            changes: Vec::new(),
+        // Same inputs by this reading but a different key: the keying itself changed.
+        Reason::KeyingChanged {
+            semantics: semantics_of(step.as_str()),
         }
     }
 }

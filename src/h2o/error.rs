@@ -120,6 +120,14 @@ pub enum H2oError {
         found: u32,
     },
 
+    #[error("the H2O cluster at {url} runs {found} thread(s) per node, but `[h2o] threads = {declared}` is declared (node {node})")]
+    ThreadsMismatch {
+        url: String,
+        declared: u32,
+        found: u32,
+        node: String,
+    },
+
     #[error(
         "the H2O cluster at {url} is not healthy (healthy: {healthy}, consensus: {consensus})"
     )]
@@ -220,6 +228,16 @@ impl H2oError {
                 "set `[h2o] nodes = {found}` if this cluster is what you want (XGBoost results \
                  change with the node count), or wait for the cluster to form"
             )),
+            ThreadsMismatch { found, .. } => Some(format!(
+                "set `[h2o] threads = {found}` if this cluster is what you want (results of a \
+                 multi-node cluster depend on its shape), or start its nodes with `-nthreads` as \
+                 declared"
+            )),
+            ClusterUnhealthy { .. } => Some(
+                "wait for the cluster to form (every node up, `/3/Cloud` in consensus), or \
+                 restart the node that is down; nothing was uploaded"
+                    .into(),
+            ),
             MojoExportBlocked { .. } => Some(format!(
                 "use H2O {PINNED_VERSION}: unset `MLBUILD_H2O_URL` and `[h2o] url` to let mlbuild \
                  launch the pinned {PINNED_VERSION}, or point it at a {PINNED_VERSION} cluster"

@@ -49,6 +49,7 @@ async fn live_pipeline() {
         jar: Some(jar()),
         version: PINNED_VERSION.into(),
         nodes: 1,
+        threads: None,
         memory: "2g".into(),
         work_dir: work.path().join("h2o"),
         tool_cache: default_tool_cache(),
@@ -64,9 +65,20 @@ async fn live_pipeline() {
     assert_eq!(info.version, PINNED_VERSION);
     assert!(info.cloud_name.starts_with("mlbuild-"));
     // Fingerprint mismatches are reported with declared vs found.
-    let e = c.check_fingerprint("3.46.0.12", 1).await.unwrap_err();
+    let declared = |version: &str, nodes: u32| crate::h2o::Declared {
+        version: version.into(),
+        nodes,
+        threads: None,
+    };
+    let e = c
+        .check_fingerprint(&declared("3.46.0.12", 1))
+        .await
+        .unwrap_err();
     assert!(matches!(e, H2oError::VersionMismatch { .. }), "{e}");
-    let e = c.check_fingerprint(PINNED_VERSION, 2).await.unwrap_err();
+    let e = c
+        .check_fingerprint(&declared(PINNED_VERSION, 2))
+        .await
+        .unwrap_err();
     assert!(
         e.to_string().contains("1 node(s), but 2 are declared"),
         "{e}"
@@ -75,18 +87,18 @@ async fn live_pipeline() {
     let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/prostate.csv");
     let cols = prostate_columns();
     let t = Instant::now();
-    let train = c.upload_csv(&csv, "pr train", &cols).await.unwrap();
+    let train = c.load_csv(&csv, "pr train", &cols).await.unwrap();
     eprintln!("upload+parse: {:.2} s", t.elapsed().as_secs_f64());
     assert_eq!(train.rows, 380);
     assert_eq!(train.columns.len(), 9);
     assert_eq!(train.id, "pr train");
-    let hold = c.upload_csv(&csv, "pr_holdout", &cols).await.unwrap();
+    let hold = c.load_csv(&csv, "pr_holdout", &cols).await.unwrap();
     assert_eq!(hold.rows, 380);
 
     // Declared columns that do not match the header are refused.
     let mut wrong = cols.clone();
     wrong.swap(0, 1);
-    let e = c.upload_csv(&csv, "pr_wrong", &wrong).await.unwrap_err();
+    let e = c.load_csv(&csv, "pr_wrong", &wrong).await.unwrap_err();
     assert!(matches!(e, H2oError::ColumnMismatch { .. }), "{e}");
 
     let spec = AutoMlSpec {
@@ -163,9 +175,7 @@ async fn live_pipeline() {
         })
         .collect();
     std::fs::write(&short_csv, short).unwrap();
-    c.upload_csv(&short_csv, "pr_no_psa", &no_psa)
-        .await
-        .unwrap();
+    c.load_csv(&short_csv, "pr_no_psa", &no_psa).await.unwrap();
     let e = c
         .predict(&leader, "pr_no_psa", "pr_pred2")
         .await
@@ -212,6 +222,7 @@ async fn live_cancel_and_drop() {
         jar: Some(jar()),
         version: PINNED_VERSION.into(),
         nodes: 1,
+        threads: None,
         memory: "1g".into(),
         work_dir: work.path().to_path_buf(),
         tool_cache: default_tool_cache(),
@@ -220,7 +231,7 @@ async fn live_cancel_and_drop() {
     let pid = engine.launched_pid().unwrap();
     let c = engine.client.clone();
     let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/prostate.csv");
-    let fr = c.upload_csv(&csv, "pr", &prostate_columns()).await.unwrap();
+    let fr = c.load_csv(&csv, "pr", &prostate_columns()).await.unwrap();
     let spec = AutoMlSpec {
         project_name: "cancel_me".into(),
         training_frame: fr.id,
@@ -309,6 +320,8 @@ async fn live_hold_node() {
         jar: jar(),
         memory: "1g".into(),
         work_dir: work,
+        nodes: 1,
+        threads: None,
     };
     let node = LocalNode::launch(&spec).await.unwrap();
     eprintln!(

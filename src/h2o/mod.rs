@@ -35,7 +35,9 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use client::{AutoMlRun, AutoMlSpec, Client, CloudInfo, ColumnKind, FrameInfo, SORT_METRICS};
+pub use client::{
+    AutoMlRun, AutoMlSpec, Client, CloudInfo, ColumnKind, FrameInfo, HandOver, SORT_METRICS,
+};
 pub use error::H2oError;
 pub use java::{find_java, Java};
 pub use leaderboard::{Leaderboard, LeaderboardRow};
@@ -60,8 +62,11 @@ pub struct EngineConfig {
     pub jar: Option<PathBuf>,
     /// Declared H2O version (checked on connect).
     pub version: String,
-    /// Declared node count (checked on connect).
+    /// Declared node count (checked on connect; a managed engine launches that many JVMs).
     pub nodes: u32,
+    /// Declared threads per node (`-nthreads` of managed nodes; checked on connect when
+    /// `nodes` > 1).
+    pub threads: Option<u32>,
     /// JVM heap of the local node, e.g. "2g".
     pub memory: String,
     /// Where the local node's ice_root and logs go (inside the project's cache dir).
@@ -71,6 +76,15 @@ pub struct EngineConfig {
 }
 
 impl EngineConfig {
+    /// What `ml.toml` declares about the cluster, as checked on connect.
+    pub fn fingerprint(&self) -> Declared {
+        Declared {
+            version: self.version.clone(),
+            nodes: self.nodes,
+            threads: self.threads.filter(|_| self.nodes > 1),
+        }
+    }
+
     /// The engine `ml.toml`'s `[h2o]` asks for, with `MLBUILD_H2O_URL` and `MLBUILD_H2O_JAR`
     /// taking precedence over `url` and `jar`.
     pub fn resolve(paths: &crate::project::Paths, config: &crate::config::Config) -> EngineConfig {
@@ -82,11 +96,22 @@ impl EngineConfig {
                 .or_else(|| config.h2o.jar.as_ref().map(|j| paths.project.join(j))),
             version: config.h2o.version.clone(),
             nodes: config.h2o.nodes,
+            threads: config.h2o.threads,
             memory: config.h2o.memory.clone(),
             work_dir: crate::store::layout::engine_dir(&paths.cache),
             tool_cache: paths.tool_cache.clone(),
         }
     }
+}
+
+/// The cluster `ml.toml` declares: checked on connect ([`Client::check_fingerprint`]) and, as
+/// declared (never as discovered), part of execute's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declared {
+    pub version: String,
+    pub nodes: u32,
+    /// Threads per node; declared only for a cluster of more than one node.
+    pub threads: Option<u32>,
 }
 
 /// A ready H2O: the client, and the local node if we launched one.
@@ -103,7 +128,7 @@ impl Engine {
     pub async fn start(cfg: &EngineConfig, log: &dyn Fn(&str)) -> Result<Engine, H2oError> {
         if let Some(url) = &cfg.url {
             let client = Client::connect(url).await?;
-            client.check_fingerprint(&cfg.version, cfg.nodes).await?;
+            let client = client.check_fingerprint(&cfg.fingerprint()).await?;
             return Ok(Engine {
                 client,
                 node: None,
@@ -123,17 +148,25 @@ impl Engine {
             jar,
             memory: cfg.memory.clone(),
             work_dir: cfg.work_dir.clone(),
+            nodes: cfg.nodes,
+            threads: cfg.threads,
         })
         .await?;
+        let pids: Vec<String> = node.pids().iter().map(u32::to_string).collect();
         log(&format!(
-            "H2O is up at {} (pid {}, {:.1} s)",
+            "H2O is up at {} ({} {}, {:.1} s)",
             node.url(),
-            node.pid(),
+            if pids.len() == 1 { "pid" } else { "pids" },
+            pids.join(", "),
             started.elapsed().as_secs_f64()
         ));
         let client = Client::new(&node.url())?;
-        // On a mismatch `node` is dropped here, which kills the JVM.
-        client.check_fingerprint(&cfg.version, cfg.nodes).await?;
+        // On a mismatch `node` is dropped here, which kills the JVMs.
+        // A node on this machine reads the store itself: no bytes go through a socket.
+        let client = client
+            .check_fingerprint(&cfg.fingerprint())
+            .await?
+            .with_hand_over(HandOver::LocalPath);
         Ok(Engine {
             client,
             node: Some(node),
@@ -145,7 +178,10 @@ impl Engine {
     /// for any cluster. [`Engine::shutdown`] leaves it running.
     pub async fn attach(cfg: &EngineConfig, warm: WarmNode) -> Result<Engine, H2oError> {
         let client = Client::new(&warm.url)?;
-        client.check_fingerprint(&cfg.version, cfg.nodes).await?;
+        let client = client
+            .check_fingerprint(&cfg.fingerprint())
+            .await?
+            .with_hand_over(HandOver::LocalPath);
         Ok(Engine {
             client,
             node: None,

@@ -1,21 +1,26 @@
-//! A managed local H2O node: one JVM per run, bound to 127.0.0.1, gone when we are.
+//! A managed local H2O cloud: one JVM per node (one node unless `[h2o] nodes` says more), bound
+//! to 127.0.0.1, gone when we are.
 //!
-//! Launch: a free port pair P, P+1 (H2O uses P+1 internally), a unique cloud name
-//! `mlbuild-<pid>-<hex>` and a one-line flatfile `127.0.0.1:P`, so that no other H2O node on
-//! the machine can join; `-ice_root`, `-log_dir` and the JVM's stdout/stderr (`node.log`) live in
-//! `<work_dir>/<cloud name>/`. The JVM gets its own process group, so a terminal Ctrl-C reaches
-//! mlbuild only, which then shuts the node down in order. The directory and command line are
-//! built by [`NodeCommand`], which the warm node (`super::warm`) shares.
+//! Launch: for each node a free port pair P, P+1 (H2O uses P+1 internally); a unique cloud
+//! name `mlbuild-<pid>-<hex>` and a flatfile listing every node's `127.0.0.1:P`, so that no
+//! other H2O node on the machine can join; `-ice_root`, `-log_dir` and the JVM's stdout/stderr
+//! (`node.log`) live in `<work_dir>/<cloud name>/` for the first node (the leader mlbuild talks
+//! to) and `<work_dir>/<cloud name>/node-<i>/` for the others. Each JVM gets `-Xmx` of `[h2o]
+//! memory` (per node) and `-nthreads` of `[h2o] threads` (or all cores), and its own process
+//! group, so a terminal Ctrl-C reaches mlbuild only, which then shuts the cloud down in order.
+//! The directories and command lines are built by [`NodeCommand`], which the warm node
+//! (`super::warm`) shares.
 //!
-//! Parent death: the JVM is spawned with `PR_SET_PDEATHSIG = SIGKILL`. Linux delivers that
+//! Parent death: each JVM is spawned with `PR_SET_PDEATHSIG = SIGKILL`. Linux delivers that
 //! signal when the *thread* that forked the child exits, not the process, so the JVM is spawned
-//! from a dedicated `std::thread` (the "keeper") that owns the `Child` and lives exactly as long
-//! as the node: it waits for a stop request, kills and reaps the JVM, and records its exit. A
+//! from a dedicated `std::thread` (the "keeper", one per JVM) that owns the `Child` and lives
+//! exactly as long as the node: it waits for a stop request, kills and reaps the JVM, and records its exit. A
 //! tokio blocking-pool thread would be wrong: it exits when idle and would take the JVM with it.
 //!
-//! Shutdown: `POST /3/Shutdown`, up to 10 s for the JVM to exit, then SIGKILL; in every case the
-//! process is reaped before `shutdown` returns. `Drop` is a synchronous SIGKILL + reap, for
-//! error paths and panics. The ice_root is removed afterwards; the logs stay.
+//! Shutdown: `POST /3/Shutdown` (which stops the whole cloud), up to 10 s for every JVM to exit,
+//! then SIGKILL; in every case each process is reaped before `shutdown` returns. `Drop` is a
+//! synchronous SIGKILL + reap, for error paths and panics. The ice_roots are removed afterwards;
+//! the logs stay.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -36,20 +41,43 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct LaunchSpec {
     pub java: PathBuf,
     pub jar: PathBuf,
-    /// JVM heap, e.g. "2g".
+    /// JVM heap of each node, e.g. "2g".
     pub memory: String,
-    /// Under the cache dir: each node gets `<work_dir>/<cloud name>/` for ice_root and logs.
+    /// Under the cache dir: the cloud gets `<work_dir>/<cloud name>/` for ice_roots and logs.
     pub work_dir: PathBuf,
+    /// How many JVMs form the cloud (at least 1).
+    pub nodes: u32,
+    /// `-nthreads` of each node; all cores when unset.
+    pub threads: Option<u32>,
 }
 
-/// A running local H2O node. Dropping it kills the JVM (best effort, synchronous).
+impl LaunchSpec {
+    /// One node with all cores: the default engine.
+    pub fn single(java: PathBuf, jar: PathBuf, memory: String, work_dir: PathBuf) -> LaunchSpec {
+        LaunchSpec {
+            java,
+            jar,
+            memory,
+            work_dir,
+            nodes: 1,
+            threads: None,
+        }
+    }
+}
+
+/// A running local H2O cloud of one or more JVMs. Dropping it kills every JVM (best effort,
+/// synchronous).
 pub struct LocalNode {
+    /// The leader's (the first node's) URL.
     url: String,
-    pid: u32,
+    /// Every JVM's pid, the leader's first.
+    pids: Vec<u32>,
     cloud_name: String,
-    node_dir: PathBuf,
+    /// Every node's directory, the leader's first.
+    node_dirs: Vec<PathBuf>,
+    /// The leader's stdout/stderr.
     log_path: PathBuf,
-    keeper: Option<Keeper>,
+    keepers: Vec<Keeper>,
 }
 
 /// The keeper thread's handle: a stop channel, the shared exit state, the join handle.
@@ -82,90 +110,41 @@ impl ExitState {
 }
 
 impl LocalNode {
-    /// Starts the JVM and waits until `/3/Cloud` reports a healthy cloud of one node.
+    /// Starts the JVMs and waits until `/3/Cloud` reports a healthy cloud of all of them.
     pub async fn launch(spec: &LaunchSpec) -> Result<LocalNode, H2oError> {
         remove_stale_ice_roots(&spec.work_dir);
         let cloud_name = format!("mlbuild-{}-{:08x}", std::process::id(), random_u64() as u32);
-        let NodeCommand {
-            mut cmd,
-            port,
+        let members = NodeCommand::cloud(spec, cloud_name.clone())?;
+        let mut node = LocalNode {
+            url: format!("http://127.0.0.1:{}", members[0].port),
+            pids: Vec::new(),
             cloud_name,
-            node_dir,
-            log_path,
-        } = NodeCommand::new(spec, cloud_name)?;
-        {
-            use std::os::unix::process::CommandExt;
-            cmd.process_group(0);
-            let parent = unsafe { libc::getpid() };
-            // SAFETY: only async-signal-safe calls between fork and exec.
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    // The parent died before prctl took effect: we were re-parented already.
-                    if libc::getppid() != parent {
-                        return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-                    }
-                    Ok(())
-                });
-            }
+            node_dirs: members.iter().map(|m| m.node_dir.clone()).collect(),
+            log_path: members[0].log_path.clone(),
+            keepers: Vec::new(),
+        };
+        // On error, `node` is dropped, which kills and reaps the JVMs started so far.
+        for member in members {
+            let (keeper, pid) = spawn_kept(member, &spec.java)?;
+            node.keepers.push(keeper);
+            node.pids.push(pid);
         }
-
-        let exit = Arc::new(ExitState::default());
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
-        let (pid_tx, pid_rx) = mpsc::channel::<std::io::Result<u32>>();
-        let exit2 = exit.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("h2o-node-{port}"))
-            .spawn(move || keeper_main(cmd, pid_tx, stop_rx, exit2))
-            .map_err(|e| H2oError::NodeStart {
-                reason: format!("could not start the keeper thread: {e}"),
-                log_path: log_path.clone(),
-                log_tail: None,
-            })?;
-        let pid = match pid_rx.recv() {
-            Ok(Ok(pid)) => pid,
-            Ok(Err(e)) => {
-                let _ = thread.join();
-                return Err(H2oError::NodeStart {
-                    reason: format!("could not run `{}`: {e}", spec.java.display()),
-                    log_path,
-                    log_tail: None,
-                });
-            }
-            Err(_) => {
-                let _ = thread.join();
-                return Err(H2oError::NodeStart {
-                    reason: "the keeper thread died".into(),
-                    log_path,
-                    log_tail: None,
-                });
-            }
-        };
-
-        let node = LocalNode {
-            url: format!("http://127.0.0.1:{port}"),
-            pid,
-            cloud_name,
-            node_dir,
-            log_path,
-            keeper: Some(Keeper {
-                stop: stop_tx,
-                exit,
-                thread,
-            }),
-        };
-        // On error, `node` is dropped here, which kills and reaps the JVM.
-        node.wait_healthy().await?;
+        node.wait_healthy(spec.nodes.max(1)).await?;
         Ok(node)
     }
 
-    async fn wait_healthy(&self) -> Result<(), H2oError> {
-        wait_healthy(&self.url, &self.log_path, || {
-            self.exit_status().map(|status| match status {
-                Some(s) => format!("the JVM exited ({s}) before it was healthy"),
-                None => "the JVM exited before it was healthy".into(),
+    async fn wait_healthy(&self, nodes: u32) -> Result<(), H2oError> {
+        wait_healthy(&self.url, &self.log_path, nodes, || {
+            self.keepers.iter().enumerate().find_map(|(i, k)| {
+                let which = if self.keepers.len() > 1 {
+                    format!("the JVM of node {} (pid {})", i + 1, self.pids[i])
+                } else {
+                    "the JVM".to_string()
+                };
+                k.exit.get().map(|status| match status {
+                    Some(s) => format!("{which} exited ({s}) before the cloud was healthy"),
+                    None => format!("{which} exited before the cloud was healthy"),
+                })
             })
         })
         .await
@@ -175,8 +154,14 @@ impl LocalNode {
         self.url.clone()
     }
 
+    /// The leader's pid.
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.pids[0]
+    }
+
+    /// Every JVM's pid, the leader's first.
+    pub fn pids(&self) -> &[u32] {
+        &self.pids
     }
 
     pub fn cloud_name(&self) -> &str {
@@ -188,40 +173,109 @@ impl LocalNode {
         &self.log_path
     }
 
-    /// `Some(status)` once the JVM has exited and been reaped.
-    fn exit_status(&self) -> Option<Option<ExitStatus>> {
-        self.keeper.as_ref().and_then(|k| k.exit.get())
+    /// Whether every JVM has exited and been reaped.
+    fn all_exited(&self) -> bool {
+        self.keepers.iter().all(|k| k.exit.get().is_some())
     }
 
-    /// Asks H2O to shut down, waits up to 10 s, then SIGKILLs; returns once the JVM is reaped.
+    /// Asks H2O to shut down, waits up to 10 s, then SIGKILLs; returns once every JVM is reaped.
     pub async fn shutdown(mut self) -> Result<(), H2oError> {
         if let Ok(client) = Client::new(&self.url) {
             // The node may already be dying; any answer (or none) is fine.
             let _ = client.shutdown_cluster().await;
         }
         let deadline = Instant::now() + SHUTDOWN_GRACE;
-        while self.exit_status().is_none() && Instant::now() < deadline {
+        while !self.all_exited() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if let Some(k) = &self.keeper {
+        for k in &self.keepers {
             // Idempotent when the JVM already exited: the keeper has returned.
             let _ = k.stop.send(());
         }
-        while self.exit_status().is_none() {
+        while !self.all_exited() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.finish();
         Ok(())
     }
 
-    /// Kills (if still running), reaps, joins the keeper and removes the ice_root. Synchronous.
+    /// Kills (if still running), reaps, joins the keepers and removes the ice_roots.
+    /// Synchronous.
     fn finish(&mut self) {
-        if let Some(k) = self.keeper.take() {
+        for k in &self.keepers {
             let _ = k.stop.send(());
+        }
+        for k in self.keepers.drain(..) {
             k.exit.wait();
             let _ = k.thread.join();
         }
-        let _ = std::fs::remove_dir_all(self.node_dir.join("ice_root"));
+        for dir in &self.node_dirs {
+            let _ = std::fs::remove_dir_all(dir.join("ice_root"));
+        }
+    }
+}
+
+/// Spawns a member's JVM from its own keeper thread (its own process group, killed when that
+/// thread ends) and returns the keeper and the pid.
+fn spawn_kept(member: NodeCommand, java: &Path) -> Result<(Keeper, u32), H2oError> {
+    let NodeCommand {
+        mut cmd,
+        port,
+        log_path,
+        ..
+    } = member;
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The parent died before prctl took effect: we were re-parented already.
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+    let exit = Arc::new(ExitState::default());
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let (pid_tx, pid_rx) = mpsc::channel::<std::io::Result<u32>>();
+    let exit2 = exit.clone();
+    let thread = std::thread::Builder::new()
+        .name(format!("h2o-node-{port}"))
+        .spawn(move || keeper_main(cmd, pid_tx, stop_rx, exit2))
+        .map_err(|e| H2oError::NodeStart {
+            reason: format!("could not start the keeper thread: {e}"),
+            log_path: log_path.clone(),
+            log_tail: None,
+        })?;
+    let failed = |reason: String| H2oError::NodeStart {
+        reason,
+        log_path: log_path.clone(),
+        log_tail: None,
+    };
+    match pid_rx.recv() {
+        Ok(Ok(pid)) => Ok((
+            Keeper {
+                stop: stop_tx,
+                exit,
+                thread,
+            },
+            pid,
+        )),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(failed(format!("could not run `{}`: {e}", java.display())))
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(failed("the keeper thread died".into()))
+        }
     }
 }
 
@@ -239,60 +293,89 @@ pub(crate) struct NodeCommand {
 }
 
 impl NodeCommand {
-    /// Creates the node's directory, picks a free port pair, writes the flatfile and opens the
-    /// log; the JVM is not started.
+    /// A one-node cloud's command (the warm node's); see [`NodeCommand::cloud`].
     pub(crate) fn new(spec: &LaunchSpec, cloud_name: String) -> Result<NodeCommand, H2oError> {
-        let node_dir = spec.work_dir.join(&cloud_name);
-        let ice_root = node_dir.join("ice_root");
-        let log_dir = node_dir.join("logs");
-        for d in [&ice_root, &log_dir] {
-            std::fs::create_dir_all(d).map_err(|e| H2oError::io("could not create", d, e))?;
-        }
-        let port = free_port_pair()?;
-        let flatfile = node_dir.join("flatfile.txt");
-        std::fs::write(&flatfile, format!("127.0.0.1:{port}\n"))
-            .map_err(|e| H2oError::io("could not write", &flatfile, e))?;
-        let log_path = node_dir.join("node.log");
-        let log_file = std::fs::File::create(&log_path)
-            .map_err(|e| H2oError::io("could not create", &log_path, e))?;
-        let log_err = log_file
-            .try_clone()
-            .map_err(|e| H2oError::io("could not open", &log_path, e))?;
+        let spec = LaunchSpec {
+            nodes: 1,
+            ..spec.clone()
+        };
+        let mut members = NodeCommand::cloud(&spec, cloud_name)?;
+        Ok(members.remove(0))
+    }
 
-        let mut cmd = Command::new(&spec.java);
-        cmd.arg(format!("-Xmx{}", spec.memory))
-            .arg("-jar")
-            .arg(&spec.jar)
-            .args(["-ip", "127.0.0.1", "-web_ip", "127.0.0.1", "-port"])
-            .arg(port.to_string())
-            .arg("-name")
-            .arg(&cloud_name)
-            .arg("-flatfile")
-            .arg(&flatfile)
-            .arg("-ice_root")
-            .arg(&ice_root)
-            .arg("-log_dir")
-            .arg(&log_dir)
-            .args(["-nthreads", "-1"])
-            .current_dir(&node_dir)
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(log_err);
-        Ok(NodeCommand {
-            cmd,
-            port,
-            cloud_name,
-            node_dir,
-            log_path,
-        })
+    /// The commands of a cloud of `spec.nodes` JVMs, the leader's first: creates each node's
+    /// directory, picks a free port pair per node, writes the shared flatfile and opens the
+    /// logs; no JVM is started.
+    pub(crate) fn cloud(
+        spec: &LaunchSpec,
+        cloud_name: String,
+    ) -> Result<Vec<NodeCommand>, H2oError> {
+        let cloud_dir = spec.work_dir.join(&cloud_name);
+        let ports = free_port_pairs(spec.nodes.max(1) as usize)?;
+        std::fs::create_dir_all(&cloud_dir)
+            .map_err(|e| H2oError::io("could not create", &cloud_dir, e))?;
+        let flatfile = cloud_dir.join("flatfile.txt");
+        let lines: String = ports.iter().map(|p| format!("127.0.0.1:{p}\n")).collect();
+        std::fs::write(&flatfile, lines)
+            .map_err(|e| H2oError::io("could not write", &flatfile, e))?;
+        let threads = spec.threads.map_or("-1".to_string(), |t| t.to_string());
+        ports
+            .iter()
+            .enumerate()
+            .map(|(i, &port)| {
+                let node_dir = match i {
+                    0 => cloud_dir.clone(),
+                    i => cloud_dir.join(format!("node-{i}")),
+                };
+                let ice_root = node_dir.join("ice_root");
+                let log_dir = node_dir.join("logs");
+                for d in [&ice_root, &log_dir] {
+                    std::fs::create_dir_all(d)
+                        .map_err(|e| H2oError::io("could not create", d, e))?;
+                }
+                let log_path = node_dir.join("node.log");
+                let log_file = std::fs::File::create(&log_path)
+                    .map_err(|e| H2oError::io("could not create", &log_path, e))?;
+                let log_err = log_file
+                    .try_clone()
+                    .map_err(|e| H2oError::io("could not open", &log_path, e))?;
+                let mut cmd = Command::new(&spec.java);
+                cmd.arg(format!("-Xmx{}", spec.memory))
+                    .arg("-jar")
+                    .arg(&spec.jar)
+                    .args(["-ip", "127.0.0.1", "-web_ip", "127.0.0.1", "-port"])
+                    .arg(port.to_string())
+                    .arg("-name")
+                    .arg(&cloud_name)
+                    .arg("-flatfile")
+                    .arg(&flatfile)
+                    .arg("-ice_root")
+                    .arg(&ice_root)
+                    .arg("-log_dir")
+                    .arg(&log_dir)
+                    .args(["-nthreads", &threads])
+                    .current_dir(&node_dir)
+                    .stdin(Stdio::null())
+                    .stdout(log_file)
+                    .stderr(log_err);
+                Ok(NodeCommand {
+                    cmd,
+                    port,
+                    cloud_name: cloud_name.clone(),
+                    node_dir,
+                    log_path,
+                })
+            })
+            .collect()
     }
 }
 
-/// Polls `/3/Cloud` at `url` until it reports a healthy cloud of one node. `exited` says why
-/// the JVM is gone, once it is (then this fails at once, with the log's tail).
+/// Polls `/3/Cloud` at `url` until it reports a healthy cloud of `nodes` nodes in consensus.
+/// `exited` says why a JVM is gone, once one is (then this fails at once, with the log's tail).
 pub(crate) async fn wait_healthy(
     url: &str,
     log_path: &Path,
+    nodes: u32,
     mut exited: impl FnMut() -> Option<String>,
 ) -> Result<(), H2oError> {
     let client = Client::new(url)?;
@@ -306,7 +389,7 @@ pub(crate) async fn wait_healthy(
             });
         }
         if let Ok(c) = client.cloud_with_timeout(Duration::from_secs(2)).await {
-            if c.healthy && c.consensus && c.cloud_size == 1 {
+            if c.healthy && c.consensus && c.cloud_size == nodes {
                 return Ok(());
             }
         }
@@ -397,18 +480,24 @@ fn remove_stale_ice_roots(work_dir: &Path) {
     }
 }
 
-/// A port P such that P and P+1 are both free on 127.0.0.1 (TCP; P+1 also UDP). Chosen at
-/// random below the Linux ephemeral range (32768+), so outgoing connections don't take it.
-fn free_port_pair() -> Result<u16, H2oError> {
+/// `n` distinct ports P such that P and P+1 are both free on 127.0.0.1 (TCP; P+1 also UDP).
+/// Chosen at random below the Linux ephemeral range (32768+), so outgoing connections don't
+/// take them.
+fn free_port_pairs(n: usize) -> Result<Vec<u16>, H2oError> {
     use std::net::{TcpListener, UdpSocket};
-    for _ in 0..200 {
+    let mut found: Vec<u16> = Vec::new();
+    for _ in 0..200 * n {
         let p = 20000 + (random_u64() % 12000) as u16;
         let p = p & !1;
-        let ok = TcpListener::bind(("127.0.0.1", p)).is_ok()
+        let ok = !found.contains(&p)
+            && TcpListener::bind(("127.0.0.1", p)).is_ok()
             && TcpListener::bind(("127.0.0.1", p + 1)).is_ok()
             && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok();
         if ok {
-            return Ok(p);
+            found.push(p);
+            if found.len() == n {
+                return Ok(found);
+            }
         }
     }
     Err(H2oError::NodeStart {
@@ -436,10 +525,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn port_pair_is_even_and_free() {
-        let p = free_port_pair().unwrap();
-        assert_eq!(p % 2, 0);
-        assert!((20000..32000).contains(&p));
+    fn port_pairs_are_even_free_and_distinct() {
+        let ports = free_port_pairs(3).unwrap();
+        assert_eq!(ports.len(), 3);
+        for p in &ports {
+            assert_eq!(p % 2, 0);
+            assert!((20000..32000).contains(p));
+        }
+        assert!(ports[0] != ports[1] && ports[1] != ports[2] && ports[0] != ports[2]);
     }
 
     #[test]

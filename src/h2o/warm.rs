@@ -297,6 +297,8 @@ async fn launch(cfg: &EngineConfig, log: &dyn Fn(&str)) -> Result<WarmNode, H2oE
         jar: jar.clone(),
         memory: cfg.memory.clone(),
         work_dir: cfg.work_dir.clone(),
+        nodes: 1,
+        threads: None,
     };
     let NodeCommand {
         mut cmd,
@@ -326,7 +328,7 @@ async fn launch(cfg: &EngineConfig, log: &dyn Fn(&str)) -> Result<WarmNode, H2oE
     let pid = child.id();
     let mut guard = SpawnGuard(Some(child), node_dir.clone());
     let url = format!("http://127.0.0.1:{port}");
-    wait_healthy(&url, &log_path, || {
+    wait_healthy(&url, &log_path, 1, || {
         let child = guard.0.as_mut()?;
         match child.try_wait() {
             Ok(Some(s)) => Some(format!("the JVM exited ({s}) before it was healthy")),
@@ -335,9 +337,10 @@ async fn launch(cfg: &EngineConfig, log: &dyn Fn(&str)) -> Result<WarmNode, H2oE
         }
     })
     .await?;
-    let cloud = Client::new(&url)?
-        .check_fingerprint(&cfg.version, cfg.nodes)
+    Client::new(&url)?
+        .check_fingerprint(&cfg.fingerprint())
         .await?;
+    let cloud = Client::new(&url)?.cloud().await?;
     // From here on the JVM is on its own: dropping a `Child` neither kills nor reaps it, and
     // init adopts it when we exit.
     drop(guard.0.take());
@@ -534,6 +537,7 @@ mod tests {
             jar: None,
             version: "3.46.0.11".into(),
             nodes: 1,
+            threads: None,
             memory: "2g".into(),
             work_dir: dir.to_path_buf(),
             tool_cache: dir.join("tools"),

@@ -191,7 +191,7 @@ pub fn slice(db: &dyn salsa::Database, p: PlanInput, step: Step) -> Result<Strin
             "execute": c.execute,
             "target": c.define.target,
             "ignore": c.define.ignore,
-            "engine": { "version": c.h2o.version, "nodes": c.h2o.nodes },
+            "engine": engine_fingerprint(&c.h2o),
         }),
         Step::Monitor => {
             // `shap_rows` is execute's (informative) business: not monitor's key.
@@ -521,3 +521,14 @@ impl Planner {
 
 #[cfg(test)]
 mod tests;
+
+/// The engine as execute's key names it: declared, never discovered (a laptop and CI share
+/// keys). Threads per node only for a cluster of more than one node, where H2O's results depend
+/// on the cluster's shape.
+pub fn engine_fingerprint(h2o: &crate::config::H2o) -> serde_json::Value {
+    let mut engine = json!({ "version": h2o.version, "nodes": h2o.nodes });
+    if h2o.nodes > 1 {
+        engine["threads"] = json!(h2o.threads);
+    }
+    engine
+}

@@ -237,7 +237,7 @@ async fn shap(
         let sample_path = dir.path().join("shap_rows.csv");
         std::fs::write(&sample_path, sample)?;
         client
-            .upload_csv(&sample_path, &rows_frame, columns)
+            .load_csv(&sample_path, &rows_frame, columns)
             .await
             .context("uploading the SHAP rows")?;
         let mut background_rows = 0;
@@ -247,7 +247,7 @@ async fn shap(
             let bg_path = dir.path().join("shap_background.csv");
             std::fs::write(&bg_path, bg)?;
             client
-                .upload_csv(&bg_path, &bg_frame, columns)
+                .load_csv(&bg_path, &bg_frame, columns)
                 .await
                 .context("uploading the SHAP background rows")?;
         }
@@ -300,11 +300,11 @@ async fn train(
         .as_deref()
         .expect("execute always sets the holdout frame");
     client
-        .upload_csv(train_path, &spec.training_frame, columns)
+        .load_csv(train_path, &spec.training_frame, columns)
         .await
         .context("uploading the training rows")?;
     client
-        .upload_csv(holdout_path, holdout_frame, columns)
+        .load_csv(holdout_path, holdout_frame, columns)
         .await
         .context("uploading the holdout rows")?;
     printer.start_progress("AutoML");

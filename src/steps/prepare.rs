@@ -209,7 +209,7 @@ async fn word2vec(
     );
     let fit = async {
         client
-            .upload_csv(
+            .load_csv(
                 docs,
                 &frame,
                 &[

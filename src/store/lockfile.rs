@@ -25,6 +25,9 @@ pub struct Lockfile {
 pub struct EngineFingerprint {
     pub version: String,
     pub nodes: u32,
+    /// Threads per node, declared for a cluster of more than one node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -60,6 +60,8 @@ fn own_node_and_pid() -> (&'static OwnNode, MutexGuard<'static, ()>) {
                 jar,
                 memory: "1g".into(),
                 work_dir: dir.path().to_path_buf(),
+                nodes: 1,
+                threads: None,
             })
             .await
             .expect("the cancel tests' H2O node")

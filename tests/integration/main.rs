@@ -15,6 +15,7 @@ mod support;
 mod browser;
 mod card_plots;
 mod cli_errors;
+mod cluster;
 mod deploy;
 mod engine_cancel;
 mod error_output;

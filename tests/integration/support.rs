@@ -60,6 +60,8 @@ pub fn shared_node() -> &'static str {
                     jar,
                     memory: "2g".into(),
                     work_dir: work_dir().join("shared-node"),
+                    nodes: 1,
+                    threads: None,
                 })
                 .await
                 .expect("shared H2O node")

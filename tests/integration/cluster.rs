@@ -1,0 +1,236 @@
+//! H2O as a cluster (issue 14): a real cloud of two JVMs on loopback, used through the
+//! external-cluster path (`MLBUILD_H2O_URL`, declared `nodes = 2` and `threads`), and a managed
+//! two-node cloud (`[h2o] nodes = 2`, no URL) that never outlives mlbuild.
+
+use std::process::Stdio;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+struct Cloud {
+    url: String,
+    _node: mlbuild::h2o::LocalNode,
+    _runtime: tokio::runtime::Runtime,
+    _dir: tempfile::TempDir,
+}
+
+/// A cloud of two JVMs (1 thread and 1 GB each), started once for this test binary through
+/// the same launcher as a managed engine: a unique `-name`, a flatfile of both nodes'
+/// `127.0.0.1:port` lines, waited for until `/3/Cloud` reports 2 nodes in consensus.
+fn two_node_cloud() -> &'static str {
+    static CLOUD: OnceLock<Cloud> = OnceLock::new();
+    &CLOUD
+        .get_or_init(|| {
+            let runtime = runtime();
+            let dir = tempfile::tempdir().unwrap();
+            let node = runtime.block_on(async {
+                let java = mlbuild::h2o::find_java().expect("tests need Java 8–17");
+                let jar = mlbuild::h2o::locate_or_provision_jar(
+                    None,
+                    &mlbuild::h2o::default_tool_cache(),
+                    &|m| eprintln!("[tests] {m}"),
+                )
+                .expect("the pinned H2O jar");
+                mlbuild::h2o::LocalNode::launch(&mlbuild::h2o::LaunchSpec {
+                    java: java.path,
+                    jar,
+                    memory: "1g".into(),
+                    work_dir: dir.path().to_path_buf(),
+                    nodes: 2,
+                    threads: Some(1),
+                })
+                .await
+                .expect("a two-node H2O cloud")
+            });
+            Cloud {
+                url: node.url(),
+                _node: node,
+                _runtime: runtime,
+                _dir: dir,
+            }
+        })
+        .url
+}
+
+fn on_cloud(p: &Project, args: &[&str]) -> Run {
+    let mut cmd = p.command(args);
+    cmd.env("MLBUILD_H2O_URL", two_node_cloud());
+    Run::from(cmd.output().unwrap())
+}
+
+fn cluster_project(h2o: &str) -> Project {
+    let p = Project::from_fixture("prostate");
+    let text = p.read("ml.toml");
+    p.write("ml.toml", &format!("{text}\n[h2o]\n{h2o}\n"));
+    p
+}
+
+fn canonical_model(p: &Project) -> String {
+    locked_entry(p, "execute")["outputs"]["mojo"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The demo pipeline runs end to end on the cloud through its URL; forcing execute twice on
+/// the same cloud gives the same canonical MOJO each time.
+#[test]
+fn the_demo_runs_on_a_two_node_cluster_and_reruns_reproducibly() {
+    let cloud = two_node_cloud();
+    let c: Value = runtime().block_on(async {
+        reqwest::get(format!("{cloud}/3/Cloud"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    assert_eq!(c["cloud_size"], 2, "{c}");
+    assert_eq!(c["consensus"], true);
+    // Every request goes to the leader: a client given the other node is pointed at it.
+    let leader = c["nodes"][0]["ip_port"].as_str().unwrap().to_string();
+    let other = c["nodes"][1]["ip_port"].as_str().unwrap().to_string();
+    let checked = runtime().block_on(async {
+        mlbuild::h2o::Client::new(&format!("http://{other}"))
+            .unwrap()
+            .check_fingerprint(&mlbuild::h2o::Declared {
+                version: "3.46.0.11".into(),
+                nodes: 2,
+                threads: Some(1),
+            })
+            .await
+            .unwrap()
+    });
+    assert_eq!(checked.display_url(), format!("http://{leader}"));
+
+    let p = cluster_project("nodes = 2\nthreads = 1");
+    let run = on_cloud(&p, &["run", "--json"]).ok();
+    assert_eq!(run.done()["status"], "ok", "{}", run.stderr);
+    let lock: Value = serde_json::from_str(&p.read("ml.lock")).unwrap();
+    assert_eq!(
+        lock["engine"],
+        serde_json::json!({ "version": "3.46.0.11", "nodes": 2, "threads": 1 })
+    );
+    let first = canonical_model(&p);
+    on_cloud(&p, &["run", "--force", "execute"]).ok();
+    let second = canonical_model(&p);
+    on_cloud(&p, &["run", "--force", "execute"]).ok();
+    assert_eq!(first, second, "the same cloud trains the same model");
+    assert_eq!(second, canonical_model(&p));
+}
+
+/// What `ml.toml` declares is checked before any work on the cluster: a node count or a
+/// thread count that differs fails with both values and a hint, and nothing runs on it.
+#[test]
+fn a_cluster_of_another_shape_is_refused_before_any_upload() {
+    let p = cluster_project("nodes = 3\nthreads = 1");
+    let run = on_cloud(&p, &["run"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("has 2 node(s), but 3 are declared")
+            && run.stderr.contains("hint: set `[h2o] nodes = 2`"),
+        "{}",
+        run.stderr
+    );
+    let p = cluster_project("nodes = 2\nthreads = 2");
+    let run = on_cloud(&p, &["run"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("runs 1 thread(s) per node, but `[h2o] threads = 2` is declared")
+            && run.stderr.contains("hint: set `[h2o] threads = 1`"),
+        "{}",
+        run.stderr
+    );
+    // The single shared node is not a two-node cluster either.
+    let run = {
+        let mut cmd = p.command(&["run"]);
+        cmd.env("MLBUILD_H2O_URL", shared_node());
+        Run::from(cmd.output().unwrap())
+    };
+    assert!(
+        run.stderr.contains("has 1 node(s), but 2 are declared"),
+        "{}",
+        run.stderr
+    );
+    // Nothing was executed, so nothing was cached: execute is still stale.
+    let status = p.mlbuild_offline(&["status"]).ok().stdout;
+    assert!(status.contains("execute"), "{status}");
+}
+
+/// `explain` names a change of the declared engine with old → new values.
+#[test]
+fn explain_names_an_engine_change() {
+    let p = trained().clone_trained();
+    let text = p.read("ml.toml");
+    p.write(
+        "ml.toml",
+        &format!("{text}\n[h2o]\nnodes = 2\nthreads = 1\n"),
+    );
+    let out = p.mlbuild_offline(&["explain", "execute"]).ok().stdout;
+    assert!(
+        out.contains("engine changed: engine.nodes: 1 → 2, engine.threads: (none) → 1"),
+        "{out}"
+    );
+}
+
+/// Every H2O log line the project's managed nodes wrote (their logs stay after they stop).
+fn h2o_logs(p: &Project) -> String {
+    let mut text = String::new();
+    let mut dirs = vec![p.file("cache/h2o")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "log") {
+                text.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    text
+}
+
+fn cloud_jvms(p: &Project) -> Vec<u32> {
+    jvms_mentioning(&p.path.join("cache").to_string_lossy())
+}
+
+/// `[h2o] nodes = 2` without a URL launches a two-JVM cloud for the run and stops both JVMs
+/// when the run succeeds, when mlbuild is interrupted, and when it is killed.
+#[test]
+fn a_managed_two_node_cloud_never_outlives_mlbuild() {
+    let p = cluster_project("nodes = 2\nthreads = 1\nmemory = \"1g\"");
+    let run = Run::from(p.command(&["run", "--json"]).output().unwrap()).ok();
+    assert_eq!(run.done()["status"], "ok");
+    assert_eq!(run.done()["h2o_started"], true);
+    assert!(
+        run.stderr.contains("pids "),
+        "both JVMs named: {}",
+        run.stderr
+    );
+    assert!(cloud_jvms(&p).is_empty(), "success leaves no JVM");
+    // The managed cloud read the prepared files from the store (`ImportFiles`), not by upload.
+    let logs = h2o_logs(&p);
+    assert!(
+        logs.matches("/3/ImportFiles").count() >= 2,
+        "train and holdout imported where they lie"
+    );
+
+    for signal in [libc::SIGINT, libc::SIGKILL] {
+        let mut child = p
+            .command(&["run", "--force", "execute"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let both_up = wait_until(120, || cloud_jvms(&p).len() == 2);
+        assert!(both_up, "two JVMs start: {:?}", cloud_jvms(&p));
+        // SAFETY: signals a child we started.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let _ = child.wait();
+        let gone = wait_until(30, || cloud_jvms(&p).is_empty());
+        assert!(gone, "signal {signal} leaves no JVM: {:?}", cloud_jvms(&p));
+    }
+}
