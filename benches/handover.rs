@@ -7,7 +7,7 @@
 //!   cargo bench --bench handover -- [MB] [REPEAT] [MEMORY]
 //!
 //! Defaults: a 1024 MB CSV (numeric and categorical columns, like a prepared file), 3 pairs,
-//! a node with `-Xmx6g`. The file is written to a temp dir and removed afterwards.
+//! a node with `-Xmx8g`. The file is written to a temp dir and removed afterwards.
 
 #![allow(
     clippy::print_stdout,
@@ -51,6 +51,20 @@ fn write_csv(path: &std::path::Path, megabytes: u64) -> u64 {
     rows
 }
 
+/// The file's columns: every fourth categorical, the rest numeric.
+fn columns() -> Vec<(String, ColumnKind)> {
+    (0..COLUMNS)
+        .map(|i| {
+            let kind = if i % 4 == 3 {
+                ColumnKind::Enum
+            } else {
+                ColumnKind::Numeric
+            };
+            (format!("c{i}"), kind)
+        })
+        .collect()
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -60,9 +74,14 @@ fn main() {
     let args: Vec<String> = std::env::args().filter(|a| a != "--bench").collect();
     let megabytes: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1024);
     let repeat: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(3);
-    let memory = args.get(3).cloned().unwrap_or_else(|| "6g".into());
+    let memory = args.get(3).cloned().unwrap_or_else(|| "8g".into());
 
-    let dir = tempfile::tempdir().unwrap();
+    // Not a hidden directory (`/tmp/.tmpXYZ`): H2O's default `-file_deny_glob` refuses to import
+    // from one, and mlbuild would upload instead.
+    let dir = tempfile::Builder::new()
+        .prefix("mlbuild-handover-")
+        .tempdir()
+        .unwrap();
     let data = dir.path().join("prepared.csv");
     let t = Instant::now();
     let rows = write_csv(&data, megabytes);
@@ -72,16 +91,7 @@ fn main() {
         size as f64 / 1e6,
         t.elapsed().as_secs_f64()
     );
-    let columns: Vec<(String, ColumnKind)> = (0..COLUMNS)
-        .map(|i| {
-            let kind = if i % 4 == 3 {
-                ColumnKind::Enum
-            } else {
-                ColumnKind::Numeric
-            };
-            (format!("c{i}"), kind)
-        })
-        .collect();
+    let columns = columns();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -112,6 +122,7 @@ fn main() {
                 let frame = format!("bench_{i}_{k}");
                 let t = Instant::now();
                 let raw = client.stage_csv(&data, &frame).await.unwrap();
+                assert_eq!(raw.starts_with("nfs:"), how == HandOver::LocalPath, "{raw}");
                 alone[k].push(t.elapsed().as_secs_f64());
                 client.delete(&raw, false).await.unwrap();
                 let t = Instant::now();

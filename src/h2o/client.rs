@@ -32,6 +32,8 @@ pub(crate) const SHORT: Duration = Duration::from_secs(120);
 const LONG: Duration = Duration::from_secs(3600);
 const POLL_SHORT: Duration = Duration::from_millis(150);
 const POLL_AUTOML: Duration = Duration::from_millis(500);
+/// How often a job's wait also asks `/3/Cloud` whether every node is still healthy.
+const CLOUD_CHECK: Duration = Duration::from_secs(5);
 
 /// Fields of `GET /3/Models/{id}` that are large and unused (h2o-rest.md §6; not
 /// `models/parameters`, see G15).
@@ -53,6 +55,9 @@ pub struct Client {
     http: reqwest::Client,
     pub(super) ledger: Arc<Mutex<Ledger>>,
     hand_over: HandOver,
+    /// The cluster's size when it was checked (0: not checked): a job's wait fails when the
+    /// cluster stops being healthy or shrinks below it.
+    nodes: u32,
 }
 
 /// How a data file reaches the cluster ([`Client::load_csv`]).
@@ -247,6 +252,7 @@ impl Client {
             http,
             ledger: Arc::new(Mutex::new(Ledger::default())),
             hand_over: HandOver::Upload,
+            nodes: 0,
         })
     }
 
@@ -416,10 +422,12 @@ impl Client {
             .first()
             .and_then(|n| n["ip_port"].as_str())
             .map(str::to_string);
-        Ok(match leader {
+        let mut client = match leader {
             Some(leader) => self.at_leader(&leader, &v["cloud_name"]).await,
             None => self.clone(),
-        })
+        };
+        client.nodes = size;
+        Ok(client)
     }
 
     /// This client, or one at the leader's `ip_port` when that is another address that
@@ -725,11 +733,14 @@ impl Client {
         let planned = format!("{}@@{}", spec.project_name, spec.response_column);
         self.track_key(&planned, KeyKind::AutoMl);
         let v = self
-            .starting_job(&planned, async {
-                let req = self.req(Method::POST, path, SHORT).json(&body);
-                let resp = self.send(Method::POST, path, req).await?;
-                self.json(path, resp).await
-            })
+            .starting_job(
+                &planned,
+                self.guarded(&planned, async {
+                    let req = self.req(Method::POST, path, SHORT).json(&body);
+                    let resp = self.send(Method::POST, path, req).await?;
+                    self.json(path, resp).await
+                }),
+            )
             .await?;
         let job: Job = serde_json::from_value(v["job"].clone())
             .map_err(|e| self.unexpected(path, format!("no job in the answer: {e}")))?;
@@ -758,8 +769,14 @@ impl Client {
         progress: &dyn Fn(f64, &str),
     ) -> Result<Job, H2oError> {
         let path = format!("/3/Jobs/{}", enc(key));
+        let mut checked = std::time::Instant::now();
         loop {
-            let v = self.get_json(&path, &[]).await?;
+            if checked.elapsed() >= CLOUD_CHECK {
+                self.still_whole(key).await?;
+                checked = std::time::Instant::now();
+            }
+            // A poll that hangs (the job's key lives on a node that died) is guarded too.
+            let v = self.guarded(key, self.get_json(&path, &[])).await?;
             let job: Job = serde_json::from_value(v["jobs"][0].clone())
                 .map_err(|e| self.unexpected(&path, format!("no job in the answer: {e}")))?;
             let p = job.progress.unwrap_or(0.0).clamp(0.0, 1.0);
@@ -789,6 +806,42 @@ impl Client {
                 _ => tokio::time::sleep(every).await,
             }
         }
+    }
+
+    /// Runs `work` (a request about job `key`), failing it with [`H2oError::NodeLost`] as soon
+    /// as a multi-node cluster stops being whole (checked every [`CLOUD_CHECK`] while it is
+    /// pending): a request that needs a dead node hangs until its timeout otherwise. On one
+    /// node there is nothing to watch: a dead node refuses connections at once.
+    pub(crate) async fn guarded<T>(
+        &self,
+        key: &str,
+        work: impl std::future::Future<Output = Result<T, H2oError>>,
+    ) -> Result<T, H2oError> {
+        if self.nodes <= 1 {
+            return work.await;
+        }
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                answer = &mut work => return answer,
+                () = tokio::time::sleep(CLOUD_CHECK) => self.still_whole(key).await?,
+            }
+        }
+    }
+
+    /// Fails when the cluster lost a node (unhealthy, or smaller than when it was checked):
+    /// H2O may keep a job running forever on a cloud that lost a member.
+    async fn still_whole(&self, key: &str) -> Result<(), H2oError> {
+        let c = self.cloud_with_timeout(Duration::from_secs(20)).await?;
+        if c.healthy && c.cloud_size >= self.nodes {
+            return Ok(());
+        }
+        Err(H2oError::NodeLost {
+            url: self.display_url(),
+            job: key.to_string(),
+            expected: self.nodes,
+            found: c.cloud_size,
+        })
     }
 
     /// The model's MOJO zip, as H2O gives it.

@@ -103,6 +103,14 @@ pub enum H2oError {
         exception: String,
     },
 
+    #[error("the H2O cluster at {url} lost a node while job {job} ran (cloud of {found}, {expected} expected, not healthy)")]
+    NodeLost {
+        url: String,
+        job: String,
+        expected: u32,
+        found: u32,
+    },
+
     #[error("H2O job `{description}` ({key}) was cancelled")]
     JobCancelled { description: String, key: String },
 
@@ -170,6 +178,10 @@ fn exception_suffix(exception_type: &Option<String>) -> String {
 
 impl H2oError {
     /// What the user can do about it, when there is something to say.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "one arm per kind of error, each a sentence; a table split in two would hide which kinds have none"
+    )]
     pub fn hint(&self) -> Option<String> {
         use H2oError::*;
         match self {
@@ -233,6 +245,11 @@ impl H2oError {
                  multi-node cluster depend on its shape), or start its nodes with `-nthreads` as \
                  declared"
             )),
+            NodeLost { .. } => Some(
+                "a node of the cluster died or stopped answering (out of memory? killed?): check \
+                 its log, restart the cluster and run again; nothing of this step was cached"
+                    .into(),
+            ),
             ClusterUnhealthy { .. } => Some(
                 "wait for the cluster to form (every node up, `/3/Cloud` in consensus), or \
                  restart the node that is down; nothing was uploaded"

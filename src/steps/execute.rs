@@ -100,12 +100,24 @@ pub async fn run(
     .await;
     // Clean up whatever was created, whether training worked or not: the AutoML project with
     // its models and split frames, then our frames. What fails here stays in the client's
-    // ledger, and the run's end (`Engine::release`) tries again.
-    let _ = client
-        .delete_automl(&format!("{tag}@@{}", spec.target))
-        .await;
-    for frame in [&train_frame, &holdout_frame, &pred_frame] {
-        let _ = client.delete(frame, false).await;
+    // ledger, and the run's end (`Engine::release`) tries again, within its budget. Not on a
+    // cluster that lost a node: a delete of a key that lived there hangs until its timeout,
+    // one after the other (measured: 120 s each).
+    let lost_a_node = result.as_ref().err().is_some_and(|e| {
+        e.chain().any(|c| {
+            matches!(
+                c.downcast_ref::<crate::h2o::H2oError>(),
+                Some(crate::h2o::H2oError::NodeLost { .. })
+            )
+        })
+    });
+    if !lost_a_node {
+        let _ = client
+            .delete_automl(&format!("{tag}@@{}", spec.target))
+            .await;
+        for frame in [&train_frame, &holdout_frame, &pred_frame] {
+            let _ = client.delete(frame, false).await;
+        }
     }
     let (leaderboard, mojo, predictions, shap) = result?;
 

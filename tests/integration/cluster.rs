@@ -234,3 +234,115 @@ fn a_managed_two_node_cloud_never_outlives_mlbuild() {
         assert!(gone, "signal {signal} leaves no JVM: {:?}", cloud_jvms(&p));
     }
 }
+
+type Lines = std::sync::Arc<std::sync::Mutex<String>>;
+
+/// A child's stream, line by line, into a string readable while it grows.
+fn collect_lines(stream: std::process::ChildStderr) -> (Lines, std::thread::JoinHandle<()>) {
+    use std::io::BufRead;
+    let log = Lines::default();
+    let sink = log.clone();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stream)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    (log, reader)
+}
+
+/// Whether an AutoML job is running on the cluster at `url`.
+fn automl_running(url: &str) -> bool {
+    runtime().block_on(async {
+        let Ok(resp) = reqwest::get(format!("{url}/3/Jobs")).await else {
+            return false;
+        };
+        let jobs: Value = resp.json().await.unwrap_or_default();
+        jobs["jobs"].as_array().is_some_and(|jobs| {
+            jobs.iter().any(|j| {
+                j["status"] == "RUNNING"
+                    && j["description"]
+                        .as_str()
+                        .is_some_and(|d| d.contains("AutoML"))
+            })
+        })
+    })
+}
+
+/// A node killed while execute trains fails the run with an error that says so (bounded: the
+/// wait for a job checks the cloud's health), caches nothing of execute, and the next run
+/// succeeds on a fresh cloud.
+#[test]
+fn a_node_killed_during_training_fails_the_run_and_the_next_run_succeeds() {
+    let p = cluster_project("nodes = 2\nthreads = 1\nmemory = \"1g\"");
+    let mut child = p
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (log, reader) = collect_lines(child.stderr.take().unwrap());
+    let up = wait_until(180, || log.lock().unwrap().contains("H2O is up at "));
+    assert!(up, "the cloud came up: {}", log.lock().unwrap());
+    let url = {
+        let text = log.lock().unwrap().clone();
+        let at = text.find("H2O is up at ").unwrap() + "H2O is up at ".len();
+        text[at..].split_whitespace().next().unwrap().to_string()
+    };
+    // Kill while AutoML trains.
+    let training = wait_until(120, || automl_running(&url));
+    assert!(training, "AutoML ran: {}", log.lock().unwrap());
+    // Not the leader (`nodes[0]`, which mlbuild talks to): its death shows only as a job that
+    // never ends and polls that hang.
+    let cloud: Value = runtime().block_on(async {
+        reqwest::get(format!("{url}/3/Cloud"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    });
+    let member = cloud["nodes"][1]["pid"]
+        .as_str()
+        .map(|p| p.parse::<u32>().unwrap())
+        .or_else(|| cloud["nodes"][1]["pid"].as_u64().map(|p| p as u32))
+        .expect("the member's pid");
+    assert!(cloud_jvms(&p).contains(&member), "{cloud}");
+    // SAFETY: kills a JVM this test's run started.
+    unsafe { libc::kill(member as i32, libc::SIGKILL) };
+    let started = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    let stderr = log.lock().unwrap().clone();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(150),
+        "bounded: {:?}\n{stderr}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("error:") && stderr.contains("hint:"),
+        "{stderr}"
+    );
+    eprintln!(
+        "the run ended {:?} after the kill, with:\n{stderr}",
+        started.elapsed()
+    );
+    assert!(wait_until(30, || cloud_jvms(&p).is_empty()), "no JVM left");
+    let status = p.mlbuild_offline(&["status", "--json"]).ok().stdout;
+    let status: Value = serde_json::from_str(&status).unwrap();
+    let execute = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "execute")
+        .unwrap();
+    assert_eq!(
+        execute["state"], "stale",
+        "nothing of execute was cached: {status}"
+    );
+    let run = Run::from(p.command(&["run", "--json"]).output().unwrap()).ok();
+    assert_eq!(run.done()["status"], "ok");
+}
