@@ -105,34 +105,38 @@ fn main() {
             &|m| eprintln!("{m}"),
         )
         .expect("the pinned H2O jar");
-        let node = LocalNode::launch(&LaunchSpec::single(
-            java.path,
-            jar,
-            memory.clone(),
-            dir.path().join("h2o"),
-        ))
-        .await
-        .expect("an H2O node");
-        let base = Client::new(&node.url()).unwrap();
         let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
         let mut alone: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
         for i in 0..repeat {
+            // A fresh node per pair: a 1 GB upload leaves the heap fragmented enough that a
+            // third one in the same JVM ran out of 8 GB here.
+            let node = LocalNode::launch(&LaunchSpec::single(
+                java.path.clone(),
+                jar.clone(),
+                memory.clone(),
+                dir.path().join("h2o"),
+            ))
+            .await
+            .expect("an H2O node");
+            let base = Client::new(&node.url()).unwrap();
             for (k, how) in [HandOver::Upload, HandOver::LocalPath].into_iter().enumerate() {
                 let client = base.clone().with_hand_over(how);
                 let frame = format!("bench_{i}_{k}");
                 let t = Instant::now();
                 let raw = client.stage_csv(&data, &frame).await.unwrap();
                 assert_eq!(raw.starts_with("nfs:"), how == HandOver::LocalPath, "{raw}");
-                alone[k].push(t.elapsed().as_secs_f64());
+                let staged = t.elapsed().as_secs_f64();
+                alone[k].push(staged);
                 client.delete(&raw, false).await.unwrap();
                 let t = Instant::now();
                 let info = client.load_csv(&data, &frame, &columns).await.unwrap();
                 let secs = t.elapsed().as_secs_f64();
                 assert_eq!(info.rows, rows, "{how:?}");
-                eprintln!("pair {} {how:?}: {secs:.2} s", i + 1);
+                eprintln!("pair {} {how:?}: {secs:.2} s (hand-over alone {staged:.2} s)", i + 1);
                 times[k].push(secs);
                 client.delete(&frame, false).await.unwrap();
             }
+            node.shutdown().await.unwrap();
         }
         let (upload, import) = (median(times[0].clone()), median(times[1].clone()));
         println!(
@@ -145,6 +149,5 @@ fn main() {
             median(alone[0].clone()),
             median(alone[1].clone())
         );
-        node.shutdown().await.unwrap();
     });
 }
