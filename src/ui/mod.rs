@@ -6,7 +6,7 @@
 //! | route | page or data |
 //! |---|---|
 //! | `GET /` | the pipeline: the eight steps as an SVG graph and a table, each fresh / stale / failed / never run with the planner's reason (the same code as `status`) |
-//! | `GET /runs?page=N` | runs, newest first, 50 a page: started, duration, status, steps ran/cached/restored |
+//! | `GET /runs?page=N` | runs, newest first, 50 a page: started, duration, status, steps ran/cached/restored/failed, commit, who |
 //! | `GET /runs/{id}` | one run: command, status, who, commit, its error (hint included) or report, every step record |
 //! | `GET /models` | registered versions with their metrics |
 //! | `GET /models/{version}` | one version: its model card rendered with its plots inline, metrics, provenance, tags, a promote form |

@@ -304,20 +304,23 @@ pub fn runs(rows: &[RunSummary], page: u32, total: u64, live: &Live) -> Markup {
         } @else {
             table {
                 thead { tr {
-                    th class="num" { "run" } th { "started" } th { "finished" } th { "command" } th { "status" }
+                    th class="num" { "run" } th { "started" } th class="num" { "duration" } th { "command" } th { "status" }
                     th class="num" { "ran" } th class="num" { "cached" } th class="num" { "restored" } th class="num" { "failed" }
+                    th { "commit" } th { "by" }
                 } }
                 tbody {
                     @for r in rows {
                         tr id=(format!("run-{}", r.run.id)) {
                             td class="num" { a href=(format!("/runs/{}", r.run.id)) { (r.run.id) } }
                             td { (time(&r.run.started_at)) }
-                            td { @if let Some(f) = &r.run.finished_at { (time(f)) } @else { "–" } }
+                            td class="num" { (run_duration(&r.run)) }
                             td { code { (r.run.command) } }
                             td class=(status_class(r.run.status)) { (r.run.status.as_str()) }
                             @for s in StepStatus::ALL {
                                 td class="num" { (r.steps.get(s.as_str()).copied().unwrap_or(0)) }
                             }
+                            td { @if let Some(c) = &r.run.git_commit { code title=(c) { (&c[..8.min(c.len())]) } } @else { "–" } }
+                            td { (r.run.user.as_deref().unwrap_or("–")) }
                         }
                     }
                 }
@@ -382,6 +385,22 @@ pub fn run(run: &Run, steps: &[StepRecord], live: &Live) -> Markup {
     // Followed live while it runs.
     let stamp = (run.status == RunStatus::Running).then(|| live.stamp());
     page(&format!("Run {}", run.id), "/runs", stamp.as_deref(), body)
+}
+
+/// How long a run took (`running` while it runs; `–` when a time does not parse).
+fn run_duration(run: &Run) -> String {
+    let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(t).ok();
+    match (
+        parse(&run.started_at),
+        run.finished_at.as_deref().map(parse),
+    ) {
+        (Some(start), Some(Some(end))) => {
+            let ms = (end - start).num_milliseconds().max(0);
+            crate::report::human_ms(u64::try_from(ms).unwrap_or(0))
+        }
+        (_, None) if run.status == RunStatus::Running => "running".into(),
+        _ => "–".into(),
+    }
 }
 
 fn status_class(status: RunStatus) -> &'static str {
