@@ -60,6 +60,8 @@ pub const KEY_FIELDS: &[(Step, &str, InputClass)] = &[
         InputClass::Upstream(Step::Locate),
     ),
     (Step::Prepare, "problem", InputClass::Upstream(Step::Define)),
+    // Only with `prepare.text` columns (Word2Vec is fit on H2O).
+    (Step::Prepare, "engine", InputClass::Engine),
     (Step::Confirm, "confirm", InputClass::Config),
     (
         Step::Confirm,

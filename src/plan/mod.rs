@@ -283,20 +283,27 @@ pub fn key_inputs(
         )?,
         Step::Prepare => {
             let problem = problem(db, p)?;
-            key_fields(
-                step,
-                vec![
-                    ("prepare", slice_value(db, p, Step::Prepare)?),
-                    (
-                        "snapshot",
-                        recorded(db, p, Step::Locate, 1)?.output("snapshot")?,
-                    ),
-                    (
-                        "problem",
-                        json!({ "target": problem["target"], "problem": problem["problem"] }),
-                    ),
-                ],
-            )?
+            let prepare = slice_value(db, p, Step::Prepare)?;
+            let mut fields = vec![
+                (
+                    "snapshot",
+                    recorded(db, p, Step::Locate, 1)?.output("snapshot")?,
+                ),
+                (
+                    "problem",
+                    json!({ "target": problem["target"], "problem": problem["problem"] }),
+                ),
+            ];
+            // Word2Vec is fit on H2O: its result depends on the engine as execute's does. Only
+            // then, so that a project without text columns keeps its prepare key.
+            if prepare["text"].as_object().is_some_and(|t| !t.is_empty()) {
+                fields.push((
+                    "engine",
+                    slice_value(db, p, Step::Execute)?["engine"].clone(),
+                ));
+            }
+            fields.push(("prepare", prepare));
+            key_fields(step, fields)?
         }
         Step::Confirm => {
             let mut fields = vec![

@@ -165,8 +165,9 @@ fn every_key_field_has_a_reason_class() {
         }
     }
     for (step, field, _) in crate::fingerprint::KEY_FIELDS {
-        // Present only when an ignored column has missing values (see `key_inputs`).
-        if *field == "ignored_with_missing" {
+        // Present only when an ignored column has missing values, and only with text columns
+        // (see `key_inputs`; the latter is tested below).
+        if *field == "ignored_with_missing" || (*step == Step::Prepare && *field == "engine") {
             continue;
         }
         assert!(
@@ -191,4 +192,19 @@ fn a_missing_recorded_field_is_an_error_not_a_null() {
         p.key_inputs(Step::Execute, 1).unwrap_err(),
         "step `confirm` recorded no result field `verdict`"
     );
+}
+
+/// Word2Vec is fit on H2O, so the declared engine enters prepare's key when `prepare.text`
+/// names a column, and only then (a project without text keeps its prepare key).
+#[test]
+fn the_engine_enters_prepares_key_only_with_text_columns() {
+    let mut p = planner(Arc::default());
+    let plain = key(&p.db, p.input, Step::Prepare, 1).unwrap();
+    p.set_text(format!("{TOML}\n[h2o]\nnodes = 2\n"), Vec::new());
+    assert_eq!(key(&p.db, p.input, Step::Prepare, 1).unwrap(), plain);
+    let text = format!("{TOML}\n[prepare.text]\nx = {{ vec_size = 16 }}\n");
+    p.set_text(text.clone(), Vec::new());
+    let one_node = key(&p.db, p.input, Step::Prepare, 1).unwrap();
+    p.set_text(format!("{text}\n[h2o]\nnodes = 2\n"), Vec::new());
+    assert_ne!(key(&p.db, p.input, Step::Prepare, 1).unwrap(), one_node);
 }

@@ -187,7 +187,7 @@ async fn word2vec(
             "documents": docs_digest,
             "params": params,
             "tokenizer": text::TOKENIZER,
-            "engine": { "version": ctx.config.h2o.version, "nodes": ctx.config.h2o.nodes },
+            "engine": crate::plan::engine_fingerprint(&ctx.config.h2o),
         }),
     );
     let key = ki.key();
