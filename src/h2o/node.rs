@@ -115,6 +115,7 @@ impl LocalNode {
         remove_stale_ice_roots(&spec.work_dir);
         let cloud_name = format!("mlbuild-{}-{:08x}", std::process::id(), random_u64() as u32);
         let members = NodeCommand::cloud(spec, cloud_name.clone())?;
+        let ports: Vec<u16> = members.iter().map(|m| m.port).collect();
         let mut node = LocalNode {
             url: format!("http://127.0.0.1:{}", members[0].port),
             pids: Vec::new(),
@@ -129,12 +130,17 @@ impl LocalNode {
             node.keepers.push(keeper);
             node.pids.push(pid);
         }
-        node.wait_healthy(spec.nodes.max(1)).await?;
+        // Every node, not only the first, must see the whole cloud in consensus: right after
+        // the first does, another may still answer `consensus: false` for a moment.
+        for port in ports {
+            node.wait_healthy(&format!("http://127.0.0.1:{port}"), spec.nodes.max(1))
+                .await?;
+        }
         Ok(node)
     }
 
-    async fn wait_healthy(&self, nodes: u32) -> Result<(), H2oError> {
-        wait_healthy(&self.url, &self.log_path, nodes, || {
+    async fn wait_healthy(&self, url: &str, nodes: u32) -> Result<(), H2oError> {
+        wait_healthy(url, &self.log_path, nodes, || {
             self.keepers.iter().enumerate().find_map(|(i, k)| {
                 let which = if self.keepers.len() > 1 {
                     format!("the JVM of node {} (pid {})", i + 1, self.pids[i])

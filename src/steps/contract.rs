@@ -136,6 +136,14 @@ impl<'a> Ctx<'a> {
                     crate::report::human_ms(t.elapsed().as_millis() as u64)
                 ),
             );
+            if cfg.nodes > 1 && engine.client.hand_over() == crate::h2o::HandOver::Upload {
+                printer.warn(&format!(
+                    "data goes to the {}-node cluster through one node (`/3/PostFile`), which H2O \
+                     does not parallelise; nodes read in parallel only from a path they can all \
+                     read, and mlbuild cannot hand one over yet (`[h2o] exchange_dir` is planned)",
+                    cfg.nodes
+                ));
+            }
             *guard = Some(engine);
         }
         self.h2o_started = true;

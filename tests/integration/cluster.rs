@@ -108,6 +108,12 @@ fn the_demo_runs_on_a_two_node_cluster_and_reruns_reproducibly() {
     let p = cluster_project("nodes = 2\nthreads = 1");
     let run = on_cloud(&p, &["run", "--json"]).ok();
     assert_eq!(run.done()["status"], "ok", "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("through one node").count(),
+        1,
+        "one warning that the data goes through one node: {}",
+        run.stderr
+    );
     let lock: Value = serde_json::from_str(&p.read("ml.lock")).unwrap();
     assert_eq!(
         lock["engine"],
