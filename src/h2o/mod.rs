@@ -127,8 +127,10 @@ impl Engine {
     /// Provisioning the jar (first run only) blocks the current thread while it downloads.
     pub async fn start(cfg: &EngineConfig, log: &dyn Fn(&str)) -> Result<Engine, H2oError> {
         if let Some(url) = &cfg.url {
-            let client = Client::connect(url).await?;
-            let client = client.check_fingerprint(&cfg.fingerprint()).await?;
+            // The check's `GET /3/Cloud` is the first request: it also proves the URL answers.
+            let client = Client::new(url)?
+                .check_fingerprint(&cfg.fingerprint())
+                .await?;
             return Ok(Engine {
                 client,
                 node: None,

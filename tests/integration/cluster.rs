@@ -25,25 +25,7 @@ fn two_node_cloud() -> &'static str {
         .get_or_init(|| {
             let runtime = runtime();
             let dir = tempfile::tempdir().unwrap();
-            let node = runtime.block_on(async {
-                let java = mlbuild::h2o::find_java().expect("tests need Java 8–17");
-                let jar = mlbuild::h2o::locate_or_provision_jar(
-                    None,
-                    &mlbuild::h2o::default_tool_cache(),
-                    &|m| eprintln!("[tests] {m}"),
-                )
-                .expect("the pinned H2O jar");
-                mlbuild::h2o::LocalNode::launch(&mlbuild::h2o::LaunchSpec {
-                    java: java.path,
-                    jar,
-                    memory: "1g".into(),
-                    work_dir: dir.path().to_path_buf(),
-                    nodes: 2,
-                    threads: Some(1),
-                })
-                .await
-                .expect("a two-node H2O cloud")
-            });
+            let node = runtime.block_on(launch_node(dir.path().to_path_buf(), "1g", 2, Some(1)));
             Cloud {
                 url: node.url(),
                 _node: node,
@@ -161,9 +143,16 @@ fn a_cluster_of_another_shape_is_refused_before_any_upload() {
         "{}",
         run.stderr
     );
-    // Nothing was executed, so nothing was cached: execute is still stale.
-    let status = p.mlbuild_offline(&["status"]).ok().stdout;
-    assert!(status.contains("execute"), "{status}");
+    // Refused at the engine's start: execute is recorded failed in each run, never ran.
+    let runs: Value =
+        serde_json::from_str(&p.mlbuild_offline(&["runs", "--json"]).ok().stdout).unwrap();
+    for run in runs.as_array().unwrap() {
+        assert_eq!(run["status"], "failed", "{run}");
+        let before_execute =
+            run["steps"]["ran"].as_u64().unwrap() + run["steps"]["cached"].as_u64().unwrap();
+        assert_eq!(before_execute, 4, "define … confirm, not execute: {run}");
+        assert_eq!(run["steps"]["failed"], 1, "{run}");
+    }
 }
 
 /// `explain` names a change of the declared engine with old → new values.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::h2o_warm::{h2o_json, WarmGuard};
-use crate::support::{repo_root, runtime, wait_until, Project, Run};
+use crate::support::{launch_node, repo_root, runtime, wait_until, Project, Run};
 
 struct OwnNode {
     url: String,
@@ -45,27 +45,7 @@ fn own_node_and_pid() -> (&'static OwnNode, MutexGuard<'static, ()>) {
             .prefix("mlbuild-cancel-node-")
             .tempdir()
             .unwrap();
-        let node = runtime.block_on(async {
-            let java = mlbuild::h2o::find_java().expect("tests need Java 8–17");
-            let jar = mlbuild::h2o::locate_or_provision_jar(
-                std::env::var_os("MLBUILD_H2O_JAR")
-                    .map(std::path::PathBuf::from)
-                    .as_deref(),
-                &mlbuild::h2o::default_tool_cache(),
-                &|m| eprintln!("[tests] {m}"),
-            )
-            .expect("the pinned H2O jar");
-            mlbuild::h2o::LocalNode::launch(&mlbuild::h2o::LaunchSpec {
-                java: java.path,
-                jar,
-                memory: "1g".into(),
-                work_dir: dir.path().to_path_buf(),
-                nodes: 1,
-                threads: None,
-            })
-            .await
-            .expect("the cancel tests' H2O node")
-        });
+        let node = runtime.block_on(launch_node(dir.path().to_path_buf(), "1g", 1, None));
         OwnNode {
             url: node.url(),
             pid: node.pid(),

@@ -45,27 +45,7 @@ pub fn shared_node() -> &'static str {
                 .enable_all()
                 .build()
                 .unwrap();
-            let node = runtime.block_on(async {
-                let java = mlbuild::h2o::find_java().expect("tests need Java 8–17");
-                let jar = mlbuild::h2o::locate_or_provision_jar(
-                    std::env::var_os("MLBUILD_H2O_JAR")
-                        .map(PathBuf::from)
-                        .as_deref(),
-                    &mlbuild::h2o::default_tool_cache(),
-                    &|m| eprintln!("[tests] {m}"),
-                )
-                .expect("the pinned H2O jar");
-                mlbuild::h2o::LocalNode::launch(&mlbuild::h2o::LaunchSpec {
-                    java: java.path,
-                    jar,
-                    memory: "2g".into(),
-                    work_dir: work_dir().join("shared-node"),
-                    nodes: 1,
-                    threads: None,
-                })
-                .await
-                .expect("shared H2O node")
-            });
+            let node = runtime.block_on(launch_node(work_dir().join("shared-node"), "2g", 1, None));
             SharedNode {
                 url: node.url(),
                 _node: node,
@@ -73,6 +53,36 @@ pub fn shared_node() -> &'static str {
             }
         })
         .url
+}
+
+/// Launches a local H2O cloud of `nodes` JVMs (the pinned jar, `MLBUILD_H2O_JAR` if set) with
+/// its files under `work_dir`: the shared node, the cancel tests' own node and the two-node
+/// cloud all come from here.
+pub async fn launch_node(
+    work_dir: PathBuf,
+    memory: &str,
+    nodes: u32,
+    threads: Option<u32>,
+) -> mlbuild::h2o::LocalNode {
+    let java = mlbuild::h2o::find_java().expect("tests need Java 8–17");
+    let jar = mlbuild::h2o::locate_or_provision_jar(
+        std::env::var_os("MLBUILD_H2O_JAR")
+            .map(PathBuf::from)
+            .as_deref(),
+        &mlbuild::h2o::default_tool_cache(),
+        &|m| eprintln!("[tests] {m}"),
+    )
+    .expect("the pinned H2O jar");
+    mlbuild::h2o::LocalNode::launch(&mlbuild::h2o::LaunchSpec {
+        java: java.path,
+        jar,
+        memory: memory.into(),
+        work_dir,
+        nodes,
+        threads,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("an H2O cloud of {nodes} node(s): {e}"))
 }
 
 /// A project in a temp dir: a fixture's `ml.toml` plus the data it names.
