@@ -1,5 +1,5 @@
 //! The user config: settings that belong to a person or a CI runner, not to a project — the
-//! state database URL and the remote cache with its token — so that secrets stay out of
+//! state database URL, the remote cache with its token, the team's H2O cluster — so that secrets stay out of
 //! `ml.toml` (DESIGN.md §3.5). Format and precedence: `docs/config.md` ("User config").
 //!
 //! Where: `$MLBUILD_CONFIG` (an empty value means "no user config"), else
@@ -27,6 +27,19 @@ pub struct UserConfig {
     pub state_url: Option<String>,
     #[serde(default)]
     pub remote: Remote,
+    #[serde(default)]
+    pub h2o: H2o,
+}
+
+/// `[h2o]`: the team's cluster, for projects that declare none.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct H2o {
+    /// The cluster's URL; `MLBUILD_H2O_URL` and `ml.toml`'s `[h2o] url` win.
+    pub url: Option<String>,
+    /// The directory this machine and every node share; `MLBUILD_H2O_EXCHANGE_DIR` and
+    /// `ml.toml`'s `[h2o] exchange_dir` win.
+    pub exchange_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
@@ -97,7 +110,7 @@ pub fn read(path: &Path) -> Result<UserConfig, Diagnostic> {
         ))
         .hint(
             "the user config may hold `state_url` and a `[remote]` table with `url`, `token`, \
-             `read_only`, `ca` (docs/config.md, \"User config\"); `MLBUILD_CONFIG=\"\"` ignores it",
+             `read_only`, `ca`, and an `[h2o]` table with `url`, `exchange_dir` (docs/config.md, \"User config\"); `MLBUILD_CONFIG=\"\"` ignores it",
         )
     })?;
     if let Some(url) = &config.remote.url {
@@ -166,6 +179,10 @@ pub fn get() -> &'static UserConfig {
             read_only: false,
             ca: None,
         },
+        h2o: H2o {
+            url: None,
+            exchange_dir: None,
+        },
     };
     loaded().as_ref().unwrap_or(&EMPTY)
 }
@@ -192,6 +209,18 @@ mod tests {
         assert_eq!(c.remote.token.as_deref(), Some("t0k"));
         assert!(c.remote.read_only);
         assert_eq!(c.remote.ca.as_deref(), Some(Path::new("/etc/ca.pem")));
+    }
+
+    #[test]
+    fn reads_the_teams_cluster() {
+        let c = parse("[h2o]\nurl = \"http://h2o:54321\"\nexchange_dir = \"/srv/x\"\n").unwrap();
+        assert_eq!(c.h2o.url.as_deref(), Some("http://h2o:54321"));
+        assert_eq!(c.h2o.exchange_dir.as_deref(), Some(Path::new("/srv/x")));
+        let e = parse("[h2o]\nnodes = 2\n").unwrap_err();
+        assert!(
+            format!("{e:#}").contains("config.toml:2:1: unknown field `nodes`"),
+            "{e:#}"
+        );
     }
 
     #[test]

@@ -209,9 +209,12 @@ async fn verify(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit>
 }
 
 async fn gc(paths: &Paths, store: &Store, printer: &Printer, dry_run: bool) -> Result<Exit> {
-    let keep_runs = match config::load(&paths.project, &[]) {
-        Ok(loaded) => loaded.config.cache.keep_runs,
-        Err(config::ConfigError::NotFound { .. }) => config::Cache::default().keep_runs,
+    let (keep_runs, exchange) = match config::load(&paths.project, &[]) {
+        Ok(loaded) => (
+            loaded.config.cache.keep_runs,
+            crate::h2o::EngineConfig::resolve(paths, &loaded.config).exchange_dir,
+        ),
+        Err(config::ConfigError::NotFound { .. }) => (config::Cache::default().keep_runs, None),
         Err(e) => return Err(e.into()),
     };
     let _lock = super::context::lock_runs(store, printer)?;
@@ -223,6 +226,9 @@ async fn gc(paths: &Paths, store: &Store, printer: &Printer, dry_run: bool) -> R
     };
     if let Some(lock) = Lockfile::load(&paths.lockfile)? {
         keep.keys.extend(lock.steps.into_iter().map(|s| s.key));
+    }
+    if let Some(dir) = exchange {
+        sweep_exchange(&dir, printer, dry_run)?;
     }
     let doomed = maintenance::collectable(store, &mut keep, SystemTime::now());
     let total: u64 = doomed.iter().map(|d| d.bytes).sum();
@@ -259,6 +265,23 @@ async fn gc(paths: &Paths, store: &Store, printer: &Printer, dry_run: bool) -> R
         ),
     );
     Ok(Exit::Ok)
+}
+
+/// Removes from `[h2o] exchange_dir` what no running load needs (docs/h2o.md).
+fn sweep_exchange(dir: &Path, printer: &Printer, dry_run: bool) -> Result<()> {
+    let exchange = crate::h2o::exchange::Exchange::new(dir);
+    let swept = exchange.sweep(SystemTime::now(), dry_run)?;
+    printer.status(
+        if dry_run { "Would sweep" } else { "Swept" },
+        &format!(
+            "{} in {} files and {} stale leases from the exchange `{}`",
+            human_bytes(swept.bytes),
+            swept.files,
+            swept.leases,
+            exchange.root().display()
+        ),
+    );
+    Ok(())
 }
 
 fn human_bytes(n: u64) -> String {

@@ -18,8 +18,8 @@ modify, conclude. Only steps whose inputs changed rerun. A MOJO made elsewhere c
 with `mlbuild mojo validate` and registered with `mlbuild deploy --mojo FILE.zip --tag TAG`.\n\n\
 Exit codes: 0 ok, 1 error, 2 usage, 3 escalated (monitor failed: threshold or baseline, after max_attempts), \
 4 data-quality gate failed, 130 interrupted.\n\n\
-Environment: MLBUILD_H2O_URL, MLBUILD_H2O_JAR, MLBUILD_CACHE_DIR, MLBUILD_STATE_URL, MLBUILD_CONFIG \
-(user config, default ~/.config/mlbuild/config.toml: state_url, [remote] url/token), NO_COLOR, \
+Environment: MLBUILD_H2O_URL, MLBUILD_H2O_EXCHANGE_DIR, MLBUILD_H2O_JAR, MLBUILD_CACHE_DIR, MLBUILD_STATE_URL, MLBUILD_CONFIG \
+(user config, default ~/.config/mlbuild/config.toml: state_url, [remote] url/token, [h2o] url/exchange_dir), NO_COLOR, \
 MLBUILD_NO_PROGRESS, MLBUILD_REMOTE_CACHE, MLBUILD_REMOTE_TOKEN, MLBUILD_REMOTE_READ_ONLY, MLBUILD_REMOTE_CA, MLBUILD_SERVE_TOKEN, MLBUILD_UI_TOKEN. \
 See docs/ for details."
 )]
@@ -284,7 +284,8 @@ pub enum CacheCommand {
     /// outputs exist, and name every version whose MOJO, card or plots are damaged or missing,
     /// with the command that repairs it; exit 1 on any problem
     Verify,
-    /// Delete what no tag, ml.lock or recent run ([cache] keep_runs) reaches
+    /// Delete what no tag, ml.lock or recent run ([cache] keep_runs) reaches, and what no
+    /// running load needs from [h2o] exchange_dir
     Gc {
         /// List what would be deleted, with sizes; delete nothing
         #[arg(long)]

@@ -187,6 +187,7 @@ pub(crate) const ROOT: &[Field] = &[
             optional("nodes", U32),
             optional("threads", U32),
             optional("memory", Kind::String),
+            optional("exchange_dir", Kind::String),
         ]),
     ),
     optional(

@@ -466,6 +466,11 @@ pub struct H2o {
     /// Heap of each local node (`-Xmx`), per node.
     #[serde(default = "default_memory")]
     pub memory: String,
+    /// A directory this machine and every node of the cluster read at the same path: data is
+    /// imported from content-addressed copies there instead of uploaded
+    /// (`MLBUILD_H2O_EXCHANGE_DIR` wins). Not in any key.
+    #[serde(default)]
+    pub exchange_dir: Option<String>,
 }
 
 impl Default for H2o {
@@ -477,6 +482,7 @@ impl Default for H2o {
             nodes: default_nodes(),
             threads: None,
             memory: default_memory(),
+            exchange_dir: None,
         }
     }
 }

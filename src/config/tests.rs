@@ -928,6 +928,7 @@ fn key_table_matches_the_schema() {
     };
     full.conclude.deploy = full.modify.escalate.clone();
     full.h2o.threads = Some(2);
+    full.h2o.exchange_dir = Some("shared".into());
     full.locate.delimiter = Some(";".into());
     full.locate.header = Some(false);
     full.locate.na_strings = vec!["?".into()];

@@ -55,6 +55,8 @@ pub struct Client {
     http: reqwest::Client,
     pub(super) ledger: Arc<Mutex<Ledger>>,
     hand_over: HandOver,
+    /// Where files are lent to the cluster ([`HandOver::Exchange`]).
+    exchange: Option<super::exchange::Exchange>,
     /// The cluster's size when it was checked (0: not checked): a job's wait fails when the
     /// cluster stops being healthy or shrinks below it.
     nodes: u32,
@@ -70,6 +72,18 @@ pub enum HandOver {
     /// `ImportFiles` of the file where it lies, read by H2O's parallel reader: the cluster runs
     /// on this machine (a managed or warm node), so it can read the store.
     LocalPath,
+    /// `ImportFiles` of a content-addressed copy in `[h2o] exchange_dir`, a directory this
+    /// process and every node read at the same path ([`super::exchange`]).
+    Exchange,
+}
+
+/// A file handed to the cluster, not yet parsed ([`Client::stage_csv`]).
+#[derive(Debug)]
+pub struct Staged {
+    /// The raw (unparsed) frame's key.
+    pub raw_key: String,
+    /// The exchange's copy, kept until the parse has read it.
+    pub lease: Option<super::exchange::Lease>,
 }
 
 impl std::fmt::Debug for Client {
@@ -213,6 +227,21 @@ fn import_denied_by_default(path: &Path) -> bool {
     hidden || system
 }
 
+/// An import from the exchange that the cluster refused or could not read, said as such.
+fn exchange_refused(e: H2oError, path: &Path) -> H2oError {
+    match e {
+        H2oError::Api { msg, .. } => H2oError::ExchangeUnreadable {
+            path: path.to_path_buf(),
+            detail: msg,
+        },
+        H2oError::Unexpected { detail, .. } => H2oError::ExchangeUnreadable {
+            path: path.to_path_buf(),
+            detail,
+        },
+        other => other,
+    }
+}
+
 /// How a file's header differs from the declared columns (names, in order), if it does.
 fn header_mismatch(found: &[String], columns: &[(String, ColumnKind)]) -> Option<String> {
     if found.len() != columns.len() {
@@ -252,6 +281,7 @@ impl Client {
             http,
             ledger: Arc::new(Mutex::new(Ledger::default())),
             hand_over: HandOver::Upload,
+            exchange: None,
             nodes: 0,
         })
     }
@@ -260,6 +290,14 @@ impl Client {
     #[must_use]
     pub fn with_hand_over(mut self, how: HandOver) -> Client {
         self.hand_over = how;
+        self
+    }
+
+    /// This client, lending data to the cluster through `dir` ([`HandOver::Exchange`]).
+    #[must_use]
+    pub fn with_exchange(mut self, dir: &Path) -> Client {
+        self.hand_over = HandOver::Exchange;
+        self.exchange = Some(super::exchange::Exchange::new(dir));
         self
     }
 
@@ -474,7 +512,11 @@ impl Client {
     ) -> Result<FrameInfo, H2oError> {
         self.track_key(frame_id, KeyKind::Frame);
         match self.stage_csv(path, frame_id).await {
-            Ok(raw_key) => self.parse_raw(path, &raw_key, frame_id, columns).await,
+            // The lease (if any) is dropped after the parse: H2O holds the data by then.
+            Ok(staged) => {
+                self.parse_raw(path, &staged.raw_key, frame_id, columns)
+                    .await
+            }
             Err(e) => {
                 self.forget_key(frame_id);
                 Err(e)
@@ -484,9 +526,24 @@ impl Client {
 
     /// The hand-over alone: the file reaches the cluster as an unparsed frame, whose key is
     /// returned ([`Client::load_csv`] parses it; the benchmark times this part apart).
-    pub async fn stage_csv(&self, path: &Path, frame_id: &str) -> Result<String, H2oError> {
+    pub async fn stage_csv(&self, path: &Path, frame_id: &str) -> Result<Staged, H2oError> {
+        let unleased = |raw_key| Staged {
+            raw_key,
+            lease: None,
+        };
+        if let (HandOver::Exchange, Some(exchange)) = (self.hand_over, &self.exchange) {
+            let lease = exchange.lend(path)?;
+            let raw_key = self
+                .import_file(lease.path())
+                .await
+                .map_err(|e| exchange_refused(e, lease.path()))?;
+            return Ok(Staged {
+                raw_key,
+                lease: Some(lease),
+            });
+        }
         if self.hand_over == HandOver::Upload || import_denied_by_default(path) {
-            return self.post_file(path, frame_id).await;
+            return self.post_file(path, frame_id).await.map(unleased);
         }
         match self.import_file(path).await {
             // A node started with a stricter `-file_deny_glob` than the default: upload instead.
@@ -494,9 +551,9 @@ impl Client {
                 exception_type: Some(t),
                 ..
             }) if t.ends_with("H2OFileAccessDeniedException") => {
-                self.post_file(path, frame_id).await
+                self.post_file(path, frame_id).await.map(unleased)
             }
-            other => other,
+            other => other.map(unleased),
         }
     }
 

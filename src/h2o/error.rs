@@ -93,6 +93,9 @@ pub enum H2oError {
         exception_type: Option<String>,
     },
 
+    #[error("the cluster could not import `{path}` from the exchange directory: {detail}")]
+    ExchangeUnreadable { path: PathBuf, detail: String },
+
     #[error("unexpected answer from H2O to {url}: {detail}")]
     Unexpected { url: String, detail: String },
 
@@ -215,6 +218,13 @@ impl H2oError {
                  check python3, pip and network access, or download the jar yourself and set \
                  `MLBUILD_H2O_JAR`"
             )),
+            ExchangeUnreadable { .. } => Some(
+                "`[h2o] exchange_dir` must be readable by every node at the same path as here \
+                 (mount it there on each node); H2O's default `-file_deny_glob` refuses paths \
+                 under /bin, /etc, /var, /usr, /proc and any with a hidden (`.`) component; unset \
+                 `exchange_dir` to upload instead"
+                    .into(),
+            ),
             JarChecksum { .. } => Some(
                 "the file is corrupt or not the pinned H2O release; delete it and run again, or \
                  set `MLBUILD_H2O_JAR` to a jar you trust"

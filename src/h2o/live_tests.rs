@@ -51,6 +51,7 @@ async fn live_pipeline() {
         nodes: 1,
         threads: None,
         memory: "2g".into(),
+        exchange_dir: None,
         work_dir: work.path().join("h2o"),
         tool_cache: default_tool_cache(),
     };
@@ -224,6 +225,7 @@ async fn live_cancel_and_drop() {
         nodes: 1,
         threads: None,
         memory: "1g".into(),
+        exchange_dir: None,
         work_dir: work.path().to_path_buf(),
         tool_cache: default_tool_cache(),
     };

@@ -21,6 +21,7 @@
 
 pub mod client;
 pub mod error;
+pub mod exchange;
 pub mod java;
 pub mod leaderboard;
 pub mod ledger;
@@ -69,6 +70,9 @@ pub struct EngineConfig {
     pub threads: Option<u32>,
     /// JVM heap of the local node, e.g. "2g".
     pub memory: String,
+    /// Where data is lent to a cluster at `url` ([`exchange`]); unused for a managed node,
+    /// which imports straight from the store.
+    pub exchange_dir: Option<PathBuf>,
     /// Where the local node's ice_root and logs go (inside the project's cache dir).
     pub work_dir: PathBuf,
     /// The user tool cache, where the provisioned jar lives.
@@ -89,8 +93,11 @@ impl EngineConfig {
     /// taking precedence over `url` and `jar`.
     pub fn resolve(paths: &crate::project::Paths, config: &crate::config::Config) -> EngineConfig {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let user = crate::user_config::get();
         EngineConfig {
-            url: env("MLBUILD_H2O_URL").or_else(|| config.h2o.url.clone()),
+            url: env("MLBUILD_H2O_URL")
+                .or_else(|| config.h2o.url.clone())
+                .or_else(|| user.h2o.url.clone()),
             jar: env("MLBUILD_H2O_JAR")
                 .map(PathBuf::from)
                 .or_else(|| config.h2o.jar.as_ref().map(|j| paths.project.join(j))),
@@ -98,6 +105,16 @@ impl EngineConfig {
             nodes: config.h2o.nodes,
             threads: config.h2o.threads,
             memory: config.h2o.memory.clone(),
+            exchange_dir: env("MLBUILD_H2O_EXCHANGE_DIR")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    config
+                        .h2o
+                        .exchange_dir
+                        .as_ref()
+                        .map(|d| paths.project.join(d))
+                })
+                .or_else(|| user.h2o.exchange_dir.clone()),
             work_dir: crate::store::layout::engine_dir(&paths.cache),
             tool_cache: paths.tool_cache.clone(),
         }
@@ -131,6 +148,10 @@ impl Engine {
             let client = Client::new(url)?
                 .check_fingerprint(&cfg.fingerprint())
                 .await?;
+            let client = match &cfg.exchange_dir {
+                Some(dir) => client.with_exchange(dir),
+                None => client,
+            };
             return Ok(Engine {
                 client,
                 node: None,

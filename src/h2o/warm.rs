@@ -539,6 +539,7 @@ mod tests {
             nodes: 1,
             threads: None,
             memory: "2g".into(),
+            exchange_dir: None,
             work_dir: dir.to_path_buf(),
             tool_cache: dir.join("tools"),
         }

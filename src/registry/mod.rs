@@ -51,6 +51,8 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
 pub use render::{render_history, render_runs, render_tags, render_versions};
+pub use runs::host_name;
+pub(crate) use runs::process_exists;
 pub use runs::{Run, RunSummary, StepRecord, StepStart};
 pub use tags::{TagEvent, TagMove};
 pub use versions::{Blob, NewVersion, Version, VersionEvent};

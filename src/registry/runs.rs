@@ -390,7 +390,7 @@ pub fn host_name() -> String {
 }
 
 /// Whether a process with this pid exists on this host (a zombie counts as existing).
-fn process_exists(pid: i64) -> bool {
+pub(crate) fn process_exists(pid: i64) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
     };

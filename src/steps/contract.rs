@@ -140,7 +140,7 @@ impl<'a> Ctx<'a> {
                 printer.warn(&format!(
                     "data goes to the {}-node cluster through one node (`/3/PostFile`), which H2O \
                      does not parallelise; nodes read in parallel only from a path they can all \
-                     read, and mlbuild cannot hand one over yet (`[h2o] exchange_dir` is planned)",
+                     read: declare one as `[h2o] exchange_dir` (docs/h2o.md)",
                     cfg.nodes
                 ));
             }

@@ -20,20 +20,27 @@ struct Cloud {
 /// the same launcher as a managed engine: a unique `-name`, a flatfile of both nodes'
 /// `127.0.0.1:port` lines, waited for until `/3/Cloud` reports 2 nodes in consensus.
 fn two_node_cloud() -> &'static str {
+    &cloud().url
+}
+
+fn cloud() -> &'static Cloud {
     static CLOUD: OnceLock<Cloud> = OnceLock::new();
-    &CLOUD
-        .get_or_init(|| {
-            let runtime = runtime();
-            let dir = tempfile::tempdir().unwrap();
-            let node = runtime.block_on(launch_node(dir.path().to_path_buf(), "1g", 2, Some(1)));
-            Cloud {
-                url: node.url(),
-                _node: node,
-                _runtime: runtime,
-                _dir: dir,
-            }
-        })
-        .url
+    CLOUD.get_or_init(|| {
+        let runtime = runtime();
+        let dir = tempfile::tempdir().unwrap();
+        let node = runtime.block_on(launch_node(dir.path().to_path_buf(), "1g", 2, Some(1)));
+        Cloud {
+            url: node.url(),
+            _node: node,
+            _runtime: runtime,
+            _dir: dir,
+        }
+    })
+}
+
+/// Every line the cloud's nodes logged so far.
+fn cloud_logs() -> String {
+    logs_under(cloud()._dir.path())
 }
 
 fn on_cloud(p: &Project, args: &[&str]) -> Run {
@@ -87,9 +94,37 @@ fn the_demo_runs_on_a_two_node_cluster_and_reruns_reproducibly() {
     });
     assert_eq!(checked.display_url(), format!("http://{leader}"));
 
+    // The first run hands the data over through an exchange directory that the nodes read
+    // (not hidden: H2O's default `-file_deny_glob` refuses paths with a `.` component).
+    let shared = tempfile::Builder::new()
+        .prefix("mlbuild-exchange")
+        .tempdir()
+        .unwrap();
     let p = cluster_project("nodes = 2\nthreads = 1");
-    let run = on_cloud(&p, &["run", "--json"]).ok();
+    let mut cmd = p.command(&["run", "--json"]);
+    cmd.env("MLBUILD_H2O_URL", cloud)
+        .env("MLBUILD_H2O_EXCHANGE_DIR", shared.path());
+    let run = Run::from(cmd.output().unwrap()).ok();
     assert_eq!(run.done()["status"], "ok", "{}", run.stderr);
+    assert!(!run.stderr.contains("through one node"), "{}", run.stderr);
+    let root = shared.path().join("mlbuild-exchange-v1");
+    let imported = format!("ImportFiles?path={}", root.display()).replace('/', "%2F");
+    let logs = cloud_logs();
+    assert!(
+        logs.contains(&format!("path={}", root.display())) || logs.contains(&imported),
+        "the nodes imported from the exchange: {}",
+        logs.lines()
+            .filter(|l| l.contains("ImportFiles") || l.contains("PostFile"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let left: Vec<_> = walk(&root)
+        .into_iter()
+        .filter(|f| !f.ends_with(".lock"))
+        .collect();
+    assert!(left.is_empty(), "no run needs them any more: {left:?}");
+    // Without it, the same cluster is fed by upload, with one warning.
+    let run = on_cloud(&p, &["run", "--force", "execute"]).ok();
     assert_eq!(
         run.stderr.matches("through one node").count(),
         1,
@@ -103,10 +138,11 @@ fn the_demo_runs_on_a_two_node_cluster_and_reruns_reproducibly() {
     );
     let first = canonical_model(&p);
     on_cloud(&p, &["run", "--force", "execute"]).ok();
-    let second = canonical_model(&p);
-    on_cloud(&p, &["run", "--force", "execute"]).ok();
-    assert_eq!(first, second, "the same cloud trains the same model");
-    assert_eq!(second, canonical_model(&p));
+    assert_eq!(
+        first,
+        canonical_model(&p),
+        "the same cloud trains the same model"
+    );
 }
 
 /// What `ml.toml` declares is checked before any work on the cluster: a node count or a
@@ -155,6 +191,57 @@ fn a_cluster_of_another_shape_is_refused_before_any_upload() {
     }
 }
 
+/// An exchange directory that does not exist here is an error naming it, with a hint (never
+/// created: a missing mount must not become a local directory the nodes cannot see); `cache
+/// gc` removes what killed runs left in one.
+#[test]
+fn a_missing_exchange_dir_fails_clearly_and_gc_sweeps_a_killed_runs_leftovers() {
+    let p = cluster_project("nodes = 2\nthreads = 1");
+    let shared = tempfile::Builder::new()
+        .prefix("mlbuild-exchange")
+        .tempdir()
+        .unwrap();
+    let missing = shared.path().join("not-mounted");
+    let mut cmd = p.command(&["run"]);
+    cmd.env("MLBUILD_H2O_URL", two_node_cloud())
+        .env("MLBUILD_H2O_EXCHANGE_DIR", &missing);
+    let run = Run::from(cmd.output().unwrap());
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "could not import `{}` from the exchange directory: the directory does not exist here",
+            missing.display()
+        )) && run
+            .stderr
+            .contains("hint: `[h2o] exchange_dir` must be readable by every node"),
+        "{}",
+        run.stderr
+    );
+    assert!(!missing.exists());
+    // A run killed while it held a lease: its lease names a pid that is gone.
+    let root = shared.path().join("mlbuild-exchange-v1");
+    std::fs::create_dir_all(root.join("leases")).unwrap();
+    let digest = "ab".repeat(32);
+    std::fs::write(root.join(format!("{digest}.csv")), "x\n1\n").unwrap();
+    let host = mlbuild::registry::host_name().replace('.', "_");
+    std::fs::write(
+        root.join("leases")
+            .join(format!("{digest}.{host}.{}.0", i32::MAX)),
+        "",
+    )
+    .unwrap();
+    let mut cmd = p.command(&["cache", "gc"]);
+    cmd.env("MLBUILD_H2O_EXCHANGE_DIR", shared.path());
+    let gc = Run::from(cmd.output().unwrap()).ok();
+    assert!(
+        gc.stderr
+            .contains("Swept 4 B in 1 files and 1 stale leases"),
+        "{}",
+        gc.stderr
+    );
+    assert!(!root.join(format!("{digest}.csv")).exists());
+}
+
 /// `explain` names a change of the declared engine with old → new values.
 #[test]
 fn explain_names_an_engine_change() {
@@ -173,19 +260,33 @@ fn explain_names_an_engine_change() {
 
 /// Every H2O log line the project's managed nodes wrote (their logs stay after they stop).
 fn h2o_logs(p: &Project) -> String {
-    let mut text = String::new();
-    let mut dirs = vec![p.file("cache/h2o")];
+    logs_under(&p.file("cache/h2o"))
+}
+
+/// Every file under `dir` (paths as text).
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
     while let Some(dir) = dirs.pop() {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let path = entry.path();
             if path.is_dir() {
                 dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "log") {
-                text.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+            } else {
+                found.push(path.to_string_lossy().into_owned());
             }
         }
     }
-    text
+    found
+}
+
+/// Every H2O log line written under `dir`.
+fn logs_under(dir: &std::path::Path) -> String {
+    walk(dir)
+        .into_iter()
+        .filter(|f| f.ends_with(".log"))
+        .map(|f| String::from_utf8_lossy(&std::fs::read(f).unwrap()).into_owned())
+        .collect()
 }
 
 fn cloud_jvms(p: &Project) -> Vec<u32> {
