@@ -621,7 +621,7 @@ impl<'a> Pipeline<'a> {
         let mut done = DoneEvent {
             event: "done",
             status: outcome.done_status(),
-            h2o_started: self.ctx.h2o_started,
+            h2o_started: self.ctx.engine_started(),
             version: None,
             model: None,
             tags: self.ctx.registry.tags().await.unwrap_or_default(),
@@ -643,6 +643,21 @@ impl<'a> Pipeline<'a> {
         Ok((outcome, done))
     }
 
+    /// Whether this run will certainly run execute (so H2O may start while the data steps
+    /// work): execute is within the run's target, and either `--force` reaches it or no cache
+    /// could answer for it — no remote cache is configured and the local action cache holds no
+    /// execute entry (a first run in a fresh cache). Never in a dry run, `run confirm` or with
+    /// `--frozen`; `MLBUILD_H2O_EARLY_START=0` turns it off.
+    fn execute_certain(&self) -> bool {
+        let off = std::env::var("MLBUILD_H2O_EARLY_START").is_ok_and(|v| v == "0");
+        if off || self.planning() || !self.wanted(Step::Execute) || self.opts.frozen {
+            return false;
+        }
+        let store = self.ctx.store;
+        self.forced_from.is_some_and(|f| f <= Step::Execute)
+            || (store.remote().is_none() && !store.may_hold_entry_for(Step::Execute.as_str()))
+    }
+
     /// A step's key inputs, from the planner.
     fn inputs(&self, step: Step, attempt: u32) -> Result<Value> {
         self.planner
@@ -656,6 +671,9 @@ impl<'a> Pipeline<'a> {
     )]
     async fn walk(&mut self) -> Result<Outcome> {
         let config = self.ctx.config;
+        if self.execute_certain() {
+            self.ctx.prestart_engine();
+        }
         // The source, as a snapshot digest (a stat for an unchanged file; a query for SQL).
         let source =
             steps::locate::materialize(&self.ctx, &self.opts.overrides, self.opts.full_refresh)

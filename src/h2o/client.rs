@@ -30,8 +30,10 @@ use crate::redact::safe_url;
 
 pub(crate) const SHORT: Duration = Duration::from_secs(120);
 const LONG: Duration = Duration::from_secs(3600);
+/// The first wait before polling a job again; it doubles up to the job's interval.
+const POLL_FIRST: Duration = Duration::from_millis(10);
 const POLL_SHORT: Duration = Duration::from_millis(150);
-const POLL_AUTOML: Duration = Duration::from_millis(500);
+const POLL_AUTOML: Duration = Duration::from_millis(250);
 /// How often a job's wait also asks `/3/Cloud` whether every node is still healthy.
 const CLOUD_CHECK: Duration = Duration::from_secs(5);
 
@@ -820,6 +822,9 @@ impl Client {
     ) -> Result<Job, H2oError> {
         let path = format!("/3/Jobs/{}", enc(key));
         let mut checked = std::time::Instant::now();
+        // Short jobs (a parse of a small file, a prediction) end within milliseconds: the first
+        // polls come soon and the interval doubles up to `every`.
+        let mut next = POLL_FIRST.min(every);
         loop {
             // As in `guarded`: a single node has no member to lose.
             if self.nodes > 1 && checked.elapsed() >= CLOUD_CHECK {
@@ -854,7 +859,10 @@ impl Client {
                         key: key.to_string(),
                     })
                 }
-                _ => tokio::time::sleep(every).await,
+                _ => {
+                    tokio::time::sleep(next).await;
+                    next = (next * 2).min(every);
+                }
             }
         }
     }

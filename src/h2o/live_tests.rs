@@ -324,6 +324,7 @@ async fn live_hold_node() {
         work_dir: work,
         nodes: 1,
         threads: None,
+        class_data: ClassData::None,
     };
     let node = LocalNode::launch(&spec).await.unwrap();
     eprintln!(

@@ -19,6 +19,7 @@
 //! (reference/h2o-rest.md G1); on such a cluster [`Client::download_mojo`] fails with
 //! [`H2oError::MojoExportBlocked`]. See `docs/h2o.md` for the whole story and measurements.
 
+pub mod cds;
 pub mod client;
 pub mod error;
 pub mod exchange;
@@ -43,7 +44,7 @@ pub use error::H2oError;
 pub use java::{find_java, Java};
 pub use leaderboard::{Leaderboard, LeaderboardRow};
 pub use ledger::{KeyKind, Leftovers};
-pub use node::{LaunchSpec, LocalNode};
+pub use node::{ClassData, LaunchSpec, LocalNode};
 pub use provision::{default_tool_cache, locate_or_provision_jar, JAR_SHA256};
 pub use warm::WarmNode;
 
@@ -142,7 +143,10 @@ pub struct Engine {
 impl Engine {
     /// Connects to `cfg.url`, or launches a local node; either way checks the fingerprint.
     /// Provisioning the jar (first run only) blocks the current thread while it downloads.
-    pub async fn start(cfg: &EngineConfig, log: &dyn Fn(&str)) -> Result<Engine, H2oError> {
+    pub async fn start(
+        cfg: &EngineConfig,
+        log: &(dyn Fn(&str) + Sync),
+    ) -> Result<Engine, H2oError> {
         if let Some(url) = &cfg.url {
             // The check's `GET /3/Cloud` is the first request: it also proves the URL answers.
             let client = Client::new(url)?
@@ -160,21 +164,28 @@ impl Engine {
         }
         let java = find_java()?;
         let jar = locate_or_provision_jar(cfg.jar.as_deref(), &cfg.tool_cache, log)?;
-        log(&format!(
-            "starting H2O ({}, Java {}) …",
-            jar.display(),
-            java.major
-        ));
-        let started = std::time::Instant::now();
-        let node = LocalNode::launch(&LaunchSpec {
+        let mut spec = LaunchSpec {
             java: java.path,
             jar,
             memory: cfg.memory.clone(),
             work_dir: cfg.work_dir.clone(),
             nodes: cfg.nodes,
             threads: cfg.threads,
-        })
-        .await?;
+            class_data: ClassData::None,
+        };
+        spec.class_data = cds::prepare(&spec, &cfg.tool_cache, cfg.jar.is_some(), log).await;
+        log(&format!(
+            "starting H2O ({}, Java {}{}) …",
+            spec.jar.display(),
+            java.major,
+            if matches!(spec.class_data, ClassData::Use(_)) {
+                ", class-data archive"
+            } else {
+                ""
+            }
+        ));
+        let started = std::time::Instant::now();
+        let node = cds::launch(&spec, log).await?;
         let pids: Vec<String> = node.pids().iter().map(u32::to_string).collect();
         log(&format!(
             "H2O is up at {} ({} {}, {:.1} s)",

@@ -223,7 +223,7 @@ pub struct Started {
 
 /// `mlbuild h2o start`: the recorded node when it is alive, else a new detached node, recorded.
 /// `cfg.url` is ignored (the caller refuses a configured URL).
-pub async fn start(cfg: &EngineConfig, log: &dyn Fn(&str)) -> Result<Started, H2oError> {
+pub async fn start(cfg: &EngineConfig, log: &(dyn Fn(&str) + Sync)) -> Result<Started, H2oError> {
     let _lock = lock(&cfg.work_dir, log).await?;
     let mut replaced = None;
     match read(&cfg.work_dir) {
@@ -283,7 +283,7 @@ impl Drop for SpawnGuard {
     }
 }
 
-async fn launch(cfg: &EngineConfig, log: &dyn Fn(&str)) -> Result<WarmNode, H2oError> {
+async fn launch(cfg: &EngineConfig, log: &(dyn Fn(&str) + Sync)) -> Result<WarmNode, H2oError> {
     let java = find_java()?;
     let jar = locate_or_provision_jar(cfg.jar.as_deref(), &cfg.tool_cache, log)?;
     let jar = jar.canonicalize().unwrap_or(jar);
@@ -292,14 +292,16 @@ async fn launch(cfg: &EngineConfig, log: &dyn Fn(&str)) -> Result<WarmNode, H2oE
         jar.display(),
         java.major
     ));
-    let spec = LaunchSpec {
+    let mut spec = LaunchSpec {
         java: java.path.clone(),
         jar: jar.clone(),
         memory: cfg.memory.clone(),
         work_dir: cfg.work_dir.clone(),
         nodes: 1,
         threads: None,
+        class_data: super::ClassData::None,
     };
+    spec.class_data = super::cds::prepare(&spec, &cfg.tool_cache, cfg.jar.is_some(), log).await;
     let NodeCommand {
         mut cmd,
         port,

@@ -51,6 +51,10 @@ pub struct Ctx<'a> {
     pub run_id: i64,
     pub h2o_started: bool,
     pub mode: Mode,
+    /// An engine start under way in the background ([`Ctx::prestart_engine`]).
+    prestarted: Option<Prestarted>,
+    /// Set by a background start once the engine is up.
+    engine_up: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<'a> Ctx<'a> {
@@ -80,6 +84,8 @@ impl<'a> Ctx<'a> {
             run_id,
             h2o_started: false,
             mode,
+            prestarted: None,
+            engine_up: Arc::default(),
         }
     }
 
@@ -87,12 +93,25 @@ impl<'a> Ctx<'a> {
     pub fn engine_slot() -> EngineSlot {
         Arc::new(tokio::sync::Mutex::new(None))
     }
-    /// The engine's client, starting or connecting to H2O on first use.
-    ///
-    /// Without a URL, a warm node (`mlbuild h2o start`) that fits `[h2o]` is used like a remote
-    /// cluster (connected, never shut down by the run); a stale record is removed with a warning,
-    /// and otherwise a managed node is launched as usual.
+    /// The engine's client, starting or connecting to H2O on first use (or taking the one
+    /// [`Ctx::prestart_engine`] started).
     pub async fn client(&mut self) -> Result<crate::h2o::Client> {
+        if let Some(early) = self.prestarted.take() {
+            // Its lines were held back so they do not interleave with the data steps' output.
+            let result = early.task.await;
+            for (warn, line) in early.lines.lock().unwrap().drain(..) {
+                if warn {
+                    self.printer.warn(&line);
+                } else {
+                    self.printer.status("Engine", &line);
+                }
+            }
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e.into()),
+                Err(e) => anyhow::bail!("starting H2O: {e}"),
+            }
+        }
         let mut guard = self.engine.lock().await;
         // A warm node kept in the slot (by `watch`) may have been stopped since.
         if let Some(warm) = guard.as_ref().and_then(Engine::warm_node) {
@@ -106,49 +125,111 @@ impl<'a> Ctx<'a> {
         }
         if guard.is_none() {
             let printer = self.printer;
-            let cfg = &self.engine_config;
-            let warm = match &cfg.url {
-                Some(_) => Lookup::Absent,
-                None => crate::h2o::warm::lookup(cfg).await,
-            };
-            match &warm {
-                Lookup::Stale(why) | Lookup::Skip(why) => printer.warn(why),
-                Lookup::Absent | Lookup::Use(_) => {}
-            }
-            let how = match (&cfg.url, &warm) {
-                (Some(url), _) => format!("connecting to H2O at {}", crate::redact::safe_url(url)),
-                (None, Lookup::Use(node)) => format!(
-                    "using the warm node at {} (`mlbuild h2o stop` to stop it)",
-                    node.url
-                ),
-                (None, _) => format!("starting a local H2O {} node", cfg.version),
-            };
-            printer.status("Engine", &how);
-            let t = Instant::now();
-            let engine = match warm {
-                Lookup::Use(node) => Engine::attach(cfg, node).await?,
-                _ => Engine::start(cfg, &|msg: &str| printer.status("Engine", msg)).await?,
-            };
-            printer.status(
-                "Engine",
-                &format!(
-                    "ready in {}",
-                    crate::report::human_ms(t.elapsed().as_millis() as u64)
-                ),
-            );
-            if cfg.nodes > 1 && engine.client.hand_over() == crate::h2o::HandOver::Upload {
-                printer.warn(&format!(
-                    "data goes to the {}-node cluster through one node (`/3/PostFile`), which H2O \
-                     does not parallelise; nodes read in parallel only from a path they can all \
-                     read: declare one as `[h2o] exchange_dir` (docs/h2o.md)",
-                    cfg.nodes
-                ));
-            }
+            let engine = start_engine(&self.engine_config, &|warn: bool, line: &str| {
+                if warn {
+                    printer.warn(line);
+                } else {
+                    printer.status("Engine", line);
+                }
+            })
+            .await?;
             *guard = Some(engine);
         }
         self.h2o_started = true;
         Ok(guard.as_ref().expect("engine just set").client.clone())
     }
+
+    /// Starts the engine now, in the background, for a run whose execute step will certainly
+    /// run (the pipeline decides: docs/h2o.md, "Cold start"), so the JVM boots while the data
+    /// steps work. [`Ctx::client`] then waits for it; a run that ends before execute releases
+    /// it as any engine (the slot is held until the start ends). `h2o_started` turns true
+    /// only once the engine is up.
+    pub fn prestart_engine(&mut self) {
+        let Ok(mut guard) = self.engine.clone().try_lock_owned() else {
+            return;
+        };
+        if guard.is_some() || self.prestarted.is_some() {
+            return;
+        }
+        let cfg = self.engine_config.clone();
+        let lines: Arc<std::sync::Mutex<Vec<(bool, String)>>> = Arc::default();
+        let held = lines.clone();
+        let started = self.engine_up.clone();
+        let task = tokio::spawn(async move {
+            let say = |warn: bool, line: &str| held.lock().unwrap().push((warn, line.to_string()));
+            let engine = start_engine(&cfg, &say).await?;
+            *guard = Some(engine);
+            started.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        });
+        self.printer
+            .status("Engine", "starting H2O in the background: execute will run");
+        self.prestarted = Some(Prestarted { task, lines });
+    }
+
+    /// Whether this run started or connected to H2O (for the `done` event).
+    pub fn engine_started(&self) -> bool {
+        self.h2o_started || self.engine_up.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// An engine start under way in the background ([`Ctx::prestart_engine`]).
+pub struct Prestarted {
+    task: tokio::task::JoinHandle<Result<(), crate::h2o::H2oError>>,
+    /// What the start said, `(warning?, line)`, printed when a step first needs the engine.
+    lines: Arc<std::sync::Mutex<Vec<(bool, String)>>>,
+}
+
+/// Connects to `[h2o] url`, attaches to a fitting warm node, or launches a managed one, saying
+/// what it does through `say(is_warning, line)`.
+async fn start_engine(
+    cfg: &EngineConfig,
+    say: &(dyn Fn(bool, &str) + Sync),
+) -> Result<Engine, crate::h2o::H2oError> {
+    // Without a URL, a warm node (`mlbuild h2o start`) that fits `[h2o]` is used like a remote
+    // cluster (connected, never shut down by the run); a stale record is removed with a
+    // warning, and otherwise a managed node is launched as usual.
+    let warm = match &cfg.url {
+        Some(_) => Lookup::Absent,
+        None => crate::h2o::warm::lookup(cfg).await,
+    };
+    match &warm {
+        Lookup::Stale(why) | Lookup::Skip(why) => say(true, why),
+        Lookup::Absent | Lookup::Use(_) => {}
+    }
+    let how = match (&cfg.url, &warm) {
+        (Some(url), _) => format!("connecting to H2O at {}", crate::redact::safe_url(url)),
+        (None, Lookup::Use(node)) => format!(
+            "using the warm node at {} (`mlbuild h2o stop` to stop it)",
+            node.url
+        ),
+        (None, _) => format!("starting a local H2O {} node", cfg.version),
+    };
+    say(false, &how);
+    let t = Instant::now();
+    let engine = match warm {
+        Lookup::Use(node) => Engine::attach(cfg, node).await?,
+        _ => Engine::start(cfg, &|msg: &str| say(false, msg)).await?,
+    };
+    say(
+        false,
+        &format!(
+            "ready in {}",
+            crate::report::human_ms(t.elapsed().as_millis() as u64)
+        ),
+    );
+    if cfg.nodes > 1 && engine.client.hand_over() == crate::h2o::HandOver::Upload {
+        say(
+            true,
+            &format!(
+                "data goes to the {}-node cluster through one node (`/3/PostFile`), which H2O \
+                 does not parallelise; nodes read in parallel only from a path they can all \
+                 read: declare one as `[h2o] exchange_dir` (docs/h2o.md)",
+                cfg.nodes
+            ),
+        );
+    }
+    Ok(engine)
 }
 
 /// What a step produced when it ran.

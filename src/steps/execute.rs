@@ -333,16 +333,18 @@ async fn train(
         .first()
         .context("AutoML built no model")?;
     let (leader, algo) = (first.model_id.clone(), first.algo.clone());
-    let mojo = client.download_mojo(&leader).await?;
-    client
-        .predict(&leader, holdout_frame, pred_frame)
-        .await
-        .context("predicting the holdout")?;
-    let predictions = client
-        .download_frame_csv(pred_frame)
-        .await
-        .context("downloading the holdout predictions")?;
-    let shap = shap(
+    // Three independent reads of the leader, at once: the node serves them in parallel.
+    let predictions = async {
+        client
+            .predict(&leader, holdout_frame, pred_frame)
+            .await
+            .context("predicting the holdout")?;
+        client
+            .download_frame_csv(pred_frame)
+            .await
+            .context("downloading the holdout predictions")
+    };
+    let explained = shap(
         client,
         &leader,
         &algo,
@@ -350,9 +352,10 @@ async fn train(
         columns,
         &spec.project_name,
         shap_rows,
-    )
-    .await;
-    Ok((run.leaderboard, mojo, predictions, shap))
+    );
+    let (mojo, predictions, shap) =
+        tokio::join!(client.download_mojo(&leader), predictions, explained);
+    Ok((run.leaderboard, mojo?, predictions?, shap))
 }
 
 fn rand_u32() -> u32 {

@@ -297,6 +297,33 @@ impl Store {
         self.bucket(Bucket::Actions).join(format!("{key}.json"))
     }
 
+    /// Whether the action cache may hold an entry of `step`: any entry that names it, or more
+    /// entries than are worth reading (then it answers yes). Used to tell that a step cannot be
+    /// a cache hit ([`crate::pipeline`] starts H2O early then).
+    pub fn may_hold_entry_for(&self, step: &str) -> bool {
+        const READ_AT_MOST: usize = 512;
+        let Ok(dir) = fs::read_dir(self.bucket(Bucket::Actions)) else {
+            return false;
+        };
+        let needle = format!("\"step\":\"{step}\"");
+        for (i, entry) in dir.flatten().enumerate() {
+            if i >= READ_AT_MOST {
+                return true;
+            }
+            match fs::read(entry.path()) {
+                Ok(bytes) => {
+                    let text = String::from_utf8_lossy(&bytes);
+                    if text.contains(&needle) || unseal_entry(&bytes).is_none_or(|e| e.step == step)
+                    {
+                        return true;
+                    }
+                }
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+
     /// Looks a key up in the action cache. An entry that does not parse, is not for this key,
     /// or whose seal does not match its content is `Corrupt`; one whose outputs are not all
     /// present (a `stat` each) is `OutputMissing`.

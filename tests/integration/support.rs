@@ -80,6 +80,7 @@ pub async fn launch_node(
         work_dir,
         nodes,
         threads,
+        class_data: mlbuild::h2o::ClassData::None,
     })
     .await
     .unwrap_or_else(|e| panic!("an H2O cloud of {nodes} node(s): {e}"))
