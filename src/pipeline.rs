@@ -617,7 +617,10 @@ impl<'a> Pipeline<'a> {
 
     /// Runs the pipeline. Returns the outcome and the done event to print.
     pub async fn run(&mut self) -> Result<(Outcome, DoneEvent)> {
-        let outcome = self.walk().await?;
+        let walked = self.walk().await;
+        // A background start still under way decides `h2o_started` before the event says it.
+        self.ctx.settle_engine().await;
+        let outcome = walked?;
         let mut done = DoneEvent {
             event: "done",
             status: outcome.done_status(),

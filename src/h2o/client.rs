@@ -738,7 +738,7 @@ impl Client {
     pub async fn automl(
         &self,
         spec: &AutoMlSpec,
-        progress: &dyn Fn(f64, &str),
+        progress: &(dyn Fn(f64, &str) + Sync),
     ) -> Result<AutoMlRun, H2oError> {
         let path = "/99/AutoMLBuilder";
         if !SORT_METRICS.contains(&spec.sort_metric.as_str()) {
@@ -818,7 +818,7 @@ impl Client {
         &self,
         key: &str,
         every: Duration,
-        progress: &dyn Fn(f64, &str),
+        progress: &(dyn Fn(f64, &str) + Sync),
     ) -> Result<Job, H2oError> {
         let path = format!("/3/Jobs/{}", enc(key));
         let mut checked = std::time::Instant::now();

@@ -21,8 +21,9 @@
 //! each JVM gets SIGTERM (H2O's shutdown hooks run, its logs are flushed; measured 0.38 s to
 //! exit against 2.4 s after `POST /3/Shutdown`), up to [`SHUTDOWN_GRACE`] to exit, then SIGKILL;
 //! in every case each process is reaped before `shutdown` returns. `Drop` is a synchronous
-//! SIGKILL + reap, for error paths and panics. The ice_roots are removed afterwards; the logs
-//! stay.
+//! SIGKILL + reap, for error paths and panics. The ice_roots and the JVMs' temp dirs
+//! (`-Djava.io.tmpdir`, where H2O unpacks XGBoost's 157 MB native library at every start and
+//! removes it only at a clean exit) are removed afterwards; the logs stay.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -258,7 +259,7 @@ impl LocalNode {
             let _ = k.thread.join();
         }
         for dir in &self.node_dirs {
-            let _ = std::fs::remove_dir_all(dir.join("ice_root"));
+            remove_scratch(dir);
         }
     }
 }
@@ -377,7 +378,10 @@ impl NodeCommand {
                 };
                 let ice_root = node_dir.join("ice_root");
                 let log_dir = node_dir.join("logs");
-                for d in [&ice_root, &log_dir] {
+                // The JVM's temp dir, ours to remove: H2O unpacks XGBoost's 157 MB native
+                // library there at every start and deletes it only at a clean exit.
+                let tmp = node_dir.join(SCRATCH[1]);
+                for d in [&ice_root, &log_dir, &tmp] {
                     std::fs::create_dir_all(d)
                         .map_err(|e| H2oError::io("could not create", d, e))?;
                 }
@@ -405,7 +409,10 @@ impl NodeCommand {
                         cmd.arg(flag).arg("-Xlog:cds=off,cds+dynamic=off");
                     }
                 }
-                cmd.arg(format!("-Xmx{}", spec.memory))
+                let mut tmpdir = std::ffi::OsString::from("-Djava.io.tmpdir=");
+                tmpdir.push(&tmp);
+                cmd.arg(tmpdir)
+                    .arg(format!("-Xmx{}", spec.memory))
                     .arg("-jar")
                     .arg(&spec.jar)
                     .args(["-ip", "127.0.0.1", "-web_ip", "127.0.0.1", "-port"])
@@ -532,6 +539,22 @@ fn keeper_main(
     }
 }
 
+/// The directories of a node that go when it stops (its logs stay): H2O's ice_root and the
+/// JVM's temp dir.
+pub(crate) const SCRATCH: [&str; 2] = ["ice_root", "tmp"];
+
+/// Removes a node directory's [`SCRATCH`] dirs, and those of the nodes inside it (`node-<i>/`).
+pub(crate) fn remove_scratch(node_dir: &Path) {
+    for name in SCRATCH {
+        let _ = std::fs::remove_dir_all(node_dir.join(name));
+    }
+    for e in std::fs::read_dir(node_dir).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().starts_with("node-") {
+            remove_scratch(&e.path());
+        }
+    }
+}
+
 /// Removes the ice_root of earlier nodes whose mlbuild process is gone (killed before it could
 /// clean up). Their logs stay. Node dirs are named `mlbuild-<pid>-<hex>`; a warm node's
 /// `mlbuild-warm-<hex>` does not parse, so it is never touched here.
@@ -549,7 +572,7 @@ fn remove_stale_ice_roots(work_dir: &Path) {
             continue;
         };
         if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(e.path().join("ice_root"));
+            remove_scratch(&e.path());
         }
     }
 }
@@ -621,10 +644,13 @@ mod tests {
         let warm = dir.path().join("mlbuild-warm-abcd");
         for d in [&stale, &mine, &warm] {
             std::fs::create_dir_all(d.join("ice_root")).unwrap();
+            std::fs::create_dir_all(d.join("tmp")).unwrap();
+            std::fs::create_dir_all(d.join("node-1/tmp")).unwrap();
             std::fs::create_dir_all(d.join("logs")).unwrap();
         }
         remove_stale_ice_roots(dir.path());
         assert!(!stale.join("ice_root").exists());
+        assert!(!stale.join("tmp").exists() && !stale.join("node-1/tmp").exists());
         assert!(stale.join("logs").exists());
         assert!(mine.join("ice_root").exists());
         assert!(warm.join("ice_root").exists());

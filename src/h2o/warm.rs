@@ -121,7 +121,7 @@ fn write(work_dir: &Path, node: &WarmNode) -> Result<(), H2oError> {
 /// Removes the record and the node's ice_root (its logs stay).
 fn forget(work_dir: &Path, node: &WarmNode) {
     let _ = std::fs::remove_file(state_path(work_dir));
-    let _ = std::fs::remove_dir_all(node.node_dir.join("ice_root"));
+    super::node::remove_scratch(&node.node_dir);
 }
 
 /// How a recorded node is doing.
@@ -278,7 +278,7 @@ impl Drop for SpawnGuard {
         if let Some(mut child) = self.0.take() {
             let _ = child.kill();
             let _ = child.wait();
-            let _ = std::fs::remove_dir_all(self.1.join("ice_root"));
+            super::node::remove_scratch(&self.1);
         }
     }
 }

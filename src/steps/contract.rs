@@ -96,9 +96,9 @@ impl<'a> Ctx<'a> {
     /// The engine's client, starting or connecting to H2O on first use (or taking the one
     /// [`Ctx::prestart_engine`] started).
     pub async fn client(&mut self) -> Result<crate::h2o::Client> {
+        self.settle_engine().await;
         if let Some(early) = self.prestarted.take() {
             // Its lines were held back so they do not interleave with the data steps' output.
-            let result = early.task.await;
             for (warn, line) in early.lines.lock().unwrap().drain(..) {
                 if warn {
                     self.printer.warn(&line);
@@ -106,10 +106,8 @@ impl<'a> Ctx<'a> {
                     self.printer.status("Engine", &line);
                 }
             }
-            match result {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e.into()),
-                Err(e) => anyhow::bail!("starting H2O: {e}"),
+            if let Some(Err(e)) = early.outcome {
+                return Err(e);
             }
         }
         let mut guard = self.engine.lock().await;
@@ -164,7 +162,26 @@ impl<'a> Ctx<'a> {
         });
         self.printer
             .status("Engine", "starting H2O in the background: execute will run");
-        self.prestarted = Some(Prestarted { task, lines });
+        self.prestarted = Some(Prestarted {
+            task: Some(task),
+            outcome: None,
+            lines,
+        });
+    }
+
+    /// Waits for a background start to end (so the `done` event can say whether the engine
+    /// came up); its error, if any, is kept for the step that needs the engine.
+    pub async fn settle_engine(&mut self) {
+        let Some(early) = self.prestarted.as_mut() else {
+            return;
+        };
+        if let Some(task) = early.task.take() {
+            early.outcome = Some(match task.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(e.into()),
+                Err(e) => Err(anyhow::anyhow!("starting H2O: {e}")),
+            });
+        }
     }
 
     /// Whether this run started or connected to H2O (for the `done` event).
@@ -175,7 +192,10 @@ impl<'a> Ctx<'a> {
 
 /// An engine start under way in the background ([`Ctx::prestart_engine`]).
 pub struct Prestarted {
-    task: tokio::task::JoinHandle<Result<(), crate::h2o::H2oError>>,
+    /// The start, until [`Ctx::settle_engine`] awaits it.
+    task: Option<tokio::task::JoinHandle<Result<(), crate::h2o::H2oError>>>,
+    /// How it ended, once awaited.
+    outcome: Option<Result<()>>,
     /// What the start said, `(warning?, line)`, printed when a step first needs the engine.
     lines: Arc<std::sync::Mutex<Vec<(bool, String)>>>,
 }

@@ -306,6 +306,25 @@ fn a_managed_two_node_cloud_never_outlives_mlbuild() {
         "both JVMs named: {}",
         run.stderr
     );
+    // A first run in a fresh cache will certainly execute: the cloud boots while the data
+    // steps work, and each JVM maps the class-data archive (its `-Xlog:cds` verdict).
+    assert!(
+        run.stderr.contains("starting H2O in the background"),
+        "{}",
+        run.stderr
+    );
+    let verdicts: Vec<String> = walk(&p.file("cache/h2o"))
+        .into_iter()
+        .filter(|f| f.ends_with("cds.log"))
+        .collect();
+    assert_eq!(verdicts.len(), 2, "one per JVM: {verdicts:?}");
+    for v in &verdicts {
+        assert_eq!(
+            mlbuild::h2o::cds::mapped(std::path::Path::new(v)),
+            Some(true),
+            "{v}"
+        );
+    }
     assert!(cloud_jvms(&p).is_empty(), "success leaves no JVM");
     // The managed cloud read the prepared files from the store (`ImportFiles`), not by upload.
     let logs = h2o_logs(&p);
@@ -314,6 +333,14 @@ fn a_managed_two_node_cloud_never_outlives_mlbuild() {
         "train and holdout imported where they lie"
     );
 
+    // H2O unpacks XGBoost's 157 MB native library into the JVM's temp dir at every start and
+    // removes it only at a clean exit: mlbuild points that dir into the node's own.
+    let unpacked = || {
+        walk(&p.file("cache/h2o"))
+            .into_iter()
+            .filter(|f| f.contains("libxgboost4j"))
+            .collect::<Vec<_>>()
+    };
     for signal in [libc::SIGINT, libc::SIGKILL] {
         let mut child = p
             .command(&["run", "--force", "execute"])
@@ -323,12 +350,26 @@ fn a_managed_two_node_cloud_never_outlives_mlbuild() {
             .unwrap();
         let both_up = wait_until(120, || cloud_jvms(&p).len() == 2);
         assert!(both_up, "two JVMs start: {:?}", cloud_jvms(&p));
+        if signal == libc::SIGKILL {
+            assert!(
+                wait_until(60, || !unpacked().is_empty()),
+                "unpacked in the node dirs"
+            );
+        }
         // SAFETY: signals a child we started.
         unsafe { libc::kill(child.id() as i32, signal) };
         let _ = child.wait();
         let gone = wait_until(30, || cloud_jvms(&p).is_empty());
         assert!(gone, "signal {signal} leaves no JVM: {:?}", cloud_jvms(&p));
     }
+    // The killed JVMs left their libraries in their node dirs (never in the machine's /tmp);
+    // the next run's launch removes them, and its own at its end.
+    assert!(
+        !unpacked().is_empty(),
+        "the killed nodes' libraries are in their node dirs"
+    );
+    Run::from(p.command(&["run", "--force", "execute"]).output().unwrap()).ok();
+    assert_eq!(unpacked(), Vec::<String>::new());
 }
 
 type Lines = std::sync::Arc<std::sync::Mutex<String>>;

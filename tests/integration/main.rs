@@ -16,6 +16,7 @@ mod browser;
 mod card_plots;
 mod cli_errors;
 mod cluster;
+mod cold_start;
 mod deploy;
 mod engine_cancel;
 mod error_output;
