@@ -130,16 +130,20 @@ log "starting serve (staging) and ui"
 SERVE=http://127.0.0.1:${MLBUILD_STACK_SERVE_PORT:-58081}
 for _ in $(seq 1 60); do curl -sf "$SERVE/health" > /dev/null && break; sleep 1; done
 curl -sf "$SERVE/health" | grep -q "$first" || { "${COMPOSE[@]}" logs --tail 30 serve >&2; die "serve does not answer with $first"; }
-row='[{"AGE":65,"RACE":"1","DPROS":2,"DCAPS":1,"PSA":1.4,"VOL":0,"GLEASON":6}]'
+row='{"rows": [{"AGE":65,"RACE":"1","DPROS":2,"DCAPS":1,"PSA":1.4,"VOL":0,"GLEASON":6}]}'
 [ "$(curl -s -o /dev/null -w '%{http_code}' -d "$row" "$SERVE/predict")" = 401 ] \
     || die "serve scored a row without its token"
 answer=$(curl -sf -H "Authorization: Bearer $MLBUILD_STACK_SERVE_TOKEN" \
-    -H 'Content-Type: application/json' -d "$row" "$SERVE/predict") || die "serve refused a row"
+    -H 'Content-Type: application/json' -d "$row" "$SERVE/predict") \
+    || die "serve refused a row: $(curl -s -H "Authorization: Bearer $MLBUILD_STACK_SERVE_TOKEN" -d "$row" "$SERVE/predict")"
 log "serve answers on staging ($first): $answer"
 UI=http://127.0.0.1:${MLBUILD_STACK_UI_PORT:-56789}
-for _ in $(seq 1 30); do curl -sf -o /dev/null "$UI/" && break; sleep 1; done
-curl -sf -o /dev/null "$UI/" || { "${COMPOSE[@]}" logs --tail 30 ui >&2; die "ui does not answer"; }
-log "ui answers at $UI"
+ui_auth=(-H "Authorization: Bearer $MLBUILD_STACK_UI_TOKEN")
+for _ in $(seq 1 30); do curl -sf -o /dev/null "${ui_auth[@]}" "$UI/" && break; sleep 1; done
+curl -sf -o /dev/null "${ui_auth[@]}" "$UI/" || { "${COMPOSE[@]}" logs --tail 30 ui >&2; die "ui does not answer"; }
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$UI/")" = 401 ] || die "ui answered without its token"
+curl -sf "${ui_auth[@]}" "$UI/api/tags" | grep -q "$first" || die "ui does not show staging = $first"
+log "ui answers at $UI (with its token; 401 without) and shows staging = $first"
 
 # A second run with another parameter registers a new version and moves staging; serve swaps.
 log "mlbuild run --set execute.max_models=2 (moves staging)"
