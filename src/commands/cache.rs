@@ -278,7 +278,7 @@ fn sweep_exchange(dir: &Path, printer: &Printer, dry_run: bool) -> Result<()> {
             human_bytes(swept.bytes),
             swept.files,
             swept.leases,
-            exchange.root().display()
+            exchange.layout_dir().display()
         ),
     );
     Ok(())

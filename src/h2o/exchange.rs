@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `mlbuild-exchange-v1/DIGEST.csv` | a lent file, named by the blake3 digest of its bytes |
 //! | `mlbuild-exchange-v1/leases/DIGEST.HOST.PID.NONCE` | one per load that needs the file |
-//! | `mlbuild-exchange-v1/tmp/` | copies being written (renamed into place when complete) |
+//! | `mlbuild-exchange-v1/incoming/` | copies being written (renamed into place when complete) |
 //! | `mlbuild-exchange-v1/.lock` | `flock`ed while leases and files are added or removed |
 //!
 //! A file lives while a lease names it: [`Exchange::lend`] takes a lease before it looks for the
@@ -30,6 +30,9 @@ use super::H2oError;
 
 /// The layout's directory inside `exchange_dir`.
 pub const LAYOUT: &str = "mlbuild-exchange-v1";
+
+/// Where copies are written before they are renamed into place.
+const INCOMING: &str = "incoming";
 
 /// A lease from another host (whose processes mlbuild cannot check) older than this is
 /// abandoned: no load holds a file for a day.
@@ -70,7 +73,7 @@ impl Exchange {
     }
 
     /// The directory the layout lives in.
-    pub fn root(&self) -> &Path {
+    pub fn layout_dir(&self) -> &Path {
         &self.root
     }
 
@@ -86,7 +89,7 @@ impl Exchange {
                 detail: "the directory does not exist here".into(),
             });
         }
-        for dir in [self.root.join("leases"), self.root.join("tmp")] {
+        for dir in [self.root.join("leases"), self.root.join(INCOMING)] {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| H2oError::io("could not create the exchange directory", &dir, e))?;
         }
@@ -114,7 +117,7 @@ impl Exchange {
         };
         // Our lease exists, so no release removes the file while we check or copy it.
         if !(present && digest_of(&lease.path)? == digest) {
-            let tmp = tempfile::NamedTempFile::new_in(self.root.join("tmp"))
+            let tmp = tempfile::NamedTempFile::new_in(self.root.join(INCOMING))
                 .map_err(|e| H2oError::io("could not create a file in", &self.root, e))?;
             copy_verified(src, tmp.as_file(), &digest)?;
             tmp.persist(&lease.path)
@@ -150,9 +153,9 @@ impl Exchange {
                 held.insert(d.to_string());
             }
         }
-        for (name, age) in entries(&self.root.join("tmp"), now) {
+        for (name, age) in entries(&self.root.join(INCOMING), now) {
             if age > STALE_TMP && !dry_run {
-                let _ = std::fs::remove_file(self.root.join("tmp").join(name));
+                let _ = std::fs::remove_file(self.root.join(INCOMING).join(name));
             }
         }
         for (name, _) in entries(&self.root, now) {
@@ -298,7 +301,7 @@ mod tests {
     }
 
     fn csv_files(ex: &Exchange) -> Vec<String> {
-        let mut v: Vec<String> = entries(ex.root(), SystemTime::now())
+        let mut v: Vec<String> = entries(ex.layout_dir(), SystemTime::now())
             .into_iter()
             .map(|(n, _)| n)
             .filter(|n| n.ends_with(".csv"))
@@ -320,7 +323,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("exchange")).unwrap();
         let digest = blake3::hash(b"a,b\n1,2\n").to_hex().to_string();
         let first = ex.lend(&src).unwrap();
-        assert_eq!(first.path(), ex.root().join(format!("{digest}.csv")));
+        assert_eq!(first.path(), ex.layout_dir().join(format!("{digest}.csv")));
         assert_eq!(std::fs::read(first.path()).unwrap(), b"a,b\n1,2\n");
         let second = ex.lend(&src).unwrap();
         assert_eq!(second.path(), first.path());
@@ -329,7 +332,7 @@ mod tests {
         let path = second.path().to_path_buf();
         drop(second);
         assert!(!path.exists(), "the last lease takes the file with it");
-        assert!(entries(&ex.root().join("leases"), SystemTime::now()).is_empty());
+        assert!(entries(&ex.layout_dir().join("leases"), SystemTime::now()).is_empty());
     }
 
     #[test]
@@ -360,7 +363,11 @@ mod tests {
         let dead_path = dead.path().to_path_buf();
         std::mem::forget(dead);
         // A file no lease names (left by a crash between release steps).
-        std::fs::write(ex.root().join(format!("{}.csv", "0".repeat(64))), "z\n").unwrap();
+        std::fs::write(
+            ex.layout_dir().join(format!("{}.csv", "0".repeat(64))),
+            "z\n",
+        )
+        .unwrap();
         let before = csv_files(&ex).len();
         let counted = ex.sweep(SystemTime::now(), true).unwrap();
         assert_eq!(
@@ -378,11 +385,15 @@ mod tests {
         assert_eq!(csv_files(&ex).len(), 1);
         // Leases from another host are trusted for a day.
         let other = ex
-            .root()
+            .layout_dir()
             .join("leases")
             .join(format!("{}.elsewhere.1.0", "1".repeat(64)));
         std::fs::write(&other, "").unwrap();
-        std::fs::write(ex.root().join(format!("{}.csv", "1".repeat(64))), "y\n").unwrap();
+        std::fs::write(
+            ex.layout_dir().join(format!("{}.csv", "1".repeat(64))),
+            "y\n",
+        )
+        .unwrap();
         assert_eq!(ex.sweep(SystemTime::now(), false).unwrap().files, 0);
         let later = SystemTime::now() + STALE_LEASE + Duration::from_secs(60);
         assert_eq!(ex.sweep(later, false).unwrap().leases, 1);

@@ -644,13 +644,14 @@ mod tests {
         let warm = dir.path().join("mlbuild-warm-abcd");
         for d in [&stale, &mine, &warm] {
             std::fs::create_dir_all(d.join("ice_root")).unwrap();
-            std::fs::create_dir_all(d.join("tmp")).unwrap();
-            std::fs::create_dir_all(d.join("node-1/tmp")).unwrap();
+            std::fs::create_dir_all(d.join(SCRATCH[1])).unwrap();
+            std::fs::create_dir_all(d.join("node-1").join(SCRATCH[1])).unwrap();
             std::fs::create_dir_all(d.join("logs")).unwrap();
         }
         remove_stale_ice_roots(dir.path());
         assert!(!stale.join("ice_root").exists());
-        assert!(!stale.join("tmp").exists() && !stale.join("node-1/tmp").exists());
+        assert!(!stale.join(SCRATCH[1]).exists());
+        assert!(!stale.join("node-1").join(SCRATCH[1]).exists());
         assert!(stale.join("logs").exists());
         assert!(mine.join("ice_root").exists());
         assert!(warm.join("ice_root").exists());
