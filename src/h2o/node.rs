@@ -411,8 +411,14 @@ impl NodeCommand {
                 }
                 let mut tmpdir = std::ffi::OsString::from("-Djava.io.tmpdir=");
                 tmpdir.push(&tmp);
-                cmd.arg(tmpdir)
-                    .arg(format!("-Xmx{}", spec.memory))
+                cmd.arg(tmpdir);
+                if spec.nodes <= 1 {
+                    // One node: the throughput collector (AutoML's allocation-heavy work on few
+                    // cores; G1's concurrent threads compete with it). A cloud keeps G1, whose
+                    // short pauses keep heartbeats between nodes on time.
+                    cmd.arg("-XX:+UseParallelGC");
+                }
+                cmd.arg(format!("-Xmx{}", spec.memory))
                     .arg("-jar")
                     .arg(&spec.jar)
                     .args(["-ip", "127.0.0.1", "-web_ip", "127.0.0.1", "-port"])
