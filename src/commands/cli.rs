@@ -303,7 +303,7 @@ pub enum H2oCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Stop the warm node (`POST /3/Shutdown`, SIGKILL after 10 s) and remove its record
+    /// Stop the warm node (SIGTERM, SIGKILL after 10 s) and remove its record
     Stop {
         /// One JSON document on stdout: {status: stopped|killed|stale|not_running, …}
         #[arg(long)]

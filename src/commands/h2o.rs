@@ -154,7 +154,7 @@ async fn stop(paths: &Paths, printer: &Printer, json: bool) -> Result<Exit> {
                 node.url,
                 node.pid,
                 if *killed {
-                    ", with SIGKILL: it did not exit within 10 s of `POST /3/Shutdown`"
+                    ", with SIGKILL: it did not exit within 10 s of SIGTERM"
                 } else {
                     ""
                 }

@@ -495,14 +495,6 @@ impl Client {
         }
     }
 
-    /// `POST /3/Shutdown`: stops the whole cluster.
-    pub(crate) async fn shutdown_cluster(&self) -> Result<(), H2oError> {
-        let path = "/3/Shutdown";
-        let req = self.req(Method::POST, path, Duration::from_secs(5));
-        self.send(Method::POST, path, req).await?;
-        Ok(())
-    }
-
     /// Hands a CSV with a header row to the cluster ([`HandOver`]: uploaded, or imported where
     /// it lies) and parses it into `frame_id`, with the given column names and types (in file
     /// order) forced.

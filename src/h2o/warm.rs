@@ -369,12 +369,12 @@ pub enum Stopped {
     Unreadable(String),
     /// The recorded process was already gone; the record was removed.
     Stale(WarmNode),
-    /// Stopped: by `POST /3/Shutdown`, or (`killed`) by SIGKILL after the grace period.
+    /// Stopped: by SIGTERM, or (`killed`) by SIGKILL after the grace period.
     Stopped { node: WarmNode, killed: bool },
 }
 
-/// `mlbuild h2o stop`: `POST /3/Shutdown`, up to 10 s for the JVM to exit, then SIGKILL; the
-/// record and the ice_root are removed.
+/// `mlbuild h2o stop`: SIGTERM, up to 10 s for the JVM to exit, then SIGKILL; the record, the
+/// ice_root and the JVM's temp dir are removed.
 pub async fn stop(work_dir: &Path, log: &dyn Fn(&str)) -> Result<Stopped, H2oError> {
     let _lock = lock(work_dir, log).await?;
     let node = match read(work_dir) {
@@ -389,9 +389,11 @@ pub async fn stop(work_dir: &Path, log: &dyn Fn(&str)) -> Result<Stopped, H2oErr
         forget(work_dir, &node);
         return Ok(Stopped::Stale(node));
     }
-    if let Ok(client) = Client::new(&node.url) {
-        // It may not answer (hung, dying); the SIGKILL below covers that.
-        let _ = client.shutdown_cluster().await;
+    // SIGTERM, as for a managed node (0.4 s to exit against 2.4 s after `POST /3/Shutdown`);
+    // a JVM that does not exit within the grace gets SIGKILL below.
+    // SAFETY: plain syscall; the pid was just checked to be our JVM.
+    unsafe {
+        libc::kill(node.pid as libc::pid_t, libc::SIGTERM);
     }
     let killed = !wait_gone(&node, STOP_GRACE).await;
     if killed && !kill_and_wait(&node).await {
