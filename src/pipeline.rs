@@ -648,17 +648,25 @@ impl<'a> Pipeline<'a> {
 
     /// Whether this run will certainly run execute (so H2O may start while the data steps
     /// work): execute is within the run's target, and either `--force` reaches it or no cache
-    /// could answer for it — no remote cache is configured and the local action cache holds no
-    /// execute entry (a first run in a fresh cache). Never in a dry run, `run confirm` or with
-    /// `--frozen`; `MLBUILD_H2O_EARLY_START=0` turns it off.
+    /// could answer for it — `ml.lock` records no execute, no remote cache is configured and
+    /// the local action cache holds no execute entry (a first run in a fresh cache). Never in a
+    /// dry run, `run confirm` or with `--frozen`; `MLBUILD_H2O_EARLY_START=0` turns it off.
     fn execute_certain(&self) -> bool {
         let off = std::env::var("MLBUILD_H2O_EARLY_START").is_ok_and(|v| v == "0");
         if off || self.planning() || !self.wanted(Step::Execute) || self.opts.frozen {
             return false;
         }
+        if self.forced_from.is_some_and(|f| f <= Step::Execute) {
+            return true;
+        }
+        // A project whose `ml.lock` records execute most likely has its entry: the action cache
+        // is read only when it does not (a first run), so a no-op run reads nothing more.
+        let locked = self
+            .old_lock
+            .as_ref()
+            .is_some_and(|l| l.entry(Step::Execute.as_str(), 1).is_some());
         let store = self.ctx.store;
-        self.forced_from.is_some_and(|f| f <= Step::Execute)
-            || (store.remote().is_none() && !store.may_hold_entry_for(Step::Execute.as_str()))
+        !locked && store.remote().is_none() && !store.may_hold_entry_for(Step::Execute.as_str())
     }
 
     /// A step's key inputs, from the planner.

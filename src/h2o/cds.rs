@@ -17,8 +17,6 @@
 
 use std::path::{Path, PathBuf};
 
-use fs4::fs_std::FileExt;
-
 use super::node::{ClassData, LaunchSpec, LocalNode};
 use super::H2oError;
 
@@ -59,8 +57,7 @@ fn sidecar(archive: &Path) -> PathBuf {
 /// damaged one is removed.
 pub fn usable(archive: &Path) -> Option<PathBuf> {
     let recorded = std::fs::read_to_string(sidecar(archive)).ok()?;
-    let bytes = std::fs::read(archive).ok()?;
-    if blake3::hash(&bytes).to_hex().as_str() == recorded.trim() {
+    if crate::store::hash_file(archive).ok()? == recorded.trim() {
         return Some(archive.to_path_buf());
     }
     discard(archive);
@@ -151,17 +148,10 @@ pub async fn launch(spec: &LaunchSpec, log: &(dyn Fn(&str) + Sync)) -> Result<Lo
 pub async fn build(spec: &LaunchSpec, archive: &Path) -> Result<(), H2oError> {
     let dir = archive.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| H2oError::io("could not create", dir, e))?;
-    let lock_path = dir.join(".lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| H2oError::io("could not open", &lock_path, e))?;
-    let lock = tokio::task::spawn_blocking(move || lock.lock_exclusive().map(|()| lock))
+    let locked = dir.to_path_buf();
+    let lock = tokio::task::spawn_blocking(move || super::lock_dir(&locked))
         .await
-        .map_err(|e| H2oError::io("could not lock", &lock_path, std::io::Error::other(e)))?
-        .map_err(|e| H2oError::io("could not lock", &lock_path, e))?;
+        .map_err(|e| H2oError::io("could not lock", dir, std::io::Error::other(e)))??;
     if usable(archive).is_some() {
         return Ok(());
     }
@@ -183,9 +173,13 @@ pub async fn build(spec: &LaunchSpec, archive: &Path) -> Result<(), H2oError> {
     }
     node.shutdown_within(std::time::Duration::from_secs(120))
         .await?;
-    let bytes =
-        std::fs::read(&tmp).map_err(|e| H2oError::io("the JVM wrote no archive at", &tmp, e))?;
-    let digest = blake3::hash(&bytes).to_hex().to_string();
+    let digest = crate::store::hash_file(&tmp).map_err(|e| {
+        H2oError::io(
+            "the JVM wrote no archive at",
+            &tmp,
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
     std::fs::write(sidecar(archive), digest)
         .map_err(|e| H2oError::io("could not write", sidecar(archive), e))?;
     std::fs::rename(&tmp, archive)
@@ -279,40 +273,15 @@ mod tests {
 
     #[test]
     fn the_key_follows_the_jar_and_the_java() {
-        let base = archive_path(
-            Path::new("/c"),
-            "ab",
-            Path::new("/j/h2o.jar"),
-            Path::new("/usr/bin/java"),
-        );
+        let key = |sha: &str, jar: &str, java: &str| {
+            archive_path(Path::new("/c"), sha, Path::new(jar), Path::new(java))
+        };
+        let base = key("ab", "/j/h2o.jar", "/usr/bin/java");
         assert!(base.starts_with("/c/h2o"));
-        assert_ne!(
-            base,
-            archive_path(
-                Path::new("/c"),
-                "ac",
-                Path::new("/j/h2o.jar"),
-                Path::new("/usr/bin/java")
-            )
-        );
-        assert_ne!(
-            base,
-            archive_path(
-                Path::new("/c"),
-                "ab",
-                Path::new("/k/h2o.jar"),
-                Path::new("/usr/bin/java")
-            )
-        );
-        assert_ne!(
-            base,
-            archive_path(
-                Path::new("/c"),
-                "ab",
-                Path::new("/j/h2o.jar"),
-                Path::new("/opt/java")
-            )
-        );
+        assert_eq!(base, key("ab", "/j/h2o.jar", "/usr/bin/java"));
+        assert_ne!(base, key("ac", "/j/h2o.jar", "/usr/bin/java"));
+        assert_ne!(base, key("ab", "/k/h2o.jar", "/usr/bin/java"));
+        assert_ne!(base, key("ab", "/j/h2o.jar", "/opt/java"));
     }
 
     #[test]

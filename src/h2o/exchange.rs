@@ -24,8 +24,6 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use fs4::fs_std::FileExt;
-
 use super::H2oError;
 
 /// The layout's directory inside `exchange_dir`.
@@ -101,7 +99,7 @@ impl Exchange {
             "{digest}.{}.{}.{:08x}",
             crate::registry::host_name().replace('.', "_"),
             std::process::id(),
-            rand_u32()
+            super::node::random_u64() as u32
         ));
         let present = {
             let _lock = self.lock()?;
@@ -176,7 +174,7 @@ impl Exchange {
     }
 
     fn lock(&self) -> Result<File, H2oError> {
-        lock_at(&self.root)
+        super::lock_dir(&self.root)
     }
 }
 
@@ -189,7 +187,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let Ok(_lock) = lock_at(&self.root) else {
+        let Ok(_lock) = super::lock_dir(&self.root) else {
             // The lease stays; the next sweep removes it once this process is gone.
             return;
         };
@@ -205,19 +203,6 @@ impl Drop for Lease {
             let _ = std::fs::remove_file(&self.path);
         }
     }
-}
-
-fn lock_at(root: &Path) -> Result<File, H2oError> {
-    let path = root.join(".lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| H2oError::io("could not open", &path, e))?;
-    file.lock_exclusive()
-        .map_err(|e| H2oError::io("could not lock", &path, e))?;
-    Ok(file)
 }
 
 /// Names and ages of the plain files directly in `dir` (none when it cannot be read).
@@ -238,19 +223,10 @@ fn entries(dir: &Path, now: SystemTime) -> Vec<(String, Duration)> {
         .collect()
 }
 
+/// The blake3 digest of a file, as the store computes it ([`crate::store::hash_file`]).
 fn digest_of(path: &Path) -> Result<String, H2oError> {
-    let mut file = File::open(path).map_err(|e| H2oError::io("could not read", path, e))?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| H2oError::io("could not read", path, e))?;
-        if n == 0 {
-            return Ok(hasher.finalize().to_hex().to_string());
-        }
-        hasher.update(&buf[..n]);
-    }
+    crate::store::hash_file(path)
+        .map_err(|e| H2oError::io("could not hash", path, std::io::Error::other(e.to_string())))
 }
 
 /// Copies `src` into `dst`, failing if the bytes copied do not have `digest` (the source
@@ -281,13 +257,6 @@ fn copy_verified(src: &Path, mut dst: &File, digest: &str) -> Result<(), H2oErro
         ));
     }
     Ok(())
-}
-
-fn rand_u32() -> u32 {
-    let t = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    t.subsec_nanos() ^ std::process::id().rotate_left(16)
 }
 
 #[cfg(test)]

@@ -122,6 +122,23 @@ impl EngineConfig {
     }
 }
 
+/// Opens `<dir>/.lock` and holds an exclusive `flock` on it until the returned file is
+/// dropped (blocking). Serialises the writers of a shared directory: the exchange, the
+/// class-data archive's build.
+pub(crate) fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, H2oError> {
+    use fs4::fs_std::FileExt;
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| H2oError::io("could not open", &path, e))?;
+    file.lock_exclusive()
+        .map_err(|e| H2oError::io("could not lock", &path, e))?;
+    Ok(file)
+}
+
 /// The cluster `ml.toml` declares: checked on connect ([`Client::check_fingerprint`]) and, as
 /// declared (never as discovered), part of execute's key.
 #[derive(Debug, Clone, PartialEq, Eq)]

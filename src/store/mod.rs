@@ -305,20 +305,21 @@ impl Store {
         let Ok(dir) = fs::read_dir(self.bucket(Bucket::Actions)) else {
             return false;
         };
-        let needle = format!("\"step\":\"{step}\"");
+        /// Only the field this needs; the entry's seal is not checked (a damaged entry is
+        /// read as "may hold", which only costs the early start).
+        #[derive(Deserialize)]
+        struct StepOf {
+            step: String,
+        }
         for (i, entry) in dir.flatten().enumerate() {
             if i >= READ_AT_MOST {
                 return true;
             }
-            match fs::read(entry.path()) {
-                Ok(bytes) => {
-                    let text = String::from_utf8_lossy(&bytes);
-                    if text.contains(&needle) || unseal_entry(&bytes).is_none_or(|e| e.step == step)
-                    {
-                        return true;
-                    }
-                }
-                Err(_) => return true,
+            let named = fs::read(entry.path())
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<StepOf>(&bytes).ok());
+            if named.is_none_or(|e| e.step == step) {
+                return true;
             }
         }
         false
@@ -552,6 +553,34 @@ mod tests {
             store.ac_put(&entry).is_err(),
             "no entry without its outputs"
         );
+    }
+
+    #[test]
+    fn may_hold_entry_for_reads_the_step_of_each_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(
+            !store.may_hold_entry_for("execute"),
+            "an empty cache holds nothing"
+        );
+        let entry = |step: &str, key: char| ActionEntry {
+            step: step.into(),
+            key: key.to_string().repeat(64),
+            inputs: serde_json::json!({}),
+            outputs: BTreeMap::new(),
+            output_digests: BTreeMap::new(),
+            result: serde_json::json!({}),
+            output_sizes: BTreeMap::new(),
+        };
+        store.ac_put(&entry("prepare", 'b')).unwrap();
+        assert!(!store.may_hold_entry_for("execute"));
+        assert!(store.may_hold_entry_for("prepare"));
+        store.ac_put(&entry("execute", 'c')).unwrap();
+        assert!(store.may_hold_entry_for("execute"));
+        // Something that is not an entry may be anything.
+        fs::remove_file(store.entry_path(&"c".repeat(64))).unwrap();
+        fs::write(store.entry_path(&"d".repeat(64)), b"{").unwrap();
+        assert!(store.may_hold_entry_for("execute"));
     }
 
     #[test]

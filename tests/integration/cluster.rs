@@ -43,6 +43,18 @@ fn cloud_logs() -> String {
     logs_under(cloud()._dir.path())
 }
 
+/// `GET /3/Cloud` of the cluster at `url`.
+fn cloud_status(url: &str) -> Value {
+    runtime().block_on(async {
+        reqwest::get(format!("{url}/3/Cloud"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    })
+}
+
 fn on_cloud(p: &Project, args: &[&str]) -> Run {
     let mut cmd = p.command(args);
     cmd.env("MLBUILD_H2O_URL", two_node_cloud());
@@ -68,14 +80,7 @@ fn canonical_model(p: &Project) -> String {
 #[test]
 fn the_demo_runs_on_a_two_node_cluster_and_reruns_reproducibly() {
     let cloud = two_node_cloud();
-    let c: Value = runtime().block_on(async {
-        reqwest::get(format!("{cloud}/3/Cloud"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
+    let c = cloud_status(cloud);
     assert_eq!(c["cloud_size"], 2, "{c}");
     assert_eq!(c["consensus"], true);
     // Every request goes to the leader: a client given the other node is pointed at it.
@@ -433,14 +438,7 @@ fn a_node_killed_during_training_fails_the_run_and_the_next_run_succeeds() {
     assert!(training, "AutoML ran: {}", log.lock().unwrap());
     // Not the leader (`nodes[0]`, which mlbuild talks to): its death shows only as a job that
     // never ends and polls that hang.
-    let cloud: Value = runtime().block_on(async {
-        reqwest::get(format!("{url}/3/Cloud"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    });
+    let cloud = cloud_status(&url);
     let member = cloud["nodes"][1]["pid"]
         .as_str()
         .map(|p| p.parse::<u32>().unwrap())
