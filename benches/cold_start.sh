@@ -13,19 +13,20 @@
 # and, for the levers one at a time, `mlbuild run` with one of them turned off:
 #   no-cds    MLBUILD_H2O_CDS=0 (no class-data archive)
 #   no-early  MLBUILD_H2O_EARLY_START=0 (the JVM starts when execute needs it)
+#   no-native MLBUILD_H2O_NATIVE_LIBS=0 (H2O unpacks XGBoost's native library at every start)
 # The shutdown lever is timed apart: one node, then `POST /3/Shutdown` vs SIGTERM, until the
 # JVM is reaped.
 #
 # Knobs: COLD_PAIRS (default 5), COLD_WORK (default /tmp/mlbuild-cold), COLD_NO_BUILD=1,
-# COLD_ARMS (default "mlbuild python no-cds no-early"). Needs python3 (venv), Java 17, curl.
+# COLD_ARMS (default "mlbuild python no-cds no-early no-native"). Needs python3 (venv), Java 17, curl.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=${COLD_WORK:-/tmp/mlbuild-cold}
 PAIRS=${COLD_PAIRS:-5}
-ARMS=${COLD_ARMS:-"mlbuild python no-cds no-early"}
+ARMS=${COLD_ARMS:-"mlbuild python no-cds no-early no-native"}
 export MLBUILD_NO_PROGRESS=1 NO_COLOR=1 MLBUILD_CONFIG=""
-unset MLBUILD_CACHE_DIR MLBUILD_STATE_URL MLBUILD_H2O_URL MLBUILD_H2O_JAR
+unset MLBUILD_CACHE_DIR MLBUILD_STATE_URL MLBUILD_H2O_URL MLBUILD_H2O_JAR MLBUILD_H2O_NATIVE_LIBS
 
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -64,6 +65,7 @@ arm() {
         mlbuild) ;;
         no-cds) env=(MLBUILD_H2O_CDS=0) ;;
         no-early) env=(MLBUILD_H2O_EARLY_START=0) ;;
+        no-native) env=(MLBUILD_H2O_NATIVE_LIBS=0) ;;
         python)
             rm -rf "$WORK/py" && mkdir -p "$WORK/py"
             t0=$(date +%s%N)
@@ -139,7 +141,7 @@ if "python" in times and "mlbuild" in times:
     ratios = [m / p for m, p in zip(times["mlbuild"], times["python"])]
     print(f"  mlbuild / python: median of pair ratios {statistics.median(ratios):.2f} "
           f"(ratio of medians {statistics.median(times['mlbuild']) / statistics.median(times['python']):.2f})")
-for a in ("no-cds", "no-early"):
+for a in ("no-cds", "no-early", "no-native"):
     if a in times and "mlbuild" in times:
         d = [x - m for x, m in zip(times[a], times["mlbuild"])]
         print(f"  {a} - mlbuild: median {statistics.median(d):+.2f} s per pair")

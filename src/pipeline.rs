@@ -18,10 +18,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use crate::config::user_step::{place_of, position, walk_order};
 use crate::error::Diagnostic;
 use crate::fingerprint::{diff_inputs, KeyInputs, Reason};
 use crate::plan::Planner;
-use crate::project::{Paths, Step};
+use crate::project::{Paths, Step, StepName};
 use crate::registry::Registry;
 use crate::report::{DoneEvent, Printer, StepEvent};
 use crate::status::{Freshness, RunStatus, StepStatus};
@@ -32,10 +33,10 @@ use crate::store::{AcLookup, ActionEntry, Store};
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Run up to and including this step.
-    pub until: Option<Step>,
+    /// Run up to and including this step (built-in or `[[steps]]`).
+    pub until: Option<StepName>,
     /// Steps forced to rerun (each with everything downstream).
-    pub force: Vec<Step>,
+    pub force: Vec<StepName>,
     pub overrides: Vec<String>,
     pub frozen: bool,
     /// Extract an incremental SQL source from scratch (`run --full-refresh`).
@@ -97,8 +98,45 @@ enum Begin {
     Run(Pending),
 }
 
+/// A step as the walk sees it: a built-in one or a `[[steps]]` one, at its position in walk
+/// order (`config::user_step::position`).
+#[derive(Debug, Clone)]
+struct StepId {
+    name: String,
+    pos: u32,
+    builtin: Option<Step>,
+    /// A user step with `cache = false`.
+    uncached: bool,
+}
+
+impl StepId {
+    fn builtin(step: Step) -> StepId {
+        StepId {
+            name: step.as_str().to_string(),
+            pos: builtin_pos(step),
+            builtin: Some(step),
+            uncached: false,
+        }
+    }
+
+    fn key_inputs(&self, inputs: Value) -> KeyInputs {
+        match self.builtin {
+            Some(_) => KeyInputs::new(&self.name, inputs),
+            None => KeyInputs::user(&self.name, inputs),
+        }
+    }
+}
+
+/// A built-in step's position in walk order.
+fn builtin_pos(step: Step) -> u32 {
+    1000 * (step as u32 + 1)
+}
+
+/// A step's recorded outputs: the digests downstream keys see, and the blobs, by output name.
+type Produced = (BTreeMap<String, String>, BTreeMap<String, String>);
+
 struct Pending {
-    step: Step,
+    step: StepId,
     attempt: u32,
     ki: KeyInputs,
     key: String,
@@ -118,7 +156,8 @@ macro_rules! step {
             return Ok(Outcome::Ok { version: None });
         }
         let inputs = $self.inputs($step, $attempt)?;
-        let entry = match $self.begin($step, $attempt, inputs, $summary).await? {
+        let id = StepId::builtin($step);
+        let entry = match $self.begin(&id, $attempt, inputs, $summary).await? {
             Begin::Done(entry) => entry,
             Begin::Run(pending) => {
                 let $ctx = &mut $self.ctx;
@@ -135,6 +174,10 @@ macro_rules! step {
                     &entry.output_digests,
                     &entry.result,
                 );
+                $self.produced.insert(
+                    $step.as_str().to_string(),
+                    (entry.output_digests.clone(), entry.outputs.clone()),
+                );
                 entry
             }
             None => return Ok(Outcome::Planned),
@@ -147,7 +190,15 @@ pub struct Pipeline<'a> {
     opts: RunOptions,
     old_lock: Option<Lockfile>,
     new_lock: Lockfile,
-    forced_from: Option<Step>,
+    /// The position from which every step reruns (`--force`), once resolved.
+    forced_from: Option<u32>,
+    /// The position of the last step to run (`run STEP`), once resolved.
+    until: Option<u32>,
+    /// Each step's recorded outputs so far: (digests downstream keys see, blobs), by output
+    /// name; the last attempt's for execute and monitor. User steps' `uses` read it.
+    produced: BTreeMap<String, Produced>,
+    /// User steps a dry run found stale: the user steps that use them are stale too.
+    stale_users: std::collections::BTreeSet<String>,
     /// Set once a step was found stale in dry-run mode: nothing downstream can be keyed.
     planning_stopped: bool,
     /// What a dry run found, step by step.
@@ -187,13 +238,23 @@ impl<'a> Pipeline<'a> {
             nodes: h2o.nodes,
             threads: h2o.threads.filter(|_| h2o.nodes > 1),
         });
-        let forced_from = opts.force.iter().min().copied();
+        // Built-in names resolve now; `[[steps]]` names when the walk starts ([`Pipeline::resolve`]).
+        let config = ctx.config;
+        let forced_from = opts
+            .force
+            .iter()
+            .filter_map(|n| position(config, &n.0))
+            .min();
+        let until = opts.until.as_ref().and_then(|n| position(config, &n.0));
         Pipeline {
             ctx,
             opts,
             old_lock,
             new_lock,
             forced_from,
+            until,
+            produced: BTreeMap::new(),
+            stale_users: Default::default(),
             planning_stopped: false,
             plan: Vec::new(),
             planner,
@@ -210,7 +271,28 @@ impl<'a> Pipeline<'a> {
     }
 
     fn wanted(&self, step: Step) -> bool {
-        self.opts.until.map(|u| step <= u).unwrap_or(true)
+        self.wanted_pos(builtin_pos(step))
+    }
+
+    fn wanted_pos(&self, pos: u32) -> bool {
+        self.until.is_none_or(|u| pos <= u)
+    }
+
+    /// Checks that every step named by `run STEP` and `--force` exists in this project.
+    fn resolve(&self) -> Result<()> {
+        let config = self.ctx.config;
+        for name in self.opts.until.iter().chain(&self.opts.force) {
+            if position(config, &name.0).is_none() {
+                let order = walk_order(config);
+                let mut d = Diagnostic::new(format!("there is no step `{}`", name.0));
+                d = match crate::suggest::closest(&name.0, order.iter().map(String::as_str)) {
+                    Some(s) => d.hint(format!("did you mean `{s}`?")),
+                    None => d.hint(format!("the steps are {}", order.join(", "))),
+                };
+                return Err(d.into());
+            }
+        }
+        Ok(())
     }
 
     /// Looks a step up. `Done(Some)` replays it, `Done(None)` means a dry run stops here, and
@@ -221,7 +303,7 @@ impl<'a> Pipeline<'a> {
     )]
     async fn begin(
         &mut self,
-        step: Step,
+        step: &StepId,
         attempt: u32,
         inputs: Value,
         summary: fn(&Value) -> String,
@@ -229,17 +311,18 @@ impl<'a> Pipeline<'a> {
         if self.planning_stopped {
             return Ok(Begin::Done(None));
         }
-        let ki = KeyInputs::new(step.as_str(), inputs);
+        let ki = step.key_inputs(inputs);
         let key = ki.key();
         if self.ctx.printer.verbose() >= 2 {
-            self.ctx
-                .printer
-                .detail(2, &format!("{step} key {key} from {}", ki.canonical_json()));
+            self.ctx.printer.detail(
+                2,
+                &format!("{} key {key} from {}", step.name, ki.canonical_json()),
+            );
         }
         let locked = self
             .old_lock
             .as_ref()
-            .and_then(|l| l.entry(step.as_str(), attempt))
+            .and_then(|l| l.entry(&step.name, attempt))
             .cloned();
         if self.opts.frozen {
             match &locked {
@@ -247,7 +330,8 @@ impl<'a> Pipeline<'a> {
                 Some(l) => {
                     let changes = diff_inputs(&l.inputs, &ki.inputs);
                     return Err(Diagnostic::new(format!(
-                        "`ml.lock` is out of date: the key of step `{step}` changed ({})",
+                        "`ml.lock` is out of date: the key of step `{}` changed ({})",
+                        step.name,
                         if changes.is_empty() {
                             "format".to_string()
                         } else {
@@ -259,14 +343,16 @@ impl<'a> Pipeline<'a> {
                 }
                 None => {
                     return Err(Diagnostic::new(format!(
-                        "`ml.lock` has no entry for step `{step}` (attempt {attempt})"
+                        "`ml.lock` has no entry for step `{}` (attempt {attempt})",
+                        step.name
                     ))
                     .hint("run `mlbuild run` without `--frozen` and commit the updated `ml.lock`")
                     .into())
                 }
             }
         }
-        let forced = self.forced_from.map(|f| step >= f).unwrap_or(false);
+        let forced_by_flag = self.forced_from.is_some_and(|f| step.pos >= f);
+        let forced = forced_by_flag || step.uncached;
         let lookup = if forced {
             None
         } else {
@@ -277,7 +363,7 @@ impl<'a> Pipeline<'a> {
                 let entry = *entry;
                 if self.planning() {
                     self.plan.push(PlanEntry {
-                        step: step.to_string(),
+                        step: step.name.clone(),
                         attempt,
                         state: Freshness::Fresh,
                         reason: Reason::Cached.render(),
@@ -285,7 +371,7 @@ impl<'a> Pipeline<'a> {
                     });
                 } else {
                     self.emit(
-                        step,
+                        &step.name,
                         attempt,
                         &key,
                         StepStatus::Cached,
@@ -296,17 +382,21 @@ impl<'a> Pipeline<'a> {
                     )
                     .await;
                 }
-                self.lock_entry(step, attempt, &key, &ki, &entry);
+                self.lock_entry(&step.name, attempt, &key, &ki, &entry);
                 return Ok(Begin::Done(Some(entry)));
             }
-            None => Reason::Forced,
+            None if forced_by_flag => Reason::Forced,
+            None => Reason::Uncached,
             Some(AcLookup::Miss) => match &locked {
-                Some(l) if l.key != key => {
-                    let store = self.ctx.store;
-                    Reason::classify(step, &l.inputs, &ki.inputs, |digest| {
-                        steps::locate::remembered_profile(store, digest).map(|p| p.rows)
-                    })
-                }
+                Some(l) if l.key != key => match step.builtin {
+                    Some(builtin) => {
+                        let store = self.ctx.store;
+                        Reason::classify(builtin, &l.inputs, &ki.inputs, |digest| {
+                            steps::locate::remembered_profile(store, digest).map(|p| p.rows)
+                        })
+                    }
+                    None => Reason::classify_user(&l.inputs, &ki.inputs),
+                },
                 Some(_) => Reason::CacheEntryMissing,
                 None => Reason::NeverRun,
             },
@@ -316,19 +406,26 @@ impl<'a> Pipeline<'a> {
         // A local miss may be a remote hit (restored into the local store, verified).
         if !forced && !self.planning() {
             if let Some(entry) = self.restore(step, attempt, &ki, &key, summary).await {
-                self.lock_entry(step, attempt, &key, &ki, &entry);
+                self.lock_entry(&step.name, attempt, &key, &ki, &entry);
                 return Ok(Begin::Done(Some(entry)));
             }
         }
         if self.planning() {
             self.plan.push(PlanEntry {
-                step: step.to_string(),
+                step: step.name.clone(),
                 attempt,
                 state: Freshness::Stale,
                 reason: reason.render(),
                 detail: reason.clone(),
             });
-            self.planning_stopped = true;
+            // A stale user step stops only the user steps that use it: the built-in steps do
+            // not read its outputs.
+            match step.builtin {
+                Some(_) => self.planning_stopped = true,
+                None => {
+                    self.stale_users.insert(step.name.clone());
+                }
+            }
             return Ok(Begin::Done(None));
         }
         if self.ctx.run_id != 0 {
@@ -336,11 +433,11 @@ impl<'a> Pipeline<'a> {
             let _ = self
                 .ctx
                 .registry
-                .start_step(self.ctx.run_id, step.as_str(), attempt)
+                .start_step(self.ctx.run_id, &step.name, attempt)
                 .await;
         }
         Ok(Begin::Run(Pending {
-            step,
+            step: step.clone(),
             attempt,
             ki,
             key,
@@ -375,7 +472,7 @@ impl<'a> Pipeline<'a> {
             Err(e) => {
                 let ms = started.elapsed().as_millis() as u64;
                 self.emit(
-                    step,
+                    &step.name,
                     attempt,
                     &key,
                     StepStatus::Failed,
@@ -385,7 +482,7 @@ impl<'a> Pipeline<'a> {
                     "",
                 )
                 .await;
-                return Err(e.context(format!("step `{step}` failed")));
+                return Err(e.context(format!("step `{}` failed", step.name)));
             }
         };
         // Sizes let a remote cache's reply be cut off at the right length (`store::remote`).
@@ -398,7 +495,7 @@ impl<'a> Pipeline<'a> {
             })
             .collect();
         let entry = ActionEntry {
-            step: step.as_str().to_string(),
+            step: step.name.clone(),
             key: key.clone(),
             inputs: ki.inputs.clone(),
             output_digests: out.output_digests.unwrap_or_else(|| out.outputs.clone()),
@@ -406,17 +503,18 @@ impl<'a> Pipeline<'a> {
             result: out.result,
             output_sizes,
         };
-        crate::faultpoint::hit(&format!("pipeline.before-action-entry.{step}"));
+        crate::faultpoint::hit(&format!("pipeline.before-action-entry.{}", step.name));
         self.ctx
             .store
             .ac_put(&entry)
             .context("recording the step in the action cache")?;
-        crate::faultpoint::hit(&format!("pipeline.after-action-entry.{step}"));
+        crate::faultpoint::hit(&format!("pipeline.after-action-entry.{}", step.name));
         if self.opts.frozen {
             if let Some(l) = &locked {
                 if l.outputs != entry.output_digests {
                     return Err(Diagnostic::new(format!(
-                        "step `{step}` produced outputs that differ from `ml.lock` ({})",
+                        "step `{}` produced outputs that differ from `ml.lock` ({})",
+                        step.name,
                         diff_inputs(&json!(l.outputs), &json!(entry.output_digests)).join(", ")
                     ))
                     .hint("the step is not reproducible with these settings, or the lock came from another engine; rerun without `--frozen` to update the lock")
@@ -426,7 +524,7 @@ impl<'a> Pipeline<'a> {
         }
         let ms = started.elapsed().as_millis() as u64;
         self.emit(
-            step,
+            &step.name,
             attempt,
             &key,
             StepStatus::Ran,
@@ -436,11 +534,11 @@ impl<'a> Pipeline<'a> {
             &summary(&entry.result),
         )
         .await;
-        if let Some(remote) = self.ctx.store.remote() {
+        if let Some(remote) = self.ctx.store.remote().filter(|_| !step.uncached) {
             remote.upload(self.ctx.store, &entry).await;
             self.remote_warnings();
         }
-        self.lock_entry(step, attempt, &key, &ki, &entry);
+        self.lock_entry(&step.name, attempt, &key, &ki, &entry);
         Ok(Some(entry))
     }
 
@@ -450,19 +548,29 @@ impl<'a> Pipeline<'a> {
     /// computed here.
     async fn restore(
         &mut self,
-        step: Step,
+        step: &StepId,
         attempt: u32,
         ki: &KeyInputs,
         key: &str,
         summary: fn(&Value) -> String,
     ) -> Option<ActionEntry> {
         let remote = self.ctx.store.remote()?;
+        if step.uncached {
+            return None;
+        }
         let started = Instant::now();
         let fetched = remote.fetch(self.ctx.store, key).await;
         self.remote_warnings();
         let mut entry = fetched?;
-        let known = self.known(step).await;
-        match steps::restored::check(&mut self.ctx, step, attempt, &entry, &known).await {
+        // A user step's entry is its key's: nothing beyond it to agree with.
+        let checked = match step.builtin {
+            Some(builtin) => {
+                let known = self.known(builtin).await;
+                steps::restored::check(&mut self.ctx, builtin, attempt, &entry, &known).await
+            }
+            None => Ok(None),
+        };
+        match checked {
             Ok(None) => {}
             Ok(Some(out)) => {
                 entry = ActionEntry {
@@ -494,7 +602,7 @@ impl<'a> Pipeline<'a> {
         let ms = started.elapsed().as_millis() as u64;
         let r = &entry.result;
         self.emit(
-            step,
+            &step.name,
             attempt,
             key,
             StepStatus::Restored,
@@ -554,14 +662,14 @@ impl<'a> Pipeline<'a> {
 
     fn lock_entry(
         &mut self,
-        step: Step,
+        step: &str,
         attempt: u32,
         key: &str,
         ki: &KeyInputs,
         entry: &ActionEntry,
     ) {
         self.new_lock.steps.push(LockedStep {
-            step: step.as_str().to_string(),
+            step: step.to_string(),
             attempt,
             key: key.to_string(),
             inputs: ki.inputs.clone(),
@@ -572,7 +680,7 @@ impl<'a> Pipeline<'a> {
     #[allow(clippy::too_many_arguments)]
     async fn emit(
         &self,
-        step: Step,
+        step: &str,
         attempt: u32,
         key: &str,
         status: StepStatus,
@@ -587,7 +695,7 @@ impl<'a> Pipeline<'a> {
             .map(str::to_string);
         let event = StepEvent {
             event: "step",
-            step: step.as_str().to_string(),
+            step: step.to_string(),
             status,
             key: key.to_string(),
             attempt,
@@ -605,7 +713,7 @@ impl<'a> Pipeline<'a> {
             .registry
             .record_step(
                 self.ctx.run_id,
-                step.as_str(),
+                step,
                 attempt,
                 status,
                 key,
@@ -656,7 +764,10 @@ impl<'a> Pipeline<'a> {
         if off || self.planning() || !self.wanted(Step::Execute) || self.opts.frozen {
             return false;
         }
-        if self.forced_from.is_some_and(|f| f <= Step::Execute) {
+        if self
+            .forced_from
+            .is_some_and(|f| f <= builtin_pos(Step::Execute))
+        {
             return true;
         }
         // A project whose `ml.lock` records execute most likely has its entry: the action cache
@@ -682,6 +793,7 @@ impl<'a> Pipeline<'a> {
     )]
     async fn walk(&mut self) -> Result<Outcome> {
         let config = self.ctx.config;
+        self.resolve()?;
         if self.execute_certain() {
             self.ctx.prestart_engine();
         }
@@ -708,6 +820,9 @@ impl<'a> Pipeline<'a> {
             |_ctx| { steps::define::run(config, &profile) }
         );
         let spec = steps::define::spec(config, &define.result)?;
+        if let Some(end) = self.user_steps(Step::Define).await? {
+            return Ok(end);
+        }
 
         // 2 locate
         let locate = step!(
@@ -720,6 +835,9 @@ impl<'a> Pipeline<'a> {
         if !self.planning() {
             source.remember(self.ctx.store)?;
         }
+        if let Some(end) = self.user_steps(Step::Locate).await? {
+            return Ok(end);
+        }
 
         // 3 prepare
         let snapshot = locate.output_digests["snapshot"].clone();
@@ -730,6 +848,9 @@ impl<'a> Pipeline<'a> {
             steps::summary::<steps::prepare::PrepareResult>,
             |ctx| { steps::prepare::run(ctx, &snapshot, &spec).await }
         );
+        if let Some(end) = self.user_steps(Step::Prepare).await? {
+            return Ok(end);
+        }
 
         // 4 confirm
         let confirm = step!(
@@ -745,6 +866,9 @@ impl<'a> Pipeline<'a> {
                 self.ctx.store,
                 &self.ctx.paths.project,
             )));
+        }
+        if let Some(end) = self.user_steps(Step::Confirm).await? {
+            return Ok(end);
         }
 
         // 5–7 execute, monitor, and the feedback attempts that modify asks for
@@ -773,6 +897,12 @@ impl<'a> Pipeline<'a> {
                 break;
             }
         }
+        // Steps placed after execute or monitor run once, after the last attempt.
+        for place in [Step::Execute, Step::Monitor] {
+            if let Some(end) = self.user_steps(place).await? {
+                return Ok(end);
+            }
+        }
 
         // 7 modify: the decision over all attempts
         let modify = step!(
@@ -790,6 +920,9 @@ impl<'a> Pipeline<'a> {
                 Mode::Plan => steps::modify::escalation_error(&decided),
             }));
         };
+        if let Some(end) = self.user_steps(Step::Modify).await? {
+            return Ok(end);
+        }
 
         // 8 conclude
         let (execute, monitor) = attempts
@@ -802,6 +935,9 @@ impl<'a> Pipeline<'a> {
             steps::summary::<steps::conclude::ConcludeResult>,
             |ctx| { steps::conclude::run(ctx, execute, monitor, &spec, &locate, &prepare).await }
         );
+        if let Some(end) = self.user_steps(Step::Conclude).await? {
+            return Ok(end);
+        }
         match self.ctx.mode {
             // Replaying conclude registers the version in a registry that lacks it (a fresh CI
             // runner), repairs its bytes and the `models/` files; otherwise it changes nothing.
@@ -821,6 +957,79 @@ impl<'a> Pipeline<'a> {
                 Ok(Outcome::Planned)
             }
         }
+    }
+
+    /// Runs the `[[steps]]` placed after `place`, in file order, each through the cache as the
+    /// built-in steps are. `Some(outcome)` ends the walk: `run STEP` stopped before one
+    /// (`Ok`), or a dry run stopped at a stale one (`Planned`).
+    async fn user_steps(&mut self, place: Step) -> Result<Option<Outcome>> {
+        let config = self.ctx.config;
+        for user in config.steps.iter().filter(|s| place_of(s) == Some(place)) {
+            let pos = position(config, &user.name).unwrap_or(u32::MAX);
+            if !self.wanted_pos(pos) {
+                return Ok(Some(Outcome::Ok { version: None }));
+            }
+            if self.planning_stopped {
+                return Ok(Some(Outcome::Planned));
+            }
+            let behind = user
+                .uses
+                .iter()
+                .filter_map(|u| u.split_once('.').map(|(s, _)| s))
+                .find(|s| self.stale_users.contains(*s))
+                .map(str::to_string);
+            if let Some(step) = behind {
+                let detail = Reason::UpstreamStale { step };
+                self.plan.push(PlanEntry {
+                    step: user.name.clone(),
+                    attempt: 1,
+                    state: Freshness::Stale,
+                    reason: detail.render(),
+                    detail,
+                });
+                self.stale_users.insert(user.name.clone());
+                continue;
+            }
+            let mut upstream = BTreeMap::new();
+            for used in &user.uses {
+                let Some((step, output)) = used.split_once('.') else {
+                    continue;
+                };
+                let Some((digests, blobs)) = self.produced.get(step) else {
+                    continue;
+                };
+                if let Some(blob) = blobs.get(output) {
+                    let digest = digests.get(output).unwrap_or(blob);
+                    upstream.insert(used.clone(), (digest.clone(), blob.clone()));
+                }
+            }
+            let keyed = steps::user::key_inputs(&self.ctx, user, &upstream).await?;
+            let id = StepId {
+                name: user.name.clone(),
+                pos,
+                builtin: None,
+                uncached: !user.cache,
+            };
+            let summary = steps::user::summary;
+            let entry = match self.begin(&id, 1, keyed.inputs.clone(), summary).await? {
+                Begin::Done(entry) => entry,
+                Begin::Run(pending) => {
+                    let out = steps::user::run(&self.ctx, user, &keyed).await;
+                    self.finish(pending, out, summary).await?
+                }
+            };
+            let Some(entry) = entry else {
+                if self.stale_users.contains(&user.name) {
+                    continue;
+                }
+                return Ok(Some(Outcome::Planned));
+            };
+            self.produced.insert(
+                user.name.clone(),
+                (entry.output_digests.clone(), entry.outputs.clone()),
+            );
+        }
+        Ok(None)
     }
 
     /// The prepared training rows of the version tagged `production` (drift's reference), when
@@ -848,7 +1057,7 @@ impl<'a> Pipeline<'a> {
 }
 
 /// Plans without running: each step fresh or stale, with its reason, up to the first stale
-/// one ([`complete_plan`] adds the rest). Reads only ([`Mode::Plan`]): no run lock, no remote
+/// one, then the rest as stale because of it ([`complete_plan`]). Reads only ([`Mode::Plan`]): no run lock, no remote
 /// cache, `registry` opened read-only by the caller; never starts H2O. `status`, `explain`,
 /// `run --dry-run` and the UI's pipeline page all plan here.
 pub async fn plan(
@@ -874,18 +1083,29 @@ pub async fn plan(
     let planner = Planner::for_config(&loaded, &opts.overrides);
     let mut pipeline = Pipeline::new(ctx, opts, old_lock, planner);
     pipeline.run().await?;
-    Ok(std::mem::take(&mut pipeline.plan))
+    Ok(complete_plan(
+        &std::mem::take(&mut pipeline.plan),
+        &walk_order(&loaded.config),
+    ))
 }
 
 /// The plan, completed: steps after the first stale one are stale because of it (their keys
-/// depend on outputs that do not exist yet).
-pub fn complete_plan(plan: &[PlanEntry]) -> Vec<PlanEntry> {
+/// depend on outputs that do not exist yet). `order` names every step in walk order.
+fn complete_plan(plan: &[PlanEntry], order: &[String]) -> Vec<PlanEntry> {
     let mut rows = plan.to_vec();
-    if let Some(first) = plan.iter().find(|p| p.state == Freshness::Stale) {
+    // The walk stops at a stale built-in step; a stale user step stops only its users.
+    let builtin = |p: &&PlanEntry| Step::ALL.iter().any(|s| s.as_str() == p.step);
+    let stale = |p: &&PlanEntry| p.state == Freshness::Stale;
+    let first = plan
+        .iter()
+        .filter(stale)
+        .find(builtin)
+        .or_else(|| plan.iter().find(stale));
+    if let Some(first) = first {
         let seen: Vec<&str> = plan.iter().map(|p| p.step.as_str()).collect();
-        for step in Step::ALL
+        for step in order
             .iter()
-            .map(|s| s.as_str())
+            .map(String::as_str)
             .filter(|s| !seen.contains(s))
         {
             let detail = Reason::UpstreamStale {

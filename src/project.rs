@@ -55,6 +55,46 @@ impl Step {
             Step::Conclude => "conclude",
         }
     }
+
+    /// The outputs the step records (in the action cache and `ml.lock`), which a user step's
+    /// `uses` may name.
+    pub fn output_names(self) -> &'static [&'static str] {
+        match self {
+            Step::Define | Step::Modify => &[],
+            Step::Locate => &["snapshot"],
+            Step::Prepare => &["holdout", "schema", "train", "transform"],
+            Step::Confirm => &["report", "report_md"],
+            Step::Execute => &["mojo", "predictions"],
+            Step::Monitor => &["report"],
+            Step::Conclude => &["mojo"],
+        }
+    }
+}
+
+/// A step named on the command line (`run STEP`, `--force STEP`, `explain STEP`): one of the
+/// eight, or a `[[steps]]` name, which the walk checks against the project's `ml.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepName(pub String);
+
+impl std::str::FromStr for StepName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<StepName, String> {
+        if crate::config::user_step::is_name(s) {
+            Ok(StepName(s.to_string()))
+        } else {
+            Err(format!(
+                "`{s}` is not a step name: one of {}, or a `[[steps]]` name from ml.toml",
+                Step::ALL.map(Step::as_str).join(", ")
+            ))
+        }
+    }
+}
+
+impl From<Step> for StepName {
+    fn from(step: Step) -> StepName {
+        StepName(step.as_str().to_string())
+    }
 }
 
 impl fmt::Display for Step {

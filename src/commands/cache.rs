@@ -184,7 +184,7 @@ async fn verify(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit>
         "Verified",
         &format!(
             "{blobs} blobs ({}), {entries} entries and {} version{}: {} problem{}",
-            human_bytes(bytes),
+            crate::report::human_bytes(bytes),
             versions.checked,
             if versions.checked == 1 { "" } else { "s" },
             problems.len(),
@@ -237,12 +237,16 @@ async fn gc(paths: &Paths, store: &Store, printer: &Printer, dry_run: bool) -> R
             printer.data(&format!(
                 "would delete {} ({})",
                 d.what,
-                human_bytes(d.bytes)
+                crate::report::human_bytes(d.bytes)
             ));
         }
         printer.status(
             "Would free",
-            &format!("{} in {} files (dry run)", human_bytes(total), doomed.len()),
+            &format!(
+                "{} in {} files (dry run)",
+                crate::report::human_bytes(total),
+                doomed.len()
+            ),
         );
         return Ok(Exit::Ok);
     }
@@ -258,7 +262,7 @@ async fn gc(paths: &Paths, store: &Store, printer: &Printer, dry_run: bool) -> R
         "Collected",
         &format!(
             "{} in {} files; kept {} entries and {} blobs",
-            human_bytes(freed),
+            crate::report::human_bytes(freed),
             doomed.len(),
             keep.keys.len(),
             keep.blobs.len()
@@ -275,37 +279,11 @@ fn sweep_exchange(dir: &Path, printer: &Printer, dry_run: bool) -> Result<()> {
         if dry_run { "Would sweep" } else { "Swept" },
         &format!(
             "{} in {} files and {} stale leases from the exchange `{}`",
-            human_bytes(swept.bytes),
+            crate::report::human_bytes(swept.bytes),
             swept.files,
             swept.leases,
             exchange.layout_dir().display()
         ),
     );
     Ok(())
-}
-
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_well() {
-        assert_eq!(human_bytes(12), "12 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-    }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::project::Step;
+use crate::project::StepName;
 use crate::report::ColorChoice;
 
 #[derive(Debug, Parser)]
@@ -18,7 +18,7 @@ modify, conclude. Only steps whose inputs changed rerun. A MOJO made elsewhere c
 with `mlbuild mojo validate` and registered with `mlbuild deploy --mojo FILE.zip --tag TAG`.\n\n\
 Exit codes: 0 ok, 1 error, 2 usage, 3 escalated (monitor failed: threshold or baseline, after max_attempts), \
 4 data-quality gate failed, 130 interrupted.\n\n\
-Environment: MLBUILD_H2O_URL, MLBUILD_H2O_EXCHANGE_DIR, MLBUILD_H2O_JAR, MLBUILD_H2O_CDS, MLBUILD_H2O_EARLY_START, MLBUILD_CACHE_DIR, MLBUILD_STATE_URL, MLBUILD_CONFIG \
+Environment: MLBUILD_H2O_URL, MLBUILD_H2O_EXCHANGE_DIR, MLBUILD_H2O_JAR, MLBUILD_H2O_CDS, MLBUILD_H2O_NATIVE_LIBS, MLBUILD_H2O_EARLY_START, MLBUILD_CACHE_DIR, MLBUILD_STATE_URL, MLBUILD_CONFIG \
 (user config, default ~/.config/mlbuild/config.toml: state_url, [remote] url/token, [h2o] url/exchange_dir), NO_COLOR, \
 MLBUILD_NO_PROGRESS, MLBUILD_REMOTE_CACHE, MLBUILD_REMOTE_TOKEN, MLBUILD_REMOTE_READ_ONLY, MLBUILD_REMOTE_CA, MLBUILD_SERVE_TOKEN, MLBUILD_UI_TOKEN. \
 See docs/ for details."
@@ -64,8 +64,9 @@ pub enum Command {
     },
     /// Why STEP would rerun: the first difference, with old and new values; never starts H2O
     Explain {
-        #[arg(value_enum)]
-        step: Step,
+        /// define, locate, prepare, confirm, execute, monitor, modify, conclude, or a
+        /// `[[steps]]` name
+        step: StepName,
         /// One JSON document on stdout
         #[arg(long)]
         json: bool,
@@ -73,8 +74,8 @@ pub enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
         /// Explain as if `run --force STEP` were given
-        #[arg(long, value_enum, value_name = "STEP")]
-        force: Vec<Step>,
+        #[arg(long, value_name = "STEP")]
+        force: Vec<StepName>,
         /// Explain as `run --full-refresh` would run
         #[arg(long)]
         full_refresh: bool,
@@ -237,15 +238,15 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Run the pipeline up to and including this step
-    #[arg(value_enum)]
-    pub step: Option<Step>,
+    /// Run the pipeline up to and including this step: define, locate, prepare, confirm,
+    /// execute, monitor, modify, conclude, or a `[[steps]]` name
+    pub step: Option<StepName>,
     /// JSON lines on stdout: one event per step, then a `done` event
     #[arg(long)]
     pub json: bool,
-    /// Rerun STEP and everything after it even when cached (repeatable)
-    #[arg(long, value_enum, value_name = "STEP")]
-    pub force: Vec<Step>,
+    /// Rerun STEP (built-in or `[[steps]]`) and everything after it even when cached (repeatable)
+    #[arg(long, value_name = "STEP")]
+    pub force: Vec<StepName>,
     /// Override an ml.toml key for this run, e.g. --set execute.max_models=8 (not written to ml.lock)
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,

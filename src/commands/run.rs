@@ -11,7 +11,7 @@ use crate::error::{Diagnostic, Exit};
 use crate::fingerprint::Reason;
 use crate::pipeline::{Outcome, Pipeline, PlanEntry, RunOptions};
 use crate::plan::Planner;
-use crate::project::{Paths, Step};
+use crate::project::{Paths, StepName};
 use crate::registry::{self, Registry};
 use crate::report::{DoneEvent, Printer};
 use crate::signal::interrupted;
@@ -22,7 +22,7 @@ use crate::store::Store;
 
 pub(crate) async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<Exit> {
     let opts = RunOptions {
-        until: args.step,
+        until: args.step.clone(),
         force: args.force.clone(),
         overrides: args.overrides.clone(),
         frozen: args.frozen,
@@ -194,16 +194,30 @@ pub(crate) async fn status(
 pub(crate) async fn explain(
     dir: &Path,
     printer: &Printer,
-    step: Step,
+    step: StepName,
     json: bool,
     opts: RunOptions,
 ) -> Result<Exit> {
-    let entries = crate::pipeline::complete_plan(&plan(dir, printer, opts).await?);
-    let entry = entries
+    let entries = plan(dir, printer, opts).await?;
+    let Some(entry) = entries
         .iter()
-        .find(|e| e.step == step.as_str() && e.attempt == 1)
+        .find(|e| e.step == step.0 && e.attempt == 1)
         .cloned()
-        .expect("the completed plan has every step");
+    else {
+        let names: Vec<&str> = entries
+            .iter()
+            .filter(|e| e.attempt == 1)
+            .map(|e| e.step.as_str())
+            .collect();
+        let d = Diagnostic::new(format!("there is no step `{}`", step.0));
+        return Err(
+            match crate::suggest::closest(&step.0, names.iter().copied()) {
+                Some(s) => d.hint(format!("did you mean `{s}`?")),
+                None => d.hint(format!("the steps are {}", names.join(", "))),
+            }
+            .into(),
+        );
+    };
     // A step behind a stale one is explained by that one's reason.
     let upstream = match &entry.detail {
         Reason::UpstreamStale { step } => entries.iter().find(|e| e.step == *step).cloned(),
@@ -246,7 +260,7 @@ async fn plan(dir: &Path, printer: &Printer, opts: RunOptions) -> Result<Vec<Pla
 }
 
 fn print_plan(printer: &Printer, plan: &[PlanEntry], json: bool) {
-    let rows = crate::pipeline::complete_plan(plan);
+    let rows = plan;
     if json {
         let rows: Vec<serde_json::Value> = rows.iter().map(PlanEntry::row).collect();
         printer.data(&serde_json::to_string_pretty(&rows).expect("json"));

@@ -33,6 +33,10 @@ pub(crate) enum Kind {
     Map(&'static Kind),
     /// One of two kinds, told apart by the value's TOML type (`"mean"` or `{ constant = 0 }`).
     Either(&'static Kind, &'static Kind),
+    /// An array of tables (`[[steps]]`), each checked against the fields.
+    TableArray(&'static [Field]),
+    /// A table whose keys and values are the user's own (`[[steps]] params`).
+    FreeTable,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +85,24 @@ const HOOKS: Kind = Kind::Table(&[
     optional("webhook", Kind::String),
     optional("command", Kind::String),
 ]);
+
+/// `[[steps]]`: a user step.
+const USER_STEP: &[Field] = &[
+    required("name", Kind::String, "name = \"featurize\""),
+    required("after", Kind::String, "after = \"prepare\""),
+    required(
+        "run",
+        Kind::StringArray,
+        "run = [\"python3\", \"featurize.py\", \"{out.features}\"]",
+    ),
+    optional("inputs", Kind::StringArray),
+    optional("uses", Kind::StringArray),
+    optional("params", Kind::FreeTable),
+    optional("env", Kind::StringArray),
+    optional("tools", Kind::StringArray),
+    optional("outputs", Kind::Map(&Kind::String)),
+    optional("cache", Kind::Boolean),
+];
 
 pub(crate) const ROOT: &[Field] = &[
     optional("project", Kind::Table(&[optional("name", Kind::String)])),
@@ -198,6 +220,7 @@ pub(crate) const ROOT: &[Field] = &[
             optional("keep_runs", U32),
         ]),
     ),
+    optional("steps", Kind::TableArray(USER_STEP)),
 ];
 
 /// Turns origins into places; shared by the structural and the semantic checks.
@@ -302,6 +325,10 @@ fn check_table(
     Ok(())
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one flat match: each kind against each TOML value"
+)]
 fn check_value(entry: &Entry, key: &str, kind: Kind, at: &Locator) -> Result<(), ConfigError> {
     let wrong = |expected: &str| ConfigError::WrongType {
         at: Box::new(at.value_place(entry)),
@@ -360,6 +387,31 @@ fn check_value(entry: &Entry, key: &str, kind: Kind, at: &Locator) -> Result<(),
             Ok(())
         }
         (Kind::Map(_), _) => Err(wrong("a table")),
+        (Kind::TableArray(fields), Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let element = Entry {
+                    key: String::new(),
+                    key_origin: entry.node.origin.clone(),
+                    node: item.clone(),
+                };
+                let element_key = format!("{key}[{i}]");
+                match &item.value {
+                    Value::Table(_) => check_table(&element, &element_key, fields, at)?,
+                    other => {
+                        return Err(ConfigError::WrongType {
+                            at: Box::new(at.value_place(&element)),
+                            key: element_key,
+                            expected: "a table (`[[steps]]`)".into(),
+                            found: describe(other),
+                        })
+                    }
+                }
+            }
+            Ok(())
+        }
+        (Kind::TableArray(_), _) => Err(wrong("an array of tables (`[[steps]]`)")),
+        (Kind::FreeTable, Value::Table(_)) => Ok(()),
+        (Kind::FreeTable, _) => Err(wrong("a table")),
         (Kind::Either(a, b), value) => {
             let fits = |k: &Kind| match k {
                 Kind::Table(_) | Kind::Map(_) | Kind::ChoiceMap(_) => {

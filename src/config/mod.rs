@@ -19,6 +19,7 @@ mod keys;
 mod metric;
 pub mod scaffold;
 pub mod schema;
+pub mod user_step;
 mod validate;
 
 #[cfg(test)]

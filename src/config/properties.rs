@@ -204,6 +204,12 @@ fn value(rng: &mut Gen, kind: &Kind, depth: usize) -> String {
             let kind = if rng.percent(50) { a } else { b };
             value(rng, kind, depth)
         }
+        Kind::TableArray(fields) => {
+            let n = rng.between(0, 2);
+            let items: Vec<String> = (0..n).map(|_| inline_table(rng, fields, depth)).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Kind::FreeTable => value(rng, &Kind::Map(&Kind::Scalar), depth),
     }
 }
 

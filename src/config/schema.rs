@@ -32,6 +32,44 @@ pub struct Config {
     /// default, so provenance and cards of projects without it do not change).
     #[serde(default, skip_serializing_if = "Cache::is_default")]
     pub cache: Cache,
+    /// `[[steps]]`: the project's own steps, in file order (docs/steps.md). Left out of the
+    /// serialised form when there are none, so provenance of projects without them is unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<UserStep>,
+}
+
+/// One `[[steps]]` table: a command of the user's, run hermetically between two built-in
+/// steps and keyed like them (docs/steps.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserStep {
+    pub name: String,
+    /// The built-in step it runs after (and before the next one).
+    pub after: String,
+    /// The command and its arguments (no shell), with `{use.STEP.OUTPUT}`, `{out.NAME}` and
+    /// `{params}` placeholders.
+    pub run: Vec<String>,
+    /// Project files and globs, copied into the step's directory at the same relative paths.
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    /// Outputs of earlier steps, `STEP.OUTPUT` as in `ml.lock`.
+    #[serde(default)]
+    pub uses: Vec<String>,
+    /// Free parameters, handed to the command as a JSON file (`{params}`).
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Value>,
+    /// The only environment variables the command sees besides a fixed minimal set.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Commands whose version output enters the key (`"python3"` runs `python3 --version`).
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// Named files the command must write, relative to its directory.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
+    /// `false`: the step runs every time (its outputs still feed downstream keys).
+    #[serde(default = "default_true")]
+    pub cache: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

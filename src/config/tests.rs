@@ -135,6 +135,7 @@ fn full_example_parses() {
         },
         h2o: H2o::default(),
         cache: Cache::default(),
+        steps: Vec::new(),
     };
     assert_eq!(config, expected);
 }
@@ -881,6 +882,8 @@ fn key_table_matches_the_schema() {
                     "prepare.derive",
                     "prepare.text",
                     "confirm.required",
+                    "steps.params",
+                    "steps.outputs",
                 ]
                 .contains(&path.as_str())
                 {
@@ -888,7 +891,15 @@ fn key_table_matches_the_schema() {
                     continue;
                 }
                 out.push(path.clone());
-                schema_keys(value, &path, out);
+                match value {
+                    // An array of tables (`[[steps]]`): the fields of its tables.
+                    toml::Value::Array(items) => {
+                        if let Some(first) = items.first() {
+                            schema_keys(first, &path, out);
+                        }
+                    }
+                    _ => schema_keys(value, &path, out),
+                }
             }
         }
     }
@@ -900,7 +911,7 @@ fn key_table_matches_the_schema() {
                 format!("{prefix}.{}", field.name)
             };
             out.push(path.clone());
-            if let keys::Kind::Table(inner) = field.kind {
+            if let keys::Kind::Table(inner) | keys::Kind::TableArray(inner) = field.kind {
                 table_keys(inner, &path, out);
             }
         }
@@ -939,6 +950,18 @@ fn key_table_matches_the_schema() {
         column: "updated_at".into(),
         key: Some("id".into()),
     });
+    full.steps = vec![UserStep {
+        name: "featurize".into(),
+        after: "prepare".into(),
+        run: vec!["true".into()],
+        inputs: vec!["f.py".into()],
+        uses: vec!["prepare.train".into()],
+        params: BTreeMap::from([("k".into(), toml::Value::Integer(1))]),
+        env: vec!["LANG".into()],
+        tools: vec!["python3".into()],
+        outputs: BTreeMap::from([("features".into(), "features.csv".into())]),
+        cache: false,
+    }];
     let mut from_schema = Vec::new();
     schema_keys(&toml::Value::try_from(&full).unwrap(), "", &mut from_schema);
     let mut from_table = Vec::new();
@@ -1017,4 +1040,99 @@ fn prepare_and_confirm_keys_are_checked_with_positions() {
     let json = serde_json::to_value(&minimal).unwrap();
     assert_eq!(json["prepare"].as_object().unwrap().len(), 4, "{json}");
     assert_eq!(json["confirm"].as_object().unwrap().len(), 2, "{json}");
+}
+
+/// `[[steps]]` errors point at the value that is wrong, with a hint.
+#[test]
+fn user_step_errors_point_at_their_place() {
+    let steps = |body: &str| format!("{MINIMAL}{body}");
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "\n[[steps]]\nname = \"f\"\nafter = \"prepar\"\nrun = [\"true\"]\n",
+            "ml.toml:9:9: `prepar` is not a built-in step",
+            "did you mean `prepare`?",
+        ),
+        (
+            "\n[[steps]]\nname = \"prepare\"\nafter = \"prepare\"\nrun = [\"true\"]\n",
+            "ml.toml:8:8: `prepare` is a built-in step's name",
+            "give your step a name of its own",
+        ),
+        (
+            "\n[[steps]]\nname = \"f\"\nafter = \"prepare\"\nrun = [\"true\"]\n\n[[steps]]\nname = \"f\"\nafter = \"locate\"\nrun = [\"true\"]\n",
+            "ml.toml:13:8: a second step named `f`",
+            "the first is at ml.toml:8:8",
+        ),
+        (
+            "\n[[steps]]\nname = \"f\"\nafter = \"prepare\"\nrun = [\"true\"]\nuses = [\"nothing.x\"]\n",
+            "ml.toml:11:9: `nothing.x` names no step: there is no step `nothing`",
+            "",
+        ),
+        (
+            "\n[[steps]]\nname = \"f\"\nafter = \"prepare\"\nrun = [\"true\"]\nuses = [\"prepare.features\"]\n",
+            "ml.toml:11:9: step `prepare` has no output `features`",
+            "its outputs are holdout, schema, train, transform",
+        ),
+        (
+            "\n[[steps]]\nname = \"f\"\nafter = \"prepare\"\nrun = [\"true\"]\nuses = [\"execute.mojo\"]\n",
+            "ml.toml:11:9: `execute.mojo` is written by a step that runs after `f`",
+            "place `f` after `execute` or later",
+        ),
+        (
+            "\n[[steps]]\nname = \"a\"\nafter = \"prepare\"\nrun = [\"true\"]\nuses = [\"b.o\"]\noutputs = { o = \"a.txt\" }\n\n[[steps]]\nname = \"b\"\nafter = \"prepare\"\nrun = [\"true\"]\nuses = [\"a.o\"]\noutputs = { o = \"b.txt\" }\n",
+            "ml.toml:11:9: a cycle: `a` uses `b.o`, and `b` uses `a`",
+            "a step can use only steps that run before it",
+        ),
+        (
+            "\n[[steps]]\nname = \"f\"\nafter = \"prepare\"\nrun = [\"x\", \"{out.o}\"]\n",
+            "ml.toml:10:13: `{out.o}` names an output the step does not declare",
+            "declare it",
+        ),
+        (
+            "\n[[steps]]\nname = \"f\"\nafter = \"prepare\"\nrun = [\"x\", \"a{use.prepare}\"]\n",
+            "ml.toml:10:15: `{use.prepare}` is not a placeholder: expected `{use.STEP.OUTPUT}`, `{out.NAME}` or `{params}`",
+            "",
+        ),
+        (
+            "\n[[steps]]\nname = \"f\"\nafter = \"prepare\"\nrun = [\"x\"]\noutputs = { a = \"o.csv\", b = \"o.csv\" }\n",
+            "ml.toml:11:30: outputs `a` and `b` are the same file `o.csv`",
+            "a file of its own",
+        ),
+        (
+            "\n[[steps]]\nname = \"f\"\nafter = \"prepare\"\nrun = [\"x\"]\ninputs = [\"../secret\"]\n",
+            "ml.toml:11:11: `../secret` is not a path inside the project",
+            "without `..`",
+        ),
+        (
+            "\n[[steps]]\nname = \"f\"\nafter = \"prepare\"\n",
+            "ml.toml:7:1: missing key `steps[0].run`",
+            "",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (body, headline, hint) in cases {
+        let e = parse_err(&steps(body), &[]);
+        let got = e.hint().unwrap_or_default();
+        if &e.headline() != headline || !got.contains(hint) {
+            wrong.push(format!("{} | {got}", e.headline()));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn user_steps_parse_with_their_defaults_and_order() {
+    let source = format!(
+        "{MINIMAL}\n[[steps]]\nname = \"late\"\nafter = \"conclude\"\nrun = [\"true\"]\n\n[[steps]]\nname = \"f\"\nafter = \"prepare\"\nrun = [\"python3\", \"f.py\", \"{{use.prepare.train}}\", \"{{out.features}}\"]\nuses = [\"prepare.train\"]\noutputs = {{ features = \"features.csv\" }}\nparams = {{ k = 2, name = \"x\" }}\n"
+    );
+    let config = parse_ok(&source, &[]);
+    assert_eq!(config.steps.len(), 2);
+    assert!(config.steps[0].cache);
+    assert_eq!(config.steps[1].params["k"], toml::Value::Integer(2));
+    assert_eq!(
+        user_step::walk_order(&config),
+        [
+            "define", "locate", "prepare", "f", "confirm", "execute", "monitor", "modify",
+            "conclude", "late"
+        ]
+    );
 }

@@ -263,7 +263,7 @@ pub(crate) fn validate(config: &mut Config, doc: &Node, at: &Locator) -> Result<
             });
         }
     }
-    Ok(())
+    super::user_step::check(config, doc, at)
 }
 
 /// `[locate]`: exactly one of `path` and `sql`, and only the options that fit the source.

@@ -121,6 +121,20 @@ pub const SEMANTICS: u32 = 2;
 /// key names the threads per node of a multi-node cluster (`ml.lock` changes once).
 pub const EXECUTE_SEMANTICS: u32 = 3;
 
+/// The semantics version of a user step's key (`[[steps]]`, docs/steps.md). Its inputs:
+///
+/// | field | what |
+/// |---|---|
+/// | `run` | the command, placeholders unexpanded (so no path enters the key) |
+/// | `outputs` | output names and the files they are read from |
+/// | `params` | the step's `params` table |
+/// | `env` | each listed variable's value (`null` when unset) |
+/// | `tools` | each tool's version output |
+/// | `platform` | OS and architecture |
+/// | `inputs` | each declared file's project-relative path and digest |
+/// | `uses` | each upstream output's digest |
+pub const USER_SEMANTICS: u32 = 1;
+
 /// The semantics version of a step's key.
 pub fn semantics_of(step: &str) -> u32 {
     match step {
@@ -152,6 +166,16 @@ impl KeyInputs {
         // serde_json's Map is a BTreeMap (no `preserve_order`), so object keys come out sorted.
         let value = serde_json::to_value(self).expect("key inputs serialise");
         serde_json::to_string(&value).expect("json values serialise")
+    }
+
+    /// A user step's key inputs ([`USER_SEMANTICS`]).
+    pub fn user(name: &str, inputs: Value) -> KeyInputs {
+        KeyInputs {
+            format: KEY_FORMAT,
+            semantics: USER_SEMANTICS,
+            step: name.to_string(),
+            inputs,
+        }
     }
 
     pub fn key(&self) -> String {
@@ -222,6 +246,28 @@ pub enum Reason {
     Cached,
     /// Replayed from the remote cache (a local miss, a remote hit).
     Restored,
+    /// A user step's command or declared outputs changed.
+    CommandChanged {
+        changes: Vec<Change>,
+    },
+    /// A file a user step declares in `inputs` changed, appeared or went.
+    InputsChanged {
+        changes: Vec<Change>,
+    },
+    /// An environment variable a user step lists in `env` changed.
+    EnvChanged {
+        changes: Vec<Change>,
+    },
+    /// A tool a user step lists in `tools` reports another version.
+    ToolChanged {
+        changes: Vec<Change>,
+    },
+    /// Another OS or architecture.
+    PlatformChanged {
+        changes: Vec<Change>,
+    },
+    /// A user step with `cache = false`: it runs every time.
+    Uncached,
 }
 
 fn short_digest(s: &str) -> String {
@@ -280,6 +326,59 @@ impl Reason {
             Reason::UpstreamStale { step } => format!("upstream step `{step}` is stale"),
             Reason::Cached => "up to date".into(),
             Reason::Restored => "restored from the remote cache".into(),
+            Reason::CommandChanged { changes } => format!("command changed: {}", list(changes)),
+            Reason::InputsChanged { changes } => format!("input changed: {}", list(changes)),
+            Reason::EnvChanged { changes } => format!("environment changed: {}", list(changes)),
+            Reason::ToolChanged { changes } => format!("tool changed: {}", list(changes)),
+            Reason::PlatformChanged { changes } => format!("platform changed: {}", list(changes)),
+            Reason::Uncached => "runs every time (`cache = false`)".into(),
+        }
+    }
+
+    /// Classifies the difference between a user step's recorded inputs and its inputs now, in
+    /// this order: command, params, env, tools, platform, input files, upstream outputs.
+    pub fn classify_user(old: &Value, new: &Value) -> Reason {
+        let changes = diff_changes(old, new);
+        let pick = |fields: &[&str]| -> Vec<Change> {
+            changes
+                .iter()
+                .filter(|c| fields.contains(&c.field.split('.').next().unwrap_or_default()))
+                .cloned()
+                .collect()
+        };
+        let found = [
+            (&["run", "outputs"][..], 0),
+            (&["params"][..], 1),
+            (&["env"][..], 2),
+            (&["tools"][..], 3),
+            (&["platform"][..], 4),
+            (&["inputs"][..], 5),
+        ]
+        .into_iter()
+        .find_map(|(fields, kind)| {
+            let c = pick(fields);
+            (!c.is_empty()).then_some((kind, c))
+        });
+        match found {
+            Some((0, changes)) => Reason::CommandChanged { changes },
+            Some((1, changes)) => Reason::ConfigChanged { changes },
+            Some((2, changes)) => Reason::EnvChanged { changes },
+            Some((3, changes)) => Reason::ToolChanged { changes },
+            Some((4, changes)) => Reason::PlatformChanged { changes },
+            Some((_, changes)) => Reason::InputsChanged { changes },
+            None => {
+                let uses = pick(&["uses"]);
+                match uses.first() {
+                    // `uses.STEP.OUTPUT`: name the upstream step.
+                    Some(c) => Reason::UpstreamChanged {
+                        step: c.field.split('.').nth(1).unwrap_or_default().to_string(),
+                        changes: uses,
+                    },
+                    None => Reason::KeyingChanged {
+                        semantics: USER_SEMANTICS,
+                    },
+                }
+            }
         }
     }
 
@@ -444,6 +543,66 @@ mod tests {
         assert_ne!(
             base.key(),
             KeyInputs::new("x", json!({"a": 1, "b": null})).key()
+        );
+    }
+
+    /// One test per reason a user step reruns: each field of its key, changed alone.
+    #[test]
+    fn a_user_steps_reasons_name_the_first_difference() {
+        let base = json!({
+            "run": ["python3", "f.py", "{out.features}"],
+            "outputs": {"features": "features.csv"},
+            "params": {"k": 1},
+            "env": {"LANG": "C"},
+            "tools": {"python3": "Python 3.11.2"},
+            "platform": "linux-x86_64",
+            "inputs": {"f.py": "a".repeat(64)},
+            "uses": {"prepare.train": "b".repeat(64)},
+        });
+        let with = |path: &[&str], v: Value| {
+            let mut x = base.clone();
+            let mut at = &mut x;
+            for p in &path[..path.len() - 1] {
+                at = &mut at[*p];
+            }
+            at[path[path.len() - 1]] = v;
+            Reason::classify_user(&base, &x).render()
+        };
+        assert_eq!(
+            with(&["run"], json!(["python3", "g.py"])),
+            "command changed: run: [\"python3\",\"f.py\",\"{out.features}\"] → [\"python3\",\"g.py\"]"
+        );
+        assert_eq!(
+            with(&["outputs", "features"], json!("f.csv")),
+            "command changed: outputs.features: features.csv → f.csv"
+        );
+        assert_eq!(
+            with(&["params", "k"], json!(2)),
+            "config changed: params.k: 1 → 2"
+        );
+        assert_eq!(
+            with(&["env", "LANG"], Value::Null),
+            "environment changed: env.LANG: C → null"
+        );
+        assert_eq!(
+            with(&["tools", "python3"], json!("Python 3.12.1")),
+            "tool changed: tools.python3: Python 3.11.2 → Python 3.12.1"
+        );
+        assert_eq!(
+            with(&["platform"], json!("macos-aarch64")),
+            "platform changed: platform: linux-x86_64 → macos-aarch64"
+        );
+        assert_eq!(
+            with(&["inputs", "f.py"], json!("c".repeat(64))),
+            "input changed: inputs.f.py: aaaaaaaaaaaa → cccccccccccc"
+        );
+        assert_eq!(
+            with(&["uses", "prepare.train"], json!("d".repeat(64))),
+            "upstream output changed: `prepare` (uses.prepare.train: bbbbbbbbbbbb → dddddddddddd)"
+        );
+        assert_eq!(
+            Reason::classify_user(&base, &base).render(),
+            "this mlbuild keys the step differently (semantics version 1); it reruns once"
         );
     }
 

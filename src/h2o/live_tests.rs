@@ -325,6 +325,7 @@ async fn live_hold_node() {
         nodes: 1,
         threads: None,
         class_data: ClassData::None,
+        native_libs: None,
     };
     let node = LocalNode::launch(&spec).await.unwrap();
     eprintln!(

@@ -26,6 +26,7 @@ pub mod exchange;
 pub mod java;
 pub mod leaderboard;
 pub mod ledger;
+pub mod native;
 pub mod node;
 pub mod provision;
 pub mod warm;
@@ -189,7 +190,9 @@ impl Engine {
             nodes: cfg.nodes,
             threads: cfg.threads,
             class_data: ClassData::None,
+            native_libs: None,
         };
+        spec.native_libs = native::prepare(&spec.jar, &cfg.tool_cache, cfg.jar.is_some(), log);
         spec.class_data = cds::prepare(&spec, &cfg.tool_cache, cfg.jar.is_some(), log).await;
         log(&format!(
             "starting H2O ({}, Java {}{}) …",

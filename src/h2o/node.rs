@@ -55,6 +55,9 @@ pub struct LaunchSpec {
     pub threads: Option<u32>,
     /// A class-data-sharing archive to map, or to write at exit ([`super::cds`]).
     pub class_data: ClassData,
+    /// A directory holding XGBoost's native libraries, put first on the library path
+    /// ([`super::native`]); H2O unpacks them from the jar when `None`.
+    pub native_libs: Option<PathBuf>,
 }
 
 /// What a JVM does with a class-data-sharing archive ([`super::cds`]).
@@ -79,6 +82,7 @@ impl LaunchSpec {
             nodes: 1,
             threads: None,
             class_data: ClassData::None,
+            native_libs: None,
         }
     }
 }
@@ -378,8 +382,9 @@ impl NodeCommand {
                 };
                 let ice_root = node_dir.join("ice_root");
                 let log_dir = node_dir.join("logs");
-                // The JVM's temp dir, ours to remove: H2O unpacks XGBoost's 157 MB native
-                // library there at every start and deletes it only at a clean exit.
+                // The JVM's temp dir, ours to remove: unless `native_libs` names them, H2O
+                // unpacks XGBoost's 157 MB native library there at every start and deletes it
+                // only at a clean exit.
                 let tmp = node_dir.join(SCRATCH[1]);
                 for d in [&ice_root, &log_dir, &tmp] {
                     std::fs::create_dir_all(d)
@@ -392,32 +397,7 @@ impl NodeCommand {
                     .try_clone()
                     .map_err(|e| H2oError::io("could not open", &log_path, e))?;
                 let mut cmd = Command::new(&spec.java);
-                match &spec.class_data {
-                    ClassData::None => {}
-                    ClassData::Use(archive) => {
-                        let mut flag = std::ffi::OsString::from("-XX:SharedArchiveFile=");
-                        flag.push(archive);
-                        let mut log =
-                            std::ffi::OsString::from("-Xlog:cds=info,cds+dynamic=info:file=");
-                        log.push(node_dir.join("cds.log"));
-                        cmd.arg(flag).arg(log);
-                    }
-                    ClassData::Dump(archive) => {
-                        let mut flag = std::ffi::OsString::from("-XX:ArchiveClassesAtExit=");
-                        flag.push(archive);
-                        // The dump's own warnings (classes it cannot archive) stay out of node.log.
-                        cmd.arg(flag).arg("-Xlog:cds=off,cds+dynamic=off");
-                    }
-                }
-                let mut tmpdir = std::ffi::OsString::from("-Djava.io.tmpdir=");
-                tmpdir.push(&tmp);
-                cmd.arg(tmpdir);
-                if spec.nodes <= 1 {
-                    // One node: the throughput collector (AutoML's allocation-heavy work on few
-                    // cores; G1's concurrent threads compete with it). A cloud keeps G1, whose
-                    // short pauses keep heartbeats between nodes on time.
-                    cmd.arg("-XX:+UseParallelGC");
-                }
+                jvm_options(&mut cmd, spec, &node_dir, &tmp);
                 cmd.arg(format!("-Xmx{}", spec.memory))
                     .arg("-jar")
                     .arg(&spec.jar)
@@ -542,6 +522,39 @@ fn keeper_main(
                 }
             }
         }
+    }
+}
+
+/// The JVM options before `-Xmx` of a node: the class-data archive, XGBoost's native
+/// libraries, the temp dir inside the node's directory and, for a single node, the collector.
+fn jvm_options(cmd: &mut Command, spec: &LaunchSpec, node_dir: &Path, tmp: &Path) {
+    match &spec.class_data {
+        ClassData::None => {}
+        ClassData::Use(archive) => {
+            let mut flag = std::ffi::OsString::from("-XX:SharedArchiveFile=");
+            flag.push(archive);
+            let mut log = std::ffi::OsString::from("-Xlog:cds=info,cds+dynamic=info:file=");
+            log.push(node_dir.join("cds.log"));
+            cmd.arg(flag).arg(log);
+        }
+        ClassData::Dump(archive) => {
+            let mut flag = std::ffi::OsString::from("-XX:ArchiveClassesAtExit=");
+            flag.push(archive);
+            // The dump's own warnings (classes it cannot archive) stay out of node.log.
+            cmd.arg(flag).arg("-Xlog:cds=off,cds+dynamic=off");
+        }
+    }
+    if let Some(libs) = &spec.native_libs {
+        cmd.env("LD_LIBRARY_PATH", super::native::library_path(libs));
+    }
+    let mut tmpdir = std::ffi::OsString::from("-Djava.io.tmpdir=");
+    tmpdir.push(tmp);
+    cmd.arg(tmpdir);
+    if spec.nodes <= 1 {
+        // One node: the throughput collector (AutoML's allocation-heavy work on few
+        // cores; G1's concurrent threads compete with it). A cloud keeps G1, whose
+        // short pauses keep heartbeats between nodes on time.
+        cmd.arg("-XX:+UseParallelGC");
     }
 }
 

@@ -174,7 +174,7 @@ fn verified_cached(jar: &Path) -> Result<bool, H2oError> {
     Ok(true)
 }
 
-fn stamp_of(meta: &std::fs::Metadata) -> String {
+pub(crate) fn stamp_of(meta: &std::fs::Metadata) -> String {
     use std::os::unix::fs::MetadataExt;
     let ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
     format!("{} {}", meta.len(), ns)

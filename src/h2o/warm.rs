@@ -300,7 +300,9 @@ async fn launch(cfg: &EngineConfig, log: &(dyn Fn(&str) + Sync)) -> Result<WarmN
         nodes: 1,
         threads: None,
         class_data: super::ClassData::None,
+        native_libs: None,
     };
+    spec.native_libs = super::native::prepare(&spec.jar, &cfg.tool_cache, cfg.jar.is_some(), log);
     spec.class_data = super::cds::prepare(&spec, &cfg.tool_cache, cfg.jar.is_some(), log).await;
     let NodeCommand {
         mut cmd,

@@ -225,6 +225,22 @@ impl Printer {
     }
 }
 
+/// A byte count for people: `12 B`, `1.5 KiB`, `3.2 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
 pub fn human_ms(ms: u64) -> String {
     if ms < 1000 {
         format!("{ms}ms")
@@ -307,5 +323,14 @@ mod sanitize_tests {
             sanitize("ünïcode ✓"),
             std::borrow::Cow::Borrowed(_)
         ));
+    }
+}
+
+#[cfg(test)]
+mod bytes_tests {
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(super::human_bytes(12), "12 B");
+        assert_eq!(super::human_bytes(1536), "1.5 KiB");
     }
 }

@@ -14,6 +14,7 @@ pub mod prepare;
 pub mod restored;
 #[cfg(test)]
 mod results_tests;
+pub mod user;
 
 use std::collections::BTreeMap;
 

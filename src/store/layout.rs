@@ -35,7 +35,8 @@ pub enum Bucket {
     Actions,
     /// `v1/profiles/`: one sealed profile per data snapshot.
     Profiles,
-    /// `v1/sources/`: memos of a source's conversion and incremental state.
+    /// `v1/sources/`: memos of a source's conversion and incremental state, and of user
+    /// steps' tool versions.
     Sources,
     /// `v1/tmp/`: temporary files, renamed into the other buckets when complete.
     Tmp,

@@ -153,6 +153,20 @@ impl Store {
         self.bucket(Bucket::Sources).join(name)
     }
 
+    /// The memo of user steps' tool versions (by program path, size, mtime and arguments).
+    pub fn tool_memo_path(&self) -> PathBuf {
+        self.bucket(Bucket::Sources).join("tool-versions.json")
+    }
+
+    /// A fresh directory for one run of a user step, in the temp bucket (removed on drop).
+    pub fn step_dir(&self) -> Result<tempfile::TempDir, StoreError> {
+        let dir = self.bucket(Bucket::Tmp);
+        tempfile::Builder::new()
+            .prefix("step-")
+            .tempdir_in(&dir)
+            .map_err(io_err("create a directory in", &dir))
+    }
+
     pub fn blob_path(&self, digest: &str) -> PathBuf {
         self.bucket(Bucket::Blobs).join(&digest[..2]).join(digest)
     }

@@ -313,7 +313,7 @@ async fn plan(app: &Arc<App>) -> Result<Vec<crate::pipeline::PlanEntry>> {
                 crate::pipeline::RunOptions::default(),
             )
             .await;
-            Ok(crate::pipeline::complete_plan(&entries?))
+            entries
         })
     })
     .await

@@ -301,6 +301,10 @@ fn cloud_jvms(p: &Project) -> Vec<u32> {
 /// `[h2o] nodes = 2` without a URL launches a two-JVM cloud for the run and stops both JVMs
 /// when the run succeeds, when mlbuild is interrupted, and when it is killed.
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario: a run, an interrupted run, a killed run, and what each leaves"
+)]
 fn a_managed_two_node_cloud_never_outlives_mlbuild() {
     let p = cluster_project("nodes = 2\nthreads = 1\nmemory = \"1g\"");
     let run = Run::from(p.command(&["run", "--json"]).output().unwrap()).ok();
@@ -338,17 +342,31 @@ fn a_managed_two_node_cloud_never_outlives_mlbuild() {
         "train and holdout imported where they lie"
     );
 
-    // H2O unpacks XGBoost's 157 MB native library into the JVM's temp dir at every start and
-    // removes it only at a clean exit: mlbuild points that dir into the node's own.
+    // XGBoost's native libraries come from the tool cache, unpacked once: no JVM unpacks its
+    // 157 MB copy. With that off (`MLBUILD_H2O_NATIVE_LIBS=0`) H2O unpacks into the JVM's temp
+    // dir at every start and removes it only at a clean exit: mlbuild points that dir into the
+    // node's own.
     let unpacked = || {
         walk(&p.file("cache/h2o"))
             .into_iter()
             .filter(|f| f.contains("libxgboost4j"))
             .collect::<Vec<_>>()
     };
+    let mapped_libs = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/maps"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .filter(|f| f.contains("libxgboost4j"))
+            .map(str::to_string)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
     for signal in [libc::SIGINT, libc::SIGKILL] {
-        let mut child = p
-            .command(&["run", "--force", "execute"])
+        let mut cmd = p.command(&["run", "--force", "execute"]);
+        if signal == libc::SIGKILL {
+            cmd.env(mlbuild::h2o::native::ENV, "0");
+        }
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -359,6 +377,29 @@ fn a_managed_two_node_cloud_never_outlives_mlbuild() {
             assert!(
                 wait_until(60, || !unpacked().is_empty()),
                 "unpacked in the node dirs"
+            );
+        } else {
+            let native = mlbuild::h2o::native::dir_for(
+                &mlbuild::h2o::default_tool_cache(),
+                mlbuild::h2o::JAR_SHA256,
+            );
+            for pid in cloud_jvms(&p) {
+                assert!(
+                    wait_until(60, || !mapped_libs(pid).is_empty()),
+                    "JVM {pid} loads XGBoost"
+                );
+                for lib in mapped_libs(pid) {
+                    assert!(
+                        std::path::Path::new(&lib).starts_with(&native),
+                        "JVM {pid} maps {lib}, not from {}",
+                        native.display()
+                    );
+                }
+            }
+            assert_eq!(
+                unpacked(),
+                Vec::<String>::new(),
+                "nothing unpacked per node"
             );
         }
         // SAFETY: signals a child we started.

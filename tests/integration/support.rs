@@ -65,14 +65,15 @@ pub async fn launch_node(
     threads: Option<u32>,
 ) -> mlbuild::h2o::LocalNode {
     let java = mlbuild::h2o::find_java().expect("tests need Java 8–17");
-    let jar = mlbuild::h2o::locate_or_provision_jar(
-        std::env::var_os("MLBUILD_H2O_JAR")
-            .map(PathBuf::from)
-            .as_deref(),
-        &mlbuild::h2o::default_tool_cache(),
-        &|m| eprintln!("[tests] {m}"),
-    )
+    let explicit = std::env::var_os("MLBUILD_H2O_JAR").map(PathBuf::from);
+    let tool_cache = mlbuild::h2o::default_tool_cache();
+    let jar = mlbuild::h2o::locate_or_provision_jar(explicit.as_deref(), &tool_cache, &|m| {
+        eprintln!("[tests] {m}")
+    })
     .expect("the pinned H2O jar");
+    let native_libs = mlbuild::h2o::native::prepare(&jar, &tool_cache, explicit.is_some(), &|m| {
+        eprintln!("[tests] {m}")
+    });
     mlbuild::h2o::LocalNode::launch(&mlbuild::h2o::LaunchSpec {
         java: java.path,
         jar,
@@ -81,6 +82,7 @@ pub async fn launch_node(
         nodes,
         threads,
         class_data: mlbuild::h2o::ClassData::None,
+        native_libs,
     })
     .await
     .unwrap_or_else(|e| panic!("an H2O cloud of {nodes} node(s): {e}"))
