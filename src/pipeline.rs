@@ -120,10 +120,7 @@ impl StepId {
     }
 
     fn key_inputs(&self, inputs: Value) -> KeyInputs {
-        match self.builtin {
-            Some(_) => KeyInputs::new(&self.name, inputs),
-            None => KeyInputs::user(&self.name, inputs),
-        }
+        KeyInputs::new(&self.name, inputs)
     }
 }
 

@@ -135,11 +135,13 @@ pub const EXECUTE_SEMANTICS: u32 = 3;
 /// | `uses` | each upstream output's digest |
 pub const USER_SEMANTICS: u32 = 1;
 
-/// The semantics version of a step's key.
+/// The semantics version of a step's key: a name that is none of the eight is a user step's
+/// (`[[steps]]` names never take a built-in one).
 pub fn semantics_of(step: &str) -> u32 {
     match step {
         "execute" => EXECUTE_SEMANTICS,
-        _ => SEMANTICS,
+        s if Step::ALL.iter().any(|b| b.as_str() == s) => SEMANTICS,
+        _ => USER_SEMANTICS,
     }
 }
 
@@ -166,16 +168,6 @@ impl KeyInputs {
         // serde_json's Map is a BTreeMap (no `preserve_order`), so object keys come out sorted.
         let value = serde_json::to_value(self).expect("key inputs serialise");
         serde_json::to_string(&value).expect("json values serialise")
-    }
-
-    /// A user step's key inputs ([`USER_SEMANTICS`]).
-    pub fn user(name: &str, inputs: Value) -> KeyInputs {
-        KeyInputs {
-            format: KEY_FORMAT,
-            semantics: USER_SEMANTICS,
-            step: name.to_string(),
-            inputs,
-        }
     }
 
     pub fn key(&self) -> String {

@@ -87,7 +87,7 @@ pub async fn key_inputs(
             (k.clone(), v)
         })
         .collect();
-    let tools = tool_versions(ctx.store, step, ctx.mode).await?;
+    let tools = tool_versions(ctx.store, project, step, ctx.mode).await?;
     let inputs = json!({
         "run": step.run,
         "outputs": step.outputs,
@@ -145,6 +145,7 @@ fn glob_matches(pattern: &str, path: &str) -> bool {
 /// and the arguments) or, in a run, by running them.
 async fn tool_versions(
     store: &Store,
+    project: &Path,
     step: &UserStep,
     mode: Mode,
 ) -> Result<BTreeMap<String, String>> {
@@ -166,7 +167,7 @@ async fn tool_versions(
         if args.is_empty() {
             args.push("--version");
         }
-        let Some(resolved) = which(program, &path_var) else {
+        let Some(resolved) = which(project, program, &path_var) else {
             return Err(Diagnostic::new(format!(
                 "step `{}`: tool `{program}` is not on the step's PATH ({path_var})",
                 step.name
@@ -241,9 +242,11 @@ fn step_path(step: &UserStep) -> String {
     }
 }
 
-fn which(program: &str, path_var: &str) -> Option<PathBuf> {
+/// A program named with a `/` is a path (relative to the project); otherwise it is looked
+/// for on `path_var`.
+fn which(project: &Path, program: &str, path_var: &str) -> Option<PathBuf> {
     if program.contains('/') {
-        let p = PathBuf::from(program);
+        let p = project.join(program);
         return p.is_file().then_some(p);
     }
     std::env::split_paths(path_var)
@@ -340,8 +343,10 @@ pub async fn run(ctx: &Ctx<'_>, step: &UserStep, keyed: &Keyed) -> Result<StepOu
     let mut cmd = match sandbox {
         Sandbox::Bwrap => {
             let mut c = tokio::process::Command::new("bwrap");
+            // No private /tmp: a write there would succeed and vanish; `TMPDIR` is inside the
+            // step's directory.
             c.args(["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"])
-                .args(["--tmpfs", "/tmp", "--die-with-parent", "--bind"])
+                .args(["--die-with-parent", "--bind"])
                 .arg(&work)
                 .arg(&work)
                 .arg("--chdir")

@@ -40,3 +40,4 @@ mod serve;
 mod sources;
 mod ui;
 mod user_config;
+mod user_steps;

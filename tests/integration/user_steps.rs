@@ -1,0 +1,379 @@
+//! `[[steps]]`: a user's own steps, keyed, cached, confined and explained like the built-ins
+//! (docs/steps.md). The trained fixture is reused, so the built-in steps replay and only the
+//! user steps run — offline: no H2O is reachable, which proves none was needed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{locked_entry, trained, Project, Run};
+
+/// Writes `featurize.py`: the prepared training rows with one derived column, and what the
+/// step could see (its environment's names, the files in its directory) in `seen.txt`.
+const FEATURIZE: &str = r#"import csv, json, os, sys
+src, out, params = sys.argv[1], sys.argv[2], sys.argv[3]
+k = json.load(open(params))["scale"]
+with open(src) as f, open(out, "w", newline="") as g:
+    r, w = csv.reader(f), csv.writer(g)
+    head = next(r)
+    w.writerow(head + ["AGE_SCALED"])
+    i = head.index("AGE")
+    for row in r:
+        w.writerow(row + [str(float(row[i]) * k) if row[i] else ""])
+files = sorted(os.path.relpath(os.path.join(d, n)) for d, _, ns in os.walk(".") for n in ns
+               if not d.startswith("./.mlbuild"))
+with open("seen.txt", "w") as s:
+    s.write(json.dumps({"env": sorted(os.environ), "path": os.environ["PATH"], "files": files}))
+"#;
+
+const STEPS: &str = r#"
+[[steps]]
+name = "featurize"
+after = "prepare"
+run = ["python3", "featurize.py", "{use.prepare.train}", "{out.features}", "{params}"]
+inputs = ["featurize.py"]
+uses = ["prepare.train"]
+params = { scale = 2 }
+env = ["MLBUILD_TEST_VISIBLE"]
+tools = ["python3"]
+outputs = { features = "features.csv", seen = "seen.txt" }
+
+[[steps]]
+name = "count"
+after = "conclude"
+run = ["sh", "-c", "wc -l < {use.featurize.features} > n.txt"]
+uses = ["featurize.features"]
+outputs = { n = "n.txt" }
+
+[[steps]]
+name = "stamp"
+after = "conclude"
+run = ["sh", "-c", "echo stamp > s.txt"]
+outputs = { s = "s.txt" }
+cache = false
+"#;
+
+fn with_steps(steps: &str) -> Project {
+    let p = trained().clone_trained();
+    p.write("featurize.py", FEATURIZE);
+    p.write("secret.txt", "not declared");
+    let toml = p.read("ml.toml");
+    p.write("ml.toml", &format!("{toml}{steps}"));
+    p
+}
+
+/// `mlbuild ARGS` with no engine reachable and the two test variables set.
+fn offline(p: &Project, args: &[&str]) -> Run {
+    let mut cmd = p.command(args);
+    cmd.env("MLBUILD_H2O_URL", "http://127.0.0.1:9")
+        .env("MLBUILD_TEST_VISIBLE", "yes")
+        .env("MLBUILD_TEST_HIDDEN", "no");
+    Run::from(cmd.output().unwrap())
+}
+
+fn blob(p: &Project, digest: &str) -> PathBuf {
+    p.file("cache/v1/cas").join(&digest[..2]).join(digest)
+}
+
+fn output_digest(p: &Project, step: &str, output: &str) -> String {
+    locked_entry(p, step)["outputs"][output]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario: a first run, what the step saw, the lock, hits, a lost output, explained reruns"
+)]
+fn user_steps_run_hermetically_and_cache_like_built_in_steps() {
+    let p = with_steps(STEPS);
+    let run = offline(&p, &["run", "--json"]).ok();
+    let statuses = run.statuses();
+    assert_eq!(statuses["featurize"], "ran", "{statuses:?}");
+    assert_eq!(statuses["count"], "ran");
+    assert_eq!(statuses["stamp"], "ran");
+    for builtin in ["define", "prepare", "execute", "conclude"] {
+        assert_eq!(statuses[builtin], "cached", "{statuses:?}");
+    }
+    assert_eq!(run.done()["status"], "ok");
+    assert_eq!(run.done()["h2o_started"], false);
+    let order: Vec<String> = run
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "step")
+        .map(|e| e["step"].as_str().unwrap().to_string())
+        .collect();
+    let at = |s: &str| order.iter().position(|x| x == s).unwrap();
+    assert!(at("prepare") < at("featurize") && at("featurize") < at("confirm"));
+    assert!(at("conclude") < at("count") && at("count") < at("stamp"));
+
+    // What the command saw: its declared input only, and a cleared environment.
+    let seen: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(blob(&p, &output_digest(&p, "featurize", "seen"))).unwrap(),
+    )
+    .unwrap();
+    // (`features.csv` is its own output, written before it looked.)
+    assert_eq!(
+        seen["files"],
+        serde_json::json!(["features.csv", "featurize.py"])
+    );
+    assert_eq!(seen["path"], "/usr/local/bin:/usr/bin:/bin");
+    let env: Vec<&str> = seen["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(env.contains(&"MLBUILD_TEST_VISIBLE"), "{env:?}");
+    assert!(!env.contains(&"MLBUILD_TEST_HIDDEN"), "{env:?}");
+    assert!(!env.iter().any(|v| v.starts_with("CARGO")), "{env:?}");
+
+    // In ml.lock: the key's inputs, placeholders unexpanded, and the outputs.
+    let locked = locked_entry(&p, "featurize");
+    assert_eq!(locked["inputs"]["run"][2], "{use.prepare.train}");
+    assert_eq!(locked["inputs"]["env"]["MLBUILD_TEST_VISIBLE"], "yes");
+    assert!(locked["inputs"]["tools"]["python3"]
+        .as_str()
+        .unwrap()
+        .starts_with("Python 3"));
+    let features = output_digest(&p, "featurize", "features");
+    let bytes = std::fs::read(blob(&p, &features)).unwrap();
+    assert!(String::from_utf8_lossy(&bytes)
+        .lines()
+        .next()
+        .unwrap()
+        .ends_with(",AGE_SCALED"));
+
+    // A second run: hits, but `cache = false` runs every time.
+    let again = offline(&p, &["run", "--json"]).ok();
+    assert_eq!(again.statuses()["featurize"], "cached");
+    assert_eq!(again.statuses()["count"], "cached");
+    assert_eq!(again.step("stamp")["status"], "ran");
+    assert_eq!(
+        again.step("stamp")["reason"],
+        "runs every time (`cache = false`)"
+    );
+
+    // An output gone from the store is rebuilt, byte for byte.
+    std::fs::remove_file(blob(&p, &features)).unwrap();
+    let rebuilt = offline(&p, &["run", "--json"]).ok();
+    assert_eq!(rebuilt.statuses()["featurize"], "ran");
+    assert_eq!(std::fs::read(blob(&p, &features)).unwrap(), bytes);
+    assert_eq!(rebuilt.statuses()["count"], "cached", "early cutoff");
+
+    // Explained: a param, an input file, an env value; the users of a stale step follow it.
+    p.edit("scale = 2", "scale = 3");
+    let explained = offline(&p, &["explain", "featurize"]).ok();
+    assert_eq!(
+        explained.stdout.trim(),
+        "featurize is stale: config changed: params.scale: 2 → 3"
+    );
+    let status = offline(&p, &["status"]).ok();
+    assert!(
+        status.stdout.contains("confirm  fresh"),
+        "built-in steps do not read user steps' outputs: {}",
+        status.stdout
+    );
+    assert!(
+        status
+            .stdout
+            .contains("count  stale upstream step `featurize` is stale"),
+        "{}",
+        status.stdout
+    );
+    p.edit("scale = 3", "scale = 2");
+    p.write("featurize.py", &format!("{FEATURIZE}# edited\n"));
+    let explained = offline(&p, &["explain", "featurize"]).ok();
+    assert!(
+        explained
+            .stdout
+            .starts_with("featurize is stale: input changed: inputs.featurize.py: "),
+        "{}",
+        explained.stdout
+    );
+    p.write("featurize.py", FEATURIZE);
+    let mut cmd = p.command(&["explain", "featurize"]);
+    cmd.env("MLBUILD_TEST_VISIBLE", "changed");
+    let explained = Run::from(cmd.output().unwrap()).ok();
+    assert_eq!(
+        explained.stdout.trim(),
+        "featurize is stale: environment changed: env.MLBUILD_TEST_VISIBLE: yes → changed"
+    );
+
+    // `run STEP` and `--force STEP` take a user step's name; an unknown one is named.
+    let forced = offline(&p, &["run", "featurize", "--force", "featurize", "--json"]).ok();
+    assert_eq!(forced.statuses()["featurize"], "ran");
+    assert!(!forced.statuses().contains_key("confirm"));
+    let unknown = offline(&p, &["run", "featurise"]);
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown.stderr.contains("there is no step `featurise`")
+            && unknown.stderr.contains("did you mean `featurize`?"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+/// A command that fails, or exits 0 without writing an output, fails the step with its
+/// stderr's last lines, and nothing is cached: the next run runs it again.
+#[test]
+fn a_failing_user_step_caches_nothing_and_shows_its_stderr() {
+    let p = Project::from_fixture("prostate");
+    let toml = p.read("ml.toml");
+    p.write(
+        "ml.toml",
+        &format!(
+            "{toml}\n[[steps]]\nname = \"broken\"\nafter = \"prepare\"\nrun = [\"sh\", \"-c\", \"echo first >&2; echo 'bad column AGE' >&2; exit 3\"]\noutputs = {{ o = \"o.txt\" }}\n"
+        ),
+    );
+    for _ in 0..2 {
+        let run = p.mlbuild_offline(&["run", "broken"]);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("exited with 3; its stderr ends:\n  | first\n  | bad column AGE"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("failed broken"), "{}", run.stderr);
+    }
+    p.edit("exit 3", "exit 0");
+    let run = p.mlbuild_offline(&["run", "broken"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("exited 0 but did not write `o` (o.txt); its stderr ends:"),
+        "{}",
+        run.stderr
+    );
+    p.edit("exit 0", "echo ok > o.txt");
+    let run = p.mlbuild_offline(&["run", "broken", "--json"]).ok();
+    assert_eq!(run.statuses()["broken"], "ran");
+}
+
+/// A step that writes outside its directory fails: under bwrap the write itself fails; in the
+/// checked mode the write is found in the project and named.
+#[test]
+fn writes_outside_a_steps_directory_fail() {
+    let p = Project::from_fixture("prostate");
+    let toml = p.read("ml.toml");
+    // The step's directory is `cache/v1/tmp/step-*`: four levels under the project.
+    p.write(
+        "ml.toml",
+        &format!(
+            "{toml}\n[[steps]]\nname = \"escape\"\nafter = \"locate\"\nrun = [\"sh\", \"-c\", \"set -e; echo x > ../../../../escaped.txt; echo ok > o.txt\"]\noutputs = {{ o = \"o.txt\" }}\n"
+        ),
+    );
+    let bwrap = Command::new("bwrap")
+        .args(["--ro-bind", "/", "/", "--dev", "/dev", "--", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if bwrap {
+        let run = p.mlbuild_offline(&["run", "escape"]);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(
+            run.stderr.contains("Read-only file system"),
+            "{}",
+            run.stderr
+        );
+        assert!(!p.file("escaped.txt").exists());
+    } else {
+        eprintln!("note: bwrap cannot make a sandbox here; testing the checked mode only");
+    }
+    let mut cmd = p.command(&["run", "escape"]);
+    cmd.env("MLBUILD_H2O_URL", "http://127.0.0.1:9")
+        .env("MLBUILD_STEP_SANDBOX", "checked");
+    let run = Run::from(cmd.output().unwrap());
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("step `escape` wrote into the project: escaped.txt"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `status` and `explain` never run a user's command, tools included: a tool's version is
+/// asked by `run`, once per program file (its path, size and mtime).
+#[test]
+fn planning_never_runs_a_tool_and_runs_ask_it_once() {
+    let p = trained().clone_trained();
+    let log = p.file("tool.log");
+    p.write(
+        "tool.sh",
+        &format!(
+            "#!/bin/sh\necho asked >> {}\necho tool 1.0\n",
+            log.display()
+        ),
+    );
+    let mut perms = std::fs::metadata(p.file("tool.sh")).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(p.file("tool.sh"), perms).unwrap();
+    let toml = p.read("ml.toml");
+    p.write(
+        "ml.toml",
+        &format!(
+            "{toml}\n[[steps]]\nname = \"t\"\nafter = \"locate\"\nrun = [\"sh\", \"-c\", \"echo ok > o.txt\"]\ntools = [\"./tool.sh\"]\noutputs = {{ o = \"o.txt\" }}\n"
+        ),
+    );
+    let asked = |p: &Path| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    p.mlbuild_offline(&["status"]).ok();
+    p.mlbuild_offline(&["explain", "t"]).ok();
+    assert_eq!(asked(&log), 0, "planning asked the tool");
+    p.mlbuild_offline(&["run"]).ok();
+    p.mlbuild_offline(&["run"]).ok();
+    assert_eq!(asked(&log), 1, "asked once");
+    assert_eq!(
+        locked_entry(&p, "t")["inputs"]["tools"]["./tool.sh"],
+        "tool 1.0"
+    );
+    // A new program file is asked again, and a new version reruns the step.
+    p.write(
+        "tool.sh",
+        &format!(
+            "#!/bin/sh\necho asked >> {}\necho tool 2.0\n",
+            log.display()
+        ),
+    );
+    let explained = p.mlbuild_offline(&["explain", "t"]).ok();
+    assert_eq!(
+        explained.stdout.trim(),
+        "t is stale: tool changed: tools../tool.sh: tool 1.0 → (not probed yet: `mlbuild run` asks it)"
+    );
+    let run = p.mlbuild_offline(&["run", "--json"]).ok();
+    assert_eq!(asked(&log), 2);
+    assert_eq!(
+        run.step("t")["reason"],
+        "tool changed: tools../tool.sh: tool 1.0 → tool 2.0"
+    );
+}
+
+/// A user step's outputs go to the remote cache; a clone without them restores them from it
+/// without running the command.
+#[test]
+fn user_steps_are_pushed_and_restored_by_the_remote_cache() {
+    let Some(nginx) = crate::remote::Nginx::start() else {
+        return;
+    };
+    let p = with_steps(STEPS);
+    let remote = |p: &Project, args: &[&str]| {
+        let mut cmd = p.command(args);
+        cmd.env("MLBUILD_H2O_URL", "http://127.0.0.1:9")
+            .env("MLBUILD_TEST_VISIBLE", "yes")
+            .env("MLBUILD_REMOTE_CACHE", nginx.url());
+        Run::from(cmd.output().unwrap())
+    };
+    remote(&p, &["run", "--json"]).ok();
+    let features = output_digest(&p, "featurize", "features");
+    let bytes = std::fs::read(blob(&p, &features)).unwrap();
+    std::fs::remove_file(blob(&p, &features)).unwrap();
+    let run = remote(&p, &["run", "--json"]).ok();
+    assert_eq!(run.statuses()["featurize"], "restored", "{}", run.stdout);
+    assert_eq!(std::fs::read(blob(&p, &features)).unwrap(), bytes);
+}
