@@ -252,7 +252,12 @@ async fn gc(paths: &Paths, store: &Store, printer: &Printer, dry_run: bool) -> R
     }
     let mut freed = 0;
     for Doomed { path, bytes, .. } in &doomed {
-        match std::fs::remove_file(path) {
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+        match removed {
             Ok(()) => freed += bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => printer.warn(&format!("cannot delete `{}`: {e}", path.display())),

@@ -18,7 +18,7 @@ modify, conclude. Only steps whose inputs changed rerun. A MOJO made elsewhere c
 with `mlbuild mojo validate` and registered with `mlbuild deploy --mojo FILE.zip --tag TAG`.\n\n\
 Exit codes: 0 ok, 1 error, 2 usage, 3 escalated (monitor failed: threshold or baseline, after max_attempts), \
 4 data-quality gate failed, 130 interrupted.\n\n\
-Environment: MLBUILD_H2O_URL, MLBUILD_H2O_EXCHANGE_DIR, MLBUILD_H2O_JAR, MLBUILD_H2O_CDS, MLBUILD_H2O_NATIVE_LIBS, MLBUILD_H2O_EARLY_START, MLBUILD_CACHE_DIR, MLBUILD_STATE_URL, MLBUILD_CONFIG \
+Environment: MLBUILD_H2O_URL, MLBUILD_H2O_EXCHANGE_DIR, MLBUILD_H2O_JAR, MLBUILD_H2O_CDS, MLBUILD_H2O_NATIVE_LIBS, MLBUILD_H2O_EARLY_START, MLBUILD_STEP_SANDBOX, MLBUILD_CACHE_DIR, MLBUILD_STATE_URL, MLBUILD_CONFIG \
 (user config, default ~/.config/mlbuild/config.toml: state_url, [remote] url/token, [h2o] url/exchange_dir), NO_COLOR, \
 MLBUILD_NO_PROGRESS, MLBUILD_REMOTE_CACHE, MLBUILD_REMOTE_TOKEN, MLBUILD_REMOTE_READ_ONLY, MLBUILD_REMOTE_CA, MLBUILD_SERVE_TOKEN, MLBUILD_UI_TOKEN. \
 See docs/ for details."

@@ -137,6 +137,22 @@ pub fn collectable(store: &Store, keep: &mut Keep, now: SystemTime) -> Vec<Doome
             add(format!("quarantined {}", name_of(&path)), path);
         }
     }
+    // A user step's directory left by a killed run (`Store::step_dir`).
+    for entry in fs::read_dir(store.bucket(Bucket::Tmp))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let path = entry.path();
+        if path.is_dir() && name_of(&path).starts_with("step-") && older(&path, TMP_GRACE) {
+            let bytes = walk_size(&path);
+            doomed.push(Doomed {
+                what: format!("step dir {}", name_of(&path)),
+                path,
+                bytes,
+            });
+        }
+    }
     doomed
 }
 
@@ -168,6 +184,22 @@ fn files(dir: &Path, nested: bool) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+fn walk_size(dir: &Path) -> u64 {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                walk_size(&p)
+            } else {
+                size(&p)
+            }
+        })
+        .sum()
 }
 
 fn name_of(path: &Path) -> String {
@@ -207,5 +239,33 @@ mod tests {
         let what: Vec<&str> = doomed.iter().map(|d| d.what.as_str()).collect();
         assert_eq!(what, [format!("blob {gone}")]);
         assert_eq!(doomed[0].bytes, 4);
+    }
+}
+
+#[cfg(test)]
+mod step_dir_tests {
+    use super::*;
+
+    /// A user step's directory that a killed run left is swept once it is older than the grace
+    /// period, with the bytes inside it counted; a fresh one is left to its run.
+    #[test]
+    fn gc_sweeps_a_killed_runs_step_dir_after_the_grace() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let left = store.step_dir().unwrap().keep();
+        std::fs::create_dir_all(left.join("sub")).unwrap();
+        std::fs::write(left.join("sub").join("out.csv"), b"12345").unwrap();
+        let now = SystemTime::now();
+        let fresh = collectable(&store, &mut Keep::default(), now);
+        assert!(fresh.iter().all(|d| !d.what.starts_with("step dir")));
+        let later = now + TMP_GRACE + Duration::from_secs(60);
+        let doomed = collectable(&store, &mut Keep::default(), later);
+        let swept: Vec<_> = doomed
+            .iter()
+            .filter(|d| d.what.starts_with("step dir"))
+            .collect();
+        assert_eq!(swept.len(), 1, "{doomed:?}");
+        assert_eq!(swept[0].path, left);
+        assert_eq!(swept[0].bytes, 5);
     }
 }
