@@ -107,6 +107,9 @@ struct StepId {
     builtin: Option<Step>,
     /// A user step with `cache = false`.
     uncached: bool,
+    /// A user step that provides the training data: the built-in steps after it read its
+    /// outputs.
+    provides: bool,
 }
 
 impl StepId {
@@ -116,6 +119,7 @@ impl StepId {
             pos: builtin_pos(step),
             builtin: Some(step),
             uncached: false,
+            provides: false,
         }
     }
 
@@ -281,7 +285,8 @@ impl<'a> Pipeline<'a> {
         for name in self.opts.until.iter().chain(&self.opts.force) {
             if position(config, &name.0).is_none() {
                 let order = walk_order(config);
-                let mut d = Diagnostic::new(format!("there is no step `{}`", name.0));
+                let mut d = Diagnostic::new(format!("there is no step `{}`", name.0))
+                    .exit(crate::error::Exit::Usage);
                 d = match crate::suggest::closest(&name.0, order.iter().map(String::as_str)) {
                     Some(s) => d.hint(format!("did you mean `{s}`?")),
                     None => d.hint(format!("the steps are {}", order.join(", "))),
@@ -417,11 +422,10 @@ impl<'a> Pipeline<'a> {
             });
             // A stale user step stops only the user steps that use it: the built-in steps do
             // not read its outputs.
-            match step.builtin {
-                Some(_) => self.planning_stopped = true,
-                None => {
-                    self.stale_users.insert(step.name.clone());
-                }
+            if step.builtin.is_some() || step.provides {
+                self.planning_stopped = true;
+            } else {
+                self.stale_users.insert(step.name.clone());
             }
             return Ok(Begin::Done(None));
         }
@@ -848,6 +852,35 @@ impl<'a> Pipeline<'a> {
         if let Some(end) = self.user_steps(Step::Prepare).await? {
             return Ok(end);
         }
+        // A user step that provides the training data: confirm, execute and monitor (and their
+        // keys) read its files instead of prepare's.
+        let prepare = match config.steps.iter().find(|s| !s.provides.is_empty()) {
+            None => prepare,
+            Some(user) => {
+                let (_, blobs) = self.produced.get(&user.name).with_context(|| {
+                    format!(
+                        "step `{}` provides the training data but recorded nothing",
+                        user.name
+                    )
+                })?;
+                let provided = steps::user::provided_prepare(
+                    self.ctx.store,
+                    &prepare,
+                    user,
+                    blobs,
+                    &spec.target,
+                )
+                .with_context(|| format!("step `{}` failed", user.name))?;
+                self.planner.record(
+                    Step::Prepare,
+                    1,
+                    &provided.key,
+                    &provided.output_digests,
+                    &provided.result,
+                );
+                provided
+            }
+        };
 
         // 4 confirm
         let confirm = step!(
@@ -1006,6 +1039,7 @@ impl<'a> Pipeline<'a> {
                 pos,
                 builtin: None,
                 uncached: !user.cache,
+                provides: !user.provides.is_empty(),
             };
             let summary = steps::user::summary;
             let entry = match self.begin(&id, 1, keyed.inputs.clone(), summary).await? {

@@ -39,6 +39,8 @@ pub struct Scorer {
     required: Vec<usize>,
     /// Per signature column: its index in the prepared row (or in `inputs` without replay).
     sources: Vec<usize>,
+    /// The user step whose rows the version was trained on (`provides`), when one was.
+    provided_by: Option<String>,
 }
 
 /// Reusable per-thread buffers for [`Scorer::score`].
@@ -90,14 +92,25 @@ impl Scorer {
             inputs,
             required,
             sources,
+            provided_by: None,
         })
+    }
+
+    /// Marks a version trained on the rows of a user step (`provided_by` in its provenance):
+    /// rows missing its columns are refused with an error that says why.
+    pub fn provided_by(mut self, version: Option<&Version>) -> Scorer {
+        self.provided_by = version
+            .and_then(|v| v.provenance["provided_by"].as_str())
+            .map(str::to_string);
+        self
     }
 
     /// Loads the model `--model` names; see [`resolve`].
     pub async fn open(dir: &Path, model: &str) -> Result<Scorer> {
         let r = resolve(dir, model).await?;
         let mojo = Mojo::load(&r.bytes).context("loading the MOJO")?;
-        Scorer::new(mojo, r.replay, r.version.map(|v| v.id))
+        let scorer = Scorer::new(mojo, r.replay, r.version.as_ref().map(|v| v.id.clone()))?;
+        Ok(scorer.provided_by(r.version.as_ref()))
     }
 
     /// The columns a row is given in, in order.
@@ -156,6 +169,15 @@ impl Scorer {
             .filter(|&&i| fields[i].is_none())
             .map(|&i| format!("`{}`", self.inputs[i]))
             .collect();
+        if let (false, Some(step)) = (missing.is_empty(), &self.provided_by) {
+            return Err(Diagnostic::new(format!(
+                "the input has no column {}: this version was trained on the rows that step `{step}` provides, and mlbuild cannot replay a user's command on raw rows; it takes rows in that schema: {}",
+                missing.join(", "),
+                self.signature_text()
+            ))
+            .hint(format!("score rows that went through `{step}` (its `train` output has the schema)"))
+            .into());
+        }
         if !missing.is_empty() {
             return Err(Diagnostic::new(format!(
                 "the input has no column {}; the model needs: {}",

@@ -26,7 +26,8 @@ pub fn stamp(files: &[PathBuf]) -> Stamp {
 }
 
 /// The files whose edits trigger a new iteration: `ml.toml` and the data file, or every file a
-/// glob matches now (re-expanded at each poll, so a new or removed part is a change too), and
+/// glob matches now (re-expanded at each poll, so a new or removed part is a change too), the
+/// inputs `[[steps]]` declare (globs re-expanded the same way), and
 /// whether the source is a query (which no file reveals; see `--interval`).
 pub fn watched(paths: &Paths) -> (Vec<PathBuf>, bool) {
     let toml = paths.project.join("ml.toml");
@@ -39,6 +40,23 @@ pub fn watched(paths: &Paths) -> (Vec<PathBuf>, bool) {
                 Ok(found) => files.extend(found.into_iter().map(|(file, _)| file)),
                 // A missing file or an empty glob: watch the named path for its appearance.
                 Err(_) => files.push(paths.project.join(path)),
+            }
+        }
+        // The files `[[steps]]` declare as inputs (docs/steps.md).
+        for step in &loaded.config.steps {
+            for pattern in &step.inputs {
+                let full = paths.project.join(pattern);
+                let mut found: Vec<PathBuf> = glob::glob(&full.to_string_lossy())
+                    .map(|g| g.flatten().filter(|f| f.is_file()).collect())
+                    .unwrap_or_default();
+                if found.is_empty() {
+                    found.push(full);
+                }
+                for f in found {
+                    if !files.contains(&f) {
+                        files.push(f);
+                    }
+                }
             }
         }
     }
@@ -93,6 +111,33 @@ mod tests {
         );
         assert_eq!(requery_after(Some(5), false), Some(Duration::from_secs(5)));
         assert_eq!(requery_after(Some(0), true), None, "0 turns it off");
+    }
+
+    /// A user step's declared inputs are watched: an edit of its script starts an iteration.
+    #[test]
+    fn user_steps_inputs_are_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("data")).unwrap();
+        std::fs::create_dir_all(p.join("sql")).unwrap();
+        std::fs::write(p.join("data/a.csv"), "x,y\n1,2\n").unwrap();
+        std::fs::write(p.join("f.py"), "").unwrap();
+        std::fs::write(p.join("sql/a.sql"), "").unwrap();
+        std::fs::write(
+            p.join("ml.toml"),
+            "[define]\ntarget = \"y\"\n[locate]\npath = \"data/a.csv\"\n\n[[steps]]\nname = \"f\"\nafter = \"prepare\"\nrun = [\"true\"]\ninputs = [\"f.py\", \"sql/*.sql\", \"later.txt\"]\n",
+        )
+        .unwrap();
+        let (files, query) = watched(&Paths::resolve(p));
+        assert!(!query);
+        let rel: Vec<String> = files
+            .iter()
+            .map(|f| f.strip_prefix(p).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            rel,
+            ["ml.toml", "data/a.csv", "f.py", "sql/a.sql", "later.txt"]
+        );
     }
 
     #[test]

@@ -209,7 +209,8 @@ pub(crate) async fn explain(
             .filter(|e| e.attempt == 1)
             .map(|e| e.step.as_str())
             .collect();
-        let d = Diagnostic::new(format!("there is no step `{}`", step.0));
+        let d = Diagnostic::new(format!("there is no step `{}`", step.0))
+            .exit(crate::error::Exit::Usage);
         return Err(
             match crate::suggest::closest(&step.0, names.iter().copied()) {
                 Some(s) => d.hint(format!("did you mean `{s}`?")),

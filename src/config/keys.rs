@@ -102,6 +102,7 @@ const USER_STEP: &[Field] = &[
     optional("tools", Kind::StringArray),
     optional("outputs", Kind::Map(&Kind::String)),
     optional("cache", Kind::Boolean),
+    optional("provides", Kind::StringArray),
 ];
 
 pub(crate) const ROOT: &[Field] = &[

@@ -70,6 +70,10 @@ pub struct UserStep {
     /// `false`: the step runs every time (its outputs still feed downstream keys).
     #[serde(default = "default_true")]
     pub cache: bool,
+    /// `["train", "holdout"]`: its outputs of those names replace prepare's for confirm,
+    /// execute and monitor (a step after prepare only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provides: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -965,6 +965,7 @@ fn key_table_matches_the_schema() {
         tools: vec!["python3".into()],
         outputs: BTreeMap::from([("features".into(), "features.csv".into())]),
         cache: false,
+        provides: vec!["train".into(), "holdout".into()],
     }];
     let mut from_schema = Vec::new();
     schema_keys(&toml::Value::try_from(&full).unwrap(), "", &mut from_schema);
@@ -1110,6 +1111,21 @@ fn user_step_errors_point_at_their_place() {
             "\n[[steps]]\nname = \"f\"\nafter = \"prepare\"\n",
             "ml.toml:7:1: missing key `steps[0].run`",
             "",
+        ),
+        (
+            "\n[[steps]]\nname = \"f\"\nafter = \"prepare\"\nrun = [\"x\"]\nprovides = [\"train\"]\n",
+            "ml.toml:11:12: `provides` names both `train` and `holdout`, nothing else",
+            "monitor judges on the same features",
+        ),
+        (
+            "\n[[steps]]\nname = \"f\"\nafter = \"confirm\"\nrun = [\"x\"]\nprovides = [\"train\", \"holdout\"]\n",
+            "ml.toml:11:12: a step that provides the training data runs after `prepare`, not after `confirm`",
+            "set `after = \"prepare\"`",
+        ),
+        (
+            "\n[[steps]]\nname = \"f\"\nafter = \"prepare\"\nrun = [\"x\"]\nprovides = [\"train\", \"holdout\"]\noutputs = { train = \"t.csv\" }\n",
+            "ml.toml:11:12: the step provides `holdout` but has no output of that name",
+            "declare both",
         ),
     ];
     let mut wrong = Vec::new();

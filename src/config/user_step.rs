@@ -426,6 +426,49 @@ pub(crate) fn check(config: &Config, doc: &Node, at: &Locator) -> Result<(), Con
                 return Err(at.invalid(place(), ukey, message, &hint));
             }
         }
+        if !step.provides.is_empty() {
+            let mut wanted = step.provides.clone();
+            wanted.sort();
+            let place = || at.place(i, "provides", None);
+            if wanted != ["holdout", "train"] {
+                return Err(at.invalid(
+                    place(),
+                    key("provides"),
+                    "`provides` names both `train` and `holdout`, nothing else".into(),
+                    "write `provides = [\"train\", \"holdout\"]`: monitor judges on the same features as execute trains on",
+                ));
+            }
+            if step.after != "prepare" {
+                return Err(at.invalid(
+                    place(),
+                    key("provides"),
+                    format!(
+                        "a step that provides the training data runs after `prepare`, not after `{}`",
+                        step.after
+                    ),
+                    "set `after = \"prepare\"`",
+                ));
+            }
+            if let Some(missing) = ["train", "holdout"]
+                .into_iter()
+                .find(|o| !step.outputs.contains_key(*o))
+            {
+                return Err(at.invalid(
+                    place(),
+                    key("provides"),
+                    format!("the step provides `{missing}` but has no output of that name"),
+                    "declare both: `outputs = { train = \"train.csv\", holdout = \"holdout.csv\" }`",
+                ));
+            }
+            if let Some(first) = config.steps[..i].iter().find(|s| !s.provides.is_empty()) {
+                return Err(at.invalid(
+                    place(),
+                    key("provides"),
+                    format!("step `{}` already provides the training data", first.name),
+                    "one step provides it; chain the others through `uses`",
+                ));
+            }
+        }
         for (e, var) in step.env.iter().enumerate() {
             if !is_env_name(var) {
                 return Err(at.invalid(

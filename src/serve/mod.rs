@@ -218,7 +218,8 @@ async fn follow(state: Arc<AppState>, reg: Registry, dir: PathBuf, tag: String, 
             let r = predict::load_version(&paths, version)?;
             let mojo = crate::mojo::Mojo::load(&r.bytes).context("loading the MOJO")?;
             let version = r.version.as_ref().map(|v| v.id.clone()).unwrap_or_default();
-            let scorer = Scorer::new(mojo, r.replay, Some(version.clone()))?;
+            let scorer =
+                Scorer::new(mojo, r.replay, Some(version.clone()))?.provided_by(r.version.as_ref());
             Ok(Loaded { scorer, version })
         })
         .await;

@@ -535,7 +535,13 @@ fn provenance(
         "data_snapshot": locate.outputs["snapshot"],
         // The prepared training rows: confirm's drift reference once this version is production.
         "prepared_train": prepare.outputs["train"],
-        "transform": prepare.outputs.get("transform"),
+        // A version trained on rows a user step provides has no transform to replay: predict
+        // and serve take rows in the provided schema (`provided_by`).
+        "transform": match prepare.result.get("provided_by") {
+            Some(_) => None,
+            None => prepare.outputs.get("transform"),
+        },
+        "provided_by": prepare.result.get("provided_by"),
         // The leader's AutoML leaderboard (JSON blob): `diff` shows two of them side by side.
         "leaderboard": execute.outputs["leaderboard"],
         // The card's plots (SVG blobs) by name; `cache gc` keeps them with the version.

@@ -314,7 +314,7 @@ pub async fn run(ctx: &Ctx<'_>, step: &UserStep, keyed: &Keyed) -> Result<StepOu
     }
     let meta = work.join(".mlbuild");
     std::fs::create_dir_all(meta.join("use"))?;
-    std::fs::create_dir_all(meta.join("tmp"))?;
+    std::fs::create_dir_all(meta.join("scratch"))?;
     for (used, blob) in &keyed.blobs {
         let src = store
             .verified_path(blob)
@@ -364,7 +364,7 @@ pub async fn run(ctx: &Ctx<'_>, step: &UserStep, keyed: &Keyed) -> Result<StepOu
     cmd.env_clear()
         .env("PATH", step_path(step))
         .env("HOME", &work)
-        .env("TMPDIR", meta.join("tmp"))
+        .env("TMPDIR", meta.join("scratch"))
         .env("LANG", "C.UTF-8");
     for var in &step.env {
         if let Some(v) = std::env::var_os(var) {
@@ -562,4 +562,88 @@ pub fn summary(result: &Value) -> String {
     } else {
         format!("wrote {}", files.join(", "))
     }
+}
+
+/// Prepare's entry as confirm, execute and monitor see it when step `user` provides the
+/// training data (`provides = ["train", "holdout"]`): its `train` and `holdout` in place of
+/// prepare's, and a schema for their columns — prepare's type for a column prepare made, the
+/// profile's kind (numeric, else enum) for a new one. The two files must have the same columns
+/// and the target. `provided_by` in the result tells conclude that the version's rows cannot
+/// be replayed from raw ones.
+pub fn provided_prepare(
+    store: &Store,
+    prepare: &crate::store::ActionEntry,
+    user: &UserStep,
+    blobs: &BTreeMap<String, String>,
+    target: &str,
+) -> Result<crate::store::ActionEntry> {
+    use crate::config::ColumnType;
+    use crate::table::Kind;
+    let get = |name: &str| -> Result<(String, crate::table::Profile)> {
+        let digest = blobs
+            .get(name)
+            .with_context(|| format!("step `{}` recorded no `{name}`", user.name))?
+            .clone();
+        let path = store.verified_path(&digest)?;
+        let profile = super::locate::profile(store, &path, &digest)
+            .with_context(|| format!("reading `{name}` as step `{}` wrote it", user.name))?;
+        Ok((digest, profile))
+    };
+    let (train, train_profile) = get("train")?;
+    let (holdout, holdout_profile) = get("holdout")?;
+    let names = |p: &crate::table::Profile| -> Vec<String> {
+        p.columns.iter().map(|c| c.name.clone()).collect()
+    };
+    if names(&train_profile) != names(&holdout_profile) {
+        return Err(Diagnostic::new(format!(
+            "step `{}` provides `train` and `holdout` with different columns: {} and {}",
+            user.name,
+            names(&train_profile).join(", "),
+            names(&holdout_profile).join(", ")
+        ))
+        .hint("write both files with the same header: monitor scores the holdout with the model trained on train")
+        .into());
+    }
+    if train_profile.column(target).is_none() {
+        return Err(Diagnostic::new(format!(
+            "step `{}` provides training rows without the target column `{target}`",
+            user.name
+        ))
+        .hint("keep the target column in both files it writes")
+        .into());
+    }
+    if train_profile.rows == 0 || holdout_profile.rows == 0 {
+        return Err(Diagnostic::new(format!(
+            "step `{}` provides {} training and {} holdout rows",
+            user.name, train_profile.rows, holdout_profile.rows
+        ))
+        .hint("both files need rows")
+        .into());
+    }
+    let before = super::prepare::schema(store, &prepare.outputs["schema"])?;
+    let columns: Vec<(String, ColumnType)> = train_profile
+        .columns
+        .iter()
+        .map(|c| {
+            let known = before.columns.iter().find(|(n, _)| *n == c.name);
+            let ty = match (known, &c.kind) {
+                (Some((_, ty)), _) => *ty,
+                (None, Kind::Numeric) => ColumnType::Numeric,
+                (None, Kind::Categorical) => ColumnType::Enum,
+            };
+            (c.name.clone(), ty)
+        })
+        .collect();
+    let schema = store.put_bytes(&serde_json::to_vec(&super::prepare::Schema { columns })?)?;
+    let mut entry = prepare.clone();
+    for map in [&mut entry.outputs, &mut entry.output_digests] {
+        map.insert("train".into(), train.clone());
+        map.insert("holdout".into(), holdout.clone());
+        map.insert("schema".into(), schema.clone());
+    }
+    entry.output_sizes.clear();
+    entry.result["provided_by"] = Value::String(user.name.clone());
+    entry.result["train_rows"] = json!(train_profile.rows);
+    entry.result["holdout_rows"] = json!(holdout_profile.rows);
+    Ok(entry)
 }

@@ -99,10 +99,19 @@ fn step_views(
     steps: &[StepRecord],
     under_way: Option<&StepStart>,
 ) -> Vec<StepView> {
-    Step::ALL
-        .iter()
-        .map(|step| {
-            let name = step.as_str();
+    // The plan names every step in walk order, the project's `[[steps]]` among the eight.
+    let mut names: Vec<&str> = Vec::new();
+    for e in plan.iter().filter(|e| e.attempt == 1) {
+        if !names.contains(&e.step.as_str()) {
+            names.push(&e.step);
+        }
+    }
+    if names.is_empty() {
+        names = Step::ALL.iter().map(|s| s.as_str()).collect();
+    }
+    names
+        .into_iter()
+        .map(|name| {
             let entry = plan.iter().find(|e| e.step == name && e.attempt == 1);
             if let Some(start) = under_way.filter(|u| u.step == name) {
                 let why = entry.map(|e| e.reason.as_str()).unwrap_or_default();

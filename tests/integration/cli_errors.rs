@@ -93,13 +93,23 @@ fn bad_csv_names_file_and_line() {
 
 #[test]
 fn usage_errors_exit_2() {
+    // Not a step name at all: clap refuses it.
     let run = Run::from(
         std::process::Command::new(BIN)
-            .args(["run", "--force", "nosuchstep"])
+            .args(["run", "--force", "no such step"])
             .output()
             .unwrap(),
     );
     assert_eq!(run.code, 2, "{}", run.stderr);
+    // A name, but of no step of this project: the project's steps decide, still a usage error.
+    let p = Project::from_fixture("prostate");
+    let run = p.mlbuild_offline(&["run", "--force", "nosuchstep"]);
+    assert_error(
+        &run,
+        2,
+        "there is no step `nosuchstep`",
+        "the steps are define",
+    );
 }
 
 #[test]

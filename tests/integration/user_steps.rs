@@ -206,7 +206,7 @@ fn user_steps_run_hermetically_and_cache_like_built_in_steps() {
     assert_eq!(forced.statuses()["featurize"], "ran");
     assert!(!forced.statuses().contains_key("confirm"));
     let unknown = offline(&p, &["run", "featurise"]);
-    assert_eq!(unknown.code, 1);
+    assert_eq!(unknown.code, 2, "a usage error");
     assert!(
         unknown.stderr.contains("there is no step `featurise`")
             && unknown.stderr.contains("did you mean `featurize`?"),
@@ -376,4 +376,86 @@ fn user_steps_are_pushed_and_restored_by_the_remote_cache() {
     let run = remote(&p, &["run", "--json"]).ok();
     assert_eq!(run.statuses()["featurize"], "restored", "{}", run.stdout);
     assert_eq!(std::fs::read(blob(&p, &features)).unwrap(), bytes);
+}
+
+/// Adds `PSA_PER_AGE` to prepare's train and holdout rows.
+const PROVIDE: &str = r#"import csv, sys
+for src, out in ((sys.argv[1], sys.argv[3]), (sys.argv[2], sys.argv[4])):
+    with open(src) as f, open(out, "w", newline="") as g:
+        r, w = csv.reader(f), csv.writer(g)
+        head = next(r)
+        w.writerow(head + ["PSA_PER_AGE"])
+        psa, age = head.index("PSA"), head.index("AGE")
+        for row in r:
+            ok = row[psa] and row[age] and float(row[age]) > 0
+            w.writerow(row + [f"{float(row[psa]) / float(row[age]):.6g}" if ok else ""])
+"#;
+
+/// A step that provides the training data: confirm, execute and monitor see its rows, the
+/// model is trained on its columns, and predict refuses raw rows, saying why.
+#[test]
+fn a_step_that_provides_the_training_data_feeds_the_model() {
+    let p = Project::from_fixture("prostate");
+    p.write("provide.py", PROVIDE);
+    let toml = p.read("ml.toml");
+    p.write(
+        "ml.toml",
+        &format!(
+            "{toml}\n[[steps]]\nname = \"features\"\nafter = \"prepare\"\nrun = [\"python3\", \"provide.py\", \"{{use.prepare.train}}\", \"{{use.prepare.holdout}}\", \"{{out.train}}\", \"{{out.holdout}}\"]\ninputs = [\"provide.py\"]\nuses = [\"prepare.train\", \"prepare.holdout\"]\noutputs = {{ train = \"train.csv\", holdout = \"holdout.csv\" }}\nprovides = [\"train\", \"holdout\"]\n"
+        ),
+    );
+    let run = p.mlbuild(&["run", "--json"]).ok();
+    assert_eq!(run.done()["status"], "ok");
+    let ran = run.ran();
+    assert_eq!(
+        &ran[..5],
+        ["define", "locate", "prepare", "features", "confirm"],
+        "{ran:?}"
+    );
+    assert!(ran.contains(&"execute".to_string()));
+    let again = p.mlbuild_offline(&["run", "--json"]).ok();
+    assert!(
+        again.statuses().values().all(|s| s == "cached"),
+        "{:?}",
+        again.statuses()
+    );
+
+    // Raw rows are refused with the reason; the provided rows score.
+    let raw = p.mlbuild_offline(&["predict", "--model", "staging", "data/prostate.csv"]);
+    assert_eq!(raw.code, 1, "{}", raw.stderr);
+    assert!(
+        raw.stderr.contains("the input has no column `PSA_PER_AGE`")
+            && raw.stderr.contains("rows that step `features` provides"),
+        "{}",
+        raw.stderr
+    );
+    let holdout = output_digest(&p, "features", "holdout");
+    std::fs::copy(blob(&p, &holdout), p.file("provided.csv")).unwrap();
+    let scored = p
+        .mlbuild_offline(&["predict", "--model", "staging", "provided.csv"])
+        .ok();
+    let rows = std::fs::read_to_string(p.file("provided.csv"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(
+        scored.stdout.lines().count(),
+        rows,
+        "a header and one line per row"
+    );
+
+    // A provided file without the target is an error of the step.
+    p.write(
+        "provide.py",
+        "import csv, sys\nfor src, out in ((sys.argv[1], sys.argv[3]), (sys.argv[2], sys.argv[4])):\n    rows = list(csv.reader(open(src)))\n    i = rows[0].index(\"CAPSULE\")\n    csv.writer(open(out, \"w\", newline=\"\")).writerows([r[:i] + r[i + 1:] for r in rows])\n",
+    );
+    let broken = p.mlbuild_offline(&["run", "confirm"]);
+    assert_eq!(broken.code, 1);
+    assert!(
+        broken
+            .stderr
+            .contains("step `features` provides training rows without the target column `CAPSULE`"),
+        "{}",
+        broken.stderr
+    );
 }
