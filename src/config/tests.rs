@@ -1049,6 +1049,10 @@ fn prepare_and_confirm_keys_are_checked_with_positions() {
 
 /// `[[steps]]` errors point at the value that is wrong, with a hint.
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "a table of cases: each wrong `[[steps]]` table and the error it gets"
+)]
 fn user_step_errors_point_at_their_place() {
     let steps = |body: &str| format!("{MINIMAL}{body}");
     let cases: &[(&str, &str, &str)] = &[
