@@ -77,12 +77,56 @@ fn class_name(class: Option<InputClass>) -> String {
     }
 }
 
-fn parse_step(name: &str) -> Option<Step> {
-    Step::ALL.into_iter().find(|s| s.as_str() == name)
+/// A step of this project: one of the eight, or a `[[steps]]` one (`builtin` is `None`).
+#[derive(Debug, Clone)]
+struct StepRef {
+    name: String,
+    builtin: Option<Step>,
+}
+
+impl StepRef {
+    /// What a change in the recorded input `field` means, as the page names it.
+    fn class(&self, field: &str) -> String {
+        match self.builtin {
+            Some(step) => class_name(class_of(step, field)),
+            // A user step's key table (docs/steps.md).
+            None => match field {
+                "run" | "outputs" => "command",
+                "params" => "config",
+                "env" => "env",
+                "tools" => "tool",
+                "platform" => "platform",
+                "inputs" => "input",
+                "uses" => "upstream",
+                _ => "other",
+            }
+            .into(),
+        }
+    }
+}
+
+/// The step `name` names in this project, if any (a user step is looked up in `ml.toml`).
+fn parse_step(app: &App, name: &str) -> Option<StepRef> {
+    if let Some(step) = Step::ALL.into_iter().find(|s| s.as_str() == name) {
+        return Some(StepRef {
+            name: name.to_string(),
+            builtin: Some(step),
+        });
+    }
+    let loaded = crate::config::load(&app.paths.project, &[]).ok()?;
+    loaded
+        .config
+        .steps
+        .iter()
+        .any(|s| s.name == name)
+        .then(|| StepRef {
+            name: name.to_string(),
+            builtin: None,
+        })
 }
 
 /// What `ml.lock` and the action cache hold for `step`.
-fn recorded(app: &App, step: Step) -> Result<Vec<Recorded>> {
+fn recorded(app: &App, step: &StepRef) -> Result<Vec<Recorded>> {
     let Some(lock) = Lockfile::load(&app.paths.lockfile)? else {
         return Ok(Vec::new());
     };
@@ -90,7 +134,7 @@ fn recorded(app: &App, step: Step) -> Result<Vec<Recorded>> {
     Ok(lock
         .steps
         .iter()
-        .filter(|l| l.step == step.as_str())
+        .filter(|l| l.step == step.name)
         .map(|l| {
             let entry = match store.ac_get(&l.key) {
                 AcLookup::Hit(e) => Some(e),
@@ -103,7 +147,7 @@ fn recorded(app: &App, step: Step) -> Result<Vec<Recorded>> {
                 .flatten()
                 .map(|(field, value)| Input {
                     field: field.clone(),
-                    class: class_name(class_of(step, field)),
+                    class: step.class(field),
                     value: value.clone(),
                 })
                 .collect();
@@ -135,14 +179,14 @@ fn recorded(app: &App, step: Step) -> Result<Vec<Recorded>> {
         .collect())
 }
 
-async fn doc(app: &Arc<App>, step: Step) -> Result<StepDoc> {
+async fn doc(app: &Arc<App>, step: &StepRef) -> Result<StepDoc> {
     let plan = super::plan(app).await.map_err(|e| format!("{e:#}"));
     Ok(StepDoc {
-        step: step.as_str().to_string(),
+        step: step.name.clone(),
         plan: plan.map(|entries| {
             entries
                 .iter()
-                .filter(|e| e.step == step.as_str())
+                .filter(|e| e.step == step.name)
                 .map(crate::pipeline::PlanEntry::row)
                 .collect()
         }),
@@ -153,17 +197,17 @@ async fn doc(app: &Arc<App>, step: Step) -> Result<StepDoc> {
 fn no_step(name: &str) -> Response {
     (
         StatusCode::NOT_FOUND,
-        Html(pages::not_found(&format!("no step `{name}`: the steps are define, locate, prepare, confirm, execute, monitor, modify, conclude")).into_string()),
+        Html(pages::not_found(&format!("no step `{name}`: the steps are define, locate, prepare, confirm, execute, monitor, modify, conclude and the project's `[[steps]]`")).into_string()),
     )
         .into_response()
 }
 
 /// `GET /steps/{step}`.
 pub async fn page(State(app): State<Arc<App>>, UrlPath(name): UrlPath<String>) -> Response {
-    let Some(step) = parse_step(&name) else {
+    let Some(step) = parse_step(&app, &name) else {
         return no_step(&name);
     };
-    match doc(&app, step).await {
+    match doc(&app, &step).await {
         Ok(doc) => Html(render(&doc).into_string()).into_response(),
         Err(e) => super::failure(e),
     }
@@ -171,14 +215,14 @@ pub async fn page(State(app): State<Arc<App>>, UrlPath(name): UrlPath<String>) -
 
 /// `GET /api/steps/{step}`.
 pub async fn api(State(app): State<Arc<App>>, UrlPath(name): UrlPath<String>) -> Response {
-    let Some(step) = parse_step(&name) else {
+    let Some(step) = parse_step(&app, &name) else {
         return (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({ "error": format!("no step `{name}`") })),
         )
             .into_response();
     };
-    super::api(doc(&app, step).await)
+    super::api(doc(&app, &step).await)
 }
 
 #[derive(Deserialize)]
@@ -192,11 +236,11 @@ pub async fn download(
     UrlPath((name, output)): UrlPath<(String, String)>,
     Query(q): Query<AttemptQuery>,
 ) -> Response {
-    let Some(step) = parse_step(&name) else {
+    let Some(step) = parse_step(&app, &name) else {
         return no_step(&name);
     };
     let attempt = q.attempt.unwrap_or(1);
-    let found = recorded(&app, step).map(|rs| {
+    let found = recorded(&app, &step).map(|rs| {
         rs.into_iter()
             .find(|r| r.attempt == attempt)
             .and_then(|r| r.outputs.into_iter().find(|o| o.name == output))

@@ -459,3 +459,49 @@ fn a_step_that_provides_the_training_data_feeds_the_model() {
         broken.stderr
     );
 }
+
+/// The UI lists user steps in walk order on the pipeline page, and each has a step page with
+/// its recorded key inputs, classed by the user steps' key table.
+#[test]
+fn the_ui_shows_user_steps_in_walk_order() {
+    let p = with_steps(STEPS);
+    offline(&p, &["run"]).ok();
+    let mut cmd = p.command(&["ui", "--port", "0"]);
+    cmd.env("MLBUILD_H2O_URL", "http://127.0.0.1:9")
+        .env("MLBUILD_TEST_VISIBLE", "yes");
+    let server = crate::support::listen(cmd);
+    let get = |path: &str| {
+        crate::support::runtime().block_on(async {
+            let resp = reqwest::get(format!("{}{path}", server.url)).await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        })
+    };
+    let (status, pipeline) = get("/");
+    assert_eq!(status, 200);
+    let at = |s: &str| {
+        pipeline
+            .find(&format!("/steps/{s}\""))
+            .unwrap_or_else(|| panic!("`{s}` on the pipeline page"))
+    };
+    assert!(at("prepare") < at("featurize") && at("featurize") < at("confirm"));
+    assert!(at("conclude") < at("count"));
+    let (status, doc) = get("/api/steps/featurize");
+    assert_eq!(status, 200, "{doc}");
+    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    let classes: std::collections::BTreeMap<String, String> = doc["recorded"][0]["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["field"].as_str().unwrap().to_string(),
+                i["class"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(classes["run"], "command");
+    assert_eq!(classes["uses"], "upstream");
+    assert_eq!(classes["inputs"], "input");
+    let (status, _) = get("/steps/nosuchstep");
+    assert_eq!(status, 404);
+}
