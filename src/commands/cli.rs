@@ -167,6 +167,10 @@ pub enum Command {
     /// The store: push to / pull from the remote cache, verify blobs, collect garbage
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Experiments: run a grid of `--set` values point by point on one warm engine (each point
+    /// registers its version and moves no tag), rank the points, promote one
+    #[command(subcommand)]
+    Exp(ExpCommand),
     /// Keep a local H2O node warm between runs: `run` and `watch` in this project use it
     /// instead of launching their own
     #[command(subcommand)]
@@ -291,6 +295,38 @@ pub enum CacheCommand {
         /// List what would be deleted, with sizes; delete nothing
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExpCommand {
+    /// Run every point of the grid, one ordinary run each (recorded with its overrides; no tag
+    /// moved, no hook fired, no ml.lock written); steps whose keys points share run once
+    Run {
+        /// A dimension of the grid: KEY=V1,V2,… (values split on commas outside brackets and
+        /// quotes; repeatable, the first flag varies slowest), e.g. --set execute.max_models=2,4
+        #[arg(long = "set", value_name = "KEY=V1,V2", required = true)]
+        sets: Vec<String>,
+        /// JSON lines on stdout: each point's step and done events, then an `experiment` event
+        #[arg(long)]
+        json: bool,
+    },
+    /// The newest experiment's points, best first by the primary metric, with the parameters
+    /// that differ between them
+    Show {
+        /// One JSON document on stdout
+        #[arg(long)]
+        json: bool,
+        /// Show every key of the grid, not only those that differ
+        #[arg(long)]
+        all: bool,
+    },
+    /// Move TAG to the version POINT of the newest experiment registered, as `promote` does
+    Promote {
+        point: u32,
+        /// The tag: 1–100 letters, digits, `.`, `_`, `-` (it names `models/TAG.zip`)
+        #[arg(value_parser = tag_name)]
+        tag: String,
     },
 }
 

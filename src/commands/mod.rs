@@ -25,6 +25,7 @@ pub mod cli;
 mod context;
 mod deploy;
 pub mod diagnostics;
+mod exp;
 mod h2o;
 mod init;
 mod mojo;
@@ -42,7 +43,7 @@ use anyhow::Result;
 use crate::error::Exit;
 use crate::registry::links::Move;
 use crate::report::Printer;
-use cli::{Cli, Command, H2oCommand, MojoCommand, RunArgs};
+use cli::{Cli, Command, ExpCommand, H2oCommand, MojoCommand, RunArgs};
 use registry::Read;
 
 /// Runs one invocation: dispatches it and renders its error, if any; returns the exit code.
@@ -75,6 +76,9 @@ fn wants_json(command: &Command) -> bool {
             | Command::Diff { json: true, .. }
             | Command::Deploy { json: true, .. }
             | Command::Mojo(MojoCommand::Validate { json: true, .. })
+            | Command::Exp(
+                ExpCommand::Run { json: true, .. } | ExpCommand::Show { json: true, .. }
+            )
             | Command::H2o(
                 H2oCommand::Start { json: true }
                     | H2oCommand::Stop { json: true }
@@ -83,6 +87,10 @@ fn wants_json(command: &Command) -> bool {
     )
 }
 
+#[allow(
+    clippy::too_many_lines,
+    reason = "one flat match: each command to its library call"
+)]
 async fn dispatch(cli: Cli, printer: &Printer) -> Result<Exit> {
     let dir = cli.global.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     // A malformed user config is reported before anything runs (it may name the state DB).
@@ -144,6 +152,11 @@ async fn dispatch(cli: Cli, printer: &Printer) -> Result<Exit> {
         Command::Mojo(MojoCommand::Validate { file, json }) => mojo::validate(printer, &file, json),
         Command::Cache(cmd) => cache::run(&dir, printer, cmd).await,
         Command::H2o(cmd) => h2o::run(&dir, printer, cmd).await,
+        Command::Exp(ExpCommand::Run { sets, json }) => exp::run(&dir, printer, &sets, json).await,
+        Command::Exp(ExpCommand::Show { json, all }) => exp::show(&dir, printer, json, all).await,
+        Command::Exp(ExpCommand::Promote { point, tag }) => {
+            exp::promote(&dir, printer, point, &tag).await
+        }
         Command::Init { data, target } => init::init(&dir, printer, data, target),
         Command::Predict {
             model,

@@ -29,6 +29,7 @@
 //! *different* registries are only as comparable as the two clocks. See `docs/registry.md`.
 
 pub mod deploy;
+mod experiments;
 pub mod integrity;
 pub mod links;
 mod render;
@@ -50,6 +51,7 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
+pub use experiments::{Experiment, Point};
 pub use render::{render_history, render_runs, render_tags, render_versions};
 pub use runs::host_name;
 pub(crate) use runs::process_exists;

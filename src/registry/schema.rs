@@ -14,6 +14,7 @@ pub(super) const MIGRATIONS: &[&[&str]] = &[
     V3_VERSION_EVENTS,
     V4_RUN_ORIGIN,
     V5_STEP_STARTS,
+    V6_EXPERIMENTS,
 ];
 
 const V1: &[&str] = &[
@@ -106,6 +107,29 @@ const V5_STEP_STARTS: &[&str] = &[
     "ALTER TABLE runs ADD COLUMN current_attempt BIGINT",
     "ALTER TABLE runs ADD COLUMN current_since TEXT",
 ];
+
+/// Experiments (`mlbuild exp run`): a grid, and per point its overrides, run and version.
+const V6_EXPERIMENTS: &[&str] = &[
+    "INSERT INTO counters (name, value) VALUES ('experiment', 0)",
+    "CREATE TABLE experiments (
+        id BIGINT PRIMARY KEY,
+        project TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        grid TEXT NOT NULL
+    )",
+    "CREATE TABLE experiment_points (
+        experiment BIGINT NOT NULL,
+        point BIGINT NOT NULL,
+        overrides TEXT NOT NULL,
+        run BIGINT,
+        version TEXT,
+        status TEXT NOT NULL,
+        PRIMARY KEY (experiment, point)
+    )",
+];
+
+/// The schema version that records experiments.
+pub(super) const EXPERIMENTS: i64 = 6;
 
 /// The schema version whose `runs` rows record the step under way.
 pub(super) const STEP_STARTS: i64 = 5;

@@ -236,7 +236,12 @@ pub async fn ensure(
     if created || unfinished.is_some() {
         let by = crate::registry::current_user();
         let baseline = &MonitorResult::read(&monitor.result)?.baseline;
-        for tag in &ctx.config.conclude.promote {
+        // An experiment's point registers its version and moves nothing (`exp promote` does).
+        let promote: &[String] = match ctx.experiment {
+            true => &[],
+            false => &ctx.config.conclude.promote,
+        };
+        for tag in promote {
             if !created && pointed_at(registry, tag, &version.id).await? {
                 continue;
             }
@@ -269,15 +274,20 @@ pub async fn ensure(
                 "Registered",
                 &format!("version {} ({})", version.id, &model[..12.min(model.len())]),
             );
-        } else if let Some(run) = unfinished.filter(|_| !moved.is_empty()) {
-            ctx.printer.status(
-                "Finished",
-                &format!(
+        } else if let (Some((run, experiment)), false) = (unfinished, moved.is_empty()) {
+            let what = match experiment {
+                true => format!(
+                    "the tag moves for version {}, which experiment run {run} registered: {}",
+                    version.id,
+                    moved.join(", ")
+                ),
+                false => format!(
                     "the tag moves of run {run}, which registered version {} and stopped before moving {}",
                     version.id,
                     moved.join(", ")
                 ),
-            );
+            };
+            ctx.printer.status("Finished", &what);
         }
     }
     let unrepaired = repair(ctx, &version, conclude).await?;
@@ -333,16 +343,19 @@ async fn unfinished_conclude(
     registry: &crate::registry::Registry,
     version: &Version,
     this_run: i64,
-) -> Result<Option<i64>> {
+) -> Result<Option<(i64, bool)>> {
     let Some(run) = version.run.filter(|r| *r != this_run) else {
         return Ok(None);
     };
-    let status = registry.run(run).await?.map(|r| r.status);
-    Ok(matches!(
-        status,
+    let recorded = registry.run(run).await?;
+    // A version an experiment's point registered moved no tag by design: the first ordinary
+    // run that concludes it moves the tags `conclude.promote` names.
+    let experiment = recorded.as_ref().is_some_and(|r| r.command == "exp");
+    let stopped = matches!(
+        recorded.map(|r| r.status),
         Some(crate::status::RunStatus::Interrupted | crate::status::RunStatus::Failed)
-    )
-    .then_some(run))
+    );
+    Ok((stopped || experiment).then_some((run, experiment)))
 }
 
 /// Whether `tag` has ever pointed at `version` (moved there by that conclude before it stopped,

@@ -51,6 +51,9 @@ pub struct Ctx<'a> {
     pub run_id: i64,
     pub h2o_started: bool,
     pub mode: Mode,
+    /// A point of an experiment (`mlbuild exp run`): conclude registers the version but moves
+    /// no tag, and no hook fires.
+    pub experiment: bool,
     /// An engine start under way in the background ([`Ctx::prestart_engine`]).
     prestarted: Option<Prestarted>,
     /// Set by a background start once the engine is up.
@@ -84,6 +87,7 @@ impl<'a> Ctx<'a> {
             run_id,
             h2o_started: false,
             mode,
+            experiment: false,
             prestarted: None,
             engine_up: Arc::default(),
         }

@@ -149,7 +149,8 @@ pub fn escalation_report(ctx: &Ctx<'_>, result: &ModifyResult) -> Value {
 /// exit-3 error.
 pub async fn escalate(ctx: &Ctx<'_>, result: &ModifyResult) -> Diagnostic {
     let hooks = &ctx.config.modify.escalate;
-    if !hooks.is_empty() {
+    // An experiment's point that escalates is reported in `exp show`, not to the hooks.
+    if !hooks.is_empty() && !ctx.experiment {
         let report = escalation_report(ctx, result);
         crate::report::hooks::notify(
             ctx.printer,

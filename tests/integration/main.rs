@@ -20,6 +20,7 @@ mod cold_start;
 mod deploy;
 mod engine_cancel;
 mod error_output;
+mod experiments;
 mod explain;
 mod faults;
 mod h2o_warm;

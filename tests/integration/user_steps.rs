@@ -162,8 +162,20 @@ fn user_steps_run_hermetically_and_cache_like_built_in_steps() {
     assert_eq!(std::fs::read(blob(&p, &features)).unwrap(), bytes);
     assert_eq!(rebuilt.statuses()["count"], "cached", "early cutoff");
 
+    // `--frozen` holds user steps to `ml.lock` like the built-in ones.
+    offline(&p, &["run", "--frozen"]).ok();
+
     // Explained: a param, an input file, an env value; the users of a stale step follow it.
     p.edit("scale = 2", "scale = 3");
+    let frozen = offline(&p, &["run", "--frozen"]);
+    assert_eq!(frozen.code, 1);
+    assert!(
+        frozen.stderr.contains(
+            "`ml.lock` is out of date: the key of step `featurize` changed (params.scale: 2 → 3)"
+        ),
+        "{}",
+        frozen.stderr
+    );
     let explained = offline(&p, &["explain", "featurize"]).ok();
     assert_eq!(
         explained.stdout.trim(),
