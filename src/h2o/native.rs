@@ -3,9 +3,9 @@
 //! H2O's XGBoost extension loads `xgboost4j_gpu` (else `xgboost4j_minimal`) at start: it asks
 //! `System.loadLibrary` first and, when that fails, inflates the library from the jar
 //! (`lib/linux_64/libxgboost4j_gpu.so`, 157 MB) into the JVM's temp dir and loads the copy.
-//! That inflation is on the path of every cold start (measured: a node answered `/3/Cloud` in
-//! 4.6–5.2 s with the libraries found on the library path against 6.0–6.4 s without;
-//! docs/h2o.md). mlbuild unpacks them once into the tool cache, at
+//! That inflation is on the path of every cold start (measured with the class-data archive, 5
+//! pairs: a node answered `/3/Cloud` in 1.54–1.85 s with the libraries on the library path
+//! against 2.87–2.93 s without; docs/performance.md). mlbuild unpacks them once into the tool cache, at
 //! `<tool cache>/h2o/<version>/native/<jar sha256, 16 hex>/`, and puts that directory first on
 //! the node's `LD_LIBRARY_PATH` (which the JVM prepends to `java.library.path`).
 //!
