@@ -110,7 +110,7 @@ const V5_STEP_STARTS: &[&str] = &[
 
 /// Experiments (`mlbuild exp run`): a grid, and per point its overrides, run and version.
 const V6_EXPERIMENTS: &[&str] = &[
-    "INSERT INTO counters (name, value) VALUES ('experiment', 0)",
+    "INSERT INTO counters (name, value) VALUES ('experiment', 0) ON CONFLICT (name) DO NOTHING",
     "CREATE TABLE experiments (
         id BIGINT PRIMARY KEY,
         project TEXT NOT NULL,

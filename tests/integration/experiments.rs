@@ -23,8 +23,15 @@ fn tags(p: &Project) -> Value {
 )]
 fn a_grid_runs_each_point_once_moves_no_tag_and_reruns_for_free() {
     let p = trained().clone_trained();
+    // A deploy hook that would leave a file: no point may fire it.
+    p.edit(
+        "promote = [\"staging\"]",
+        "promote = [\"staging\"]\ndeploy = { command = \"touch hook-fired\" }",
+    );
+    p.mlbuild_offline(&["run"]).ok();
     let lock_before = p.read("ml.lock");
     let tags_before = tags(&p);
+    // `prepare.holdout=0.25` is the file's own value: one value, so not a differing key.
     let grid = [
         "exp",
         "run",
@@ -32,6 +39,8 @@ fn a_grid_runs_each_point_once_moves_no_tag_and_reruns_for_free() {
         "execute.max_models=1,2",
         "--set",
         "prepare.seed=1,2",
+        "--set",
+        "prepare.holdout=0.25",
         "--json",
     ];
     let run = p.mlbuild(&grid).ok();
@@ -59,11 +68,19 @@ fn a_grid_runs_each_point_once_moves_no_tag_and_reruns_for_free() {
     }
     assert_eq!(
         points[2]["overrides"],
-        serde_json::json!(["execute.max_models=2", "prepare.seed=1"])
+        serde_json::json!([
+            "execute.max_models=2",
+            "prepare.seed=1",
+            "prepare.holdout=0.25"
+        ])
     );
-    // No tag moved, no ml.lock written.
+    // No tag moved, no hook fired, no ml.lock written.
     assert_eq!(tags(&p), tags_before);
     assert_eq!(p.read("ml.lock"), lock_before);
+    assert!(
+        !p.file("hook-fired").exists(),
+        "a point fired the deploy hook"
+    );
 
     // The same grid again: every step cached, and no engine was reachable.
     let mut again = p.command(&grid);
@@ -91,10 +108,21 @@ fn a_grid_runs_each_point_once_moves_no_tag_and_reruns_for_free() {
         .collect();
     assert!(aucs.windows(2).all(|w| w[0] >= w[1]), "{aucs:?}");
     assert_eq!(
-        ranked[0]["set"].as_object().unwrap().len(),
-        2,
-        "both keys differ"
+        ranked[0]["set"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["execute.max_models", "prepare.seed"],
+        "only the keys that differ"
     );
+    let every: Value = serde_json::from_str(
+        &p.mlbuild_offline(&["exp", "show", "--json", "--all"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(every["points"][0]["set"]["prepare.holdout"], "0.25");
     let table = p.mlbuild_offline(&["exp", "show"]).ok();
     assert!(
         table

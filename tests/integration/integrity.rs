@@ -207,11 +207,14 @@ fn read_commands_create_no_file_or_directory() {
 fn read_commands_never_migrate_an_older_schema() {
     let p = trained().clone_trained();
     let url = format!("sqlite://{}", p.file("cache/state.db").display());
-    // The schema before version events (migration 3), run origins (migration 4) and step
-    // starts (migration 5) existed.
+    // The schema before version events (migration 3), run origins (migration 4), step
+    // starts (migration 5) and experiments (migration 6) existed.
     exec(
         &url,
         &[
+            "DROP TABLE experiment_points".to_string(),
+            "DROP TABLE experiments".to_string(),
+            "DELETE FROM counters WHERE name = 'experiment'".to_string(),
             "DROP TABLE version_events".to_string(),
             "ALTER TABLE runs DROP COLUMN current_step".to_string(),
             "ALTER TABLE runs DROP COLUMN current_attempt".to_string(),
