@@ -108,6 +108,7 @@ on_both_backends!(
     dead_runs_of_this_host_are_marked_interrupted,
     reads_create_and_write_nothing,
     repairs_are_a_versions_history,
+    experiments_keep_their_points,
 );
 
 fn hex(n: u64) -> String {
@@ -1030,4 +1031,45 @@ async fn dead_runs_of_this_host_are_marked_interrupted(url: &str) {
     assert_eq!(status(alive).await.status, RunStatus::Interrupted);
     let _ = sleeper.kill();
     let _ = sleeper.wait();
+}
+
+/// An experiment's points are recorded (and re-recorded) by number; the newest experiment of a
+/// project is read back with them, another project's never (migration 6).
+async fn experiments_keep_their_points(url: &str) {
+    let registry = Registry::open(url).await.unwrap();
+    assert_eq!(registry.latest_experiment("prostate").await.unwrap(), None);
+    let grid = vec!["execute.max_models=2,4".to_string()];
+    let first = registry.begin_experiment("prostate", &grid).await.unwrap();
+    let other = registry.begin_experiment("iris", &grid).await.unwrap();
+    let second = registry.begin_experiment("prostate", &grid).await.unwrap();
+    assert!(first < other && other < second);
+    let point = |n: u32, status: &str| crate::registry::Point {
+        point: n,
+        overrides: vec![format!("execute.max_models={}", 2 * n)],
+        run: Some(i64::from(n)),
+        version: (status == "ok").then(|| format!("v{n}")),
+        status: status.to_string(),
+    };
+    registry
+        .record_point(second, &point(2, "running"))
+        .await
+        .unwrap();
+    registry
+        .record_point(second, &point(1, "ok"))
+        .await
+        .unwrap();
+    registry
+        .record_point(second, &point(2, "failed"))
+        .await
+        .unwrap();
+    let exp = registry
+        .latest_experiment("prostate")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(exp.id, second);
+    assert_eq!(exp.grid, grid);
+    assert_eq!(exp.points, vec![point(1, "ok"), point(2, "failed")]);
+    let iris = registry.latest_experiment("iris").await.unwrap().unwrap();
+    assert_eq!((iris.id, iris.points.len()), (other, 0));
 }
