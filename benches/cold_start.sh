@@ -22,6 +22,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 WORK=${COLD_WORK:-/tmp/mlbuild-cold}
 PAIRS=${COLD_PAIRS:-5}
 ARMS=${COLD_ARMS:-"mlbuild python no-cds no-early no-native"}
@@ -33,13 +35,13 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 if [ -z "${COLD_NO_BUILD:-}" ]; then
     (cd "$ROOT" && cargo build --release --bin mlbuild) || die "cargo build failed"
 fi
-[ -x "$TARGET_DIR/release/mlbuild" ] || die "no $TARGET_DIR/release/mlbuild (set CARGO_TARGET_DIR)"
+BIN=$(bench_bin "$ROOT")
+[ -x "$BIN" ] || die "no $BIN (set CARGO_TARGET_DIR)"
 mkdir -p "$WORK/bin"
-cp "$TARGET_DIR/release/mlbuild" "$WORK/bin/mlbuild"
+cp "$BIN" "$WORK/bin/mlbuild"
 MLBUILD=$WORK/bin/mlbuild
 
 if [ ! -x "$WORK/venv/bin/python" ]; then
@@ -110,12 +112,7 @@ for mode in rest term rest term rest term; do
     java -Xmx1g -jar "$JAR" -name "cold-$port" -ip 127.0.0.1 -port "$port" -ice_root "$WORK/ice" \
         > "$WORK/node.log" 2>&1 &
     pid=$!
-    for _ in $(seq 1 600); do
-        curl -sf "http://127.0.0.1:$port/3/Cloud" > /dev/null 2>&1 && break
-        kill -0 "$pid" 2>/dev/null || die "the H2O node died at start (see $WORK/node.log)"
-        sleep 0.1
-    done
-    curl -sf "http://127.0.0.1:$port/3/Cloud" > /dev/null || { kill -9 "$pid"; die "the H2O node did not start in 60 s"; }
+    bench_wait "the H2O node" 60 "$pid" "$WORK/node.log" curl -sf "http://127.0.0.1:$port/3/Cloud"
     t0=$(date +%s%N)
     case $mode in
         rest) curl -s -X POST "http://127.0.0.1:$port/3/Shutdown" > /dev/null || true ;;

@@ -24,13 +24,15 @@
 #   BENCH_SIZES         "1m 1gb" (default); 1m = ~1,000,000 rows (105 MB), 1gb = 9,489,962 rows;
 #                       also 10mb, 100mb
 #   BENCH_RUNS          rounds per measure (default 3)
-#   BENCH_NO_BUILD=1    use the existing target/release/mlbuild without `cargo build --release`
+#   BENCH_NO_BUILD=1    use the existing release binary (under CARGO_TARGET_DIR, else target/) without building
 #   BENCH_NO_H2O=1      skip (a) (mlbuild only; the ratio column is left empty)
 #   H2O_JAR             default ~/.cache/mlbuild/h2o/3.46.0.11/h2o.jar
 #   H2O_PORT            default 54720 (uses PORT and PORT+1)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 BENCH_DIR=${BENCH_DIR:-/tmp/mlbuild-bench}
 SIZES=${BENCH_SIZES:-1m 1gb}
 RUNS=${BENCH_RUNS:-3}
@@ -47,12 +49,13 @@ RESULTS=$BENCH_DIR/results/datapath
 [ -x /usr/bin/time ] || die "/usr/bin/time is missing (apt-get install time)"
 
 # ---------------------------------------------------------------- binary
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
     log "cargo build --release"
     (cd "$ROOT" && cargo build --release --bin mlbuild)
 fi
-cp -f "$TARGET_DIR/release/mlbuild" "$BENCH_DIR/bin/mlbuild.tmp"
+BIN=$(bench_bin "$ROOT")
+[ -x "$BIN" ] || die "no $BIN (build it, or set CARGO_TARGET_DIR)"
+cp -f "$BIN" "$BENCH_DIR/bin/mlbuild.tmp"
 mv -f "$BENCH_DIR/bin/mlbuild.tmp" "$BENCH_DIR/bin/mlbuild"
 MLBUILD=$BENCH_DIR/bin/mlbuild
 
@@ -103,11 +106,8 @@ if [ -z "${BENCH_NO_H2O:-}" ]; then
         >"$h2o_log" 2>&1 &
     H2O_PID=$!
     trap 'kill $H2O_PID 2>/dev/null || true' EXIT
-    for _ in $(seq 600); do
-        curl -sf "http://127.0.0.1:$H2O_PORT/3/Cloud" | grep -q '"cloud_healthy":true' && break
-        kill -0 $H2O_PID 2>/dev/null || die "H2O exited (see $h2o_log)"
-        sleep 0.2
-    done
+    bench_wait "H2O" 120 "$H2O_PID" "$h2o_log" \
+        sh -c "curl -sf 'http://127.0.0.1:$H2O_PORT/3/Cloud' | grep -q '\"cloud_healthy\":true'"
     files=()
     for size in $SIZES; do files+=("$(file_of "$size")"); done
     python3 "$ROOT/benches/h2o_parse.py" --url "http://127.0.0.1:$H2O_PORT" --runs "$RUNS" \

@@ -21,7 +21,7 @@
 #   BENCH_SEED          data seed (default 1)
 #   BENCH_SAMPLE_ROWS   rows both pipelines train on (default 20000, the peer's load.sample_rows)
 #   BENCH_KEEP_PROJECTS=1   reuse the projects (skip the cold runs) instead of recreating them
-#   BENCH_NO_BUILD=1    use the existing target/release/mlbuild without `cargo build --release`
+#   BENCH_NO_BUILD=1    use the existing release binary (under CARGO_TARGET_DIR, else target/) without building
 #   DVC_PEER            the DVC peer pipeline (default ../shared/bench/dvc-peer next to the repo)
 #   DVC_VERSION         pin DVC (e.g. 3.67.1) when the venv is created
 # Needs: bash, python3 (venv), cargo, Java + the H2O jar for the cold mlbuild run (mlbuild
@@ -29,6 +29,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 BENCH_DIR=${BENCH_DIR:-/tmp/mlbuild-bench}
 SIZES=${BENCH_SIZES:-"100mb 1gb"}
 RUNS=${BENCH_RUNS:-20}
@@ -57,10 +59,9 @@ log "tools"
 if [ -z "${BENCH_NO_BUILD:-}" ]; then
     (cd "$ROOT" && cargo build --release --bin mlbuild)
 fi
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
-[ -x "$TARGET_DIR/release/mlbuild" ] || die "no $TARGET_DIR/release/mlbuild"
-cp -f "$TARGET_DIR/release/mlbuild" "$BENCH_DIR/bin/mlbuild.tmp"
+BIN=$(bench_bin "$ROOT")
+[ -x "$BIN" ] || die "no $BIN (build it, or set CARGO_TARGET_DIR)"
+cp -f "$BIN" "$BENCH_DIR/bin/mlbuild.tmp"
 mv -f "$BENCH_DIR/bin/mlbuild.tmp" "$BENCH_DIR/bin/mlbuild"
 MLBUILD=$BENCH_DIR/bin/mlbuild
 

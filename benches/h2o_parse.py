@@ -39,12 +39,15 @@ def parse_once(base, path, dest):
                chunk_size=setup["chunk_size"], column_names=json.dumps(setup["column_names"]),
                column_types=json.dumps(types), delete_on_done="true", blocking="false")
     key = urllib.parse.quote(job["job"]["key"]["name"], safe="")
+    deadline = time.monotonic() + 1800
     while True:
         j = call(base + "/3/Jobs/" + key)["jobs"][0]
         if j["status"] == "DONE":
             break
         if j["status"] in ("FAILED", "CANCELLED"):
             sys.exit("parse %s: %s" % (j["status"], j.get("exception")))
+        if time.monotonic() > deadline:
+            sys.exit("parse of %s did not finish in 30 min" % path)
         time.sleep(0.05)
     seconds = time.perf_counter() - t0
     frame = call(base + "/3/Frames/%s?row_count=0&column_count=0" % dest)["frames"][0]

@@ -18,40 +18,42 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=benches/lib.sh
+. "$root/benches/lib.sh"
 jar=${H2O_JAR:-$HOME/.cache/mlbuild/h2o/3.46.0.11/h2o.jar}
 port=${PORT:-54730}
 rows=${ROWS:-100000}
 passes=${PASSES:-7}
 rate=${RATE:-2000}
 secs=${SECS:-20}
-work=${WORK:-$(mktemp -d)}
+work=$(bench_workdir "${WORK:-$(mktemp -d)}")
 url=http://127.0.0.1:$port
 pids=()
 cleanup() { for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done; true; }
 trap cleanup EXIT
 
 if [ ! -f "$work/gbm50.zip" ] || [ ! -f "$work/h2o-genmodel.jar" ]; then
+  [ -f "$jar" ] || bench_die "no H2O jar at $jar (run mlbuild once, or set H2O_JAR)"
   java -Xmx2g -jar "$jar" -ip 127.0.0.1 -web_ip 127.0.0.1 -port "$port" -name "mojobench$$" \
     -ice_root "$work/ice" >"$work/h2o.log" 2>&1 &
   h2o=$!; pids+=("$h2o")
-  for _ in $(seq 1 300); do
-    curl -sf "$url/3/Cloud" | grep -q '"cloud_healthy":true' && break
-    kill -0 "$h2o" 2>/dev/null || { cat "$work/h2o.log" >&2; exit 1; }
-    sleep 0.2
-  done
+  bench_wait "H2O" 120 "$h2o" "$work/h2o.log" \
+    sh -c "curl -sf '$url/3/Cloud' | grep -q '\"cloud_healthy\":true'"
   python3 - "$url" "$root/data/prostate.csv" "$work" <<'PY'
 import json, sys, time, urllib.parse, urllib.request
 H2O, data, work = sys.argv[1:]
 def call(m, p, form=None):
     d = urllib.parse.urlencode(form).encode() if form is not None else None
-    with urllib.request.urlopen(urllib.request.Request(H2O + p, data=d, method=m)) as r:
+    with urllib.request.urlopen(urllib.request.Request(H2O + p, data=d, method=m), timeout=600) as r:
         return r.read()
 def jcall(m, p, form=None): return json.loads(call(m, p, form))
 def wait(key):
+    deadline = time.monotonic() + 600
     while True:
         j = jcall("GET", "/3/Jobs/" + urllib.parse.quote(key, safe=""))["jobs"][0]
         if j["status"] == "DONE": return
         if j["status"] in ("FAILED", "CANCELLED"): sys.exit(f"job {j['status']}: {j.get('exception')}")
+        if time.monotonic() > deadline: sys.exit(f"job {key} did not finish in 10 min")
         time.sleep(0.2)
 src = jcall("POST", "/3/ImportFiles", {"path": data})["destination_frames"]
 s = jcall("POST", "/3/ParseSetup", {"source_frames": json.dumps(src), "check_header": 1})
@@ -120,13 +122,15 @@ awk '
 
 echo "== start-up and memory"
 (cd "$root" && cargo build -q --release)
-bin=$root/target/release/mlbuild
+bin=$(bench_bin "$root")
+[ -x "$bin" ] || bench_die "no $bin after cargo build (CARGO_TARGET_DIR?)"
 sport=$((port + 1))
 body='{"ID":1,"AGE":65,"RACE":"1","DPROS":2,"DCAPS":1,"PSA":1.4,"VOL":0,"GLEASON":6}'
 t0=$(date +%s%N)
 (cd "$work" && exec "$bin" serve --model gbm50.zip --port "$sport" 2>"$work/serve.log") &
 serve=$!; pids+=("$serve")
-until curl -sf -o /dev/null -X POST -d "$body" "http://127.0.0.1:$sport/predict"; do sleep 0.001; done
+BENCH_POLL=0.001 bench_wait "mlbuild serve" 60 "$serve" "$work/serve.log" \
+  curl -sf -o /dev/null -X POST -d "$body" "http://127.0.0.1:$sport/predict"
 t1=$(date +%s%N)
 echo "mlbuild serve: start to first /predict answer $(( (t1 - t0) / 1000000 )) ms, RSS $(awk '/VmRSS/ {print $2}' /proc/$serve/status) kB"
 /usr/bin/time -f "JVM PredictCsv (start, load, score 1 row, exit): %e s wall, max RSS %M kB" \

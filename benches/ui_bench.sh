@@ -6,7 +6,7 @@
 #
 #   bash benches/ui_bench.sh [BIN]
 #
-# BIN defaults to target/release/mlbuild, built first. No H2O: the project has a fixture
+# BIN defaults to the release binary (under CARGO_TARGET_DIR, else target/), built first. No H2O: the project has a fixture
 # `ml.toml` and the repo's data; the registry is made by `mlbuild cache gc` (which creates and
 # migrates it) and filled with SQL.
 #
@@ -15,7 +15,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BENCH_DIR=${BENCH_DIR:-/tmp/mlbuild-bench}
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
+BENCH_DIR=$(bench_workdir "${BENCH_DIR:-/tmp/mlbuild-bench}")
 VERSIONS=${BENCH_VERSIONS:-1000}
 RUNS=${BENCH_RUNS:-10000}
 REPEAT=${BENCH_REPEAT:-21}
@@ -23,8 +25,9 @@ REPEAT=${BENCH_REPEAT:-21}
 BIN=${1:-}
 if [[ -z $BIN ]]; then
   (cd "$ROOT" && cargo build --release --quiet)
-  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/mlbuild"
+  BIN=$(bench_bin "$ROOT")
 fi
+[[ -x $BIN ]] || bench_die "no $BIN (build it, or set CARGO_TARGET_DIR)"
 
 project="$BENCH_DIR/ui"
 rm -rf "$project"
@@ -69,12 +72,8 @@ log="$BENCH_DIR/ui.log"
 (cd "$project" && exec "$BIN" ui --port 0) 2>"$log" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  url=$(sed -n 's/^Listening on //p' "$log")
-  [[ -n $url ]] && break
-  sleep 0.1
-done
-[[ -n $url ]] || { cat "$log"; exit 1; }
+bench_wait "mlbuild ui" 30 "$server" "$log" grep -q '^Listening on ' "$log"
+url=$(sed -n 's/^Listening on //p' "$log")
 
 first="v20260101.$(printf %06d 1)-$(printf %06x 1)"
 last="v20260101.$(printf %06d "$VERSIONS")-$(printf %06x "$VERSIONS")"

@@ -4,7 +4,7 @@
 #
 #   bash benches/wide_prepare.sh [BIN ...]
 #
-# For each binary given (default: target/release/mlbuild, built first), BENCH_RUNS rounds of
+# For each binary given (default: the release binary under CARGO_TARGET_DIR, else target/, built first), BENCH_RUNS rounds of
 # `mlbuild run prepare --json` on a fresh project over one generated CSV of BENCH_COLS columns
 # and BENCH_ROWS rows (no H2O: the run stops after prepare). Prints prepare's own duration (from
 # its step event) and the wall time of the whole command, each round and the median. Giving
@@ -15,6 +15,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=benches/lib.sh
+. "$ROOT/benches/lib.sh"
 BENCH_DIR=${BENCH_DIR:-/tmp/mlbuild-bench}
 COLS=${BENCH_COLS:-100000}
 ROWS=${BENCH_ROWS:-20}
@@ -22,10 +24,11 @@ RUNS=${BENCH_RUNS:-3}
 
 if [[ $# -eq 0 ]]; then
   (cd "$ROOT" && cargo build --release --quiet)
-  set -- "${CARGO_TARGET_DIR:-$ROOT/target}/release/mlbuild"
+  set -- "$(bench_bin "$ROOT")"
 fi
 
 data="$BENCH_DIR/wide/w-${COLS}x${ROWS}.csv"
+BENCH_DIR=$(bench_workdir "$BENCH_DIR")
 mkdir -p "$BENCH_DIR/wide"
 if [[ ! -f $data ]]; then
   python3 - "$data" "$COLS" "$ROWS" <<'PY'

@@ -12,6 +12,7 @@
 
 mod support;
 
+mod bench_scripts;
 mod browser;
 mod card_plots;
 mod cli_errors;

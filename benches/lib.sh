@@ -1,0 +1,51 @@
+# Shared by the bench scripts (source it): the binary under CARGO_TARGET_DIR, a work folder
+# that exists, and waits that are bounded and fail with a message when the process waited for
+# dies. docs/performance.md ("Running the benchmarks").
+
+# bench_die MESSAGE…: prints `error: MESSAGE` and exits 1.
+bench_die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# bench_bin ROOT: the release binary cargo builds for ROOT, honouring CARGO_TARGET_DIR (a
+# relative one is relative to ROOT, where the scripts run cargo).
+bench_bin() {
+    local dir=${CARGO_TARGET_DIR:-$1/target}
+    case $dir in /*) ;; *) dir=$1/$dir ;; esac
+    printf '%s/release/mlbuild\n' "$dir"
+}
+
+# bench_workdir DIR: creates DIR (and its parents) and prints its absolute path.
+bench_workdir() {
+    mkdir -p "$1" || bench_die "cannot create the work folder $1"
+    (cd "$1" && pwd)
+}
+
+# bench_alive PID: whether PID runs (a child that exited but was not reaped yet is a zombie,
+# which `kill -0` still reports as alive).
+bench_alive() {
+    local state
+    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# bench_wait WHAT SECONDS PID LOG COMMAND…: runs COMMAND (quietly) until it succeeds. Fails
+# with a message — and LOG's last lines, when LOG names a file — when PID dies first or when
+# SECONDS pass. Polls every BENCH_POLL seconds (default 0.05).
+bench_wait() {
+    local what=$1 secs=$2 pid=$3 log=$4
+    shift 4
+    local deadline=$(($(date +%s) + secs))
+    until "$@" >/dev/null 2>&1; do
+        if ! bench_alive "$pid"; then
+            [ -n "$log" ] && [ -f "$log" ] && tail -n 20 "$log" >&2
+            bench_die "$what: the process it waits for (pid $pid) exited before it was ready${log:+ (log: $log)}"
+        fi
+        if [ "$(date +%s)" -ge "$deadline" ]; then
+            [ -n "$log" ] && [ -f "$log" ] && tail -n 20 "$log" >&2
+            bench_die "$what: not ready after ${secs} s${log:+ (log: $log)}"
+        fi
+        sleep "${BENCH_POLL:-0.05}"
+    done
+}
