@@ -72,6 +72,8 @@ print("trained gbm50 (50 trees, depth 5); MOJO and h2o-genmodel.jar downloaded")
 PY
   kill "$h2o"; wait "$h2o" 2>/dev/null || true; pids=()
 fi
+# MOJO_TRAIN_ONLY=1: stop here (benches/predict_bench.sh needs only the model and the jar).
+[ -z "${MOJO_TRAIN_ONLY:-}" ] || exit 0
 
 # The rows: prostate's 380 rows repeated to ROWS.
 python3 - "$root/data/prostate.csv" "$work/rows.csv" "$rows" <<'PY'

@@ -201,19 +201,20 @@ impl Scorer {
             prepared,
             raw,
         } = scratch;
-        let cells: Vec<&str> = match &self.replay {
+        match &self.replay {
             Some(r) => {
                 r.apply(row, stage, prepared);
-                self.sources.iter().map(|&i| prepared[i].as_str()).collect()
+                let cells = self.sources.iter().map(|&i| cell(prepared[i].as_str()));
+                self.mojo.encode_iter(cells, raw)?;
             }
-            None => self
-                .sources
-                .iter()
-                .map(|&i| row.get(i).map_or("", |s| s.as_ref()))
-                .collect(),
-        };
-        let values: Vec<Value> = cells.iter().map(|c| cell(c)).collect();
-        self.mojo.encode(&values, raw)?;
+            None => {
+                let cells = self
+                    .sources
+                    .iter()
+                    .map(|&i| cell(row.get(i).map_or("", |s| s.as_ref())));
+                self.mojo.encode_iter(cells, raw)?;
+            }
+        }
         Ok(self.mojo.score_encoded(raw))
     }
 }
@@ -231,10 +232,19 @@ fn cell(s: &str) -> Value<'_> {
 /// `Double.toString` spells them (`1.0`, `Infinity`), very small and large ones in exponent
 /// form (`1e-7`).
 pub fn format_double(x: f64) -> String {
+    let mut s = String::new();
+    push_double(&mut s, x);
+    s
+}
+
+/// [`format_double`] into a buffer the caller reuses.
+pub fn push_double(out: &mut String, x: f64) {
+    use std::fmt::Write as _;
     if x.is_infinite() {
-        return if x > 0.0 { "Infinity" } else { "-Infinity" }.to_string();
+        out.push_str(if x > 0.0 { "Infinity" } else { "-Infinity" });
+    } else {
+        let _ = write!(out, "{x:?}");
     }
-    format!("{x:?}")
 }
 
 /// Picks the model: `model` is a tag, a version id, or a MOJO file.
@@ -355,6 +365,9 @@ const BATCH_ROWS: usize = 4096;
 /// One batch read from the input: its records, or the read error that ends the input.
 type Batch = Result<Vec<csv::StringRecord>>;
 
+/// A scored batch: its index, its CSV bytes and row count (or the error), and its records.
+type Scored = (usize, Result<(Vec<u8>, u64)>, Vec<csv::StringRecord>);
+
 /// Scores `input` (a CSV with a header) into `out`, streaming, on every core: one thread reads
 /// batches of [`BATCH_ROWS`] records, the scoring threads turn each into CSV bytes, and the
 /// caller's thread writes them in input order. At most two batches per thread are in flight,
@@ -403,12 +416,13 @@ pub fn predict_csv(scorer: &Scorer, input: &Path, out: impl Write) -> Result<Sum
         use std::sync::mpsc::sync_channel;
         // A batch is read only with a token, and its token comes back once it is written: at
         // most `in_flight` batches live between the reader and the writer.
-        let (token_tx, token_rx) = sync_channel::<()>(in_flight);
+        // A token is a batch's records, handed back for reuse once written.
+        let (token_tx, token_rx) = sync_channel::<Vec<csv::StringRecord>>(in_flight);
         for _ in 0..in_flight {
-            token_tx.send(()).expect("the channel has room");
+            token_tx.send(Vec::new()).expect("the channel has room");
         }
         let (work_tx, work_rx) = sync_channel::<(usize, Batch)>(in_flight);
-        let (done_tx, done_rx) = sync_channel::<(usize, Result<(Vec<u8>, u64)>)>(in_flight);
+        let (done_tx, done_rx) = sync_channel::<Scored>(in_flight);
         let shown = &shown;
         scope.spawn(move || read_batches(rdr, &token_rx, &work_tx, shown));
         let work_rx = std::sync::Arc::new(std::sync::Mutex::new(work_rx));
@@ -423,10 +437,15 @@ pub fn predict_csv(scorer: &Scorer, input: &Path, out: impl Write) -> Result<Sum
                     let Ok(Ok((index, batch))) = next else {
                         return;
                     };
-                    let scored = batch.and_then(|records| {
-                        score_batch(scorer, fields, classes, &records, &mut scratch, shown)
-                    });
-                    if done_tx.send((index, scored)).is_err() {
+                    let scored = match batch {
+                        Ok(records) => {
+                            let r =
+                                score_batch(scorer, fields, classes, &records, &mut scratch, shown);
+                            (index, r, records)
+                        }
+                        Err(e) => (index, Err(e), Vec::new()),
+                    };
+                    if done_tx.send(scored).is_err() {
                         return;
                     }
                 }
@@ -437,15 +456,15 @@ pub fn predict_csv(scorer: &Scorer, input: &Path, out: impl Write) -> Result<Sum
         let mut pending = std::collections::BTreeMap::new();
         let mut next = 0;
         let mut rows = 0u64;
-        for (index, scored) in done_rx.iter() {
-            pending.insert(index, scored);
-            while let Some(scored) = pending.remove(&next) {
+        for (index, scored, records) in done_rx.iter() {
+            pending.insert(index, (scored, records));
+            while let Some((scored, records)) = pending.remove(&next) {
                 let (bytes, n) = scored?;
                 out.write_all(&bytes)
                     .map_err(|e| anyhow::Error::new(e).context("writing the predictions"))?;
                 rows += n;
                 next += 1;
-                let _ = token_tx.send(());
+                let _ = token_tx.send(records);
             }
         }
         Ok(rows)
@@ -461,21 +480,24 @@ pub fn predict_csv(scorer: &Scorer, input: &Path, out: impl Write) -> Result<Sum
 /// read error that ended the input, if any.
 fn read_batches(
     mut rdr: csv::Reader<std::fs::File>,
-    tokens: &std::sync::mpsc::Receiver<()>,
+    tokens: &std::sync::mpsc::Receiver<Vec<csv::StringRecord>>,
     work: &std::sync::mpsc::SyncSender<(usize, Batch)>,
     shown: &str,
 ) {
     let mut index = 0;
     loop {
-        if tokens.recv().is_err() {
+        // A written batch's records come back with its token: read into them again.
+        let Ok(mut batch) = tokens.recv() else {
             return;
-        }
-        let mut batch = Vec::with_capacity(BATCH_ROWS);
+        };
+        let mut n = 0;
         let mut failed = None;
-        while batch.len() < BATCH_ROWS {
-            let mut record = csv::StringRecord::new();
-            match rdr.read_record(&mut record) {
-                Ok(true) => batch.push(record),
+        while n < BATCH_ROWS {
+            if n == batch.len() {
+                batch.push(csv::StringRecord::new());
+            }
+            match rdr.read_record(&mut batch[n]) {
+                Ok(true) => n += 1,
                 Ok(false) => break,
                 Err(e) => {
                     failed = Some(e);
@@ -483,7 +505,8 @@ fn read_batches(
                 }
             }
         }
-        let end = batch.len() < BATCH_ROWS;
+        batch.truncate(n);
+        let end = n < BATCH_ROWS;
         let sent = match failed {
             Some(e) => Err(anyhow::Error::new(e).context(format!("reading `{shown}`"))),
             None if batch.is_empty() => return,
@@ -507,31 +530,42 @@ fn score_batch(
     shown: &str,
 ) -> Result<(Vec<u8>, u64)> {
     let mut w = csv::WriterBuilder::new().from_writer(Vec::with_capacity(records.len() * 48));
-    let mut line: Vec<String> = Vec::new();
+    let fmt_err = |e: csv::Error| anyhow::anyhow!("formatting the predictions: {e}");
+    // Reused for every row: the fields the model reads, and one number's text.
+    let mut row: Vec<&str> = Vec::with_capacity(fields.len());
+    let mut number = String::new();
     for record in records {
-        let row: Vec<&str> = fields
-            .iter()
-            .map(|f| f.and_then(|i| record.get(i)).unwrap_or(""))
-            .collect();
+        row.clear();
+        row.extend(
+            fields
+                .iter()
+                .map(|f| f.and_then(|i| record.get(i)).unwrap_or("")),
+        );
         let p = scorer.score(&row, scratch).with_context(|| {
             format!(
                 "`{shown}`, line {}",
                 record.position().map_or(0, |p| p.line())
             )
         })?;
-        line.clear();
+        let field = |w: &mut csv::Writer<Vec<u8>>, number: &mut String, x: f64| {
+            number.clear();
+            push_double(number, x);
+            w.write_field(number.as_bytes())
+        };
         match p {
             Prediction::Class {
                 label,
                 probabilities,
             } => {
-                line.push(classes.get(label).cloned().unwrap_or_default());
-                line.extend(probabilities.iter().map(|&x| format_double(x)));
+                let name = classes.get(label).map_or("", String::as_str);
+                w.write_field(name).map_err(fmt_err)?;
+                for &x in &probabilities {
+                    field(&mut w, &mut number, x).map_err(fmt_err)?;
+                }
             }
-            Prediction::Value(v) => line.push(format_double(v)),
+            Prediction::Value(v) => field(&mut w, &mut number, v).map_err(fmt_err)?,
         }
-        w.write_record(&line)
-            .map_err(|e| anyhow::anyhow!("formatting the predictions: {e}"))?;
+        w.write_record(None::<&[u8]>).map_err(fmt_err)?;
     }
     let bytes = w
         .into_inner()
@@ -667,7 +701,12 @@ mod tests {
             std::fs::write(&single, format!("{header}\n{}\n", body[i])).unwrap();
             let mut out = Vec::new();
             predict_csv(&scorer, &single, &mut out).unwrap();
-            String::from_utf8(out).unwrap().lines().nth(1).unwrap().to_string()
+            String::from_utf8(out)
+                .unwrap()
+                .lines()
+                .nth(1)
+                .unwrap()
+                .to_string()
         };
         let expected: Vec<String> = (0..body.len()).map(one).collect();
         for (i, line) in got.iter().enumerate() {
@@ -686,7 +725,10 @@ mod tests {
             bad.push('\n');
         }
         std::fs::write(&input, &bad).unwrap();
-        let e = format!("{:#}", predict_csv(&scorer, &input, Vec::new()).unwrap_err());
+        let e = format!(
+            "{:#}",
+            predict_csv(&scorer, &input, Vec::new()).unwrap_err()
+        );
         assert!(e.contains(&format!("line {}", bad_at + 2)), "{e}");
     }
 

@@ -303,6 +303,16 @@ impl Mojo {
     /// Converts a row given in signature order to genmodel's `double[]`: numbers as they are,
     /// levels as their index, missing values and unseen levels as NaN.
     pub fn encode(&self, row: &[Value], out: &mut Vec<f64>) -> Result<(), ScoreError> {
+        self.encode_iter(row.iter().cloned(), out)
+    }
+
+    /// [`Mojo::encode`] from an iterator of values: a caller that maps its fields on the fly
+    /// allocates nothing per row.
+    pub fn encode_iter<'v>(
+        &self,
+        row: impl ExactSizeIterator<Item = Value<'v>>,
+        out: &mut Vec<f64>,
+    ) -> Result<(), ScoreError> {
         if row.len() != self.signature.len() {
             return Err(ScoreError::Width {
                 got: row.len(),
@@ -310,8 +320,8 @@ impl Mojo {
             });
         }
         out.clear();
-        for (value, column) in row.iter().zip(&self.signature) {
-            out.push(row::encode_value(value, column)?);
+        for (value, column) in row.zip(&self.signature) {
+            out.push(row::encode_value(&value, column)?);
         }
         Ok(())
     }
