@@ -185,7 +185,8 @@ pub enum Command {
         #[arg(long)]
         target: Option<String>,
     },
-    /// Score a CSV natively with a tag, a version or a MOJO file (replays the prepare transform)
+    /// Score a CSV natively with a tag, a version or a MOJO file (replays the prepare transform),
+    /// on every core, rows in input order
     Predict {
         /// A tag, a version id, or a MOJO file
         #[arg(long, value_name = "TAG|VERSION|FILE.zip")]
