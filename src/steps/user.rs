@@ -380,14 +380,16 @@ pub async fn run(ctx: &Ctx<'_>, step: &UserStep, keyed: &Keyed) -> Result<StepOu
     ctx.printer
         .detail(1, &format!("{}: {shown} ({})", step.name, sandbox.name()));
     let started = std::time::Instant::now();
-    let status = cmd
-        .spawn()
-        .map_err(|e| {
-            Diagnostic::new(format!("step `{}`: could not start `{}`: {e}", step.name, argv[0]))
-                .hint("the step sees PATH=/usr/local/bin:/usr/bin:/bin unless it lists `PATH` in `env`; or give the program's full path")
-        })?
-        .wait()
-        .await?;
+    // Its own process group: a run that is interrupted (Ctrl-C drops this future) stops the
+    // command and whatever it started, not only the process mlbuild spawned.
+    cmd.process_group(0);
+    let mut child = cmd.spawn().map_err(|e| {
+        Diagnostic::new(format!("step `{}`: could not start `{}`: {e}", step.name, argv[0]))
+            .hint("the step sees PATH=/usr/local/bin:/usr/bin:/bin unless it lists `PATH` in `env`; or give the program's full path")
+    })?;
+    let group = GroupKill(child.id());
+    let status = child.wait().await?;
+    group.disarm();
     let seconds = started.elapsed().as_secs_f64();
     let tail = || stderr_tail(&stderr_path);
     if !status.success() {
@@ -420,7 +422,8 @@ pub async fn run(ctx: &Ctx<'_>, step: &UserStep, keyed: &Keyed) -> Result<StepOu
     let mut missing = Vec::new();
     for (name, rel) in &step.outputs {
         let file = work.join(rel);
-        if !file.is_file() {
+        // A regular file of its own: not a symlink (to a device, or out of the directory).
+        if !std::fs::symlink_metadata(&file).is_ok_and(|m| m.is_file()) {
             missing.push(format!("`{name}` ({rel})"));
             continue;
         }
@@ -433,7 +436,7 @@ pub async fn run(ctx: &Ctx<'_>, step: &UserStep, keyed: &Keyed) -> Result<StepOu
     }
     if !missing.is_empty() {
         return Err(Diagnostic::new(format!(
-            "step `{}`: `{shown}` exited 0 but did not write {}{}",
+            "step `{}`: `{shown}` exited 0 but did not write {} as a regular file{}",
             step.name,
             missing.join(", "),
             tail()
@@ -450,6 +453,25 @@ pub async fn run(ctx: &Ctx<'_>, step: &UserStep, keyed: &Keyed) -> Result<StepOu
             "seconds": (seconds * 1000.0).round() / 1000.0,
         }),
     })
+}
+
+/// Kills a step's process group when dropped before [`GroupKill::disarm`] (the run was
+/// interrupted while the command ran).
+struct GroupKill(Option<u32>);
+
+impl GroupKill {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(|p| libc::pid_t::try_from(p).ok()) {
+            // SAFETY: signals the process group this step created (`process_group(0)`).
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+    }
 }
 
 /// The command line with placeholders filled in: paths relative to the step's directory.

@@ -255,10 +255,21 @@ fn a_failing_user_step_caches_nothing_and_shows_its_stderr() {
     assert_eq!(run.code, 1);
     assert!(
         run.stderr
-            .contains("exited 0 but did not write `o` (o.txt); its stderr ends:"),
+            .contains("exited 0 but did not write `o` (o.txt) as a regular file; its stderr ends:"),
         "{}",
         run.stderr
     );
+    // A symlink is not an output (it could name a device, or a file outside the directory).
+    p.edit("exit 0", "ln -s /dev/zero o.txt");
+    let run = p.mlbuild_offline(&["run", "broken"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr
+            .contains("did not write `o` (o.txt) as a regular file"),
+        "{}",
+        run.stderr
+    );
+    p.edit("ln -s /dev/zero o.txt", "exit 0");
     p.edit("exit 0", "echo ok > o.txt");
     let run = p.mlbuild_offline(&["run", "broken", "--json"]).ok();
     assert_eq!(run.statuses()["broken"], "ran");
@@ -516,4 +527,44 @@ fn the_ui_shows_user_steps_in_walk_order() {
     assert_eq!(classes["inputs"], "input");
     let (status, _) = get("/steps/nosuchstep");
     assert_eq!(status, 404);
+}
+
+/// An interrupted run stops a step's command and everything it started (its process group).
+#[test]
+fn an_interrupted_run_leaves_no_process_of_a_step_behind() {
+    let p = Project::from_fixture("prostate");
+    let toml = p.read("ml.toml");
+    // The marker makes this test's sleeper findable; the step never finishes on its own.
+    p.write(
+        "ml.toml",
+        &format!(
+            "{toml}\n[[steps]]\nname = \"slow\"\nafter = \"locate\"\nrun = [\"sh\", \"-c\", \"sleep 301.25 & wait\"]\noutputs = {{ o = \"o.txt\" }}\n"
+        ),
+    );
+    let sleepers = || {
+        let out = Command::new("pgrep")
+            .args(["-f", "sleep 301.25"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    let mut child = p
+        .command(&["run", "slow"])
+        .env("MLBUILD_H2O_URL", "http://127.0.0.1:9")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        crate::support::wait_until(30, || sleepers() > 0),
+        "the step's command started"
+    );
+    // SAFETY: signals the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(
+        crate::support::wait_until(10, || sleepers() == 0),
+        "a process the step started outlived the run"
+    );
 }
