@@ -13,6 +13,7 @@
 //!   cache and source memos refer to ([`crate::store::maintenance`] has the rules). It holds
 //!   the run lock throughout, so no run writes meanwhile. Profiles are small and kept.
 
+use futures_util::stream::{self, StreamExt};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -69,6 +70,9 @@ fn print_warnings(printer: &Printer, remote: &Remote) {
     }
 }
 
+/// How many entries `cache push` and `cache pull` transfer at once.
+const TRANSFERS: usize = 4;
+
 async fn push(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit> {
     let remote = remote_for(paths)?;
     if remote.read_only() {
@@ -79,20 +83,23 @@ async fn push(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit> {
         .hint("unset `[cache] read_only` / `MLBUILD_REMOTE_READ_ONLY` to push")
         .into());
     }
-    let (mut pushed, mut problems) = (0, Vec::new());
-    for (step, key) in lock_keys(paths)? {
-        match store.ac_get(&key) {
-            AcLookup::Hit(entry) => {
-                if remote.upload(store, &entry).await {
-                    pushed += 1;
-                } else {
-                    problems.push(format!("{step}: not uploaded"));
-                }
+    let remote_ref = &remote;
+    // A few entries at a time, each blob streamed from disk.
+    let outcomes: Vec<Result<(), String>> = stream::iter(lock_keys(paths)?)
+        .map(|(step, key)| async move {
+            match store.ac_get(&key) {
+                AcLookup::Hit(entry) if remote_ref.upload(store, &entry).await => Ok(()),
+                AcLookup::Hit(_) => Err(format!("{step}: not uploaded")),
+                _ => Err(format!("{step}: no complete local entry for {key}")),
             }
-            _ => problems.push(format!("{step}: no complete local entry for {key}")),
-        }
-        print_warnings(printer, &remote);
-    }
+        })
+        .buffer_unordered(TRANSFERS)
+        .collect()
+        .await;
+    print_warnings(printer, &remote);
+    let pushed = outcomes.iter().filter(|o| o.is_ok()).count();
+    let mut problems: Vec<String> = outcomes.into_iter().filter_map(Result::err).collect();
+    problems.sort();
     printer.status(
         "Pushed",
         &format!("{pushed} entries to `{}`", remote.shown()),
@@ -112,18 +119,33 @@ async fn push(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit> {
 async fn pull(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit> {
     let remote = remote_for(paths)?;
     let _lock = super::context::lock_runs(store, printer)?;
-    let (mut pulled, mut local, mut missing) = (0, 0, Vec::new());
-    for (step, key) in lock_keys(paths)? {
-        if matches!(store.ac_get(&key), AcLookup::Hit(_)) {
-            local += 1;
-            continue;
-        }
-        match remote.restore(store, &key).await {
-            Restore::Restored => pulled += 1,
-            Restore::Miss => missing.push(step),
-        }
-        print_warnings(printer, &remote);
-    }
+    let remote_ref = &remote;
+    // `None`: already local; `Some(Err(step))`: the remote lacks it.
+    let outcomes: Vec<Option<Result<(), String>>> = stream::iter(lock_keys(paths)?)
+        .map(|(step, key)| async move {
+            if matches!(store.ac_get(&key), AcLookup::Hit(_)) {
+                return None;
+            }
+            Some(match remote_ref.restore(store, &key).await {
+                Restore::Restored => Ok(()),
+                Restore::Miss => Err(step),
+            })
+        })
+        .buffer_unordered(TRANSFERS)
+        .collect()
+        .await;
+    print_warnings(printer, &remote);
+    let local = outcomes.iter().filter(|o| o.is_none()).count();
+    let pulled = outcomes
+        .iter()
+        .filter(|o| matches!(o, Some(Ok(()))))
+        .count();
+    let mut missing: Vec<String> = outcomes
+        .into_iter()
+        .flatten()
+        .filter_map(Result::err)
+        .collect();
+    missing.sort();
     printer.status(
         "Pulled",
         &format!(

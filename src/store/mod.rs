@@ -447,7 +447,9 @@ pub enum AcLookup {
 /// Mapped pages count as resident memory, so mapping a whole 1 GB file at once made the
 /// process 1 GB "resident"; windows keep it bounded at the same speed.
 pub fn hash_file(path: &Path) -> Result<Digest, StoreError> {
-    const WINDOW: u64 = 64 << 20;
+    // Mapped a window at a time: the mapped pages count in the process's RSS, so the window
+    // bounds what hashing a large blob adds to it (`cache push` stays under 64 MB).
+    const WINDOW: u64 = 16 << 20;
     let mut hasher = blake3::Hasher::new();
     let file = fs::File::open(path).map_err(io_err("hash", path))?;
     let len = file.metadata().map_err(io_err("hash", path))?.len();

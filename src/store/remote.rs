@@ -269,7 +269,7 @@ impl Remote {
         &self,
         method: Method,
         path: &str,
-        body: Option<Vec<u8>>,
+        body: Option<Upload>,
     ) -> Result<Option<reqwest::Response>, ()> {
         if !self.active() {
             return Err(());
@@ -278,8 +278,16 @@ impl Remote {
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
-        if let Some(body) = body {
-            req = req.body(body);
+        match body {
+            Some(Upload::Bytes(bytes)) => req = req.body(bytes),
+            Some(Upload::File(file, len)) => {
+                // Streamed from disk: the blob is never whole in memory.
+                let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+                req = req
+                    .header(reqwest::header::CONTENT_LENGTH, len)
+                    .body(reqwest::Body::wrap_stream(stream));
+            }
+            None => {}
         }
         let resp = match req.send().await {
             Ok(r) => r,
@@ -482,12 +490,23 @@ impl Remote {
                 Some(false) => {}
                 None => return false,
             }
-            // Never upload bytes that are not what their name says.
-            let Ok(bytes) = store.read_verified(digest) else {
+            // Never upload bytes that are not what their name says: hashed first (streaming),
+            // then streamed from the same file.
+            let Ok(path) = store.verified_path(digest) else {
+                return false;
+            };
+            let Ok(file) = tokio::fs::File::open(&path).await else {
+                return false;
+            };
+            let Ok(len) = file.metadata().await.map(|m| m.len()) else {
                 return false;
             };
             if self
-                .send(Method::PUT, &format!("cas/{digest}"), Some(bytes))
+                .send(
+                    Method::PUT,
+                    &format!("cas/{digest}"),
+                    Some(Upload::File(file, len)),
+                )
                 .await
                 .is_err()
             {
@@ -495,10 +514,20 @@ impl Remote {
             }
         }
         let json = serde_json::to_vec_pretty(entry).expect("action entries serialise");
-        self.send(Method::PUT, &format!("ac/{}", entry.key), Some(json))
-            .await
-            .is_ok()
+        self.send(
+            Method::PUT,
+            &format!("ac/{}", entry.key),
+            Some(Upload::Bytes(json)),
+        )
+        .await
+        .is_ok()
     }
+}
+
+/// A request body: small bytes (an entry), or a blob streamed from its file.
+enum Upload {
+    Bytes(Vec<u8>),
+    File(tokio::fs::File, u64),
 }
 
 /// The remote of a project: from `MLBUILD_REMOTE_CACHE` or `[cache] remote`, if any.
