@@ -113,6 +113,21 @@ impl Scorer {
         Ok(scorer.provided_by(r.version.as_ref()))
     }
 
+    /// Why a row without the required columns `missing` (shown as `` `A`, `B` ``) is refused:
+    /// for a version trained on a user step's rows, that the step's schema is wanted.
+    pub fn missing_columns_message(&self, missing: &str) -> String {
+        match &self.provided_by {
+            Some(step) => format!(
+                "the input has no column {missing}: this version was trained on the rows that step `{step}` provides, and mlbuild cannot replay a user's command on raw rows; it takes rows in that schema: {}",
+                self.signature_text()
+            ),
+            None => format!(
+                "the input has no column {missing}; the model needs: {}",
+                self.signature_text()
+            ),
+        }
+    }
+
     /// The columns a row is given in, in order.
     pub fn inputs(&self) -> &[String] {
         &self.inputs
@@ -169,23 +184,20 @@ impl Scorer {
             .filter(|&&i| fields[i].is_none())
             .map(|&i| format!("`{}`", self.inputs[i]))
             .collect();
-        if let (false, Some(step)) = (missing.is_empty(), &self.provided_by) {
-            return Err(Diagnostic::new(format!(
-                "the input has no column {}: this version was trained on the rows that step `{step}` provides, and mlbuild cannot replay a user's command on raw rows; it takes rows in that schema: {}",
-                missing.join(", "),
-                self.signature_text()
-            ))
-            .hint(format!("score rows that went through `{step}` (its `train` output has the schema)"))
-            .into());
-        }
         if !missing.is_empty() {
-            return Err(Diagnostic::new(format!(
-                "the input has no column {}; the model needs: {}",
-                missing.join(", "),
-                self.signature_text()
-            ))
-            .hint("add the missing columns (an empty field is a missing value)")
-            .into());
+            let hint = match &self.provided_by {
+                Some(step) => {
+                    format!(
+                        "score rows that went through `{step}` (its `train` output has the schema)"
+                    )
+                }
+                None => "add the missing columns (an empty field is a missing value)".to_string(),
+            };
+            return Err(
+                Diagnostic::new(self.missing_columns_message(&missing.join(", ")))
+                    .hint(hint)
+                    .into(),
+            );
         }
         Ok(fields)
     }

@@ -40,10 +40,7 @@ pub fn cells(row: &Map<String, Value>, scorer: &Scorer) -> Result<Vec<String>, S
     for (i, name) in scorer.inputs().iter().enumerate() {
         let cell = match row.get(name) {
             None if scorer.is_required(i) => {
-                return Err(format!(
-                    "no column `{name}`; the model needs: {}",
-                    scorer.signature_text()
-                ))
+                return Err(scorer.missing_columns_message(&format!("`{name}`")))
             }
             None | Some(Value::Null) => String::new(),
             Some(Value::String(s)) => s.clone(),

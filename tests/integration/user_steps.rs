@@ -417,6 +417,10 @@ for src, out in ((sys.argv[1], sys.argv[3]), (sys.argv[2], sys.argv[4])):
 /// A step that provides the training data: confirm, execute and monitor see its rows, the
 /// model is trained on its columns, and predict refuses raw rows, saying why.
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one scenario: the run, predict and serve on raw and provided rows, a broken step"
+)]
 fn a_step_that_provides_the_training_data_feeds_the_model() {
     let p = Project::from_fixture("prostate");
     p.write("provide.py", PROVIDE);
@@ -466,6 +470,34 @@ fn a_step_that_provides_the_training_data_feeds_the_model() {
         rows,
         "a header and one line per row"
     );
+
+    // serve says the same of a raw row (400), and scores a provided one.
+    let mut cmd = p.command(&["serve", "--model", "staging", "--port", "0"]);
+    cmd.env("MLBUILD_H2O_URL", "http://127.0.0.1:9");
+    let server = crate::support::listen(cmd);
+    let raw_row =
+        r#"{"ID":1,"AGE":65,"RACE":"1","DPROS":2,"DCAPS":1,"PSA":1.4,"VOL":0,"GLEASON":6}"#;
+    let provided_row = raw_row.replace("\"GLEASON\":6", "\"GLEASON\":6,\"PSA_PER_AGE\":0.0215");
+    let post = |body: String| {
+        crate::support::runtime().block_on(async {
+            let r = reqwest::Client::new()
+                .post(format!("{}/predict", server.url))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    let (status, body) = post(raw_row.to_string());
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("rows that step `features` provides"),
+        "{body}"
+    );
+    let (status, body) = post(provided_row);
+    assert_eq!(status, 200, "{body}");
 
     // A provided file without the target is an error of the step.
     p.write(
