@@ -22,6 +22,19 @@ bench_workdir() {
     (cd "$1" && pwd)
 }
 
+# bench_rows SOURCE OUT N: writes OUT, SOURCE's header then its rows repeated to N rows.
+bench_rows() {
+    python3 - "$1" "$2" "$3" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+with open(sys.argv[2], "w") as f:
+    f.write(lines[0] + "\n")
+    body = lines[1:]
+    for i in range(int(sys.argv[3])):
+        f.write(body[i % len(body)] + "\n")
+PY
+}
+
 # bench_alive PID: whether PID runs (a child that exited but was not reaped yet is a zombie,
 # which `kill -0` still reports as alive).
 bench_alive() {

@@ -76,15 +76,7 @@ fi
 [ -z "${MOJO_TRAIN_ONLY:-}" ] || exit 0
 
 # The rows: prostate's 380 rows repeated to ROWS.
-python3 - "$root/data/prostate.csv" "$work/rows.csv" "$rows" <<'PY'
-import sys
-lines = open(sys.argv[1]).read().splitlines()
-with open(sys.argv[2], "w") as f:
-    f.write(lines[0] + "\n")
-    body = lines[1:]
-    for i in range(int(sys.argv[3])):
-        f.write(body[i % len(body)] + "\n")
-PY
+bench_rows "$root/data/prostate.csv" "$work/rows.csv" "$rows"
 head -2 "$work/rows.csv" >"$work/one.csv"
 
 echo "== scoring, one thread, $rows rows, best of $passes passes"

@@ -28,17 +28,7 @@ BIN=$(bench_bin "$ROOT")
 [ -x "$BIN" ] || bench_die "no $BIN (build it, or set CARGO_TARGET_DIR)"
 
 rows=$WORK/rows-$ROWS.csv
-if [ ! -f "$rows" ]; then
-    python3 - "$ROOT/data/prostate.csv" "$rows" "$ROWS" <<'PY'
-import sys
-lines = open(sys.argv[1]).read().splitlines()
-with open(sys.argv[2], "w") as f:
-    f.write(lines[0] + "\n")
-    body = lines[1:]
-    for i in range(int(sys.argv[3])):
-        f.write(body[i % len(body)] + "\n")
-PY
-fi
+[ -f "$rows" ] || bench_rows "$ROOT/data/prostate.csv" "$rows" "$ROWS"
 
 # side NAME: runs it once, prints "SECONDS MAXRSS_KB".
 side() {

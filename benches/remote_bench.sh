@@ -45,9 +45,9 @@ TOML
     (cd "$project" && "$BIN" run) >"$WORK/run.log" 2>&1 || { tail -20 "$WORK/run.log" >&2; bench_die "mlbuild run failed"; }
 fi
 
-# nginx: one process serving WORK/nginx/root with WebDAV PUT.
+# nginx: one process serving WORK/nginx/docroot with WebDAV PUT.
 ng=$WORK/nginx
-rm -rf "$ng" && mkdir -p "$ng/root"
+rm -rf "$ng" && mkdir -p "$ng/docroot"
 cat >"$ng/nginx.conf" <<CONF
 master_process off;
 daemon off;
@@ -66,7 +66,7 @@ http {
     sendfile on;
     server {
         listen 127.0.0.1:$PORT;
-        root $ng/root;
+        root $ng/docroot;
         location / { dav_methods PUT; create_full_put_path on; }
     }
 }
@@ -96,9 +96,9 @@ for d in $blobs; do total=$((total + $(stat -c %s "$project/cache/v1/cas/${d:0:2
 echo "== $(echo "$blobs" | wc -l) blobs, $total bytes; nginx on loopback; $(nproc) cores; $PAIRS pairs"
 
 timed() { /usr/bin/time -o "$WORK/time" -f "%e %M" "$@" >"$WORK/cmd.log" 2>&1 || { cat "$WORK/cmd.log" >&2; bench_die "$1 failed"; }; cat "$WORK/time"; }
-mlbuild_push() { rm -rf "$ng/root/m" && mkdir -p "$ng/root/m"; (cd "$project" && MLBUILD_REMOTE_CACHE=$url/m timed "$BIN" cache push); }
+mlbuild_push() { rm -rf "$ng/docroot/m" && mkdir -p "$ng/docroot/m"; (cd "$project" && MLBUILD_REMOTE_CACHE=$url/m timed "$BIN" cache push); }
 curl_push() {
-    rm -rf "$ng/root/c" && mkdir -p "$ng/root/c"
+    rm -rf "$ng/docroot/c" && mkdir -p "$ng/docroot/c"
     local list=$WORK/curl-put.sh
     : >"$list"
     for d in $blobs; do echo "curl -sf -T '$project/cache/v1/cas/${d:0:2}/$d' '$url/c/cas/$d'" >>"$list"; done

@@ -45,12 +45,10 @@ pub fn watched(paths: &Paths) -> (Vec<PathBuf>, bool) {
         // The files `[[steps]]` declare as inputs (docs/steps.md).
         for step in &loaded.config.steps {
             for pattern in &step.inputs {
-                let full = paths.project.join(pattern);
-                let mut found: Vec<PathBuf> = glob::glob(&full.to_string_lossy())
-                    .map(|g| g.flatten().filter(|f| f.is_file()).collect())
-                    .unwrap_or_default();
+                let mut found =
+                    crate::source::files::glob_files(&paths.project, pattern).unwrap_or_default();
                 if found.is_empty() {
-                    found.push(full);
+                    found.push(paths.project.join(pattern));
                 }
                 for f in found {
                     if !files.contains(&f) {

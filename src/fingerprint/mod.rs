@@ -135,6 +135,27 @@ pub const EXECUTE_SEMANTICS: u32 = 3;
 /// | `uses` | each upstream output's digest |
 pub const USER_SEMANTICS: u32 = 1;
 
+/// What a change in each class of a user step's inputs means, in the order `explain` looks
+/// for the first difference ([`user_class_of`] maps a field to its class).
+pub const USER_CLASSES: [&str; 7] = [
+    "command", "config", "env", "tool", "platform", "input", "upstream",
+];
+
+/// The class of a top-level field of a user step's key inputs (the table above), `other` for
+/// a field it does not have.
+pub fn user_class_of(field: &str) -> &'static str {
+    match field {
+        "run" | "outputs" => "command",
+        "params" => "config",
+        "env" => "env",
+        "tools" => "tool",
+        "platform" => "platform",
+        "inputs" => "input",
+        "uses" => "upstream",
+        _ => "other",
+    }
+}
+
 /// The semantics version of a step's key: a name that is none of the eight is a user step's
 /// (`[[steps]]` names never take a built-in one).
 pub fn semantics_of(step: &str) -> u32 {
@@ -328,49 +349,43 @@ impl Reason {
     }
 
     /// Classifies the difference between a user step's recorded inputs and its inputs now, in
-    /// this order: command, params, env, tools, platform, input files, upstream outputs.
+    /// the order of [`USER_CLASSES`]: command, params, env, tools, platform, input files,
+    /// upstream outputs.
     pub fn classify_user(old: &Value, new: &Value) -> Reason {
         let changes = diff_changes(old, new);
-        let pick = |fields: &[&str]| -> Vec<Change> {
+        let pick = |class: &str| -> Vec<Change> {
             changes
                 .iter()
-                .filter(|c| fields.contains(&c.field.split('.').next().unwrap_or_default()))
+                .filter(|c| user_class_of(c.field.split('.').next().unwrap_or_default()) == class)
                 .cloned()
                 .collect()
         };
-        let found = [
-            (&["run", "outputs"][..], 0),
-            (&["params"][..], 1),
-            (&["env"][..], 2),
-            (&["tools"][..], 3),
-            (&["platform"][..], 4),
-            (&["inputs"][..], 5),
-        ]
-        .into_iter()
-        .find_map(|(fields, kind)| {
-            let c = pick(fields);
-            (!c.is_empty()).then_some((kind, c))
-        });
-        match found {
-            Some((0, changes)) => Reason::CommandChanged { changes },
-            Some((1, changes)) => Reason::ConfigChanged { changes },
-            Some((2, changes)) => Reason::EnvChanged { changes },
-            Some((3, changes)) => Reason::ToolChanged { changes },
-            Some((4, changes)) => Reason::PlatformChanged { changes },
-            Some((_, changes)) => Reason::InputsChanged { changes },
-            None => {
-                let uses = pick(&["uses"]);
-                match uses.first() {
-                    // `uses.STEP.OUTPUT`: name the upstream step.
-                    Some(c) => Reason::UpstreamChanged {
-                        step: c.field.split('.').nth(1).unwrap_or_default().to_string(),
-                        changes: uses,
-                    },
-                    None => Reason::KeyingChanged {
-                        semantics: USER_SEMANTICS,
-                    },
-                }
-            }
+        for class in USER_CLASSES {
+            let changes = pick(class);
+            let Some(first) = changes.first() else {
+                continue;
+            };
+            return match class {
+                "command" => Reason::CommandChanged { changes },
+                "config" => Reason::ConfigChanged { changes },
+                "env" => Reason::EnvChanged { changes },
+                "tool" => Reason::ToolChanged { changes },
+                "platform" => Reason::PlatformChanged { changes },
+                "input" => Reason::InputsChanged { changes },
+                // `uses.STEP.OUTPUT`: name the upstream step.
+                _ => Reason::UpstreamChanged {
+                    step: first
+                        .field
+                        .split('.')
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_string(),
+                    changes,
+                },
+            };
+        }
+        Reason::KeyingChanged {
+            semantics: USER_SEMANTICS,
         }
     }
 

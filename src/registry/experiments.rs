@@ -39,15 +39,7 @@ impl Registry {
                 .begin()
                 .await
                 .map_err(db("starting an experiment"))?;
-            sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'experiment'")
-                .execute(&mut *tx)
-                .await
-                .map_err(db("allocating an experiment id"))?;
-            let id: i64 = sqlx::query("SELECT value FROM counters WHERE name = 'experiment'")
-                .fetch_one(&mut *tx)
-                .await
-                .and_then(|row| row.try_get(0))
-                .map_err(db("allocating an experiment id"))?;
+            let id = super::next_id(&mut tx, "experiment", "allocating an experiment id").await?;
             sqlx::query(
                 "INSERT INTO experiments (id, project, started_at, grid) VALUES ($1, $2, $3, $4)",
             )

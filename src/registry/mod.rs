@@ -207,6 +207,27 @@ fn is_sqlite_damage(e: &sqlx::Error) -> bool {
 }
 
 /// Wraps a sqlx error with what we were doing.
+/// The next id of counter `name` (`run`, `experiment`) within `tx`. The counter row is the
+/// lock: ids are allocated one at a time on both engines.
+async fn next_id(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    name: &str,
+    what: &'static str,
+) -> Result<i64> {
+    use sqlx::Row;
+    sqlx::query("UPDATE counters SET value = value + 1 WHERE name = $1")
+        .bind(name)
+        .execute(&mut **tx)
+        .await
+        .map_err(db(what))?;
+    sqlx::query("SELECT value FROM counters WHERE name = $1")
+        .bind(name)
+        .fetch_one(&mut **tx)
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(db(what))
+}
+
 fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> RegistryError {
     move |source| RegistryError::Query { context, source }
 }

@@ -97,16 +97,7 @@ impl Registry {
         let user = super::current_user();
         retry("starting a run", || async {
             let mut tx = self.pool.begin().await.map_err(db("starting a run"))?;
-            // The counter row is the lock: ids are allocated one at a time on both engines.
-            sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'run'")
-                .execute(&mut *tx)
-                .await
-                .map_err(db("allocating a run id"))?;
-            let id: i64 = sqlx::query("SELECT value FROM counters WHERE name = 'run'")
-                .fetch_one(&mut *tx)
-                .await
-                .and_then(|row| row.try_get(0))
-                .map_err(db("allocating a run id"))?;
+            let id = super::next_id(&mut tx, "run", "allocating a run id").await?;
             sqlx::query(
                 "INSERT INTO runs \
                  (id, project, command, started_at, status, host, pid, git_commit, user_name) \

@@ -60,6 +60,14 @@ pub fn is_parquet(path: &Path) -> bool {
     )
 }
 
+/// The regular files `pattern` (a path or a glob, relative to `project`) names now.
+pub fn glob_files(project: &Path, pattern: &str) -> Result<Vec<PathBuf>, glob::PatternError> {
+    Ok(glob::glob(&project.join(pattern).to_string_lossy())?
+        .flatten()
+        .filter(|f| f.is_file())
+        .collect())
+}
+
 /// The files a `path` names, in reading order: the file itself, or a glob's matches sorted by
 /// path. Each comes with the path as the user would write it (relative to the project).
 pub fn expand(project: &Path, path: &str) -> Result<Vec<(PathBuf, String)>> {

@@ -109,23 +109,14 @@ pub async fn key_inputs(
 fn expand_inputs(project: &Path, step: &UserStep) -> Result<Vec<(PathBuf, String)>> {
     let mut files = BTreeMap::new();
     for pattern in &step.inputs {
-        let before = files.len();
-        let matches = glob::glob(&project.join(pattern).to_string_lossy()).map_err(|e| {
+        let matches = crate::source::files::glob_files(project, pattern).map_err(|e| {
             Diagnostic::new(format!(
                 "step `{}`: `{pattern}` in `inputs` is not a valid glob: {e}",
                 step.name
             ))
             .hint("`*` matches within a name, `**` across directories, `?` one character")
         })?;
-        for m in matches.flatten() {
-            if !m.is_file() {
-                continue;
-            }
-            if let Ok(rel) = m.strip_prefix(project) {
-                files.insert(rel.to_string_lossy().into_owned(), m.clone());
-            }
-        }
-        if files.len() == before && !files.keys().any(|k| glob_matches(pattern, k)) {
+        if matches.is_empty() {
             return Err(Diagnostic::new(format!(
                 "step `{}`: no file matches `{pattern}` in `inputs`",
                 step.name
@@ -133,12 +124,13 @@ fn expand_inputs(project: &Path, step: &UserStep) -> Result<Vec<(PathBuf, String
             .hint("inputs are paths relative to the project directory")
             .into());
         }
+        for m in matches {
+            if let Ok(rel) = m.strip_prefix(project) {
+                files.insert(rel.to_string_lossy().into_owned(), m.clone());
+            }
+        }
     }
     Ok(files.into_iter().map(|(rel, abs)| (abs, rel)).collect())
-}
-
-fn glob_matches(pattern: &str, path: &str) -> bool {
-    glob::Pattern::new(pattern).is_ok_and(|p| p.matches(path))
 }
 
 /// The programs' version outputs, from the memo (keyed by the program's path, size and mtime
@@ -177,16 +169,12 @@ async fn tool_versions(
         };
         let meta = std::fs::metadata(&resolved)
             .with_context(|| format!("reading `{}`", resolved.display()))?;
-        let stamp = {
-            use std::os::unix::fs::MetadataExt;
-            format!(
-                "{}\u{0}{}\u{0}{}\u{0}{}",
-                resolved.display(),
-                meta.len(),
-                meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
-                args.join("\u{1}")
-            )
-        };
+        let stamp = format!(
+            "{}\u{0}{}\u{0}{}",
+            resolved.display(),
+            crate::h2o::provision::stamp_of(&meta),
+            args.join("\u{1}")
+        );
         let version = match (memo.get(&stamp), mode) {
             (Some(v), _) => v.clone(),
             (None, Mode::Plan) => "(not probed yet: `mlbuild run` asks it)".to_string(),

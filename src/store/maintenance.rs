@@ -240,11 +240,6 @@ mod tests {
         assert_eq!(what, [format!("blob {gone}")]);
         assert_eq!(doomed[0].bytes, 4);
     }
-}
-
-#[cfg(test)]
-mod step_dir_tests {
-    use super::*;
 
     /// A user step's directory that a killed run left is swept once it is older than the grace
     /// period, with the bytes inside it counted; a fresh one is left to its run.

@@ -90,17 +90,7 @@ impl StepRef {
         match self.builtin {
             Some(step) => class_name(class_of(step, field)),
             // A user step's key table (docs/steps.md).
-            None => match field {
-                "run" | "outputs" => "command",
-                "params" => "config",
-                "env" => "env",
-                "tools" => "tool",
-                "platform" => "platform",
-                "inputs" => "input",
-                "uses" => "upstream",
-                _ => "other",
-            }
-            .into(),
+            None => crate::fingerprint::user_class_of(field).into(),
         }
     }
 }
