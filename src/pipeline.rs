@@ -23,7 +23,7 @@ use crate::error::Diagnostic;
 use crate::fingerprint::{diff_inputs, KeyInputs, Reason};
 use crate::plan::Planner;
 use crate::project::{Paths, Step, StepName};
-use crate::registry::Registry;
+use crate::registry::{Opening, RunRecorder, StepRow};
 use crate::report::{DoneEvent, Printer, StepEvent};
 use crate::status::{Freshness, RunStatus, StepStatus};
 use crate::steps;
@@ -81,15 +81,9 @@ impl Outcome {
 
 /// Records in the registry how a run ended. One path for `run` and `watch`, so both keep the
 /// same status and report.
-pub async fn finish_run(
-    registry: &Registry,
-    run_id: crate::registry::RunId,
-    outcome: &Outcome,
-) -> Result<()> {
+pub async fn finish_run(run: &RunRecorder<'_>, outcome: &Outcome) -> Result<()> {
     let (status, report) = outcome.record();
-    registry
-        .finish_run(run_id, status, report.as_deref())
-        .await?;
+    run.finish(status, report.as_deref()).await?;
     Ok(())
 }
 
@@ -429,13 +423,9 @@ impl<'a> Pipeline<'a> {
             }
             return Ok(Begin::Done(None));
         }
-        if self.ctx.run_id != 0 {
-            // For readers of the registry (the UI's live view); a run goes on without it.
-            let _ = self
-                .ctx
-                .registry
-                .start_step(self.ctx.run_id, &step.name, attempt)
-                .await;
+        if let Some(run) = self.ctx.run {
+            // The run's row is written before a step executes (docs/registry.md).
+            run.start_step(&step.name, attempt).await?;
         }
         Ok(Begin::Run(Pending {
             step: step.clone(),
@@ -706,22 +696,11 @@ impl<'a> Pipeline<'a> {
             summary: summary.to_string(),
         };
         self.ctx.printer.step(&event);
-        if self.ctx.run_id == 0 {
-            return;
+        if let Some(run) = self.ctx.run {
+            let _ = run
+                .step(StepRow::now(step, attempt, status, key, ms, &event.reason))
+                .await;
         }
-        let _ = self
-            .ctx
-            .registry
-            .record_step(
-                self.ctx.run_id,
-                step,
-                attempt,
-                status,
-                key,
-                ms,
-                &event.reason,
-            )
-            .await;
     }
 
     /// Runs the pipeline. Returns the outcome and the done event to print.
@@ -736,10 +715,14 @@ impl<'a> Pipeline<'a> {
             h2o_started: self.ctx.engine_started(),
             version: None,
             model: None,
-            tags: self.ctx.registry.tags().await.unwrap_or_default(),
+            tags: match self.ctx.registry().await {
+                Ok(registry) => registry.tags().await.unwrap_or_default(),
+                Err(_) => Default::default(),
+            },
         };
         if let Outcome::Ok { version: Some(v) } = &outcome {
-            if let Ok(Some(version)) = self.ctx.registry.get(v).await {
+            let registry = self.ctx.registry().await?;
+            if let Ok(Some(version)) = registry.get(v).await {
                 done.model = Some(version.model.clone());
             }
             done.version = Some(v.clone());
@@ -1069,9 +1052,10 @@ impl<'a> Pipeline<'a> {
         if !self.ctx.config.confirm.drift.enabled {
             return None;
         }
-        let tags = self.ctx.registry.tags().await.ok()?;
+        let registry = self.ctx.registry().await.ok()?;
+        let tags = registry.tags().await.ok()?;
         let id = tags.get("production")?;
-        let version = self.ctx.registry.get(id).await.ok()??;
+        let version = registry.get(id).await.ok()??;
         let train = version.provenance["prepared_train"].as_str()?.to_string();
         Some(steps::confirm::DriftReference {
             version: version.id,
@@ -1080,9 +1064,10 @@ impl<'a> Pipeline<'a> {
     }
 
     async fn baseline_canonical(&self) -> Option<String> {
-        let tags = self.ctx.registry.tags().await.ok()?;
+        let registry = self.ctx.registry().await.ok()?;
+        let tags = registry.tags().await.ok()?;
         let id = tags.get(&self.ctx.config.monitor.baseline)?;
-        let version = self.ctx.registry.get(id).await.ok()??;
+        let version = registry.get(id).await.ok()??;
         Some(version.canonical)
     }
 }
@@ -1093,7 +1078,7 @@ impl<'a> Pipeline<'a> {
 /// `run --dry-run` and the UI's pipeline page all plan here.
 pub async fn plan(
     paths: &Paths,
-    registry: &Registry,
+    registry: &Opening,
     printer: &Printer,
     opts: RunOptions,
 ) -> Result<Vec<PlanEntry>> {
@@ -1108,7 +1093,7 @@ pub async fn plan(
         printer,
         registry,
         &engine,
-        0,
+        None,
         Mode::Plan,
     );
     let planner = Planner::for_config(&loaded, &opts.overrides);

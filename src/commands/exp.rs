@@ -21,7 +21,7 @@ use crate::pipeline::{Outcome, Pipeline, RunOptions};
 use crate::plan::Planner;
 use crate::project::Paths;
 use crate::registry::links::Move;
-use crate::registry::{Point, Registry};
+use crate::registry::{Opening, Point, Registry, RunRecorder};
 use crate::report::Printer;
 use crate::signal::interrupted;
 use crate::status::RunStatus;
@@ -125,6 +125,7 @@ pub(crate) async fn run(
     let store = Store::open(&paths.cache)?
         .with_remote(crate::store::remote::configured(&base.config.cache)?);
     let registry = Registry::open(&paths.state_url).await?;
+    let opened = Opening::ready(registry.clone());
     let project = paths.project_name(&base.config);
     let id = registry.begin_experiment(&project, sets).await?;
     printer.status(
@@ -141,7 +142,7 @@ pub(crate) async fn run(
             &format!("{n}/{}: {}", points.len(), overrides.join(" ")),
         );
         let ran = tokio::select! {
-            r = point(&paths, &store, &registry, &engine, printer, &project, overrides) => Some(r),
+            r = point(&paths, &store, &opened, &engine, printer, &project, overrides) => Some(r),
             _ = interrupted() => None,
         };
         stopped = ran.is_none();
@@ -230,7 +231,7 @@ fn recorded_point(
 async fn point(
     paths: &Paths,
     store: &Store,
-    registry: &Registry,
+    registry: &Opening,
     engine: &EngineSlot,
     printer: &Printer,
     project: &str,
@@ -238,13 +239,13 @@ async fn point(
 ) -> Result<(i64, Outcome)> {
     let loaded = config::load(&paths.project, overrides)?;
     let _lock = lock_runs(store, printer)?;
-    let run_id = registry
-        .begin_run(
-            project,
-            "exp",
-            crate::project::git_head(&paths.project).as_deref(),
-        )
-        .await?;
+    let run = RunRecorder::new(
+        registry,
+        printer,
+        project,
+        "exp",
+        crate::project::git_head(&paths.project),
+    );
     let mut ctx = Ctx::new(
         paths,
         &loaded.config,
@@ -252,7 +253,7 @@ async fn point(
         printer,
         registry,
         engine,
-        run_id,
+        Some(&run),
         Mode::Run,
     );
     ctx.experiment = true;
@@ -266,16 +267,14 @@ async fn point(
     match pipeline.run().await {
         Ok((outcome, done)) => {
             printer.done(&done);
-            crate::pipeline::finish_run(registry, run_id, &outcome).await?;
+            crate::pipeline::finish_run(&run, &outcome).await?;
             if let Outcome::Ok { version: Some(v) } = &outcome {
                 printer.status("Registered", &format!("point's version {v} (no tag moved)"));
             }
-            Ok((run_id, outcome))
+            Ok((run.id().await?, outcome))
         }
         Err(e) => {
-            let _ = registry
-                .finish_run(run_id, RunStatus::Failed, Some(&format!("{e:#}")))
-                .await;
+            let _ = run.finish(RunStatus::Failed, Some(&format!("{e:#}"))).await;
             Err(e)
         }
     }

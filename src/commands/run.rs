@@ -12,7 +12,7 @@ use crate::fingerprint::Reason;
 use crate::pipeline::{Outcome, Pipeline, PlanEntry, RunOptions};
 use crate::plan::Planner;
 use crate::project::{Paths, StepName};
-use crate::registry::{self, Registry};
+use crate::registry::{self, Opening, RunRecorder};
 use crate::report::{DoneEvent, Printer};
 use crate::signal::interrupted;
 use crate::status::RunStatus;
@@ -37,9 +37,13 @@ pub(crate) async fn run(dir: &Path, printer: &Printer, args: RunArgs) -> Result<
     let loaded = config::load(&paths.project, &args.overrides)?;
     let store = Store::open(&paths.cache)?
         .with_remote(crate::store::remote::configured(&loaded.config.cache)?);
-    let _lock = lock_runs(&store, printer)?;
-    let registry = Registry::open(&paths.state_url).await?;
-    let result = run_on(&paths, &loaded, &store, &registry, printer, args, opts).await;
+    // Opened in the background while the walk plans; a fully cached run first needs it at
+    // its end (docs/registry.md).
+    let registry = Opening::start(&paths.state_url);
+    let result = match lock_runs(&store, printer) {
+        Ok(_lock) => run_on(&paths, &loaded, &store, &registry, printer, args, opts).await,
+        Err(e) => Err(e),
+    };
     // Closing checkpoints SQLite's WAL into `state.db`, so no `-wal`/`-shm` outlives the run
     // (a copy of the project, or the next reader, would otherwise meet them).
     registry.close().await;
@@ -51,7 +55,7 @@ async fn run_on(
     paths: &Paths,
     loaded: &config::Loaded,
     store: &Store,
-    registry: &Registry,
+    registry: &Opening,
     printer: &Printer,
     args: RunArgs,
     opts: RunOptions,
@@ -64,27 +68,22 @@ async fn run_on(
                 .into(),
         );
     }
-    let project_name = paths.project_name(&loaded.config);
-    // We hold the run lock: a run of this project still `running` whose process is gone was
-    // killed.
-    for id in registry.mark_interrupted(&project_name).await? {
-        printer.detail(
-            1,
-            &format!("run {id} was interrupted (its process is gone)"),
-        );
-    }
     let commit = crate::project::git_head(&paths.project);
-    let run_id = registry
-        .begin_run(&project_name, "run", commit.as_deref())
-        .await?;
+    let run = RunRecorder::new(
+        registry,
+        printer,
+        &paths.project_name(&loaded.config),
+        "run",
+        commit,
+    );
     let result = walk(
-        paths, loaded, store, registry, printer, args, opts, run_id, old_lock,
+        paths, loaded, store, registry, &run, printer, args, opts, old_lock,
     )
     .await;
     if let Err(e) = &result {
         // Kept with the run as the user saw it (the UI's run page shows it).
         let (lines, _) = super::diagnostics::rendered(e);
-        let _ = registry.record_error(run_id, &lines.join("\n")).await;
+        let _ = run.record_error(&lines.join("\n")).await;
     }
     result
 }
@@ -99,11 +98,11 @@ async fn walk(
     paths: &Paths,
     loaded: &config::Loaded,
     store: &Store,
-    registry: &Registry,
+    registry: &Opening,
+    run: &RunRecorder<'_>,
     printer: &Printer,
     args: RunArgs,
     opts: RunOptions,
-    run_id: i64,
     old_lock: Option<Lockfile>,
 ) -> Result<Exit> {
     let engine = Ctx::engine_slot();
@@ -114,7 +113,7 @@ async fn walk(
         printer,
         registry,
         &engine,
-        run_id,
+        Some(run),
         Mode::Run,
     );
     let planner = Planner::for_config(loaded, &args.overrides);
@@ -127,9 +126,7 @@ async fn walk(
     // A second Ctrl-C skips the wait for the engine's release.
     release_engine(&engine, printer, interrupted()).await;
     let Some(result) = result else {
-        let _ = registry
-            .finish_run(run_id, RunStatus::Interrupted, None)
-            .await;
+        let _ = run.finish(RunStatus::Interrupted, None).await;
         return Err(Diagnostic::new("interrupted")
             .hint("run again: completed steps are cached")
             .exit(Exit::Interrupted)
@@ -138,15 +135,13 @@ async fn walk(
     let (outcome, done) = match result {
         Ok(r) => r,
         Err(e) => {
-            let _ = registry
-                .finish_run(run_id, RunStatus::Failed, Some(&format!("{e:#}")))
-                .await;
+            let _ = run.finish(RunStatus::Failed, Some(&format!("{e:#}"))).await;
             return Err(e);
         }
     };
     crate::faultpoint::hit("run.before-finish");
     printer.done(&done);
-    crate::pipeline::finish_run(registry, run_id, &outcome).await?;
+    crate::pipeline::finish_run(run, &outcome).await?;
     finished(printer, outcome, &done)
 }
 
@@ -254,7 +249,8 @@ async fn plan(dir: &Path, printer: &Printer, opts: RunOptions) -> Result<Vec<Pla
     require_project_dir(dir)?;
     let paths = Paths::resolve(dir);
     let registry = open_registry_read(dir).await?;
-    let entries = crate::pipeline::plan(&paths, &registry, printer, opts).await?;
+    let opened = Opening::ready(registry.clone());
+    let entries = crate::pipeline::plan(&paths, &opened, printer, opts).await?;
     registry::links::warn_stale(printer, &registry, &paths.models, |_| true).await?;
     registry.close().await;
     Ok(entries)

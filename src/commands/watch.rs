@@ -25,7 +25,7 @@ use crate::error::{Diagnostic, Exit};
 use crate::pipeline::{Outcome, Pipeline, RunOptions};
 use crate::plan::Planner;
 use crate::project::Paths;
-use crate::registry::Registry;
+use crate::registry::{Opening, Registry, RunRecorder};
 use crate::report::Printer;
 use crate::signal::interrupted;
 use crate::status::RunStatus;
@@ -38,7 +38,7 @@ use crate::watch::{names, requery_after, stamp, watched};
 struct Session<'a> {
     paths: &'a Paths,
     store: &'a Store,
-    registry: &'a Registry,
+    registry: &'a Opening,
     engine: &'a EngineSlot,
     /// The planner, with its memo tables from the previous iteration.
     planner: Option<Planner>,
@@ -54,7 +54,7 @@ pub(crate) async fn watch(
 ) -> Result<Exit> {
     let paths = Paths::resolve(dir);
     let store = Store::open(&paths.cache)?;
-    let registry = Registry::open(&paths.state_url).await?;
+    let registry = Opening::ready(Registry::open(&paths.state_url).await?);
     let engine = Ctx::engine_slot();
     let mut session = Session {
         paths: &paths,
@@ -140,13 +140,13 @@ async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[Stri
         release_engine(engine, printer, std::future::pending()).await;
     }
     *warm_for = Some(wanted);
-    let run_id = registry
-        .begin_run(
-            &paths.project_name(&loaded.config),
-            "watch",
-            crate::project::git_head(&paths.project).as_deref(),
-        )
-        .await?;
+    let run = RunRecorder::new(
+        registry,
+        printer,
+        &paths.project_name(&loaded.config),
+        "watch",
+        crate::project::git_head(&paths.project),
+    );
     let ctx = Ctx::new(
         paths,
         &loaded.config,
@@ -154,7 +154,7 @@ async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[Stri
         printer,
         registry,
         engine,
-        run_id,
+        Some(&run),
         Mode::Run,
     );
     let opts = RunOptions {
@@ -169,7 +169,7 @@ async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[Stri
         Ok((outcome, _)) => {
             // Recorded as `run` records it (status and report), then shown whole: an
             // escalation or a failed gate with its hint, as `run` prints it.
-            crate::pipeline::finish_run(registry, run_id, &outcome).await?;
+            crate::pipeline::finish_run(&run, &outcome).await?;
             match outcome {
                 Outcome::Ok { version: Some(v) } => {
                     printer.status("Finished", &format!("version {v}"));
@@ -182,9 +182,7 @@ async fn iterate(session: &mut Session<'_>, printer: &Printer, overrides: &[Stri
             Ok(())
         }
         Err(e) => {
-            let _ = registry
-                .finish_run(run_id, RunStatus::Failed, Some(&format!("{e:#}")))
-                .await;
+            let _ = run.finish(RunStatus::Failed, Some(&format!("{e:#}"))).await;
             Err(e)
         }
     }

@@ -108,10 +108,8 @@ impl Link {
 async fn links(reg: &Registry, models: &Path) -> Result<Vec<Link>> {
     let mut out = Vec::new();
     let mut versions = None;
-    for (tag, id) in reg.tags().await? {
-        let Some(version) = reg.get(&id).await? else {
-            continue;
-        };
+    for (tag, version) in reg.tagged().await? {
+        let id = version.id.clone();
         let path = models.join(format!("{tag}.zip"));
         let state = match std::fs::read(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::Missing,

@@ -31,7 +31,9 @@
 pub mod deploy;
 mod experiments;
 pub mod integrity;
+mod lazy;
 pub mod links;
+mod recorder;
 mod render;
 mod runs;
 mod schema;
@@ -52,10 +54,12 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 
 pub use experiments::{Experiment, Point};
+pub use lazy::Opening;
+pub use recorder::RunRecorder;
 pub use render::{render_history, render_runs, render_tags, render_versions};
 pub use runs::host_name;
 pub(crate) use runs::process_exists;
-pub use runs::{Run, RunSummary, StepRecord, StepStart};
+pub use runs::{NewRun, Run, RunSummary, StepRecord, StepRow, StepStart};
 pub use tags::{TagEvent, TagMove};
 pub use versions::{Blob, NewVersion, Version, VersionEvent};
 
@@ -215,12 +219,8 @@ async fn next_id(
     what: &'static str,
 ) -> Result<i64> {
     use sqlx::Row;
-    sqlx::query("UPDATE counters SET value = value + 1 WHERE name = $1")
-        .bind(name)
-        .execute(&mut **tx)
-        .await
-        .map_err(db(what))?;
-    sqlx::query("SELECT value FROM counters WHERE name = $1")
+    // One statement (both engines know `RETURNING`): the write takes the lock and answers.
+    sqlx::query("UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value")
         .bind(name)
         .fetch_one(&mut **tx)
         .await
@@ -250,6 +250,8 @@ pub struct Registry {
     /// The schema version of the database: [`schema::current`] once opened for writing; a read
     /// ([`Registry::open_read`]) takes an older schema as it is (see `schema::has`).
     schema: i64,
+    /// The SQLite file of a registry opened for writing: marked verified when it is closed.
+    file: Option<std::path::PathBuf>,
 }
 
 /// The `sqlite://` URL of a database file, created when missing.
@@ -312,18 +314,26 @@ impl Registry {
             });
         };
         let shown = crate::redact::safe_url(&url);
-        if backend == Backend::Sqlite {
-            if let Some(path) = sqlite_file::path_of(&url) {
-                sqlite_file::prepare(&path, url.contains("mode=rwc"), &shown).await?;
-            }
-        }
+        let file = match backend {
+            Backend::Sqlite => sqlite_file::path_of(&url),
+            Backend::Postgres => None,
+        };
+        let found = match &file {
+            Some(path) => sqlite_file::prepare(path, url.contains("mode=rwc"), &shown).await?,
+            None => sqlite_file::Found::Unknown,
+        };
         let open_error = |source| RegistryError::Open {
             url: shown.clone(),
             source,
         };
 
+        // One connection: a command's statements go one at a time anyway, and each further
+        // connection costs an open of the file, its log and its PRAGMAs (and, on SQLite, a
+        // thread of its own).
         let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .max_connections(1)
+            // A SQLite connection does not go stale: no ping before each statement.
+            .test_before_acquire(backend == Backend::Postgres)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
@@ -345,30 +355,53 @@ impl Registry {
             .await
             .map_err(open_error)?;
 
+        let version = match found {
+            sqlite_file::Found::Existing { schema, .. } => Some(schema),
+            sqlite_file::Found::Created => Some(schema::current()),
+            sqlite_file::Found::Unknown => None,
+        };
         let registry = Registry {
             pool,
             sqlite: backend == Backend::Sqlite,
             stand_in: false,
             schema: schema::current(),
+            file,
         };
-        if backend == Backend::Sqlite {
+        let wal = matches!(found, sqlite_file::Found::Existing { wal: true, .. });
+        registry.settle(wal, version, &shown).await?;
+        Ok(registry)
+    }
+
+    /// Brings an opened database into shape for writing: WAL mode unless its header says so
+    /// already (`wal`), and the current schema unless `version` (found by the file's check, if
+    /// any) is it.
+    async fn settle(&self, wal: bool, version: Option<i64>, shown: &str) -> Result<()> {
+        if self.sqlite && !wal {
             // WAL lets readers work while another process writes. The mode is stored in the
-            // file, so only the first open changes it; switching needs a lock that the busy
-            // timeout does not wait for, hence the retry.
+            // file (its header says so), so only the first open changes it; switching needs a
+            // lock that the busy timeout does not wait for, hence the retry.
             retry("enabling WAL", || async {
                 sqlx::query("PRAGMA journal_mode = WAL")
-                    .execute(&registry.pool)
+                    .execute(&self.pool)
                     .await
                     .map_err(db("enabling WAL"))?;
                 Ok(Some(()))
             })
             .await?;
         }
-        retry("migrating the schema", || {
-            schema::migrate_once(&registry.pool, &shown)
-        })
-        .await?;
-        Ok(registry)
+        let version = match version {
+            Some(v) => Some(v),
+            // Postgres, or a file not checked above: a database that has the table at the
+            // current version needs no migration (any other answer goes through it).
+            None => schema::read_version(&self.pool).await.ok(),
+        };
+        if version != Some(schema::current()) {
+            retry("migrating the schema", || {
+                schema::migrate_once(&self.pool, shown)
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// Opens the state database for a command that only reads (`status`, `versions`, `tags`,
@@ -386,6 +419,7 @@ impl Registry {
             url: shown.clone(),
             source,
         };
+        let mut checked = None;
         let (backend, url) = if url.starts_with("sqlite:") {
             use std::str::FromStr;
             let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(open_error)?;
@@ -393,7 +427,7 @@ impl Registry {
                 return Registry::empty().await;
             }
             // A damaged file is reported as such, never read as "no versions yet".
-            sqlite_file::prepare(options.get_filename(), false, &shown).await?;
+            checked = Some(sqlite_file::prepare(options.get_filename(), false, &shown).await?);
             let url = if url.contains("mode=rwc") {
                 url.replacen("mode=rwc", "mode=rw", 1)
             } else if url.contains("mode=") {
@@ -410,7 +444,9 @@ impl Registry {
             return Err(RegistryError::UnsupportedUrl { url: shown });
         };
         let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .max_connections(1)
+            // A SQLite connection does not go stale: no ping before each statement.
+            .test_before_acquire(backend == Backend::Postgres)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
@@ -431,7 +467,11 @@ impl Registry {
             .connect(&url)
             .await
             .map_err(open_error)?;
-        let found = match schema::read_version(&pool).await {
+        let read = match checked {
+            Some(sqlite_file::Found::Existing { schema, .. }) => Ok(schema),
+            _ => schema::read_version(&pool).await,
+        };
+        let found = match read {
             Ok(found) => found,
             Err(e) if schema::is_missing_table(&e) => 0,
             Err(e) => return Err(e),
@@ -446,6 +486,7 @@ impl Registry {
             sqlite: backend == Backend::Sqlite,
             stand_in: false,
             schema: found,
+            file: None,
         })
     }
 
@@ -475,6 +516,7 @@ impl Registry {
             sqlite: true,
             stand_in: true,
             schema: schema::current(),
+            file: None,
         })
     }
 
@@ -490,12 +532,15 @@ impl Registry {
     /// `-wal` and `-shm` files, but it may still be under way when the process exits). A
     /// read-only registry cannot checkpoint and has nothing to.
     pub async fn close(&self) {
-        if self.sqlite {
-            let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        let folded = self.sqlite
+            && sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                 .execute(&self.pool)
-                .await;
-        }
+                .await
+                .is_ok();
         self.pool.close().await;
+        if let (true, Some(file)) = (folded, &self.file) {
+            sqlite_file::mark_verified(file, self.schema);
+        }
     }
 }
 

@@ -74,6 +74,106 @@ pub struct StepRecord {
     pub at: String,
 }
 
+/// A run's row as [`Registry::record_run`] writes it.
+pub struct NewRun<'a> {
+    pub project: &'a str,
+    pub command: &'a str,
+    pub git_commit: Option<&'a str>,
+    /// When it started (RFC 3339, as stored).
+    pub started_at: &'a str,
+}
+
+/// A step execution to record: what [`StepRecord`] reads back.
+#[derive(Debug, Clone)]
+pub struct StepRow {
+    pub step: String,
+    pub attempt: u32,
+    pub status: StepStatus,
+    pub key: String,
+    pub duration_ms: u64,
+    pub reason: String,
+    /// When it was recorded (RFC 3339, as stored).
+    pub at: String,
+}
+
+impl StepRow {
+    /// A step execution ending now.
+    pub fn now(
+        step: &str,
+        attempt: u32,
+        status: StepStatus,
+        key: &str,
+        duration_ms: u64,
+        reason: &str,
+    ) -> StepRow {
+        StepRow {
+            step: step.to_string(),
+            attempt,
+            status,
+            key: key.to_string(),
+            duration_ms,
+            reason: reason.to_string(),
+            at: now_rfc3339(),
+        }
+    }
+}
+
+/// Rows of `step_runs` a statement inserts at most (8 parameters each: well under SQLite's
+/// and Postgres' limits).
+const STEPS_PER_INSERT: usize = 100;
+
+/// The `INSERT` of `n` rows of `step_runs`.
+fn steps_sql(n: usize) -> String {
+    let values: Vec<String> = (0..n)
+        .map(|i| {
+            let p: Vec<String> = (1..=8).map(|k| format!("${}", i * 8 + k)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO step_runs \
+         (run, step, attempt, status, step_key, duration_ms, reason, recorded_at) VALUES {}",
+        values.join(", ")
+    )
+}
+
+/// [`steps_sql`] of `steps.len()` rows with their values bound.
+fn steps_query<'q>(
+    sql: &'q str,
+    run: RunId,
+    steps: &'q [StepRow],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let mut query = sqlx::query(sql);
+    for s in steps {
+        query = query
+            .bind(run)
+            .bind(s.step.as_str())
+            .bind(i64::from(s.attempt))
+            .bind(s.status.as_str())
+            .bind(s.key.as_str())
+            .bind(i64::try_from(s.duration_ms).unwrap_or(i64::MAX))
+            .bind(s.reason.as_str())
+            .bind(s.at.as_str());
+    }
+    query
+}
+
+/// Inserts `steps` of run `run` within `tx`, many rows a statement.
+async fn insert_steps(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    run: RunId,
+    steps: &[StepRow],
+) -> Result<()> {
+    for chunk in steps.chunks(STEPS_PER_INSERT) {
+        let sql = steps_sql(chunk.len());
+        steps_query(&sql, run, chunk)
+            .execute(&mut **tx)
+            .await
+            .map_err(db("recording a step"))?;
+    }
+    Ok(())
+}
+
 /// A status read back from a row: one this version does not know (written by a newer
 /// mlbuild) is an error that names it.
 fn parse_status<T: std::str::FromStr<Err = UnknownStatus>>(text: String) -> Result<T> {
@@ -94,26 +194,52 @@ impl Registry {
         command: &str,
         git_commit: Option<&str>,
     ) -> Result<RunId> {
+        let run = NewRun {
+            project,
+            command,
+            git_commit,
+            started_at: &now_rfc3339(),
+        };
+        self.record_run(&run, &[], None).await
+    }
+
+    /// Records a run in one transaction: its row (`running`, or already ended with `end`'s
+    /// status and report) and the step executions it recorded so far. Returns its id.
+    pub async fn record_run(
+        &self,
+        run: &NewRun<'_>,
+        steps: &[StepRow],
+        end: Option<(RunStatus, Option<&str>)>,
+    ) -> Result<RunId> {
         let user = super::current_user();
-        retry("starting a run", || async {
+        let (status, report, finished_at) = match end {
+            Some((status, report)) => (status.as_str(), report, Some(now_rfc3339())),
+            None => (RunStatus::Running.as_str(), None, None),
+        };
+        retry("recording a run", || async {
             let mut tx = self.pool.begin().await.map_err(db("starting a run"))?;
             let id = super::next_id(&mut tx, "run", "allocating a run id").await?;
             sqlx::query(
                 "INSERT INTO runs \
-                 (id, project, command, started_at, status, host, pid, git_commit, user_name) \
-                 VALUES ($1, $2, $3, $4, 'running', $5, $6, $7, $8)",
+                 (id, project, command, started_at, status, host, pid, git_commit, user_name, \
+                  report, finished_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(id)
-            .bind(project)
-            .bind(command)
-            .bind(now_rfc3339())
+            .bind(run.project)
+            .bind(run.command)
+            .bind(run.started_at)
+            .bind(status)
             .bind(host_name())
             .bind(i64::from(std::process::id()))
-            .bind(git_commit)
+            .bind(run.git_commit)
             .bind(user.as_str())
+            .bind(report)
+            .bind(finished_at.as_deref())
             .execute(&mut *tx)
             .await
             .map_err(db("recording a run"))?;
+            insert_steps(&mut tx, id, steps).await?;
             tx.commit().await.map_err(db("recording a run"))?;
             Ok(Some(id))
         })
@@ -147,35 +273,13 @@ impl Registry {
     }
 
     /// Records one step execution.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn record_step(
-        &self,
-        run: RunId,
-        step: &str,
-        attempt: u32,
-        status: StepStatus,
-        key: &str,
-        duration_ms: u64,
-        reason: &str,
-    ) -> Result<()> {
-        let duration = i64::try_from(duration_ms).unwrap_or(i64::MAX);
+    pub async fn record_step(&self, run: RunId, step: &StepRow) -> Result<()> {
+        let sql = steps_sql(1);
         retry("recording a step", || async {
-            sqlx::query(
-                "INSERT INTO step_runs \
-                 (run, step, attempt, status, step_key, duration_ms, reason, recorded_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(run)
-            .bind(step)
-            .bind(i64::from(attempt))
-            .bind(status.as_str())
-            .bind(key)
-            .bind(duration)
-            .bind(reason)
-            .bind(now_rfc3339())
-            .execute(&self.pool)
-            .await
-            .map_err(db("recording a step"))?;
+            steps_query(&sql, run, std::slice::from_ref(step))
+                .execute(&self.pool)
+                .await
+                .map_err(db("recording a step"))?;
             Ok(Some(()))
         })
         .await

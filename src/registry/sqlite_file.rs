@@ -12,7 +12,9 @@
 //!   header, `PRAGMA quick_check` (every page of every b-tree read once: ~3 ms for 1 MB, ~50 ms
 //!   for 80 MB) and the `schema_version` table. Damage is reported at once as
 //!   [`RegistryError::Damaged`], naming the file; nothing is written to it (no WAL switch, no
-//!   migration).
+//!   migration). A file exactly as an mlbuild writer left it (`state.db.verified` records its
+//!   size, modification time and inode, and its schema version, after the writer closed it) is
+//!   not checked again: only SQLite, through mlbuild, wrote it since its last check.
 //! - A write-ahead log (`state.db-wal`) left without its database is damage too: a new database
 //!   at that path would replay the old log into itself.
 //!
@@ -22,6 +24,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
@@ -57,11 +60,22 @@ fn wal_of(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// What [`prepare`] found at the database's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Found {
+    /// Created here, migrated to the current schema (not yet in WAL mode).
+    Created,
+    /// An existing, checked file at schema version `schema`; `wal`: its header says WAL mode.
+    Existing { wal: bool, schema: i64 },
+    /// Not there (and not to be created) or unreadable: the pool reports why when it opens.
+    Unknown,
+}
+
 /// Makes sure the file at `path` is an mlbuild state database: creates it (atomically) when it
 /// is missing and `create` is set, else checks it. `shown` is the URL for messages.
-pub(super) async fn prepare(path: &Path, create: bool, shown: &str) -> Result<()> {
+pub(super) async fn prepare(path: &Path, create: bool, shown: &str) -> Result<Found> {
     match fs::metadata(path) {
-        Ok(_) => check(path).await,
+        Ok(meta) => check(path, &meta).await,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
             let wal = wal_of(path);
             if fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
@@ -74,15 +88,16 @@ pub(super) async fn prepare(path: &Path, create: bool, shown: &str) -> Result<()
                 ));
             }
             create_atomically(path, shown).await?;
-            Ok(())
+            Ok(Found::Created)
         }
         // Not found without `mode=rwc`, or unreadable: sqlx says why when it opens.
-        Err(_) => Ok(()),
+        Err(_) => Ok(Found::Unknown),
     }
 }
 
-/// Checks an existing file: header, page structure, mlbuild's schema.
-async fn check(path: &Path) -> Result<()> {
+/// Checks an existing file: its header, then (unless it is as mlbuild last left it, see
+/// [`mark_verified`]) its pages and mlbuild's schema on a connection of its own.
+async fn check(path: &Path, meta: &fs::Metadata) -> Result<Found> {
     let mut header = Vec::with_capacity(HEADER_LEN);
     match fs::File::open(path) {
         Ok(file) => {
@@ -91,7 +106,7 @@ async fn check(path: &Path) -> Result<()> {
             }
         }
         // Permissions and the like: let the pool report it.
-        Err(_) => return Ok(()),
+        Err(_) => return Ok(Found::Unknown),
     }
     if header.is_empty() {
         return Err(damaged(path, "is empty (0 bytes)"));
@@ -102,6 +117,18 @@ async fn check(path: &Path) -> Result<()> {
             "is not a SQLite database (its header is wrong)",
         ));
     }
+    // The file format's read and write versions are 2 in WAL mode.
+    let wal = header[18] == 2 && header[19] == 2;
+    if let Some(schema) = verified_schema(path, meta) {
+        return Ok(Found::Existing { wal, schema });
+    }
+    let schema = check_pages(path).await?;
+    Ok(Found::Existing { wal, schema })
+}
+
+/// `PRAGMA quick_check` and mlbuild's `schema_version`, on a connection of its own that writes
+/// nothing. Returns the schema version.
+async fn check_pages(path: &Path) -> Result<i64> {
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(false)
@@ -125,24 +152,70 @@ async fn check(path: &Path) -> Result<()> {
         if first != "ok" {
             return Err(damaged(path, format!("fails SQLite's check ({first})")));
         }
-        let tables = sqlx::query(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
-        )
-        .fetch_one(&mut conn)
-        .await
-        .map_err(classify)?;
-        let n: i64 = tables.try_get(0).map_err(classify)?;
-        if n == 0 {
-            return Err(damaged(
+        match sqlx::query("SELECT version FROM schema_version WHERE id = 1")
+            .fetch_optional(&mut conn)
+            .await
+        {
+            Ok(Some(row)) => row.try_get(0).map_err(classify),
+            Ok(None) => Ok(0),
+            Err(sqlx::Error::Database(e)) if e.message().contains("no such table") => Err(damaged(
                 path,
                 "is a SQLite database without mlbuild's tables (no `schema_version`)",
-            ));
+            )),
+            Err(e) => Err(classify(e)),
         }
-        Ok(())
     }
     .await;
     let _ = conn.close().await;
     verdict
+}
+
+/// The file beside the database that says how mlbuild last left it.
+fn marker_of(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".verified");
+    PathBuf::from(name)
+}
+
+/// What identifies the file's state: size, modification time (ns) and inode.
+fn stamp(meta: &fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "{} {}.{:09} {}",
+        meta.len(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ino()
+    )
+}
+
+/// The schema version recorded by [`mark_verified`] when the file is exactly as that left it
+/// (same size, modification time and inode): such a file was checked, or created, and then
+/// written only by mlbuild through SQLite, so its check is not repeated.
+fn verified_schema(path: &Path, meta: &fs::Metadata) -> Option<i64> {
+    let text = fs::read_to_string(marker_of(path)).ok()?;
+    let (state, schema) = text.trim_end().rsplit_once(' ')?;
+    (state == stamp(meta))
+        .then(|| schema.parse().ok())
+        .flatten()
+}
+
+/// Records, after a writer closed the database (its log folded into the file), the file's
+/// state and schema version, so the next open skips the page check ([`verified_schema`]). A
+/// failure to record only costs the next open its check.
+pub(super) fn mark_verified(path: &Path, schema: i64) {
+    let Ok(meta) = fs::metadata(path) else {
+        return;
+    };
+    let marker = marker_of(path);
+    let mut temp = marker.as_os_str().to_owned();
+    temp.push(format!(".{}", std::process::id()));
+    let temp = PathBuf::from(temp);
+    if fs::write(&temp, format!("{} {schema}\n", stamp(&meta))).is_ok()
+        && fs::rename(&temp, &marker).is_err()
+    {
+        let _ = fs::remove_file(&temp);
+    }
 }
 
 /// "file is not a database" or "database disk image is malformed", as a reason.
@@ -312,6 +385,58 @@ mod tests {
         assert_damaged(&path).await;
     }
 
+    /// A writer's close records how it left the file; an open that finds it so trusts the
+    /// record (here a doctored schema version shows it was read), and any change to the file
+    /// brings the check back.
+    #[tokio::test]
+    async fn a_file_as_the_last_writer_left_it_is_not_checked_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = real_database(dir.path()).await;
+        let reg = open(&path).await.unwrap();
+        reg.close().await;
+        let marker = marker_of(&path);
+        let text = fs::read_to_string(&marker).expect("a writer's close marks the file");
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(
+            verified_schema(&path, &meta),
+            Some(schema::current()),
+            "{text}"
+        );
+        // A read-only open writes no marker.
+        fs::remove_file(&marker).unwrap();
+        Registry::open_read(&sqlite_url(&path))
+            .await
+            .unwrap()
+            .close()
+            .await;
+        assert!(!marker.exists());
+        let (state, _) = text.trim_end().rsplit_once(' ').unwrap();
+        fs::write(&marker, format!("{state} 99\n")).unwrap();
+        let err = Registry::open_read(&sqlite_url(&path)).await.unwrap_err();
+        assert!(
+            matches!(err, RegistryError::SchemaTooNew { found: 99, .. }),
+            "{err:?}"
+        );
+        // The same bytes written again: another modification time, so a real check.
+        let bytes = fs::read(&path).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        fs::write(&path, &bytes).unwrap();
+        Registry::open_read(&sqlite_url(&path))
+            .await
+            .unwrap()
+            .close()
+            .await;
+        // Garbage pages behind a good header, after a writer marked the file: found.
+        let reg = open(&path).await.unwrap();
+        reg.close().await;
+        let mut bytes = fs::read(&path).unwrap();
+        for (i, b) in bytes.iter_mut().enumerate().skip(HEADER_LEN) {
+            *b = (i.wrapping_mul(2654435761) >> 7) as u8;
+        }
+        fs::write(&path, bytes).unwrap();
+        assert_damaged(&path).await;
+    }
+
     #[tokio::test]
     async fn someone_elses_database_is_not_taken_over() {
         let dir = tempfile::tempdir().unwrap();
@@ -358,6 +483,7 @@ mod tests {
                 sqlite: true,
                 stand_in: false,
                 schema: schema::current(),
+                file: None,
             };
             ids.push(reg.begin_run("p", "run", None).await.unwrap());
         }

@@ -92,6 +92,8 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    a_cached_run_is_written_whole_at_its_end,
+    a_run_that_executes_is_written_before_its_first_step,
     migrations_are_idempotent,
     register_is_idempotent,
     ids_sort_by_creation,
@@ -486,7 +488,10 @@ async fn a_step_start_is_recorded_before_its_end(url: &str) {
         .since;
     assert!(since.ends_with('Z'), "{since}");
     registry
-        .record_step(run, "execute", 2, StepStatus::Ran, "k", 5, "forced")
+        .record_step(
+            run,
+            &StepRow::now("execute", 2, StepStatus::Ran, "k", 5, "forced"),
+        )
         .await
         .unwrap();
     assert_eq!(read().await, None, "its record closes it");
@@ -497,6 +502,102 @@ async fn a_step_start_is_recorded_before_its_end(url: &str) {
         .await
         .unwrap();
     assert_eq!(read().await, None, "an ended run has nothing under way");
+}
+
+fn cached(step: &str) -> StepRow {
+    StepRow::now(step, 1, StepStatus::Cached, "k", 0, "key unchanged")
+}
+
+/// A run that executes nothing: no row until it ends, then the run and its steps, as they
+/// happened.
+async fn a_cached_run_is_written_whole_at_its_end(url: &str) {
+    let registry = Registry::open(url).await.unwrap();
+    let opened = Opening::ready(registry.clone());
+    let printer = crate::report::Printer::new(true, true, 0, crate::report::ColorChoice::Never);
+    let run = RunRecorder::new(&opened, &printer, "prostate", "run", Some("abc".into()));
+    for step in ["define", "locate", "prepare"] {
+        run.step(cached(step)).await.unwrap();
+    }
+    assert_eq!(run.known_id(), None);
+    assert!(
+        registry.recent_runs(10).await.unwrap().is_empty(),
+        "nothing is written before the end"
+    );
+    run.finish(RunStatus::Ok, None).await.unwrap();
+    let id = run.known_id().expect("an id once written");
+    let recorded = registry.run(id).await.unwrap().unwrap();
+    assert_eq!(recorded.status, RunStatus::Ok);
+    assert_eq!(recorded.command, "run");
+    assert_eq!(recorded.git_commit.as_deref(), Some("abc"));
+    assert!(recorded.started_at <= *recorded.finished_at.as_ref().unwrap());
+    let steps = registry.steps(id).await.unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s.step.as_str()).collect();
+    assert_eq!(names, ["define", "locate", "prepare"]);
+    assert!(steps.iter().all(|s| s.status == StepStatus::Cached));
+    assert!(steps.iter().all(|s| s.at >= recorded.started_at));
+    // A failed run's error is kept with it.
+    run.record_error("error: boom").await.unwrap();
+    assert_eq!(
+        registry.run(id).await.unwrap().unwrap().error.as_deref(),
+        Some("error: boom")
+    );
+}
+
+/// A run that executes a step: its row (with the steps before it) is written before that step
+/// starts, so a reader sees it `running` with the step under way; later rows follow one by one.
+async fn a_run_that_executes_is_written_before_its_first_step(url: &str) {
+    let registry = Registry::open(url).await.unwrap();
+    // A dead run of the project, left `running`, is found when this run's row is written.
+    let dead = registry.begin_run("prostate", "run", None).await.unwrap();
+    sqlx::query("UPDATE runs SET pid = 999999999 WHERE id = $1")
+        .bind(dead)
+        .execute(&registry.pool)
+        .await
+        .unwrap();
+    let opened = Opening::ready(registry.clone());
+    let printer = crate::report::Printer::new(true, true, 0, crate::report::ColorChoice::Never);
+    let run = RunRecorder::new(&opened, &printer, "prostate", "run", None);
+    run.step(cached("define")).await.unwrap();
+    assert_eq!(
+        registry.run(dead).await.unwrap().unwrap().status,
+        RunStatus::Running
+    );
+    run.start_step("locate", 1).await.unwrap();
+    let id = run.known_id().expect("written before the step");
+    assert!(id > dead);
+    assert_eq!(
+        registry.run(dead).await.unwrap().unwrap().status,
+        RunStatus::Interrupted
+    );
+    let recorded = registry.run(id).await.unwrap().unwrap();
+    assert_eq!(recorded.status, RunStatus::Running);
+    let steps = registry.steps(id).await.unwrap();
+    assert_eq!(steps.len(), 1, "the steps before it come with it");
+    assert_eq!(
+        recorded.under_way(&steps).map(|s| s.step.as_str()),
+        Some("locate")
+    );
+    run.step(StepRow::now(
+        "locate",
+        1,
+        StepStatus::Ran,
+        "k2",
+        7,
+        "never run",
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        registry.steps(id).await.unwrap().len(),
+        2,
+        "written at once"
+    );
+    assert_eq!(run.id().await.unwrap(), id, "one row");
+    run.finish(RunStatus::Failed, Some("boom")).await.unwrap();
+    let recorded = registry.run(id).await.unwrap().unwrap();
+    assert_eq!(recorded.status, RunStatus::Failed);
+    assert_eq!(recorded.report.as_deref(), Some("boom"));
+    assert_eq!(registry.recent_runs(10).await.unwrap().len(), 2);
 }
 
 async fn runs_and_steps(url: &str) {
@@ -515,24 +616,21 @@ async fn runs_and_steps(url: &str) {
     registry
         .record_step(
             run,
-            "define",
-            1,
-            StepStatus::Cached,
-            &hex(1),
-            3,
-            "key unchanged",
+            &StepRow::now("define", 1, StepStatus::Cached, &hex(1), 3, "key unchanged"),
         )
         .await
         .unwrap();
     registry
         .record_step(
             run,
-            "execute",
-            2,
-            StepStatus::Ran,
-            &hex(2),
-            12_345,
-            "threshold missed",
+            &StepRow::now(
+                "execute",
+                2,
+                StepStatus::Ran,
+                &hex(2),
+                12_345,
+                "threshold missed",
+            ),
         )
         .await
         .unwrap();

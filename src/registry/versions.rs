@@ -128,6 +128,27 @@ pub struct VersionEvent {
 const COLUMNS: &str = "id, created_at, model, canonical, algo, metrics, card, provenance, run";
 
 impl Registry {
+    /// Every tag and its version, in tag order: [`Registry::tags`] and a [`Registry::get`] of
+    /// each, in one query.
+    pub async fn tagged(&self) -> Result<Vec<(String, Version)>> {
+        let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("v.{c}")).collect();
+        let rows = sqlx::query(&format!(
+            "SELECT {}, t.tag FROM tags t JOIN versions v ON v.id = t.version ORDER BY t.tag",
+            columns.join(", ")
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("listing tags and their versions"))?;
+        rows.iter()
+            .map(|row| {
+                let tag: String = row
+                    .try_get(columns.len())
+                    .map_err(|e| RegistryError::Corrupt(format!("tag row: {e}")))?;
+                Ok((tag, version_from_row(row)?))
+            })
+            .collect()
+    }
+
     /// The version of a canonical MOJO digest, if registered.
     pub async fn find_by_canonical(&self, canonical: &str) -> Result<Option<Version>> {
         let row = sqlx::query(&format!(

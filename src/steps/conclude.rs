@@ -212,25 +212,35 @@ pub async fn ensure(
         .context("conclude result lacks the canonical digest")?
         .to_string();
     let model = r["model"].as_str().unwrap_or_default().to_string();
-    let registry = ctx.registry;
-    let (version, created) = registry
-        .register(NewVersion {
-            model: model.clone(),
-            canonical,
-            algo: r["algo"].as_str().unwrap_or_default().to_string(),
-            metrics: r["metrics"].clone(),
-            card: r["card"].as_str().unwrap_or_default().to_string(),
-            provenance: r["provenance"].clone(),
-            run: Some(ctx.run_id),
-        })
-        .await?;
+    let registry = ctx.registry().await?;
+    // A replay (the version is registered already) only reads: a no-op run writes nothing
+    // before its end (docs/registry.md).
+    let (version, created) = match registry
+        .find_by_canonical(&canonical.to_ascii_lowercase())
+        .await?
+    {
+        Some(version) => (version, false),
+        None => {
+            registry
+                .register(NewVersion {
+                    model: model.clone(),
+                    canonical,
+                    algo: r["algo"].as_str().unwrap_or_default().to_string(),
+                    metrics: r["metrics"].clone(),
+                    card: r["card"].as_str().unwrap_or_default().to_string(),
+                    provenance: r["provenance"].clone(),
+                    run: Some(ctx.run_id().await?),
+                })
+                .await?
+        }
+    };
     crate::faultpoint::hit("conclude.after-register");
     let lock = links::lock_for(&ctx.paths.models, ctx.printer)?;
     // A conclude killed between registering its version and moving its tags is finished by
     // the next run that concludes the same version: the tags it did not get to move, move now.
     let unfinished = match created {
         true => None,
-        false => unfinished_conclude(registry, &version, ctx.run_id).await?,
+        false => unfinished_conclude(registry, &version, ctx.known_run_id()).await?,
     };
     let mut moved = Vec::new();
     if created || unfinished.is_some() {
@@ -245,7 +255,7 @@ pub async fn ensure(
             if !created && pointed_at(registry, tag, &version.id).await? {
                 continue;
             }
-            let mut reason = format!("conclude of run {}", ctx.run_id);
+            let mut reason = format!("conclude of run {}", ctx.run_id().await?);
             if tag == "production" {
                 if baseline["status"] != "pass" {
                     ctx.printer.warn(&format!(
@@ -304,7 +314,7 @@ pub async fn ensure(
                 "model": model,
                 "canonical": version.canonical,
                 "card": version.card,
-                "run": ctx.run_id,
+                "run": ctx.known_run_id().unwrap_or(0),
             });
             crate::report::hooks::notify(
                 ctx.printer,
@@ -342,9 +352,9 @@ pub async fn ensure(
 async fn unfinished_conclude(
     registry: &crate::registry::Registry,
     version: &Version,
-    this_run: i64,
+    this_run: Option<i64>,
 ) -> Result<Option<(i64, bool)>> {
-    let Some(run) = version.run.filter(|r| *r != this_run) else {
+    let Some(run) = version.run.filter(|r| Some(*r) != this_run) else {
         return Ok(None);
     };
     let recorded = registry.run(run).await?;
@@ -408,7 +418,8 @@ async fn repair(
             }
             if fetched {
                 let reason = format!("{why}; restored from the remote cache");
-                ctx.registry
+                ctx.registry()
+                    .await?
                     .repair_blob(&version.id, &blob, &digest, &digest, &by, &reason)
                     .await?;
                 ctx.printer.status(
@@ -450,7 +461,7 @@ async fn repair(
         }
         let reason = format!(
             "{why}; rebuilt by run {}{}",
-            ctx.run_id,
+            ctx.run_id().await?,
             if blob == Blob::Mojo {
                 " (same canonical digest)"
             } else {
@@ -458,7 +469,8 @@ async fn repair(
             }
         );
         if ctx
-            .registry
+            .registry()
+            .await?
             .repair_blob(&version.id, &blob, &digest, rebuilt, &by, &reason)
             .await?
         {
@@ -483,7 +495,7 @@ async fn repair(
 pub async fn inspect(ctx: &Ctx<'_>, conclude: &ActionEntry) -> Result<Option<String>> {
     let concluded = ConcludeResult::read(&conclude.result)?;
     let canonical = concluded.canonical.as_str();
-    let Some(version) = ctx.registry.find_by_canonical(canonical).await? else {
+    let Some(version) = ctx.registry().await?.find_by_canonical(canonical).await? else {
         let tags = &ctx.config.conclude.promote;
         return Ok(Some(format!(
             "its version is not in this registry: `mlbuild run` registers it{}",

@@ -16,7 +16,7 @@ use crate::config::{Config, Problem};
 use crate::h2o::warm::Lookup;
 use crate::h2o::{Engine, EngineConfig};
 use crate::project::{Paths, Step};
-use crate::registry::Registry;
+use crate::registry::{Opening, Registry, RunRecorder};
 use crate::report::Printer;
 use crate::store::Store;
 
@@ -44,11 +44,12 @@ pub struct Ctx<'a> {
     pub config: &'a Config,
     pub store: &'a Store,
     pub printer: &'a Printer,
-    pub registry: &'a Registry,
+    /// The state database, opened (or being opened) by the command: [`Ctx::registry`].
+    registry: &'a Opening,
     pub engine: &'a EngineSlot,
     pub engine_config: EngineConfig,
-    /// The run's id in the registry; 0 in [`Mode::Plan`] (nothing is recorded).
-    pub run_id: i64,
+    /// The run's record; none in [`Mode::Plan`] (nothing is recorded).
+    pub run: Option<&'a RunRecorder<'a>>,
     pub h2o_started: bool,
     pub mode: Mode,
     /// A point of an experiment (`mlbuild exp run`): conclude registers the version but moves
@@ -61,7 +62,7 @@ pub struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    /// The context of a walk; `run_id` is 0 in [`Mode::Plan`] (nothing is recorded).
+    /// The context of a walk; `run` is none in [`Mode::Plan`] (nothing is recorded).
     #[allow(
         clippy::too_many_arguments,
         reason = "one argument per borrowed field of the context; a struct of them would be the context"
@@ -71,9 +72,9 @@ impl<'a> Ctx<'a> {
         config: &'a Config,
         store: &'a Store,
         printer: &'a Printer,
-        registry: &'a Registry,
+        registry: &'a Opening,
         engine: &'a EngineSlot,
-        run_id: i64,
+        run: Option<&'a RunRecorder<'a>>,
         mode: Mode,
     ) -> Ctx<'a> {
         Ctx {
@@ -84,13 +85,35 @@ impl<'a> Ctx<'a> {
             registry,
             engine,
             engine_config: EngineConfig::resolve(paths, config),
-            run_id,
+            run,
             h2o_started: false,
             mode,
             experiment: false,
             prestarted: None,
             engine_up: Arc::default(),
         }
+    }
+
+    /// The state database, waiting for its open if it is still under way.
+    pub async fn registry(&self) -> Result<&'a Registry> {
+        match self.run {
+            Some(run) => Ok(run.registry().await?),
+            None => Ok(self.registry.get().await?),
+        }
+    }
+
+    /// The run's id in the registry, its row written now if it is not yet (a step that
+    /// executes, or registers a version, needs it); 0 when nothing is recorded.
+    pub async fn run_id(&self) -> Result<i64> {
+        match self.run {
+            Some(run) => Ok(run.id().await?),
+            None => Ok(0),
+        }
+    }
+
+    /// The run's id if its row is written.
+    pub fn known_run_id(&self) -> Option<i64> {
+        self.run.and_then(RunRecorder::known_id)
     }
 
     /// An empty engine slot: the engine starts (or is connected to) on a step's first use.

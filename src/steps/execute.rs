@@ -66,7 +66,7 @@ pub async fn run(
     let client = ctx.client().await?;
 
     // Fresh names per build: H2O appends to a reused AutoML project (h2o-rest.md G6).
-    let tag = format!("mlb{}_{}_{:08x}", ctx.run_id, attempt, rand_u32());
+    let tag = format!("mlb{}_{}_{:08x}", ctx.run_id().await?, attempt, rand_u32());
     let train_frame = format!("{tag}_train");
     let holdout_frame = format!("{tag}_holdout");
     let pred_frame = format!("{tag}_pred");

@@ -138,7 +138,7 @@ pub fn escalation_report(ctx: &Ctx<'_>, result: &ModifyResult) -> Value {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         }),
-        "run": ctx.run_id,
+        "run": ctx.known_run_id().unwrap_or(0),
         "metric": result.attempts.first().map(|a| a["metric"].clone()),
         "threshold": result.attempts.first().map(|a| a["threshold"].clone()),
         "attempts": result.attempts,

@@ -124,11 +124,15 @@ async fn baseline_check(
     let tag = &ctx.config.monitor.baseline;
     let min_improvement = ctx.config.monitor.min_improvement;
     let skipped = |reason: String, version: Option<&str>| json!({ "status": "skipped", "tag": tag, "version": version, "reason": reason });
-    let version = match ctx.registry.tags().await {
+    let registry = match ctx.registry().await {
+        Ok(registry) => registry,
+        Err(e) => return skipped(format!("opening the registry: {e:#}"), None),
+    };
+    let version = match registry.tags().await {
         Err(e) => return skipped(format!("reading the registry's tags: {e:#}"), None),
         Ok(tags) => match tags.get(tag) {
             None => return skipped(format!("no version is tagged `{tag}`"), None),
-            Some(id) => match ctx.registry.get(id).await {
+            Some(id) => match registry.get(id).await {
                 Ok(Some(v)) => v,
                 Ok(None) => return skipped(format!("version {id} is not registered"), None),
                 Err(e) => return skipped(format!("reading version {id}: {e:#}"), None),

@@ -200,7 +200,7 @@ async fn word2vec(
         "Word2Vec",
         &format!("fitting `{name}` on {documents} training documents"),
     );
-    let tag = format!("mlb{}_w2v_{:08x}", ctx.run_id, nonce());
+    let tag = format!("mlb{}_w2v_{:08x}", ctx.run_id().await?, nonce());
     let (frame, words, model, vecs) = (
         format!("{tag}_docs"),
         format!("{tag}_words"),

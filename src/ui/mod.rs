@@ -303,7 +303,7 @@ async fn plan(app: &Arc<App>) -> Result<Vec<crate::pipeline::PlanEntry>> {
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         handle.block_on(async move {
-            let registry = registry(&app).await?;
+            let registry = crate::registry::Opening::ready(registry(&app).await?);
             // Warnings of the walk (a stale `models/` file) belong to the CLI's readers.
             let printer = Printer::new(true, true, 0, ColorChoice::Never);
             let entries = crate::pipeline::plan(
