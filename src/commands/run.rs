@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::cli::RunArgs;
-use super::context::{lock_runs, open_registry_read, release_engine, require_project_dir};
+use super::context::{lock_runs, release_engine, require_project_dir};
 use crate::config;
 use crate::error::{Diagnostic, Exit};
 use crate::fingerprint::Reason;
@@ -248,11 +248,21 @@ pub(crate) async fn explain(
 async fn plan(dir: &Path, printer: &Printer, opts: RunOptions) -> Result<Vec<PlanEntry>> {
     require_project_dir(dir)?;
     let paths = Paths::resolve(dir);
-    let registry = open_registry_read(dir).await?;
-    let opened = Opening::ready(registry.clone());
-    let entries = crate::pipeline::plan(&paths, &opened, printer, opts).await?;
-    registry::links::warn_stale(printer, &registry, &paths.models, |_| true).await?;
-    registry.close().await;
+    // Opened (read-only) in the background while the walk plans.
+    let opened = Opening::start_read(&paths.state_url);
+    let entries = crate::pipeline::plan(&paths, &opened, printer, opts).await;
+    let warned = match &entries {
+        Ok(_) => match opened.get().await {
+            Ok(registry) => {
+                registry::links::warn_stale(printer, registry, &paths.models, |_| true).await
+            }
+            Err(e) => Err(e),
+        },
+        Err(_) => Ok(()),
+    };
+    opened.close().await;
+    let entries = entries?;
+    warned?;
     Ok(entries)
 }
 

@@ -12,6 +12,8 @@ use super::{Registry, RegistryError, Result};
 /// The state database, being opened or open.
 pub struct Opening {
     url: String,
+    /// Opened for reading only ([`Registry::open_read`]).
+    read: bool,
     cell: OnceCell<Registry>,
     task: std::sync::Mutex<Option<JoinHandle<Result<Registry>>>>,
 }
@@ -23,6 +25,7 @@ impl Opening {
         let owned = url.to_string();
         Opening {
             url: url.to_string(),
+            read: false,
             cell: OnceCell::new(),
             task: std::sync::Mutex::new(Some(tokio::spawn(
                 async move { Registry::open(&owned).await },
@@ -30,10 +33,25 @@ impl Opening {
         }
     }
 
+    /// Starts opening the database at `url` for reading only ([`Registry::open_read`]: nothing
+    /// is created or written), as [`Opening::start`] does.
+    pub fn start_read(url: &str) -> Opening {
+        let owned = url.to_string();
+        Opening {
+            url: url.to_string(),
+            read: true,
+            cell: OnceCell::new(),
+            task: std::sync::Mutex::new(Some(tokio::spawn(async move {
+                Registry::open_read(&owned).await
+            }))),
+        }
+    }
+
     /// A registry that is open already.
     pub fn ready(registry: Registry) -> Opening {
         Opening {
             url: String::new(),
+            read: false,
             cell: OnceCell::new_with(Some(registry)),
             task: std::sync::Mutex::new(None),
         }
@@ -51,6 +69,7 @@ impl Opening {
                             "opening the state database stopped: {e}"
                         )))
                     }),
+                    None if self.read => Registry::open_read(&self.url).await,
                     None => Registry::open(&self.url).await,
                 }
             })
