@@ -16,6 +16,18 @@ bench_bin() {
     printf '%s/release/mlbuild\n' "$dir"
 }
 
+# bench_release ROOT: builds the release binary (unless BENCH_NO_BUILD is set) and prints its
+# path (bench_bin); fails when there is none.
+bench_release() {
+    if [ -z "${BENCH_NO_BUILD:-}" ]; then
+        (cd "$1" && cargo build --release --bin mlbuild >&2) || bench_die "cargo build --release failed"
+    fi
+    local bin
+    bin=$(bench_bin "$1")
+    [ -x "$bin" ] || bench_die "no $bin (build it, or set CARGO_TARGET_DIR)"
+    printf '%s\n' "$bin"
+}
+
 # bench_workdir DIR: creates DIR (and its parents) and prints its absolute path.
 bench_workdir() {
     mkdir -p "$1" || bench_die "cannot create the work folder $1"

@@ -21,11 +21,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(bench_workdir "${WORK:-/tmp/mlbuild-many}")
 RUNS=${RUNS:-15}
 SETS=${SETS:-small big}
-if [ -z "${BENCH_NO_BUILD:-}" ]; then
-    (cd "$ROOT" && cargo build --release --bin mlbuild)
-fi
-BIN=$(bench_bin "$ROOT")
-[ -x "$BIN" ] || bench_die "no $BIN (build it, or set CARGO_TARGET_DIR)"
+BIN=$(bench_release "$ROOT")
 DVC=
 if [ -z "${NO_DVC:-}" ]; then
     for d in "${BENCH_DIR:-/tmp/mlbuild-bench}/venv/bin/dvc" "$(command -v dvc || true)"; do

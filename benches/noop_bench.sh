@@ -17,11 +17,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/benches/lib.sh"
 WORK=$(bench_workdir "${WORK:-/tmp/mlbuild-noop}")
 RUNS=${RUNS:-60}
-if [ -z "${BENCH_NO_BUILD:-}" ]; then
-    (cd "$ROOT" && cargo build --release --bin mlbuild)
-fi
-BIN=$(bench_bin "$ROOT")
-[ -x "$BIN" ] || bench_die "no $BIN (build it, or set CARGO_TARGET_DIR)"
+BIN=$(bench_release "$ROOT")
 if [ -n "${NOOP_BEFORE:-}" ]; then
     [ -x "$NOOP_BEFORE" ] || bench_die "NOOP_BEFORE=$NOOP_BEFORE is not an executable"
 fi

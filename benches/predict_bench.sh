@@ -21,11 +21,7 @@ PAIRS=${PAIRS:-3}
 if [ ! -f "$WORK/gbm50.zip" ] || [ ! -f "$WORK/h2o-genmodel.jar" ]; then
     MOJO_TRAIN_ONLY=1 WORK="$WORK" bash "$ROOT/benches/mojo_bench.sh"
 fi
-if [ -z "${BENCH_NO_BUILD:-}" ]; then
-    (cd "$ROOT" && cargo build --release --bin mlbuild)
-fi
-BIN=$(bench_bin "$ROOT")
-[ -x "$BIN" ] || bench_die "no $BIN (build it, or set CARGO_TARGET_DIR)"
+BIN=$(bench_release "$ROOT")
 
 rows=$WORK/rows-$ROWS.csv
 [ -f "$rows" ] || bench_rows "$ROOT/data/prostate.csv" "$rows" "$ROWS"

@@ -24,11 +24,7 @@ NGINX=${NGINX:-/usr/sbin/nginx}
 [ -x "$NGINX" ] || bench_die "no nginx at $NGINX (apt-get install nginx)"
 [ -x /usr/bin/time ] || bench_die "/usr/bin/time is missing (apt-get install time)"
 
-if [ -z "${BENCH_NO_BUILD:-}" ]; then
-    (cd "$ROOT" && cargo build --release --bin mlbuild)
-fi
-BIN=$(bench_bin "$ROOT")
-[ -x "$BIN" ] || bench_die "no $BIN (build it, or set CARGO_TARGET_DIR)"
+BIN=$(bench_release "$ROOT")
 
 project=$WORK/project
 if [ ! -f "$project/ml.lock" ] || ! grep -q '"big"' "$project/ml.lock"; then

@@ -21,11 +21,7 @@ WORK=$(bench_workdir "${WORK:-/tmp/mlbuild-w2v}")
 ROWS=${ROWS:-200000}
 PAIRS=${PAIRS:-3}
 [ -x /usr/bin/time ] || bench_die "/usr/bin/time is missing (apt-get install time)"
-if [ -z "${BENCH_NO_BUILD:-}" ]; then
-    (cd "$ROOT" && cargo build --release --bin mlbuild)
-fi
-BIN=$(bench_bin "$ROOT")
-[ -x "$BIN" ] || bench_die "no $BIN (build it, or set CARGO_TARGET_DIR)"
+BIN=$(bench_release "$ROOT")
 if [ ! -f "$WORK/h2o-genmodel.jar" ]; then
     MOJO_TRAIN_ONLY=1 WORK="$WORK" bash "$ROOT/benches/mojo_bench.sh"
 fi

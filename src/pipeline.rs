@@ -23,7 +23,7 @@ use crate::error::Diagnostic;
 use crate::fingerprint::{diff_inputs, KeyInputs, Reason};
 use crate::plan::Planner;
 use crate::project::{Paths, Step, StepName};
-use crate::registry::{Opening, RunRecorder, StepRow};
+use crate::registry::{Opening, RunRecorder, StepRecord};
 use crate::report::{DoneEvent, Printer, StepEvent};
 use crate::status::{Freshness, RunStatus, StepStatus};
 use crate::steps;
@@ -698,7 +698,14 @@ impl<'a> Pipeline<'a> {
         self.ctx.printer.step(&event);
         if let Some(run) = self.ctx.run {
             let _ = run
-                .step(StepRow::now(step, attempt, status, key, ms, &event.reason))
+                .step(StepRecord::now(
+                    step,
+                    attempt,
+                    status,
+                    key,
+                    ms,
+                    &event.reason,
+                ))
                 .await;
         }
     }

@@ -59,7 +59,7 @@ pub use recorder::RunRecorder;
 pub use render::{render_history, render_runs, render_tags, render_versions};
 pub use runs::host_name;
 pub(crate) use runs::process_exists;
-pub use runs::{NewRun, Run, RunSummary, StepRecord, StepRow, StepStart};
+pub use runs::{NewRun, Run, RunSummary, StepRecord, StepStart};
 pub use tags::{TagEvent, TagMove};
 pub use versions::{Blob, NewVersion, Version, VersionEvent};
 

@@ -14,7 +14,7 @@
 
 use std::sync::OnceLock;
 
-use super::{Opening, Registry, Result, RunId, StepRow};
+use super::{Opening, Registry, Result, RunId, StepRecord};
 use crate::report::Printer;
 use crate::status::RunStatus;
 
@@ -30,7 +30,7 @@ pub struct RunRecorder<'a> {
     /// Set once the runs a dead process left `running` are marked (see [`RunRecorder::registry`]).
     marked: tokio::sync::OnceCell<()>,
     /// Steps recorded before the run's row was written.
-    pending: tokio::sync::Mutex<Vec<StepRow>>,
+    pending: tokio::sync::Mutex<Vec<StepRecord>>,
 }
 
 impl<'a> RunRecorder<'a> {
@@ -106,7 +106,7 @@ impl<'a> RunRecorder<'a> {
     }
 
     /// Records a step execution: kept until the run's row is written, then written at once.
-    pub async fn step(&self, step: StepRow) -> Result<()> {
+    pub async fn step(&self, step: StepRecord) -> Result<()> {
         let mut pending = self.pending.lock().await;
         match self.known_id() {
             Some(id) => {

@@ -62,7 +62,7 @@ pub struct RunSummary {
     pub steps: std::collections::BTreeMap<String, usize>,
 }
 
-/// One step execution within a run.
+/// One step execution within a run: as recorded ([`StepRecord::now`]) and as read back.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepRecord {
     pub step: String,
@@ -71,6 +71,7 @@ pub struct StepRecord {
     pub key: String,
     pub duration_ms: u64,
     pub reason: String,
+    /// When it was recorded (RFC 3339, as stored).
     pub at: String,
 }
 
@@ -83,21 +84,8 @@ pub struct NewRun<'a> {
     pub started_at: &'a str,
 }
 
-/// A step execution to record: what [`StepRecord`] reads back.
-#[derive(Debug, Clone)]
-pub struct StepRow {
-    pub step: String,
-    pub attempt: u32,
-    pub status: StepStatus,
-    pub key: String,
-    pub duration_ms: u64,
-    pub reason: String,
-    /// When it was recorded (RFC 3339, as stored).
-    pub at: String,
-}
-
-impl StepRow {
-    /// A step execution ending now.
+impl StepRecord {
+    /// A step execution ending now, to record.
     pub fn now(
         step: &str,
         attempt: u32,
@@ -105,8 +93,8 @@ impl StepRow {
         key: &str,
         duration_ms: u64,
         reason: &str,
-    ) -> StepRow {
-        StepRow {
+    ) -> StepRecord {
+        StepRecord {
             step: step.to_string(),
             attempt,
             status,
@@ -141,7 +129,7 @@ fn steps_sql(n: usize) -> String {
 fn steps_query<'q>(
     sql: &'q str,
     run: RunId,
-    steps: &'q [StepRow],
+    steps: &'q [StepRecord],
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     let mut query = sqlx::query(sql);
     for s in steps {
@@ -162,7 +150,7 @@ fn steps_query<'q>(
 async fn insert_steps(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     run: RunId,
-    steps: &[StepRow],
+    steps: &[StepRecord],
 ) -> Result<()> {
     for chunk in steps.chunks(STEPS_PER_INSERT) {
         let sql = steps_sql(chunk.len());
@@ -208,7 +196,7 @@ impl Registry {
     pub async fn record_run(
         &self,
         run: &NewRun<'_>,
-        steps: &[StepRow],
+        steps: &[StepRecord],
         end: Option<(RunStatus, Option<&str>)>,
     ) -> Result<RunId> {
         let user = super::current_user();
@@ -273,7 +261,7 @@ impl Registry {
     }
 
     /// Records one step execution.
-    pub async fn record_step(&self, run: RunId, step: &StepRow) -> Result<()> {
+    pub async fn record_step(&self, run: RunId, step: &StepRecord) -> Result<()> {
         let sql = steps_sql(1);
         retry("recording a step", || async {
             steps_query(&sql, run, std::slice::from_ref(step))

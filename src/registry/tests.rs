@@ -490,7 +490,7 @@ async fn a_step_start_is_recorded_before_its_end(url: &str) {
     registry
         .record_step(
             run,
-            &StepRow::now("execute", 2, StepStatus::Ran, "k", 5, "forced"),
+            &StepRecord::now("execute", 2, StepStatus::Ran, "k", 5, "forced"),
         )
         .await
         .unwrap();
@@ -504,8 +504,8 @@ async fn a_step_start_is_recorded_before_its_end(url: &str) {
     assert_eq!(read().await, None, "an ended run has nothing under way");
 }
 
-fn cached(step: &str) -> StepRow {
-    StepRow::now(step, 1, StepStatus::Cached, "k", 0, "key unchanged")
+fn cached(step: &str) -> StepRecord {
+    StepRecord::now(step, 1, StepStatus::Cached, "k", 0, "key unchanged")
 }
 
 /// A run that executes nothing: no row until it ends, then the run and its steps, as they
@@ -577,7 +577,7 @@ async fn a_run_that_executes_is_written_before_its_first_step(url: &str) {
         recorded.under_way(&steps).map(|s| s.step.as_str()),
         Some("locate")
     );
-    run.step(StepRow::now(
+    run.step(StepRecord::now(
         "locate",
         1,
         StepStatus::Ran,
@@ -616,14 +616,14 @@ async fn runs_and_steps(url: &str) {
     registry
         .record_step(
             run,
-            &StepRow::now("define", 1, StepStatus::Cached, &hex(1), 3, "key unchanged"),
+            &StepRecord::now("define", 1, StepStatus::Cached, &hex(1), 3, "key unchanged"),
         )
         .await
         .unwrap();
     registry
         .record_step(
             run,
-            &StepRow::now(
+            &StepRecord::now(
                 "execute",
                 2,
                 StepStatus::Ran,
