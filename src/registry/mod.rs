@@ -70,6 +70,8 @@ pub type RunId = i64;
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
 /// How many times a transaction that lost a race is retried before giving up.
 const MAX_ATTEMPTS: u32 = 60;
+/// Unique violations a transaction is retried for before the violation is the error.
+const MAX_CONFLICTS: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -158,6 +160,14 @@ impl RegistryError {
             | RegistryError::InvalidValue { .. }
             | RegistryError::UnknownRun(_) => None,
         }
+    }
+
+    /// A unique constraint the transaction ran into.
+    fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Query { source: sqlx::Error::Database(db), .. } if db.is_unique_violation()
+        )
     }
 
     /// A lost race that a retry of the whole transaction resolves.
@@ -551,10 +561,20 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>>>,
 {
+    let mut conflicts = 0;
     for n in 1..=MAX_ATTEMPTS {
         match attempt().await {
             Ok(Some(value)) => return Ok(value),
             Ok(None) => {}
+            // A lost race for a first insert resolves on the next attempt; the same row
+            // conflicting again and again is no race (a counter behind its table, say): the
+            // error itself is the answer, not "the database stayed busy".
+            Err(e) if e.is_unique_violation() => {
+                conflicts += 1;
+                if conflicts >= MAX_CONFLICTS {
+                    return Err(e);
+                }
+            }
             Err(e) if e.is_transient() => {}
             Err(e) => return Err(e),
         }
