@@ -79,16 +79,14 @@ impl Opening {
     /// Closes the registry (see [`Registry::close`]), waiting for an open still under way so
     /// that nothing is left half-done when the process exits.
     pub async fn close(&self) {
-        if self.cell.get().is_none() {
-            let task = self.task.lock().map(|mut t| t.take()).unwrap_or(None);
-            if let Some(task) = task {
-                if let Ok(Ok(registry)) = task.await {
-                    registry.close().await;
-                }
-            }
-            return;
-        }
         if let Some(registry) = self.cell.get() {
+            return registry.close().await;
+        }
+        let task = self.task.lock().map(|mut t| t.take()).unwrap_or(None);
+        let Some(task) = task else {
+            return;
+        };
+        if let Ok(Ok(registry)) = task.await {
             registry.close().await;
         }
     }

@@ -2,8 +2,8 @@
 //!
 //! # Why
 //! A run that executes nothing (every step cached) used to write its start row, a row per step
-//! and its end, each a round trip to the state database, and those round trips were most of a
-//! no-op run's time. Its rows are now kept here and written in one transaction when it ends.
+//! and its end, each a transaction of its own: ten commits, each several round trips to
+//! sqlx's SQLite thread, a large part of a no-op run's time (docs/performance.md). Its rows are now kept here and written in one transaction when it ends.
 //! A run that executes a step writes its start row, with the rows so far, *before* that step
 //! starts: the interrupted-run detection ([`Registry::mark_interrupted`]) and the UI's live
 //! view read it while the step runs. From then on each row is written as it comes.
@@ -111,7 +111,7 @@ impl<'a> RunRecorder<'a> {
         match self.known_id() {
             Some(id) => {
                 drop(pending);
-                self.registry.get().await?.record_step(id, &step).await
+                self.registry().await?.record_step(id, &step).await
             }
             None => {
                 pending.push(step);
@@ -125,24 +125,14 @@ impl<'a> RunRecorder<'a> {
     /// so is not the run's failure).
     pub async fn start_step(&self, step: &str, attempt: u32) -> Result<()> {
         let id = self.id().await?;
-        let _ = self
-            .registry
-            .get()
-            .await?
-            .start_step(id, step, attempt)
-            .await;
+        let _ = self.registry().await?.start_step(id, step, attempt).await;
         Ok(())
     }
 
     /// Records how the run ended: one transaction for a run whose row is not written yet.
     pub async fn finish(&self, status: RunStatus, report: Option<&str>) -> Result<()> {
         if let Some(id) = self.known_id() {
-            return self
-                .registry
-                .get()
-                .await?
-                .finish_run(id, status, report)
-                .await;
+            return self.registry().await?.finish_run(id, status, report).await;
         }
         self.write(Some((status, report))).await.map(|_| ())
     }
@@ -150,6 +140,6 @@ impl<'a> RunRecorder<'a> {
     /// Keeps the error a failed run ended with (after [`RunRecorder::finish`]).
     pub async fn record_error(&self, error: &str) -> Result<()> {
         let id = self.id().await?;
-        self.registry.get().await?.record_error(id, error).await
+        self.registry().await?.record_error(id, error).await
     }
 }

@@ -140,6 +140,9 @@ fn simple_glob(path: &str) -> Option<(&str, &str)> {
         .then_some((dir, name))
 }
 
+/// Matches from which [`one_directory`] stats on every core.
+const PARALLEL_STATS: usize = 256;
+
 /// The regular files of `project/dir` whose names match `pattern` (following symlinks, as the
 /// `glob` crate does), with their metadata.
 fn one_directory(
@@ -164,26 +167,28 @@ fn one_directory(
             matching.push(entry);
         }
     }
-    // The stats on every core: with thousands of files they are most of a no-op run.
+    let stat = |entry: std::fs::DirEntry| {
+        // `DirEntry::metadata` does not follow a symlink (a stat relative to the directory);
+        // a symlink is stat'ed through its path.
+        let meta = match entry.file_type() {
+            Ok(t) if t.is_symlink() => fs::metadata(entry.path()),
+            _ => entry.metadata(),
+        };
+        let meta = regular(meta)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let shown = match dir {
+            "" => name,
+            dir => format!("{dir}/{name}"),
+        };
+        Some((entry.path(), shown, meta))
+    };
+    // The stats on every core when there are many: with thousands of files they are most of
+    // a no-op run; for a few, starting threads costs more than it saves.
     use rayon::prelude::*;
-    let files = matching
-        .into_par_iter()
-        .filter_map(|entry| {
-            // `DirEntry::metadata` does not follow a symlink (a stat relative to the
-            // directory); a symlink is stat'ed through its path.
-            let meta = match entry.file_type() {
-                Ok(t) if t.is_symlink() => fs::metadata(entry.path()),
-                _ => entry.metadata(),
-            };
-            let meta = regular(meta)?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let shown = match dir {
-                "" => name,
-                dir => format!("{dir}/{name}"),
-            };
-            Some((entry.path(), shown, meta))
-        })
-        .collect();
+    let files = match matching.len() >= PARALLEL_STATS {
+        true => matching.into_par_iter().filter_map(stat).collect(),
+        false => matching.into_iter().filter_map(stat).collect(),
+    };
     Ok(files)
 }
 
@@ -594,6 +599,24 @@ mod tests {
                 "parts/link.csv"
             ]
         );
+        // Enough matches to stat them on every core: the same answer.
+        let many = dir.path().join("many");
+        std::fs::create_dir(&many).unwrap();
+        for i in 0..PARALLEL_STATS + 10 {
+            std::fs::write(many.join(format!("p{i}.csv")), "a\n1\n").unwrap();
+        }
+        std::fs::create_dir(many.join("p0.dir.csv")).unwrap();
+        let found = expand(dir.path(), "many/p*.csv").unwrap();
+        let theirs = glob::glob(&many.join("p*.csv").to_string_lossy())
+            .unwrap()
+            .flatten()
+            .filter(|f| f.is_file())
+            .count();
+        assert_eq!(
+            (found.len(), theirs),
+            (PARALLEL_STATS + 10, PARALLEL_STATS + 10)
+        );
+        assert!(found.windows(2).all(|w| w[0].1 < w[1].1), "sorted");
         let e = expand(dir.path(), "nowhere/*.csv").unwrap_err();
         assert_eq!(e.to_string(), "no file matches `nowhere/*.csv`");
     }

@@ -186,11 +186,14 @@ fn memo_key(options: &files::CsvOptions, digests: &[(String, String)]) -> String
 
 fn from_files(req: &Request<'_>, path: &str) -> Result<Snapshot> {
     let options = CsvOptions::of(req.locate);
-    // The stat cache loads (a JSON file of every file's stat) while the files are listed.
-    let (found, mut stat) = rayon::join(
-        || files::expand_stat(req.project, path),
-        || StatCache::load(&req.store.stat_cache_path()),
-    );
+    let expand = || files::expand_stat(req.project, path);
+    let load = || StatCache::load(&req.store.stat_cache_path());
+    // A glob's stat cache (a JSON file of every file's stat) loads while the files are listed;
+    // a single file is not worth starting threads for.
+    let (found, mut stat) = match files::is_glob(path) {
+        true => rayon::join(expand, load),
+        false => (expand(), load()),
+    };
     let found = found?;
     let mut digests = Vec::with_capacity(found.len());
     let mut files = Vec::with_capacity(found.len());
