@@ -306,6 +306,7 @@ pub async fn ensure(
     links::report(ctx.printer, &synced, &moved_tags);
     drop(lock);
     if !moved.is_empty() && !ctx.config.conclude.deploy.is_empty() {
+        let run = ctx.run_id().await?;
         for tag in &moved {
             let payload = json!({
                 "event": "deployed",
@@ -314,7 +315,7 @@ pub async fn ensure(
                 "model": model,
                 "canonical": version.canonical,
                 "card": version.card,
-                "run": ctx.known_run_id().unwrap_or(0),
+                "run": run,
             });
             crate::report::hooks::notify(
                 ctx.printer,

@@ -128,7 +128,7 @@ impl StepResult for ModifyResult {
 }
 
 /// The escalation report sent to the `[modify.escalate]` hooks (`docs/monitor.md`).
-pub fn escalation_report(ctx: &Ctx<'_>, result: &ModifyResult) -> Value {
+pub fn escalation_report(ctx: &Ctx<'_>, result: &ModifyResult, run: i64) -> Value {
     json!({
         "event": "escalated",
         "project": ctx.config.project.name.clone().unwrap_or_else(|| {
@@ -138,7 +138,7 @@ pub fn escalation_report(ctx: &Ctx<'_>, result: &ModifyResult) -> Value {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default()
         }),
-        "run": ctx.known_run_id().unwrap_or(0),
+        "run": run,
         "metric": result.attempts.first().map(|a| a["metric"].clone()),
         "threshold": result.attempts.first().map(|a| a["threshold"].clone()),
         "attempts": result.attempts,
@@ -151,7 +151,10 @@ pub async fn escalate(ctx: &Ctx<'_>, result: &ModifyResult) -> Diagnostic {
     let hooks = &ctx.config.modify.escalate;
     // An experiment's point that escalates is reported in `exp show`, not to the hooks.
     if !hooks.is_empty() && !ctx.experiment {
-        let report = escalation_report(ctx, result);
+        // The run's row is written first if it is not yet (a fully cached escalation): the
+        // report names a run the registry has.
+        let run = ctx.run_id().await.unwrap_or(0);
+        let report = escalation_report(ctx, result, run);
         crate::report::hooks::notify(
             ctx.printer,
             "escalation",

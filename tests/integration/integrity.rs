@@ -129,8 +129,8 @@ fn planning_in_the_ci_layout_registers_nothing_and_fires_no_hook() {
     assert_eq!(p.read("hook.log").trim(), "fired");
 }
 
-/// A cached escalation: `run` replays it and notifies the escalation hook; planning reports it
-/// and notifies nobody.
+/// A cached escalation: `run` replays it and notifies the escalation hook (with the run's id,
+/// even when every step is cached); planning reports it and notifies nobody.
 #[test]
 fn planning_a_cached_escalation_runs_no_hook() {
     let p = trained().clone_trained();
@@ -139,12 +139,27 @@ fn planning_a_cached_escalation_runs_no_hook() {
     let text = p.read("ml.toml");
     p.write(
         "ml.toml",
-        &format!("{text}\n[modify.escalate]\ncommand = \"echo escalated >> hook.log\"\n"),
+        &format!("{text}\n[modify.escalate]\ncommand = \"cat >> hook.log; echo >> hook.log\"\n"),
     );
     // monitor and modify rerun from stored artifacts (no H2O) and escalate.
     let run = p.mlbuild_offline(&["run", "--json"]);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(p.read("hook.log").lines().count(), 1);
+    // Replayed whole from the cache: the hook's report names this run, as recorded.
+    let again = p.mlbuild_offline(&["run", "--json"]);
+    assert_eq!(again.code, 3, "{}", again.stderr);
+    assert!(again.statuses().values().all(|s| s == "cached"));
+    let reports: Vec<Value> = p
+        .read("hook.log")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let runs: Value =
+        serde_json::from_str(&p.mlbuild_offline(&["runs", "--json"]).ok().stdout).unwrap();
+    let newest = runs.as_array().unwrap()[0]["id"].clone();
+    assert_eq!(reports.len(), 2);
+    assert_eq!(reports[1]["run"], newest, "{reports:?}");
+    assert_ne!(reports[1]["run"], reports[0]["run"]);
     for args in [
         &["status"][..],
         &["explain", "modify"],
@@ -154,7 +169,7 @@ fn planning_a_cached_escalation_runs_no_hook() {
         assert!(run.stdout.contains("modify"), "{args:?}: {}", run.stdout);
         assert_eq!(
             p.read("hook.log").lines().count(),
-            1,
+            2,
             "{args:?} ran the escalation hook"
         );
     }
