@@ -5,6 +5,8 @@ use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
+use super::row::{unquoted_rows, Row};
+
 /// Files smaller than this are read by one thread.
 pub(super) const PARALLEL_MIN_BYTES: u64 = 16 << 20;
 
@@ -31,13 +33,14 @@ pub(super) fn parallel_min_bytes() -> u64 {
 ///
 /// Chunks start right after a `\n`. That is a row boundary only when no quoted field spans
 /// lines, so a chunk that sees a `"` gives up, as does one that meets a row of the wrong width
-/// or invalid UTF-8: `None` then means "read the file sequentially", which also reports errors
+/// or invalid UTF-8. Without quotes a row is a line split at `,`, which [`unquoted_rows`] does
+/// without the `csv` crate's state machine (a third of the passes' time went there): `None` then means "read the file sequentially", which also reports errors
 /// with their line. Small files, and machines with one core, return `None` at once.
 pub fn chunks<S: Send>(
     path: &Path,
     columns: usize,
     init: impl Fn(usize) -> S + Sync,
-    step: impl Fn(&mut S, u64, &csv::StringRecord) + Sync,
+    step: impl Fn(&mut S, u64, &Row<'_>) + Sync,
 ) -> Option<Vec<(S, u64)>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     chunks_of(
@@ -62,7 +65,7 @@ pub fn indexed_chunks<S: Send>(
     path: &Path,
     columns: usize,
     init: impl Fn(usize) -> S + Sync,
-    step: impl Fn(&mut S, u64, &csv::StringRecord) + Sync,
+    step: impl Fn(&mut S, u64, &Row<'_>) + Sync,
 ) -> Option<Vec<(S, u64)>> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     chunks_of(
@@ -117,7 +120,7 @@ pub(super) fn chunks_of<S: Send>(
     min_bytes: u64,
     index: Index,
     init: impl Fn(usize) -> S + Sync,
-    step: impl Fn(&mut S, u64, &csv::StringRecord) + Sync,
+    step: impl Fn(&mut S, u64, &Row<'_>) + Sync,
 ) -> Option<Vec<(S, u64)>> {
     use std::io::{Read, Seek, SeekFrom};
     let len = std::fs::metadata(path).ok()?.len();
@@ -169,12 +172,19 @@ pub(super) fn chunks_of<S: Send>(
         cuts.push(at);
     }
     cuts.push(len);
-    // Each chunk's first row index: predicted from the newlines before it (checked below).
+    // Each chunk's first row index: the rows an earlier pass over the same file and chunks
+    // counted, else predicted from the newlines before it (checked below either way).
+    let identity = Identity::of(path, len, &cuts);
     let mut bases = vec![0u64];
     if index == Index::Global {
-        for w in cuts.windows(2).take(threads - 1) {
+        let counted = identity.as_ref().and_then(Identity::counted);
+        for (k, w) in cuts.windows(2).take(threads - 1).enumerate() {
             let last = *bases.last()?;
-            bases.push(last + count_newlines(path, w[0], w[1])?);
+            let rows = match &counted {
+                Some(rows) => rows[k],
+                None => count_newlines(path, w[0], w[1])?,
+            };
+            bases.push(last + rows);
         }
     } else {
         bases.resize(threads, 0);
@@ -191,35 +201,18 @@ pub(super) fn chunks_of<S: Send>(
                 scope.spawn(move || -> Option<(S, u64)> {
                     let mut f = File::open(path).ok()?;
                     f.seek(SeekFrom::Start(from)).ok()?;
-                    let spy = QuoteSpy {
-                        inner: f.take(to - from),
-                        quoted: false,
-                    };
-                    let mut rdr = csv::ReaderBuilder::new()
-                        .has_headers(false)
-                        .flexible(true)
-                        .from_reader(BufReader::with_capacity(1 << 20, spy));
                     let mut state = init(k);
-                    let mut record = csv::StringRecord::new();
                     let mut rows = 0u64;
-                    loop {
-                        match rdr.read_record(&mut record) {
-                            Ok(true) => {}
-                            Ok(false) => break,
-                            Err(_) => return None,
+                    let whole = unquoted_rows(f.take(to - from), columns, |row| {
+                        if rows & 0xFFFF == 0 && abort.load(std::sync::atomic::Ordering::Relaxed) {
+                            return false;
                         }
-                        if record.len() != columns
-                            || rdr.get_ref().get_ref().quoted
-                            || (rows & 0xFFFF == 0
-                                && abort.load(std::sync::atomic::Ordering::Relaxed))
-                        {
-                            abort.store(true, std::sync::atomic::Ordering::Relaxed);
-                            return None;
-                        }
-                        step(&mut state, base + rows, &record);
+                        step(&mut state, base + rows, row);
                         rows += 1;
-                    }
-                    if rdr.get_ref().get_ref().quoted {
+                        true
+                    });
+                    if !whole {
+                        abort.store(true, std::sync::atomic::Ordering::Relaxed);
                         return None;
                     }
                     Some((state, rows))
@@ -232,6 +225,9 @@ pub(super) fn chunks_of<S: Send>(
             .collect()
     });
     let results: Vec<(S, u64)> = results.into_iter().collect::<Option<_>>()?;
+    if let Some(identity) = identity {
+        identity.remember(results.iter().map(|(_, rows)| *rows).collect());
+    }
     if index == Index::Global
         && results
             .iter()
@@ -243,18 +239,42 @@ pub(super) fn chunks_of<S: Send>(
     Some(results)
 }
 
-/// A reader that notes whether a `"` went through it.
-pub(super) struct QuoteSpy<R> {
-    inner: R,
-    quoted: bool,
+/// A file as one chunked pass read it: path, size, modification time and cut points. Passes
+/// over the same file (prepare reads its input three times) remember each chunk's row count,
+/// so a pass that numbers rows need not count the newlines of the chunks before (a sequential
+/// read of all but the last chunk).
+#[derive(PartialEq)]
+struct Identity {
+    path: std::path::PathBuf,
+    len: u64,
+    modified: std::time::SystemTime,
+    cuts: Vec<u64>,
 }
 
-impl<R: std::io::Read> std::io::Read for QuoteSpy<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if !self.quoted && buf[..n].contains(&b'"') {
-            self.quoted = true;
+/// The last chunked pass's file and row counts (one entry: passes over one file follow each
+/// other).
+static COUNTED: std::sync::Mutex<Option<(Identity, Vec<u64>)>> = std::sync::Mutex::new(None);
+
+impl Identity {
+    fn of(path: &Path, len: u64, cuts: &[u64]) -> Option<Identity> {
+        Some(Identity {
+            path: path.to_path_buf(),
+            len,
+            modified: std::fs::metadata(path).ok()?.modified().ok()?,
+            cuts: cuts.to_vec(),
+        })
+    }
+
+    fn counted(&self) -> Option<Vec<u64>> {
+        let memo = COUNTED.lock().ok()?;
+        memo.as_ref()
+            .filter(|(id, _)| id == self)
+            .map(|(_, rows)| rows.clone())
+    }
+
+    fn remember(self, rows: Vec<u64>) {
+        if let Ok(mut memo) = COUNTED.lock() {
+            *memo = Some((self, rows));
         }
-        Ok(n)
     }
 }

@@ -127,60 +127,99 @@ impl std::io::Write for HashingFile {
     }
 }
 
-pub(super) fn create_writer(
-    path: &Path,
-    hasher: Option<blake3::Hasher>,
-) -> Result<csv::Writer<BufWriter<HashingFile>>, TableError> {
-    let file = File::create(path).map_err(|source| TableError::Write {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(csv::Writer::from_writer(BufWriter::with_capacity(
-        1 << 20,
-        HashingFile { file, hasher },
-    )))
+/// A CSV writer of plain rows on a [`HashingFile`]: the bytes the `csv` crate writes
+/// (`\n` after each row, a field quoted only when it holds `,`, `"`, `\r` or `\n`, a row of
+/// one empty field written `""`), without its per-byte state machine, since prepare's fields
+/// almost never need quotes.
+pub struct RowWriter {
+    path: std::path::PathBuf,
+    out: BufWriter<HashingFile>,
+    line: Vec<u8>,
 }
 
-/// A buffered CSV writer on a new file at `path` that hashes its bytes ([`finish_hashed`]).
-pub fn create_hashed(path: &Path) -> Result<csv::Writer<BufWriter<HashingFile>>, TableError> {
-    create_writer(path, Some(blake3::Hasher::new()))
+impl RowWriter {
+    fn create(path: &Path, hasher: Option<blake3::Hasher>) -> Result<RowWriter, TableError> {
+        let file = File::create(path).map_err(|source| TableError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(RowWriter {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(1 << 20, HashingFile { file, hasher }),
+            line: Vec::with_capacity(256),
+        })
+    }
+
+    /// Writes one row.
+    pub fn write_row<'f>(
+        &mut self,
+        fields: impl IntoIterator<Item = &'f str>,
+    ) -> Result<(), TableError> {
+        use std::io::Write;
+        let line = &mut self.line;
+        line.clear();
+        let mut n = 0;
+        for f in fields {
+            if n > 0 {
+                line.push(b',');
+            }
+            n += 1;
+            if f.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
+                line.push(b'"');
+                for b in f.bytes() {
+                    if b == b'"' {
+                        line.push(b'"');
+                    }
+                    line.push(b);
+                }
+                line.push(b'"');
+            } else {
+                line.extend_from_slice(f.as_bytes());
+            }
+        }
+        if n == 1 && line.is_empty() {
+            line.extend_from_slice(b"\"\"");
+        }
+        line.push(b'\n');
+        self.out
+            .write_all(line)
+            .map_err(|source| TableError::Write {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    fn into_file(self) -> Result<HashingFile, TableError> {
+        let path = self.path;
+        self.out.into_inner().map_err(|e| TableError::Write {
+            path,
+            source: e.into_error(),
+        })
+    }
+}
+
+/// A [`RowWriter`] on a new file at `path` that hashes its bytes ([`finish_hashed`]).
+pub fn create_hashed(path: &Path) -> Result<RowWriter, TableError> {
+    RowWriter::create(path, Some(blake3::Hasher::new()))
 }
 
 /// A writer like [`create_hashed`]'s for a later part of a file written in parallel; flush it
 /// with [`finish_part`], then hand its path to [`finish_hashed`] of the first part.
-pub fn create_part(path: &Path) -> Result<csv::Writer<BufWriter<HashingFile>>, TableError> {
-    create_writer(path, None)
-}
-
-pub(super) fn into_file(
-    path: &Path,
-    w: csv::Writer<BufWriter<HashingFile>>,
-) -> Result<HashingFile, TableError> {
-    let write = |source| TableError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let buf = w
-        .into_inner()
-        .map_err(|e| write(std::io::Error::other(e.to_string())))?;
-    buf.into_inner()
-        .map_err(|e| write(std::io::Error::other(e.to_string())))
+pub fn create_part(path: &Path) -> Result<RowWriter, TableError> {
+    RowWriter::create(path, None)
 }
 
 /// Flushes a writer created by [`create_part`].
-pub fn finish_part(path: &Path, w: csv::Writer<BufWriter<HashingFile>>) -> Result<(), TableError> {
-    into_file(path, w).map(drop)
+pub fn finish_part(w: RowWriter) -> Result<(), TableError> {
+    w.into_file().map(drop)
 }
 
 /// Flushes a writer created by [`create_hashed`], first appending the files `parts` (in order,
 /// written by [`create_part`]); returns the blake3 (hex) of the whole file's bytes.
-pub fn finish_hashed(
-    path: &Path,
-    w: csv::Writer<BufWriter<HashingFile>>,
-    parts: &[&Path],
-) -> Result<String, TableError> {
+pub fn finish_hashed(w: RowWriter, parts: &[&Path]) -> Result<String, TableError> {
     use std::io::{Read, Write};
-    let mut h = into_file(path, w)?;
+    let path = w.path.clone();
+    let mut h = w.into_file()?;
     let mut buf = vec![0u8; 1 << 20];
     for part in parts {
         let read = |source| TableError::Open {
@@ -194,7 +233,7 @@ pub fn finish_hashed(
                 break;
             }
             h.write_all(&buf[..n]).map_err(|source| TableError::Write {
-                path: path.to_path_buf(),
+                path: path.clone(),
                 source,
             })?;
         }

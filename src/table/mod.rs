@@ -9,6 +9,7 @@ mod csv_io;
 mod error;
 mod field;
 mod profile;
+mod row;
 mod split;
 
 pub use chunks::*;
@@ -16,6 +17,7 @@ pub use csv_io::*;
 pub use error::*;
 pub use field::*;
 pub use profile::*;
+pub use row::*;
 pub use split::*;
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ use super::chunks::chunks;
 use super::csv_io::{csv_err, headers, read_header, reader};
 use super::error::TableError;
 use super::field::{is_missing, trim};
+use super::profile::FastHash;
+use super::row::Record;
 
 /// SplitMix64: a tiny, well-mixed, fully specified generator, so the split is the same on every
 /// machine and in every version (independent of H2O's chunk layout).
@@ -33,6 +35,9 @@ pub fn row_hash(seed: u64, index: u64) -> u64 {
     splitmix64(seed ^ splitmix64(index))
 }
 
+/// Per class of the target: the largest row hash in the holdout (none: no row held out).
+type Cuts = HashMap<String, Option<u64>, FastHash>;
+
 /// Which side of the split a row falls on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -54,7 +59,7 @@ pub struct Split {
     holdout: f64,
     sample: Option<f64>,
     /// Stratified: the target's column index and, per class, the largest hash in the holdout.
-    strata: Option<(usize, HashMap<String, Option<u64>>)>,
+    strata: Option<(usize, Cuts)>,
 }
 
 impl Split {
@@ -76,14 +81,14 @@ impl Split {
         sample: Option<f64>,
     ) -> Result<Split, TableError> {
         let mut split = Split::random(seed, holdout, sample);
-        let mut classes: HashMap<String, Vec<u64>> = HashMap::new();
+        let mut classes: HashMap<String, Vec<u64>, FastHash> = HashMap::default();
         let n = read_header(input)?.len();
         // In parallel: each chunk lists its rows by class (local indices, 4 bytes a row), then
         // the indices become global and the hashes are computed chunk by chunk.
         let parts = chunks(
             input,
             n,
-            |_| HashMap::<String, Vec<u32>>::new(),
+            |_| HashMap::<String, Vec<u32>, FastHash>::default(),
             |m, i, rec| {
                 let class = class_of(rec.get(target).unwrap_or(""));
                 match m.get_mut(class) {
@@ -151,7 +156,7 @@ impl Split {
     }
 
     /// The side of data row `index` (0-based), or `None` when the sample leaves it out.
-    pub fn side(&self, index: u64, record: &csv::StringRecord) -> Option<Side> {
+    pub fn side(&self, index: u64, record: &impl Record) -> Option<Side> {
         if !self.sampled(index) {
             return None;
         }

@@ -165,7 +165,7 @@ fn global_chunk_indices_are_the_sequential_ones() {
             0,
             Index::Global,
             |_| Vec::new(),
-            |v: &mut Vec<(u64, u64)>, i, rec| v.push((i, rec[0].parse().unwrap())),
+            |v: &mut Vec<(u64, u64)>, i, rec| v.push((i, rec.get(0).unwrap().parse().unwrap())),
         )
         .expect("unquoted: chunked");
         let all: Vec<(u64, u64)> = parts.into_iter().flat_map(|(v, _)| v).collect();
@@ -231,4 +231,151 @@ fn unequal_rows_name_the_line() {
     std::fs::write(&p, "a,b\n1,2\n3\n").unwrap();
     let err = profile_csv(&p).unwrap_err().to_string();
     assert!(err.contains("line 3"), "{err}");
+}
+
+/// The rows the `csv` crate reads from `bytes` (no header), or `None` on an error.
+fn csv_rows(bytes: &[u8]) -> Option<Vec<Vec<String>>> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut rows = Vec::new();
+    for r in rdr.records() {
+        rows.push(r.ok()?.iter().map(String::from).collect());
+    }
+    Some(rows)
+}
+
+fn fast_rows(bytes: &[u8], columns: usize) -> Option<Vec<Vec<String>>> {
+    let mut rows = Vec::new();
+    unquoted_rows(bytes, columns, |r| {
+        rows.push(r.iter().map(String::from).collect());
+        true
+    })
+    .then_some(rows)
+}
+
+#[test]
+fn unquoted_rows_are_the_csv_crates_rows() {
+    let long = "x".repeat(3 << 20);
+    let cases: Vec<(String, usize)> = vec![
+        ("a,b\n1,2\n".into(), 2),
+        ("a,b\r\n1,2\r\n".into(), 2),
+        ("a,b\n\n1,2\n\r\n3,4".into(), 2),
+        ("a, b ,\n,,\n".into(), 3),
+        ("é,ü\n日本,x\r".into(), 2),
+        ("one\ntwo\n\nthree".into(), 1),
+        (format!("{long},1\n2,{long}\n"), 2),
+        (String::new(), 2),
+    ];
+    for (text, columns) in &cases {
+        let fast = fast_rows(text.as_bytes(), *columns).expect("read by the fast path");
+        assert_eq!(
+            Some(fast),
+            csv_rows(text.as_bytes()),
+            "{:?}",
+            &text[..text.len().min(40)]
+        );
+    }
+    // What only the csv crate reads right (or reports) is refused.
+    for (text, columns) in [
+        ("a,\"b\"\n", 2),
+        ("a,b\r1,2\n", 2),
+        ("a,b\n1\n", 2),
+        ("a,b,c\n", 2),
+        ("a,b\r\r\n", 2),
+    ] {
+        assert_eq!(fast_rows(text.as_bytes(), columns), None, "{text:?}");
+    }
+    assert_eq!(fast_rows(b"a,\xff\n", 2), None, "invalid UTF-8");
+    // Random bytes from a small alphabet: whatever the fast path accepts, the csv crate
+    // reads the same.
+    let alphabet: &[&str] = &["a", "7", ",", "\n", "\r", "é", " ", "\r\n"];
+    let (mut accepted, mut seed) = (0, 1u64);
+    for _ in 0..3000 {
+        let mut text = String::new();
+        for _ in 0..(splitmix64(seed) % 40) {
+            seed += 1;
+            text.push_str(alphabet[(splitmix64(seed) % alphabet.len() as u64) as usize]);
+        }
+        seed += 1;
+        let columns = 1 + (splitmix64(seed) % 3) as usize;
+        if let Some(fast) = fast_rows(text.as_bytes(), columns) {
+            accepted += 1;
+            assert_eq!(Some(fast), csv_rows(text.as_bytes()), "{text:?}");
+        }
+    }
+    assert!(
+        accepted > 100,
+        "{accepted} random inputs read by the fast path"
+    );
+}
+
+#[test]
+fn row_writer_writes_what_the_csv_crate_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<Vec<&str>> = vec![
+        vec!["a", "b", "c"],
+        vec!["", "", ""],
+        vec![""],
+        vec!["x"],
+        vec!["a,b", "say \"hi\"", "two\nlines", "cr\r", " pad ", "#"],
+        vec!["é", "NA", "-1.5e3", "\"", ","],
+    ];
+    let ours = dir.path().join("ours.csv");
+    let mut w = create_hashed(&ours).unwrap();
+    for r in &rows {
+        w.write_row(r.iter().copied()).unwrap();
+    }
+    let digest = finish_hashed(w, &[]).unwrap();
+    let mut theirs = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::new());
+    for r in &rows {
+        theirs.write_record(r).unwrap();
+    }
+    let theirs = theirs.into_inner().unwrap();
+    let bytes = std::fs::read(&ours).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&bytes),
+        String::from_utf8_lossy(&theirs)
+    );
+    assert_eq!(digest, blake3::hash(&theirs).to_hex().to_string());
+}
+
+#[test]
+fn a_pass_numbers_rows_from_the_counts_of_the_pass_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d.csv");
+    // Blank lines: the newlines overcount the rows, so only the counted rows give the right
+    // indices (a sequential reader skips blank lines too).
+    let mut text = String::from("a,b\n");
+    for i in 0..3000u64 {
+        text.push_str(&format!("{i},x\n"));
+        if i % 500 == 7 {
+            text.push('\n');
+        }
+    }
+    std::fs::write(&p, &text).unwrap();
+    let indexed = || {
+        chunks_of(
+            &p,
+            2,
+            3,
+            0,
+            Index::Global,
+            |_| Vec::new(),
+            |v: &mut Vec<(u64, u64)>, i, rec| v.push((i, rec.get(0).unwrap().parse().unwrap())),
+        )
+    };
+    assert!(indexed().is_none(), "counted newlines are not rows");
+    let counted = chunks_of(&p, 2, 3, 0, Index::Local, |_| (), |_, _, _| ()).unwrap();
+    assert_eq!(counted.iter().map(|(_, n)| n).sum::<u64>(), 3000);
+    let all: Vec<(u64, u64)> = indexed()
+        .expect("numbered from the counts")
+        .into_iter()
+        .flat_map(|(v, _)| v)
+        .collect();
+    assert_eq!(all.len(), 3000);
+    assert!(all.iter().all(|(i, v)| i == v));
 }

@@ -34,6 +34,16 @@ impl Plan {
         for ((c, _), v) in self.impute.iter().zip(&fitted.impute) {
             fill[*c] = Some(v.value.as_str());
         }
+        // Output columns whose every field is a number or missing: a stage column the data's
+        // profile found numeric, imputed (if at all) with a number. Profiled without parsing.
+        let numeric: Vec<bool> = self
+            .outputs
+            .iter()
+            .map(|o| match o {
+                Out::Stage(c) => self.stage[*c].numeric && fill[*c].is_none_or(table::is_number),
+                _ => false,
+            })
+            .collect();
         let rows = Rows {
             plan: self,
             split,
@@ -61,7 +71,7 @@ impl Plan {
                 } else {
                     [part_path(k, 0), part_path(k, 1)]
                 };
-                Part::new(paths, k == 0, &header)
+                Part::new(paths, k == 0, &header, &numeric)
             },
             |part, i, record| {
                 if let Ok(p) = part {
@@ -77,7 +87,7 @@ impl Plan {
                 .map(|(p, _)| p)
                 .collect::<Result<Vec<Part>, _>>()?,
             None => {
-                let mut part = Part::new(out.map(Path::to_path_buf), true, &header)?;
+                let mut part = Part::new(out.map(Path::to_path_buf), true, &header, &numeric)?;
                 let (mut rdr, _) = table::open(input)?;
                 let mut record = csv::StringRecord::new();
                 let mut index = 0u64;
@@ -96,8 +106,8 @@ impl Plan {
         for part in later {
             let [w_train, w_hold] = part.writers;
             let [path_train, path_hold] = part.paths;
-            table::finish_part(&path_train, w_train)?;
-            table::finish_part(&path_hold, w_hold)?;
+            table::finish_part(w_train)?;
+            table::finish_part(w_hold)?;
             tails[0].push(path_train);
             tails[1].push(path_hold);
             let [pt, ph] = part.profilers;
@@ -108,8 +118,8 @@ impl Plan {
         }
         let [w_train, w_hold] = first.writers;
         let tail = |s: usize| tails[s].iter().map(|p| p.as_path()).collect::<Vec<_>>();
-        let train_digest = table::finish_hashed(out[0], w_train, &tail(0))?;
-        let holdout_digest = table::finish_hashed(out[1], w_hold, &tail(1))?;
+        let train_digest = table::finish_hashed(w_train, &tail(0))?;
+        let holdout_digest = table::finish_hashed(w_hold, &tail(1))?;
         let names = || header.iter().map(|h| h.trim().to_string()).collect();
         Ok(Applied {
             rows: n,
@@ -131,11 +141,10 @@ struct Rows<'a> {
 /// One chunk's share of the apply pass: its writers, profilers, row counts and row buffers.
 struct Part {
     paths: [std::path::PathBuf; 2],
-    writers: [csv::Writer<std::io::BufWriter<table::HashingFile>>; 2],
+    writers: [table::RowWriter; 2],
     profilers: [table::Profiler; 2],
     rows: [u64; 2],
-    /// The row's stage values and output fields, reused from row to row.
-    stage: Vec<String>,
+    /// The row's computed output fields (derived, Word2Vec), reused from row to row.
     row: Vec<String>,
 }
 
@@ -146,12 +155,13 @@ impl Part {
         paths: [std::path::PathBuf; 2],
         first: bool,
         header: &[String],
+        numeric: &[bool],
     ) -> Result<Part, table::TableError> {
         let mut writers = Vec::with_capacity(2);
         for path in &paths {
             let w = if first {
                 let mut w = table::create_hashed(path)?;
-                w.write_record(header).map_err(table::write_err(path))?;
+                w.write_row(header.iter().map(String::as_str))?;
                 w
             } else {
                 table::create_part(path)?
@@ -164,12 +174,14 @@ impl Part {
             writers,
             // The outputs are profiled as they are written (the fields read back the same),
             // so confirm need not read them again.
-            profilers: [
-                table::Profiler::new(header.len()),
-                table::Profiler::new(header.len()),
-            ],
+            profilers: [0, 1].map(|_| {
+                let mut p = table::Profiler::new(header.len());
+                for (j, _) in numeric.iter().enumerate().filter(|(_, n)| **n) {
+                    p.known_numeric(j);
+                }
+                p
+            }),
             rows: [0, 0],
-            stage: Vec::new(),
             row: Vec::new(),
         })
     }
@@ -186,37 +198,37 @@ impl Drop for PartFiles {
     }
 }
 
-impl Rows<'_> {
+impl<'a> Rows<'a> {
+    /// Stage column `j` of `record`: its trimmed field, or the imputed value (or nothing)
+    /// when the field is missing.
+    fn value<'r>(&'r self, record: &'r impl table::Record, j: usize) -> &'r str {
+        let field = record.get(self.plan.stage[j].source).unwrap_or("");
+        if is_missing(field) {
+            self.fill[j].unwrap_or("")
+        } else {
+            table::trim(field)
+        }
+    }
+
     /// Transforms data row `i` and writes it to its side of `part`.
     fn apply(
         &self,
         part: &mut Part,
         i: u64,
-        record: &csv::StringRecord,
+        record: &impl table::Record,
     ) -> Result<(), table::TableError> {
         let plan = self.plan;
         let Some(side) = self.split.side(i, record) else {
             return Ok(());
         };
-        let stage = &mut part.stage;
-        stage.resize(plan.stage.len(), String::new());
-        for (j, (s, c)) in stage.iter_mut().zip(&plan.stage).enumerate() {
-            let field = record.get(c.source).unwrap_or("");
-            s.clear();
-            if !is_missing(field) {
-                s.push_str(table::trim(field));
-            } else if let Some(v) = self.fill[j] {
-                s.push_str(v);
-            }
-        }
         let averages: Vec<Option<Vec<f64>>> = plan
             .text
             .iter()
             .zip(self.vectors)
-            .map(|((c, _), v)| v.average(&stage[*c]))
+            .map(|((c, _), v)| v.average(self.value(record, *c)))
             .collect();
         // Computed fields (derived, Word2Vec) go through `row`, whose buffers are reused from
-        // row to row; a stage field is written from `stage` as is.
+        // row to row; a stage field is written from the record (or the fill) as is.
         let row = &mut part.row;
         row.resize(plan.outputs.len(), String::new());
         for (o, out) in plan.outputs.iter().zip(row.iter_mut()) {
@@ -224,7 +236,10 @@ impl Rows<'_> {
                 Out::Stage(_) => {}
                 Out::Derived(j) => {
                     out.clear();
-                    if let Some(x) = plan.derive[*j].expr.eval(&|c| stage[c].parse::<f64>().ok()) {
+                    let x = plan.derive[*j]
+                        .expr
+                        .eval(&|c| self.value(record, c).parse::<f64>().ok());
+                    if let Some(x) = x {
                         out.push_str(&format_number(x));
                     }
                 }
@@ -236,18 +251,15 @@ impl Rows<'_> {
                 }
             }
         }
-        let (stage, row) = (&part.stage, &part.row);
-        let fields = plan.outputs.iter().zip(row).map(|(o, out)| match o {
-            Out::Stage(c) => stage[*c].as_str(),
+        let fields = plan.outputs.iter().zip(&part.row).map(|(o, out)| match o {
+            Out::Stage(c) => self.value(record, *c),
             _ => out.as_str(),
         });
         let s = match side {
             Side::Train => 0,
             Side::Holdout => 1,
         };
-        part.writers[s]
-            .write_record(fields.clone())
-            .map_err(table::write_err(&part.paths[s]))?;
+        part.writers[s].write_row(fields.clone())?;
         part.rows[s] += 1;
         let profiler = &mut part.profilers[s];
         profiler.row();

@@ -132,9 +132,12 @@ impl Plan {
             let (value, observed) = match a {
                 Acc::Mean(sum, n) if n > 0 => (format_number(sum / n as f64), n),
                 Acc::Median(mut parts) if parts.iter().any(|v| !v.is_empty()) => {
-                    for v in &mut parts {
-                        v.sort_unstable_by(f64::total_cmp);
-                    }
+                    // Each chunk's list on its own core.
+                    rayon::scope(|scope| {
+                        for v in &mut parts {
+                            scope.spawn(|_| v.sort_unstable_by(f64::total_cmp));
+                        }
+                    });
                     let n = parts.iter().map(Vec::len).sum::<usize>();
                     let mut sorted = SortedUnion::new(&parts);
                     let m = if n % 2 == 1 {
@@ -182,7 +185,7 @@ impl Plan {
     }
 
     /// Adds a training row to the imputation accumulators.
-    fn fit_row(&self, acc: &mut [Acc], record: &csv::StringRecord) {
+    fn fit_row(&self, acc: &mut [Acc], record: &impl table::Record) {
         for ((c, _), a) in self.impute.iter().zip(acc.iter_mut()) {
             let field = record.get(self.stage[*c].source).unwrap_or("");
             if is_missing(field) {

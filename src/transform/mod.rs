@@ -49,6 +49,8 @@ struct StageColumn {
     /// Index in the data's header.
     source: usize,
     ty: ColumnType,
+    /// Whether the data's profile found only numbers (or missing values) in the column.
+    numeric: bool,
 }
 
 /// One output column.
@@ -174,6 +176,7 @@ impl Plan {
                 name: new,
                 source,
                 ty: ColumnType::Numeric,
+                numeric: profile.columns[source].kind == crate::table::Kind::Numeric,
             });
         }
         let names: Vec<String> = stage.iter().map(|c| c.name.clone()).collect();

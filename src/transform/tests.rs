@@ -91,6 +91,11 @@ fn chunked_fit_and_apply_equal_the_sequential_pass() {
         for (b, d) in bytes.iter().zip(&applied.digests) {
             assert_eq!(&blake3::hash(b).to_hex().to_string(), d);
         }
+        // The profiles kept while writing (numeric columns not parsed again) are those of
+        // the written files.
+        for (file, p) in [&t, &h].iter().zip(&applied.profiles) {
+            assert_eq!(&table::profile_csv(file).unwrap(), p);
+        }
         (
             fitted.impute,
             fitted.train_rows,
