@@ -793,7 +793,13 @@ impl<'a> Pipeline<'a> {
             steps::locate::materialize(&self.ctx, &self.opts.overrides, self.opts.full_refresh)
                 .await?;
         let source_digest = source.digest.clone();
-        let profile = steps::locate::profile(self.ctx.store, &source.file, &source_digest)?;
+        let (profile, strata) = steps::locate::profile_and_strata(
+            self.ctx.store,
+            &source.file,
+            &source_digest,
+            &config.define.target,
+        )?;
+        self.ctx.strata = strata.map(|s| (source_digest.clone(), s));
         steps::define::check_columns(config, &profile)?;
         self.planner.set_data(source_digest.clone(), &profile);
         let baseline = self.baseline_canonical().await;

@@ -59,6 +59,9 @@ pub struct Ctx<'a> {
     prestarted: Option<Prestarted>,
     /// Set by a background start once the engine is up.
     engine_up: Arc<std::sync::atomic::AtomicBool>,
+    /// The rows by class of the target that reading the source for its profile collected,
+    /// with the data's digest: prepare's stratified split of the same bytes takes them.
+    pub strata: Option<(String, crate::table::Strata)>,
 }
 
 impl<'a> Ctx<'a> {
@@ -91,6 +94,7 @@ impl<'a> Ctx<'a> {
             experiment: false,
             prestarted: None,
             engine_up: Arc::default(),
+            strata: None,
         }
     }
 

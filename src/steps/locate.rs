@@ -59,6 +59,22 @@ pub fn profile(store: &Store, file: &Path, digest: &str) -> Result<Profile> {
     Ok(profile)
 }
 
+/// [`profile`], and when it must read the data, the rows by class of column `target` from
+/// the same pass (for prepare's stratified split of these bytes; see `table::Strata`).
+pub fn profile_and_strata(
+    store: &Store,
+    file: &Path,
+    digest: &str,
+    target: &str,
+) -> Result<(Profile, Option<table::Strata>)> {
+    if let Some(p) = remembered_profile(store, digest) {
+        return Ok((p, None));
+    }
+    let (profile, strata) = table::profile_and_strata(file, Some(target))?;
+    remember_profile(store, digest, &profile)?;
+    Ok((profile, strata))
+}
+
 /// The remembered profile of the data whose digest is `digest`, if there is a sound one (its
 /// seal matches: a damaged or edited profile is recomputed, never believed).
 pub fn remembered_profile(store: &Store, digest: &str) -> Option<Profile> {

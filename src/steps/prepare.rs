@@ -53,6 +53,12 @@ pub async fn run(ctx: &mut Ctx<'_>, snapshot: &str, spec: &ProblemSpec) -> Resul
                 .into(),
         );
     }
+    // The source's profile pass may have collected the target's classes from these bytes.
+    let strata = ctx
+        .strata
+        .take()
+        .filter(|(digest, _)| digest == snapshot)
+        .map(|(_, s)| s);
     let split = if stratify {
         Split::stratified(
             &input,
@@ -60,6 +66,7 @@ pub async fn run(ctx: &mut Ctx<'_>, snapshot: &str, spec: &ProblemSpec) -> Resul
             prepare.seed,
             prepare.holdout,
             prepare.sample,
+            strata,
         )?
     } else {
         Split::random(prepare.seed, prepare.holdout, prepare.sample)

@@ -22,7 +22,7 @@ pub use layout::Bucket;
 pub use lock::RunLock;
 pub use stat::StatCache;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -101,6 +101,29 @@ pub struct Store {
     cache_dir: PathBuf,
     /// The remote cache behind this store, when one is configured (`run` only).
     remote: Option<Arc<remote::Remote>>,
+    /// Blobs this process hashed (stored or verified) and the file they were then: a second
+    /// use of the same unchanged file in one run needs no second read ([`Store::verified_path`]).
+    hashed: Arc<std::sync::Mutex<HashMap<Digest, FileId>>>,
+}
+
+/// A file as `stat` sees it: size, modification time and inode.
+#[derive(Debug, Clone, PartialEq)]
+struct FileId {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    inode: u64,
+}
+
+impl FileId {
+    fn of(path: &Path) -> Option<FileId> {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(path).ok()?;
+        Some(FileId {
+            len: m.len(),
+            modified: m.modified().ok(),
+            inode: m.ino(),
+        })
+    }
 }
 
 impl Store {
@@ -120,6 +143,7 @@ impl Store {
         Store {
             cache_dir: cache_dir.to_path_buf(),
             remote: None,
+            hashed: Arc::default(),
         }
     }
 
@@ -214,10 +238,26 @@ impl Store {
             path: dest.clone(),
             source: e.error,
         })?;
+        self.note_hashed(&digest, &dest);
         Ok(digest)
     }
 
-    /// Moves a finished temp file into the CAS under `digest`.
+    /// Notes that the blob at `path` was hashed to `digest` by this process.
+    fn note_hashed(&self, digest: &str, path: &Path) {
+        if let (Some(id), Ok(mut hashed)) = (FileId::of(path), self.hashed.lock()) {
+            hashed.insert(digest.to_string(), id);
+        }
+    }
+
+    /// Whether this process hashed the blob at `path` to `digest` and the file is unchanged
+    /// since (same size, modification time and inode).
+    fn hashed_unchanged(&self, digest: &str, path: &Path) -> bool {
+        let known = self.hashed.lock().ok().and_then(|h| h.get(digest).cloned());
+        known.is_some_and(|id| FileId::of(path) == Some(id))
+    }
+
+    /// Moves a finished temp file into the CAS under `digest`, the hash of its bytes (computed
+    /// by the caller as it wrote or received them).
     pub fn commit(&self, tmp: tempfile::NamedTempFile, digest: &str) -> Result<(), StoreError> {
         let dest = self.blob_path(digest);
         let dir = dest.parent().expect("blob paths have a parent");
@@ -228,6 +268,7 @@ impl Store {
             path: dest.clone(),
             source: e.error,
         })?;
+        self.note_hashed(digest, &dest);
         Ok(())
     }
 
@@ -286,7 +327,10 @@ impl Store {
         Ok(bytes)
     }
 
-    /// Verifies a blob in place and returns its path (for large blobs read by path).
+    /// Verifies a blob in place and returns its path (for large blobs read by path). A blob
+    /// this process stored or verified before, whose file is unchanged since (size,
+    /// modification time, inode), is not read again: locate stores the snapshot and prepare
+    /// reads it a moment later.
     pub fn verified_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
         let path = self.blob_path(digest);
         if !path.is_file() {
@@ -294,10 +338,14 @@ impl Store {
                 digest: digest.to_string(),
             });
         }
+        if self.hashed_unchanged(digest, &path) {
+            return Ok(path);
+        }
         let actual = hash_file(&path)?;
         if actual != digest {
             return Err(self.quarantine(digest, &actual));
         }
+        self.note_hashed(digest, &path);
         Ok(path)
     }
 
@@ -541,6 +589,37 @@ mod tests {
         assert!(!store.contains(&d), "a corrupt blob leaves the CAS");
         assert!(store.quarantined(&d), "and is kept in the quarantine");
         assert_eq!(fs::read(store.quarantine_path(&d)).unwrap(), b"tampered");
+    }
+
+    #[test]
+    fn a_blob_hashed_in_this_run_is_verified_again_once_it_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let src = dir.path().join("data.csv");
+        fs::write(&src, b"a,b\n1,2\n").unwrap();
+        let d = store.put_file(&src).unwrap();
+        assert!(
+            store.hashed_unchanged(&d, &store.blob_path(&d)),
+            "stored: hashed"
+        );
+        assert_eq!(store.verified_path(&d).unwrap(), store.blob_path(&d));
+        // Same size, other bytes, a later mtime: the stat differs, so the bytes are read.
+        let path = store.blob_path(&d);
+        fs::write(&path, b"a,b\n1,3\n").unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert!(matches!(
+            store.verified_path(&d),
+            Err(StoreError::Corrupt { .. })
+        ));
+        // Another store of the same directory (another process) has hashed nothing.
+        let d2 = store.put_bytes(b"x").unwrap();
+        assert!(!Store::existing(dir.path()).hashed_unchanged(&d2, &store.blob_path(&d2)));
     }
 
     #[test]

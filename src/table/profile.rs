@@ -9,6 +9,7 @@ use super::chunks::chunks;
 use super::csv_io::{csv_err, headers, read_header, reader};
 use super::error::TableError;
 use super::field::{is_missing, is_number, trim};
+use super::split::{ClassRows, Strata};
 
 /// Distinct values kept per column; past this a column is "high cardinality".
 pub const DISTINCT_CAP: usize = 256;
@@ -196,25 +197,46 @@ impl Profiler {
 /// Profiles a CSV file in one streaming pass (in parallel chunks when it is large and
 /// unquoted, see [`chunks`]).
 pub fn profile_csv(path: &Path) -> Result<Profile, TableError> {
+    profile_and_strata(path, None).map(|(profile, _)| profile)
+}
+
+/// [`profile_csv`], and from the same pass the rows by class of column `target` (when it is
+/// one of the file's, and the file was read in chunks): what a stratified split of these
+/// bytes needs ([`Strata`]).
+pub fn profile_and_strata(
+    path: &Path,
+    target: Option<&str>,
+) -> Result<(Profile, Option<Strata>), TableError> {
     let names = read_header(path)?;
     let n = names.len();
+    let target = target.and_then(|t| names.iter().position(|c| c == t));
     if let Some(parts) = chunks(
         path,
         n,
-        |_| Profiler::new(n),
-        |p, _, rec| {
+        |_| (Profiler::new(n), ClassRows::default()),
+        |(p, classes), i, rec| {
             p.row();
             for (i, f) in rec.iter().enumerate() {
                 p.field(i, f);
             }
+            if let Some(t) = target {
+                classes.note(i, rec, t);
+            }
         },
     ) {
-        let mut parts = parts.into_iter().map(|(p, _)| p);
-        let mut all = parts.next().expect("at least one chunk");
-        for p in parts {
+        let mut profiles = Vec::with_capacity(parts.len());
+        let mut strata = Vec::with_capacity(parts.len());
+        for ((p, classes), rows) in parts {
+            profiles.push(p);
+            strata.push((classes, rows));
+        }
+        let mut profiles = profiles.into_iter();
+        let mut all = profiles.next().expect("at least one chunk");
+        for p in profiles {
             all.merge(p);
         }
-        return Ok(all.finish(names));
+        let strata = target.map(|t| Strata::new(t, strata));
+        return Ok((all.finish(names), strata));
     }
     let mut rdr = reader(path)?;
     headers(path, &mut rdr)?;
@@ -226,5 +248,5 @@ pub fn profile_csv(path: &Path) -> Result<Profile, TableError> {
             profiler.field(i, field);
         }
     }
-    Ok(profiler.finish(names))
+    Ok((profiler.finish(names), None))
 }

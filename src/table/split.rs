@@ -72,67 +72,54 @@ impl Split {
         }
     }
 
-    /// A stratified split on column `target` of `input` (one streaming pass).
+    /// A stratified split on column `target` of `input`: from the rows by class in `known`
+    /// when they are of that column (an earlier pass over the same bytes collected them, see
+    /// [`Strata`]), else from one streaming pass (chunked when the file allows).
     pub fn stratified(
         input: &Path,
         target: usize,
         seed: u64,
         holdout: f64,
         sample: Option<f64>,
+        known: Option<Strata>,
     ) -> Result<Split, TableError> {
         let mut split = Split::random(seed, holdout, sample);
+        let usable = |s: &Strata| s.target == target && s.parts.iter().all(|p| !p.0.too_many);
+        let strata = match known.filter(usable) {
+            Some(s) => Some(s),
+            None => {
+                let n = read_header(input)?.len();
+                chunks(
+                    input,
+                    n,
+                    |_| ClassRows::default(),
+                    |m, i, rec| {
+                        m.note(i, rec, target);
+                    },
+                )
+                .map(|parts| Strata { target, parts })
+                .filter(usable)
+            }
+        };
         let mut classes: HashMap<String, Vec<u64>, FastHash> = HashMap::default();
-        let n = read_header(input)?.len();
-        // In parallel: each chunk lists its rows by class (local indices, 4 bytes a row), then
-        // the indices become global and the hashes are computed chunk by chunk.
-        let parts = chunks(
-            input,
-            n,
-            |_| HashMap::<String, Vec<u32>, FastHash>::default(),
-            |m, i, rec| {
-                let class = class_of(rec.get(target).unwrap_or(""));
-                match m.get_mut(class) {
-                    Some(v) => v.push(i as u32),
-                    None => {
-                        m.insert(class.to_string(), vec![i as u32]);
-                    }
-                }
-            },
-        );
-        if let Some(parts) = parts.filter(|p| p.iter().all(|(_, rows)| *rows <= u32::MAX as u64)) {
-            let mut offset = 0u64;
-            for (m, rows) in parts {
-                for (class, local) in m {
-                    let hashes = classes.entry(class).or_default();
-                    for l in local {
-                        let i = offset + l as u64;
-                        if split.sampled(i) {
-                            hashes.push(row_hash(seed, i));
+        match strata {
+            Some(Strata { parts, .. }) => {
+                // The indices become global and the hashes are computed chunk by chunk.
+                let mut offset = 0u64;
+                for (m, rows) in parts {
+                    for (class, local) in m.rows {
+                        let hashes = classes.entry(class).or_default();
+                        for l in local {
+                            let i = offset + l as u64;
+                            if split.sampled(i) {
+                                hashes.push(row_hash(seed, i));
+                            }
                         }
                     }
+                    offset += rows;
                 }
-                offset += rows;
             }
-        } else {
-            let mut rdr = reader(input)?;
-            headers(input, &mut rdr)?;
-            let mut record = csv::StringRecord::new();
-            let mut index = 0u64;
-            while rdr
-                .read_record(&mut record)
-                .map_err(|e| csv_err(input, e))?
-            {
-                let i = index;
-                index += 1;
-                if !split.sampled(i) {
-                    continue;
-                }
-                let class = class_of(record.get(target).unwrap_or(""));
-                classes
-                    .entry(class.to_string())
-                    .or_default()
-                    .push(row_hash(seed, i));
-            }
+            None => split.read_classes(input, target, &mut classes)?,
         }
         let cuts = classes
             .into_iter()
@@ -144,6 +131,35 @@ impl Split {
             .collect();
         split.strata = Some((target, cuts));
         Ok(split)
+    }
+
+    /// The sampled rows' hashes by class, from one sequential pass.
+    fn read_classes(
+        &self,
+        input: &Path,
+        target: usize,
+        classes: &mut HashMap<String, Vec<u64>, FastHash>,
+    ) -> Result<(), TableError> {
+        let mut rdr = reader(input)?;
+        headers(input, &mut rdr)?;
+        let mut record = csv::StringRecord::new();
+        let mut index = 0u64;
+        while rdr
+            .read_record(&mut record)
+            .map_err(|e| csv_err(input, e))?
+        {
+            let i = index;
+            index += 1;
+            if !self.sampled(i) {
+                continue;
+            }
+            let class = class_of(record.get(target).unwrap_or(""));
+            classes
+                .entry(class.to_string())
+                .or_default()
+                .push(row_hash(self.seed, i));
+        }
+        Ok(())
     }
 
     pub fn is_stratified(&self) -> bool {
@@ -171,6 +187,55 @@ impl Split {
             }
         };
         Some(if held { Side::Holdout } else { Side::Train })
+    }
+}
+
+/// The data rows of each class of the target, as chunked passes collect them: what a
+/// stratified split needs from the data, whatever its seed, fraction or sample. The source's
+/// profile pass collects them too (`profile_and_strata`), so that a cold run's prepare need
+/// not read the data once more for its split.
+pub struct Strata {
+    /// The target's column index.
+    pub target: usize,
+    /// Each chunk's rows by class, and its row count, in file order.
+    parts: Vec<(ClassRows, u64)>,
+}
+
+impl Strata {
+    pub(super) fn new(target: usize, parts: Vec<(ClassRows, u64)>) -> Strata {
+        Strata { target, parts }
+    }
+}
+
+/// One chunk's rows by class of the target (chunk-local indices, 4 bytes a row).
+#[derive(Default)]
+pub(super) struct ClassRows {
+    rows: HashMap<String, Vec<u32>, FastHash>,
+    /// More classes than a classification target may have, or more rows than a `u32`
+    /// counts: the split reads the data itself.
+    too_many: bool,
+}
+
+impl ClassRows {
+    /// Notes row `local` (of its chunk), whose target is field `target` of `rec`.
+    pub(super) fn note(&mut self, local: u64, rec: &impl Record, target: usize) {
+        if self.too_many {
+            return;
+        }
+        let Ok(i) = u32::try_from(local) else {
+            self.too_many = true;
+            self.rows.clear();
+            return;
+        };
+        let class = class_of(rec.get(target).unwrap_or(""));
+        if let Some(v) = self.rows.get_mut(class) {
+            v.push(i);
+        } else if self.rows.len() > super::DISTINCT_CAP {
+            self.too_many = true;
+            self.rows.clear();
+        } else {
+            self.rows.insert(class.to_string(), vec![i]);
+        }
     }
 }
 

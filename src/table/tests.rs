@@ -46,7 +46,7 @@ fn stratified_split_holds_out_round_fraction_of_each_class() {
     }
     assert_eq!(expected["c"], 5);
     std::fs::write(&p, &text).unwrap();
-    let split = Split::stratified(&p, 1, 42, 0.2, None).unwrap();
+    let split = Split::stratified(&p, 1, 42, 0.2, None, None).unwrap();
     assert!(split.is_stratified());
     let mut rdr = reader(&p).unwrap();
     let mut held: HashMap<String, usize> = HashMap::new();
@@ -67,8 +67,8 @@ fn stratified_split_holds_out_round_fraction_of_each_class() {
         );
     }
     // Deterministic; another seed picks other rows of the same sizes.
-    let again = Split::stratified(&p, 1, 42, 0.2, None).unwrap();
-    let other = Split::stratified(&p, 1, 7, 0.2, None).unwrap();
+    let again = Split::stratified(&p, 1, 42, 0.2, None, None).unwrap();
+    let other = Split::stratified(&p, 1, 7, 0.2, None, None).unwrap();
     let sides = |s: &Split| -> Vec<Option<Side>> {
         let mut rdr = reader(&p).unwrap();
         let mut rec = csv::StringRecord::new();
@@ -378,4 +378,39 @@ fn a_pass_numbers_rows_from_the_counts_of_the_pass_before() {
         .collect();
     assert_eq!(all.len(), 3000);
     assert!(all.iter().all(|(i, v)| i == v));
+}
+
+#[test]
+fn the_profile_pass_strata_give_the_split_of_a_pass_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d.csv");
+    let mut text = String::from("x,label\n");
+    for i in 0..5000u64 {
+        let class = match splitmix64(i) % 7 {
+            0 => "",
+            1 | 2 => "b",
+            3 => " c ",
+            _ => "a",
+        };
+        text.push_str(&format!("{i},{class}\n"));
+    }
+    std::fs::write(&p, &text).unwrap();
+    TEST_PARALLEL_MIN_BYTES.with(|m| m.set(0));
+    let (profile, strata) = profile_and_strata(&p, Some("label")).unwrap();
+    TEST_PARALLEL_MIN_BYTES.with(|m| m.set(PARALLEL_MIN_BYTES));
+    assert_eq!(profile, profile_csv(&p).unwrap());
+    let strata = strata.expect("a chunked pass collects the classes");
+    let no_column = profile_and_strata(&p, Some("nope")).unwrap().1;
+    assert!(no_column.is_none(), "no such column, no strata");
+    let from_profile = Split::stratified(&p, 1, 9, 0.25, Some(0.8), Some(strata)).unwrap();
+    let own = Split::stratified(&p, 1, 9, 0.25, Some(0.8), None).unwrap();
+    let mut rdr = reader(&p).unwrap();
+    let mut rec = csv::StringRecord::new();
+    let (mut i, mut held) = (0, 0);
+    while rdr.read_record(&mut rec).unwrap() {
+        assert_eq!(from_profile.side(i, &rec), own.side(i, &rec), "row {i}");
+        held += usize::from(own.side(i, &rec) == Some(Side::Holdout));
+        i += 1;
+    }
+    assert!((800..1200).contains(&held), "{held}");
 }

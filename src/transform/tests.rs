@@ -80,7 +80,7 @@ fn chunked_fit_and_apply_equal_the_sequential_pass() {
     let plan = Plan::new(&prep, &profile, &spec).unwrap();
     let run = |min_bytes: u64, tag: &str| {
         table::TEST_PARALLEL_MIN_BYTES.with(|m| m.set(min_bytes));
-        let split = Split::stratified(&path, plan.target_source, 5, 0.3, None).unwrap();
+        let split = Split::stratified(&path, plan.target_source, 5, 0.3, None, None).unwrap();
         let fitted = plan.fit(&path, &split, &[]).unwrap();
         let (t, h) = (
             dir.path().join(format!("t-{tag}.csv")),
