@@ -174,10 +174,10 @@ pub(super) fn chunks_of<S: Send>(
     cuts.push(len);
     // Each chunk's first row index: the rows an earlier pass over the same file and chunks
     // counted, else predicted from the newlines before it (checked below either way).
-    let identity = Identity::of(path, len, &cuts);
+    let identity = Identity::of(len, &cuts);
     let mut bases = vec![0u64];
     if index == Index::Global {
-        let counted = identity.as_ref().and_then(Identity::counted);
+        let counted = identity.counted();
         for (k, w) in cuts.windows(2).take(threads - 1).enumerate() {
             let last = *bases.last()?;
             let rows = match &counted {
@@ -225,9 +225,7 @@ pub(super) fn chunks_of<S: Send>(
             .collect()
     });
     let results: Vec<(S, u64)> = results.into_iter().collect::<Option<_>>()?;
-    if let Some(identity) = identity {
-        identity.remember(results.iter().map(|(_, rows)| *rows).collect());
-    }
+    identity.remember(results.iter().map(|(_, rows)| *rows).collect());
     if index == Index::Global
         && results
             .iter()
@@ -239,15 +237,15 @@ pub(super) fn chunks_of<S: Send>(
     Some(results)
 }
 
-/// A file as one chunked pass read it: path, size, modification time and cut points. Passes
-/// over the same file (prepare reads its input three times) remember each chunk's row count,
+/// A file as one chunked pass read it: its size and cut points. Passes over the same bytes
+/// (the source's profile, then prepare's over the snapshot) remember each chunk's row count,
 /// so a pass that numbers rows need not count the newlines of the chunks before (a sequential
-/// read of all but the last chunk).
+/// read of all but the last chunk). Another file of the same size and cuts would be given
+/// wrong counts, which the pass then finds (each chunk's rows are checked against them) and
+/// reads sequentially: a count is never trusted, only tried.
 #[derive(PartialEq)]
 struct Identity {
-    path: std::path::PathBuf,
     len: u64,
-    modified: std::time::SystemTime,
     cuts: Vec<u64>,
 }
 
@@ -256,13 +254,11 @@ struct Identity {
 static COUNTED: std::sync::Mutex<Option<(Identity, Vec<u64>)>> = std::sync::Mutex::new(None);
 
 impl Identity {
-    fn of(path: &Path, len: u64, cuts: &[u64]) -> Option<Identity> {
-        Some(Identity {
-            path: path.to_path_buf(),
+    fn of(len: u64, cuts: &[u64]) -> Identity {
+        Identity {
             len,
-            modified: std::fs::metadata(path).ok()?.modified().ok()?,
             cuts: cuts.to_vec(),
-        })
+        }
     }
 
     fn counted(&self) -> Option<Vec<u64>> {

@@ -91,6 +91,8 @@ pub struct Profiler {
     numeric: Vec<bool>,
     /// False for a column known to hold only numbers ([`Profiler::known_numeric`]).
     check_number: Vec<bool>,
+    /// How many distinct values a column can hold at most ([`Profiler::known_values`]).
+    possible: Vec<usize>,
     missing: Vec<u64>,
     seen: Vec<std::collections::HashSet<Box<str>, FastHash>>,
     order: Vec<Vec<Box<str>>>,
@@ -103,6 +105,7 @@ impl Profiler {
             rows: 0,
             numeric: vec![true; columns],
             check_number: vec![true; columns],
+            possible: vec![usize::MAX; columns],
             missing: vec![0; columns],
             seen: vec![Default::default(); columns],
             order: vec![Vec::new(); columns],
@@ -114,6 +117,13 @@ impl Profiler {
     /// values): they are not parsed again. The profile is the same, only cheaper.
     pub fn known_numeric(&mut self, i: usize) {
         self.check_number[i] = false;
+    }
+
+    /// Column `i` holds at most `n` distinct values (a subset of a column whose profile kept
+    /// them all): once `n` were seen, its fields are not looked up any more. The profile is
+    /// the same, only cheaper.
+    pub fn known_values(&mut self, i: usize, n: usize) {
+        self.possible[i] = n;
     }
 
     /// Counts one row; call [`field`](Profiler::field) for each of its fields.
@@ -130,7 +140,7 @@ impl Profiler {
         if self.numeric[i] && self.check_number[i] && !is_number(f) {
             self.numeric[i] = false;
         }
-        if !self.capped[i] && !self.seen[i].contains(f) {
+        if !self.capped[i] && self.seen[i].len() < self.possible[i] && !self.seen[i].contains(f) {
             if self.seen[i].len() >= DISTINCT_CAP {
                 self.capped[i] = true;
             } else {

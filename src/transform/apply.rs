@@ -34,14 +34,14 @@ impl Plan {
         for ((c, _), v) in self.impute.iter().zip(&fitted.impute) {
             fill[*c] = Some(v.value.as_str());
         }
-        // Output columns whose every field is a number or missing: a stage column the data's
-        // profile found numeric, imputed (if at all) with a number. Profiled without parsing.
-        let numeric: Vec<bool> = self
+        // What the data's profile tells of each output column, so its profile here costs less
+        // (see `Known`).
+        let known: Vec<Known> = self
             .outputs
             .iter()
             .map(|o| match o {
-                Out::Stage(c) => self.stage[*c].numeric && fill[*c].is_none_or(table::is_number),
-                _ => false,
+                Out::Stage(c) => Known::of(&self.stage[*c], fill[*c]),
+                _ => Known::default(),
             })
             .collect();
         let rows = Rows {
@@ -71,7 +71,7 @@ impl Plan {
                 } else {
                     [part_path(k, 0), part_path(k, 1)]
                 };
-                Part::new(paths, k == 0, &header, &numeric)
+                Part::new(paths, k == 0, &header, &known)
             },
             |part, i, record| {
                 if let Ok(p) = part {
@@ -87,7 +87,7 @@ impl Plan {
                 .map(|(p, _)| p)
                 .collect::<Result<Vec<Part>, _>>()?,
             None => {
-                let mut part = Part::new(out.map(Path::to_path_buf), true, &header, &numeric)?;
+                let mut part = Part::new(out.map(Path::to_path_buf), true, &header, &known)?;
                 let (mut rdr, _) = table::open(input)?;
                 let mut record = csv::StringRecord::new();
                 let mut index = 0u64;
@@ -155,7 +155,7 @@ impl Part {
         paths: [std::path::PathBuf; 2],
         first: bool,
         header: &[String],
-        numeric: &[bool],
+        known: &[Known],
     ) -> Result<Part, table::TableError> {
         let mut writers = Vec::with_capacity(2);
         for path in &paths {
@@ -176,14 +176,47 @@ impl Part {
             // so confirm need not read them again.
             profilers: [0, 1].map(|_| {
                 let mut p = table::Profiler::new(header.len());
-                for (j, _) in numeric.iter().enumerate().filter(|(_, n)| **n) {
-                    p.known_numeric(j);
+                for (j, k) in known.iter().enumerate() {
+                    if k.numeric {
+                        p.known_numeric(j);
+                    }
+                    if let Some(n) = k.values {
+                        p.known_values(j, n);
+                    }
                 }
                 p
             }),
             rows: [0, 0],
             row: Vec::new(),
         })
+    }
+}
+
+/// What is known of an output column's fields before they are written: a stage column holds
+/// the data's (trimmed) values of its source column, and the imputed value where the field is
+/// missing.
+#[derive(Debug, Clone, Copy, Default)]
+struct Known {
+    /// Every field is a number or missing: the source column is numeric and the imputed
+    /// value (if any) a number.
+    numeric: bool,
+    /// At most this many distinct values: the source column's, all kept by its profile, and
+    /// the imputed value if it is another.
+    values: Option<usize>,
+}
+
+impl Known {
+    fn of(column: &StageColumn, fill: Option<&str>) -> Known {
+        let fill = fill.map(table::trim).filter(|f| !is_missing(f));
+        Known {
+            numeric: column.numeric && fill.is_none_or(table::is_number),
+            values: column.distinct.as_ref().map(|d| {
+                d.len()
+                    + usize::from(
+                        fill.is_some_and(|f| d.binary_search_by(|v| v.as_str().cmp(f)).is_err()),
+                    )
+            }),
+        }
     }
 }
 
@@ -202,11 +235,12 @@ impl<'a> Rows<'a> {
     /// Stage column `j` of `record`: its trimmed field, or the imputed value (or nothing)
     /// when the field is missing.
     fn value<'r>(&'r self, record: &'r impl table::Record, j: usize) -> &'r str {
-        let field = record.get(self.plan.stage[j].source).unwrap_or("");
-        if is_missing(field) {
+        let field = table::trim(record.get(self.plan.stage[j].source).unwrap_or(""));
+        // `is_missing`, on the trimmed field.
+        if field.is_empty() || field == "NA" {
             self.fill[j].unwrap_or("")
         } else {
-            table::trim(field)
+            field
         }
     }
 
@@ -221,11 +255,14 @@ impl<'a> Rows<'a> {
         let Some(side) = self.split.side(i, record) else {
             return Ok(());
         };
+        let stage: Vec<&str> = (0..plan.stage.len())
+            .map(|j| self.value(record, j))
+            .collect();
         let averages: Vec<Option<Vec<f64>>> = plan
             .text
             .iter()
             .zip(self.vectors)
-            .map(|((c, _), v)| v.average(self.value(record, *c)))
+            .map(|((c, _), v)| v.average(stage[*c]))
             .collect();
         // Computed fields (derived, Word2Vec) go through `row`, whose buffers are reused from
         // row to row; a stage field is written from the record (or the fill) as is.
@@ -236,9 +273,7 @@ impl<'a> Rows<'a> {
                 Out::Stage(_) => {}
                 Out::Derived(j) => {
                     out.clear();
-                    let x = plan.derive[*j]
-                        .expr
-                        .eval(&|c| self.value(record, c).parse::<f64>().ok());
+                    let x = plan.derive[*j].expr.eval(&|c| stage[c].parse::<f64>().ok());
                     if let Some(x) = x {
                         out.push_str(&format_number(x));
                     }
@@ -252,7 +287,7 @@ impl<'a> Rows<'a> {
             }
         }
         let fields = plan.outputs.iter().zip(&part.row).map(|(o, out)| match o {
-            Out::Stage(c) => self.value(record, *c),
+            Out::Stage(c) => stage[*c],
             _ => out.as_str(),
         });
         let s = match side {

@@ -51,6 +51,8 @@ struct StageColumn {
     ty: ColumnType,
     /// Whether the data's profile found only numbers (or missing values) in the column.
     numeric: bool,
+    /// The column's distinct values, when the data's profile kept them all (sorted).
+    distinct: Option<Vec<String>>,
 }
 
 /// One output column.
@@ -177,6 +179,8 @@ impl Plan {
                 source,
                 ty: ColumnType::Numeric,
                 numeric: profile.columns[source].kind == crate::table::Kind::Numeric,
+                distinct: (!profile.columns[source].distinct_capped)
+                    .then(|| profile.columns[source].distinct.clone()),
             });
         }
         let names: Vec<String> = stage.iter().map(|c| c.name.clone()).collect();

@@ -252,3 +252,55 @@ fn bad_input_gets_clear_errors() {
     let names: Vec<String> = ok.schema().into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["age", "RACE", "y", "twice"]);
 }
+
+#[test]
+fn the_profiles_kept_while_writing_are_the_written_files_profiles() {
+    // Columns whose kept profile skips work (numeric, few values), imputed with a value of
+    // the column, with another one, with a number and with text; one column over the cap.
+    let mut csv = String::from("n,c,d,e,wide,y\n");
+    for i in 0..3000u64 {
+        let r = table::splitmix64(i);
+        let miss = r % 9 == 0;
+        let n = if miss {
+            String::new()
+        } else {
+            (r % 50).to_string()
+        };
+        let c = if miss {
+            "NA"
+        } else {
+            ["p", "q", " r "][(r >> 8) as usize % 3]
+        };
+        let d = if r % 7 == 0 {
+            ""
+        } else {
+            ["1", "2"][(r >> 9) as usize % 2]
+        };
+        let e = if r % 5 == 0 {
+            ""
+        } else {
+            ["u", "v"][(r >> 10) as usize % 2]
+        };
+        csv.push_str(&format!(
+            "{n},{c},{d},{e},w{},{}\n",
+            r % 1000,
+            (r >> 40) % 2
+        ));
+    }
+    let (dir, path, profile) = fixture(&csv);
+    for rules in [
+        "impute = { n = \"median\", c = \"mode\", d = { constant = 2 }, e = { constant = \"u\" } }",
+        "impute = { n = { constant = 7.5 }, c = { constant = \"new\" }, d = \"mean\" }",
+        "",
+    ] {
+        let prep = prepare(&format!("holdout = 0.3\nseed = 2\n{rules}"));
+        let plan = Plan::new(&prep, &profile, &spec(Problem::Binary)).unwrap();
+        let split = Split::random(2, 0.3, None);
+        let fitted = plan.fit(&path, &split, &[]).unwrap();
+        let (t, h) = (dir.path().join("t.csv"), dir.path().join("h.csv"));
+        let applied = plan.apply(&path, &split, &fitted, &[], [&t, &h]).unwrap();
+        for (file, p) in [&t, &h].iter().zip(&applied.profiles) {
+            assert_eq!(&table::profile_csv(file).unwrap(), p, "{rules}");
+        }
+    }
+}
