@@ -260,7 +260,7 @@ fn the_profiles_kept_while_writing_are_the_written_files_profiles() {
     let mut csv = String::from("n,c,d,e,wide,y\n");
     for i in 0..3000u64 {
         let r = table::splitmix64(i);
-        let miss = r % 9 == 0;
+        let miss = r.is_multiple_of(9);
         let n = if miss {
             String::new()
         } else {
@@ -271,12 +271,12 @@ fn the_profiles_kept_while_writing_are_the_written_files_profiles() {
         } else {
             ["p", "q", " r "][(r >> 8) as usize % 3]
         };
-        let d = if r % 7 == 0 {
+        let d = if r.is_multiple_of(7) {
             ""
         } else {
             ["1", "2"][(r >> 9) as usize % 2]
         };
-        let e = if r % 5 == 0 {
+        let e = if r.is_multiple_of(5) {
             ""
         } else {
             ["u", "v"][(r >> 10) as usize % 2]
