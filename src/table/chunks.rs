@@ -28,61 +28,128 @@ pub(super) fn parallel_min_bytes() -> u64 {
     TEST_PARALLEL_MIN_BYTES.with(|m| m.get())
 }
 
-/// Reads the data rows of `path` in one chunk per core, `step(state, local_index, record)` on
-/// each row of a chunk, in order; returns each chunk's state and row count, in file order.
+/// Bytes of the file per block: the unit of work handed to a core and of what waits, in
+/// memory, to be delivered in order (see [`blocks_of`]).
+pub(super) const BLOCK_BYTES: u64 = 8 << 20;
+
+/// Reads the data rows of `path` in blocks on every core, `step(state, local_index, record)`
+/// on each row of a block, in order; returns each block's state and row count, in file order.
 ///
-/// Chunks start right after a `\n`. That is a row boundary only when no quoted field spans
-/// lines, so a chunk that sees a `"` gives up, as does one that meets a row of the wrong width
+/// Blocks start right after a `\n`. That is a row boundary only when no quoted field spans
+/// lines, so a block that sees a `"` gives up, as does one that meets a row of the wrong width
 /// or invalid UTF-8. Without quotes a row is a line split at `,`, which [`unquoted_rows`] does
-/// without the `csv` crate's state machine (a third of the passes' time went there): `None` then means "read the file sequentially", which also reports errors
-/// with their line. Small files, and machines with one core, return `None` at once.
+/// without the `csv` crate's state machine (a third of the passes' time went there). `None`
+/// then means "read the file sequentially", which also reports errors with their line. Small
+/// files, and machines with one core, return `None` at once.
 pub fn chunks<S: Send>(
     path: &Path,
     columns: usize,
     init: impl Fn(usize) -> S + Sync,
     step: impl Fn(&mut S, u64, &Row<'_>) + Sync,
 ) -> Option<Vec<(S, u64)>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    chunks_of(
+    let mut all = Vec::new();
+    let whole = blocks_of(
         path,
         columns,
-        threads,
+        threads(),
         parallel_min_bytes(),
         Index::Local,
         init,
         step,
+        |s, rows| all.push((s, rows)),
+    );
+    whole.then_some(all)
+}
+
+/// [`chunks`], each block's state handed to `deliver` in file order as soon as it can be (see
+/// [`indexed_blocks`]) instead of kept.
+pub fn blocks<S: Send>(
+    path: &Path,
+    columns: usize,
+    init: impl Fn(usize) -> S + Sync,
+    step: impl Fn(&mut S, u64, &Row<'_>) + Sync,
+    deliver: impl FnMut(S, u64) + Send,
+) -> bool {
+    blocks_of(
+        path,
+        columns,
+        threads(),
+        parallel_min_bytes(),
+        Index::Local,
+        init,
+        step,
+        deliver,
     )
 }
 
+/// [`blocks_of`] with every block's state kept, for tests.
+#[cfg(test)]
+pub(super) fn chunks_of<S: Send>(
+    path: &Path,
+    columns: usize,
+    threads: usize,
+    min_bytes: u64,
+    index: Index,
+    init: impl Fn(usize) -> S + Sync,
+    step: impl Fn(&mut S, u64, &Row<'_>) + Sync,
+) -> Option<Vec<(S, u64)>> {
+    let mut all = Vec::new();
+    blocks_of(path, columns, threads, min_bytes, index, init, step, |s, rows| {
+        all.push((s, rows));
+    })
+    .then_some(all)
+}
+
 /// [`chunks`], but `step` gets each row's index in the whole file (0-based, data rows), as a
-/// sequential pass would number it.
+/// sequential pass would number it, and each block's state goes to `deliver` (with its row
+/// count) as soon as the blocks before it went: in file order, one at a time, while later
+/// blocks are still read. So a pass can write its output in order as it goes, and keeps only
+/// the few blocks that wait for an earlier one. Returns false when the file must be read
+/// sequentially (after `deliver` may have had some blocks: the caller starts over).
 ///
-/// A chunk's first index is predicted before the chunks run, by counting the `\n`s of the
-/// chunks before it (one cheap read of those bytes); after they ran, each chunk's row count
-/// must equal its prediction, otherwise (blank lines, lone `\r`s) the result is `None` and the
-/// caller reads sequentially. So an index is never wrong, only the fast path missed.
+/// A block's first index comes from the row counts of an earlier pass over the same bytes
+/// (see [`Identity`]) or, without one, from the newlines of the blocks before it, counted on
+/// every core first. After a block ran, its row count must equal the prediction, otherwise
+/// (blank lines, lone `\r`s) the pass stops and the caller reads sequentially. So an index
+/// is never wrong, only the fast path missed.
+pub fn indexed_blocks<S: Send>(
+    path: &Path,
+    columns: usize,
+    init: impl Fn(usize) -> S + Sync,
+    step: impl Fn(&mut S, u64, &Row<'_>) + Sync,
+    deliver: impl FnMut(S, u64) + Send,
+) -> bool {
+    blocks_of(
+        path,
+        columns,
+        threads(),
+        parallel_min_bytes(),
+        Index::Global,
+        init,
+        step,
+        deliver,
+    )
+}
+
+/// [`indexed_blocks`], every block's state kept and returned in file order.
 pub fn indexed_chunks<S: Send>(
     path: &Path,
     columns: usize,
     init: impl Fn(usize) -> S + Sync,
     step: impl Fn(&mut S, u64, &Row<'_>) + Sync,
 ) -> Option<Vec<(S, u64)>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    chunks_of(
-        path,
-        columns,
-        threads,
-        parallel_min_bytes(),
-        Index::Global,
-        init,
-        step,
-    )
+    let mut all = Vec::new();
+    indexed_blocks(path, columns, init, step, |s, rows| all.push((s, rows))).then_some(all)
 }
 
-/// How [`chunks_of`] numbers the rows it hands to `step`.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// How [`blocks_of`] numbers the rows it hands to `step`.
 #[derive(Clone, Copy, PartialEq)]
 pub(super) enum Index {
-    /// From 0 in each chunk.
+    /// From 0 in each block.
     Local,
     /// In the whole file.
     Global,
@@ -101,59 +168,43 @@ pub(super) fn count_newlines(path: &Path, from: u64, to: u64) -> Option<u64> {
         if got == 0 {
             return Some(n);
         }
-        // Branch-free, so it vectorises.
-        n += buf[..got]
-            .iter()
-            .map(|&b| u64::from(b == b'\n'))
-            .sum::<u64>();
+        n += memchr::memchr_iter(b'\n', &buf[..got]).count() as u64;
     }
 }
 
-#[allow(
-    clippy::too_many_lines,
-    reason = "the chunked read: split points, workers and the ordered merge, sharing the file's state"
-)]
-pub(super) fn chunks_of<S: Send>(
-    path: &Path,
-    columns: usize,
-    threads: usize,
-    min_bytes: u64,
-    index: Index,
-    init: impl Fn(usize) -> S + Sync,
-    step: impl Fn(&mut S, u64, &Row<'_>) + Sync,
-) -> Option<Vec<(S, u64)>> {
+/// Where the data rows of `path` start: after the header record (`None`: a quoted header,
+/// which the sequential reader handles).
+fn data_start(path: &Path) -> Option<u64> {
     use std::io::{Read, Seek, SeekFrom};
-    let len = std::fs::metadata(path).ok()?.len();
-    if threads < 2 || len < min_bytes {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(BufReader::new(File::open(path).ok()?));
+    let mut header = csv::ByteRecord::new();
+    if !rdr.read_byte_record(&mut header).ok()? || header.as_slice().contains(&b'"') {
         return None;
     }
-    // Where the data rows start: after the header record.
-    let start = {
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .from_reader(BufReader::new(File::open(path).ok()?));
-        let mut header = csv::ByteRecord::new();
-        if !rdr.read_byte_record(&mut header).ok()? || header.as_slice().contains(&b'"') {
-            return None;
-        }
-        // The header's terminator may not be consumed yet: start after it, so the first
-        // chunk's newlines are its rows' (blank lines are skipped by the reader either way).
-        let mut at = rdr.position().byte();
-        let mut f = File::open(path).ok()?;
-        f.seek(SeekFrom::Start(at)).ok()?;
-        let mut next = [0u8; 64];
-        let n = f.read(&mut next).ok()?;
-        at += next[..n]
-            .iter()
-            .take_while(|&&b| b == b'\r' || b == b'\n')
-            .count() as u64;
-        at
-    };
-    // Cut points: each nominal offset moved to just past the next newline.
+    // The header's terminator may not be consumed yet: start after it, so the first
+    // block's newlines are its rows' (blank lines are skipped by the reader either way).
+    let mut at = rdr.position().byte();
+    let mut f = File::open(path).ok()?;
+    f.seek(SeekFrom::Start(at)).ok()?;
+    let mut next = [0u8; 64];
+    let n = f.read(&mut next).ok()?;
+    at += next[..n]
+        .iter()
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count() as u64;
+    Some(at)
+}
+
+/// The blocks' boundaries: `blocks` nominal offsets from `start`, each moved to just past the
+/// next newline (so some blocks may be empty), and the file's end.
+fn cut_points(path: &Path, start: u64, len: u64, blocks: u64) -> Option<Vec<u64>> {
+    use std::io::{Read, Seek, SeekFrom};
     let mut cuts = vec![start];
     let mut file = File::open(path).ok()?;
-    for k in 1..threads as u64 {
-        let nominal = (start + (len - start) * k / threads as u64).max(*cuts.last()?);
+    for k in 1..blocks {
+        let nominal = (start + (len - start) * k / blocks).max(*cuts.last()?);
         file.seek(SeekFrom::Start(nominal)).ok()?;
         let mut buf = [0u8; 1 << 16];
         let mut at = nominal;
@@ -163,7 +214,7 @@ pub(super) fn chunks_of<S: Send>(
                 at = len;
                 break;
             }
-            if let Some(p) = buf[..n].iter().position(|&b| b == b'\n') {
+            if let Some(p) = memchr::memchr(b'\n', &buf[..n]) {
                 at += p as u64 + 1;
                 break;
             }
@@ -172,84 +223,184 @@ pub(super) fn chunks_of<S: Send>(
         cuts.push(at);
     }
     cuts.push(len);
-    // Each chunk's first row index: the rows an earlier pass over the same file and chunks
-    // counted, else predicted from the newlines before it (checked below either way).
-    let identity = Identity::of(len, &cuts);
-    let mut bases = vec![0u64];
-    if index == Index::Global {
-        let counted = identity.counted();
-        for (k, w) in cuts.windows(2).take(threads - 1).enumerate() {
-            let last = *bases.last()?;
-            let rows = match &counted {
-                Some(rows) => rows[k],
-                None => count_newlines(path, w[0], w[1])?,
-            };
-            bases.push(last + rows);
-        }
-    } else {
-        bases.resize(threads, 0);
-    }
-    let abort = std::sync::atomic::AtomicBool::new(false);
-    let results: Vec<Option<(S, u64)>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = cuts
-            .windows(2)
-            .enumerate()
-            .map(|(k, w)| {
-                let (from, to) = (w[0], w[1]);
-                let base = bases[k];
-                let (init, step, abort) = (&init, &step, &abort);
-                scope.spawn(move || -> Option<(S, u64)> {
-                    let mut f = File::open(path).ok()?;
-                    f.seek(SeekFrom::Start(from)).ok()?;
-                    let mut state = init(k);
-                    let mut rows = 0u64;
-                    let whole = unquoted_rows(f.take(to - from), columns, |row| {
-                        if rows & 0xFFFF == 0 && abort.load(std::sync::atomic::Ordering::Relaxed) {
-                            return false;
-                        }
-                        step(&mut state, base + rows, row);
-                        rows += 1;
-                        true
-                    });
-                    if !whole {
-                        abort.store(true, std::sync::atomic::Ordering::Relaxed);
-                        return None;
-                    }
-                    Some((state, rows))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().ok().flatten())
-            .collect()
-    });
-    let results: Vec<(S, u64)> = results.into_iter().collect::<Option<_>>()?;
-    identity.remember(results.iter().map(|(_, rows)| *rows).collect());
-    if index == Index::Global
-        && results
-            .iter()
-            .zip(bases.windows(2))
-            .any(|((_, rows), b)| *rows != b[1] - b[0])
-    {
-        return None;
-    }
-    Some(results)
+    Some(cuts)
 }
 
-/// A file as one chunked pass read it: its size and cut points. Passes over the same bytes
-/// (the source's profile, then prepare's over the snapshot) remember each chunk's row count,
-/// so a pass that numbers rows need not count the newlines of the chunks before (a sequential
-/// read of all but the last chunk). Another file of the same size and cuts would be given
-/// wrong counts, which the pass then finds (each chunk's rows are checked against them) and
-/// reads sequentially: a count is never trusted, only tried.
+/// Each block's first row index: the rows an earlier pass over the same bytes counted, else
+/// the newlines of the blocks before it, counted on every core (checked by [`blocks_of`]
+/// either way).
+fn first_indices(path: &Path, cuts: &[u64], identity: &Identity) -> Option<Vec<u64>> {
+    use rayon::prelude::*;
+    let n = cuts.len() - 1;
+    let counts = match identity.counted() {
+        Some(rows) => rows,
+        None => cuts
+            .par_windows(2)
+            .take(n - 1)
+            .map(|w| count_newlines(path, w[0], w[1]))
+            .collect::<Option<Vec<u64>>>()?,
+    };
+    let mut bases = vec![0u64; n];
+    for k in 1..n {
+        bases[k] = bases[k - 1] + counts[k - 1];
+    }
+    Some(bases)
+}
+
+/// What the workers of [`blocks_of`] share to deliver blocks in order.
+struct Delivery<S, D> {
+    /// The next block to deliver.
+    next: usize,
+    /// Blocks done before their turn.
+    waiting: std::collections::BTreeMap<usize, (S, u64)>,
+    deliver: D,
+    /// Each delivered block's row count.
+    counted: Vec<u64>,
+}
+
+/// The block pipeline behind [`chunks`] and [`indexed_blocks`]: at least `threads` blocks
+/// (more for a large file, about [`BLOCK_BYTES`] each), read by `threads` workers that take
+/// the next block as they finish one; a finished block is delivered by its worker once every
+/// block before it has been, so a worker may run at most `2 × threads` blocks ahead of the
+/// delivery (it waits otherwise), which bounds the blocks held in memory.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the pass's file, its shape, and the three callbacks of a block's life"
+)]
+#[allow(
+    clippy::too_many_lines,
+    reason = "the workers, the ordered delivery and its back-pressure share one scope's state"
+)]
+pub(super) fn blocks_of<S: Send, D: FnMut(S, u64) + Send>(
+    path: &Path,
+    columns: usize,
+    threads: usize,
+    min_bytes: u64,
+    index: Index,
+    init: impl Fn(usize) -> S + Sync,
+    step: impl Fn(&mut S, u64, &Row<'_>) + Sync,
+    deliver: D,
+) -> bool {
+    use std::io::{Seek, SeekFrom};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let Some(len) = std::fs::metadata(path).ok().map(|m| m.len()) else {
+        return false;
+    };
+    if threads < 2 || len < min_bytes {
+        return false;
+    }
+    let Some(start) = data_start(path) else {
+        return false;
+    };
+    let blocks = ((len - start) / BLOCK_BYTES).max(threads as u64);
+    let Some(cuts) = cut_points(path, start, len, blocks) else {
+        return false;
+    };
+    let n = cuts.len() - 1;
+    let identity = Identity::of(len, &cuts);
+    let bases = match index {
+        Index::Local => vec![0; n],
+        Index::Global => match first_indices(path, &cuts, &identity) {
+            Some(bases) => bases,
+            None => return false,
+        },
+    };
+    let next = AtomicUsize::new(0);
+    let abort = AtomicBool::new(false);
+    let delivery = std::sync::Mutex::new(Delivery {
+        next: 0,
+        waiting: std::collections::BTreeMap::new(),
+        deliver,
+        counted: Vec::with_capacity(n),
+    });
+    let turn = std::sync::Condvar::new();
+    let window = 2 * threads;
+    let stop = || {
+        abort.store(true, Ordering::Relaxed);
+        turn.notify_all();
+    };
+    let run = |k: usize| -> Option<(S, u64)> {
+        let (from, to) = (cuts[k], cuts[k + 1]);
+        let mut f = File::open(path).ok()?;
+        f.seek(SeekFrom::Start(from)).ok()?;
+        let mut state = init(k);
+        let mut rows = 0u64;
+        let whole = unquoted_rows(std::io::Read::take(f, to - from), columns, |row| {
+            if rows & 0xFFFF == 0 && abort.load(Ordering::Relaxed) {
+                return false;
+            }
+            step(&mut state, bases[k] + rows, row);
+            rows += 1;
+            true
+        });
+        // A block's rows must be the ones its successor's first index assumed.
+        let as_predicted = index == Index::Local || k + 1 == n || bases[k] + rows == bases[k + 1];
+        (whole && as_predicted).then_some((state, rows))
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= n || abort.load(Ordering::Relaxed) {
+                    return;
+                }
+                {
+                    let Ok(mut d) = delivery.lock() else {
+                        return stop();
+                    };
+                    while k >= d.next + window && !abort.load(Ordering::Relaxed) {
+                        d = match turn.wait(d) {
+                            Ok(d) => d,
+                            Err(_) => return stop(),
+                        };
+                    }
+                }
+                let Some(done) = run(k) else {
+                    return stop();
+                };
+                let Ok(mut d) = delivery.lock() else {
+                    return stop();
+                };
+                if abort.load(Ordering::Relaxed) {
+                    return;
+                }
+                d.waiting.insert(k, done);
+                loop {
+                    let at = d.next;
+                    let Some((state, rows)) = d.waiting.remove(&at) else {
+                        break;
+                    };
+                    (d.deliver)(state, rows);
+                    d.counted.push(rows);
+                    d.next += 1;
+                }
+                turn.notify_all();
+            });
+        }
+    });
+    let Ok(d) = delivery.into_inner() else {
+        return false;
+    };
+    if abort.load(Ordering::Relaxed) || d.next != n {
+        return false;
+    }
+    identity.remember(d.counted);
+    true
+}
+
+/// A file as one block pass read it: its size and cut points. Passes over the same bytes
+/// (the source's profile, then prepare's over the snapshot) remember each block's row count,
+/// so a pass that numbers rows need not count the newlines of the blocks before. Another file
+/// of the same size and cuts would be given wrong counts, which the pass then finds (each
+/// block's rows are checked against them) and reads sequentially: a count is never trusted,
+/// only tried.
 #[derive(PartialEq)]
 struct Identity {
     len: u64,
     cuts: Vec<u64>,
 }
 
-/// The last chunked pass's file and row counts (one entry: passes over one file follow each
+/// The last block pass's file and row counts (one entry: passes over one file follow each
 /// other).
 static COUNTED: std::sync::Mutex<Option<(Identity, Vec<u64>)>> = std::sync::Mutex::new(None);
 

@@ -106,143 +106,80 @@ pub fn create(path: &Path) -> Result<csv::Writer<BufWriter<File>>, TableError> {
     )))
 }
 
-/// A file writer that hashes (blake3) what it writes, so a written output needs no second read
-/// for its digest. A part of a file written in parallel ([`create_part`]) is not hashed: its
-/// bytes are hashed when they are appended to the file's first part ([`finish_hashed`]).
-pub struct HashingFile {
-    file: File,
-    hasher: Option<blake3::Hasher>,
-}
-
-impl std::io::Write for HashingFile {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
-        if let Some(h) = &mut self.hasher {
-            h.update(&buf[..n]);
+/// Appends one CSV row to `out`: the bytes the `csv` crate writes (`\n` after the row, a field
+/// quoted only when it holds `,`, `"`, `\r` or `\n`, a row of one empty field written `""`),
+/// without its per-byte state machine, since prepare's fields almost never need quotes.
+pub fn push_row<'f>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = &'f str>) {
+    let start = out.len();
+    let mut n = 0;
+    for f in fields {
+        if n > 0 {
+            out.push(b',');
         }
-        Ok(n)
+        n += 1;
+        if f.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
+            out.push(b'"');
+            for b in f.bytes() {
+                if b == b'"' {
+                    out.push(b'"');
+                }
+                out.push(b);
+            }
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(f.as_bytes());
+        }
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+    if n == 1 && out.len() == start {
+        out.extend_from_slice(b"\"\"");
     }
+    out.push(b'\n');
 }
 
-/// A CSV writer of plain rows on a [`HashingFile`]: the bytes the `csv` crate writes
-/// (`\n` after each row, a field quoted only when it holds `,`, `"`, `\r` or `\n`, a row of
-/// one empty field written `""`), without its per-byte state machine, since prepare's fields
-/// almost never need quotes.
-pub struct RowWriter {
+/// A new file that hashes (blake3) what is written to it, so a written output needs no second
+/// read for its digest.
+pub struct HashedFile {
     path: std::path::PathBuf,
-    out: BufWriter<HashingFile>,
-    line: Vec<u8>,
+    out: BufWriter<File>,
+    hasher: blake3::Hasher,
 }
 
-impl RowWriter {
-    fn create(path: &Path, hasher: Option<blake3::Hasher>) -> Result<RowWriter, TableError> {
+impl HashedFile {
+    pub fn create(path: &Path) -> Result<HashedFile, TableError> {
         let file = File::create(path).map_err(|source| TableError::Write {
             path: path.to_path_buf(),
             source,
         })?;
-        Ok(RowWriter {
+        Ok(HashedFile {
             path: path.to_path_buf(),
-            out: BufWriter::with_capacity(1 << 20, HashingFile { file, hasher }),
-            line: Vec::with_capacity(256),
+            out: BufWriter::with_capacity(1 << 20, file),
+            hasher: blake3::Hasher::new(),
         })
     }
 
-    /// Writes one row.
-    pub fn write_row<'f>(
-        &mut self,
-        fields: impl IntoIterator<Item = &'f str>,
-    ) -> Result<(), TableError> {
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), TableError> {
         use std::io::Write;
-        let line = &mut self.line;
-        line.clear();
-        let mut n = 0;
-        for f in fields {
-            if n > 0 {
-                line.push(b',');
-            }
-            n += 1;
-            if f.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
-                line.push(b'"');
-                for b in f.bytes() {
-                    if b == b'"' {
-                        line.push(b'"');
-                    }
-                    line.push(b);
-                }
-                line.push(b'"');
-            } else {
-                line.extend_from_slice(f.as_bytes());
-            }
+        // Large writes (a block's rows) on every core; blake3 splits them itself.
+        if bytes.len() >= 1 << 20 {
+            self.hasher.update_rayon(bytes);
+        } else {
+            self.hasher.update(bytes);
         }
-        if n == 1 && line.is_empty() {
-            line.extend_from_slice(b"\"\"");
-        }
-        line.push(b'\n');
-        self.out
-            .write_all(line)
-            .map_err(|source| TableError::Write {
-                path: self.path.clone(),
-                source,
-            })
+        self.out.write_all(bytes).map_err(|source| TableError::Write {
+            path: self.path.clone(),
+            source,
+        })
     }
 
-    fn into_file(self) -> Result<HashingFile, TableError> {
+    /// Flushes the file; returns the blake3 (hex) of its bytes.
+    pub fn finish(self) -> Result<String, TableError> {
         let path = self.path;
         self.out.into_inner().map_err(|e| TableError::Write {
             path,
             source: e.into_error(),
-        })
+        })?;
+        Ok(self.hasher.finalize().to_hex().to_string())
     }
-}
-
-/// A [`RowWriter`] on a new file at `path` that hashes its bytes ([`finish_hashed`]).
-pub fn create_hashed(path: &Path) -> Result<RowWriter, TableError> {
-    RowWriter::create(path, Some(blake3::Hasher::new()))
-}
-
-/// A writer like [`create_hashed`]'s for a later part of a file written in parallel; flush it
-/// with [`finish_part`], then hand its path to [`finish_hashed`] of the first part.
-pub fn create_part(path: &Path) -> Result<RowWriter, TableError> {
-    RowWriter::create(path, None)
-}
-
-/// Flushes a writer created by [`create_part`].
-pub fn finish_part(w: RowWriter) -> Result<(), TableError> {
-    w.into_file().map(drop)
-}
-
-/// Flushes a writer created by [`create_hashed`], first appending the files `parts` (in order,
-/// written by [`create_part`]); returns the blake3 (hex) of the whole file's bytes.
-pub fn finish_hashed(w: RowWriter, parts: &[&Path]) -> Result<String, TableError> {
-    use std::io::{Read, Write};
-    let path = w.path.clone();
-    let mut h = w.into_file()?;
-    let mut buf = vec![0u8; 1 << 20];
-    for part in parts {
-        let read = |source| TableError::Open {
-            path: part.to_path_buf(),
-            source,
-        };
-        let mut f = File::open(part).map_err(read)?;
-        loop {
-            let n = f.read(&mut buf).map_err(read)?;
-            if n == 0 {
-                break;
-            }
-            h.write_all(&buf[..n]).map_err(|source| TableError::Write {
-                path: path.clone(),
-                source,
-            })?;
-        }
-    }
-    Ok(h.hasher
-        .expect("created by `create_hashed`")
-        .finalize()
-        .to_hex()
-        .to_string())
 }
 
 /// Maps a CSV write error to [`TableError::Write`] for `path`.

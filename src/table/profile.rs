@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::chunks::chunks;
+use super::chunks::blocks;
 use super::csv_io::{csv_err, headers, read_header, reader};
 use super::error::TableError;
 use super::field::{is_missing, is_number, trim};
@@ -220,7 +220,10 @@ pub fn profile_and_strata(
     let names = read_header(path)?;
     let n = names.len();
     let target = target.and_then(|t| names.iter().position(|c| c == t));
-    if let Some(parts) = chunks(
+    // Block by block, merged in file order as they come.
+    let mut all: Option<Profiler> = None;
+    let mut strata = Vec::new();
+    let whole = blocks(
         path,
         n,
         |_| (Profiler::new(n), ClassRows::default()),
@@ -233,18 +236,17 @@ pub fn profile_and_strata(
                 classes.note(i, rec, t);
             }
         },
-    ) {
-        let mut profiles = Vec::with_capacity(parts.len());
-        let mut strata = Vec::with_capacity(parts.len());
-        for ((p, classes), rows) in parts {
-            profiles.push(p);
-            strata.push((classes, rows));
-        }
-        let mut profiles = profiles.into_iter();
-        let mut all = profiles.next().expect("at least one chunk");
-        for p in profiles {
-            all.merge(p);
-        }
+        |(p, classes), rows| {
+            match &mut all {
+                Some(all) => all.merge(p),
+                None => all = Some(p),
+            }
+            if target.is_some() {
+                strata.push((classes, rows));
+            }
+        },
+    );
+    if let (true, Some(all)) = (whole, all) {
         let strata = target.map(|t| Strata::new(t, strata));
         return Ok((all.finish(names), strata));
     }

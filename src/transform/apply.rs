@@ -1,5 +1,5 @@
 //! Pass 3 of prepare's transforms: every row imputed, derived and vectorised into the
-//! prepared `train` and `holdout` CSVs, in chunks appended in file order when the file allows.
+//! prepared `train` and `holdout` CSVs, block by block on every core, written in file order.
 
 use std::path::Path;
 
@@ -11,14 +11,15 @@ use crate::table::{self, is_missing, Side, Split};
 impl Plan {
     /// Pass 3: writes the prepared `train` and `holdout` CSVs.
     ///
-    /// On two or more cores the input is read in chunks ([`table::indexed_chunks`]): chunk 0
-    /// writes straight into `out`, each later chunk into its own part files beside them, which
-    /// are then appended in order (and hashed as they are). Rows, their order, the bytes and
-    /// the profiles (merged in file order) are exactly those of one sequential pass, which is
-    /// what runs when the input cannot be chunked (quoted fields, errors to report).
+    /// On two or more cores the input is read in blocks ([`table::indexed_blocks`]), each
+    /// transformed into its rows' bytes and profiles in memory, which are written to `out`
+    /// (hashed as written) and merged in file order as each block's turn comes: no part
+    /// files, no second copy. Rows, their order, the bytes and the profiles are exactly those
+    /// of one sequential pass, which is what runs when the input cannot be read in blocks
+    /// (quoted fields, errors to report).
     #[allow(
         clippy::too_many_lines,
-        reason = "the apply pass, chunked or sequential, and the in-order merge of parts"
+        reason = "the apply pass, in blocks or sequential, and what it knows of its outputs"
     )]
     pub fn apply(
         &self,
@@ -50,80 +51,101 @@ impl Plan {
             fill,
             vectors,
         };
-        let part_path = |k: usize, s: usize| {
-            let mut p = out[s].as_os_str().to_owned();
-            p.push(format!(".part{k}"));
-            std::path::PathBuf::from(p)
-        };
-        // Whatever the chunks leave behind is removed when this pass ends, however it ends.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let _part_files = PartFiles(
-            (1..threads)
-                .flat_map(|k| [part_path(k, 0), part_path(k, 1)])
-                .collect(),
-        );
-        let chunked = table::indexed_chunks(
+        let mut output = Output::create(out, &header)?;
+        // Block by block on every core, each block's rows written (and hashed) in file order
+        // as its turn comes.
+        let whole = table::indexed_blocks(
             input,
             self.input.len(),
-            |k| {
-                let paths = if k == 0 {
-                    out.map(Path::to_path_buf)
-                } else {
-                    [part_path(k, 0), part_path(k, 1)]
-                };
-                Part::new(paths, k == 0, &header, &known)
-            },
-            |part, i, record| {
-                if let Ok(p) = part {
-                    if let Err(e) = rows.apply(p, i, record) {
-                        *part = Err(e);
-                    }
-                }
-            },
+            |_| Part::new(header.len(), &known),
+            |part, i, record| rows.apply(part, i, record),
+            |part, _| output.take(part),
         );
-        let mut parts = match chunked {
-            Some(chunks) => chunks
-                .into_iter()
-                .map(|(p, _)| p)
-                .collect::<Result<Vec<Part>, _>>()?,
-            None => {
-                let mut part = Part::new(out.map(Path::to_path_buf), true, &header, &known)?;
-                let (mut rdr, _) = table::open(input)?;
-                let mut record = csv::StringRecord::new();
-                let mut index = 0u64;
-                while table::next_record(input, &mut rdr, &mut record)? {
-                    rows.apply(&mut part, index, &record)?;
-                    index += 1;
+        if !whole || output.error.is_some() {
+            // The sequential pass, from the start: it reports a bad row with its line.
+            drop(output);
+            output = Output::create(out, &header)?;
+            let mut part = Part::new(header.len(), &known);
+            let (mut rdr, _) = table::open(input)?;
+            let mut record = csv::StringRecord::new();
+            let mut index = 0u64;
+            while table::next_record(input, &mut rdr, &mut record)? {
+                rows.apply(&mut part, index, &record);
+                index += 1;
+                if part.bufs.iter().any(|b| b.len() >= 1 << 20) {
+                    output.take(std::mem::replace(&mut part, Part::new(header.len(), &known)));
                 }
-                vec![part]
             }
-        };
-        let later = parts.split_off(1);
-        let first = parts.pop().expect("chunk 0");
-        let mut n = first.rows;
-        let [mut p_train, mut p_hold] = first.profilers;
-        let mut tails: [Vec<std::path::PathBuf>; 2] = Default::default();
-        for part in later {
-            let [w_train, w_hold] = part.writers;
-            let [path_train, path_hold] = part.paths;
-            table::finish_part(w_train)?;
-            table::finish_part(w_hold)?;
-            tails[0].push(path_train);
-            tails[1].push(path_hold);
-            let [pt, ph] = part.profilers;
-            p_train.merge(pt);
-            p_hold.merge(ph);
-            n[0] += part.rows[0];
-            n[1] += part.rows[1];
+            output.take(part);
         }
-        let [w_train, w_hold] = first.writers;
-        let tail = |s: usize| tails[s].iter().map(|p| p.as_path()).collect::<Vec<_>>();
-        let train_digest = table::finish_hashed(w_train, &tail(0))?;
-        let holdout_digest = table::finish_hashed(w_hold, &tail(1))?;
+        output.finish(&header)
+    }
+}
+
+/// The prepared files as they are written: their writers, profiles and row counts, taking
+/// parts (blocks of rows) in file order.
+struct Output {
+    files: [table::HashedFile; 2],
+    profilers: Option<[table::Profiler; 2]>,
+    rows: [u64; 2],
+    /// The first error, after which nothing more is written.
+    error: Option<table::TableError>,
+}
+
+impl Output {
+    fn create(out: [&Path; 2], header: &[String]) -> Result<Output, table::TableError> {
+        let mut head = Vec::new();
+        table::push_row(&mut head, header.iter().map(String::as_str));
+        let mut files = Vec::with_capacity(2);
+        for path in out {
+            let mut f = table::HashedFile::create(path)?;
+            f.write(&head)?;
+            files.push(f);
+        }
+        Ok(Output {
+            files: files.try_into().ok().expect("two files"),
+            profilers: None,
+            rows: [0, 0],
+            error: None,
+        })
+    }
+
+    /// Writes the part that comes next in the file.
+    fn take(&mut self, part: Part) {
+        if self.error.is_some() {
+            return;
+        }
+        for (f, bytes) in self.files.iter_mut().zip(&part.bufs) {
+            if let Err(e) = f.write(bytes) {
+                self.error = Some(e);
+                return;
+            }
+        }
+        self.rows[0] += part.rows[0];
+        self.rows[1] += part.rows[1];
+        match &mut self.profilers {
+            None => self.profilers = Some(part.profilers),
+            Some([train, holdout]) => {
+                let [t, h] = part.profilers;
+                train.merge(t);
+                holdout.merge(h);
+            }
+        }
+    }
+
+    fn finish(self, header: &[String]) -> Result<Applied> {
+        if let Some(e) = self.error {
+            return Err(e.into());
+        }
+        let [train, holdout] = self.files;
+        let digests = [train.finish()?, holdout.finish()?];
         let names = || header.iter().map(|h| h.trim().to_string()).collect();
+        let [p_train, p_hold] = self.profilers.unwrap_or_else(|| {
+            [0, 1].map(|_| table::Profiler::new(header.len()))
+        });
         Ok(Applied {
-            rows: n,
-            digests: [train_digest, holdout_digest],
+            rows: self.rows,
+            digests,
             profiles: [p_train.finish(names()), p_hold.finish(names())],
         })
     }
@@ -138,10 +160,10 @@ struct Rows<'a> {
     vectors: &'a [text::Vectors],
 }
 
-/// One chunk's share of the apply pass: its writers, profilers, row counts and row buffers.
+/// One block's share of the apply pass: its rows as written (train, holdout), their
+/// profiles and counts, and the row buffers.
 struct Part {
-    paths: [std::path::PathBuf; 2],
-    writers: [table::RowWriter; 2],
+    bufs: [Vec<u8>; 2],
     profilers: [table::Profiler; 2],
     rows: [u64; 2],
     /// The row's computed output fields (derived, Word2Vec), reused from row to row.
@@ -149,33 +171,13 @@ struct Part {
 }
 
 impl Part {
-    /// The first part writes (and hashes) `train` and `holdout` with their header; a later
-    /// part writes rows only, into files appended to the first part's.
-    fn new(
-        paths: [std::path::PathBuf; 2],
-        first: bool,
-        header: &[String],
-        known: &[Known],
-    ) -> Result<Part, table::TableError> {
-        let mut writers = Vec::with_capacity(2);
-        for path in &paths {
-            let w = if first {
-                let mut w = table::create_hashed(path)?;
-                w.write_row(header.iter().map(String::as_str))?;
-                w
-            } else {
-                table::create_part(path)?
-            };
-            writers.push(w);
-        }
-        let writers: [_; 2] = writers.try_into().ok().expect("two writers");
-        Ok(Part {
-            paths,
-            writers,
+    fn new(columns: usize, known: &[Known]) -> Part {
+        Part {
+            bufs: [Vec::new(), Vec::new()],
             // The outputs are profiled as they are written (the fields read back the same),
             // so confirm need not read them again.
             profilers: [0, 1].map(|_| {
-                let mut p = table::Profiler::new(header.len());
+                let mut p = table::Profiler::new(columns);
                 for (j, k) in known.iter().enumerate() {
                     if k.numeric {
                         p.known_numeric(j);
@@ -188,7 +190,7 @@ impl Part {
             }),
             rows: [0, 0],
             row: Vec::new(),
-        })
+        }
     }
 }
 
@@ -220,17 +222,6 @@ impl Known {
     }
 }
 
-/// Later parts' files, removed when dropped.
-struct PartFiles(Vec<std::path::PathBuf>);
-
-impl Drop for PartFiles {
-    fn drop(&mut self) {
-        for p in &self.0 {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
 impl<'a> Rows<'a> {
     /// Stage column `j` of `record`: its trimmed field, or the imputed value (or nothing)
     /// when the field is missing.
@@ -250,10 +241,10 @@ impl<'a> Rows<'a> {
         part: &mut Part,
         i: u64,
         record: &impl table::Record,
-    ) -> Result<(), table::TableError> {
+    ) {
         let plan = self.plan;
         let Some(side) = self.split.side(i, record) else {
-            return Ok(());
+            return;
         };
         let stage: Vec<&str> = (0..plan.stage.len())
             .map(|j| self.value(record, j))
@@ -294,13 +285,12 @@ impl<'a> Rows<'a> {
             Side::Train => 0,
             Side::Holdout => 1,
         };
-        part.writers[s].write_row(fields.clone())?;
+        table::push_row(&mut part.bufs[s], fields.clone());
         part.rows[s] += 1;
         let profiler = &mut part.profilers[s];
         profiler.row();
         for (j, f) in fields.enumerate() {
             profiler.field(j, f);
         }
-        Ok(())
     }
 }

@@ -32,7 +32,7 @@ impl Plan {
                 .map(|(_, rule)| match rule {
                     Impute::Strategy(ImputeStrategy::Mean) if first => Acc::Mean(0.0, 0),
                     Impute::Strategy(ImputeStrategy::Mean) => Acc::MeanValues(Vec::new()),
-                    Impute::Strategy(ImputeStrategy::Median) => Acc::Median(vec![Vec::new()]),
+                    Impute::Strategy(ImputeStrategy::Median) => Acc::Median(Vec::new()),
                     Impute::Strategy(ImputeStrategy::Mode) => Acc::Mode(HashMap::default()),
                     Impute::Constant { .. } => Acc::Constant,
                 })
@@ -57,8 +57,10 @@ impl Plan {
                 documents: doc_counts,
             });
         }
-        let chunked = if self.text.is_empty() {
-            table::indexed_chunks(
+        // Block by block, each merged into the first as its turn comes (file order).
+        let mut merged: Option<(Vec<Acc>, u64)> = None;
+        let whole = self.text.is_empty()
+            && table::indexed_blocks(
                 input,
                 self.input.len(),
                 |k| (accumulators(k == 0), 0u64),
@@ -68,22 +70,18 @@ impl Plan {
                         self.fit_row(acc, record);
                     }
                 },
-            )
-        } else {
-            None
-        };
-        let (acc, train_rows) = match chunked {
-            Some(parts) => {
-                let mut parts = parts.into_iter().map(|(part, _)| part);
-                let (mut acc, mut train_rows) = parts.next().expect("chunk 0");
-                for (later, n) in parts {
-                    train_rows += n;
-                    for (a, b) in acc.iter_mut().zip(later) {
-                        a.merge(b);
+                |(later, n), _| match &mut merged {
+                    None => merged = Some((later, n)),
+                    Some((acc, train_rows)) => {
+                        *train_rows += n;
+                        for (a, b) in acc.iter_mut().zip(later) {
+                            a.merge(b);
+                        }
                     }
-                }
-                (acc, train_rows)
-            }
+                },
+            );
+        let (acc, train_rows) = match merged.filter(|_| whole) {
+            Some(merged) => merged,
             None => {
                 let mut acc = accumulators(true);
                 let (mut rdr, _) = table::open(input)?;
@@ -131,22 +129,9 @@ impl Plan {
             };
             let (value, observed) = match a {
                 Acc::Mean(sum, n) if n > 0 => (format_number(sum / n as f64), n),
-                Acc::Median(mut parts) if parts.iter().any(|v| !v.is_empty()) => {
-                    // Each chunk's list on its own core.
-                    rayon::scope(|scope| {
-                        for v in &mut parts {
-                            scope.spawn(|_| v.sort_unstable_by(f64::total_cmp));
-                        }
-                    });
-                    let n = parts.iter().map(Vec::len).sum::<usize>();
-                    let mut sorted = SortedUnion::new(&parts);
-                    let m = if n % 2 == 1 {
-                        sorted.nth(n / 2).expect("n / 2 < n")
-                    } else {
-                        let lower = sorted.nth(n / 2 - 1).expect("n / 2 - 1 < n");
-                        (lower + sorted.next().expect("n / 2 < n")) / 2.0
-                    };
-                    (format_number(m), n as u64)
+                Acc::Median(mut v) if !v.is_empty() => {
+                    let n = v.len();
+                    (format_number(median(&mut v)), n as u64)
                 }
                 Acc::Mode(counts) if !counts.is_empty() => {
                     let n: u64 = counts.values().sum();
@@ -204,9 +189,9 @@ impl Plan {
                         v.push(x);
                     }
                 }
-                Acc::Median(parts) => {
+                Acc::Median(v) => {
                     if let Ok(x) = f.parse::<f64>() {
-                        parts[0].push(x);
+                        v.push(x);
                     }
                 }
                 Acc::Mode(counts) => match counts.get_mut(f) {
@@ -227,8 +212,8 @@ enum Acc {
     Mean(f64, u64),
     /// A later chunk's values of a mean column, in file order (see [`Plan::fit`]).
     MeanValues(Vec<f64>),
-    /// Each chunk's values (one list until merged; see [`SortedUnion`]).
-    Median(Vec<Vec<f64>>),
+    /// The values, blocks' lists appended in file order.
+    Median(Vec<f64>),
     Mode(HashMap<Box<str>, u64, table::FastHash>),
     Constant,
 }
@@ -255,34 +240,21 @@ impl Acc {
     }
 }
 
-/// The values of several sorted lists, in `f64::total_cmp` order: a median's order statistics
-/// without concatenating the chunks' lists (which would briefly hold every value twice).
-/// Values equal under `total_cmp` have the same bits, so this is exactly the sorted whole.
-pub(super) struct SortedUnion<'a> {
-    parts: &'a [Vec<f64>],
-    at: Vec<usize>,
-}
-
-impl<'a> SortedUnion<'a> {
-    pub(super) fn new(parts: &'a [Vec<f64>]) -> SortedUnion<'a> {
-        SortedUnion {
-            parts,
-            at: vec![0; parts.len()],
-        }
+/// The median of `v` (not empty), as the middle of its `f64::total_cmp` order (the mean of the
+/// two middle values for an even count): two selections, no sort. Values equal under
+/// `total_cmp` have the same bits, so this is exactly the sorted list's middle.
+pub(super) fn median(v: &mut [f64]) -> f64 {
+    let n = v.len();
+    let (lower, upper, _) = v.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let upper = *upper;
+    if n % 2 == 1 {
+        return upper;
     }
-}
-
-impl Iterator for SortedUnion<'_> {
-    type Item = f64;
-    fn next(&mut self) -> Option<f64> {
-        let (k, x) = self
-            .parts
-            .iter()
-            .zip(&self.at)
-            .enumerate()
-            .filter_map(|(k, (v, &i))| v.get(i).map(|x| (k, *x)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))?;
-        self.at[k] += 1;
-        Some(x)
-    }
+    // The largest of the lower half is the other middle value.
+    let lower = lower
+        .iter()
+        .copied()
+        .max_by(f64::total_cmp)
+        .expect("an even count of at least 2");
+    (lower + upper) / 2.0
 }

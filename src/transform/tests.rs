@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use super::fit::SortedUnion;
+use super::fit::median;
 use super::*;
 use crate::config::Prepare;
 
@@ -32,19 +32,19 @@ fn prepare(toml_prepare: &str) -> Prepare {
 }
 
 #[test]
-fn sorted_union_is_the_sorted_concatenation() {
-    let mut parts = vec![
-        vec![3.0, -0.0, 1e300, f64::NAN, 2.5],
-        vec![],
-        vec![0.0, -1.0, 2.5, f64::INFINITY],
-    ];
-    let mut all: Vec<f64> = parts.concat();
-    all.sort_by(f64::total_cmp);
-    for v in &mut parts {
-        v.sort_unstable_by(f64::total_cmp);
+fn the_median_is_the_middle_of_the_sorted_values() {
+    let values = [3.0, -0.0, 1e300, f64::NAN, 2.5, 0.0, -1.0, 2.5, f64::INFINITY, 7.0];
+    for n in 1..=values.len() {
+        let mut sorted = values[..n].to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let expected = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        let mut v = values[..n].to_vec();
+        assert_eq!(median(&mut v).to_bits(), expected.to_bits(), "{n} values");
     }
-    let union: Vec<u64> = SortedUnion::new(&parts).map(f64::to_bits).collect();
-    assert_eq!(union, all.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
 }
 
 #[test]
