@@ -94,9 +94,18 @@ pub(super) fn chunks_of<S: Send>(
     step: impl Fn(&mut S, u64, &Row<'_>) + Sync,
 ) -> Option<Vec<(S, u64)>> {
     let mut all = Vec::new();
-    blocks_of(path, columns, threads, min_bytes, index, init, step, |s, rows| {
-        all.push((s, rows));
-    })
+    blocks_of(
+        path,
+        columns,
+        threads,
+        min_bytes,
+        index,
+        init,
+        step,
+        |s, rows| {
+            all.push((s, rows));
+        },
+    )
     .then_some(all)
 }
 

@@ -165,10 +165,12 @@ impl HashedFile {
         } else {
             self.hasher.update(bytes);
         }
-        self.out.write_all(bytes).map_err(|source| TableError::Write {
-            path: self.path.clone(),
-            source,
-        })
+        self.out
+            .write_all(bytes)
+            .map_err(|source| TableError::Write {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     /// Flushes the file; returns the blake3 (hex) of its bytes.

@@ -73,7 +73,10 @@ impl Plan {
                 rows.apply(&mut part, index, &record);
                 index += 1;
                 if part.bufs.iter().any(|b| b.len() >= 1 << 20) {
-                    output.take(std::mem::replace(&mut part, Part::new(header.len(), &known)));
+                    output.take(std::mem::replace(
+                        &mut part,
+                        Part::new(header.len(), &known),
+                    ));
                 }
             }
             output.take(part);
@@ -140,9 +143,9 @@ impl Output {
         let [train, holdout] = self.files;
         let digests = [train.finish()?, holdout.finish()?];
         let names = || header.iter().map(|h| h.trim().to_string()).collect();
-        let [p_train, p_hold] = self.profilers.unwrap_or_else(|| {
-            [0, 1].map(|_| table::Profiler::new(header.len()))
-        });
+        let [p_train, p_hold] = self
+            .profilers
+            .unwrap_or_else(|| [0, 1].map(|_| table::Profiler::new(header.len())));
         Ok(Applied {
             rows: self.rows,
             digests,
@@ -236,12 +239,7 @@ impl<'a> Rows<'a> {
     }
 
     /// Transforms data row `i` and writes it to its side of `part`.
-    fn apply(
-        &self,
-        part: &mut Part,
-        i: u64,
-        record: &impl table::Record,
-    ) {
+    fn apply(&self, part: &mut Part, i: u64, record: &impl table::Record) {
         let plan = self.plan;
         let Some(side) = self.split.side(i, record) else {
             return;

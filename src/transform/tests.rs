@@ -33,7 +33,18 @@ fn prepare(toml_prepare: &str) -> Prepare {
 
 #[test]
 fn the_median_is_the_middle_of_the_sorted_values() {
-    let values = [3.0, -0.0, 1e300, f64::NAN, 2.5, 0.0, -1.0, 2.5, f64::INFINITY, 7.0];
+    let values = [
+        3.0,
+        -0.0,
+        1e300,
+        f64::NAN,
+        2.5,
+        0.0,
+        -1.0,
+        2.5,
+        f64::INFINITY,
+        7.0,
+    ];
     for n in 1..=values.len() {
         let mut sorted = values[..n].to_vec();
         sorted.sort_by(f64::total_cmp);
