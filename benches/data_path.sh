@@ -5,7 +5,8 @@
 #
 # For each size, in one run:
 #   (a) H2O 3.46.0.11: ImportFiles + ParseSetup + Parse of the CSV, timed from the import request
-#       to the parse job's DONE (benches/h2o_parse.py), BENCH_RUNS rounds, on one node started
+#       to the parse job's DONE (benches/h2o_parse.py), BENCH_RUNS rounds after one unmeasured
+#       warm-up parse of each file (a warm JVM, as issue 16 measures it), on one node started
 #       here (`java -Xmx4g -jar h2o.jar …`) and shut down before (b);
 #   (b) `mlbuild run confirm --json` on a fresh project (cold: the source hashed and profiled,
 #       snapshot, split + transform, gate; no H2O, checked: `h2o_started: false`), under
@@ -195,7 +196,11 @@ for size in sizes:
     m = statistics.median(walls)
     rows.append((size, nbytes, h, hm, walls, m, rsss, steps))
 
-out = ["| data | H2O import + parse (median) | mlbuild locate + prepare + confirm (median) | mlbuild ÷ H2O | goal ≤ 0.1 | max RSS (median, max) | goal ≤ 256 MB |",
+# Issue 16's goals: at most 0.3 x H2O's warm parse at 1M rows, 0.5 x at 1 GB.
+def goal(size):
+    return 0.5 if size == "1gb" else 0.3
+
+out = ["| data | H2O import + parse (median) | mlbuild locate + prepare + confirm (median) | mlbuild ÷ H2O | goal (≤ 0.3; 1 GB ≤ 0.5) | max RSS (median, max) | goal ≤ 256 MB |",
        "|---|---:|---:|---:|:---:|---:|:---:|"]
 for size, nbytes, h, hm, walls, m, rsss, steps in rows:
     label = "%s: %s rows, %.0f MB" % (size, "{:,}".format(h["rows"]) if h else "?", nbytes / 1e6)
@@ -205,7 +210,7 @@ for size, nbytes, h, hm, walls, m, rsss, steps in rows:
         "%.2f s (%s)" % (hm, ", ".join("%.2f" % x for x in h["seconds"])) if h else "–",
         m, ", ".join("%.2f" % x for x in walls),
         "%.3f" % ratio if ratio else "–",
-        ("met" if ratio <= 0.1 else "not met") if ratio else "–",
+        ("met" if ratio <= goal(size) else "not met") if ratio else "–",
         statistics.median(rsss), max(rsss),
         "met" if max(rsss) <= 256 else "not met"))
 out.append("")

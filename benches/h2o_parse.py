@@ -60,11 +60,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", required=True)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="unmeasured parses of each file first (the issue measures a warm JVM)")
     ap.add_argument("--out", required=True)
     ap.add_argument("files", nargs="+")
     a = ap.parse_args()
     out = {}
     for f in a.files:
+        for r in range(a.warmup):
+            s, _, _ = parse_once(a.url, f, "warmup_%d.hex" % r)
+            print("h2o parse %s: warm-up %d: %.3f s (not counted)" % (f, r + 1, s), file=sys.stderr)
         times = []
         for r in range(a.runs):
             s, rows, cols = parse_once(a.url, f, "bench_%d.hex" % r)

@@ -257,21 +257,23 @@ fn first_indices(path: &Path, cuts: &[u64], identity: &Identity) -> Option<Vec<u
 }
 
 /// What the workers of [`blocks_of`] share to deliver blocks in order.
-struct Delivery<S, D> {
+struct Delivery<S> {
     /// The next block to deliver.
     next: usize,
     /// Blocks done before their turn.
     waiting: std::collections::BTreeMap<usize, (S, u64)>,
-    deliver: D,
+    /// Whether a worker is delivering (it delivers every block whose turn comes meanwhile).
+    busy: bool,
     /// Each delivered block's row count.
     counted: Vec<u64>,
 }
 
 /// The block pipeline behind [`chunks`] and [`indexed_blocks`]: at least `threads` blocks
 /// (more for a large file, about [`BLOCK_BYTES`] each), read by `threads` workers that take
-/// the next block as they finish one; a finished block is delivered by its worker once every
-/// block before it has been, so a worker may run at most `2 × threads` blocks ahead of the
-/// delivery (it waits otherwise), which bounds the blocks held in memory.
+/// the next block as they finish one; a finished block is delivered once every block before it
+/// has been, by the worker that finished it or the one delivering at that moment, outside the
+/// shared lock (the others go on reading). A worker may run at most `2 × threads` blocks ahead
+/// of the delivery (it waits otherwise), which bounds the blocks held in memory.
 #[allow(
     clippy::too_many_arguments,
     reason = "the pass's file, its shape, and the three callbacks of a block's life"
@@ -319,9 +321,12 @@ pub(super) fn blocks_of<S: Send, D: FnMut(S, u64) + Send>(
     let delivery = std::sync::Mutex::new(Delivery {
         next: 0,
         waiting: std::collections::BTreeMap::new(),
-        deliver,
+        busy: false,
         counted: Vec::with_capacity(n),
     });
+    // Taken by one worker at a time (the one whose `busy` it is): a block is delivered outside
+    // the `delivery` lock, so the other workers go on reading blocks meanwhile.
+    let deliver = std::sync::Mutex::new(deliver);
     let turn = std::sync::Condvar::new();
     let window = 2 * threads;
     let stop = || {
@@ -374,16 +379,30 @@ pub(super) fn blocks_of<S: Send, D: FnMut(S, u64) + Send>(
                     return;
                 }
                 d.waiting.insert(k, done);
+                if d.busy {
+                    // The worker delivering now takes this block too, in its turn.
+                    continue;
+                }
+                d.busy = true;
                 loop {
                     let at = d.next;
                     let Some((state, rows)) = d.waiting.remove(&at) else {
+                        d.busy = false;
                         break;
                     };
-                    (d.deliver)(state, rows);
+                    drop(d);
+                    match deliver.lock() {
+                        Ok(mut deliver) => (*deliver)(state, rows),
+                        Err(_) => return stop(),
+                    }
+                    d = match delivery.lock() {
+                        Ok(d) => d,
+                        Err(_) => return stop(),
+                    };
                     d.counted.push(rows);
                     d.next += 1;
+                    turn.notify_all();
                 }
-                turn.notify_all();
             });
         }
     });

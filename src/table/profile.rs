@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::chunks::blocks;
 use super::csv_io::{csv_err, headers, read_header, reader};
 use super::error::TableError;
-use super::field::{is_missing, is_number, trim};
+use super::field::{is_number, trim};
 use super::split::{ClassRows, Strata};
 
 /// Distinct values kept per column; past this a column is "high cardinality".
@@ -132,11 +132,12 @@ impl Profiler {
     }
 
     pub fn field(&mut self, i: usize, field: &str) {
-        if is_missing(field) {
+        let f = trim(field);
+        // `is_missing`, trimming once.
+        if f.is_empty() || f == "NA" {
             self.missing[i] += 1;
             return;
         }
-        let f = trim(field);
         if self.numeric[i] && self.check_number[i] && !is_number(f) {
             self.numeric[i] = false;
         }
