@@ -48,17 +48,7 @@ pub fn chunks<S: Send>(
     step: impl Fn(&mut S, u64, &Row<'_>) + Sync,
 ) -> Option<Vec<(S, u64)>> {
     let mut all = Vec::new();
-    let whole = blocks_of(
-        path,
-        columns,
-        threads(),
-        parallel_min_bytes(),
-        Index::Local,
-        init,
-        step,
-        |s, rows| all.push((s, rows)),
-    );
-    whole.then_some(all)
+    blocks(path, columns, init, step, |s, rows| all.push((s, rows))).then_some(all)
 }
 
 /// [`chunks`], each block's state handed to `deliver` in file order as soon as it can be (see
@@ -70,16 +60,7 @@ pub fn blocks<S: Send>(
     step: impl Fn(&mut S, u64, &Row<'_>) + Sync,
     deliver: impl FnMut(S, u64) + Send,
 ) -> bool {
-    blocks_of(
-        path,
-        columns,
-        threads(),
-        parallel_min_bytes(),
-        Index::Local,
-        init,
-        step,
-        deliver,
-    )
+    on_every_core(path, columns, Index::Local, init, step, deliver)
 }
 
 /// [`blocks_of`] with every block's state kept, for tests.
@@ -128,16 +109,7 @@ pub fn indexed_blocks<S: Send>(
     step: impl Fn(&mut S, u64, &Row<'_>) + Sync,
     deliver: impl FnMut(S, u64) + Send,
 ) -> bool {
-    blocks_of(
-        path,
-        columns,
-        threads(),
-        parallel_min_bytes(),
-        Index::Global,
-        init,
-        step,
-        deliver,
-    )
+    on_every_core(path, columns, Index::Global, init, step, deliver)
 }
 
 /// [`indexed_blocks`], every block's state kept and returned in file order.
@@ -151,8 +123,26 @@ pub fn indexed_chunks<S: Send>(
     indexed_blocks(path, columns, init, step, |s, rows| all.push((s, rows))).then_some(all)
 }
 
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+/// [`blocks_of`] with a worker per core, for files past the parallel threshold.
+fn on_every_core<S: Send>(
+    path: &Path,
+    columns: usize,
+    index: Index,
+    init: impl Fn(usize) -> S + Sync,
+    step: impl Fn(&mut S, u64, &Row<'_>) + Sync,
+    deliver: impl FnMut(S, u64) + Send,
+) -> bool {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    blocks_of(
+        path,
+        columns,
+        threads,
+        parallel_min_bytes(),
+        index,
+        init,
+        step,
+        deliver,
+    )
 }
 
 /// How [`blocks_of`] numbers the rows it hands to `step`.

@@ -70,7 +70,8 @@ fn run_confirm(config: &str, data: Option<&str>) -> Vec<String> {
     blobs(&p)
 }
 
-const STRATIFIED: &str = r#"
+/// `[define]` and `[locate]` of both configs on the generated file.
+const DATA: &str = r#"
 [define]
 target = "y"
 problem = "binary"
@@ -78,28 +79,22 @@ metric = "auc"
 
 [locate]
 path = "data/d.csv"
-
-[prepare]
-types = { y = "enum" }
-holdout = 0.2
-seed = 7
-impute = { x0 = "mean", x1 = "median", c0 = "mode" }
-derive = { s = "x0 + x2" }
 
 [confirm]
 min_rows = 100
 max_null_fraction = 0.25
 "#;
 
+const STRATIFIED: &str = r#"
+[prepare]
+types = { y = "enum" }
+holdout = 0.2
+seed = 7
+impute = { x0 = "mean", x1 = "median", c0 = "mode" }
+derive = { s = "x0 + x2" }
+"#;
+
 const RANDOM: &str = r#"
-[define]
-target = "y"
-problem = "binary"
-metric = "auc"
-
-[locate]
-path = "data/d.csv"
-
 [prepare]
 stratify = false
 holdout = 0.3
@@ -109,10 +104,6 @@ drop = ["c1"]
 rename = { x2 = "n" }
 impute = { x0 = "median", x1 = "mean", c0 = { constant = "none" } }
 derive = { r = "x1 / (n + 1)" }
-
-[confirm]
-min_rows = 100
-max_null_fraction = 0.25
 "#;
 
 #[test]
@@ -120,7 +111,7 @@ fn the_prepared_bytes_are_those_of_the_sequential_passes() {
     let data = generated_csv();
     assert!(data.len() > 16 << 20, "large enough for the block passes");
     let stratified = run_confirm(
-        &format!("[project]\nname = \"golden\"\n{STRATIFIED}"),
+        &format!("[project]\nname = \"golden\"\n{DATA}{STRATIFIED}"),
         Some(&data),
     );
     assert_eq!(
@@ -137,7 +128,7 @@ fn the_prepared_bytes_are_those_of_the_sequential_passes() {
         ]
     );
     let random = run_confirm(
-        &format!("[project]\nname = \"golden-random\"\n{RANDOM}"),
+        &format!("[project]\nname = \"golden-random\"\n{DATA}{RANDOM}"),
         Some(&data),
     );
     assert_eq!(
