@@ -845,6 +845,8 @@ impl<'a> Pipeline<'a> {
             steps::summary::<steps::prepare::PrepareResult>,
             |ctx| { steps::prepare::run(ctx, &snapshot, &spec).await }
         );
+        // A cached prepare left the source's classes unused: not held through training.
+        self.ctx.strata = None;
         if let Some(end) = self.user_steps(Step::Prepare).await? {
             return Ok(end);
         }

@@ -177,16 +177,10 @@ fn marker_of(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// What identifies the file's state: size, modification time (ns) and inode.
+/// What identifies the file's state in the marker: size, modification time (ns) and inode.
 fn stamp(meta: &fs::Metadata) -> String {
-    use std::os::unix::fs::MetadataExt;
-    format!(
-        "{} {}.{:09} {}",
-        meta.len(),
-        meta.mtime(),
-        meta.mtime_nsec(),
-        meta.ino()
-    )
+    let s = crate::store::FileStamp::of(meta);
+    format!("{} {} {}", s.size, s.mtime_ns, s.inode)
 }
 
 /// The schema version recorded by [`mark_verified`] when the file is exactly as that left it

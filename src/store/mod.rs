@@ -20,7 +20,7 @@ mod stat;
 
 pub use layout::Bucket;
 pub use lock::RunLock;
-pub use stat::StatCache;
+pub use stat::{FileStamp, StatCache};
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -103,27 +103,7 @@ pub struct Store {
     remote: Option<Arc<remote::Remote>>,
     /// Blobs this process hashed (stored or verified) and the file they were then: a second
     /// use of the same unchanged file in one run needs no second read ([`Store::verified_path`]).
-    hashed: Arc<std::sync::Mutex<HashMap<Digest, FileId>>>,
-}
-
-/// A file as `stat` sees it: size, modification time and inode.
-#[derive(Debug, Clone, PartialEq)]
-struct FileId {
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-    inode: u64,
-}
-
-impl FileId {
-    fn of(path: &Path) -> Option<FileId> {
-        use std::os::unix::fs::MetadataExt;
-        let m = fs::metadata(path).ok()?;
-        Some(FileId {
-            len: m.len(),
-            modified: m.modified().ok(),
-            inode: m.ino(),
-        })
-    }
+    hashed: Arc<std::sync::Mutex<HashMap<Digest, FileStamp>>>,
 }
 
 impl Store {
@@ -244,16 +224,16 @@ impl Store {
 
     /// Notes that the blob at `path` was hashed to `digest` by this process.
     fn note_hashed(&self, digest: &str, path: &Path) {
-        if let (Some(id), Ok(mut hashed)) = (FileId::of(path), self.hashed.lock()) {
-            hashed.insert(digest.to_string(), id);
+        if let (Some(stamp), Ok(mut hashed)) = (FileStamp::of_path(path), self.hashed.lock()) {
+            hashed.insert(digest.to_string(), stamp);
         }
     }
 
     /// Whether this process hashed the blob at `path` to `digest` and the file is unchanged
     /// since (same size, modification time and inode).
     fn hashed_unchanged(&self, digest: &str, path: &Path) -> bool {
-        let known = self.hashed.lock().ok().and_then(|h| h.get(digest).cloned());
-        known.is_some_and(|id| FileId::of(path) == Some(id))
+        let known = self.hashed.lock().ok().and_then(|h| h.get(digest).copied());
+        known.is_some_and(|stamp| FileStamp::of_path(path) == Some(stamp))
     }
 
     /// Moves a finished temp file into the CAS under `digest`, the hash of its bytes (computed

@@ -16,6 +16,32 @@ use serde::{Deserialize, Serialize};
 
 use super::{hash_file, write_atomic, Digest, StoreError};
 
+/// A file as `stat` sees it: size, modification time (ns) and inode. Two equal stamps of a
+/// path mean an unchanged file, unless it was rewritten with the same size within the
+/// filesystem's timestamp granularity (the stat cache's racy rule below guards that case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub inode: u64,
+}
+
+impl FileStamp {
+    pub fn of(meta: &fs::Metadata) -> FileStamp {
+        FileStamp {
+            size: meta.len(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            inode: meta.ino(),
+        }
+    }
+
+    /// The stamp of the file at `path`, if it can be read.
+    pub fn of_path(path: &Path) -> Option<FileStamp> {
+        fs::metadata(path).ok().as_ref().map(FileStamp::of)
+    }
+}
+
+/// A file's stamp, written field by field (serde's `flatten` cannot read an `i128` back).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Entry {
     size: u64,
@@ -23,6 +49,16 @@ struct Entry {
     inode: u64,
     digest: Digest,
     recorded_ns: i128,
+}
+
+impl Entry {
+    fn stamp(&self) -> FileStamp {
+        FileStamp {
+            size: self.size,
+            mtime_ns: self.mtime_ns,
+            inode: self.inode,
+        }
+    }
 }
 
 /// Path → entry. Hashed, not ordered: a source of 10,000 files looks each up once a run
@@ -71,11 +107,11 @@ impl StatCache {
 
     /// [`StatCache::digest`] of a file whose metadata the caller has just read.
     pub fn digest_of(&mut self, file: &Path, meta: &fs::Metadata) -> Result<Digest, StoreError> {
-        let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+        let stamp = FileStamp::of(meta);
         let key = file.to_string_lossy().into_owned();
         if let Some(e) = self.entries.get(&key) {
-            let racy = e.recorded_ns - mtime_ns < RACY_NS;
-            if e.size == meta.len() && e.mtime_ns == mtime_ns && e.inode == meta.ino() && !racy {
+            let racy = e.recorded_ns - stamp.mtime_ns < RACY_NS;
+            if e.stamp() == stamp && !racy {
                 return Ok(e.digest.clone());
             }
         }
@@ -84,9 +120,9 @@ impl StatCache {
         self.entries.insert(
             key,
             Entry {
-                size: meta.len(),
-                mtime_ns,
-                inode: meta.ino(),
+                size: stamp.size,
+                mtime_ns: stamp.mtime_ns,
+                inode: stamp.inode,
                 digest: digest.clone(),
                 recorded_ns,
             },

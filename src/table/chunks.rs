@@ -1,5 +1,6 @@
-//! Reading one CSV file on every core: chunks that start at row boundaries, or `None` when
-//! the file must be read sequentially (quoted newlines, bad rows, small files).
+//! Reading one CSV file on every core: blocks that start at row boundaries, delivered in file
+//! order, or a "no" when the file must be read sequentially (quoted newlines, bad rows, small
+//! files).
 
 use std::fs::File;
 use std::io::BufReader;
@@ -110,17 +111,6 @@ pub fn indexed_blocks<S: Send>(
     deliver: impl FnMut(S, u64) + Send,
 ) -> bool {
     on_every_core(path, columns, Index::Global, init, step, deliver)
-}
-
-/// [`indexed_blocks`], every block's state kept and returned in file order.
-pub fn indexed_chunks<S: Send>(
-    path: &Path,
-    columns: usize,
-    init: impl Fn(usize) -> S + Sync,
-    step: impl Fn(&mut S, u64, &Row<'_>) + Sync,
-) -> Option<Vec<(S, u64)>> {
-    let mut all = Vec::new();
-    indexed_blocks(path, columns, init, step, |s, rows| all.push((s, rows))).then_some(all)
 }
 
 /// [`blocks_of`] with a worker per core, for files past the parallel threshold.
@@ -418,9 +408,13 @@ struct Identity {
     cuts: Vec<u64>,
 }
 
-/// The last block pass's file and row counts (one entry: passes over one file follow each
-/// other).
-static COUNTED: std::sync::Mutex<Option<(Identity, Vec<u64>)>> = std::sync::Mutex::new(None);
+/// The row counts of the last block passes' files, newest first: passes over one file follow
+/// each other, and a few entries keep passes over other files (tests run in parallel) from
+/// pushing them out.
+static COUNTED: std::sync::Mutex<Vec<(Identity, Vec<u64>)>> = std::sync::Mutex::new(Vec::new());
+
+/// How many files [`COUNTED`] remembers.
+const COUNTED_FILES: usize = 16;
 
 impl Identity {
     fn of(len: u64, cuts: &[u64]) -> Identity {
@@ -432,14 +426,16 @@ impl Identity {
 
     fn counted(&self) -> Option<Vec<u64>> {
         let memo = COUNTED.lock().ok()?;
-        memo.as_ref()
-            .filter(|(id, _)| id == self)
+        memo.iter()
+            .find(|(id, _)| id == self)
             .map(|(_, rows)| rows.clone())
     }
 
     fn remember(self, rows: Vec<u64>) {
         if let Ok(mut memo) = COUNTED.lock() {
-            *memo = Some((self, rows));
+            memo.retain(|(id, _)| *id != self);
+            memo.insert(0, (self, rows));
+            memo.truncate(COUNTED_FILES);
         }
     }
 }

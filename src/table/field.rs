@@ -4,8 +4,13 @@
 /// Whether a data field is missing: empty or `NA` after trimming (H2O's parser's defaults).
 /// Every reading of the data (profile, split, transforms, drift, metrics) asks this.
 pub fn is_missing(field: &str) -> bool {
+    value_of(field).is_none()
+}
+
+/// A data field's value: the field trimmed, or `None` when it is missing ([`is_missing`]).
+pub fn value_of(field: &str) -> Option<&str> {
     let f = trim(field);
-    f.is_empty() || f == "NA"
+    (!f.is_empty() && f != "NA").then_some(f)
 }
 
 /// Whether a cell given to `predict` or `serve` is missing: as genmodel's `PredictCsv` reads

@@ -1,5 +1,5 @@
 //! The streaming profile of a CSV: each column's kind, missing count and first distinct
-//! values (capped at [`DISTINCT_CAP`]), mergeable across chunks of one file.
+//! values (capped at [`DISTINCT_CAP`]), mergeable across blocks of one file.
 
 use std::path::Path;
 
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::chunks::blocks;
 use super::csv_io::{csv_err, headers, read_header, reader};
 use super::error::TableError;
-use super::field::{is_number, trim};
+use super::field::{is_number, value_of};
 use super::split::{ClassRows, Strata};
 
 /// Distinct values kept per column; past this a column is "high cardinality".
@@ -79,7 +79,7 @@ impl std::hash::Hasher for FxHasher {
     }
 }
 
-/// Accumulates a [`Profile`] field by field: the sequential reader, each parallel chunk and
+/// Accumulates a [`Profile`] field by field: the sequential reader, each block of a parallel pass and
 /// prepare's writer (which profiles `train` and `holdout` as it writes them) share it.
 ///
 /// Distinct values are kept in first-seen order (a hash set beside it for lookups), so that two
@@ -132,12 +132,10 @@ impl Profiler {
     }
 
     pub fn field(&mut self, i: usize, field: &str) {
-        let f = trim(field);
-        // `is_missing`, trimming once.
-        if f.is_empty() || f == "NA" {
+        let Some(f) = value_of(field) else {
             self.missing[i] += 1;
             return;
-        }
+        };
         if self.numeric[i] && self.check_number[i] && !is_number(f) {
             self.numeric[i] = false;
         }
@@ -205,14 +203,14 @@ impl Profiler {
     }
 }
 
-/// Profiles a CSV file in one streaming pass (in parallel chunks when it is large and
-/// unquoted, see [`chunks`]).
+/// Profiles a CSV file in one streaming pass (in blocks on every core when it is large and
+/// unquoted, see [`blocks`]).
 pub fn profile_csv(path: &Path) -> Result<Profile, TableError> {
     profile_and_strata(path, None).map(|(profile, _)| profile)
 }
 
 /// [`profile_csv`], and from the same pass the rows by class of column `target` (when it is
-/// one of the file's, and the file was read in chunks): what a stratified split of these
+/// one of the file's, and the file was read in blocks): what a stratified split of these
 /// bytes needs ([`Strata`]).
 pub fn profile_and_strata(
     path: &Path,

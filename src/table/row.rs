@@ -1,6 +1,6 @@
 //! One data row as the passes over a CSV see it, whichever reader produced it: the `csv`
-//! crate's (quoted fields, errors with their line) or the unquoted fast path of the chunked
-//! reads ([`unquoted_rows`]), which splits lines at `,` without a CSV state machine.
+//! crate's (quoted fields, errors with their line) or the unquoted fast path of the block
+//! passes ([`unquoted_rows`]), which splits lines at `,` without a CSV state machine.
 
 use std::io::Read;
 
@@ -8,19 +8,11 @@ use std::io::Read;
 pub trait Record {
     /// Field `i`, if the row has one.
     fn get(&self, i: usize) -> Option<&str>;
-    /// The number of fields.
-    fn len(&self) -> usize;
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl Record for csv::StringRecord {
     fn get(&self, i: usize) -> Option<&str> {
         csv::StringRecord::get(self, i)
-    }
-    fn len(&self) -> usize {
-        csv::StringRecord::len(self)
     }
 }
 
@@ -38,14 +30,6 @@ impl<'a> Row<'a> {
         Some(&self.line[start..end])
     }
 
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
     /// The fields in order.
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
         (0..self.ends.len()).map(|i| self.get(i).expect("in range"))
@@ -56,13 +40,10 @@ impl Record for Row<'_> {
     fn get(&self, i: usize) -> Option<&str> {
         Row::get(self, i)
     }
-    fn len(&self) -> usize {
-        Row::len(self)
-    }
 }
 
 /// How many bytes [`unquoted_rows`] reads at a time (a longer line grows its buffer).
-const BLOCK: usize = 1 << 20;
+const READ_BYTES: usize = 1 << 20;
 
 /// Calls `each` on every row of `input`, an unquoted CSV body (no header), as the `csv` crate
 /// would read it: rows end at `\n` or `\r\n` (and at the end of the input), blank lines are
@@ -77,7 +58,7 @@ pub fn unquoted_rows(
     columns: usize,
     mut each: impl FnMut(&Row<'_>) -> bool,
 ) -> bool {
-    let mut buf = vec![0u8; BLOCK];
+    let mut buf = vec![0u8; READ_BYTES];
     let mut filled = 0;
     let mut ends = Vec::with_capacity(columns);
     loop {

@@ -399,12 +399,14 @@ fn the_profile_pass_strata_give_the_split_of_a_pass_of_its_own() {
     std::fs::write(&p, &text).unwrap();
     TEST_PARALLEL_MIN_BYTES.with(|m| m.set(0));
     let (profile, strata) = profile_and_strata(&p, Some("label")).unwrap();
+    let no_column = profile_and_strata(&p, Some("nope")).unwrap().1;
     TEST_PARALLEL_MIN_BYTES.with(|m| m.set(PARALLEL_MIN_BYTES));
     assert_eq!(profile, profile_csv(&p).unwrap());
-    let strata = strata.expect("a chunked pass collects the classes");
-    let no_column = profile_and_strata(&p, Some("nope")).unwrap().1;
+    let strata = strata.expect("a block pass collects the classes");
     assert!(no_column.is_none(), "no such column, no strata");
-    let from_profile = Split::stratified(&p, 1, 9, 0.25, Some(0.8), Some(strata)).unwrap();
+    // Given the classes, the split reads nothing: not even a file that is not there.
+    let gone = dir.path().join("gone.csv");
+    let from_profile = Split::stratified(&gone, 1, 9, 0.25, Some(0.8), Some(strata)).unwrap();
     let own = Split::stratified(&p, 1, 9, 0.25, Some(0.8), None).unwrap();
     let mut rdr = reader(&p).unwrap();
     let mut rec = csv::StringRecord::new();

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::*;
-use crate::table::{self, is_missing, Side, Split};
+use crate::table::{self, Side, Split};
 
 impl Plan {
     /// Pass 3: writes the prepared `train` and `holdout` CSVs.
@@ -61,8 +61,9 @@ impl Plan {
             |part, i, record| rows.apply(part, i, record),
             |part, _| output.take(part),
         );
-        if !whole || output.error.is_some() {
-            // The sequential pass, from the start: it reports a bad row with its line.
+        if !whole && output.error.is_none() {
+            // The sequential pass, from the start: it reports a bad row with its line. (A
+            // write error is reported as it is, by `finish`.)
             drop(output);
             output = Output::create(out, &header)?;
             let mut part = Part::new(header.len(), &known);
@@ -154,7 +155,7 @@ impl Output {
     }
 }
 
-/// What every row of the apply pass needs, shared by its chunks.
+/// What every row of the apply pass needs, shared by its blocks.
 struct Rows<'a> {
     plan: &'a Plan,
     split: &'a Split,
@@ -212,7 +213,7 @@ struct Known {
 
 impl Known {
     fn of(column: &StageColumn, fill: Option<&str>) -> Known {
-        let fill = fill.map(table::trim).filter(|f| !is_missing(f));
+        let fill = fill.and_then(table::value_of);
         Known {
             numeric: column.numeric && fill.is_none_or(table::is_number),
             values: column.distinct.as_ref().map(|d| {
@@ -229,13 +230,9 @@ impl<'a> Rows<'a> {
     /// Stage column `j` of `record`: its trimmed field, or the imputed value (or nothing)
     /// when the field is missing.
     fn value<'r>(&'r self, record: &'r impl table::Record, j: usize) -> &'r str {
-        let field = table::trim(record.get(self.plan.stage[j].source).unwrap_or(""));
-        // `is_missing`, on the trimmed field.
-        if field.is_empty() || field == "NA" {
-            self.fill[j].unwrap_or("")
-        } else {
-            field
-        }
+        table::value_of(record.get(self.plan.stage[j].source).unwrap_or(""))
+            .or(self.fill[j])
+            .unwrap_or("")
     }
 
     /// Transforms data row `i` and writes it to its side of `part`.

@@ -1,4 +1,4 @@
-//! Pass 2 of prepare's transforms: imputation fitted on the training rows (in chunks when the
+//! Pass 2 of prepare's transforms: imputation fitted on the training rows (in blocks when the
 //! file allows, combined exactly as one sequential pass), and the text columns' training
 //! documents.
 
@@ -16,14 +16,14 @@ impl Plan {
     /// documents (`i,doc`: row index, tokens joined by spaces; rows without tokens left out)
     /// to `docs[k]`. Returns the fitted values.
     ///
-    /// Without text columns the input is read in chunks ([`table::indexed_chunks`]) when it
-    /// can be. Counts, medians (sorted) and modes do not depend on the order rows are seen
-    /// in; a mean's sum does (floating point), so a later chunk keeps its values and they are
-    /// added to chunk 0's sum in file order: the same additions, in the same order, as one
-    /// sequential pass (8 bytes a training row of the later chunks, per mean column).
+    /// Without text columns the input is read in blocks ([`table::indexed_blocks`]) when it
+    /// can be, each merged into the first as its turn comes. Counts, medians and modes do not
+    /// depend on the order rows are seen in; a mean's sum does (floating point), so a later
+    /// block keeps its values until it is merged, when they are added to the sum in file
+    /// order: the same additions, in the same order, as one sequential pass.
     #[allow(
         clippy::too_many_lines,
-        reason = "the fit pass, chunked or sequential, and the exact merge of means and medians"
+        reason = "the fit pass, in blocks or sequential, and the exact merge of means and medians"
     )]
     pub fn fit(&self, input: &Path, split: &Split, docs: &[&Path]) -> Result<Fitted> {
         let accumulators = |first: bool| -> Vec<Acc> {
@@ -210,7 +210,7 @@ impl Plan {
 enum Acc {
     /// Sum and count.
     Mean(f64, u64),
-    /// A later chunk's values of a mean column, in file order (see [`Plan::fit`]).
+    /// A later block's values of a mean column, in file order (see [`Plan::fit`]).
     MeanValues(Vec<f64>),
     /// The values, blocks' lists appended in file order.
     Median(Vec<f64>),
@@ -235,13 +235,13 @@ impl Acc {
                 }
             }
             (Acc::Constant, Acc::Constant) => {}
-            _ => unreachable!("chunks have the same accumulators, a mean's first one a sum"),
+            _ => unreachable!("blocks have the same accumulators, a mean's first one a sum"),
         }
     }
 }
 
 /// The median of `v` (not empty), as the middle of its `f64::total_cmp` order (the mean of the
-/// two middle values for an even count): two selections, no sort. Values equal under
+/// two middle values for an even count): one selection and a scan of the lower half, no sort. Values equal under
 /// `total_cmp` have the same bits, so this is exactly the sorted list's middle.
 pub(super) fn median(v: &mut [f64]) -> f64 {
     let n = v.len();

@@ -119,7 +119,7 @@ fn chunked_fit_and_apply_equal_the_sequential_pass() {
     let chunked = run(0, "par");
     table::TEST_PARALLEL_MIN_BYTES.with(|m| m.set(0));
     assert!(
-        table::indexed_chunks(&path, 4, |_| (), |_, _, _| ()).is_some(),
+        table::indexed_blocks(&path, 4, |_| (), |_, _, _| (), |(), _| ()),
         "the chunked path was taken"
     );
     table::TEST_PARALLEL_MIN_BYTES.with(|m| m.set(u64::MAX));
