@@ -22,28 +22,24 @@ impl Opening {
     /// Starts opening the database at `url` for writing ([`Registry::open`]) on the runtime's
     /// workers. Must be called within the runtime.
     pub fn start(url: &str) -> Opening {
-        let owned = url.to_string();
-        Opening {
-            url: url.to_string(),
-            read: false,
-            cell: OnceCell::new(),
-            task: std::sync::Mutex::new(Some(tokio::spawn(
-                async move { Registry::open(&owned).await },
-            ))),
-        }
+        Opening::spawn(url, false)
     }
 
     /// Starts opening the database at `url` for reading only ([`Registry::open_read`]: nothing
     /// is created or written), as [`Opening::start`] does.
     pub fn start_read(url: &str) -> Opening {
+        Opening::spawn(url, true)
+    }
+
+    fn spawn(url: &str, read: bool) -> Opening {
         let owned = url.to_string();
         Opening {
             url: url.to_string(),
-            read: true,
+            read,
             cell: OnceCell::new(),
-            task: std::sync::Mutex::new(Some(tokio::spawn(async move {
-                Registry::open_read(&owned).await
-            }))),
+            task: std::sync::Mutex::new(Some(tokio::spawn(
+                async move { open(&owned, read).await },
+            ))),
         }
     }
 
@@ -69,8 +65,7 @@ impl Opening {
                             "opening the state database stopped: {e}"
                         )))
                     }),
-                    None if self.read => Registry::open_read(&self.url).await,
-                    None => Registry::open(&self.url).await,
+                    None => open(&self.url, self.read).await,
                 }
             })
             .await
@@ -89,5 +84,14 @@ impl Opening {
         if let Ok(Ok(registry)) = task.await {
             registry.close().await;
         }
+    }
+}
+
+/// Opens the registry at `url`, for reading only when `read`.
+async fn open(url: &str, read: bool) -> Result<Registry> {
+    if read {
+        Registry::open_read(url).await
+    } else {
+        Registry::open(url).await
     }
 }

@@ -3,7 +3,8 @@
 //! # Why
 //! A run that executes nothing (every step cached) used to write its start row, a row per step
 //! and its end, each a transaction of its own: ten commits, each several round trips to
-//! sqlx's SQLite thread, a large part of a no-op run's time (docs/performance.md). Its rows are now kept here and written in one transaction when it ends.
+//! sqlx's SQLite thread, a large part of a no-op run's time (docs/performance.md). Its rows
+//! are now kept here and written in one transaction when it ends.
 //! A run that executes a step writes its start row, with the rows so far, *before* that step
 //! starts: the interrupted-run detection ([`Registry::mark_interrupted`]) and the UI's live
 //! view read it while the step runs. From then on each row is written as it comes.
