@@ -34,9 +34,8 @@ impl Registry {
     pub async fn begin_experiment(&self, project: &str, grid: &[String]) -> Result<i64> {
         let grid = serde_json::to_string(grid).expect("strings serialise");
         retry("starting an experiment", || async {
-            let mut tx = self
-                .pool
-                .begin()
+            let mut conn = self.conn().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn)
                 .await
                 .map_err(db("starting an experiment"))?;
             let id = super::next_id(&mut tx, "experiment", "allocating an experiment id").await?;
@@ -60,7 +59,8 @@ impl Registry {
     pub async fn record_point(&self, experiment: i64, point: &Point) -> Result<()> {
         let overrides = serde_json::to_string(&point.overrides).expect("strings serialise");
         retry("recording an experiment's point", || async {
-            let mut tx = self.pool.begin().await.map_err(db("recording a point"))?;
+            let mut conn = self.conn().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(db("recording a point"))?;
             sqlx::query("DELETE FROM experiment_points WHERE experiment = $1 AND point = $2")
                 .bind(experiment)
                 .bind(i64::from(point.point))
@@ -97,7 +97,7 @@ impl Registry {
              ORDER BY id DESC LIMIT 1",
         )
         .bind(project)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await
         .map_err(db("reading experiments"))?
         else {
@@ -111,7 +111,7 @@ impl Registry {
              WHERE experiment = $1 ORDER BY point",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db("reading an experiment's points"))?;
         let mut points = Vec::new();

@@ -51,7 +51,8 @@ use std::sync::Once;
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::AnyPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool};
 
 pub use experiments::{Experiment, Point};
 pub use lazy::Opening;
@@ -248,10 +249,14 @@ enum Backend {
     Postgres,
 }
 
-/// The state database. Cheap to clone (a connection pool).
+/// The state database. Cheap to clone (clones share its connection).
 #[derive(Debug, Clone)]
 pub struct Registry {
     pool: AnyPool,
+    /// SQLite's one connection, taken from the pool by the first statement and held until
+    /// [`Registry::close`]: sqlx pings a connection each time it goes back to the pool, which on
+    /// SQLite is a round trip to the connection's thread after every statement.
+    held: std::sync::Arc<tokio::sync::Mutex<Option<PoolConnection<Any>>>>,
     /// Whether the database is a SQLite file (its WAL is checkpointed on [`Registry::close`]).
     sqlite: bool,
     /// Whether this is the empty in-memory stand-in of a database that does not exist yet
@@ -301,7 +306,72 @@ pub fn current_user() -> String {
         .unwrap_or_else(|| "unknown".to_string())
 }
 
+/// The connection one statement (or transaction) runs on: SQLite's held connection, or a
+/// Postgres connection from the pool for this statement (a connection held for the life of
+/// `ui` or `serve` could go stale when the server restarts; the pool tests it instead).
+enum Conn<'a> {
+    Held(tokio::sync::MappedMutexGuard<'a, PoolConnection<Any>>),
+    Pooled(PoolConnection<Any>),
+}
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            Conn::Held(held) => held,
+            Conn::Pooled(pooled) => pooled,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            Conn::Held(held) => held,
+            Conn::Pooled(pooled) => pooled,
+        }
+    }
+}
+
 impl Registry {
+    fn new(
+        pool: AnyPool,
+        sqlite: bool,
+        stand_in: bool,
+        schema: i64,
+        file: Option<std::path::PathBuf>,
+    ) -> Registry {
+        Registry {
+            pool,
+            held: Default::default(),
+            sqlite,
+            stand_in,
+            schema,
+            file,
+        }
+    }
+
+    /// The connection for the next statement or transaction (one at a time: the pool has one).
+    async fn conn(&self) -> Result<Conn<'_>> {
+        let acquire = || async {
+            self.pool
+                .acquire()
+                .await
+                .map_err(db("connecting to the state database"))
+        };
+        if !self.sqlite {
+            return Ok(Conn::Pooled(acquire().await?));
+        }
+        let mut held = self.held.lock().await;
+        if held.is_none() {
+            *held = Some(acquire().await?);
+        }
+        tokio::sync::MutexGuard::try_map(held, Option::as_mut)
+            .map(Conn::Held)
+            .map_err(|_| RegistryError::Corrupt("the state database's connection was lost".into()))
+    }
+
     /// Opens (creating if needed) the state database at `url` and brings its schema up to date.
     pub async fn open(url: &str) -> Result<Registry> {
         static DRIVERS: Once = Once::new();
@@ -349,14 +419,18 @@ impl Registry {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         use sqlx::Executor;
-                        conn.execute(
-                            format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str(),
-                        )
-                        .await?;
                         // In WAL mode, NORMAL syncs at checkpoints instead of every commit:
                         // still never corrupt, and a no-op run's bookkeeping stays cheap. A
-                        // power cut may lose the last few commits (never half of one).
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        // power cut may lose the last few commits (never half of one). Both
+                        // PRAGMAs in one statement string: one round trip to SQLite's thread.
+                        conn.execute(
+                            format!(
+                                "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
+                                 PRAGMA synchronous = NORMAL"
+                            )
+                            .as_str(),
+                        )
+                        .await?;
                     }
                     Ok(())
                 })
@@ -370,13 +444,13 @@ impl Registry {
             sqlite_file::Found::Created => Some(schema::current()),
             sqlite_file::Found::Unknown => None,
         };
-        let registry = Registry {
+        let registry = Registry::new(
             pool,
-            sqlite: backend == Backend::Sqlite,
-            stand_in: false,
-            schema: schema::current(),
+            backend == Backend::Sqlite,
+            false,
+            schema::current(),
             file,
-        };
+        );
         let wal = matches!(found, sqlite_file::Found::Existing { wal: true, .. });
         registry.settle(wal, version, &shown).await?;
         Ok(registry)
@@ -392,7 +466,7 @@ impl Registry {
             // lock that the busy timeout does not wait for, hence the retry.
             retry("enabling WAL", || async {
                 sqlx::query("PRAGMA journal_mode = WAL")
-                    .execute(&self.pool)
+                    .execute(&mut *self.conn().await?)
                     .await
                     .map_err(db("enabling WAL"))?;
                 Ok(Some(()))
@@ -403,11 +477,11 @@ impl Registry {
             Some(v) => Some(v),
             // Postgres, or a file not checked above: a database that has the table at the
             // current version needs no migration (any other answer goes through it).
-            None => schema::read_version(&self.pool).await.ok(),
+            None => schema::read_version(&mut *self.conn().await?).await.ok(),
         };
         if version != Some(schema::current()) {
-            retry("migrating the schema", || {
-                schema::migrate_once(&self.pool, shown)
+            retry("migrating the schema", || async {
+                schema::migrate_once(&mut *self.conn().await?, shown).await
             })
             .await?;
         }
@@ -463,10 +537,13 @@ impl Registry {
                     use sqlx::Executor;
                     if backend == Backend::Sqlite {
                         conn.execute(
-                            format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str(),
+                            format!(
+                                "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; \
+                                 PRAGMA query_only = ON"
+                            )
+                            .as_str(),
                         )
                         .await?;
-                        conn.execute("PRAGMA query_only = ON").await?;
                     } else {
                         conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
                             .await?;
@@ -477,27 +554,22 @@ impl Registry {
             .connect(&url)
             .await
             .map_err(open_error)?;
+        let mut registry = Registry::new(pool, backend == Backend::Sqlite, false, 0, None);
         let read = match checked {
             Some(sqlite_file::Found::Existing { schema, .. }) => Ok(schema),
-            _ => schema::read_version(&pool).await,
+            _ => schema::read_version(&mut *registry.conn().await?).await,
         };
-        let found = match read {
+        registry.schema = match read {
             Ok(found) => found,
             Err(e) if schema::is_missing_table(&e) => 0,
             Err(e) => return Err(e),
         };
-        if found == 0 {
-            pool.close().await;
+        if registry.schema == 0 {
+            registry.close().await;
             return Registry::empty().await;
         }
-        schema::check_not_newer(found, &shown)?;
-        Ok(Registry {
-            pool,
-            sqlite: backend == Backend::Sqlite,
-            stand_in: false,
-            schema: found,
-            file: None,
-        })
+        schema::check_not_newer(registry.schema, &shown)?;
+        Ok(registry)
     }
 
     /// A registry with nothing in it, in memory: what a read sees before the first write.
@@ -516,18 +588,13 @@ impl Registry {
                 url: shown.into(),
                 source,
             })?;
-        schema::migrate_once(&pool, shown).await?;
+        let registry = Registry::new(pool, true, true, schema::current(), None);
+        schema::migrate_once(&mut *registry.conn().await?, shown).await?;
         sqlx::query("PRAGMA query_only = ON")
-            .execute(&pool)
+            .execute(&mut *registry.conn().await?)
             .await
             .map_err(db("opening an empty registry"))?;
-        Ok(Registry {
-            pool,
-            sqlite: true,
-            stand_in: true,
-            schema: schema::current(),
-            file: None,
-        })
+        Ok(registry)
     }
 
     /// Whether this registry stands in for a database that does not exist yet: it reads as
@@ -543,10 +610,19 @@ impl Registry {
     /// read-only registry cannot checkpoint and has nothing to.
     pub async fn close(&self) {
         let folded = self.sqlite
-            && sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.pool)
-                .await
-                .is_ok();
+            && match self.conn().await {
+                Ok(mut conn) => sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&mut *conn)
+                    .await
+                    .is_ok(),
+                Err(_) => false,
+            };
+        // Closed here, not given back to the pool (which would ping it first); the close is
+        // over (`-wal` and `-shm` removed) when this returns.
+        let held = self.held.lock().await.take();
+        if let Some(conn) = held {
+            let _ = sqlx::Connection::close(conn.detach()).await;
+        }
         self.pool.close().await;
         if let (true, Some(file)) = (folded, &self.file) {
             sqlite_file::mark_verified(file, self.schema);

@@ -205,7 +205,10 @@ impl Registry {
             None => (RunStatus::Running.as_str(), None, None),
         };
         retry("recording a run", || async {
-            let mut tx = self.pool.begin().await.map_err(db("starting a run"))?;
+            let mut conn = self.conn().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn)
+                .await
+                .map_err(db("starting a run"))?;
             let id = super::next_id(&mut tx, "run", "allocating a run id").await?;
             sqlx::query(
                 "INSERT INTO runs \
@@ -249,7 +252,7 @@ impl Registry {
             .bind(report)
             .bind(now_rfc3339())
             .bind(run)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await
             .map_err(db("finishing a run"))?;
             if done.rows_affected() == 0 {
@@ -265,7 +268,7 @@ impl Registry {
         let sql = steps_sql(1);
         retry("recording a step", || async {
             steps_query(&sql, run, std::slice::from_ref(step))
-                .execute(&self.pool)
+                .execute(&mut *self.conn().await?)
                 .await
                 .map_err(db("recording a step"))?;
             Ok(Some(()))
@@ -287,7 +290,7 @@ impl Registry {
             .bind(i64::from(attempt))
             .bind(now_rfc3339())
             .bind(run)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await
             .map_err(db("recording a step's start"))?;
             Ok(Some(()))
@@ -309,7 +312,7 @@ impl Registry {
         )
         .bind(project)
         .bind(&host)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db("reading the running runs"))?;
         let mut marked = Vec::new();
@@ -327,7 +330,7 @@ impl Registry {
                 )
                 .bind(now_rfc3339())
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&mut *self.conn().await?)
                 .await
                 .map_err(db("marking a run interrupted"))
                 .map(Some)
@@ -344,7 +347,7 @@ impl Registry {
     pub async fn run(&self, id: RunId) -> Result<Option<Run>> {
         let row = sqlx::query(&format!("{} WHERE id = $1", self.run_select()))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await
             .map_err(db("reading a run"))?;
         row.map(|row| run_from_row(&row)).transpose()
@@ -354,7 +357,7 @@ impl Registry {
     pub async fn recent_runs(&self, limit: u32) -> Result<Vec<Run>> {
         let rows = sqlx::query(&format!("{} ORDER BY id DESC LIMIT $1", self.run_select()))
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await
             .map_err(db("reading the recent runs"))?;
         rows.iter().map(run_from_row).collect()
@@ -381,7 +384,7 @@ impl Registry {
             sqlx::query("UPDATE runs SET error = $1 WHERE id = $2")
                 .bind(error)
                 .bind(run)
-                .execute(&self.pool)
+                .execute(&mut *self.conn().await?)
                 .await
                 .map_err(db("recording a run's error"))?;
             Ok(Some(()))
@@ -397,7 +400,7 @@ impl Registry {
         ))
         .bind(i64::from(limit))
         .bind(i64::from(offset))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db("reading a page of runs"))?;
         rows.iter().map(run_from_row).collect()
@@ -423,7 +426,7 @@ impl Registry {
     /// How many runs this registry holds.
     pub async fn run_count(&self) -> Result<u64> {
         let n: i64 = sqlx::query("SELECT COUNT(*) FROM runs")
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.conn().await?)
             .await
             .and_then(|row| row.try_get(0))
             .map_err(db("counting the runs"))?;
@@ -439,7 +442,7 @@ impl Registry {
              FROM step_runs WHERE run = $1 ORDER BY recorded_at",
         )
         .bind(run)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db("reading a run's steps"))?;
         rows.iter()

@@ -3,7 +3,7 @@
 //!
 //! Append new migrations at the end; never edit one that has shipped.
 
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, Row};
 
 use super::{db, RegistryError, Result};
 
@@ -143,27 +143,29 @@ pub(super) fn current() -> i64 {
 }
 
 /// One attempt at bringing the schema up to date (see [`super::retry`]).
-pub(super) async fn migrate_once(pool: &AnyPool, url: &str) -> Result<Option<()>> {
+pub(super) async fn migrate_once(conn: &mut AnyConnection, url: &str) -> Result<Option<()>> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS schema_version (id BIGINT PRIMARY KEY, version BIGINT NOT NULL)",
     )
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(db("creating `schema_version`"))?;
     sqlx::query(
         "INSERT INTO schema_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
     )
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(db("initialising `schema_version`"))?;
 
-    let found = read_version(pool).await?;
+    let found = read_version(conn).await?;
     if found == current() {
         return Ok(Some(()));
     }
     check_not_newer(found, url)?;
 
-    let mut tx = pool.begin().await.map_err(db("starting a migration"))?;
+    let mut tx = sqlx::Connection::begin(&mut *conn)
+        .await
+        .map_err(db("starting a migration"))?;
     // Write first: takes the lock (see the module doc of `registry`), so two processes
     // opening a fresh database do not both migrate.
     sqlx::query("UPDATE schema_version SET version = version WHERE id = 1")
@@ -193,9 +195,9 @@ pub(super) async fn migrate_once(pool: &AnyPool, url: &str) -> Result<Option<()>
     Ok(Some(()))
 }
 
-pub(super) async fn read_version(pool: &AnyPool) -> Result<i64> {
+pub(super) async fn read_version(conn: &mut AnyConnection) -> Result<i64> {
     sqlx::query("SELECT version FROM schema_version WHERE id = 1")
-        .fetch_one(pool)
+        .fetch_one(conn)
         .await
         .and_then(|row| row.try_get(0))
         .map_err(db("reading the schema version"))

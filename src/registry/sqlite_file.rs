@@ -251,7 +251,10 @@ async fn create_atomically(path: &Path, shown: &str) -> Result<()> {
                 url: shown.to_string(),
                 source,
             })?;
-        let migrated = schema::migrate_once(&any, shown).await;
+        let migrated = match any.acquire().await {
+            Ok(mut conn) => schema::migrate_once(&mut conn, shown).await,
+            Err(e) => Err(super::db("creating the state database")(e)),
+        };
         any.close().await;
         migrated?;
         if let Ok(file) = fs::File::open(&temp) {
@@ -467,18 +470,12 @@ mod tests {
         let opens: Vec<_> = (0..6)
             .map(|_| {
                 let path = path.clone();
-                tokio::spawn(async move { open(&path).await.map(|r| r.pool.clone()) })
+                tokio::spawn(async move { open(&path).await })
             })
             .collect();
         let mut ids = Vec::new();
         for o in opens {
-            let reg = Registry {
-                pool: o.await.unwrap().unwrap(),
-                sqlite: true,
-                stand_in: false,
-                schema: schema::current(),
-                file: None,
-            };
+            let reg = o.await.unwrap().unwrap();
             ids.push(reg.begin_run("p", "run", None).await.unwrap());
         }
         ids.sort();

@@ -78,7 +78,7 @@ impl Registry {
     /// Every tag and the version it points at.
     pub async fn tags(&self) -> Result<BTreeMap<String, String>> {
         let rows = sqlx::query("SELECT tag, version FROM tags ORDER BY tag")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await
             .map_err(db("listing tags"))?;
         rows.iter()
@@ -96,7 +96,10 @@ impl Registry {
             return Err(RegistryError::InvalidTag(tag.to_string()));
         }
         retry("moving a tag", || async {
-            let mut tx = self.pool.begin().await.map_err(db("moving a tag"))?;
+            let mut conn = self.conn().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn)
+                .await
+                .map_err(db("moving a tag"))?;
             let current = lock_tag(&mut tx, tag).await?;
             require_version(&mut tx, to).await?;
             if let Some(current) = &current {
@@ -125,7 +128,10 @@ impl Registry {
     /// it to that version, which must have held the tag before. See the module doc.
     pub async fn rollback(&self, tag: &str, to: Option<&str>, by: &str) -> Result<TagMove> {
         retry("rolling back a tag", || async {
-            let mut tx = self.pool.begin().await.map_err(db("rolling back a tag"))?;
+            let mut conn = self.conn().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn)
+                .await
+                .map_err(db("rolling back a tag"))?;
             let Some(current) = lock_tag(&mut tx, tag).await? else {
                 return Err(RegistryError::UnknownTag(tag.to_string()));
             };
@@ -199,7 +205,7 @@ impl Registry {
              FROM tag_history WHERE tag = $1 ORDER BY seq",
         )
         .bind(tag)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db("reading a tag's history"))?;
         if rows.is_empty() {
@@ -218,7 +224,7 @@ fn no_op(tag: &str, version: &str) -> TagMove {
 }
 
 /// Locks the tag's row (a write first: see the module doc of `registry`) and reads it.
-async fn lock_tag(tx: &mut Transaction<'static, Any>, tag: &str) -> Result<Option<Current>> {
+async fn lock_tag(tx: &mut Transaction<'_, Any>, tag: &str) -> Result<Option<Current>> {
     sqlx::query("UPDATE tags SET seq = seq WHERE tag = $1")
         .bind(tag)
         .execute(&mut **tx)
@@ -240,7 +246,7 @@ async fn lock_tag(tx: &mut Transaction<'static, Any>, tag: &str) -> Result<Optio
     .transpose()
 }
 
-async fn require_version(tx: &mut Transaction<'static, Any>, id: &str) -> Result<()> {
+async fn require_version(tx: &mut Transaction<'_, Any>, id: &str) -> Result<()> {
     let found = sqlx::query("SELECT id FROM versions WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut **tx)
@@ -252,7 +258,7 @@ async fn require_version(tx: &mut Transaction<'static, Any>, id: &str) -> Result
     }
 }
 
-async fn load_event(tx: &mut Transaction<'static, Any>, tag: &str, seq: i64) -> Result<Event> {
+async fn load_event(tx: &mut Transaction<'_, Any>, tag: &str, seq: i64) -> Result<Event> {
     let row =
         sqlx::query("SELECT from_version, parent FROM tag_history WHERE tag = $1 AND seq = $2")
             .bind(tag)
@@ -272,7 +278,7 @@ async fn load_event(tx: &mut Transaction<'static, Any>, tag: &str, seq: i64) -> 
 }
 
 /// Whether `version` ever held `tag`.
-async fn held(tx: &mut Transaction<'static, Any>, tag: &str, version: &str) -> Result<bool> {
+async fn held(tx: &mut Transaction<'_, Any>, tag: &str, version: &str) -> Result<bool> {
     let row = sqlx::query(
         "SELECT seq FROM tag_history WHERE tag = $1 AND (to_version = $2 OR from_version = $2) LIMIT 1",
     )
@@ -287,7 +293,7 @@ async fn held(tx: &mut Transaction<'static, Any>, tag: &str, version: &str) -> R
 /// Writes a change: the tag's row (compare-and-set on `seq`) and its history event. `None`
 /// means a concurrent move won; the caller retries.
 async fn apply(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut Transaction<'_, Any>,
     tag: &str,
     current: Option<Current>,
     change: Change<'_>,

@@ -158,7 +158,9 @@ async fn assert_chain(registry: &Registry, tag: &str) -> Vec<TagEvent> {
 async fn migrations_are_idempotent(url: &str) {
     let registry = Registry::open(url).await.unwrap();
     assert_eq!(
-        schema::read_version(&registry.pool).await.unwrap(),
+        schema::read_version(&mut registry.conn().await.unwrap())
+            .await
+            .unwrap(),
         schema::current()
     );
     let (version, _) = registry.register(new_version(1)).await.unwrap();
@@ -172,7 +174,9 @@ async fn migrations_are_idempotent(url: &str) {
     let (a, b) = tokio::join!(Registry::open(url), Registry::open(url));
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(
-        schema::read_version(&a.pool).await.unwrap(),
+        schema::read_version(&mut a.conn().await.unwrap())
+            .await
+            .unwrap(),
         schema::current()
     );
     assert_eq!(a.versions().await.unwrap(), vec![version.clone()]);
@@ -513,7 +517,7 @@ async fn a_persistent_conflict_is_reported_not_retried_as_busy(url: &str) {
     registry.begin_run("prostate", "run", None).await.unwrap();
     registry.begin_run("prostate", "run", None).await.unwrap();
     sqlx::query("UPDATE counters SET value = 0 WHERE name = 'run'")
-        .execute(&registry.pool)
+        .execute(&mut *registry.conn().await.unwrap())
         .await
         .unwrap();
     let started = std::time::Instant::now();
@@ -576,7 +580,7 @@ async fn a_run_that_executes_is_written_before_its_first_step(url: &str) {
     let dead = registry.begin_run("prostate", "run", None).await.unwrap();
     sqlx::query("UPDATE runs SET pid = 999999999 WHERE id = $1")
         .bind(dead)
-        .execute(&registry.pool)
+        .execute(&mut *registry.conn().await.unwrap())
         .await
         .unwrap();
     let opened = Opening::ready(registry.clone());
@@ -697,7 +701,7 @@ async fn runs_and_steps(url: &str) {
     // A status this version does not know (a newer mlbuild wrote it) is named, not guessed.
     sqlx::query("UPDATE runs SET status = 'paused' WHERE id = $1")
         .bind(other)
-        .execute(&registry.pool)
+        .execute(&mut *registry.conn().await.unwrap())
         .await
         .unwrap();
     let err = registry.run(other).await.unwrap_err();
@@ -1000,7 +1004,7 @@ async fn odd_paths_and_urls() {
     // WAL is on, so readers do not block on a writer.
     let mode: String = sqlx::Row::get(
         &sqlx::query("PRAGMA journal_mode")
-            .fetch_one(&registry.pool)
+            .fetch_one(&mut *registry.conn().await.unwrap())
             .await
             .unwrap(),
         0,
@@ -1119,11 +1123,15 @@ async fn dead_runs_of_this_host_are_marked_interrupted(url: &str) {
         .spawn()
         .unwrap();
     let set = |id: RunId, host: Option<String>, pid: Option<i64>| {
-        sqlx::query("UPDATE runs SET host = $1, pid = $2 WHERE id = $3")
-            .bind(host)
-            .bind(pid)
-            .bind(id)
-            .execute(&registry.pool)
+        let registry = &registry;
+        async move {
+            sqlx::query("UPDATE runs SET host = $1, pid = $2 WHERE id = $3")
+                .bind(host)
+                .bind(pid)
+                .bind(id)
+                .execute(&mut *registry.conn().await.unwrap())
+                .await
+        }
     };
     let here = Some(runs::host_name());
     set(dead, here.clone(), Some(gone)).await.unwrap();
@@ -1195,4 +1203,30 @@ async fn experiments_keep_their_points(url: &str) {
     assert_eq!(exp.points, vec![point(1, "ok"), point(2, "failed")]);
     let iris = registry.latest_experiment("iris").await.unwrap().unwrap();
     assert_eq!((iris.id, iris.points.len()), (other, 0));
+}
+
+/// A connection's settings are one statement string (one round trip): every PRAGMA in it
+/// takes effect, for a writer (busy timeout, `synchronous = NORMAL`) and a reader (busy
+/// timeout, `query_only`).
+#[tokio::test]
+async fn each_connection_has_all_its_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir.path().join("state.db"));
+    async fn pragma(registry: &Registry, name: &str) -> i64 {
+        let row = sqlx::query(&format!("PRAGMA {name}"))
+            .fetch_one(&mut *registry.conn().await.unwrap())
+            .await
+            .unwrap();
+        sqlx::Row::get::<i64, _>(&row, 0)
+    }
+    let writer = Registry::open(&url).await.unwrap();
+    let timeout = i64::try_from(super::SQLITE_BUSY_TIMEOUT_MS).unwrap();
+    assert_eq!(pragma(&writer, "busy_timeout").await, timeout);
+    // 1 = NORMAL (the default is 2, FULL).
+    assert_eq!(pragma(&writer, "synchronous").await, 1);
+    assert_eq!(pragma(&writer, "query_only").await, 0);
+    writer.close().await;
+    let reader = Registry::open_read(&url).await.unwrap();
+    assert_eq!(pragma(&reader, "busy_timeout").await, timeout);
+    assert_eq!(pragma(&reader, "query_only").await, 1);
 }

@@ -136,7 +136,7 @@ impl Registry {
             "SELECT {}, t.tag FROM tags t JOIN versions v ON v.id = t.version ORDER BY t.tag",
             columns.join(", ")
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db("listing tags and their versions"))?;
         rows.iter()
@@ -155,7 +155,7 @@ impl Registry {
             "SELECT {COLUMNS} FROM versions WHERE canonical = $1"
         ))
         .bind(canonical)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await
         .map_err(db("looking up a version by digest"))?;
         row.map(|row| version_from_row(&row)).transpose()
@@ -165,7 +165,7 @@ impl Registry {
     pub async fn get(&self, id: &str) -> Result<Option<Version>> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM versions WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await
             .map_err(db("reading a version"))?;
         row.map(|row| version_from_row(&row)).transpose()
@@ -174,7 +174,7 @@ impl Registry {
     /// All versions, oldest first.
     pub async fn versions(&self) -> Result<Vec<Version>> {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM versions ORDER BY id"))
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.conn().await?)
             .await
             .map_err(db("listing versions"))?;
         rows.iter().map(version_from_row).collect()
@@ -194,9 +194,8 @@ impl Registry {
         let metrics = new.metrics.to_string();
         let provenance = new.provenance.to_string();
         retry("registering a version", || async {
-            let mut tx = self
-                .pool
-                .begin()
+            let mut conn = self.conn().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn)
                 .await
                 .map_err(db("registering a version"))?;
             // Lock first (module doc of `registry`), then look.
@@ -266,7 +265,7 @@ impl Registry {
              FROM version_events WHERE version = $1 ORDER BY seq",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await
         .map_err(db("reading a version's history"))?;
         rows.iter()
@@ -300,7 +299,10 @@ impl Registry {
         reason: &str,
     ) -> Result<bool> {
         retry("repairing a version", || async {
-            let mut tx = self.pool.begin().await.map_err(db("repairing a version"))?;
+            let mut conn = self.conn().await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn)
+                .await
+                .map_err(db("repairing a version"))?;
             // Lock the version's row first (module doc of `registry`), then look.
             sqlx::query("UPDATE versions SET model = model WHERE id = $1")
                 .bind(id)
