@@ -200,6 +200,12 @@ pub struct Pipeline<'a> {
     pub plan: Vec<PlanEntry>,
     /// Computes every key from the config, the data facts and what was recorded so far.
     planner: Planner,
+    /// The tags and their versions, read once at the walk's start: the baseline
+    /// (`monitor.baseline`) and drift's reference (`production`) come from this one read.
+    tagged: Vec<(String, crate::registry::Version)>,
+    /// What conclude registered and left tagged ([`Mode::Run`]): the `done` event says it
+    /// without reading the registry again.
+    concluded: Option<steps::conclude::Concluded>,
 }
 
 /// One line of `status` / `run --dry-run`.
@@ -253,6 +259,8 @@ impl<'a> Pipeline<'a> {
             planning_stopped: false,
             plan: Vec::new(),
             planner,
+            tagged: Vec::new(),
+            concluded: None,
         }
     }
 
@@ -632,7 +640,7 @@ impl<'a> Pipeline<'a> {
             }
         }
         let drift = if step == Step::Confirm {
-            self.drift_reference().await
+            self.drift_reference()
         } else {
             None
         };
@@ -722,17 +730,27 @@ impl<'a> Pipeline<'a> {
             h2o_started: self.ctx.engine_started(),
             version: None,
             model: None,
-            tags: match self.ctx.registry().await {
-                Ok(registry) => registry.tags().await.unwrap_or_default(),
-                Err(_) => Default::default(),
-            },
+            tags: Default::default(),
         };
-        if let Outcome::Ok { version: Some(v) } = &outcome {
-            let registry = self.ctx.registry().await?;
-            if let Ok(Some(version)) = registry.get(v).await {
-                done.model = Some(version.model.clone());
+        let concluded = self.concluded.take();
+        match (&outcome, concluded) {
+            (Outcome::Ok { version: Some(v) }, Some(c)) if c.id == *v => {
+                done.tags = c.tags;
+                done.model = Some(c.model);
+                done.version = Some(c.id);
             }
-            done.version = Some(v.clone());
+            (outcome, _) => {
+                if let Ok(registry) = self.ctx.registry().await {
+                    done.tags = registry.tags().await.unwrap_or_default();
+                }
+                if let Outcome::Ok { version: Some(v) } = outcome {
+                    let registry = self.ctx.registry().await?;
+                    if let Ok(Some(version)) = registry.get(v).await {
+                        done.model = Some(version.model.clone());
+                    }
+                    done.version = Some(v.clone());
+                }
+            }
         }
         // The lock records complete runs of the file's own inputs: not `--set`, not a partial run.
         let complete = self.opts.until.is_none()
@@ -802,11 +820,6 @@ impl<'a> Pipeline<'a> {
         self.ctx.strata = strata.map(|s| (source_digest.clone(), s));
         steps::define::check_columns(config, &profile)?;
         self.planner.set_data(source_digest.clone(), &profile);
-        let baseline = self.baseline_canonical().await;
-        self.planner.set_baseline(baseline);
-        let drift_reference = self.drift_reference().await;
-        self.planner
-            .set_drift_reference(drift_reference.as_ref().map(|r| r.train.clone()));
 
         // 1 define
         let define = step!(
@@ -879,6 +892,18 @@ impl<'a> Pipeline<'a> {
                 provided
             }
         };
+
+        // The registry is first needed here: the baseline enters monitor's key, drift's
+        // reference confirm's (the data steps ran while it was being opened).
+        if let Ok(registry) = self.ctx.registry().await {
+            self.tagged = registry.tagged().await.unwrap_or_default();
+        }
+        let baseline = self.tagged_version(&config.monitor.baseline);
+        self.planner
+            .set_baseline(baseline.map(|v| v.canonical.clone()));
+        let drift_reference = self.drift_reference();
+        self.planner
+            .set_drift_reference(drift_reference.as_ref().map(|r| r.train.clone()));
 
         // 4 confirm
         let confirm = step!(
@@ -970,7 +995,9 @@ impl<'a> Pipeline<'a> {
             // Replaying conclude registers the version in a registry that lacks it (a fresh CI
             // runner), repairs its bytes and the `models/` files; otherwise it changes nothing.
             Mode::Run => {
-                let version = steps::conclude::ensure(&mut self.ctx, &conclude, monitor).await?;
+                let concluded = steps::conclude::ensure(&mut self.ctx, &conclude, monitor).await?;
+                let version = concluded.id.clone();
+                self.concluded = Some(concluded);
                 Ok(Outcome::Ok {
                     version: Some(version),
                 })
@@ -1063,27 +1090,21 @@ impl<'a> Pipeline<'a> {
 
     /// The prepared training rows of the version tagged `production` (drift's reference), when
     /// drift is enabled and that version recorded them (`provenance.prepared_train`).
-    async fn drift_reference(&self) -> Option<steps::confirm::DriftReference> {
+    fn drift_reference(&self) -> Option<steps::confirm::DriftReference> {
         if !self.ctx.config.confirm.drift.enabled {
             return None;
         }
-        let registry = self.ctx.registry().await.ok()?;
-        let tags = registry.tags().await.ok()?;
-        let id = tags.get("production")?;
-        let version = registry.get(id).await.ok()??;
+        let version = self.tagged_version("production")?;
         let train = version.provenance["prepared_train"].as_str()?.to_string();
         Some(steps::confirm::DriftReference {
-            version: version.id,
+            version: version.id.clone(),
             train,
         })
     }
 
-    async fn baseline_canonical(&self) -> Option<String> {
-        let registry = self.ctx.registry().await.ok()?;
-        let tags = registry.tags().await.ok()?;
-        let id = tags.get(&self.ctx.config.monitor.baseline)?;
-        let version = registry.get(id).await.ok()??;
-        Some(version.canonical)
+    /// The version `tag` named at the walk's start (a registry that cannot be read has none).
+    fn tagged_version(&self, tag: &str) -> Option<&crate::registry::Version> {
+        self.tagged.iter().find(|(t, _)| t == tag).map(|(_, v)| v)
     }
 }
 

@@ -188,13 +188,21 @@ pub async fn sync(
     reg: &Registry,
     store: &Store,
     models: &Path,
-    _lock: &Lock,
+    lock: &Lock,
 ) -> Result<Vec<(Link, Outcome)>> {
+    Ok(sync_read(reg, store, models, lock).await?.1)
+}
+
+/// [`sync`], also returning every tag's link as it was read (before any rewrite).
+pub async fn sync_read(
+    reg: &Registry,
+    store: &Store,
+    models: &Path,
+    _lock: &Lock,
+) -> Result<(Vec<Link>, Vec<(Link, Outcome)>)> {
+    let all = links(reg, models).await?;
     let mut out = Vec::new();
-    for link in links(reg, models).await? {
-        if link.state == State::Fresh {
-            continue;
-        }
+    for link in all.iter().filter(|l| l.state != State::Fresh).cloned() {
         let written = store
             .read_verified(&link.model)
             .and_then(|bytes| write_atomic(&link.path, &bytes));
@@ -211,7 +219,34 @@ pub async fn sync(
         };
         out.push((link, outcome));
     }
-    Ok(out)
+    Ok((all, out))
+}
+
+/// For a command that moved no tag (a replayed conclude): every tag's file made to hold its
+/// version's bytes, as [`sync`] does, but the files are first checked as [`check`] does (under
+/// the shared lock, creating nothing), and only when one is not fresh is the exclusive lock
+/// taken and [`sync`] run (which checks again under it). So a no-op run writes nothing in
+/// `models/`. Returns every tag's link as read, and what was changed.
+pub async fn repair(
+    reg: &Registry,
+    store: &Store,
+    models: &Path,
+    printer: &Printer,
+) -> Result<(Vec<Link>, Vec<(Link, Outcome)>), anyhow::Error> {
+    let checked = check(reg, models).await?;
+    if checked.iter().all(|l| l.state == State::Fresh) {
+        return Ok((checked, Vec::new()));
+    }
+    let lock = lock_for(models, printer)?;
+    Ok(sync_read(reg, store, models, &lock).await?)
+}
+
+/// Every tag of `links`, with the version it names.
+pub fn tags_of(links: &[Link]) -> std::collections::BTreeMap<String, String> {
+    links
+        .iter()
+        .map(|l| (l.tag.clone(), l.version.clone()))
+        .collect()
 }
 
 /// Prints what [`sync`] did: files of the tags in `moved` were expected to change and are not

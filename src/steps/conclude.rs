@@ -192,9 +192,19 @@ fn holdout_plot(
     Ok(plots::holdout(&task, &actual, &predictions)?)
 }
 
+/// The version a run concluded, and every tag as conclude left them.
+pub struct Concluded {
+    pub id: String,
+    /// blake3 of its MOJO.
+    pub model: String,
+    /// Tag → version id.
+    pub tags: BTreeMap<String, String>,
+}
+
 /// Makes sure the registry holds the concluded version, that its bytes are in the store, and
 /// that every `models/<tag>.zip` holds its tag's version ([`links::sync`], under the lock of
-/// `models/` taken before any tag moves). Returns the version id. [`Mode::Run`] only.
+/// `models/` taken before any tag moves; a replay that moves no tag takes it only to rewrite a
+/// file, [`links::repair`]). [`Mode::Run`] only.
 ///
 /// [`Mode::Run`]: super::Mode::Run
 #[allow(
@@ -205,7 +215,7 @@ pub async fn ensure(
     ctx: &mut Ctx<'_>,
     conclude: &ActionEntry,
     monitor: &ActionEntry,
-) -> Result<String> {
+) -> Result<Concluded> {
     let r = &conclude.result;
     let canonical = r["canonical"]
         .as_str()
@@ -235,15 +245,19 @@ pub async fn ensure(
         }
     };
     crate::faultpoint::hit("conclude.after-register");
-    let lock = links::lock_for(&ctx.paths.models, ctx.printer)?;
     // A conclude killed between registering its version and moving its tags is finished by
     // the next run that concludes the same version: the tags it did not get to move, move now.
     let unfinished = match created {
         true => None,
         false => unfinished_conclude(registry, &version, ctx.known_run_id()).await?,
     };
+    let moves = created || unfinished.is_some();
+    let lock = match moves {
+        true => Some(links::lock_for(&ctx.paths.models, ctx.printer)?),
+        false => None,
+    };
     let mut moved = Vec::new();
-    if created || unfinished.is_some() {
+    if moves {
         let by = crate::registry::current_user();
         let baseline = &MonitorResult::read(&monitor.result)?.baseline;
         // An experiment's point registers its version and moves nothing (`exp promote` does).
@@ -301,7 +315,10 @@ pub async fn ensure(
         }
     }
     let unrepaired = repair(ctx, &version, conclude).await?;
-    let synced = links::sync(registry, ctx.store, &ctx.paths.models, &lock).await?;
+    let (tags, synced) = match &lock {
+        Some(lock) => links::sync_read(registry, ctx.store, &ctx.paths.models, lock).await?,
+        None => links::repair(registry, ctx.store, &ctx.paths.models, ctx.printer).await?,
+    };
     let moved_tags: Vec<&str> = moved.iter().map(String::as_str).collect();
     links::report(ctx.printer, &synced, &moved_tags);
     drop(lock);
@@ -343,7 +360,11 @@ pub async fn ensure(
             .hint("run `mlbuild run` again: execute rebuilds the MOJO now that the damaged blob is out of the store (or `mlbuild run --force execute`)")
             .into());
     }
-    Ok(version.id)
+    Ok(Concluded {
+        id: version.id,
+        model: version.model,
+        tags: links::tags_of(&tags),
+    })
 }
 
 /// The run that registered `version` when it ended before its conclude was done (`interrupted`:

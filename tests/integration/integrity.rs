@@ -470,4 +470,18 @@ fn a_stale_model_file_is_reported_by_readers_and_repaired_by_writers() {
     assert!(fresh());
     let run = p.mlbuild_offline(&["tags"]).ok();
     assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+    // A run that finds every file fresh writes nothing in `models/`, not even its lock.
+    std::fs::remove_file(p.file("models/.lock")).unwrap();
+    let modified = || {
+        std::fs::metadata(p.file("models/staging.zip"))
+            .unwrap()
+            .modified()
+            .unwrap()
+    };
+    let before = modified();
+    let run = p.mlbuild_offline(&["run"]).ok();
+    assert!(!run.stderr.contains("Repaired"), "{}", run.stderr);
+    assert!(!p.file("models/.lock").exists(), "a no-op run took the lock");
+    assert_eq!(modified(), before);
+    assert!(fresh());
 }
