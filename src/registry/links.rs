@@ -227,7 +227,7 @@ pub async fn sync_read(
 /// the shared lock, creating nothing), and only when one is not fresh is the exclusive lock
 /// taken and [`sync`] run (which checks again under it). So a no-op run writes nothing in
 /// `models/`. Returns every tag's link as read, and what was changed.
-pub async fn repair(
+pub async fn sync_if_stale(
     reg: &Registry,
     store: &Store,
     models: &Path,

@@ -1230,3 +1230,30 @@ async fn each_connection_has_all_its_settings() {
     assert_eq!(pragma(&reader, "busy_timeout").await, timeout);
     assert_eq!(pragma(&reader, "query_only").await, 1);
 }
+
+/// SQLite's connection is held between statements, not given back to the pool after each (the
+/// pool pings a returned connection: a round trip to SQLite's thread per statement), and it is
+/// closed with the registry: no `-wal` or `-shm` is left.
+#[tokio::test]
+async fn the_sqlite_connection_is_held_until_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let registry = Registry::open(&sqlite_url(&path)).await.unwrap();
+    registry.register(new_version(1)).await.unwrap();
+    registry.tags().await.unwrap();
+    assert_eq!(registry.pool.size(), 1);
+    assert_eq!(
+        registry.pool.num_idle(),
+        0,
+        "the connection went back to the pool"
+    );
+    assert!(registry.held.lock().await.is_some());
+    registry.close().await;
+    assert!(registry.held.lock().await.is_none());
+    for leftover in ["state.db-wal", "state.db-shm"] {
+        assert!(
+            !dir.path().join(leftover).exists(),
+            "{leftover} left behind"
+        );
+    }
+}

@@ -204,7 +204,7 @@ pub struct Concluded {
 /// Makes sure the registry holds the concluded version, that its bytes are in the store, and
 /// that every `models/<tag>.zip` holds its tag's version ([`links::sync`], under the lock of
 /// `models/` taken before any tag moves; a replay that moves no tag takes it only to rewrite a
-/// file, [`links::repair`]). [`Mode::Run`] only.
+/// file, [`links::sync_if_stale`]). [`Mode::Run`] only.
 ///
 /// [`Mode::Run`]: super::Mode::Run
 #[allow(
@@ -317,7 +317,7 @@ pub async fn ensure(
     let unrepaired = repair(ctx, &version, conclude).await?;
     let (tags, synced) = match &lock {
         Some(lock) => links::sync_read(registry, ctx.store, &ctx.paths.models, lock).await?,
-        None => links::repair(registry, ctx.store, &ctx.paths.models, ctx.printer).await?,
+        None => links::sync_if_stale(registry, ctx.store, &ctx.paths.models, ctx.printer).await?,
     };
     let moved_tags: Vec<&str> = moved.iter().map(String::as_str).collect();
     links::report(ctx.printer, &synced, &moved_tags);

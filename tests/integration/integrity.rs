@@ -481,7 +481,10 @@ fn a_stale_model_file_is_reported_by_readers_and_repaired_by_writers() {
     let before = modified();
     let run = p.mlbuild_offline(&["run"]).ok();
     assert!(!run.stderr.contains("Repaired"), "{}", run.stderr);
-    assert!(!p.file("models/.lock").exists(), "a no-op run took the lock");
+    assert!(
+        !p.file("models/.lock").exists(),
+        "a no-op run took the lock"
+    );
     assert_eq!(modified(), before);
     assert!(fresh());
 }
