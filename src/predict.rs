@@ -41,6 +41,8 @@ pub struct Scorer {
     sources: Vec<usize>,
     /// The user step whose rows the version was trained on (`provides`), when one was.
     provided_by: Option<String>,
+    /// The contribution columns written after the predictions (`predict --explain`), if any.
+    explained: Option<Vec<String>>,
 }
 
 /// Reusable per-thread buffers for [`Scorer::score`].
@@ -49,6 +51,7 @@ pub struct Scratch {
     stage: Vec<String>,
     prepared: Vec<String>,
     raw: Vec<f64>,
+    contributions: Vec<f64>,
 }
 
 /// A model picked by `--model`.
@@ -93,7 +96,27 @@ impl Scorer {
             required,
             sources,
             provided_by: None,
+            explained: None,
         })
+    }
+
+    /// Explains every row scored (`predict --explain`): its contributions follow its
+    /// prediction. A model whose algorithm cannot be explained is an error naming it.
+    pub fn explaining(mut self, explain: bool) -> Result<Scorer> {
+        if !explain {
+            return Ok(self);
+        }
+        match self.mojo.contribution_names() {
+            Ok(names) => self.explained = Some(names),
+            Err(algo) => {
+                return Err(Diagnostic::new(format!(
+                    "`--explain` cannot explain a {algo} model natively"
+                ))
+                .hint("explanations are computed for GBM, DRF and XRT models (TreeSHAP); drop `--explain` to score this one")
+                .into())
+            }
+        }
+        Ok(self)
     }
 
     /// Marks a version trained on the rows of a user step (`provided_by` in its provenance):
@@ -212,6 +235,7 @@ impl Scorer {
             stage,
             prepared,
             raw,
+            ..
         } = scratch;
         match &self.replay {
             Some(r) => {
@@ -409,8 +433,9 @@ pub fn predict_csv(scorer: &Scorer, input: &Path, out: impl Write) -> Result<Sum
         csv::ErrorKind::Io(io) => anyhow::Error::new(io).context("writing the predictions"),
         other => anyhow::anyhow!("writing the predictions: {other:?}"),
     };
-    w.write_record(scorer.mojo.output_names())
-        .map_err(write_err)?;
+    let mut names = scorer.mojo.output_names();
+    names.extend(scorer.explained.iter().flatten().cloned());
+    w.write_record(names).map_err(write_err)?;
     let classes = scorer
         .mojo
         .classes()
@@ -576,6 +601,15 @@ fn score_batch(
                 }
             }
             Prediction::Value(v) => field(&mut w, &mut number, v).map_err(fmt_err)?,
+        }
+        if scorer.explained.is_some() {
+            // The row as the model read it is still in the scratch buffer.
+            scorer
+                .mojo
+                .contributions(&scratch.raw, &mut scratch.contributions);
+            for &x in &scratch.contributions {
+                field(&mut w, &mut number, x).map_err(fmt_err)?;
+            }
         }
         w.write_record(None::<&[u8]>).map_err(fmt_err)?;
     }

@@ -196,6 +196,11 @@ pub enum Command {
         /// Write the predictions here, replacing it only once every row is scored (default: stdout)
         #[arg(short, long, value_name = "OUT.csv")]
         output: Option<PathBuf>,
+        /// Also explain each row: after the prediction columns, one TreeSHAP contribution per
+        /// model input and `BiasTerm`, adding up to the raw score (GBM's margin before the link,
+        /// DRF's and XRT's averaged probability); GBM, DRF and XRT only for now (exit 1 otherwise)
+        #[arg(long)]
+        explain: bool,
     },
     /// Serve a model over HTTP (POST /predict, GET /model, GET /health), following its tag;
     /// with MLBUILD_SERVE_TOKEN set, /predict and /model require `Authorization: Bearer TOKEN`

@@ -162,7 +162,8 @@ async fn dispatch(cli: Cli, printer: &Printer) -> Result<Exit> {
             model,
             input,
             output,
-        } => predict::predict(&dir, printer, &model, &input, output.as_deref()).await,
+            explain,
+        } => predict::predict(&dir, printer, &model, &input, output.as_deref(), explain).await,
         Command::Serve {
             model,
             host,

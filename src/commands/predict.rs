@@ -1,4 +1,5 @@
-//! `mlbuild predict MODEL INPUT [-o OUT]`: scores a CSV natively ([`crate::predict`]).
+//! `mlbuild predict MODEL INPUT [-o OUT] [--explain]`: scores (and explains) a CSV natively
+//! ([`crate::predict`]).
 
 use std::path::Path;
 
@@ -14,8 +15,9 @@ pub(crate) async fn predict(
     model: &str,
     input: &Path,
     output: Option<&Path>,
+    explain: bool,
 ) -> Result<Exit> {
-    let scorer = Scorer::open(dir, model).await?;
+    let scorer = Scorer::open(dir, model).await?.explaining(explain)?;
     let summary = match output {
         Some(path) => predict_to_file(&scorer, input, path)?,
         None => predict_csv(&scorer, input, std::io::stdout().lock())?,

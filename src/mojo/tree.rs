@@ -153,6 +153,9 @@ struct Forest {
     special: Vec<Special>,
     bits: Vec<u8>,
     view: View,
+    /// Per node, the training weight (cover) of its left and right branch, from the trees' aux
+    /// files (for TreeSHAP, [`shap`]); empty when a tree has none (MOJO 1.00).
+    weights: Vec<[f64; 2]>,
 }
 
 /// A tree's place in the forest: its root node, and how many steps reach its deepest leaf.
@@ -181,7 +184,63 @@ impl Forest {
                 columns: Vec::new(),
                 index: vec![u32::MAX; meta.nfeatures],
             },
+            weights: Vec::new(),
         }
+    }
+
+    /// Reads a tree's aux file (`trees/tCC_GGG_aux.bin`: 40 bytes per split node, `nid`, a
+    /// reserved i32, `weightL`, `weightR`, `predL`, `predR`, `sqErrL`, `sqErrR` as f32, `nidL`,
+    /// `nidR`) and records each split's branch weights, matching nodes by walking the decoded
+    /// tree from the root (node id 0) along `nidL`/`nidR`, as genmodel's `computeTreeGraph` does.
+    fn attach_weights(&mut self, root: u32, aux: &[u8]) -> Result<(), String> {
+        let mut records = std::collections::HashMap::new();
+        let mut r = Reader::new(aux, || "aux bytes end early".to_string());
+        while r.remaining() > 0 {
+            let nid = r.i32()?;
+            let _reserved = r.i32()?;
+            let wl = r.f32()?;
+            let wr = r.f32()?;
+            r.take(16)?;
+            let (nl, nr) = (r.i32()?, r.i32()?);
+            records.insert(nid, ([f64::from(wl), f64::from(wr)], nl, nr));
+        }
+        self.weights.resize(self.nodes.len(), [0.0; 2]);
+        let mut stack = vec![(root, 0i32)];
+        while let Some((node, nid)) = stack.pop() {
+            let Some([left, right]) = self.children_of(node) else {
+                continue;
+            };
+            let &(w, nl, nr) = records
+                .get(&nid)
+                .ok_or_else(|| format!("no aux record for node {nid}"))?;
+            if !w.iter().all(|w| w.is_finite() && *w >= 0.0) {
+                return Err(format!("node {nid} has weights {w:?}"));
+            }
+            self.weights[node as usize] = w;
+            stack.push((left, nl));
+            stack.push((right, nr));
+        }
+        Ok(())
+    }
+
+    /// A split node's children (left, right); `None` for a leaf.
+    fn children_of(&self, node: u32) -> Option<[u32; 2]> {
+        let children = self.nodes[node as usize].children;
+        (children[0] != node).then_some(children)
+    }
+
+    /// The model column a split node tests.
+    fn column_of(&self, node: u32) -> usize {
+        let n = &self.nodes[node as usize];
+        match n.slot {
+            SPECIAL => self.special[n.payload as usize].col as usize,
+            slot => self.view.columns[slot as usize / 3] as usize,
+        }
+    }
+
+    /// Whether `row` goes right at split node `node` (genmodel's test, as [`Forest::step`]).
+    fn goes_right(&self, node: u32, view: &[f32], row: &[f64]) -> bool {
+        self.step(node, view, row) == self.nodes[node as usize].children[1]
     }
 
     /// Decodes one tree file into the forest.
@@ -393,6 +452,8 @@ impl Forest {
     }
 }
 
+mod shap;
+
 const NA_VS_REST: u8 = 1;
 const NA_LEFT: u8 = 2;
 const LEFT: u8 = 4;
@@ -533,6 +594,7 @@ impl TreeModel {
             }
         };
         let mut forest = Forest::new(meta);
+        let mut unweighed = false;
         let mut classes = Vec::with_capacity(per_group);
         for class in 0..per_group {
             let mut trees = Vec::with_capacity(groups);
@@ -542,6 +604,15 @@ impl TreeModel {
                     let tree = forest
                         .decode(archive.get(&name)?, meta)
                         .map_err(|e| MojoError::Format(format!("`{name}`: {e}")))?;
+                    // Node weights are for explanations only: a tree without them (or with
+                    // unreadable ones) still scores, and the model cannot be explained.
+                    let aux = format!("{dir}trees/t{class:02}_{group:03}_aux.bin");
+                    let weighed = archive.exists(&aux)
+                        && match archive.get(&aux) {
+                            Ok(bytes) => forest.attach_weights(tree.root, bytes).is_ok(),
+                            Err(_) => false,
+                        };
+                    unweighed |= !weighed;
                     trees.push(tree);
                 }
             }
@@ -550,6 +621,11 @@ impl TreeModel {
                 depth: chunk.iter().map(|t| t.depth).max().unwrap_or(0),
             });
             classes.push(blocks.collect());
+        }
+        if unweighed {
+            forest.weights = Vec::new();
+        } else {
+            forest.weights.resize(forest.nodes.len(), [0.0; 2]);
         }
         Ok(TreeModel {
             kind,
@@ -977,6 +1053,7 @@ mod tests {
                         columns: Vec::new(),
                         index: vec![u32::MAX],
                     },
+                    weights: Vec::new(),
                 };
                 let slot = forest.view.slot(0, u32::from(na_right));
                 forest.nodes.push(Node {

@@ -18,6 +18,7 @@ mod card_plots;
 mod cli_errors;
 mod cluster;
 mod cold_start;
+mod contributions;
 mod data_path;
 mod deploy;
 mod engine_cancel;

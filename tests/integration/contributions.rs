@@ -1,0 +1,140 @@
+//! `predict --explain`: TreeSHAP contributions after the predictions, on the fixture MOJOs
+//! (no H2O needed). Each row's contributions add up to the model's raw score, which the
+//! prediction columns give back: GBM's margin (the logit of `p1` for bernoulli, the value for
+//! gaussian), the averaged probability of DRF and XRT.
+
+use std::process::Command;
+
+use crate::support::{repo_root, BIN};
+
+/// `mlbuild predict --model FIXTURE.zip INPUT.csv [--explain]`: the exit code, stdout's rows
+/// (header first) and stderr.
+fn predict(fixture: &str, data: &str, explain: bool) -> (i32, Vec<Vec<String>>, String) {
+    let dir = repo_root().join("tests/fixtures/mojo");
+    let mut cmd = Command::new(BIN);
+    cmd.arg("predict")
+        .arg("--model")
+        .arg(dir.join(format!("{fixture}.zip")))
+        .arg(dir.join(format!("{data}.in.csv")))
+        .env("MLBUILD_CONFIG", "")
+        .env("NO_COLOR", "1");
+    if explain {
+        cmd.arg("--explain");
+    }
+    let out = cmd.output().unwrap();
+    let rows = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    (out.status.code().unwrap_or(-1), rows, stderr)
+}
+
+fn num(s: &str) -> f64 {
+    s.parse()
+        .unwrap_or_else(|e| panic!("`{s}` is not a number: {e}"))
+}
+
+/// Checks the explained output of `fixture` against its plain output: same prediction columns,
+/// then the contribution columns `names` (a suffix of the header), whose sum per row is
+/// `raw(prediction fields)` within 1e-9.
+fn check(fixture: &str, data: &str, names: &[&str], raw: impl Fn(&[String]) -> f64) {
+    let (code, plain, err) = predict(fixture, data, false);
+    assert_eq!(code, 0, "{err}");
+    let (code, explained, err) = predict(fixture, data, true);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(plain.len(), explained.len(), "{fixture}: rows");
+    let width = plain[0].len();
+    assert_eq!(
+        explained[0][..width],
+        plain[0][..],
+        "{fixture}: prediction header"
+    );
+    assert_eq!(
+        &explained[0][width..],
+        names,
+        "{fixture}: contribution header"
+    );
+    let mut worst = 0f64;
+    for (p, e) in plain[1..].iter().zip(&explained[1..]) {
+        assert_eq!(e[..width], p[..], "{fixture}: the predictions changed");
+        let sum: f64 = e[width..].iter().map(|s| num(s)).sum();
+        let want = raw(p);
+        worst = worst.max((sum - want).abs());
+        assert!(
+            (sum - want).abs() <= 1e-9,
+            "{fixture}: {sum} vs raw score {want} in {e:?}"
+        );
+    }
+    eprintln!(
+        "{fixture}: {} rows, worst |sum - raw| {worst:e}",
+        plain.len() - 1
+    );
+}
+
+/// The prostate models' inputs: the binomial ones predict CAPSULE, the regressions AGE.
+const BINOMIAL: [&str; 8] = [
+    "AGE", "RACE", "DPROS", "DCAPS", "PSA", "VOL", "GLEASON", "BiasTerm",
+];
+const REGRESSION: [&str; 8] = [
+    "CAPSULE", "RACE", "DPROS", "DCAPS", "PSA", "VOL", "GLEASON", "BiasTerm",
+];
+
+#[test]
+fn a_gbm_explains_its_margin() {
+    // p1 = 1 / (1 + e^-f): f = ln(p1 / p0).
+    check("gbm_bin", "prostate", &BINOMIAL, |p| {
+        (num(&p[2]) / num(&p[1])).ln()
+    });
+    check("gbm_reg", "prostate", &REGRESSION, |p| num(&p[0]));
+}
+
+#[test]
+fn a_random_forest_explains_its_averaged_probability() {
+    check("drf_bin", "prostate", &BINOMIAL, |p| num(&p[2]));
+    check("xrt_reg", "prostate", &REGRESSION, |p| num(&p[0]));
+}
+
+#[test]
+fn a_multinomial_gbm_explains_each_class_under_its_name() {
+    let (code, rows, err) = predict("gbm_multi", "iris", true);
+    assert_eq!(code, 0, "{err}");
+    let header = &rows[0];
+    let classes = &header[1..4];
+    let features = [
+        "Sepal.Length",
+        "Sepal.Width",
+        "Petal.Length",
+        "Petal.Width",
+        "BiasTerm",
+    ];
+    let want: Vec<String> = classes
+        .iter()
+        .flat_map(|c| features.iter().map(move |f| format!("{c}.{f}")))
+        .collect();
+    assert_eq!(header[4..], want[..]);
+    // Each class's probability is the softmax of its raw scores.
+    for row in &rows[1..] {
+        let raws: Vec<f64> = row[4..]
+            .chunks(features.len())
+            .map(|c| c.iter().map(|s| num(s)).sum())
+            .collect();
+        let total: f64 = raws.iter().map(|r| r.exp()).sum();
+        for (p, r) in row[1..4].iter().zip(&raws) {
+            assert!((num(p) - r.exp() / total).abs() < 1e-12, "{row:?}");
+        }
+    }
+}
+
+#[test]
+fn a_model_that_cannot_be_explained_is_refused_by_name() {
+    let (code, rows, err) = predict("glm_bin", "prostate", true);
+    assert_eq!(code, 1, "{err}");
+    assert!(rows.is_empty(), "{rows:?}");
+    assert!(
+        err.contains("`--explain` cannot explain a glm model natively"),
+        "{err}"
+    );
+    assert!(err.contains("hint: "), "{err}");
+}
