@@ -225,6 +225,14 @@ impl Scorer {
         Ok(fields)
     }
 
+    /// The contributions of the row [`Scorer::score`] scored last with `scratch` (the row as
+    /// the model read it is still there), in [`Mojo::contribution_names`] order.
+    pub fn contributions<'s>(&self, scratch: &'s mut Scratch) -> &'s [f64] {
+        self.mojo
+            .contributions(&scratch.raw, &mut scratch.contributions);
+        &scratch.contributions
+    }
+
     /// Scores one row given in [`Scorer::inputs`] order (`""` for an absent field).
     pub fn score<S: AsRef<str>>(
         &self,
@@ -603,11 +611,7 @@ fn score_batch(
             Prediction::Value(v) => field(&mut w, &mut number, v).map_err(fmt_err)?,
         }
         if scorer.explained.is_some() {
-            // The row as the model read it is still in the scratch buffer.
-            scorer
-                .mojo
-                .contributions(&scratch.raw, &mut scratch.contributions);
-            for &x in &scratch.contributions {
+            for &x in scorer.contributions(scratch) {
                 field(&mut w, &mut number, x).map_err(fmt_err)?;
             }
         }

@@ -202,8 +202,8 @@ pub enum Command {
         #[arg(long)]
         explain: bool,
     },
-    /// Serve a model over HTTP (POST /predict, GET /model, GET /health), following its tag;
-    /// with MLBUILD_SERVE_TOKEN set, /predict and /model require `Authorization: Bearer TOKEN`
+    /// Serve a model over HTTP (POST /predict[?explain=true&top=K], GET /model, GET /health),
+    /// following its tag; with MLBUILD_SERVE_TOKEN set, /predict and /model require `Authorization: Bearer TOKEN`
     Serve {
         /// A tag (followed: a moved tag is swapped in), a version id, or a MOJO file
         #[arg(long, value_name = "TAG")]

@@ -38,6 +38,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::RawQuery;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -368,10 +369,96 @@ async fn model_route(State(state): State<Arc<AppState>>) -> Response {
     .into_response()
 }
 
+/// `POST /predict`'s query: `explain=true` adds each row's contributions, `top=K` keeps the K
+/// largest by magnitude.
+#[derive(Debug, Default, PartialEq)]
+struct Explain {
+    on: bool,
+    top: Option<usize>,
+}
+
+impl Explain {
+    fn parse(query: Option<&str>) -> Result<Explain, String> {
+        let mut explain = Explain::default();
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "explain" => {
+                    explain.on = match value {
+                        "true" | "1" | "" => true,
+                        "false" | "0" => false,
+                        other => {
+                            return Err(format!(
+                                "`explain={other}`: expected `true` or `false`"
+                            ))
+                        }
+                    }
+                }
+                "top" => match value.parse::<usize>() {
+                    Ok(k) if k > 0 => explain.top = Some(k),
+                    _ => return Err(format!("`top={value}`: expected a whole number above 0")),
+                },
+                other => {
+                    return Err(format!(
+                        "unknown query parameter `{other}`: `/predict` takes `explain=true` and `top=K`"
+                    ))
+                }
+            }
+        }
+        if explain.top.is_some() && !explain.on {
+            return Err("`top` needs `explain=true`".into());
+        }
+        Ok(explain)
+    }
+
+    /// One row's contributions (in `names` order) as the answer shows them: per explained
+    /// class, `{"bias": …, "features": [{"name", "value"}, …]}`, the features by magnitude,
+    /// largest first (`top` of them); a model with several classes explained gives an object of
+    /// those by class.
+    fn render(&self, names: &[String], values: &[f64], classes: &[String]) -> JsonValue {
+        let set = |names: &[String], values: &[f64], prefix: usize| {
+            let n = values.len() - 1;
+            let mut features: Vec<(&str, f64)> = names[..n]
+                .iter()
+                .map(|name| &name[prefix..])
+                .zip(values[..n].iter().copied())
+                .collect();
+            features.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+            features.truncate(self.top.unwrap_or(n));
+            let features: Vec<JsonValue> = features
+                .into_iter()
+                .map(|(name, value)| json!({ "name": name, "value": value }))
+                .collect();
+            json!({ "bias": values[n], "features": features })
+        };
+        let per_set = names
+            .iter()
+            .filter(|n| n.ends_with("BiasTerm"))
+            .count()
+            .max(1);
+        if per_set == 1 {
+            return set(names, values, 0);
+        }
+        let width = names.len() / per_set;
+        let sets: serde_json::Map<String, JsonValue> = names
+            .chunks(width)
+            .zip(values.chunks(width))
+            .zip(classes)
+            .map(|((n, v), class)| (class.clone(), set(n, v, class.len() + 1)))
+            .collect();
+        JsonValue::Object(sets)
+    }
+}
+
 async fn predict_route(
     State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let explain = match Explain::parse(query.as_deref()) {
+        Ok(e) => e,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
     let body = match body {
         Ok(b) => b,
         Err(e) => {
@@ -399,6 +486,16 @@ async fn predict_route(
     let current = state.current();
     let scorer = &current.scorer;
     let classes = scorer.mojo.classes().unwrap_or(&[]);
+    let names = match (explain.on, scorer.mojo.contribution_names()) {
+        (false, _) => Vec::new(),
+        (true, Ok(names)) => names,
+        (true, Err(algo)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("`explain=true`: a {algo} model cannot be explained natively (GBM, DRF and XRT can)"),
+            )
+        }
+    };
     let mut scratch = predict::Scratch::default();
     let mut out = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
@@ -410,8 +507,11 @@ async fn predict_route(
             Ok(p) => p,
             Err(e) => return error(StatusCode::BAD_REQUEST, format!("row {i}: {e}")),
         };
-        out.push(match p {
-            Prediction::Class { label, probabilities } => {
+        let mut answer = match p {
+            Prediction::Class {
+                label,
+                probabilities,
+            } => {
                 let probs: serde_json::Map<String, JsonValue> = classes
                     .iter()
                     .zip(&probabilities)
@@ -420,7 +520,12 @@ async fn predict_route(
                 json!({ "label": classes.get(label), "probabilities": probs, "version": current.version })
             }
             Prediction::Value(v) => json!({ "value": v, "version": current.version }),
-        });
+        };
+        if explain.on {
+            let values = scorer.contributions(&mut scratch);
+            answer["contributions"] = explain.render(&names, values, classes);
+        }
+        out.push(answer);
     }
     Json(json!({ "version": current.version, "predictions": out })).into_response()
 }

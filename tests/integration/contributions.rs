@@ -138,3 +138,123 @@ fn a_model_that_cannot_be_explained_is_refused_by_name() {
     );
     assert!(err.contains("hint: "), "{err}");
 }
+
+/// `serve --model FIXTURE.zip` on a free port.
+fn serve(fixture: &str) -> crate::support::Listening {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .arg("--model")
+        .arg(repo_root().join(format!("tests/fixtures/mojo/{fixture}.zip")))
+        .args(["--port", "0"])
+        .env("MLBUILD_CONFIG", "")
+        .env_remove("MLBUILD_SERVE_TOKEN")
+        .env("NO_COLOR", "1");
+    crate::support::listen(cmd)
+}
+
+/// POSTs `body` to `/predict?QUERY`: the status and the JSON answer.
+fn post(url: &str, query: &str, body: &str) -> (u16, serde_json::Value) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{url}/predict{query}"))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    })
+}
+
+#[test]
+fn serve_explains_rows_on_request_and_keeps_the_largest_with_top() {
+    let server = serve("gbm_bin");
+    let row =
+        r#"{"AGE": 65, "RACE": "1", "DPROS": 2, "DCAPS": 1, "PSA": 1.4, "VOL": 0, "GLEASON": 6}"#;
+    let (status, plain) = post(&server.url, "", row);
+    assert_eq!(status, 200, "{plain}");
+    assert!(plain["predictions"][0].get("contributions").is_none());
+
+    let (status, all) = post(&server.url, "?explain=true", row);
+    assert_eq!(status, 200, "{all}");
+    let answer = &all["predictions"][0];
+    assert_eq!(
+        answer["probabilities"],
+        plain["predictions"][0]["probabilities"]
+    );
+    let explained = &answer["contributions"];
+    let features = explained["features"].as_array().unwrap();
+    assert_eq!(features.len(), 7, "{explained}");
+    // Largest magnitude first; with the bias they add up to the margin, ln(p1 / p0).
+    let values: Vec<f64> = features
+        .iter()
+        .map(|f| f["value"].as_f64().unwrap())
+        .collect();
+    assert!(
+        values.windows(2).all(|w| w[0].abs() >= w[1].abs()),
+        "{values:?}"
+    );
+    let p = &answer["probabilities"];
+    let margin = (p["1"].as_f64().unwrap() / p["0"].as_f64().unwrap()).ln();
+    let sum: f64 = values.iter().sum::<f64>() + explained["bias"].as_f64().unwrap();
+    assert!((sum - margin).abs() < 1e-9, "{sum} vs {margin}");
+
+    let (status, top) = post(&server.url, "?explain=true&top=2", row);
+    assert_eq!(status, 200, "{top}");
+    let kept = &top["predictions"][0]["contributions"];
+    assert_eq!(kept["features"].as_array().unwrap()[..], features[..2]);
+    assert_eq!(kept["bias"], explained["bias"]);
+
+    for (query, says) in [
+        (
+            "?explain=perhaps",
+            "`explain=perhaps`: expected `true` or `false`",
+        ),
+        (
+            "?explain=true&top=0",
+            "`top=0`: expected a whole number above 0",
+        ),
+        ("?top=2", "`top` needs `explain=true`"),
+        ("?explain=true&why=1", "unknown query parameter `why`"),
+    ] {
+        let (status, answer) = post(&server.url, query, row);
+        assert_eq!(status, 400, "{query}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(says),
+            "{query}: {answer}"
+        );
+    }
+}
+
+#[test]
+fn serve_explains_each_class_of_a_multinomial_model_and_refuses_what_it_cannot_explain() {
+    let server = serve("gbm_multi");
+    let row =
+        r#"{"Sepal.Length": 5.1, "Sepal.Width": 3.5, "Petal.Length": 1.4, "Petal.Width": 0.2}"#;
+    let (status, answer) = post(&server.url, "?explain=true", row);
+    assert_eq!(status, 200, "{answer}");
+    let by_class = answer["predictions"][0]["contributions"]
+        .as_object()
+        .unwrap();
+    let classes: Vec<&str> = by_class.keys().map(String::as_str).collect();
+    assert_eq!(
+        classes,
+        ["Iris-setosa", "Iris-versicolor", "Iris-virginica"]
+    );
+    for set in by_class.values() {
+        assert_eq!(set["features"].as_array().unwrap().len(), 4, "{set}");
+    }
+    drop(server);
+
+    let server = serve("glm_bin");
+    let (status, answer) = post(&server.url, "?explain=true", r#"{"AGE": 65}"#);
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("a glm model cannot be explained"),
+        "{answer}"
+    );
+}
