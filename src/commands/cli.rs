@@ -196,9 +196,10 @@ pub enum Command {
         /// Write the predictions here, replacing it only once every row is scored (default: stdout)
         #[arg(short, long, value_name = "OUT.csv")]
         output: Option<PathBuf>,
-        /// Also explain each row: after the prediction columns, one TreeSHAP contribution per
-        /// model input and `BiasTerm`, adding up to the raw score (GBM's margin before the link,
-        /// DRF's and XRT's averaged probability); GBM, DRF and XRT only for now (exit 1 otherwise)
+        /// Also explain each row: after the prediction columns, one contribution per model input
+        /// and `BiasTerm`, adding up to the raw score (GBM's and GLM's margin before the link,
+        /// DRF's and XRT's averaged probability); TreeSHAP for GBM, DRF and XRT, exact for GLM;
+        /// other algorithms are refused (exit 1)
         #[arg(long)]
         explain: bool,
     },

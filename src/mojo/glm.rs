@@ -126,26 +126,81 @@ impl Glm {
     /// an integer (NaN without mean imputation) makes genmodel throw; here it adds nothing.
     fn categorical_terms(&self, row: &[f64], base: usize, mut eta: f64) -> f64 {
         for i in 0..self.cats {
-            let x = self.value(row, i);
-            if x.is_nan() || x.fract() != 0.0 {
-                continue;
-            }
-            let level = if self.use_all_levels {
-                x as i64
-            } else if x != 0.0 {
-                x as i64 - 1
-            } else {
-                continue;
-            };
-            // `x` is any double (a level index, or whatever a numeric column holds).
-            let Some(idx) = level.checked_add(self.cat_offsets[i] as i64) else {
-                continue;
-            };
-            if idx >= 0 && (idx as usize) < self.cat_offsets[i + 1] {
-                eta += self.beta[idx as usize + base];
+            if let Some(term) = self.categorical_term(i, self.value(row, i), base) {
+                eta += term;
             }
         }
         eta
+    }
+
+    /// The coefficient categorical column `i` adds at level `x` in class block `base`: none for
+    /// the reference level (without `use_all_factor_levels`), a level outside the column's
+    /// one-hot range, or a value that is not a level.
+    fn categorical_term(&self, i: usize, x: f64, base: usize) -> Option<f64> {
+        if x.is_nan() || x.fract() != 0.0 {
+            return None;
+        }
+        let level = if self.use_all_levels {
+            x as i64
+        } else if x != 0.0 {
+            x as i64 - 1
+        } else {
+            return None;
+        };
+        // `x` is any double (a level index, or whatever a numeric column holds).
+        let idx = level.checked_add(self.cat_offsets[i] as i64)?;
+        (idx >= 0 && (idx as usize) < self.cat_offsets[i + 1])
+            .then(|| self.beta[idx as usize + base])
+    }
+
+    /// Why this GLM cannot be explained, if it cannot: its contributions are measured from the
+    /// training means and modes, which a MOJO keeps only with mean imputation.
+    pub(crate) fn unexplainable(&self) -> Option<&'static str> {
+        (!self.mean_imputation).then_some(
+            "its MOJO keeps no column means (`missing_values_handling` was not MeanImputation)",
+        )
+    }
+
+    /// How many classes are explained: one per class for multinomial, else one.
+    pub(crate) fn explained_sets(&self, meta: &Meta) -> usize {
+        match meta.category {
+            Category::Multinomial => meta.nclasses,
+            _ => 1,
+        }
+    }
+
+    /// Each explained class's contributions for `row`: per column, its term of the linear
+    /// predictor `eta` minus the term at the training reference (a numeric's mean, a
+    /// categorical's mode level), then the bias (the intercept plus the reference's terms), so
+    /// that they add up to `eta` (the raw score, before the link or the softmax). A missing
+    /// value is imputed as scoring does, so it contributes 0. Exact for a linear model.
+    pub(crate) fn contributions(&self, meta: &Meta, row: &[f64]) -> Option<Vec<Vec<f64>>> {
+        if self.unexplainable().is_some() {
+            return None;
+        }
+        let noff = self.cat_offsets[self.cats];
+        let sets = (0..self.explained_sets(meta))
+            .map(|c| {
+                let base = c * self.p;
+                let mut phi = Vec::with_capacity(meta.nfeatures + 1);
+                let mut bias = self.beta[base + self.p - 1];
+                for i in 0..self.cats {
+                    let at = |x| self.categorical_term(i, x, base).unwrap_or(0.0);
+                    let reference = at(self.cat_modes[i]);
+                    phi.push(at(self.value(row, i)) - reference);
+                    bias += reference;
+                }
+                for j in 0..self.nums {
+                    let beta = self.beta[base + noff + j];
+                    let mean = self.num_means[j];
+                    phi.push(beta * (self.value(row, self.cats + j) - mean));
+                    bias += beta * mean;
+                }
+                phi.push(bias);
+                phi
+            })
+            .collect();
+        Some(sets)
     }
 
     pub fn score0(&self, meta: &Meta, row: &[f64], preds: &mut [f64]) {

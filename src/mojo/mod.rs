@@ -348,29 +348,32 @@ impl Mojo {
     /// The columns of [`Mojo::contributions`]: one per input column, then `BiasTerm`; for a
     /// model that explains several classes (multinomial, DRF with `binomial_double_trees`),
     /// that set per class, each name prefixed by the class and a dot (`setosa.petal_len`).
-    /// `Err` names the algorithm when this model cannot be explained natively (yet: only
-    /// GBM, DRF and XRT with their trees' node weights, MOJO 1.10 and later).
+    /// `Err` names the algorithm when this model cannot be explained natively (yet: GBM, DRF
+    /// and XRT with their trees' node weights, MOJO 1.10 and later; GLM with mean imputation).
     pub fn contribution_names(&self) -> Result<Vec<String>, String> {
         let meta = &self.model.meta;
         let sets = match &self.model.scorer {
-            model::Scorer::Tree(t) if t.explainable() => t.explained_classes(),
+            model::Scorer::Tree(t) if t.explainable() => t.explained_classes().len(),
             model::Scorer::Tree(_) => {
                 return Err(format!(
                     "{} (this MOJO, version {}, has no node weights for its trees)",
                     meta.algo, meta.mojo_version
                 ))
             }
+            model::Scorer::Glm(g) => match g.unexplainable() {
+                None => g.explained_sets(meta),
+                Some(why) => return Err(format!("{} ({why})", meta.algo)),
+            },
             _ => return Err(meta.algo.clone()),
         };
         let mut set: Vec<String> = meta.features().to_vec();
         set.push("BiasTerm".to_string());
-        if sets.len() == 1 {
+        if sets == 1 {
             return Ok(set);
         }
         let classes = meta.classes().unwrap_or_default();
-        Ok(sets
-            .iter()
-            .flat_map(|&c| {
+        Ok((0..sets)
+            .flat_map(|c| {
                 let class = classes.get(c).map_or_else(|| c.to_string(), String::clone);
                 set.iter().map(move |name| format!("{class}.{name}"))
             })
@@ -379,15 +382,18 @@ impl Mojo {
 
     /// The contributions of a row encoded by [`Mojo::encode`] or [`Binding::encode`], in the
     /// order of [`Mojo::contribution_names`], into `out`: per explained class, each input
-    /// column's TreeSHAP value, then the bias; they add up to the class's raw score (docs/
-    /// predict.md, "Explanations"). Leaves `out` empty when the model cannot be explained.
+    /// column's contribution (TreeSHAP for trees, exact for GLM), then the bias; they add up to
+    /// the class's raw score (docs/serve.md, "`--explain`"). Leaves `out` empty when the model
+    /// cannot be explained.
     pub fn contributions(&self, raw: &[f64], out: &mut Vec<f64>) {
         out.clear();
-        if let model::Scorer::Tree(t) = &self.model.scorer {
-            if let Some(sets) = t.contributions(&self.model.meta, raw) {
-                out.extend(sets.into_iter().flatten());
-            }
-        }
+        let meta = &self.model.meta;
+        let sets = match &self.model.scorer {
+            model::Scorer::Tree(t) => t.contributions(meta, raw),
+            model::Scorer::Glm(g) => g.contributions(meta, raw),
+            _ => None,
+        };
+        out.extend(sets.into_iter().flatten().flatten());
     }
 
     /// Scores many encoded rows (each `signature().len()` wide, laid out back to back).

@@ -97,43 +97,72 @@ fn a_random_forest_explains_its_averaged_probability() {
 }
 
 #[test]
-fn a_multinomial_gbm_explains_each_class_under_its_name() {
-    let (code, rows, err) = predict("gbm_multi", "iris", true);
-    assert_eq!(code, 0, "{err}");
-    let header = &rows[0];
-    let classes = &header[1..4];
-    let features = [
-        "Sepal.Length",
-        "Sepal.Width",
-        "Petal.Length",
-        "Petal.Width",
-        "BiasTerm",
-    ];
-    let want: Vec<String> = classes
-        .iter()
-        .flat_map(|c| features.iter().map(move |f| format!("{c}.{f}")))
-        .collect();
-    assert_eq!(header[4..], want[..]);
-    // Each class's probability is the softmax of its raw scores.
-    for row in &rows[1..] {
-        let raws: Vec<f64> = row[4..]
-            .chunks(features.len())
-            .map(|c| c.iter().map(|s| num(s)).sum())
+fn a_multinomial_model_explains_each_class_under_its_name() {
+    for fixture in ["gbm_multi", "glm_multi", "drf_multi"] {
+        let (code, rows, err) = predict(fixture, "iris", true);
+        assert_eq!(code, 0, "{err}");
+        let header = &rows[0];
+        let classes = &header[1..4];
+        let features = [
+            "Sepal.Length",
+            "Sepal.Width",
+            "Petal.Length",
+            "Petal.Width",
+            "BiasTerm",
+        ];
+        let want: Vec<String> = classes
+            .iter()
+            .flat_map(|c| features.iter().map(move |f| format!("{c}.{f}")))
             .collect();
-        let total: f64 = raws.iter().map(|r| r.exp()).sum();
-        for (p, r) in row[1..4].iter().zip(&raws) {
-            assert!((num(p) - r.exp() / total).abs() < 1e-12, "{row:?}");
+        assert_eq!(header[4..], want[..], "{fixture}");
+        for row in &rows[1..] {
+            let raws: Vec<f64> = row[4..]
+                .chunks(features.len())
+                .map(|c| c.iter().map(|s| num(s)).sum())
+                .collect();
+            // GBM and GLM: each class's probability is the softmax of the raw scores; DRF: the
+            // averaged votes over their total.
+            let probabilities: Vec<f64> = match fixture {
+                "drf_multi" => {
+                    let total: f64 = raws.iter().sum();
+                    raws.iter().map(|r| r / total).collect()
+                }
+                _ => {
+                    let total: f64 = raws.iter().map(|r| r.exp()).sum();
+                    raws.iter().map(|r| r.exp() / total).collect()
+                }
+            };
+            for (p, want) in row[1..4].iter().zip(&probabilities) {
+                assert!((num(p) - want).abs() < 1e-12, "{fixture}: {row:?}");
+            }
         }
     }
 }
 
 #[test]
+fn a_glm_explains_its_linear_predictor_exactly() {
+    // The GLM fixtures put the categorical columns first.
+    fn glm(names: [&'static str; 7]) -> Vec<&'static str> {
+        let mut v = names.to_vec();
+        v.push("BiasTerm");
+        v
+    }
+    let binomial = glm(["DPROS", "RACE", "DCAPS", "AGE", "PSA", "VOL", "GLEASON"]);
+    check("glm_bin", "prostate", &binomial, |p| {
+        (num(&p[2]) / num(&p[1])).ln()
+    });
+    let regression = glm(["DPROS", "RACE", "DCAPS", "CAPSULE", "PSA", "VOL", "GLEASON"]);
+    check("glm_reg", "prostate", &regression, |p| num(&p[0]));
+    check("glm_poisson", "prostate", &regression, |p| num(&p[0]).ln());
+}
+
+#[test]
 fn a_model_that_cannot_be_explained_is_refused_by_name() {
-    let (code, rows, err) = predict("glm_bin", "prostate", true);
+    let (code, rows, err) = predict("dl_bin", "prostate", true);
     assert_eq!(code, 1, "{err}");
     assert!(rows.is_empty(), "{rows:?}");
     assert!(
-        err.contains("`--explain` cannot explain a glm model natively"),
+        err.contains("`--explain` cannot explain a deeplearning model natively"),
         "{err}"
     );
     assert!(err.contains("hint: "), "{err}");
@@ -247,14 +276,14 @@ fn serve_explains_each_class_of_a_multinomial_model_and_refuses_what_it_cannot_e
     }
     drop(server);
 
-    let server = serve("glm_bin");
+    let server = serve("dl_bin");
     let (status, answer) = post(&server.url, "?explain=true", r#"{"AGE": 65}"#);
     assert_eq!(status, 400, "{answer}");
     assert!(
         answer["error"]
             .as_str()
             .unwrap()
-            .contains("a glm model cannot be explained"),
+            .contains("a deeplearning model cannot be explained"),
         "{answer}"
     );
 }
