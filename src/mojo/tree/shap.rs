@@ -425,6 +425,49 @@ mod tests {
         }
     }
 
+    /// Genmodel's `predictContributions` (f32) on the fixtures it answers for
+    /// (`scripts/mojo_contributions.sh`): ours agree within 1e-5 relative or 1e-6 absolute,
+    /// column for column, under the same names.
+    #[test]
+    fn contributions_agree_with_genmodels() {
+        for name in [
+            "gbm_bin",
+            "gbm_reg",
+            "gbm_syn",
+            "gbm_bin_balanced",
+            "gbm_poisson",
+        ] {
+            let (mojo, rows) = fixture(name);
+            let (model, meta) = tree_model(&mojo);
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mojo");
+            let text = std::fs::read_to_string(dir.join(format!("{name}.contrib.csv"))).unwrap();
+            let mut lines = text.lines();
+            let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+            assert_eq!(header, mojo.contribution_names().unwrap(), "{name}");
+            let (mut worst_abs, mut worst_rel) = (0f64, 0f64);
+            let mut compared = 0;
+            for (row, line) in rows.iter().zip(lines) {
+                let theirs: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+                let ours = &model.contributions(meta, row).unwrap()[0];
+                for (a, b) in ours.iter().zip(&theirs) {
+                    let abs = (a - b).abs();
+                    let rel = abs / b.abs().max(f64::MIN_POSITIVE);
+                    assert!(
+                        abs <= 1e-6 || rel <= 1e-5,
+                        "{name}: {ours:?}\n vs genmodel {theirs:?}"
+                    );
+                    worst_abs = worst_abs.max(abs);
+                    if abs > 1e-6 {
+                        worst_rel = worst_rel.max(rel);
+                    }
+                    compared += 1;
+                }
+            }
+            assert_eq!(compared, rows.len() * header.len(), "{name}");
+            eprintln!("{name}: {compared} values, worst |ours - genmodel| {worst_abs:e}, worst relative beyond 1e-6 {worst_rel:e}");
+        }
+    }
+
     #[test]
     fn a_path_that_splits_twice_on_a_feature_unwinds_it() {
         let mut path = vec![Element::default(); 4];
