@@ -112,7 +112,7 @@ impl Scorer {
                 return Err(Diagnostic::new(format!(
                     "`--explain` cannot explain a {algo} model natively"
                 ))
-                .hint("explanations are computed for GBM, DRF and XRT models (TreeSHAP) and GLMs trained with mean imputation; drop `--explain` to score this one")
+                .hint("explanations are computed for GBM, DRF, XRT and XGBoost models (TreeSHAP) and GLMs trained with mean imputation; drop `--explain` to score this one")
                 .into())
             }
         }

@@ -197,9 +197,9 @@ pub enum Command {
         #[arg(short, long, value_name = "OUT.csv")]
         output: Option<PathBuf>,
         /// Also explain each row: after the prediction columns, one contribution per model input
-        /// and `BiasTerm`, adding up to the raw score (GBM's and GLM's margin before the link,
-        /// DRF's and XRT's averaged probability); TreeSHAP for GBM, DRF and XRT, exact for GLM;
-        /// other algorithms are refused (exit 1)
+        /// and `BiasTerm`, adding up to the raw score (the margin before the link for GBM,
+        /// XGBoost and GLM, the averaged probability for DRF and XRT); TreeSHAP for the trees,
+        /// exact for GLM; Deep Learning and Stacked Ensembles are refused (exit 1)
         #[arg(long)]
         explain: bool,
     },

@@ -35,6 +35,7 @@ mod prediction;
 #[cfg(test)]
 mod properties;
 mod row;
+mod shap;
 mod tree;
 pub mod validate;
 mod xgboost;
@@ -352,8 +353,9 @@ impl Mojo {
     /// and XRT with their trees' node weights, MOJO 1.10 and later; GLM with mean imputation).
     pub fn contribution_names(&self) -> Result<Vec<String>, String> {
         let meta = &self.model.meta;
-        let sets = match &self.model.scorer {
-            model::Scorer::Tree(t) if t.explainable() => t.explained_classes().len(),
+        let features = || meta.features().to_vec();
+        let (sets, mut set) = match &self.model.scorer {
+            model::Scorer::Tree(t) if t.explainable() => (t.explained_classes().len(), features()),
             model::Scorer::Tree(_) => {
                 return Err(format!(
                     "{} (this MOJO, version {}, has no node weights for its trees)",
@@ -361,12 +363,15 @@ impl Mojo {
                 ))
             }
             model::Scorer::Glm(g) => match g.unexplainable() {
-                None => g.explained_sets(meta),
+                None => (g.explained_sets(meta), features()),
+                Some(why) => return Err(format!("{} ({why})", meta.algo)),
+            },
+            model::Scorer::XGBoost(x) => match x.unexplainable() {
+                None => (x.explained_sets(), x.feature_names(meta)),
                 Some(why) => return Err(format!("{} ({why})", meta.algo)),
             },
             _ => return Err(meta.algo.clone()),
         };
-        let mut set: Vec<String> = meta.features().to_vec();
         set.push("BiasTerm".to_string());
         if sets == 1 {
             return Ok(set);
@@ -391,6 +396,7 @@ impl Mojo {
         let sets = match &self.model.scorer {
             model::Scorer::Tree(t) => t.contributions(meta, raw),
             model::Scorer::Glm(g) => g.contributions(meta, raw),
+            model::Scorer::XGBoost(x) if x.unexplainable().is_none() => Some(x.contributions(raw)),
             _ => None,
         };
         out.extend(sets.into_iter().flatten().flatten());

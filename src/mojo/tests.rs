@@ -13,6 +13,66 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mojo")
 }
 
+/// A fixture MOJO and its input rows, encoded as the model reads them.
+pub(crate) fn encoded_fixture(name: &str) -> (Mojo, Vec<Vec<f64>>) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mojo");
+    let bytes = std::fs::read(dir.join(format!("{name}.zip"))).unwrap();
+    let mojo = Mojo::load(&bytes).unwrap();
+    let data = if name.contains("multi") {
+        "iris"
+    } else if name.contains("syn") {
+        "syn"
+    } else {
+        "prostate"
+    };
+    let text = std::fs::read_to_string(dir.join(format!("{data}.in.csv"))).unwrap();
+    let mut lines = text.lines().filter(|l| !l.is_empty());
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let binding = mojo.bind(&header).unwrap();
+    let rows = lines
+        .map(|l| {
+            let record: Vec<&str> = l.split(',').collect();
+            let mut raw = Vec::new();
+            binding.encode(&record, &mut raw).unwrap();
+            raw
+        })
+        .collect();
+    (mojo, rows)
+}
+
+/// Compares `ours(row)` (one set of contributions) with genmodel's `NAME.contrib.csv` for every
+/// row: the same names, each value within 1e-6 absolute or 1e-5 relative. Returns the worst
+/// absolute difference.
+pub(crate) fn agree_with_genmodels_contributions(
+    name: &str,
+    mojo: &Mojo,
+    rows: &[Vec<f64>],
+    ours: impl Fn(&[f64]) -> Vec<f64>,
+) -> f64 {
+    let text = std::fs::read_to_string(fixtures().join(format!("{name}.contrib.csv"))).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header, mojo.contribution_names().unwrap(), "{name}");
+    let mut worst = 0f64;
+    let mut compared = 0;
+    for (row, line) in rows.iter().zip(lines) {
+        let theirs: Vec<f64> = line.split(',').map(|v| v.parse().unwrap()).collect();
+        let ours = ours(row);
+        for (a, b) in ours.iter().zip(&theirs) {
+            let abs = (a - b).abs();
+            assert!(
+                abs <= 1e-6 || abs <= 1e-5 * b.abs(),
+                "{name}: {ours:?}\n vs genmodel {theirs:?}"
+            );
+            worst = worst.max(abs);
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, rows.len() * header.len(), "{name}");
+    eprintln!("{name}: {compared} values, worst |ours - genmodel| {worst:e}");
+    worst
+}
+
 fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut lines = text.lines().filter(|l| !l.is_empty());

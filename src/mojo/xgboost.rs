@@ -33,6 +33,8 @@ struct Node {
 #[derive(Debug)]
 struct RegTree {
     nodes: Vec<Node>,
+    /// Each node's cover (`sum_hess` in its stats): for explanations only.
+    cover: Vec<f32>,
 }
 
 impl RegTree {
@@ -58,6 +60,57 @@ impl RegTree {
             };
             i = next as usize;
         }
+    }
+}
+
+impl RegTree {
+    /// The most splits on a path from the root.
+    fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![(0usize, 0usize)];
+        while let Some((i, d)) = stack.pop() {
+            let n = &self.nodes[i];
+            if n.left == -1 {
+                deepest = deepest.max(d);
+            } else {
+                stack.push((n.left as usize, d + 1));
+                stack.push((n.right as usize, d + 1));
+            }
+        }
+        deepest
+    }
+}
+
+/// A tree bound to one row's features, for TreeSHAP.
+struct Bound<'a> {
+    tree: &'a RegTree,
+    x: &'a [f32],
+}
+
+impl crate::mojo::shap::Explained for Bound<'_> {
+    fn children(&self, node: u32) -> Option<[u32; 2]> {
+        let n = &self.tree.nodes[node as usize];
+        (n.left != -1).then_some([n.left as u32, n.right as u32])
+    }
+    fn cover(&self, node: u32) -> [f64; 2] {
+        let n = &self.tree.nodes[node as usize];
+        let cover = |i: i32| f64::from(self.tree.cover[i as usize]);
+        [cover(n.left), cover(n.right)]
+    }
+    fn feature(&self, node: u32) -> usize {
+        self.tree.nodes[node as usize].feature as usize
+    }
+    fn goes_right(&self, node: u32) -> bool {
+        let n = &self.tree.nodes[node as usize];
+        let v = self.x.get(n.feature as usize).copied().unwrap_or(f32::NAN);
+        if v.is_nan() {
+            !n.default_left
+        } else {
+            v >= n.value
+        }
+    }
+    fn leaf(&self, node: u32) -> f64 {
+        f64::from(self.tree.nodes[node as usize].value)
     }
 }
 
@@ -223,13 +276,19 @@ impl XGBoost {
                     value,
                 });
             }
-            r.take(16 * num_nodes.max(0) as usize)?; // node stats: not needed to score
+            // Node stats (loss_chg, sum_hess, base_weight, leaf_child_cnt): scoring needs none;
+            // explanations use sum_hess, the node's cover.
+            let mut cover = Vec::with_capacity(nodes.len());
+            for _ in 0..num_nodes.max(0) {
+                let stats = r.take(16)?;
+                cover.push(f32::from_le_bytes(stats[4..8].try_into().unwrap()));
+            }
             if !is_tree(&nodes) {
                 return Err(MojoError::Format(
                     "XGBoost: a tree's nodes point outside the tree or back into it".into(),
                 ));
             }
-            trees.push(RegTree { nodes });
+            trees.push(RegTree { nodes, cover });
         }
         let mut groups: Vec<Vec<RegTree>> = (0..num_groups).map(|_| Vec::new()).collect();
         for tree in trees {
@@ -255,6 +314,90 @@ impl XGBoost {
             bias_first: (major, minor) > (1, 2),
             objective,
         })
+    }
+
+    /// The names of the one-hot features, as genmodel names its contributions: per categorical
+    /// column `COL.LEVEL` for each level with a slot (all of them, or all but the first without
+    /// `use_all_factor_levels`) and `COL.missing(NA)`, then the numeric columns.
+    pub(crate) fn feature_names(&self, meta: &Meta) -> Vec<String> {
+        let mut names = Vec::with_capacity(self.cat_offsets[self.cats] + self.nums);
+        for i in 0..self.cats {
+            let column = &meta.columns[i];
+            let levels = meta.domains[i].as_deref().unwrap_or_default();
+            let slots = self.cat_offsets[i + 1] - self.cat_offsets[i];
+            let skip = usize::from(!self.use_all_levels);
+            for s in 0..slots {
+                names.push(match levels.get(s + skip) {
+                    Some(level) if s + 1 < slots => format!("{column}.{level}"),
+                    _ => format!("{column}.missing(NA)"),
+                });
+            }
+        }
+        names.extend(
+            meta.columns[self.cats..self.cats + self.nums]
+                .iter()
+                .cloned(),
+        );
+        names
+    }
+
+    /// Why this model cannot be explained, if it cannot: a split on a feature past the one-hot
+    /// width (scoring reads it as missing), or a cover that is not a finite weight.
+    pub(crate) fn unexplainable(&self) -> Option<&'static str> {
+        let width = self.cat_offsets[self.cats] + self.nums;
+        let trees = self.groups.iter().flatten();
+        for tree in trees {
+            let splits_inside = tree
+                .nodes
+                .iter()
+                .all(|n| n.left == -1 || (n.feature as usize) < width);
+            if !splits_inside {
+                return Some("a tree splits on a feature past the model's inputs");
+            }
+            if !tree.cover.iter().all(|c| c.is_finite() && *c >= 0.0) {
+                return Some("a tree's node covers are not weights");
+            }
+        }
+        None
+    }
+
+    /// How many output groups are explained: one per class for multinomial, else one.
+    pub(crate) fn explained_sets(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// TreeSHAP contributions of `row` per output group, over the one-hot features
+    /// ([`XGBoost::feature_names`]), then the bias; they add up to the margin before the
+    /// objective's transform, summed in f64 (scoring sums the leaves in f32, so the margin
+    /// the probability came from differs from it in the last f32 bits).
+    pub(crate) fn contributions(&self, row: &[f64]) -> Vec<Vec<f64>> {
+        let x = self.features(row);
+        self.groups
+            .iter()
+            .map(|trees| {
+                let mut phi = vec![0.0; x.len() + 1];
+                phi[x.len()] = f64::from(self.base_margin);
+                for tree in trees {
+                    let bound = Bound { tree, x: &x };
+                    let depth = tree.depth();
+                    crate::mojo::shap::tree_shap(&bound, 0, depth, &mut phi, 1.0);
+                }
+                phi
+            })
+            .collect()
+    }
+
+    /// The margin per output group, summed in f64: what [`XGBoost::contributions`] add up to.
+    #[cfg(test)]
+    pub(crate) fn margins(&self, row: &[f64]) -> Vec<f64> {
+        let x = self.features(row);
+        self.groups
+            .iter()
+            .map(|trees| {
+                trees.iter().map(|t| f64::from(t.leaf(&x))).sum::<f64>()
+                    + f64::from(self.base_margin)
+            })
+            .collect()
     }
 
     /// The f32 feature vector (`OneHotEncoderFactory.fromArray`).
@@ -326,6 +469,38 @@ impl XGBoost {
                 meta.finish_classification(row, preds);
             }
             Category::Regression => preds[0] = out[0] as f64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::mojo::model::Scorer;
+    use crate::mojo::tests::{agree_with_genmodels_contributions, encoded_fixture};
+
+    #[test]
+    fn contributions_add_up_to_the_margin_and_agree_with_genmodels() {
+        for name in ["xgb_bin", "xgb_reg", "xgb_syn", "xgb_multi"] {
+            let (mojo, rows) = encoded_fixture(name);
+            let Scorer::XGBoost(model) = &mojo.model.scorer else {
+                panic!("{name} is not an XGBoost model");
+            };
+            assert_eq!(model.unexplainable(), None, "{name}");
+            let mut worst = 0f64;
+            for row in &rows {
+                let sets = model.contributions(row);
+                for (phi, margin) in sets.iter().zip(model.margins(row)) {
+                    let sum: f64 = phi.iter().sum();
+                    worst = worst.max((sum - margin).abs());
+                    assert!((sum - margin).abs() <= 1e-9, "{name}: {sum} vs {margin}");
+                }
+            }
+            eprintln!("{name}: worst |sum - margin| {worst:e}");
+            if name != "xgb_multi" {
+                agree_with_genmodels_contributions(name, &mojo, &rows, |row| {
+                    model.contributions(row).remove(0)
+                });
+            }
         }
     }
 }

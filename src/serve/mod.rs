@@ -492,7 +492,7 @@ async fn predict_route(
         (true, Err(algo)) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("`explain=true`: a {algo} model cannot be explained natively (GBM, DRF, XRT and GLM can)"),
+                format!("`explain=true`: a {algo} model cannot be explained natively (GBM, DRF, XRT, XGBoost and GLM can)"),
             )
         }
     };

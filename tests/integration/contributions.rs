@@ -287,3 +287,21 @@ fn serve_explains_each_class_of_a_multinomial_model_and_refuses_what_it_cannot_e
         "{answer}"
     );
 }
+
+#[test]
+fn an_xgboost_model_explains_its_one_hot_inputs() {
+    let (code, rows, err) = predict("xgb_bin", "prostate", true);
+    assert_eq!(code, 0, "{err}");
+    // The names genmodel gives its contributions (`scripts/mojo_contributions.sh`).
+    let genmodel =
+        std::fs::read_to_string(repo_root().join("tests/fixtures/mojo/xgb_bin.contrib.csv"))
+            .unwrap();
+    let names: Vec<&str> = genmodel.lines().next().unwrap().split(',').collect();
+    assert_eq!(rows[0][3..], names[..]);
+    // The margin: the probability was computed from it in f32, so it comes back to ~1e-7.
+    for row in &rows[1..] {
+        let sum: f64 = row[3..].iter().map(|s| num(s)).sum();
+        let margin = (num(&row[2]) / num(&row[1])).ln();
+        assert!((sum - margin).abs() < 1e-5, "{sum} vs {margin}: {row:?}");
+    }
+}
