@@ -1,8 +1,9 @@
 //! Native single-thread scoring throughput, for `benches/mojo_bench.sh`: the same rows as the
 //! Java harness (benches/java/MojoBench.java), encoded once, scored PASSES times with
-//! `Mojo::score_encoded`; prints the best pass in rows/s.
+//! `Mojo::score_encoded`; prints the best pass in rows/s. With a 4th argument `contributions`
+//! (benches/shap_bench.sh), each row's contributions (`Mojo::contributions`) instead.
 //!
-//!   cargo bench --bench mojo_score -- M.zip DATA.csv PASSES
+//!   cargo bench --bench mojo_score -- M.zip DATA.csv PASSES [contributions]
 
 #![allow(
     clippy::print_stdout,
@@ -35,6 +36,26 @@ fn main() {
     }
     let width = mojo.signature().len();
     let n = rows.len() / width;
+    if args.get(4).is_some_and(|a| a == "contributions") {
+        let mut out = Vec::new();
+        let (mut best, mut sink) = (f64::MAX, 0.0);
+        for _ in 0..passes {
+            let mut pass = 0.0;
+            let t = Instant::now();
+            for r in rows.chunks_exact(width) {
+                mojo.contributions(r, &mut out);
+                pass += out[out.len() - 1] + out[0];
+            }
+            best = best.min(t.elapsed().as_secs_f64());
+            sink = pass;
+        }
+        println!(
+            "native contributions: {n} rows, best of {passes} passes {best:.4} s = {:.0} rows/s ({:.3} us/row) [sink {sink:.6}]",
+            n as f64 / best,
+            best * 1e6 / n as f64
+        );
+        return;
+    }
     let (mut best, mut sink) = (f64::MAX, 0.0);
     for _ in 0..passes {
         let t = Instant::now();

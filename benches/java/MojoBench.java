@@ -3,7 +3,13 @@
 // then scored PASSES times; prints the best pass in rows/s.
 //
 //   javac -cp h2o-genmodel.jar MojoBench.java && java -cp h2o-genmodel.jar:. MojoBench M.zip DATA.csv PASSES
+//
+// With a 4th argument `contributions` (benches/shap_bench.sh), each row's TreeSHAP contributions
+// instead (`makeContributionsPredictor().calculateContributions`, the call behind
+// `EasyPredictModelWrapper.predictContributions`), on the same encoded rows.
 import hex.genmodel.MojoModel;
+import hex.genmodel.PredictContributions;
+import hex.genmodel.PredictContributionsFactory;
 import java.nio.file.*;
 import java.util.*;
 
@@ -33,6 +39,20 @@ public class MojoBench {
           rows[i - 1][j] = k < 0 ? Double.NaN : k;
         }
       }
+    }
+    if (args.length > 3 && args[3].equals("contributions")) {
+      PredictContributions pc = ((PredictContributionsFactory) m).makeContributionsPredictor();
+      double best = Double.MAX_VALUE, sink = 0;
+      for (int p = 0; p < passes; p++) {
+        double pass = 0;
+        long t = System.nanoTime();
+        for (double[] r : rows) { float[] c = pc.calculateContributions(r); pass += c[c.length - 1] + c[0]; }
+        best = Math.min(best, (System.nanoTime() - t) / 1e9);
+        sink = pass;
+      }
+      System.out.printf("genmodel contributions: %d rows, best of %d passes %.4f s = %.0f rows/s (%.3f us/row) [sink %.6f]%n",
+          rows.length, passes, best, rows.length / best, best * 1e6 / rows.length, sink);
+      return;
     }
     double[] preds = new double[m.getPredsSize()];
     double best = Double.MAX_VALUE, sink = 0;

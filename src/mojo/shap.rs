@@ -5,9 +5,10 @@
 //!
 //! The value of a set of features S for a row is the tree's output averaged over the paths the
 //! row cannot decide: at a split on a feature in S the row's branch is followed, at any other
-//! split both are, weighted by their cover. The fractions at a split are each branch's cover over
-//! the two branches' sum, so they add up to one: each row's contributions plus the bias (the
-//! tree's cover-weighted mean leaf) equal the tree's output, up to f64 rounding.
+//! split both are, weighted by their cover: each branch's cover over the node's (its weight as
+//! recorded, which genmodel and XGBoost take and which need not be the branches' sum). Each row's
+//! contributions plus the bias (the tree's cover-weighted mean leaf, with the same fractions)
+//! equal the tree's output, up to f64 rounding.
 
 /// A tree as TreeSHAP reads it, bound to one row.
 pub(crate) trait Explained {
@@ -15,6 +16,12 @@ pub(crate) trait Explained {
     fn children(&self, node: u32) -> Option<[u32; 2]>;
     /// The training cover of a split node's left and right branch.
     fn cover(&self, node: u32) -> [f64; 2];
+    /// A node's own cover, the denominator of its branches' fractions. Genmodel and XGBoost
+    /// take the weight recorded for the node (by its parent, or its own statistics), which
+    /// need not be its branches' sum: whatever it is, the contributions are the Shapley values
+    /// of the value function with these fractions, and add up to the output minus the bias
+    /// computed with them.
+    fn weight(&self, node: u32) -> f64;
     /// The feature a split node tests.
     fn feature(&self, node: u32) -> usize;
     /// Whether the row goes right at a split node.
@@ -120,7 +127,7 @@ impl<T: Explained> Walk<'_, T> {
         };
         let col = tree.feature(node);
         let [wl, wr] = tree.cover(node);
-        let total = wl + wr;
+        let total = tree.weight(node);
         let goes_right = tree.goes_right(node);
         let (hot, cold, hot_w, cold_w) = match goes_right {
             true => (right, left, wr, wl),
@@ -139,7 +146,8 @@ impl<T: Explained> Walk<'_, T> {
         let (here, below) = path.split_at_mut(depth + 1);
         for (child, w, one) in [(hot, hot_w, in_one), (cold, cold_w, 0.0)] {
             below[..=depth].copy_from_slice(here);
-            let zero = if total > 0.0 { w / total } else { 0.0 };
+            // A node without weight splits its share evenly (as genmodel does).
+            let zero = if total != 0.0 { w / total } else { 0.5 };
             self.visit(child, below, depth + 1, (zero * in_zero, one, col));
         }
     }
@@ -147,16 +155,15 @@ impl<T: Explained> Walk<'_, T> {
 
 /// The cover-weighted mean of the leaves below `node` (a tree's expected output).
 fn expected<T: Explained>(tree: &T, node: u32) -> f64 {
+    let total = tree.weight(node);
+    if total == 0.0 {
+        return 0.0;
+    }
     match tree.children(node) {
         None => tree.leaf(node),
         Some([left, right]) => {
             let [wl, wr] = tree.cover(node);
-            let total = wl + wr;
-            if total > 0.0 {
-                (wl * expected(tree, left) + wr * expected(tree, right)) / total
-            } else {
-                0.0
-            }
+            (wl * expected(tree, left) + wr * expected(tree, right)) / total
         }
     }
 }

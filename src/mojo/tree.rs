@@ -156,6 +156,9 @@ struct Forest {
     /// Per node, the training weight (cover) of its left and right branch, from the trees' aux
     /// files (for TreeSHAP, [`shap`]); empty when a tree has none (MOJO 1.00).
     weights: Vec<[f64; 2]>,
+    /// Per node, its weight as its parent's aux record gives it (a root's: its two branches'),
+    /// the denominator of its branches' fractions, as genmodel takes it.
+    weight: Vec<f64>,
 }
 
 /// A tree's place in the forest: its root node, and how many steps reach its deepest leaf.
@@ -185,6 +188,7 @@ impl Forest {
                 index: vec![u32::MAX; meta.nfeatures],
             },
             weights: Vec::new(),
+            weight: Vec::new(),
         }
     }
 
@@ -205,9 +209,11 @@ impl Forest {
             records.insert(nid, ([f64::from(wl), f64::from(wr)], nl, nr));
         }
         self.weights.resize(self.nodes.len(), [0.0; 2]);
-        let mut stack = vec![(root, 0i32)];
-        while let Some((node, nid)) = stack.pop() {
+        self.weight.resize(self.nodes.len(), 0.0);
+        let mut stack = vec![(root, 0i32, None)];
+        while let Some((node, nid, recorded)) = stack.pop() {
             let Some([left, right]) = self.children_of(node) else {
+                self.weight[node as usize] = recorded.unwrap_or(0.0);
                 continue;
             };
             let &(w, nl, nr) = records
@@ -217,8 +223,9 @@ impl Forest {
                 return Err(format!("node {nid} has weights {w:?}"));
             }
             self.weights[node as usize] = w;
-            stack.push((left, nl));
-            stack.push((right, nr));
+            self.weight[node as usize] = recorded.unwrap_or(w[0] + w[1]);
+            stack.push((left, nl, Some(w[0])));
+            stack.push((right, nr, Some(w[1])));
         }
         Ok(())
     }
@@ -624,8 +631,10 @@ impl TreeModel {
         }
         if unweighed {
             forest.weights = Vec::new();
+            forest.weight = Vec::new();
         } else {
             forest.weights.resize(forest.nodes.len(), [0.0; 2]);
+            forest.weight.resize(forest.nodes.len(), 0.0);
         }
         Ok(TreeModel {
             kind,
@@ -1054,6 +1063,7 @@ mod tests {
                         index: vec![u32::MAX],
                     },
                     weights: Vec::new(),
+                    weight: Vec::new(),
                 };
                 let slot = forest.view.slot(0, u32::from(na_right));
                 forest.nodes.push(Node {

@@ -97,6 +97,9 @@ impl crate::mojo::shap::Explained for Bound<'_> {
         let cover = |i: i32| f64::from(self.tree.cover[i as usize]);
         [cover(n.left), cover(n.right)]
     }
+    fn weight(&self, node: u32) -> f64 {
+        f64::from(self.tree.cover[node as usize])
+    }
     fn feature(&self, node: u32) -> usize {
         self.tree.nodes[node as usize].feature as usize
     }

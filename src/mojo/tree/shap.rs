@@ -1,10 +1,11 @@
 //! TreeSHAP for GBM, DRF and XRT ([`crate::mojo::shap`]) over the decoded forest.
 //!
 //! A feature is a model column (a categorical column is one feature, as H2O names them). The
-//! cover of a split's branches is from the node's own record in the tree's aux file (`weightL`,
-//! `weightR`). genmodel divides a child's weight by the weight the parent recorded for the node
-//! instead (`SharedTreeNode.getWeight`), which differs from `weightL + weightR` in the last f32
-//! bits; and it computes in f32. Both differences are below its single-precision output.
+//! cover of a split's branches is from the node's record in the tree's aux file (`weightL`,
+//! `weightR`), divided, as genmodel divides it, by the weight the node's parent recorded for it
+//! (`SharedTreeNode.getWeight`; a root's is its branches' sum). The two differ: on the 50-tree
+//! benchmark GBM, enough to move contributions by ~2e-4 if one took `weightL + weightR`
+//! instead. Genmodel computes in f32, mlbuild in f64.
 
 use super::{Forest, TreeModel};
 use crate::mojo::model::Meta;
@@ -23,6 +24,9 @@ impl Explained for Bound<'_> {
     }
     fn cover(&self, node: u32) -> [f64; 2] {
         self.forest.weights[node as usize]
+    }
+    fn weight(&self, node: u32) -> f64 {
+        self.forest.weight[node as usize]
     }
     fn feature(&self, node: u32) -> usize {
         self.forest.column_of(node)
@@ -143,7 +147,7 @@ mod tests {
                 let [wl, wr] = forest.weights[node as usize];
                 (wl * value(forest, left, view, row, set)
                     + wr * value(forest, right, view, row, set))
-                    / (wl + wr)
+                    / forest.weight[node as usize]
             }
         }
     }
