@@ -168,6 +168,10 @@ fn expected<T: Explained>(tree: &T, node: u32) -> f64 {
     }
 }
 
+/// The room the paths of a walk take, reused from tree to tree.
+#[derive(Debug, Default)]
+pub(crate) struct Paths(Vec<Element>);
+
 /// Contributions of one tree (rooted at `root`, at most `depth` splits deep) for its row,
 /// added to `phi` (one slot per feature, then the bias), each scaled by `scale`.
 pub(crate) fn tree_shap<T: Explained>(
@@ -176,18 +180,22 @@ pub(crate) fn tree_shap<T: Explained>(
     depth: usize,
     phi: &mut [f64],
     scale: f64,
+    paths: &mut Paths,
 ) {
     let bias = phi.len() - 1;
     phi[bias] += expected(tree, root) * scale;
     // Level k's copy of the path has k + 1 elements (k = 0 … depth + 1).
     let levels = depth + 2;
-    let mut path = vec![Element::default(); levels * (levels + 1) / 2];
+    let needed = levels * (levels + 1) / 2;
+    if paths.0.len() < needed {
+        paths.0.resize(needed, Element::default());
+    }
     let mut walk = Walk {
         tree,
         phi: &mut phi[..bias],
         scale,
     };
-    walk.visit(root, &mut path, 0, (1.0, 1.0, NO_FEATURE));
+    walk.visit(root, &mut paths.0, 0, (1.0, 1.0, NO_FEATURE));
 }
 
 #[cfg(test)]

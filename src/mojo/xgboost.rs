@@ -380,10 +380,11 @@ impl XGBoost {
             .map(|trees| {
                 let mut phi = vec![0.0; x.len() + 1];
                 phi[x.len()] = f64::from(self.base_margin);
+                let mut paths = crate::mojo::shap::Paths::default();
                 for tree in trees {
                     let bound = Bound { tree, x: &x };
                     let depth = tree.depth();
-                    crate::mojo::shap::tree_shap(&bound, 0, depth, &mut phi, 1.0);
+                    crate::mojo::shap::tree_shap(&bound, 0, depth, &mut phi, 1.0, &mut paths);
                 }
                 phi
             })

@@ -9,7 +9,7 @@
 
 use super::{Forest, TreeModel};
 use crate::mojo::model::Meta;
-use crate::mojo::shap::{tree_shap, Explained};
+use crate::mojo::shap::{tree_shap, Explained, Paths};
 
 /// The forest, bound to one row (and its view).
 struct Bound<'a> {
@@ -110,9 +110,17 @@ impl TreeModel {
                     view: &view,
                     row,
                 };
+                let mut paths = Paths::default();
                 for block in blocks {
                     for &root in &block.roots {
-                        tree_shap(&bound, root, block.depth as usize, &mut phi, scale);
+                        tree_shap(
+                            &bound,
+                            root,
+                            block.depth as usize,
+                            &mut phi,
+                            scale,
+                            &mut paths,
+                        );
                     }
                 }
                 phi
