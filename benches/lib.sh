@@ -74,3 +74,34 @@ bench_wait() {
         sleep "${BENCH_POLL:-0.05}"
     done
 }
+
+# bench_pairs LOG TOLERANCE [NOTE]: LOG holds alternating `genmodel … = N rows/s … [sink S]`
+# and `native … = N rows/s … [sink S]` lines; prints each pair's native ÷ genmodel ratio and the
+# medians (NOTE after them), and fails when a pair's checksums differ: as text when TOLERANCE is
+# 0, else by more than TOLERANCE × max(1, |genmodel's|).
+bench_pairs() {
+    awk -v tol="$2" -v note="${3:-}" '
+      { for (i = 1; i < NF; i++) if ($(i + 1) == "rows/s") rate = $i
+        sink = $NF; sub(/]$/, "", sink) }
+      /^genmodel/ { java = rate; jsink = sink }
+      /^native/ {
+        n++; r[n] = rate / java; nat[n] = rate; jv[n] = java
+        if (tol == 0) { if (sink != jsink) bad = bad " " n }
+        else {
+          d = sink - jsink; if (d < 0) d = -d; s = jsink < 0 ? -jsink : jsink
+          if (d > tol * (s > 1 ? s : 1)) bad = bad " " n
+        }
+        printf "pair %d: native %.0f rows/s, genmodel %.0f rows/s: %.2fx\n", n, rate, java, r[n]
+      }
+      function median(a, k,   i, j, t, b) {
+        for (i = 1; i <= k; i++) b[i] = a[i]
+        for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (b[j] < b[i]) { t = b[i]; b[i] = b[j]; b[j] = t }
+        return k % 2 ? b[(k + 1) / 2] : (b[k / 2] + b[k / 2 + 1]) / 2
+      }
+      END {
+        if (n == 0) exit 1
+        printf "median of %d pairs: native %.0f rows/s, genmodel %.0f rows/s, ratio %.2fx %s\n", n, median(nat, n), median(jv, n), median(r, n), note
+        if (bad != "") { print "checksums differ in pair(s)" bad; exit 1 }
+        print "checksums agree"
+      }' "$1"
+}

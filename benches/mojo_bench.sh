@@ -93,26 +93,7 @@ for _ in $(seq 1 "${REPEAT:-3}"); do
 done
 # Both sides print `= N rows/s` and `[sink S]` (a checksum of p1): pair them up, check the
 # checksums agree, and report each pair's ratio and the medians.
-awk '
-  { for (i = 1; i < NF; i++) if ($(i + 1) == "rows/s") rate = $i
-    sink = $NF; sub(/]$/, "", sink) }
-  /^genmodel/ { java = rate; jsink = sink }
-  /^native/ {
-    n++; r[n] = rate / java; nat[n] = rate; jv[n] = java
-    if (sink != jsink) bad = bad " " n
-    printf "pair %d: native %.0f rows/s, genmodel %.0f rows/s: %.2fx\n", n, rate, java, r[n]
-  }
-  function median(a, k,   i, j, t, b) {
-    for (i = 1; i <= k; i++) b[i] = a[i]
-    for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (b[j] < b[i]) { t = b[i]; b[i] = b[j]; b[j] = t }
-    return k % 2 ? b[(k + 1) / 2] : (b[k / 2] + b[k / 2 + 1]) / 2
-  }
-  END {
-    if (n == 0) exit 1
-    printf "median of %d pairs: native %.0f rows/s, genmodel %.0f rows/s, ratio %.2fx\n", n, median(nat, n), median(jv, n), median(r, n)
-    if (bad != "") { print "checksums differ in pair(s)" bad; exit 1 }
-    print "checksums agree"
-  }' "$work/scoring.log"
+bench_pairs "$work/scoring.log" 0
 
 echo "== start-up and memory"
 (cd "$root" && cargo build -q --release)

@@ -32,24 +32,4 @@ for _ in $(seq 1 "${REPEAT:-5}"); do
   (cd "$root" && cargo bench -q --bench mojo_score -- "$work/gbm50.zip" "$work/rows.csv" "$passes" \
     contributions) | tee -a "$work/shap.log"
 done
-awk '
-  { for (i = 1; i < NF; i++) if ($(i + 1) == "rows/s") rate = $i
-    sink = $NF; sub(/]$/, "", sink) }
-  /^genmodel/ { java = rate; jsink = sink }
-  /^native/ {
-    n++; r[n] = rate / java; nat[n] = rate; jv[n] = java
-    d = sink - jsink; if (d < 0) d = -d; s = jsink < 0 ? -jsink : jsink
-    if (d > 1e-4 * (s > 1 ? s : 1)) bad = bad " " n
-    printf "pair %d: native %.0f rows/s, genmodel %.0f rows/s: %.2fx\n", n, rate, java, r[n]
-  }
-  function median(a, k,   i, j, t, b) {
-    for (i = 1; i <= k; i++) b[i] = a[i]
-    for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (b[j] < b[i]) { t = b[i]; b[i] = b[j]; b[j] = t }
-    return k % 2 ? b[(k + 1) / 2] : (b[k / 2] + b[k / 2 + 1]) / 2
-  }
-  END {
-    if (n == 0) exit 1
-    printf "median of %d pairs: native %.0f rows/s, genmodel %.0f rows/s, ratio %.2fx (goal 3x)\n", n, median(nat, n), median(jv, n), median(r, n)
-    if (bad != "") { print "checksums differ in pair(s)" bad; exit 1 }
-    print "checksums agree"
-  }' "$work/shap.log"
+bench_pairs "$work/shap.log" 1e-4 "(goal 3x)"
