@@ -45,6 +45,17 @@ struct Element {
 /// The path of the root has no feature.
 const NO_FEATURE: usize = usize::MAX;
 
+/// `1 / k`, from a table for the depths trees have: the walk's divisions by small integers
+/// become multiplications (they were most of its time).
+fn recip(k: usize) -> f64 {
+    static TABLE: std::sync::LazyLock<Vec<f64>> =
+        std::sync::LazyLock::new(|| (0..512).map(|k| 1.0 / k as f64).collect());
+    match TABLE.get(k) {
+        Some(r) => *r,
+        None => 1.0 / k as f64,
+    }
+}
+
 /// Adds a feature to the path of length `depth` (the new element is at `depth`), updating the
 /// weights of the subset sizes.
 fn extend(path: &mut [Element], depth: usize, zero: f64, one: f64, feature: usize) {
@@ -54,10 +65,10 @@ fn extend(path: &mut [Element], depth: usize, zero: f64, one: f64, feature: usiz
         one,
         weight: if depth == 0 { 1.0 } else { 0.0 },
     };
-    let n = (depth + 1) as f64;
+    let inv_n = recip(depth + 1);
     for i in (0..depth).rev() {
-        path[i + 1].weight += one * path[i].weight * (i + 1) as f64 / n;
-        path[i].weight = zero * path[i].weight * (depth - i) as f64 / n;
+        path[i + 1].weight += one * path[i].weight * (i + 1) as f64 * inv_n;
+        path[i].weight = zero * path[i].weight * (depth - i) as f64 * inv_n;
     }
 }
 
@@ -65,14 +76,19 @@ fn extend(path: &mut [Element], depth: usize, zero: f64, one: f64, feature: usiz
 fn unwind(path: &mut [Element], depth: usize, at: usize) {
     let Element { one, zero, .. } = path[at];
     let n = (depth + 1) as f64;
+    let inv_n = recip(depth + 1);
     let mut next = path[depth].weight;
-    for i in (0..depth).rev() {
-        if one != 0.0 {
+    if one != 0.0 {
+        let scale = n / one;
+        for i in (0..depth).rev() {
             let kept = path[i].weight;
-            path[i].weight = next * n / ((i + 1) as f64 * one);
-            next = kept - path[i].weight * zero * (depth - i) as f64 / n;
-        } else {
-            path[i].weight = path[i].weight * n / (zero * (depth - i) as f64);
+            path[i].weight = next * scale * recip(i + 1);
+            next = kept - path[i].weight * zero * (depth - i) as f64 * inv_n;
+        }
+    } else {
+        let scale = n / zero;
+        for i in (0..depth).rev() {
+            path[i].weight *= scale * recip(depth - i);
         }
     }
     for i in at..depth {
@@ -86,15 +102,20 @@ fn unwind(path: &mut [Element], depth: usize, at: usize) {
 fn unwound_sum(path: &[Element], depth: usize, at: usize) -> f64 {
     let Element { one, zero, .. } = path[at];
     let n = (depth + 1) as f64;
+    let inv_n = recip(depth + 1);
     let mut next = path[depth].weight;
     let mut total = 0.0;
-    for i in (0..depth).rev() {
-        if one != 0.0 {
-            let w = next * n / ((i + 1) as f64 * one);
+    if one != 0.0 {
+        let scale = n / one;
+        for i in (0..depth).rev() {
+            let w = next * scale * recip(i + 1);
             total += w;
-            next = path[i].weight - w * zero * (depth - i) as f64 / n;
-        } else if zero != 0.0 {
-            total += path[i].weight / zero * n / (depth - i) as f64;
+            next = path[i].weight - w * zero * (depth - i) as f64 * inv_n;
+        }
+    } else if zero != 0.0 {
+        let scale = n / zero;
+        for i in (0..depth).rev() {
+            total += path[i].weight * scale * recip(depth - i);
         }
     }
     total
