@@ -200,7 +200,7 @@ pub struct Pipeline<'a> {
     pub plan: Vec<PlanEntry>,
     /// Computes every key from the config, the data facts and what was recorded so far.
     planner: Planner,
-    /// The tags and their versions, read once at the walk's start: the baseline
+    /// The tags and their versions, read once, before confirm: the baseline
     /// (`monitor.baseline`) and drift's reference (`production`) come from this one read.
     tagged: Vec<(String, crate::registry::Version)>,
     /// What conclude registered and left tagged ([`Mode::Run`]): the `done` event says it
@@ -1102,7 +1102,7 @@ impl<'a> Pipeline<'a> {
         })
     }
 
-    /// The version `tag` named at the walk's start (a registry that cannot be read has none).
+    /// The version `tag` named when the tags were read (a registry that cannot be read has none).
     fn tagged_version(&self, tag: &str) -> Option<&crate::registry::Version> {
         self.tagged.iter().find(|(t, _)| t == tag).map(|(_, v)| v)
     }

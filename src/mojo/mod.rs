@@ -355,7 +355,7 @@ impl Mojo {
         let meta = &self.model.meta;
         let features = || meta.features().to_vec();
         let (sets, mut set) = match &self.model.scorer {
-            model::Scorer::Tree(t) if t.explainable() => (t.explained_classes().len(), features()),
+            model::Scorer::Tree(t) if t.explainable() => (t.explained_sets(), features()),
             model::Scorer::Tree(_) => {
                 return Err(format!(
                     "{} (this MOJO, version {}, has no node weights for its trees)",

@@ -35,6 +35,8 @@ struct RegTree {
     nodes: Vec<Node>,
     /// Each node's cover (`sum_hess` in its stats): for explanations only.
     cover: Vec<f32>,
+    /// The most splits on a path from the root (the room an explanation's paths take).
+    depth: usize,
 }
 
 impl RegTree {
@@ -63,22 +65,38 @@ impl RegTree {
     }
 }
 
-impl RegTree {
-    /// The most splits on a path from the root.
-    fn depth(&self) -> usize {
-        let mut deepest = 0;
-        let mut stack = vec![(0usize, 0usize)];
-        while let Some((i, d)) = stack.pop() {
-            let n = &self.nodes[i];
-            if n.left == -1 {
-                deepest = deepest.max(d);
-            } else {
-                stack.push((n.left as usize, d + 1));
-                stack.push((n.right as usize, d + 1));
-            }
+/// Why trees over `width` one-hot features cannot be explained, if they cannot: a split on a
+/// feature past the width (scoring reads it as missing), or a cover that is not a finite weight.
+fn refusal(groups: &[Vec<RegTree>], width: usize) -> Option<&'static str> {
+    for tree in groups.iter().flatten() {
+        let splits_inside = tree
+            .nodes
+            .iter()
+            .all(|n| n.left == -1 || (n.feature as usize) < width);
+        if !splits_inside {
+            return Some("a tree splits on a feature past the model's inputs");
         }
-        deepest
+        if !tree.cover.iter().all(|c| c.is_finite() && *c >= 0.0) {
+            return Some("a tree's node covers are not weights");
+        }
     }
+    None
+}
+
+/// The most splits on a path from node 0 of `nodes` (a checked tree, [`is_tree`]).
+fn depth_of(nodes: &[Node]) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(0usize, 0usize)];
+    while let Some((i, d)) = stack.pop() {
+        let n = &nodes[i];
+        if n.left == -1 {
+            deepest = deepest.max(d);
+        } else {
+            stack.push((n.left as usize, d + 1));
+            stack.push((n.right as usize, d + 1));
+        }
+    }
+    deepest
 }
 
 /// A tree bound to one row's features, for TreeSHAP.
@@ -139,6 +157,8 @@ pub(crate) struct XGBoost {
     /// Booster ≤ 1.2 sums the leaves from 0 and adds the bias after; newer ones start from it.
     bias_first: bool,
     objective: Objective,
+    /// Why the model cannot be explained, if it cannot ([`refusal`]), decided once at load.
+    refusal: Option<&'static str>,
 }
 
 type Reader<'a> = Cursor<'a, MojoError>;
@@ -291,7 +311,12 @@ impl XGBoost {
                     "XGBoost: a tree's nodes point outside the tree or back into it".into(),
                 ));
             }
-            trees.push(RegTree { nodes, cover });
+            let depth = depth_of(&nodes);
+            trees.push(RegTree {
+                nodes,
+                cover,
+                depth,
+            });
         }
         let mut groups: Vec<Vec<RegTree>> = (0..num_groups).map(|_| Vec::new()).collect();
         for tree in trees {
@@ -306,6 +331,7 @@ impl XGBoost {
         } else {
             base_score
         };
+        let refusal = refusal(&groups, cat_offsets[cats] + nums);
         Ok(XGBoost {
             cats,
             nums,
@@ -316,6 +342,7 @@ impl XGBoost {
             base_margin,
             bias_first: (major, minor) > (1, 2),
             objective,
+            refusal,
         })
     }
 
@@ -344,24 +371,9 @@ impl XGBoost {
         names
     }
 
-    /// Why this model cannot be explained, if it cannot: a split on a feature past the one-hot
-    /// width (scoring reads it as missing), or a cover that is not a finite weight.
+    /// Why this model cannot be explained, if it cannot ([`refusal`]).
     pub(crate) fn unexplainable(&self) -> Option<&'static str> {
-        let width = self.cat_offsets[self.cats] + self.nums;
-        let trees = self.groups.iter().flatten();
-        for tree in trees {
-            let splits_inside = tree
-                .nodes
-                .iter()
-                .all(|n| n.left == -1 || (n.feature as usize) < width);
-            if !splits_inside {
-                return Some("a tree splits on a feature past the model's inputs");
-            }
-            if !tree.cover.iter().all(|c| c.is_finite() && *c >= 0.0) {
-                return Some("a tree's node covers are not weights");
-            }
-        }
-        None
+        self.refusal
     }
 
     /// How many output groups are explained: one per class for multinomial, else one.
@@ -383,7 +395,7 @@ impl XGBoost {
                 let mut paths = crate::mojo::shap::Paths::default();
                 for tree in trees {
                     let bound = Bound { tree, x: &x };
-                    let depth = tree.depth();
+                    let depth = tree.depth;
                     crate::mojo::shap::tree_shap(&bound, 0, depth, &mut phi, 1.0, &mut paths);
                 }
                 phi

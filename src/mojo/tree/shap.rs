@@ -81,11 +81,10 @@ impl TreeModel {
         }
     }
 
-    /// The classes whose raw scores are explained, in order: class 0 for a regression or
-    /// binomial model (whose raw score is the margin or probability of class 1 for binomial),
-    /// each class with trees otherwise.
-    pub(crate) fn explained_classes(&self) -> Vec<usize> {
-        (0..self.classes.len()).collect()
+    /// How many sets of contributions a row gets: one per class with trees (one for a
+    /// regression or binomial model, whose raw score is the margin or probability of class 1).
+    pub(crate) fn explained_sets(&self) -> usize {
+        self.classes.len()
     }
 
     /// TreeSHAP contributions of `row`, per class that has trees: one value per model column,
