@@ -121,6 +121,10 @@ pub const SEMANTICS: u32 = 2;
 /// key names the threads per node of a multi-node cluster (`ml.lock` changes once).
 pub const EXECUTE_SEMANTICS: u32 = 3;
 
+/// Monitor's own semantics version, ahead of [`SEMANTICS`]: 3: SHAP is computed natively
+/// from the leader's MOJO, on `monitor.shap_rows` rows, which enters its key.
+pub const MONITOR_SEMANTICS: u32 = 3;
+
 /// The semantics version of a user step's key (`[[steps]]`, docs/steps.md). Its inputs:
 ///
 /// | field | what |
@@ -161,6 +165,7 @@ pub fn user_class_of(field: &str) -> &'static str {
 pub fn semantics_of(step: &str) -> u32 {
     match step {
         "execute" => EXECUTE_SEMANTICS,
+        "monitor" => MONITOR_SEMANTICS,
         s if Step::ALL.iter().any(|b| b.as_str() == s) => SEMANTICS,
         _ => USER_SEMANTICS,
     }

@@ -236,6 +236,16 @@ impl Archive {
     }
 }
 
+/// How a row's contributions are laid out ([`Mojo::contribution_layout`]): `sets.len()` sets
+/// back to back, each `names.len()` long.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContributionLayout {
+    /// One set's columns: the inputs (XGBoost: its one-hot names), then `BiasTerm`.
+    pub names: Vec<String>,
+    /// Each set's label: the class it explains (several sets), or one empty label.
+    pub sets: Vec<String>,
+}
+
 impl Mojo {
     /// Reads a MOJO zip. Trees are decoded here once, so scoring does no parsing.
     pub fn load(bytes: &[u8]) -> Result<Mojo, MojoError> {
@@ -352,9 +362,30 @@ impl Mojo {
     /// `Err` names the algorithm when this model cannot be explained natively (yet: GBM, DRF
     /// and XRT with their trees' node weights, MOJO 1.10 and later; GLM with mean imputation).
     pub fn contribution_names(&self) -> Result<Vec<String>, String> {
+        let layout = self.contribution_layout()?;
+        if layout.sets.len() == 1 {
+            return Ok(layout.names);
+        }
+        Ok(layout
+            .sets
+            .iter()
+            .flat_map(|class| {
+                layout
+                    .names
+                    .iter()
+                    .map(move |name| format!("{class}.{name}"))
+            })
+            .collect())
+    }
+
+    /// How [`Mojo::contributions`] lays out a row: the names of one set (inputs, then
+    /// `BiasTerm`) and the label of each set: the class it explains when several are (the
+    /// class's index when the model names none), one empty label otherwise. `Err` as
+    /// [`Mojo::contribution_names`].
+    pub fn contribution_layout(&self) -> Result<ContributionLayout, String> {
         let meta = &self.model.meta;
         let features = || meta.features().to_vec();
-        let (sets, mut set) = match &self.model.scorer {
+        let (sets, mut names) = match &self.model.scorer {
             model::Scorer::Tree(t) if t.explainable() => (t.explained_sets(), features()),
             model::Scorer::Tree(_) => {
                 return Err(format!(
@@ -372,17 +403,15 @@ impl Mojo {
             },
             _ => return Err(meta.algo.clone()),
         };
-        set.push("BiasTerm".to_string());
-        if sets == 1 {
-            return Ok(set);
-        }
+        names.push("BiasTerm".to_string());
         let classes = meta.classes().unwrap_or_default();
-        Ok((0..sets)
-            .flat_map(|c| {
-                let class = classes.get(c).map_or_else(|| c.to_string(), String::clone);
-                set.iter().map(move |name| format!("{class}.{name}"))
-            })
-            .collect())
+        let sets = match sets {
+            1 => vec![String::new()],
+            n => (0..n)
+                .map(|c| classes.get(c).map_or_else(|| c.to_string(), String::clone))
+                .collect(),
+        };
+        Ok(ContributionLayout { names, sets })
     }
 
     /// The contributions of a row encoded by [`Mojo::encode`] or [`Binding::encode`], in the

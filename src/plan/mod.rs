@@ -193,11 +193,7 @@ pub fn slice(db: &dyn salsa::Database, p: PlanInput, step: Step) -> Result<Strin
             "ignore": c.define.ignore,
             "engine": engine_fingerprint(&c.h2o),
         }),
-        Step::Monitor => {
-            // `shap_rows` is execute's (informative) business: not monitor's key.
-            c.monitor.shap_rows = None;
-            json!({ "threshold": c.define.threshold, "monitor": c.monitor })
-        }
+        Step::Monitor => json!({ "threshold": c.define.threshold, "monitor": c.monitor }),
         Step::Modify => {
             // Hooks notify; they change no result.
             c.modify.escalate = Default::default();

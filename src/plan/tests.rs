@@ -105,6 +105,19 @@ fn a_threshold_edit_recomputes_monitor_but_not_execute() {
     );
 }
 
+/// Monitor computes SHAP natively on `monitor.shap_rows` rows (issue 17): the count is in its
+/// key, and not in execute's (which asks H2O only for leaders monitor cannot explain).
+#[test]
+fn a_shap_rows_edit_recomputes_monitor_but_not_execute() {
+    let p = planner(Arc::new(Mutex::new(Vec::new())));
+    let before = [Step::Execute, Step::Monitor].map(|s| key(&p.db, p.input, s, 1).unwrap());
+    let mut p = p;
+    p.set_text(format!("{TOML}\n[monitor]\nshap_rows = 20\n"), Vec::new());
+    let after = [Step::Execute, Step::Monitor].map(|s| key(&p.db, p.input, s, 1).unwrap());
+    assert_eq!(before[0], after[0], "execute's key moved");
+    assert_ne!(before[1], after[1], "monitor's key ignores shap_rows");
+}
+
 #[test]
 fn a_comment_edit_recomputes_no_key() {
     let log = Arc::new(Mutex::new(Vec::new()));

@@ -104,8 +104,9 @@ pub fn leaderboard(lb: &Leaderboard, metric: &str) -> Result<String, PlotError> 
     )
 }
 
-/// Bars of mean |contribution| per feature, largest first, the [`TOP_N`] largest.
-pub fn shap_importance(importance: &[(String, f64)]) -> Result<String, PlotError> {
+/// Bars of mean |contribution| per feature, largest first, the [`TOP_N`] largest; `about` (how
+/// they were computed: method, rows, classes) goes into the title.
+pub fn shap_importance(importance: &[(String, f64)], about: &str) -> Result<String, PlotError> {
     let mut sorted: Vec<&(String, f64)> =
         importance.iter().filter(|(_, v)| v.is_finite()).collect();
     if sorted.is_empty() {
@@ -127,7 +128,7 @@ pub fn shap_importance(importance: &[(String, f64)]) -> Result<String, PlotError
         })
         .collect();
     horizontal_bars(
-        &format!("SHAP importance: mean |contribution| per feature{shown}"),
+        &format!("SHAP importance ({about}): mean |contribution| per feature{shown}"),
         "mean |contribution|",
         &bars,
     )
@@ -625,7 +626,11 @@ mod tests {
             ("PSA".to_string(), 0.7),
             ("a<b&c".to_string(), 0.3),
         ];
-        let svg = shap_importance(&imp).unwrap();
+        let svg = shap_importance(&imp, "TreeSHAP (native), 3 rows").unwrap();
+        assert!(
+            svg.contains("SHAP importance (TreeSHAP (native), 3 rows)"),
+            "{svg}"
+        );
         is_svg(&svg);
         let at = |s: &str| {
             svg.find(&format!(">\n{s}\n<"))
@@ -633,8 +638,11 @@ mod tests {
         };
         // Labels are written top-down, the largest first.
         assert!(at("PSA") < at("a&lt;b&amp;c") && at("a&lt;b&amp;c") < at("AGE"));
-        assert_eq!(svg, shap_importance(&imp).unwrap());
-        assert!(matches!(shap_importance(&[]), Err(PlotError::Empty(_))));
+        assert_eq!(
+            svg,
+            shap_importance(&imp, "TreeSHAP (native), 3 rows").unwrap()
+        );
+        assert!(matches!(shap_importance(&[], ""), Err(PlotError::Empty(_))));
     }
 
     #[test]

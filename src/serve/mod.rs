@@ -46,7 +46,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value as JsonValue};
 
-use crate::mojo::{Category, ColumnKind, Prediction};
+use crate::mojo::{Category, ColumnKind, ContributionLayout, Prediction};
 use crate::predict::{self, Scorer};
 use crate::project::Paths;
 use crate::registry::Registry;
@@ -411,16 +411,15 @@ impl Explain {
         Ok(explain)
     }
 
-    /// One row's contributions (in `names` order) as the answer shows them: per explained
-    /// class, `{"bias": …, "features": [{"name", "value"}, …]}`, the features by magnitude,
-    /// largest first (`top` of them); a model with several classes explained gives an object of
-    /// those by class.
-    fn render(&self, names: &[String], values: &[f64], classes: &[String]) -> JsonValue {
-        let set = |names: &[String], values: &[f64], prefix: usize| {
-            let n = values.len() - 1;
-            let mut features: Vec<(&str, f64)> = names[..n]
+    /// One row's contributions (laid out as `layout` says) as the answer shows them: per
+    /// explained class, `{"bias": …, "features": [{"name", "value"}, …]}`, the features by
+    /// magnitude, largest first (`top` of them); a model with several classes explained gives
+    /// an object of those by class.
+    fn render(&self, layout: &ContributionLayout, values: &[f64]) -> JsonValue {
+        let n = layout.names.len() - 1;
+        let set = |values: &[f64]| {
+            let mut features: Vec<(&String, f64)> = layout.names[..n]
                 .iter()
-                .map(|name| &name[prefix..])
                 .zip(values[..n].iter().copied())
                 .collect();
             features.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
@@ -431,22 +430,11 @@ impl Explain {
                 .collect();
             json!({ "bias": values[n], "features": features })
         };
-        let per_set = names
-            .iter()
-            .filter(|n| n.ends_with("BiasTerm"))
-            .count()
-            .max(1);
-        if per_set == 1 {
-            return set(names, values, 0);
+        let mut sets = values.chunks(n + 1).map(set);
+        if layout.sets.len() == 1 {
+            return sets.next().unwrap_or_default();
         }
-        let width = names.len() / per_set;
-        let sets: serde_json::Map<String, JsonValue> = names
-            .chunks(width)
-            .zip(values.chunks(width))
-            .zip(classes)
-            .map(|((n, v), class)| (class.clone(), set(n, v, class.len() + 1)))
-            .collect();
-        JsonValue::Object(sets)
+        JsonValue::Object(layout.sets.iter().cloned().zip(sets).collect())
     }
 }
 
@@ -486,9 +474,9 @@ async fn predict_route(
     let current = state.current();
     let scorer = &current.scorer;
     let classes = scorer.mojo.classes().unwrap_or(&[]);
-    let names = match (explain.on, scorer.mojo.contribution_names()) {
-        (false, _) => Vec::new(),
-        (true, Ok(names)) => names,
+    let layout = match (explain.on, scorer.mojo.contribution_layout()) {
+        (false, _) => None,
+        (true, Ok(layout)) => Some(layout),
         (true, Err(algo)) => {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -521,9 +509,9 @@ async fn predict_route(
             }
             Prediction::Value(v) => json!({ "value": v, "version": current.version }),
         };
-        if explain.on {
+        if let Some(layout) = &layout {
             let values = scorer.contributions(&mut scratch);
-            answer["contributions"] = explain.render(&names, values, classes);
+            answer["contributions"] = explain.render(layout, values);
         }
         out.push(answer);
     }

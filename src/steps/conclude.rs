@@ -148,7 +148,7 @@ fn draw_plots(
                 .iter()
                 .filter_map(|r| Some((r[0].as_str()?.to_string(), r[1].as_f64()?)))
                 .collect();
-            plots::shap_importance(&importance).map_err(|e| e.to_string())
+            plots::shap_importance(&importance, &shap_about(shap)).map_err(|e| e.to_string())
         }
         None => Err(match (shap["skipped"].as_str(), shap["error"].as_str()) {
             (Some(why), _) => format!("SHAP was skipped ({why})."),
@@ -166,6 +166,19 @@ fn draw_plots(
     let made = holdout_plot(ctx, spec, prepare, execute).map_err(|e| format!("{e:#}"));
     out.push((name, title.to_string(), made));
     out
+}
+
+/// How monitor's SHAP was computed, for the plot's title: `TreeSHAP (native), 95 rows, summed
+/// over 3 classes`.
+fn shap_about(shap: &serde_json::Value) -> String {
+    let mut about = vec![shap["method"].as_str().unwrap_or("SHAP").to_string()];
+    if let Some(rows) = shap["rows"].as_u64() {
+        about.push(format!("{rows} rows"));
+    }
+    if let Some(classes) = shap["by_class"].as_object() {
+        about.push(format!("summed over {} classes", classes.len()));
+    }
+    about.join(", ")
 }
 
 /// The holdout plot from the same stored artifacts monitor judged: the holdout's target and

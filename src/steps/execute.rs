@@ -9,11 +9,12 @@
 //! failure; on Ctrl-C the client's ledger lets the run's end cancel and delete it
 //! (`h2o::ledger`).
 //!
-//! SHAP (informative, so not in `output_digests`): while the leader is loaded, its
-//! contributions on at most `[monitor] shap_rows` holdout rows are stored as output `shap`
-//! (CSV: one column per feature plus `BiasTerm`). The method follows the leader's algorithm
-//! ([`shap_method`], h2o-rest.md G12) and is recorded in the result's `shap`, as is the reason
-//! when H2O could not explain the leader: SHAP never fails the run.
+//! SHAP (informative, so not in `output_digests`), only for a leader monitor cannot explain
+//! natively from its MOJO ([`explained_natively`]: StackedEnsemble, DeepLearning): while the
+//! leader is loaded, its contributions on at most `[monitor] shap_rows` holdout rows are stored
+//! as output `shap` (CSV: one column per feature plus `BiasTerm`). The method follows the
+//! leader's algorithm ([`shap_method`], h2o-rest.md G12) and is recorded in the result's
+//! `shap`, as is the reason when H2O could not explain the leader: SHAP never fails the run.
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -188,9 +189,19 @@ pub struct Shap {
     pub info: Value,
 }
 
+/// Whether monitor explains a leader of this algorithm natively from its MOJO (TreeSHAP for
+/// the trees, exact for GLM; `mojo::Mojo::contributions`): execute asks H2O for nothing then.
+pub fn explained_natively(algo: &str) -> bool {
+    matches!(
+        algo.to_ascii_lowercase().as_str(),
+        "gbm" | "drf" | "xrt" | "xgboost" | "glm"
+    )
+}
+
 /// How H2O explains an algorithm (DESIGN.md §4, h2o-rest.md G12): TreeSHAP for tree models;
 /// GLM, DeepLearning and StackedEnsemble need a background frame, StackedEnsemble also the
-/// `Compact` output. `(method, needs background, compact)`.
+/// `Compact` output. `(method, needs background, compact)`. execute asks H2O only for the
+/// leaders monitor cannot explain natively ([`explained_natively`]).
 pub fn shap_method(algo: &str) -> (&'static str, bool, bool) {
     match algo.to_ascii_lowercase().as_str() {
         "gbm" | "drf" | "xrt" | "xgboost" => ("TreeSHAP", false, false),
@@ -236,6 +247,12 @@ async fn shap(
         return Shap {
             csv: None,
             info: json!({ "skipped": "monitor.shap_rows = 0" }),
+        };
+    }
+    if explained_natively(algo) {
+        return Shap {
+            csv: None,
+            info: json!({ "skipped": format!("monitor explains a {algo} leader natively from its MOJO") }),
         };
     }
     let (method, needs_background, compact) = shap_method(algo);

@@ -9,7 +9,10 @@
 //!   primary metric computed the same way; the leader must beat it by `monitor.min_improvement`
 //!   in the metric's direction. No such model, its MOJO missing from the store, or a column it
 //!   needs missing from the holdout: the check is skipped, and the report says why.
-//! - **SHAP**: execute's stored contributions summarised as mean |contribution| per feature.
+//! - **SHAP**: the leader's contributions on at most `monitor.shap_rows` holdout rows, computed
+//!   natively from its MOJO (TreeSHAP for GBM/DRF/XRT/XGBoost, exact for GLM), or for the
+//!   leaders that cannot be (StackedEnsemble, DeepLearning) the ones H2O gave execute;
+//!   summarised as mean |contribution| per feature.
 //!
 //! The verdict is "fail" when the threshold or the baseline check fails. A miss is a verdict,
 //! not an error: it is recorded and cached like any result, and modify decides. The report's
@@ -57,27 +60,7 @@ pub async fn run(
     let pass = threshold_pass && baseline_pass;
     let verdict = Verdict::of(pass);
     let executed = ExecuteResult::read(&execute.result)?;
-    let shap = match execute.outputs.get("shap") {
-        Some(d) => {
-            let csv = ctx.store.read_verified(d)?;
-            let info = executed.shap.clone().unwrap_or_default();
-            match shap_importance(&csv) {
-                Ok(importance) => json!({
-                    "method": info["method"],
-                    "rows": info["rows"],
-                    "background_rows": info["background_rows"],
-                    "importance": importance,
-                }),
-                Err(e) => json!({ "error": format!("reading the contributions: {e:#}") }),
-            }
-        }
-        None => match &executed.shap {
-            Some(info) => info.clone(),
-            None => {
-                json!({ "skipped": "execute stored no contributions (it ran before SHAP support)" })
-            }
-        },
-    };
+    let shap = explain(ctx, execute, &executed, &holdout)?;
     let report = json!({
         "verdict": verdict,
         "metric": spec.metric,
@@ -109,6 +92,135 @@ pub async fn run(
         }
         .to_value(),
     })
+}
+
+/// The report's `shap`: the leader's contributions on at most `monitor.shap_rows` holdout rows
+/// (evenly spaced, the rows execute would sample), summarised per feature. Computed natively
+/// from the leader's MOJO when it can be explained natively ([`native_shap`]); otherwise
+/// (StackedEnsemble, DeepLearning) from the contributions H2O gave execute. Never an error
+/// for the run: what failed is the object's `error`.
+fn explain(
+    ctx: &Ctx<'_>,
+    execute: &ActionEntry,
+    executed: &ExecuteResult,
+    holdout: &[u8],
+) -> Result<Value> {
+    let rows = ctx.config.monitor.shap_rows() as usize;
+    if rows == 0 {
+        return Ok(json!({ "skipped": "monitor.shap_rows = 0" }));
+    }
+    let mojo = ctx.store.read_verified(&execute.outputs["mojo"])?;
+    let mojo = match Mojo::load(&mojo) {
+        Ok(mojo) => mojo,
+        Err(e) => return Ok(json!({ "error": format!("loading the leader's MOJO: {e:#}") })),
+    };
+    let refusal = match mojo.contribution_layout() {
+        Ok(_) => {
+            let method = native_method(mojo.algo());
+            return Ok(native_shap(&mojo, holdout, rows).unwrap_or_else(
+                |e| json!({ "method": method, "algo": mojo.algo(), "error": format!("{e:#}") }),
+            ));
+        }
+        Err(refusal) => refusal,
+    };
+    Ok(match execute.outputs.get("shap") {
+        Some(d) => {
+            let csv = ctx.store.read_verified(d)?;
+            let info = executed.shap.clone().unwrap_or_default();
+            match shap_importance(&csv) {
+                Ok(importance) => json!({
+                    "method": info["method"],
+                    "rows": info["rows"],
+                    "background_rows": info["background_rows"],
+                    "importance": importance,
+                }),
+                Err(e) => json!({ "error": format!("reading the contributions: {e:#}") }),
+            }
+        }
+        None => match &executed.shap {
+            Some(info) if info.get("skipped").is_none() => info.clone(),
+            _ => json!({
+                "error": format!("the leader cannot be explained natively ({refusal}) and H2O gave no contributions"),
+            }),
+        },
+    })
+}
+
+/// What monitor records as the method of native contributions.
+pub fn native_method(algo: &str) -> &'static str {
+    if algo.eq_ignore_ascii_case("glm") {
+        "exact linear (native)"
+    } else {
+        "TreeSHAP (native)"
+    }
+}
+
+/// Native contributions ([`Mojo::contributions`]) of at most `rows` evenly spaced holdout rows,
+/// as the report's `shap`: `importance` is each feature's mean |contribution| (summed over the
+/// classes when several are explained; `BiasTerm` left out), largest first; `by_class` holds
+/// each class's own when there are several.
+pub fn native_shap(mojo: &Mojo, holdout: &[u8], rows: usize) -> Result<Value> {
+    let layout = mojo
+        .contribution_layout()
+        .map_err(|algo| anyhow::anyhow!("a {algo} model cannot be explained natively"))?;
+    let (sample, _) = super::execute::sample_csv(holdout, rows)?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(sample.as_slice());
+    let header: Vec<String> = rdr.headers()?.iter().map(str::to_string).collect();
+    let binding = mojo.bind(&header)?;
+    let width = layout.names.len();
+    let mut sums = vec![0.0f64; width * layout.sets.len()];
+    let (mut raw, mut out, mut n) = (Vec::new(), Vec::new(), 0usize);
+    for (i, rec) in rdr.records().enumerate() {
+        let rec = rec?;
+        let fields: Vec<&str> = rec.iter().collect();
+        binding
+            .encode(&fields, &mut raw)
+            .with_context(|| format!("holdout row {}", i + 1))?;
+        mojo.contributions(&raw, &mut out);
+        anyhow::ensure!(out.len() == sums.len(), "the model gave no contributions");
+        for (sum, v) in sums.iter_mut().zip(&out) {
+            *sum += v.abs();
+        }
+        n += 1;
+    }
+    anyhow::ensure!(n > 0, "the holdout has no rows");
+    let features = width - 1;
+    let ranked = |values: Vec<(String, f64)>| {
+        let mut values = values;
+        values.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        json!(values)
+    };
+    let per_set: Vec<&[f64]> = sums.chunks(width).collect();
+    let total = (0..features)
+        .map(|j| {
+            let sum: f64 = per_set.iter().map(|set| set[j]).sum();
+            (layout.names[j].clone(), sum / n as f64)
+        })
+        .collect();
+    let mut report = json!({
+        "method": native_method(mojo.algo()),
+        "algo": mojo.algo(),
+        "rows": n,
+        "background_rows": null,
+        "importance": ranked(total),
+    });
+    if layout.sets.len() > 1 {
+        let by_class: serde_json::Map<String, Value> = layout
+            .sets
+            .iter()
+            .zip(&per_set)
+            .map(|(class, set)| {
+                let values = (0..features)
+                    .map(|j| (layout.names[j].clone(), set[j] / n as f64))
+                    .collect();
+                (class.clone(), ranked(values))
+            })
+            .collect();
+        report["by_class"] = Value::Object(by_class);
+    }
+    Ok(report)
 }
 
 /// The baseline check, as the report's `baseline` object: `status` is `pass`, `fail` or
@@ -372,6 +484,93 @@ mod tests {
                 .join(name),
         )
         .unwrap()
+    }
+
+    /// Mean |contribution| per feature, computed here from `Mojo::contributions` on the rows
+    /// `native_shap` samples, set by set (`width` names each).
+    fn mean_abs(mojo: &Mojo, holdout: &[u8], rows: usize, width: usize) -> Vec<Vec<f64>> {
+        let (sample, _) = super::super::execute::sample_csv(holdout, rows).unwrap();
+        let mut rdr = csv::Reader::from_reader(sample.as_slice());
+        let header: Vec<String> = rdr.headers().unwrap().iter().map(String::from).collect();
+        let binding = mojo.bind(&header).unwrap();
+        let (mut raw, mut out, mut all) = (Vec::new(), Vec::new(), Vec::new());
+        for rec in rdr.records() {
+            let rec = rec.unwrap();
+            binding
+                .encode(&rec.iter().collect::<Vec<_>>(), &mut raw)
+                .unwrap();
+            mojo.contributions(&raw, &mut out);
+            all.push(out.clone());
+        }
+        let n = all.len() as f64;
+        (0..out.len() / width)
+            .map(|set| {
+                (0..width - 1)
+                    .map(|j| all.iter().map(|r| r[set * width + j].abs()).sum::<f64>() / n)
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn lookup(ranked: &Value, name: &str) -> f64 {
+        let row = ranked.as_array().unwrap().iter().find(|r| r[0] == name);
+        row.unwrap_or_else(|| panic!("{name} not in {ranked}"))[1]
+            .as_f64()
+            .unwrap()
+    }
+
+    #[test]
+    fn native_shap_summarises_each_class_and_their_total() {
+        let holdout = fixture("iris.in.csv");
+        let mojo = Mojo::load(&fixture("gbm_multi.zip")).unwrap();
+        let r = native_shap(&mojo, &holdout, 40).unwrap();
+        assert_eq!(r["method"], "TreeSHAP (native)", "{r}");
+        assert_eq!(r["rows"], 40, "{r}");
+        let layout = mojo.contribution_layout().unwrap();
+        assert_eq!(layout.sets.len(), 3);
+        let expected = mean_abs(&mojo, &holdout, 40, layout.names.len());
+        let features = &layout.names[..layout.names.len() - 1];
+        for (j, feature) in features.iter().enumerate() {
+            let mut total = 0.0;
+            for (set, class) in layout.sets.iter().enumerate() {
+                let got = lookup(&r["by_class"][class], feature);
+                assert!(
+                    (got - expected[set][j]).abs() < 1e-12,
+                    "{class} {feature}: {r}"
+                );
+                total += got;
+            }
+            assert!(
+                (lookup(&r["importance"], feature) - total).abs() < 1e-12,
+                "{r}"
+            );
+        }
+        // Largest first, no bias.
+        let values: Vec<f64> = r["importance"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v[1].as_f64().unwrap())
+            .collect();
+        assert!(values.windows(2).all(|w| w[0] >= w[1]), "{r}");
+        assert_eq!(values.len(), features.len());
+    }
+
+    #[test]
+    fn native_shap_of_a_glm_is_exact_linear_and_refuses_deep_learning() {
+        let holdout = fixture("prostate.in.csv");
+        let mojo = Mojo::load(&fixture("glm_bin.zip")).unwrap();
+        let r = native_shap(&mojo, &holdout, 25).unwrap();
+        assert_eq!(r["method"], "exact linear (native)", "{r}");
+        assert!(r.get("by_class").is_none(), "{r}");
+        let layout = mojo.contribution_layout().unwrap();
+        let expected = mean_abs(&mojo, &holdout, 25, layout.names.len());
+        for (j, feature) in layout.names[..layout.names.len() - 1].iter().enumerate() {
+            assert!((lookup(&r["importance"], feature) - expected[0][j]).abs() < 1e-12);
+        }
+        let dl = Mojo::load(&fixture("dl_bin.zip")).unwrap();
+        let e = native_shap(&dl, &holdout, 25).unwrap_err().to_string();
+        assert!(e.to_lowercase().contains("deeplearning"), "{e}");
     }
 
     #[test]

@@ -59,13 +59,61 @@ fn monitor_reports_all_metrics_shap_and_a_skipped_baseline() {
     assert!(!importance.is_empty(), "{shap}");
     let method = shap["method"].as_str().unwrap();
     let versions = json(p.mlbuild_offline(&["versions", "--json"]));
+    // The fixture trains GLM and GBM: monitor explains either natively, H2O is not asked.
     match versions[0]["algo"].as_str().unwrap() {
-        "GBM" | "DRF" | "XGBoost" => assert_eq!(method, "TreeSHAP"),
-        _ => assert!(method.starts_with("background-frame"), "{method}"),
+        "GBM" => assert_eq!(method, "TreeSHAP (native)"),
+        "GLM" => assert_eq!(method, "exact linear (native)"),
+        other => panic!("unexpected leader {other}: {shap}"),
     }
+    let execute = locked_entry(&p, "execute");
+    assert!(execute["outputs"].get("shap").is_none(), "{execute}");
     assert!(shap["rows"].as_u64().unwrap() <= 100);
     let features: Vec<&str> = importance.iter().map(|f| f[0].as_str().unwrap()).collect();
     assert!(!features.contains(&"BiasTerm"), "{features:?}");
+}
+
+/// Issue 17: H2O refuses contributions for multinomial models; monitor explains them natively,
+/// per class, and the card has a SHAP plot.
+#[test]
+fn a_multiclass_leader_is_explained_per_class_and_its_card_plots_shap() {
+    let p = Project::from_fixture("prostate");
+    std::fs::copy(
+        repo_root().join("examples/iris/data/iris.csv"),
+        p.file("data/iris.csv"),
+    )
+    .unwrap();
+    p.write(
+        "ml.toml",
+        "[project]\nname = \"iris-test\"\n[define]\ntarget = \"Species\"\n\
+         [locate]\npath = \"data/iris.csv\"\n[prepare]\nholdout = 0.3\nseed = 1\n\
+         [execute]\nmax_models = 1\nseed = 1\nnfolds = 0\ninclude_algos = [\"GBM\"]\n\
+         [monitor]\nshap_rows = 30\n[conclude]\npromote = [\"staging\"]\n",
+    );
+    p.mlbuild(&["run", "--json"]).ok();
+    let shap = &monitor_report(&p)["shap"];
+    assert_eq!(shap["method"], "TreeSHAP (native)", "{shap}");
+    assert_eq!(shap["rows"], 30, "{shap}");
+    let classes: Vec<&String> = shap["by_class"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{shap}"))
+        .keys()
+        .collect();
+    assert_eq!(
+        classes,
+        ["Iris-setosa", "Iris-versicolor", "Iris-virginica"],
+        "{shap}"
+    );
+    assert_eq!(shap["importance"].as_array().unwrap().len(), 4, "{shap}");
+    let versions = json(p.mlbuild_offline(&["versions", "--json"]));
+    let doc = json(p.mlbuild_offline(&["show", versions[0]["id"].as_str().unwrap(), "--json"]));
+    let digest = doc["provenance"]["plots"]["shap"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no SHAP plot: {doc}"));
+    let svg = p.read(&format!("cache/v1/cas/{}/{digest}", &digest[..2]));
+    assert!(
+        svg.contains("SHAP importance (TreeSHAP (native), 30 rows, summed over 3 classes)"),
+        "{svg}"
+    );
 }
 
 #[test]
