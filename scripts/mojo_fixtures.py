@@ -258,5 +258,99 @@ def strip_experimental(src, dst):
             zout.writestr(out, zin.read(info.filename))
 
 
+def model_ini(zip_path):
+    """The `[info]` and `[columns]`/`[domains]` sections of a MOJO's model.ini, as a dict of
+    key -> raw value (plus `columns`: the column names)."""
+    with zipfile.ZipFile(zip_path) as z:
+        text = z.read("model.ini").decode()
+    ini, section, columns = {}, None, []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line
+        elif section == "[info]" and " = " in line:
+            key, value = line.split(" = ", 1)
+            ini[key] = value
+        elif section == "[columns]" and line:
+            columns.append(line)
+    ini["columns"] = columns
+    return ini
+
+
+def domain_levels(zip_path, index):
+    """The levels of the `index`-th domain file of a MOJO (domains/dNNN.txt)."""
+    with zipfile.ZipFile(zip_path) as z:
+        return z.read(f"domains/d{index:03d}.txt").decode().splitlines()
+
+
+def server_contributions():
+    """Issue 17 point 2: what the H2O server itself answers to `predict_contributions` for the
+    models genmodel cannot explain, recorded beside the MOJO of the same model (trained here,
+    like the fixtures' drf_bin and glm_bin): OUT/server/NAME.zip (full MOJO), NAME.h2o.csv (the
+    server's contributions on data/prostate.csv, in its row order) and NAME.json (what the test
+    needs to read them: the DRF's used variables and trees, the GLM's background row)."""
+    out = os.path.join(OUT, "server")
+    os.makedirs(out, exist_ok=True)
+    os.makedirs(WORK, exist_ok=True)
+    pros_path = os.path.join(ROOT, "data/prostate.csv")
+    load(pros_path, "pros_bin", {"CAPSULE", "RACE", "DPROS", "DCAPS"})
+    common = {"training_frame": "pros_bin", "response_column": "CAPSULE", "ignored_columns": '["ID"]'}
+    specs = [
+        ("drf_bin", "drf", {"ntrees": 6, "max_depth": 6}),
+        ("glm_bin", "glm", {"family": "binomial"}),
+    ]
+    for name, algo, params in specs:
+        train(algo, name, {**common, **params})
+        mojo = os.path.join(out, f"{name}.zip")
+        with open(mojo, "wb") as f:
+            f.write(call("GET", f"/3/Models/{name}/mojo"))
+        form = {"predict_contributions": "true", "predictions_frame": f"{name}_contrib"}
+        meta = {"algo": algo}
+        if algo == "drf":
+            model = jcall("GET", f"/3/Models/{name}")["models"][0]["output"]
+            varimp = model["variable_importances"]["data"]
+            # hex.VarImp.numberOfUsedVariables: the variables whose importance is not 0.
+            meta["used_variables"] = sum(1 for v in varimp[1] if v != 0)
+            meta["ntrees"] = params["ntrees"]
+        else:
+            # One background row: the training means and mode levels the MOJO stores, so the
+            # server's baseline SHAP is contribution = beta (x - mean), beta[level] - beta[mode].
+            ini = model_ini(mojo)
+            means = json.loads(ini["num_means"])
+            modes = json.loads(ini["cat_modes"])
+            cats = int(ini["cats"])
+            names = ini["columns"][:-1]
+            row, header = [], []
+            with open(pros_path) as f:
+                header = f.readline().strip().split(",")
+            values = {}
+            for i, col in enumerate(names):
+                if i < cats:
+                    values[col] = domain_levels(mojo, i)[modes[i]]
+                else:
+                    values[col] = repr(means[i - cats])
+            for col in header:
+                row.append(values.get(col, "0" if col != "CAPSULE" else "0"))
+            bg = os.path.join(WORK, "background.csv")
+            write_csv(bg, header, [row])
+            load(bg, "background", {"CAPSULE", "RACE", "DPROS", "DCAPS"})
+            form["background_frame"] = "background"
+            form["predict_contributions_output_format"] = "Compact"
+            meta["background"] = dict(zip(header, row))
+        # /4/ (a job): the synchronous /3/ route takes no background frame.
+        res = jcall("POST", f"/4/Predictions/models/{name}/frames/pros_bin", form)
+        wait((res.get("job") or res)["key"]["name"])
+        csv = call("GET", "/3/DownloadDataset?frame_id=" + urllib.parse.quote(f"{name}_contrib"))
+        with open(os.path.join(out, f"{name}.h2o.csv"), "wb") as f:
+            f.write(csv)
+        with open(os.path.join(out, f"{name}.json"), "w") as f:
+            json.dump(meta, f, indent=1, sort_keys=True)
+            f.write("\n")
+        print(f"recorded the server's contributions of {name}", flush=True)
+
+
 if __name__ == "__main__":
-    main()
+    if os.environ.get("SERVER_CONTRIBUTIONS") == "1":
+        server_contributions()
+    else:
+        main()

@@ -5,6 +5,9 @@
 #
 #   scripts/mojo_fixtures.sh            # uses ~/.cache/mlbuild/h2o/3.46.0.11/h2o.jar
 #   H2O_JAR=/path/h2o.jar PORT=54720 scripts/mojo_fixtures.sh
+#   SERVER_CONTRIBUTIONS=1 scripts/mojo_fixtures.sh   # only tests/fixtures/mojo/server/: the
+#       H2O server's own predict_contributions for a binomial DRF and GLM (issue 17), beside
+#       their MOJOs; the other fixtures are left as they are
 #
 # Needs Java 8–17 and python3 (standard library only). Takes about two minutes.
 set -euo pipefail
@@ -36,6 +39,10 @@ done
 curl -sf "$url/3/Cloud" | grep -q '"version":"3.46.0.11"' \
   || { echo "error: \`$jar\` is not H2O 3.46.0.11" >&2; exit 1; }
 
-rm -f "$out"/*.zip "$out"/*.csv "$out"/manifest.tsv
+if [ "${SERVER_CONTRIBUTIONS:-0}" = 1 ]; then
+  rm -rf "$out/server"
+else
+  rm -f "$out"/*.zip "$out"/*.csv "$out"/manifest.tsv
+fi
 python3 "$root/scripts/mojo_fixtures.py" "$url" "$root" "$out" "$work"
 du -sh "$out"
