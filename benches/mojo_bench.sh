@@ -14,7 +14,9 @@
 # 3. `mlbuild serve --model gbm50.zip`: start-to-first-answer, RSS; next to it the JVM's
 #    `PredictCsv` on a one-row CSV (start, load, score one row, exit) with its max RSS.
 # 4. With `oha` on PATH (`cargo install oha`): a fixed-rate load of RATE requests/s for SECS s
-#    on loopback (one row per request); p50/p99 latency. The generator shares the machine's cores.
+#    on loopback (one row per request); p50/p99 latency. Then the same with `?explain=true`
+#    (each row's contributions) at EXPLAIN_RATE (1000) requests/s. The generator shares the
+#    machine's cores. MOJO_SERVE_ONLY=1 skips step 2.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -79,6 +81,7 @@ fi
 bench_rows "$root/data/prostate.csv" "$work/rows.csv" "$rows"
 head -2 "$work/rows.csv" >"$work/one.csv"
 
+if [ -z "${MOJO_SERVE_ONLY:-}" ]; then
 echo "== scoring, one thread, $rows rows, best of $passes passes"
 javac -d "$work" -cp "$work/h2o-genmodel.jar" "$root/benches/java/MojoBench.java"
 (cd "$root" && cargo bench -q --bench mojo_score --no-run)
@@ -94,11 +97,10 @@ done
 # Both sides print `= N rows/s` and `[sink S]` (a checksum of p1): pair them up, check the
 # checksums agree, and report each pair's ratio and the medians.
 bench_pairs "$work/scoring.log" 0
+fi
 
 echo "== start-up and memory"
-(cd "$root" && cargo build -q --release)
-bin=$(bench_bin "$root")
-[ -x "$bin" ] || bench_die "no $bin after cargo build (CARGO_TARGET_DIR?)"
+bin=$(bench_release "$root")
 sport=$((port + 1))
 body='{"ID":1,"AGE":65,"RACE":"1","DPROS":2,"DCAPS":1,"PSA":1.4,"VOL":0,"GLEASON":6}'
 t0=$(date +%s%N)
@@ -114,8 +116,17 @@ echo "mlbuild serve: start to first /predict answer $(( (t1 - t0) / 1000000 )) m
 
 echo "== serve latency under a fixed-rate load"
 if command -v oha >/dev/null; then
-  oha --no-tui -q "$rate" -z "${secs}s" -m POST -H 'content-type: application/json' -d "$body" \
-    "http://127.0.0.1:$sport/predict" | grep -E "Requests/sec|Success rate|50.00%|99.00%|99.90%|Status code|\[200\]|Error"
+  load() { # RATE PATH
+    oha --no-tui -q "$1" -z "${secs}s" -m POST -H 'content-type: application/json' -d "$body" \
+      "http://127.0.0.1:$sport$2" | grep -E "Requests/sec|Success rate|50.00%|99.00%|99.90%|Status code|\[200\]|Error"
+  }
+  echo "-- /predict, $rate requests/s"
+  load "$rate" /predict
+  # Issue 17: each row explained (TreeSHAP over the 50 trees) at EXPLAIN_RATE requests/s.
+  curl -sf -X POST -d "$body" "http://127.0.0.1:$sport/predict?explain=true" | grep -q '"BiasTerm"\|"bias"' \
+    || bench_die "/predict?explain=true gave no contributions"
+  echo "-- /predict?explain=true, ${EXPLAIN_RATE:-1000} requests/s"
+  load "${EXPLAIN_RATE:-1000}" "/predict?explain=true"
 else
   echo "oha not found: skipped (cargo install oha)"
 fi
