@@ -491,7 +491,9 @@ impl XGBoost {
 
 #[cfg(test)]
 mod tests {
+    use super::Bound;
     use crate::mojo::model::Scorer;
+    use crate::mojo::shap::Explained;
     use crate::mojo::tests::{agree_with_genmodels_contributions, encoded_fixture};
 
     #[test]
@@ -518,5 +520,63 @@ mod tests {
                 });
             }
         }
+    }
+
+    /// The value of the feature set `set` (a bit mask over the one-hot features) for a bound
+    /// tree: its output with the features outside the set averaged over by cover, through the
+    /// same [`Explained`] answers TreeSHAP reads, without its path bookkeeping.
+    fn value(tree: &Bound<'_>, node: u32, set: u64) -> f64 {
+        match tree.children(node) {
+            None => tree.leaf(node),
+            Some([left, right]) if set >> tree.feature(node) & 1 == 1 => {
+                value(tree, if tree.goes_right(node) { right } else { left }, set)
+            }
+            Some([left, right]) => {
+                let [cl, cr] = tree.cover(node);
+                (cl * value(tree, left, set) + cr * value(tree, right, set)) / tree.weight(node)
+            }
+        }
+    }
+
+    /// Issue 17 point 2: neither genmodel nor the H2O server explains a multinomial XGBoost;
+    /// its contributions are the Shapley values of the cover-weighted value function, by every
+    /// subset of its features, class by class.
+    #[test]
+    fn multinomial_contributions_are_the_shapley_values_of_the_cover_weighted_value() {
+        let (mojo, rows) = encoded_fixture("xgb_multi");
+        let Scorer::XGBoost(model) = &mojo.model.scorer else {
+            panic!("xgb_multi is not an XGBoost model");
+        };
+        let mut worst = 0f64;
+        for row in rows.iter().take(40) {
+            let x = model.features(row);
+            let m = x.len();
+            assert!(m <= 12, "{m} features");
+            let fact = |k: usize| (1..=k).map(|i| i as f64).product::<f64>();
+            let sets = model.contributions(row);
+            assert_eq!(sets.len(), 3);
+            for (trees, ours) in model.groups.iter().zip(&sets) {
+                let v = |set: u64| -> f64 {
+                    trees
+                        .iter()
+                        .map(|tree| value(&Bound { tree, x: &x }, 0, set))
+                        .sum()
+                };
+                for (i, ours) in ours.iter().take(m).enumerate() {
+                    let phi: f64 = (0..1u64 << m)
+                        .filter(|set| set >> i & 1 == 0)
+                        .map(|set| {
+                            let s = set.count_ones() as usize;
+                            fact(s) * fact(m - s - 1) / fact(m) * (v(set | 1 << i) - v(set))
+                        })
+                        .sum();
+                    worst = worst.max((ours - phi).abs());
+                    assert!((ours - phi).abs() < 1e-9, "feature {i}: {ours} vs {phi}");
+                }
+                let bias = v(0) + f64::from(model.base_margin);
+                assert!((ours[m] - bias).abs() < 1e-9, "bias {} vs {bias}", ours[m]);
+            }
+        }
+        eprintln!("xgb_multi vs brute force: worst {worst:e}");
     }
 }
