@@ -160,6 +160,54 @@ fn predict_replays_the_text_transform() {
         })
         .collect();
     assert_agree(&picked, &h2o);
+
+    // Issue 17: `--explain` explains the model's inputs after prepare (the Word2Vec columns,
+    // not the text), on the raw rows; each row's contributions add up to the GLM's eta.
+    let run = p
+        .mlbuild_offline(&[
+            "predict",
+            "--model",
+            "staging",
+            "data/reviews.csv",
+            "--explain",
+        ])
+        .ok();
+    let (header, explained) = csv_rows(run.stdout.as_bytes());
+    let (raw_header, _) = csv_rows(p.read("data/reviews.csv").as_bytes());
+    let width = 3; // predict, then the two classes' probabilities
+    let names = &header[width..];
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("BiasTerm"),
+        "{header:?}"
+    );
+    assert!(!names.iter().any(|n| n == "review"), "{header:?}");
+    let derived: Vec<&String> = names[..names.len() - 1]
+        .iter()
+        .filter(|n| !raw_header.contains(n))
+        .collect();
+    assert!(derived.len() >= 8, "the Word2Vec columns: {header:?}");
+    for (row, plain) in explained.iter().zip(&ours) {
+        assert_eq!(row[..width], plain[..], "the predictions changed");
+        let p: Vec<f64> = row[1..].iter().map(|c| c.parse().unwrap()).collect();
+        let sum: f64 = p[width - 1..].iter().sum();
+        let eta = (p[1] / p[0]).ln();
+        assert!((sum - eta).abs() < 1e-8, "{sum} vs eta {eta}: {row:?}");
+    }
+    // monitor explained the same inputs natively.
+    let report: Value = serde_json::from_slice(&artifact(&p, "monitor", "report")).unwrap();
+    let shap = &report["shap"];
+    assert_eq!(shap["method"], "exact linear (native)", "{shap}");
+    let ranked: Vec<&str> = shap["importance"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{shap}"))
+        .iter()
+        .map(|f| f[0].as_str().unwrap())
+        .collect();
+    assert!(
+        derived.iter().all(|d| ranked.contains(&d.as_str())),
+        "{ranked:?}"
+    );
 }
 
 /// `mlbuild serve` in a project; killed on drop.
