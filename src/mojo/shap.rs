@@ -205,18 +205,318 @@ pub(crate) fn tree_shap<T: Explained>(
 ) {
     let bias = phi.len() - 1;
     phi[bias] += expected(tree, root) * scale;
+    walk(tree, root, depth, &mut phi[..bias], scale, paths);
+}
+
+/// The recursive walk of one tree for its row: its contributions added to `phi` (one slot per
+/// feature, no bias), each scaled by `scale`.
+fn walk<T: Explained>(
+    tree: &T,
+    root: u32,
+    depth: usize,
+    phi: &mut [f64],
+    scale: f64,
+    paths: &mut Paths,
+) {
     // Level k's copy of the path has k + 1 elements (k = 0 … depth + 1).
     let levels = depth + 2;
     let needed = levels * (levels + 1) / 2;
     if paths.0.len() < needed {
         paths.0.resize(needed, Element::default());
     }
-    let mut walk = Walk {
-        tree,
-        phi: &mut phi[..bias],
-        scale,
-    };
+    let mut walk = Walk { tree, phi, scale };
     walk.visit(root, &mut paths.0, 0, (1.0, 1.0, NO_FEATURE));
+}
+
+/// How large the path tables of [`prepare`] may grow before a tree is left to the walk.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// The most distinct features a root-to-leaf path may have: a leaf's table has
+    /// `2^unique × unique` values.
+    pub unique: usize,
+    /// The most table values (f64) of all the trees prepared with these limits together.
+    pub budget: usize,
+}
+
+/// 2^10 × 10 values (80 KiB) for a leaf at most, 32 MiB for a model: H2O's GBM defaults (depth 5)
+/// and XGBoost's (6) fit many times over; DRF's depth-20 trees mostly walk.
+pub(crate) const LIMITS: Limits = Limits {
+    unique: 10,
+    budget: 4 << 20,
+};
+
+/// One split of a [`Table`]: the tree's node, the bit of its feature in the masks of the leaves
+/// below it, and where its node and its children are in the masks of a row.
+#[derive(Debug, Clone, Copy)]
+struct TableSplit {
+    node: u32,
+    bit: u32,
+    at: u32,
+    children: [u32; 2],
+}
+
+/// One leaf of a [`Table`]: where its mask is, how many distinct features its path has (`width`),
+/// and where its values and features start.
+#[derive(Debug, Clone, Copy)]
+struct TableLeaf {
+    at: u32,
+    width: u32,
+    values: u32,
+    features: u32,
+}
+
+/// A tree's contributions by leaf and by which features of its path a row follows.
+///
+/// The features of a leaf's path, duplicates merged, are numbered in the order the path meets
+/// them; a merged feature's zero fraction is the product of the path's fractions for it, and the
+/// row's one fraction is 1 exactly when the row follows the path at every split on it. The row's
+/// ones form a bit mask; the contributions of the path's features to the leaf's term are a
+/// function of the mask alone, tabled when the tree is prepared (`2^d × d` values for `d`
+/// features). A row then costs one direction per split (which gives every leaf's mask, top
+/// down: the child the row does not take clears the split's bit) and `d` additions per leaf.
+/// This is the path formulation of GPUTreeShap and FastTreeSHAP v2.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    /// In pre-order, so that a split's mask is known before its children's.
+    splits: Vec<TableSplit>,
+    leaves: Vec<TableLeaf>,
+    values: Vec<f64>,
+    features: Vec<u32>,
+    /// How many nodes (splits and leaves) the tree has: the masks a row needs.
+    nodes: usize,
+}
+
+/// How a prepared tree is explained.
+#[derive(Debug)]
+pub(crate) enum Method {
+    Table(Table),
+    /// The recursive walk ([`Walk`]), for trees whose tables would be too large.
+    Walk {
+        root: u32,
+        depth: usize,
+    },
+}
+
+/// A tree prepared once for explaining many rows: its bias and its [`Method`].
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub bias: f64,
+    pub method: Method,
+}
+
+/// Why a tree has no table.
+struct TooLarge;
+
+/// Builds a [`Table`] by a walk over the tree, holding the path's distinct features.
+struct Builder<'a, T> {
+    tree: &'a T,
+    limits: Limits,
+    /// Table values the tree may still take.
+    room: usize,
+    table: Table,
+    /// The path's distinct features with their zero fractions, in the order it meets them.
+    path: Vec<(usize, f64)>,
+}
+
+impl<T: Explained> Builder<'_, T> {
+    /// Adds `node` (and its subtree) in pre-order; returns its index among the tree's nodes.
+    fn visit(&mut self, node: u32) -> Result<u32, TooLarge> {
+        let at = self.table.nodes as u32;
+        self.table.nodes += 1;
+        let tree = self.tree;
+        let Some(children) = tree.children(node) else {
+            self.leaf(at, tree.leaf(node))?;
+            return Ok(at);
+        };
+        let feature = tree.feature(node);
+        let (slot, new) = match self.path.iter().position(|&(f, _)| f == feature) {
+            Some(slot) => (slot, false),
+            None if self.path.len() < self.limits.unique => {
+                self.path.push((feature, 1.0));
+                (self.path.len() - 1, true)
+            }
+            None => return Err(TooLarge),
+        };
+        let index = self.table.splits.len();
+        self.table.splits.push(TableSplit {
+            node,
+            bit: 1 << slot,
+            at,
+            children: [0; 2],
+        });
+        let cover = tree.cover(node);
+        let total = tree.weight(node);
+        for side in 0..2 {
+            let kept = self.path[slot].1;
+            // The walk's fractions exactly: each split's, times those above on the feature.
+            let zero = if total != 0.0 {
+                cover[side] / total
+            } else {
+                0.5
+            };
+            self.path[slot].1 = zero * kept;
+            self.table.splits[index].children[side] = self.visit(children[side])?;
+            self.path[slot].1 = kept;
+        }
+        if new {
+            self.path.pop();
+        }
+        Ok(at)
+    }
+
+    /// Tables the contributions of a leaf of value `value` under the current path.
+    fn leaf(&mut self, at: u32, value: f64) -> Result<(), TooLarge> {
+        let d = self.path.len();
+        let size = d << d;
+        if size > self.room {
+            return Err(TooLarge);
+        }
+        self.room -= size;
+        let table = &mut self.table;
+        table.leaves.push(TableLeaf {
+            at,
+            width: d as u32,
+            values: table.values.len() as u32,
+            features: table.features.len() as u32,
+        });
+        table
+            .features
+            .extend(self.path.iter().map(|&(f, _)| f as u32));
+        // The Shapley weight of a subset of k of the other d - 1 features: k! (d-1-k)! / d!.
+        let weights: Vec<f64> = (0..d)
+            .map(|k| {
+                let choose = (0..k).fold(1.0, |c, i| c * (d - 1 - i) as f64 / (i + 1) as f64);
+                1.0 / (d as f64 * choose)
+            })
+            .collect();
+        let mut poly = Vec::with_capacity(d);
+        for mask in 0..1usize << d {
+            let one = |i: usize| ((mask >> i) & 1) as f64;
+            for (j, &(_, zero_j)) in self.path.iter().enumerate() {
+                // The coefficients of ∏_{i≠j} (zero_i + one_i t): by the number of known features.
+                poly.clear();
+                poly.push(1.0);
+                for (i, &(_, zero)) in self.path.iter().enumerate() {
+                    if i == j {
+                        continue;
+                    }
+                    let o = one(i);
+                    poly.push(0.0);
+                    for k in (0..poly.len()).rev() {
+                        let below = if k > 0 { poly[k - 1] } else { 0.0 };
+                        poly[k] = zero * poly[k] + o * below;
+                    }
+                }
+                let sum: f64 = poly.iter().zip(&weights).map(|(c, w)| c * w).sum();
+                table.values.push(sum * (one(j) - zero_j) * value);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Table {
+    /// The bytes the table holds.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> usize {
+        use std::mem::size_of;
+        self.splits.len() * size_of::<TableSplit>()
+            + self.leaves.len() * size_of::<TableLeaf>()
+            + self.values.len() * size_of::<f64>()
+            + self.features.len() * size_of::<u32>()
+    }
+
+    /// Adds the tree's contributions for its row to `phi` (one slot per feature), scaled by
+    /// `scale`; `masks` is room reused from row to row.
+    fn add<T: Explained>(&self, tree: &T, phi: &mut [f64], scale: f64, masks: &mut Vec<u32>) {
+        if masks.len() < self.nodes {
+            masks.resize(self.nodes, 0);
+        }
+        masks[0] = u32::MAX;
+        for split in &self.splits {
+            let mask = masks[split.at as usize];
+            let right = usize::from(tree.goes_right(split.node));
+            masks[split.children[right] as usize] = mask;
+            masks[split.children[right ^ 1] as usize] = mask & !split.bit;
+        }
+        for leaf in &self.leaves {
+            let d = leaf.width as usize;
+            let mask = (masks[leaf.at as usize] & ((1u32 << d) - 1)) as usize;
+            let values = &self.values[leaf.values as usize + mask * d..][..d];
+            let features = &self.features[leaf.features as usize..][..d];
+            for (&f, &v) in features.iter().zip(values) {
+                phi[f as usize] += v * scale;
+            }
+        }
+    }
+}
+
+/// Prepares the tree rooted at `root` (at most `depth` splits deep) for explaining rows: its bias,
+/// and a [`Table`] when it fits `limits`, taking its values from `budget` (the values left of
+/// [`Limits::budget`]); otherwise the walk. `tree` may be bound to any row: only what does not
+/// depend on the row is read.
+pub(crate) fn prepare<T: Explained>(
+    tree: &T,
+    root: u32,
+    depth: usize,
+    limits: Limits,
+    budget: &mut usize,
+) -> Prepared {
+    let bias = expected(tree, root);
+    let mut builder = Builder {
+        tree,
+        limits: Limits {
+            // Masks are u32.
+            unique: limits.unique.min(24),
+            ..limits
+        },
+        room: *budget,
+        table: Table::default(),
+        path: Vec::new(),
+    };
+    let method = match builder.visit(root) {
+        Ok(_) => {
+            *budget = builder.room;
+            Method::Table(builder.table)
+        }
+        Err(TooLarge) => Method::Walk { root, depth },
+    };
+    Prepared { bias, method }
+}
+
+/// Room a row's explanation reuses from tree to tree.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    paths: Paths,
+    masks: Vec<u32>,
+}
+
+impl Prepared {
+    /// Adds the tree's contributions for its row to `phi` (one slot per feature, then the bias),
+    /// each scaled by `scale`, as [`tree_shap`] does.
+    pub(crate) fn add<T: Explained>(
+        &self,
+        tree: &T,
+        phi: &mut [f64],
+        scale: f64,
+        scratch: &mut Scratch,
+    ) {
+        let bias = phi.len() - 1;
+        phi[bias] += self.bias * scale;
+        match &self.method {
+            Method::Table(table) => table.add(tree, &mut phi[..bias], scale, &mut scratch.masks),
+            &Method::Walk { root, depth } => {
+                walk(
+                    tree,
+                    root,
+                    depth,
+                    &mut phi[..bias],
+                    scale,
+                    &mut scratch.paths,
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]

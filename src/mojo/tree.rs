@@ -505,6 +505,8 @@ pub(crate) struct TreeModel {
     forest: Forest,
     /// Per class, its trees in group order (less those the MOJO leaves out), in blocks.
     classes: Vec<Vec<Block>>,
+    /// The trees prepared for TreeSHAP, on the first explanation ([`shap`]).
+    explainer: std::sync::OnceLock<shap::Explainer>,
 }
 
 /// `GbmMojoModel.exp`: Math.exp capped at 1e19.
@@ -641,6 +643,7 @@ impl TreeModel {
             groups,
             forest,
             classes,
+            explainer: std::sync::OnceLock::new(),
         })
     }
 
