@@ -9,6 +9,15 @@
 //! recorded, which genmodel and XGBoost take and which need not be the branches' sum). Each row's
 //! contributions plus the bias (the tree's cover-weighted mean leaf, with the same fractions)
 //! equal the tree's output, up to f64 rounding.
+//!
+//! A model's trees are [`prepare`]d once, on its first explanation: each tree's bias, and, when
+//! the tree's paths have at most [`LIMITS`]`.unique` distinct features and its tables fit what
+//! is left of the model's budget, a [`Table`] of each leaf's contributions by which of its
+//! path's features the row follows (a row then costs one test per split and a few additions per
+//! leaf). Other trees (deep DRF trees) take the recursive walk of Algorithm 2 ([`Walk`]) for
+//! every row. Both compute the same Shapley values; the tables in closed form without the
+//! walk's divisions, which on the fixtures puts them nearer the brute-force values (tests in
+//! `tree/shap.rs` and `xgboost.rs` hold each against the other on every tree fixture).
 
 /// A tree as TreeSHAP reads it, bound to one row.
 pub(crate) trait Explained {
@@ -191,22 +200,7 @@ fn expected<T: Explained>(tree: &T, node: u32) -> f64 {
 
 /// The room the paths of a walk take, reused from tree to tree.
 #[derive(Debug, Default)]
-pub(crate) struct Paths(Vec<Element>);
-
-/// Contributions of one tree (rooted at `root`, at most `depth` splits deep) for its row,
-/// added to `phi` (one slot per feature, then the bias), each scaled by `scale`.
-pub(crate) fn tree_shap<T: Explained>(
-    tree: &T,
-    root: u32,
-    depth: usize,
-    phi: &mut [f64],
-    scale: f64,
-    paths: &mut Paths,
-) {
-    let bias = phi.len() - 1;
-    phi[bias] += expected(tree, root) * scale;
-    walk(tree, root, depth, &mut phi[..bias], scale, paths);
-}
+struct Paths(Vec<Element>);
 
 /// The recursive walk of one tree for its row: its contributions added to `phi` (one slot per
 /// feature, no bias), each scaled by `scale`.

@@ -19,6 +19,7 @@ use super::ini::Ini;
 use super::model::{one_hot_layout_ok, Meta, Refuse};
 use super::row::one_hot_index;
 use super::{Archive, Category, MojoError};
+use crate::mojo::shap::{prepare, Limits, Prepared, Scratch, LIMITS};
 
 #[derive(Debug, Clone, Copy)]
 struct Node {
@@ -159,6 +160,8 @@ pub(crate) struct XGBoost {
     objective: Objective,
     /// Why the model cannot be explained, if it cannot ([`refusal`]), decided once at load.
     refusal: Option<&'static str>,
+    /// The trees of each group prepared for TreeSHAP, on the first explanation.
+    explainer: std::sync::OnceLock<Vec<Vec<Prepared>>>,
 }
 
 type Reader<'a> = Cursor<'a, MojoError>;
@@ -343,6 +346,7 @@ impl XGBoost {
             bias_first: (major, minor) > (1, 2),
             objective,
             refusal,
+            explainer: std::sync::OnceLock::new(),
         })
     }
 
@@ -386,17 +390,40 @@ impl XGBoost {
     /// objective's transform, summed in f64 (scoring sums the leaves in f32, so the margin
     /// the probability came from differs from it in the last f32 bits).
     pub(crate) fn contributions(&self, row: &[f64]) -> Vec<Vec<f64>> {
-        let x = self.features(row);
+        let explainer = self.explainer.get_or_init(|| self.prepare(LIMITS));
+        self.explain(explainer, row)
+    }
+
+    /// Prepares every tree, group by group, within `limits` ([`crate::mojo::shap::prepare`]).
+    fn prepare(&self, limits: Limits) -> Vec<Vec<Prepared>> {
+        let mut budget = limits.budget;
         self.groups
             .iter()
             .map(|trees| {
+                trees
+                    .iter()
+                    .map(|tree| {
+                        // Nothing the preparation reads depends on the row.
+                        let bound = Bound { tree, x: &[] };
+                        prepare(&bound, 0, tree.depth, limits, &mut budget)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// [`XGBoost::contributions`] with the trees prepared as `explainer`.
+    fn explain(&self, explainer: &[Vec<Prepared>], row: &[f64]) -> Vec<Vec<f64>> {
+        let x = self.features(row);
+        let mut scratch = Scratch::default();
+        self.groups
+            .iter()
+            .zip(explainer)
+            .map(|(trees, prepared)| {
                 let mut phi = vec![0.0; x.len() + 1];
                 phi[x.len()] = f64::from(self.base_margin);
-                let mut paths = crate::mojo::shap::Paths::default();
-                for tree in trees {
-                    let bound = Bound { tree, x: &x };
-                    let depth = tree.depth;
-                    crate::mojo::shap::tree_shap(&bound, 0, depth, &mut phi, 1.0, &mut paths);
+                for (tree, prepared) in trees.iter().zip(prepared) {
+                    prepared.add(&Bound { tree, x: &x }, &mut phi, 1.0, &mut scratch);
                 }
                 phi
             })
@@ -491,10 +518,42 @@ impl XGBoost {
 
 #[cfg(test)]
 mod tests {
-    use super::Bound;
+    use super::{Bound, Limits, Prepared};
     use crate::mojo::model::Scorer;
     use crate::mojo::shap::Explained;
     use crate::mojo::tests::{agree_with_genmodels_contributions, encoded_fixture};
+
+    /// Every tree tabled against every tree walked (no table fits a limit of 0).
+    #[test]
+    fn tables_agree_with_the_walk_on_every_xgboost_fixture() {
+        use crate::mojo::shap::Method;
+        for name in ["xgb_bin", "xgb_reg", "xgb_syn", "xgb_multi"] {
+            let (mojo, rows) = encoded_fixture(name);
+            let Scorer::XGBoost(model) = &mojo.model.scorer else {
+                panic!("{name} is not an XGBoost model");
+            };
+            let tables = model.prepare(Limits {
+                unique: 24,
+                budget: usize::MAX,
+            });
+            let walks = model.prepare(Limits {
+                unique: 0,
+                budget: 0,
+            });
+            let walked = |p: &Prepared| matches!(p.method, Method::Walk { .. });
+            assert!(!tables.iter().flatten().any(walked), "{name}");
+            assert!(walks.iter().flatten().any(walked), "{name}");
+            let mut worst = 0f64;
+            for row in &rows {
+                let (a, b) = (model.explain(&tables, row), model.explain(&walks, row));
+                for (a, b) in a.iter().flatten().zip(b.iter().flatten()) {
+                    worst = worst.max((a - b).abs() / a.abs().max(b.abs()).max(1.0));
+                }
+            }
+            eprintln!("{name}: worst |table - walk| {worst:e}");
+            assert!(worst <= 1e-11, "{name}: {worst:e}");
+        }
+    }
 
     #[test]
     fn contributions_add_up_to_the_margin_and_agree_with_genmodels() {
