@@ -362,7 +362,8 @@ impl<T: Explained> Builder<'_, T> {
     fn leaf(&mut self, at: u32, value: f64) -> Result<(), TooLarge> {
         let d = self.path.len();
         let size = d << d;
-        if size > self.room {
+        // The offsets are u32.
+        if size > self.room || self.table.values.len() + size > u32::MAX as usize {
             return Err(TooLarge);
         }
         self.room -= size;
