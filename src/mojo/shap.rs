@@ -233,7 +233,9 @@ pub(crate) struct Limits {
 }
 
 /// 2^10 × 10 values (80 KiB) for a leaf at most, 32 MiB for a model: H2O's GBM defaults (depth 5)
-/// and XGBoost's (6) fit many times over; DRF's depth-20 trees mostly walk.
+/// and XGBoost's (6) fit many times over; DRF's depth-20 trees mostly walk. Filling the whole
+/// budget with 10-feature leaves takes ~0.25 s, once (59 ns a value, release, on a synthetic
+/// full tree of depth 10).
 pub(crate) const LIMITS: Limits = Limits {
     unique: 10,
     budget: 4 << 20,
@@ -488,7 +490,7 @@ pub(crate) struct Scratch {
 
 impl Prepared {
     /// Adds the tree's contributions for its row to `phi` (one slot per feature, then the bias),
-    /// each scaled by `scale`, as [`tree_shap`] does.
+    /// each scaled by `scale`.
     pub(crate) fn add<T: Explained>(
         &self,
         tree: &T,
