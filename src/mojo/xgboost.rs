@@ -66,10 +66,18 @@ impl RegTree {
     }
 }
 
+/// The deepest tree explained (H2O caps its own trees' depth at 256): the walk and the tables'
+/// preparation recurse once a level, so a deeper (hostile) tree is refused, not a stack overflow.
+const MAX_EXPLAINED_DEPTH: usize = 256;
+
 /// Why trees over `width` one-hot features cannot be explained, if they cannot: a split on a
-/// feature past the width (scoring reads it as missing), or a cover that is not a finite weight.
+/// feature past the width (scoring reads it as missing), a cover that is not a finite weight,
+/// or a tree deeper than [`MAX_EXPLAINED_DEPTH`].
 fn refusal(groups: &[Vec<RegTree>], width: usize) -> Option<&'static str> {
     for tree in groups.iter().flatten() {
+        if tree.depth > MAX_EXPLAINED_DEPTH {
+            return Some("a tree is deeper than 256 levels");
+        }
         let splits_inside = tree
             .nodes
             .iter()
@@ -579,6 +587,48 @@ mod tests {
                 });
             }
         }
+    }
+
+    /// A chain of splits on one feature, `depth` levels deep: refused for explanations past
+    /// [`super::MAX_EXPLAINED_DEPTH`] (the walk recurses once a level), and scored as ever.
+    #[test]
+    fn a_tree_deeper_than_the_cap_is_refused_not_walked() {
+        let leaf = |value: f32| super::Node {
+            left: -1,
+            right: -1,
+            feature: 0,
+            default_left: true,
+            value,
+        };
+        // Split i is node 2i: its right child (2i + 1) a leaf, its left the next split.
+        let chain = |depth: usize| {
+            let mut nodes = Vec::new();
+            for i in 0..depth {
+                nodes.push(super::Node {
+                    left: (2 * i + 2) as i32,
+                    right: (2 * i + 1) as i32,
+                    feature: 0,
+                    default_left: true,
+                    value: i as f32,
+                });
+                nodes.push(leaf(1.0));
+            }
+            nodes.push(leaf(2.0));
+            let depth = super::depth_of(&nodes);
+            super::RegTree {
+                cover: vec![1.0; nodes.len()],
+                nodes,
+                depth,
+            }
+        };
+        let shallow = chain(256);
+        assert_eq!(shallow.depth, 256);
+        assert_eq!(super::refusal(&[vec![shallow]], 1), None);
+        let deep = chain(257);
+        assert_eq!(
+            super::refusal(&[vec![deep]], 1),
+            Some("a tree is deeper than 256 levels")
+        );
     }
 
     /// The value of the feature set `set` (a bit mask over the one-hot features) for a bound
