@@ -109,7 +109,10 @@ fn explain(
     if rows == 0 {
         return Ok(json!({ "skipped": "monitor.shap_rows = 0" }));
     }
-    let mojo = ctx.store.read_verified(&execute.outputs["mojo"])?;
+    let Some(mojo) = execute.outputs.get("mojo") else {
+        return Ok(json!({ "error": "execute recorded no MOJO for the leader" }));
+    };
+    let mojo = ctx.store.read_verified(mojo)?;
     let mojo = match Mojo::load(&mojo) {
         Ok(mojo) => mojo,
         Err(e) => return Ok(json!({ "error": format!("loading the leader's MOJO: {e:#}") })),
