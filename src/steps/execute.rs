@@ -198,6 +198,11 @@ pub fn explained_natively(algo: &str) -> bool {
     )
 }
 
+/// Whether this MOJO loads and can be explained natively (`mojo::Mojo::contribution_layout`).
+pub fn natively_explainable(mojo: &[u8]) -> bool {
+    crate::mojo::Mojo::load(mojo).is_ok_and(|m| m.contribution_layout().is_ok())
+}
+
 /// How H2O explains an algorithm (DESIGN.md §4, h2o-rest.md G12): TreeSHAP for tree models;
 /// GLM, DeepLearning and StackedEnsemble need a background frame, StackedEnsemble also the
 /// `Compact` output. `(method, needs background, compact)`. execute asks H2O only for the
@@ -247,12 +252,6 @@ async fn shap(
         return Shap {
             csv: None,
             info: json!({ "skipped": "monitor.shap_rows = 0" }),
-        };
-    }
-    if explained_natively(algo) {
-        return Shap {
-            csv: None,
-            info: json!({ "skipped": format!("monitor explains a {algo} leader natively from its MOJO") }),
         };
     }
     let (method, needs_background, compact) = shap_method(algo);
@@ -360,18 +359,32 @@ async fn train(
             .await
             .context("downloading the holdout predictions")
     };
-    let explained = shap(
-        client,
-        &leader,
-        &algo,
-        files,
-        columns,
-        &spec.project_name,
-        shap_rows,
-    );
-    let (mojo, predictions, shap) =
-        tokio::join!(client.download_mojo(&leader), predictions, explained);
-    Ok((run.leaderboard, mojo?, predictions?, shap))
+    // The MOJO first: H2O is asked for contributions only when monitor cannot compute them
+    // from it (by its algorithm and by what it holds, e.g. a GLM without stored means).
+    let explained = async {
+        let mojo = client.download_mojo(&leader).await?;
+        let shap = if explained_natively(&algo) && natively_explainable(&mojo) {
+            Shap {
+                csv: None,
+                info: json!({ "skipped": format!("monitor explains a {algo} leader natively from its MOJO") }),
+            }
+        } else {
+            shap(
+                client,
+                &leader,
+                &algo,
+                files,
+                columns,
+                &spec.project_name,
+                shap_rows,
+            )
+            .await
+        };
+        Ok::<_, anyhow::Error>((mojo, shap))
+    };
+    let (explained, predictions) = tokio::join!(explained, predictions);
+    let (mojo, shap) = explained?;
+    Ok((run.leaderboard, mojo, predictions?, shap))
 }
 
 fn rand_u32() -> u32 {
@@ -425,6 +438,33 @@ impl StepResult for ExecuteResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// execute asks H2O for contributions unless the downloaded MOJO itself can be explained
+    /// natively: by what it holds, not by its algorithm's name alone.
+    #[test]
+    fn h2o_is_asked_unless_the_mojo_itself_is_natively_explainable() {
+        let fixture = |name: &str| {
+            std::fs::read(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/fixtures/mojo")
+                    .join(name),
+            )
+            .unwrap()
+        };
+        for name in [
+            "gbm_multi.zip",
+            "glm_bin.zip",
+            "xgb_multi.zip",
+            "drf_bin.zip",
+        ] {
+            assert!(natively_explainable(&fixture(name)), "{name}");
+        }
+        for name in ["dl_bin.zip", "se_bin.zip"] {
+            assert!(!natively_explainable(&fixture(name)), "{name}");
+        }
+        assert!(!natively_explainable(b"not a zip"));
+        assert!(explained_natively("GLM") && !explained_natively("DeepLearning"));
+    }
 
     #[test]
     fn shap_method_follows_the_algorithm() {

@@ -109,22 +109,21 @@ fn explain(
     if rows == 0 {
         return Ok(json!({ "skipped": "monitor.shap_rows = 0" }));
     }
-    let Some(mojo) = execute.outputs.get("mojo") else {
-        return Ok(json!({ "error": "execute recorded no MOJO for the leader" }));
-    };
-    let mojo = ctx.store.read_verified(mojo)?;
-    let mojo = match Mojo::load(&mojo) {
-        Ok(mojo) => mojo,
-        Err(e) => return Ok(json!({ "error": format!("loading the leader's MOJO: {e:#}") })),
-    };
-    let refusal = match mojo.contribution_layout() {
-        Ok(_) => {
-            let method = native_method(mojo.algo());
-            return Ok(native_shap(&mojo, holdout, rows).unwrap_or_else(
-                |e| json!({ "method": method, "algo": mojo.algo(), "error": format!("{e:#}") }),
-            ));
-        }
-        Err(refusal) => refusal,
+    // Native when the MOJO loads and can be explained; otherwise what H2O gave execute.
+    let refusal = match execute.outputs.get("mojo") {
+        None => "execute recorded no MOJO for the leader".to_string(),
+        Some(digest) => match Mojo::load(&ctx.store.read_verified(digest)?) {
+            Err(e) => format!("its MOJO does not load natively: {e:#}"),
+            Ok(mojo) => match mojo.contribution_layout() {
+                Ok(_) => {
+                    let method = native_method(mojo.algo());
+                    return Ok(native_shap(&mojo, holdout, rows).unwrap_or_else(|e| {
+                        json!({ "method": method, "algo": mojo.algo(), "error": format!("{e:#}") })
+                    }));
+                }
+                Err(refusal) => format!("a {refusal} model cannot be explained natively"),
+            },
+        },
     };
     Ok(match execute.outputs.get("shap") {
         Some(d) => {
@@ -143,7 +142,7 @@ fn explain(
         None => match &executed.shap {
             Some(info) if info.get("skipped").is_none() => info.clone(),
             _ => json!({
-                "error": format!("the leader cannot be explained natively ({refusal}) and H2O gave no contributions"),
+                "error": format!("{refusal}, and H2O gave no contributions"),
             }),
         },
     })
