@@ -625,6 +625,8 @@ mod tests {
         assert_eq!(shallow.depth, 256);
         assert_eq!(super::refusal(&[vec![shallow]], 1), None);
         let deep = chain(257);
+        // Scoring walks it iteratively: left at every split (x < each threshold) to the end.
+        assert_eq!(deep.leaf(&[-1.0]), 2.0);
         assert_eq!(
             super::refusal(&[vec![deep]], 1),
             Some("a tree is deeper than 256 levels")

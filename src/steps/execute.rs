@@ -10,7 +10,7 @@
 //! (`h2o::ledger`).
 //!
 //! SHAP (informative, so not in `output_digests`), only for a leader monitor cannot explain
-//! natively from its MOJO ([`explained_natively`]: StackedEnsemble, DeepLearning): while the
+//! natively from its MOJO ([`natively_explainable`]: StackedEnsemble, DeepLearning): while the
 //! leader is loaded, its contributions on at most `[monitor] shap_rows` holdout rows are stored
 //! as output `shap` (CSV: one column per feature plus `BiasTerm`). The method follows the
 //! leader's algorithm ([`shap_method`], h2o-rest.md G12) and is recorded in the result's
@@ -189,16 +189,9 @@ pub struct Shap {
     pub info: Value,
 }
 
-/// Whether monitor explains a leader of this algorithm natively from its MOJO (TreeSHAP for
-/// the trees, exact for GLM; `mojo::Mojo::contributions`): execute asks H2O for nothing then.
-pub fn explained_natively(algo: &str) -> bool {
-    matches!(
-        algo.to_ascii_lowercase().as_str(),
-        "gbm" | "drf" | "xrt" | "xgboost" | "glm"
-    )
-}
-
-/// Whether this MOJO loads and can be explained natively (`mojo::Mojo::contribution_layout`).
+/// Whether this MOJO loads and can be explained natively (`mojo::Mojo::contribution_layout`:
+/// TreeSHAP for GBM/DRF/XRT/XGBoost, exact for GLM): monitor then explains the leader itself,
+/// and execute asks H2O for nothing.
 pub fn natively_explainable(mojo: &[u8]) -> bool {
     crate::mojo::Mojo::load(mojo).is_ok_and(|m| m.contribution_layout().is_ok())
 }
@@ -206,7 +199,7 @@ pub fn natively_explainable(mojo: &[u8]) -> bool {
 /// How H2O explains an algorithm (DESIGN.md §4, h2o-rest.md G12): TreeSHAP for tree models;
 /// GLM, DeepLearning and StackedEnsemble need a background frame, StackedEnsemble also the
 /// `Compact` output. `(method, needs background, compact)`. execute asks H2O only for the
-/// leaders monitor cannot explain natively ([`explained_natively`]).
+/// leaders monitor cannot explain natively ([`natively_explainable`]).
 pub fn shap_method(algo: &str) -> (&'static str, bool, bool) {
     match algo.to_ascii_lowercase().as_str() {
         "gbm" | "drf" | "xrt" | "xgboost" => ("TreeSHAP", false, false),
@@ -363,7 +356,7 @@ async fn train(
     // from it (by its algorithm and by what it holds, e.g. a GLM without stored means).
     let explained = async {
         let mojo = client.download_mojo(&leader).await?;
-        let shap = if explained_natively(&algo) && natively_explainable(&mojo) {
+        let shap = if natively_explainable(&mojo) {
             Shap {
                 csv: None,
                 info: json!({ "skipped": format!("monitor explains a {algo} leader natively from its MOJO") }),
@@ -463,7 +456,6 @@ mod tests {
             assert!(!natively_explainable(&fixture(name)), "{name}");
         }
         assert!(!natively_explainable(b"not a zip"));
-        assert!(explained_natively("GLM") && !explained_natively("DeepLearning"));
     }
 
     #[test]
