@@ -117,23 +117,33 @@ pub fn push_row<'f>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = &'f str>
             out.push(b',');
         }
         n += 1;
-        if f.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n')) {
-            out.push(b'"');
-            for b in f.bytes() {
-                if b == b'"' {
-                    out.push(b'"');
-                }
-                out.push(b);
-            }
-            out.push(b'"');
-        } else {
-            out.extend_from_slice(f.as_bytes());
-        }
+        push_field(out, f);
     }
     if n == 1 && out.len() == start {
         out.extend_from_slice(b"\"\"");
     }
     out.push(b'\n');
+}
+
+/// Appends one field as [`push_row`] writes it: quoted when it holds `,`, `"`, `\r` or `\n`.
+pub fn push_field(out: &mut Vec<u8>, f: &str) {
+    if needs_quotes(f) {
+        out.push(b'"');
+        for b in f.bytes() {
+            if b == b'"' {
+                out.push(b'"');
+            }
+            out.push(b);
+        }
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(f.as_bytes());
+    }
+}
+
+/// Whether [`push_field`] quotes `f`.
+pub fn needs_quotes(f: &str) -> bool {
+    f.bytes().any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
 }
 
 /// A new file that hashes (blake3) what is written to it, so a written output needs no second

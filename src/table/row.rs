@@ -6,6 +6,10 @@ use std::io::Read;
 
 /// The fields of one CSV row.
 pub trait Record {
+    /// Whether no field of such a row can hold a `,`, `"`, `\r` or `\n` (the unquoted fast
+    /// path's rows; the `csv` crate's records can hold them, quoted).
+    const PLAIN: bool = false;
+
     /// Field `i`, if the row has one.
     fn get(&self, i: usize) -> Option<&str>;
 }
@@ -37,6 +41,8 @@ impl<'a> Row<'a> {
 }
 
 impl Record for Row<'_> {
+    const PLAIN: bool = true;
+
     fn get(&self, i: usize) -> Option<&str> {
         Row::get(self, i)
     }

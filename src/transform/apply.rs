@@ -48,6 +48,7 @@ impl Plan {
         let rows = Rows {
             plan: self,
             split,
+            plain_fill: fill.iter().flatten().all(|f| !table::needs_quotes(f)),
             fill,
             vectors,
         };
@@ -161,6 +162,10 @@ struct Rows<'a> {
     split: &'a Split,
     /// Per stage column: the imputed value for a missing field, if any.
     fill: Vec<Option<&'a str>>,
+    /// No imputed value needs quotes: a stage field of a [`table::Record::PLAIN`] row is
+    /// written as it is, without looking for what would need them (computed fields, numbers,
+    /// never do).
+    plain_fill: bool,
     vectors: &'a [text::Vectors],
 }
 
@@ -235,57 +240,78 @@ impl<'a> Rows<'a> {
             .unwrap_or("")
     }
 
-    /// Transforms data row `i` and writes it to its side of `part`.
-    fn apply(&self, part: &mut Part, i: u64, record: &impl table::Record) {
+    /// Transforms data row `i` and writes it to its side of `part` (the bytes of
+    /// [`table::push_row`]), profiling its fields as written.
+    fn apply<R: table::Record>(&self, part: &mut Part, i: u64, record: &R) {
         let plan = self.plan;
         let Some(side) = self.split.side(i, record) else {
             return;
         };
-        let stage: Vec<&str> = (0..plan.stage.len())
-            .map(|j| self.value(record, j))
-            .collect();
-        let averages: Vec<Option<Vec<f64>>> = plan
-            .text
-            .iter()
-            .zip(self.vectors)
-            .map(|((c, _), v)| v.average(stage[*c]))
-            .collect();
+        let Part {
+            bufs,
+            profilers,
+            rows,
+            row,
+        } = part;
         // Computed fields (derived, Word2Vec) go through `row`, whose buffers are reused from
         // row to row; a stage field is written from the record (or the fill) as is.
-        let row = &mut part.row;
-        row.resize(plan.outputs.len(), String::new());
-        for (o, out) in plan.outputs.iter().zip(row.iter_mut()) {
-            match o {
-                Out::Stage(_) => {}
-                Out::Derived(j) => {
-                    out.clear();
-                    let x = plan.derive[*j].expr.eval(&|c| stage[c].parse::<f64>().ok());
-                    if let Some(x) = x {
-                        out.push_str(&format_number(x));
+        if plan.outputs.iter().any(|o| !matches!(o, Out::Stage(_))) {
+            let averages: Vec<Option<Vec<f64>>> = plan
+                .text
+                .iter()
+                .zip(self.vectors)
+                .map(|((c, _), v)| v.average(self.value(record, *c)))
+                .collect();
+            row.resize(plan.outputs.len(), String::new());
+            for (o, out) in plan.outputs.iter().zip(row.iter_mut()) {
+                match o {
+                    Out::Stage(_) => {}
+                    Out::Derived(j) => {
+                        out.clear();
+                        let x = plan.derive[*j]
+                            .expr
+                            .eval(&|c| self.value(record, c).parse::<f64>().ok());
+                        if let Some(x) = x {
+                            out.push_str(&format_number(x));
+                        }
                     }
-                }
-                Out::Word2Vec(k, d) => {
-                    out.clear();
-                    if let Some(v) = averages[*k].as_ref() {
-                        out.push_str(&text::format_feature(v[*d]));
+                    Out::Word2Vec(k, d) => {
+                        out.clear();
+                        if let Some(v) = averages[*k].as_ref() {
+                            out.push_str(&text::format_feature(v[*d]));
+                        }
                     }
                 }
             }
         }
-        let fields = plan.outputs.iter().zip(&part.row).map(|(o, out)| match o {
-            Out::Stage(c) => stage[*c],
-            _ => out.as_str(),
-        });
         let s = match side {
             Side::Train => 0,
             Side::Holdout => 1,
         };
-        table::push_row(&mut part.bufs[s], fields.clone());
-        part.rows[s] += 1;
-        let profiler = &mut part.profilers[s];
+        let (buf, profiler) = (&mut bufs[s], &mut profilers[s]);
+        rows[s] += 1;
         profiler.row();
-        for (j, f) in fields.enumerate() {
+        let plain = R::PLAIN && self.plain_fill;
+        let start = buf.len();
+        for (j, o) in plan.outputs.iter().enumerate() {
+            let (f, computed) = match o {
+                Out::Stage(c) => (self.value(record, *c), false),
+                _ => (row[j].as_str(), true),
+            };
+            if j > 0 {
+                buf.push(b',');
+            }
+            if plain || computed {
+                buf.extend_from_slice(f.as_bytes());
+            } else {
+                table::push_field(buf, f);
+            }
             profiler.field(j, f);
         }
+        // A row of one empty field, as `push_row` writes it.
+        if plan.outputs.len() == 1 && buf.len() == start {
+            buf.extend_from_slice(b"\"\"");
+        }
+        buf.push(b'\n');
     }
 }

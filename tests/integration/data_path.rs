@@ -158,3 +158,44 @@ fn the_prepared_bytes_are_those_of_the_sequential_passes() {
         ]
     );
 }
+
+/// The block pass writes a stage field as it is read (an unquoted row's fields hold no `,`,
+/// `"` or line break) but an imputed value that needs quotes is quoted, as the sequential pass
+/// (the `csv` crate's bytes) writes it.
+#[test]
+fn an_imputed_value_that_needs_quotes_is_quoted_in_the_block_pass() {
+    let data = generated_csv();
+    let fill = r#"none, "really""#;
+    let config = format!(
+        "[project]\nname = \"quoted-fill\"\n{DATA}\n[prepare]\ntypes = {{ y = \"enum\" }}\n\
+         impute = {{ c0 = {{ constant = '{fill}' }} }}\n"
+    );
+    let p = Project::from_fixture("prostate");
+    p.write("ml.toml", &config);
+    std::fs::write(p.file("data/d.csv"), &data).unwrap();
+    p.mlbuild(&["run", "confirm", "--json"]).ok();
+    let mut prepared = 0;
+    for digest in blobs(&p) {
+        let path = p.file(&format!("cache/v1/cas/{}/{digest}", &digest[..2]));
+        let bytes = std::fs::read(&path).unwrap();
+        if !bytes.starts_with(b"x0,x1,x2,c0,c1,y\n") || bytes.len() == data.len() {
+            continue; // not a prepared file (the snapshot has the data's length)
+        }
+        prepared += 1;
+        let mut rdr = csv::Reader::from_reader(bytes.as_slice());
+        let (mut filled, mut rows) = (0, 0);
+        for record in rdr.records() {
+            let record = record.unwrap();
+            assert_eq!(record.len(), 6, "{record:?}");
+            filled += usize::from(&record[3] == fill);
+            rows += 1;
+        }
+        assert!(
+            rows > 10_000 && filled > 100,
+            "{rows} rows, {filled} filled"
+        );
+        let quoted = r#","none, ""really""","#;
+        assert!(String::from_utf8(bytes).unwrap().contains(quoted));
+    }
+    assert_eq!(prepared, 2, "train and holdout");
+}
