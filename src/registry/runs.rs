@@ -298,6 +298,11 @@ impl Registry {
         .await
     }
 
+    /// The runs of project `$1` recorded as `running` on host `$2`: found through the index
+    /// `runs_running` (schema 7), not by reading every run.
+    pub(super) const RUNNING_HERE: &str = "SELECT id, pid FROM runs \
+         WHERE status = 'running' AND project = $1 AND host = $2 AND pid IS NOT NULL";
+
     /// Marks `interrupted` the runs of `project` still recorded as `running` that were started
     /// on this host by a process that no longer exists (killed, or the machine rebooted), and
     /// returns their ids. The caller must hold the project's run lock, so that no run of the
@@ -306,15 +311,12 @@ impl Registry {
     /// keeps its run `running` until that process is gone too.
     pub async fn mark_interrupted(&self, project: &str) -> Result<Vec<RunId>> {
         let host = host_name();
-        let rows = sqlx::query(
-            "SELECT id, pid FROM runs \
-             WHERE status = 'running' AND project = $1 AND host = $2 AND pid IS NOT NULL",
-        )
-        .bind(project)
-        .bind(&host)
-        .fetch_all(&mut *self.conn().await?)
-        .await
-        .map_err(db("reading the running runs"))?;
+        let rows = sqlx::query(Self::RUNNING_HERE)
+            .bind(project)
+            .bind(&host)
+            .fetch_all(&mut *self.conn().await?)
+            .await
+            .map_err(db("reading the running runs"))?;
         let mut marked = Vec::new();
         for row in rows {
             let get = |e: sqlx::Error| RegistryError::Corrupt(format!("run row: {e}"));

@@ -109,6 +109,7 @@ on_both_backends!(
     concurrent_registration_creates_one_version,
     concurrent_runs_get_distinct_ids,
     dead_runs_of_this_host_are_marked_interrupted,
+    the_interrupted_run_check_uses_the_running_index,
     reads_create_and_write_nothing,
     repairs_are_a_versions_history,
     experiments_keep_their_points,
@@ -1099,6 +1100,37 @@ fn tables_align_and_shorten_digests() {
 #[test]
 fn current_user_is_never_empty() {
     assert!(!current_user().is_empty());
+}
+
+/// The interrupted-run check, on every `run`, reads the running runs through their index, not
+/// the whole history (on SQLite, as its query plan says; Postgres's planner may prefer a scan of
+/// a small table, so only that the index exists there).
+async fn the_interrupted_run_check_uses_the_running_index(url: &str) {
+    use sqlx::Row;
+    let registry = Registry::open(url).await.unwrap();
+    let mut conn = registry.conn().await.unwrap();
+    if url.starts_with("sqlite:") {
+        let plan: Vec<String> =
+            sqlx::query(&format!("EXPLAIN QUERY PLAN {}", Registry::RUNNING_HERE))
+                .bind("p")
+                .bind("h")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| row.try_get::<String, _>(3).unwrap())
+                .collect();
+        assert_eq!(plan, ["SEARCH runs USING INDEX runs_running (project=?)"]);
+    } else {
+        let n: i64 =
+            sqlx::query("SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'runs_running'")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap()
+                .try_get(0)
+                .unwrap();
+        assert_eq!(n, 1);
+    }
 }
 
 /// A run whose process is gone on this host becomes `interrupted`; a live one, one of another
