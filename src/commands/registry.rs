@@ -67,8 +67,8 @@ async fn read_on(
             }
             let doc = views::show_doc(reg, dir, &version).await?;
             let id = doc["id"].as_str().unwrap_or(&version).to_string();
-            let models = Paths::resolve(dir).models;
-            registry::links::warn_stale(printer, reg, &models, |l| l.version == id).await?;
+            let paths = Paths::resolve(dir);
+            registry::links::warn_stale(printer, reg, &paths, |l| l.version == id).await?;
             print_doc(printer, json, &doc, views::show_text)
         }
         Read::Diff { old, new } => {
@@ -78,8 +78,8 @@ async fn read_on(
         Read::Tags => {
             let tags = reg.tags().await?;
             print_doc(printer, json, &tags, registry::render_tags)?;
-            let models = Paths::resolve(dir).models;
-            registry::links::warn_stale(printer, reg, &models, |_| true).await?;
+            let paths = Paths::resolve(dir);
+            registry::links::warn_stale(printer, reg, &paths, |_| true).await?;
             Ok(Exit::Ok)
         }
         Read::Runs { page } => {

@@ -253,9 +253,7 @@ async fn plan(dir: &Path, printer: &Printer, opts: RunOptions) -> Result<Vec<Pla
     let entries = crate::pipeline::plan(&paths, &opened, printer, opts).await;
     let warned = match &entries {
         Ok(_) => match opened.get().await {
-            Ok(registry) => {
-                registry::links::warn_stale(printer, registry, &paths.models, |_| true).await
-            }
+            Ok(registry) => registry::links::warn_stale(printer, registry, &paths, |_| true).await,
             Err(e) => Err(e),
         },
         Err(_) => Ok(()),

@@ -14,9 +14,13 @@
 //! stale file, naming the command that repairs it. They take a shared lock on `models/.lock`
 //! when it exists (a writer's half-done move is never reported) and create nothing.
 //!
-//! A file is fresh when its blake3 is the version's `model`. When the version's bytes are not in
-//! this store (a registry shared with another machine, a quarantined blob), a stale file is
-//! removed rather than left holding another version's model, and the caller warns.
+//! A file is fresh when its blake3 is the version's `model`. The digest comes from a stat cache
+//! of its own (`v1/stat-models.json`, the store's [`StatCache`] rules: an unchanged file costs a
+//! `stat`, a file written in the last two seconds is hashed again), so a fully cached `run` or
+//! a `status` does not read and hash every tag's MOJO; only commands that write save it. When
+//! the version's bytes are not in this store (a registry shared with another machine, a
+//! quarantined blob), a stale file is removed rather than left holding another version's model,
+//! and the caller warns.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -25,8 +29,9 @@ use std::time::Duration;
 use fs4::fs_std::FileExt;
 
 use super::{Registry, Result};
+use crate::project::Paths;
 use crate::report::Printer;
-use crate::store::{write_atomic, RunLock, Store, StoreError};
+use crate::store::{write_atomic, RunLock, StatCache, Store, StoreError};
 
 /// The lock file inside `models/`.
 const LOCK_FILE: &str = ".lock";
@@ -104,18 +109,18 @@ impl Link {
     }
 }
 
-/// Every tag's link, as the files are now.
-async fn links(reg: &Registry, models: &Path) -> Result<Vec<Link>> {
+/// Every tag's link, as the files are now (their digests through `digests`).
+async fn links(reg: &Registry, models: &Path, digests: &mut StatCache) -> Result<Vec<Link>> {
     let mut out = Vec::new();
     let mut versions = None;
     for (tag, version) in reg.tagged().await? {
         let id = version.id.clone();
         let path = models.join(format!("{tag}.zip"));
-        let state = match std::fs::read(&path) {
+        let digest = std::fs::metadata(&path).map(|meta| digests.digest_of(&path, &meta));
+        let state = match digest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::Missing,
-            Err(_) => State::Stale { holds: None },
-            Ok(bytes) => {
-                let actual = blake3::hash(&bytes).to_hex().to_string();
+            Err(_) | Ok(Err(_)) => State::Stale { holds: None },
+            Ok(Ok(actual)) => {
                 if actual == version.model {
                     State::Fresh
                 } else {
@@ -143,29 +148,31 @@ async fn links(reg: &Registry, models: &Path) -> Result<Vec<Link>> {
 }
 
 /// For commands that only read: every tag's link, read under a shared lock when a writer ever
-/// took one (nothing is created).
-pub async fn check(reg: &Registry, models: &Path) -> Result<Vec<Link>> {
-    let _shared = match File::open(models.join(LOCK_FILE)) {
-        Ok(file) => {
-            // A writer holds the lock for one tag move and a few file writes.
-            while !FileExt::try_lock_shared(&file).unwrap_or(true) {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Some(file)
-        }
-        Err(_) => None,
-    };
-    links(reg, models).await
+/// took one (nothing is created; the stat cache is read, never saved).
+pub async fn check(reg: &Registry, paths: &Paths) -> Result<Vec<Link>> {
+    let mut digests = StatCache::load(&Store::existing(&paths.cache).models_stat_path());
+    let _shared = shared_lock(&paths.models).await;
+    links(reg, &paths.models, &mut digests).await
+}
+
+/// The shared lock of `models/`, when a writer ever created its lock file (`None`: none did).
+async fn shared_lock(models: &Path) -> Option<File> {
+    let file = File::open(models.join(LOCK_FILE)).ok()?;
+    // A writer holds the lock for one tag move and a few file writes.
+    while !FileExt::try_lock_shared(&file).unwrap_or(true) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Some(file)
 }
 
 /// Warns about every stale file (for commands that only read), among the tags `only` keeps.
 pub async fn warn_stale(
     printer: &Printer,
     reg: &Registry,
-    models: &Path,
+    paths: &Paths,
     only: impl Fn(&Link) -> bool,
 ) -> Result<()> {
-    for link in check(reg, models).await?.iter().filter(|l| only(l)) {
+    for link in check(reg, paths).await?.iter().filter(|l| only(l)) {
         if let Some(w) = link.warning() {
             printer.warn(&w);
         }
@@ -189,7 +196,7 @@ pub async fn sync(
     store: &Store,
     models: &Path,
     lock: &Lock,
-) -> Result<Vec<(Link, Outcome)>> {
+) -> anyhow::Result<Vec<(Link, Outcome)>> {
     Ok(sync_read(reg, store, models, lock).await?.1)
 }
 
@@ -199,8 +206,11 @@ pub async fn sync_read(
     store: &Store,
     models: &Path,
     _lock: &Lock,
-) -> Result<(Vec<Link>, Vec<(Link, Outcome)>)> {
-    let all = links(reg, models).await?;
+) -> anyhow::Result<(Vec<Link>, Vec<(Link, Outcome)>)> {
+    let mut digests = StatCache::load(&store.models_stat_path());
+    let all = links(reg, models, &mut digests).await?;
+    // What it learnt of the files as they were; a rewritten file is hashed at the next check.
+    digests.save()?;
     let mut out = Vec::new();
     for link in all.iter().filter(|l| l.state != State::Fresh).cloned() {
         let written = store
@@ -233,12 +243,18 @@ pub async fn sync_if_stale(
     models: &Path,
     printer: &Printer,
 ) -> Result<(Vec<Link>, Vec<(Link, Outcome)>), anyhow::Error> {
-    let checked = check(reg, models).await?;
+    let mut digests = StatCache::load(&store.models_stat_path());
+    let checked = {
+        let _shared = shared_lock(models).await;
+        links(reg, models, &mut digests).await?
+    };
+    // A run writes: what it hashed is remembered (nothing when every stat matched).
+    digests.save()?;
     if checked.iter().all(|l| l.state == State::Fresh) {
         return Ok((checked, Vec::new()));
     }
     let lock = lock_for(models, printer)?;
-    Ok(sync_read(reg, store, models, &lock).await?)
+    sync_read(reg, store, models, &lock).await
 }
 
 /// Every tag of `links`, with the version it names.

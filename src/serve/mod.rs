@@ -114,7 +114,7 @@ pub async fn serve(
         if is_tag {
             // `models/<TAG>.zip` is not what serve reads, but a stale one misleads whoever
             // ships it: say so once.
-            for link in crate::registry::links::check(&reg, &paths.models).await? {
+            for link in crate::registry::links::check(&reg, &paths).await? {
                 if let Some(w) = link.warning().filter(|_| link.tag == options.model) {
                     log(format_args!("warning: {w}"));
                 }

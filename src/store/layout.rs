@@ -11,6 +11,7 @@
 //!   v1/tmp/                    Bucket::Tmp         in-flight writes (garbage after a crash)
 //!   v1/quarantine/<digest>     Bucket::Quarantine  blobs found corrupt (kept QUARANTINE_DAYS)
 //!   v1/stat.json               stat cache: path → (size, mtime, inode, digest)
+//!   v1/stat-models.json        the same for the tags' files `models/<TAG>.zip`
 //!   v1/run.lock                one run at a time per project
 //!   h2o/                       the engine's work dir (engine_dir)
 //!     mlbuild-<pid>-<id>/        a managed node's logs, ice_root and flatfile
@@ -70,6 +71,9 @@ impl Bucket {
 
 /// The stat cache, relative to the cache dir.
 pub(super) const STAT_CACHE: &str = "v1/stat.json";
+
+/// The stat cache of the tags' files (`models/<TAG>.zip`), relative to the cache dir.
+pub(super) const MODELS_STAT_CACHE: &str = "v1/stat-models.json";
 
 /// The run lock, relative to the cache dir.
 pub(super) const RUN_LOCK: &str = "v1/run.lock";

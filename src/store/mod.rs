@@ -152,6 +152,11 @@ impl Store {
         self.cache_dir.join(layout::STAT_CACHE)
     }
 
+    /// The stat cache of the tags' files, `models/<TAG>.zip` (`registry::links`).
+    pub fn models_stat_path(&self) -> PathBuf {
+        self.cache_dir.join(layout::MODELS_STAT_CACHE)
+    }
+
     /// A source's memo (`converted-<id>.json`, `incremental-<id>.json`).
     pub fn source_memo_path(&self, name: &str) -> PathBuf {
         self.bucket(Bucket::Sources).join(name)

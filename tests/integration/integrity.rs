@@ -223,10 +223,12 @@ fn read_commands_never_migrate_an_older_schema() {
     let p = trained().clone_trained();
     let url = format!("sqlite://{}", p.file("cache/state.db").display());
     // The schema before version events (migration 3), run origins (migration 4), step
-    // starts (migration 5) and experiments (migration 6) existed.
+    // starts (migration 5), experiments (migration 6) and the running runs' index (migration 7)
+    // existed.
     exec(
         &url,
         &[
+            "DROP INDEX runs_running".to_string(),
             "DROP TABLE experiment_points".to_string(),
             "DROP TABLE experiments".to_string(),
             "DELETE FROM counters WHERE name = 'experiment'".to_string(),
@@ -486,5 +488,49 @@ fn a_stale_model_file_is_reported_by_readers_and_repaired_by_writers() {
         "a no-op run took the lock"
     );
     assert_eq!(modified(), before);
+    assert!(fresh());
+}
+
+/// The tags' files are checked by stat once hashed (`v1/stat-models.json`, saved by writers
+/// only), and a file changed in place (same size, same inode, a new mtime) is hashed again.
+#[test]
+fn a_tag_file_is_checked_by_stat_once_hashed_and_hashed_again_when_changed() {
+    let (p, staging, _) = two_versions();
+    let fresh = || blake3_of(&p.file("models/staging.zip")) == staging["model"].as_str().unwrap();
+    p.mlbuild_offline(&["run"]).ok();
+    let stats = p.file("cache/v1/stat-models.json");
+    let remembered = std::fs::read_to_string(&stats).unwrap();
+    assert!(
+        remembered.contains("staging.zip")
+            && remembered.contains(staging["model"].as_str().unwrap()),
+        "{remembered}"
+    );
+    std::fs::remove_file(&stats).unwrap();
+    p.mlbuild_offline(&["tags"]).ok();
+    p.mlbuild_offline(&["status"]).ok();
+    assert!(!stats.exists(), "a reader saved the stat cache");
+    p.mlbuild_offline(&["run"]).ok();
+    assert!(stats.exists());
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(p.file("models/staging.zip"))
+            .unwrap();
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, 100).unwrap();
+        file.write_all_at(&[byte[0] ^ 1], 100).unwrap();
+    }
+    let run = p.mlbuild_offline(&["tags"]).ok();
+    assert!(
+        run.stderr
+            .contains("`models/staging.zip` is stale: it holds the bytes of no registered version"),
+        "{}",
+        run.stderr
+    );
+    let run = p.mlbuild_offline(&["run"]).ok();
+    assert!(run.stderr.contains("Repaired"), "{}", run.stderr);
     assert!(fresh());
 }
