@@ -132,10 +132,20 @@ impl Profiler {
     }
 
     pub fn field(&mut self, i: usize, field: &str) {
-        let Some(f) = value_of(field) else {
-            self.missing[i] += 1;
-            return;
-        };
+        match value_of(field) {
+            Some(f) => self.value(i, f),
+            None => self.missing(i),
+        }
+    }
+
+    /// Counts a missing field of column `i` ([`field`](Profiler::field) of one).
+    pub fn missing(&mut self, i: usize) {
+        self.missing[i] += 1;
+    }
+
+    /// [`field`](Profiler::field) of a field known to hold value `f`: what
+    /// [`value_of`] returned for it (trimmed, not missing), so it is not looked at again.
+    pub fn value(&mut self, i: usize, f: &str) {
         if self.numeric[i] && self.check_number[i] && !is_number(f) {
             self.numeric[i] = false;
         }

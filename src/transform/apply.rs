@@ -291,22 +291,32 @@ impl<'a> Rows<'a> {
         let (buf, profiler) = (&mut bufs[s], &mut profilers[s]);
         rows[s] += 1;
         profiler.row();
-        let plain = R::PLAIN && self.plain_fill;
         let start = buf.len();
         for (j, o) in plan.outputs.iter().enumerate() {
-            let (f, computed) = match o {
-                Out::Stage(c) => (self.value(record, *c), false),
-                _ => (row[j].as_str(), true),
+            // The field, whether it can need quotes, and its value when known to be one.
+            let (f, plain_field, value) = match o {
+                Out::Stage(c) => {
+                    let read = table::value_of(record.get(plan.stage[*c].source).unwrap_or(""));
+                    match (read, self.fill[*c]) {
+                        (Some(v), _) => (v, R::PLAIN, Some(v)),
+                        (None, Some(fill)) => (fill, self.plain_fill, None),
+                        (None, None) => ("", true, None),
+                    }
+                }
+                _ => (row[j].as_str(), true, None),
             };
             if j > 0 {
                 buf.push(b',');
             }
-            if plain || computed {
+            if plain_field {
                 buf.extend_from_slice(f.as_bytes());
             } else {
                 table::push_field(buf, f);
             }
-            profiler.field(j, f);
+            match value {
+                Some(v) => profiler.value(j, v),
+                None => profiler.field(j, f),
+            }
         }
         // A row of one empty field, as `push_row` writes it.
         if plan.outputs.len() == 1 && buf.len() == start {
