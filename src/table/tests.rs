@@ -418,3 +418,102 @@ fn the_profile_pass_strata_give_the_split_of_a_pass_of_its_own() {
     }
     assert!((800..1200).contains(&held), "{held}");
 }
+
+#[test]
+fn the_stratified_sides_bits_are_the_class_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d.csv");
+    let mut text = String::from("x,label\n");
+    let mut records = Vec::new();
+    for i in 0..4000u64 {
+        let class = match (i, splitmix64(i ^ 0xC1A55) % 9) {
+            (1234, _) => "rare",
+            (_, 0) => "",
+            (_, 1) => "NA",
+            (_, 2 | 3) => "b",
+            (_, 4) => " c ",
+            _ => "a",
+        };
+        text.push_str(&format!("{i},{class}\n"));
+        records.push(csv::StringRecord::from(vec![
+            i.to_string(),
+            class.to_string(),
+        ]));
+    }
+    std::fs::write(&p, &text).unwrap();
+    // Several blocks, so the chunk-local indices are offset by the rows before them.
+    let strata = || {
+        let parts = chunks_of(
+            &p,
+            2,
+            5,
+            0,
+            Index::Local,
+            |_| ClassRows::default(),
+            |m, i, rec| m.note(i, rec, 1),
+        )
+        .expect("a block pass");
+        assert!(parts.len() >= 5, "{}", parts.len());
+        Strata::new(1, parts)
+    };
+    let gone = dir.path().join("gone.csv");
+    let blank = csv::StringRecord::from(vec!["", ""]);
+    let configs = [
+        (9, 0.25, None),
+        (3, 0.5, Some(0.7)),
+        (11, 0.0, Some(0.5)),
+        (5, 1.0, None),
+        (7, 0.2, Some(1.0)),
+    ];
+    for (seed, holdout, sample) in configs {
+        // From the strata: the bits. Without (a small file is read sequentially): the lookup.
+        let bits = Split::stratified(&gone, 1, seed, holdout, sample, Some(strata())).unwrap();
+        let lookup = Split::stratified(&p, 1, seed, holdout, sample, None).unwrap();
+        assert!(format!("{bits:?}").len() < 1000, "the bits are not printed");
+        // Independently: per class, the sampled rows by hash, the first round(h × n) held.
+        let mut by_class: HashMap<&str, Vec<u64>> = HashMap::new();
+        for (i, rec) in records.iter().enumerate() {
+            let i = i as u64;
+            if sample.is_none_or(|rate| in_holdout(seed ^ SAMPLE_SALT, i, rate)) {
+                by_class.entry(class_of(&rec[1])).or_default().push(i);
+            }
+        }
+        let mut expected = vec![None; records.len()];
+        for rows in by_class.values_mut() {
+            rows.sort_by_key(|&i| row_hash(seed, i));
+            let k = (holdout * rows.len() as f64).round() as usize;
+            for (n, &i) in rows.iter().enumerate() {
+                expected[i as usize] = Some(if n < k { Side::Holdout } else { Side::Train });
+            }
+        }
+        let held = expected
+            .iter()
+            .filter(|s| **s == Some(Side::Holdout))
+            .count();
+        let left = expected.iter().filter(|s| s.is_none()).count();
+        assert!(held > 0 || holdout == 0.0, "{seed}");
+        assert!(left > 0 || sample.is_none_or(|r| r == 1.0), "{seed}");
+        let mut rdr = reader(&p).unwrap();
+        let mut rec = csv::StringRecord::new();
+        let mut i = 0u64;
+        while rdr.read_record(&mut rec).unwrap() {
+            let want = expected[i as usize];
+            assert_eq!(lookup.side(i, &rec), want, "lookup, seed {seed}, row {i}");
+            assert_eq!(bits.side(i, &rec), want, "bits, seed {seed}, row {i}");
+            // The bits do not read the record: a missing target gives the row's own side.
+            assert_eq!(
+                bits.side(i, &blank),
+                want,
+                "bits, blank, seed {seed}, row {i}"
+            );
+            i += 1;
+        }
+        assert_eq!(i, 4000);
+        // Past the rows the strata counted, the class decides, as without them.
+        for i in 4000..4300 {
+            for rec in [&records[7], &records[1234], &blank] {
+                assert_eq!(bits.side(i, rec), lookup.side(i, rec), "past, row {i}");
+            }
+        }
+    }
+}
