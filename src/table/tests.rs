@@ -419,6 +419,32 @@ fn the_profile_pass_strata_give_the_split_of_a_pass_of_its_own() {
     assert!((800..1200).contains(&held), "{held}");
 }
 
+/// Each row's side in a stratified split of `records` (target in column 1), computed
+/// independently of `Split`: per class, the sampled rows by hash, the first round(h × n) held.
+fn stratified_sides(
+    records: &[csv::StringRecord],
+    seed: u64,
+    holdout: f64,
+    sample: Option<f64>,
+) -> Vec<Option<Side>> {
+    let mut by_class: HashMap<&str, Vec<u64>> = HashMap::new();
+    for (i, rec) in records.iter().enumerate() {
+        let i = i as u64;
+        if sample.is_none_or(|rate| in_holdout(seed ^ SAMPLE_SALT, i, rate)) {
+            by_class.entry(class_of(&rec[1])).or_default().push(i);
+        }
+    }
+    let mut expected = vec![None; records.len()];
+    for rows in by_class.values_mut() {
+        rows.sort_by_key(|&i| row_hash(seed, i));
+        let k = (holdout * rows.len() as f64).round() as usize;
+        for (n, &i) in rows.iter().enumerate() {
+            expected[i as usize] = Some(if n < k { Side::Holdout } else { Side::Train });
+        }
+    }
+    expected
+}
+
 #[test]
 fn the_stratified_sides_bits_are_the_class_lookup() {
     let dir = tempfile::tempdir().unwrap();
@@ -470,22 +496,7 @@ fn the_stratified_sides_bits_are_the_class_lookup() {
         let bits = Split::stratified(&gone, 1, seed, holdout, sample, Some(strata())).unwrap();
         let lookup = Split::stratified(&p, 1, seed, holdout, sample, None).unwrap();
         assert!(format!("{bits:?}").len() < 1000, "the bits are not printed");
-        // Independently: per class, the sampled rows by hash, the first round(h × n) held.
-        let mut by_class: HashMap<&str, Vec<u64>> = HashMap::new();
-        for (i, rec) in records.iter().enumerate() {
-            let i = i as u64;
-            if sample.is_none_or(|rate| in_holdout(seed ^ SAMPLE_SALT, i, rate)) {
-                by_class.entry(class_of(&rec[1])).or_default().push(i);
-            }
-        }
-        let mut expected = vec![None; records.len()];
-        for rows in by_class.values_mut() {
-            rows.sort_by_key(|&i| row_hash(seed, i));
-            let k = (holdout * rows.len() as f64).round() as usize;
-            for (n, &i) in rows.iter().enumerate() {
-                expected[i as usize] = Some(if n < k { Side::Holdout } else { Side::Train });
-            }
-        }
+        let expected = stratified_sides(&records, seed, holdout, sample);
         let held = expected
             .iter()
             .filter(|s| **s == Some(Side::Holdout))
