@@ -49,6 +49,7 @@ impl Plan {
             plan: self,
             split,
             plain_fill: fill.iter().flatten().all(|f| !table::needs_quotes(f)),
+            computed: self.outputs.iter().any(|o| !matches!(o, Out::Stage(_))),
             fill,
             vectors,
         };
@@ -166,6 +167,8 @@ struct Rows<'a> {
     /// written as it is, without looking for what would need them (computed fields, numbers,
     /// never do).
     plain_fill: bool,
+    /// Some output is computed (derived, Word2Vec), not a stage column.
+    computed: bool,
     vectors: &'a [text::Vectors],
 }
 
@@ -255,7 +258,7 @@ impl<'a> Rows<'a> {
         } = part;
         // Computed fields (derived, Word2Vec) go through `row`, whose buffers are reused from
         // row to row; a stage field is written from the record (or the fill) as is.
-        if plan.outputs.iter().any(|o| !matches!(o, Out::Stage(_))) {
+        if self.computed {
             let averages: Vec<Option<Vec<f64>>> = plan
                 .text
                 .iter()
