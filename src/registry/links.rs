@@ -16,7 +16,7 @@
 //!
 //! A file is fresh when its blake3 is the version's `model`. The digest comes from a stat cache
 //! of its own (`v1/stat-models.json`, the store's [`StatCache`] rules: an unchanged file costs a
-//! `stat`, a file written in the last two seconds is hashed again), so a fully cached `run` or
+//! `stat`, a digest recorded within two seconds of the file's mtime is not trusted), so a fully cached `run` or
 //! a `status` does not read and hash every tag's MOJO; only commands that write save it. When
 //! the version's bytes are not in this store (a registry shared with another machine, a
 //! quarantined blob), a stale file is removed rather than left holding another version's model,

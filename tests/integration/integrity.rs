@@ -512,17 +512,7 @@ fn a_tag_file_is_checked_by_stat_once_hashed_and_hashed_again_when_changed() {
     p.mlbuild_offline(&["run"]).ok();
     assert!(stats.exists());
     std::thread::sleep(std::time::Duration::from_millis(20));
-    {
-        use std::os::unix::fs::FileExt;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(p.file("models/staging.zip"))
-            .unwrap();
-        let mut byte = [0u8];
-        file.read_exact_at(&mut byte, 100).unwrap();
-        file.write_all_at(&[byte[0] ^ 1], 100).unwrap();
-    }
+    flip_byte(&p.file("models/staging.zip"));
     let run = p.mlbuild_offline(&["tags"]).ok();
     assert!(
         run.stderr
@@ -533,4 +523,37 @@ fn a_tag_file_is_checked_by_stat_once_hashed_and_hashed_again_when_changed() {
     let run = p.mlbuild_offline(&["run"]).ok();
     assert!(run.stderr.contains("Repaired"), "{}", run.stderr);
     assert!(fresh());
+
+    // The remembered digest is what readers go by: bytes changed in place with the size, inode
+    // and mtime put back (the documented limit) are not read, until the stat changes.
+    let zip = p.file("models/staging.zip");
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let file = std::fs::OpenOptions::new().write(true).open(&zip).unwrap();
+    file.set_modified(an_hour_ago).unwrap();
+    p.mlbuild_offline(&["run"]).ok(); // hashes it (a new stat) and remembers it, not racy
+    flip_byte(&zip);
+    file.set_modified(an_hour_ago).unwrap();
+    let run = p.mlbuild_offline(&["tags"]).ok();
+    assert!(
+        !run.stderr.contains("stale"),
+        "read by stat: {}",
+        run.stderr
+    );
+    assert!(!fresh(), "the bytes did change");
+    file.set_modified(std::time::SystemTime::now()).unwrap();
+    let run = p.mlbuild_offline(&["tags"]).ok();
+    assert!(run.stderr.contains("is stale"), "{}", run.stderr);
+}
+
+/// Flips one byte of `path` in place (same size, same inode).
+fn flip_byte(path: &std::path::Path) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, 100).unwrap();
+    file.write_all_at(&[byte[0] ^ 1], 100).unwrap();
 }
