@@ -87,6 +87,7 @@ done
     echo "mlbuild: $(cd "$ROOT" && git rev-parse --short HEAD)$(cd "$ROOT" && git diff --quiet HEAD -- src || echo ' + uncommitted changes')"
     echo "rustc: $(rustc --version)"
     echo "filesystem: $(df -T "$BENCH_DIR" | awk 'NR==2 {print $2}')"
+    echo "free page reporting: $(bench_page_reporting) (benches/host_pages.sh)"
     for size in $SIZES; do
         f=$(file_of "$size")
         echo "data $size: $(stat -c %s "$f") bytes, $(($(wc -l <"$f") - 1)) rows"

@@ -19,13 +19,7 @@ ROUNDS=${ROUNDS:-3}
 FILE=$WORK/pages.bin
 trap 'rm -f "$FILE"' EXIT
 
-# Feature bit 5 of a virtio balloon is VIRTIO_BALLOON_F_REPORTING (free page reporting).
-reporting=no
-for f in /sys/bus/virtio/drivers/virtio_balloon/*/features; do
-    [ -r "$f" ] || continue
-    [ "$(cut -c6 "$f")" = 1 ] && reporting=yes
-done
-echo "virtio balloon free page reporting: $reporting"
+echo "virtio balloon free page reporting: $(bench_page_reporting)"
 
 # Milliseconds to write MB megabytes into a new file (4 MB writes, no sync).
 write_new() {

@@ -105,3 +105,16 @@ bench_pairs() {
         print "checksums agree"
       }' "$1"
 }
+
+# bench_page_reporting: whether this machine's virtio balloon reports free pages to the host
+# (`yes`, `no`, or `no balloon`). When it does, memory freed a few seconds ago comes back only
+# through the host, and a run that writes GBs pays for each page (benches/host_pages.sh).
+bench_page_reporting() {
+    local f found="no balloon"
+    for f in /sys/bus/virtio/drivers/virtio_balloon/*/features; do
+        [ -r "$f" ] || continue
+        # Feature bit 5: VIRTIO_BALLOON_F_REPORTING.
+        if [ "$(cut -c6 "$f")" = 1 ]; then found=yes; else found=no; fi
+    done
+    printf '%s\n' "$found"
+}

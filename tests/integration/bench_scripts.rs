@@ -85,6 +85,27 @@ fn the_binary_follows_cargo_target_dir_and_the_work_folder_is_made() {
     assert_eq!(out.trim(), wanted.to_string_lossy());
 }
 
+/// `bench_page_reporting` reads feature bit 5 (free page reporting) of the virtio balloon, as
+/// the bench reports record it.
+#[test]
+fn page_reporting_is_the_balloons_feature_bit_5() {
+    let mut expected = "no balloon";
+    if let Ok(dirs) = std::fs::read_dir("/sys/bus/virtio/drivers/virtio_balloon") {
+        for dir in dirs.flatten() {
+            if let Ok(bits) = std::fs::read_to_string(dir.path().join("features")) {
+                expected = if bits.as_bytes().get(5) == Some(&b'1') {
+                    "yes"
+                } else {
+                    "no"
+                };
+            }
+        }
+    }
+    let (code, out, err, _) = lib("bench_page_reporting", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), expected);
+}
+
 /// Every bench script uses the library, and none names `target/release` itself.
 #[test]
 fn every_bench_script_uses_the_library() {
