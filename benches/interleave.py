@@ -24,6 +24,7 @@ ap.add_argument("--warmup", type=int, default=1)
 ap.add_argument("--json-dir", required=True)
 ap.add_argument("--cmd", nargs=3, action="append", metavar=("ID", "PREPARE", "COMMAND"), required=True)
 a = ap.parse_args()
+os.makedirs(a.json_dir, exist_ok=True)
 devnull = os.open(os.devnull, os.O_WRONLY)
 fa = [(os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)]
 

@@ -85,6 +85,28 @@ fn the_binary_follows_cargo_target_dir_and_the_work_folder_is_made() {
     assert_eq!(out.trim(), wanted.to_string_lossy());
 }
 
+/// `interleave.py` creates the folder it writes its results into, as the scripts' work folders
+/// are (it failed with "No such file or directory" after all its runs).
+#[test]
+fn interleave_makes_its_json_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a/b");
+    let run = std::process::Command::new("python3")
+        .current_dir(repo_root())
+        .arg("benches/interleave.py")
+        .args(["--runs", "1", "--warmup", "0", "--json-dir"])
+        .arg(&out)
+        .args(["--cmd", "t", "", "true"])
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(out.join("t.json").is_file());
+}
+
 /// `bench_page_reporting` reads feature bit 5 (free page reporting) of the virtio balloon, as
 /// the bench reports record it.
 #[test]
