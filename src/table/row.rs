@@ -186,8 +186,9 @@ fn separators(bytes: &[u8], mut f: impl FnMut(usize, u8) -> bool) -> bool {
 }
 
 /// Bit `i` set when byte `i` of `chunk` is a `,` or a `\n`: four 16-byte compares with SSE2,
-/// which every x86_64 processor has (half the time of [`separator_mask_words`] per pass over a
-/// file, docs/performance.md).
+/// which every x86_64 processor has. Over the separators of a 105 MB file on one thread: 24 ms,
+/// against 37 ms for [`separator_mask_words`] and 46 ms for the eight-byte loop before them
+/// (docs/performance.md, the data path's fifth round).
 #[cfg(target_arch = "x86_64")]
 fn separator_mask(chunk: &[u8; 64]) -> u64 {
     use std::arch::x86_64::{
