@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What a fresh page costs this machine (docs/performance.md, the data path's fourth round).
-# Writes MB megabytes into a new file twice: right after the same amount
+# Times two writes of MB megabytes into a new file: right after the same amount
 # was written and deleted (the kernel hands those pages straight back out), and WAIT seconds
 # after a delete (a VM whose balloon reports free pages has returned them to the host by then,
 # and each page must be faulted in from the host again). Prints both times, and whether the

@@ -164,22 +164,20 @@ impl Lines<'_, '_> {
 /// ([`separator_mask`]), whose set bits are visited in order; no branch per byte, since fields
 /// are too short for `memchr` to pay off.
 fn separators(bytes: &[u8], mut f: impl FnMut(usize, u8) -> bool) -> bool {
-    let mut chunks = bytes.chunks_exact(64);
-    let mut base = 0;
-    for chunk in &mut chunks {
-        let mut hits = separator_mask(chunk.try_into().expect("64 bytes"));
+    let chunks = bytes.chunks_exact(64);
+    // The last bytes, padded with zeros (never a separator), go through the same mask.
+    let mut tail = [0u8; 64];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    let masks = chunks
+        .map(|chunk| separator_mask(chunk.try_into().expect("64 bytes")))
+        .chain([separator_mask(&tail)]);
+    for (k, mut hits) in masks.enumerate() {
         while hits != 0 {
-            let at = base + hits.trailing_zeros() as usize;
+            let at = 64 * k + hits.trailing_zeros() as usize;
             if !f(at, bytes[at]) {
                 return false;
             }
             hits &= hits - 1;
-        }
-        base += 64;
-    }
-    for (k, &b) in chunks.remainder().iter().enumerate() {
-        if (b == b',' || b == b'\n') && !f(base + k, b) {
-            return false;
         }
     }
     true
