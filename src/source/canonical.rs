@@ -132,75 +132,145 @@ pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
-/// Writes canonical CSV to a file while hashing it.
-pub struct CanonicalWriter<W: Write> {
-    out: HashingWriter<W>,
-    line: Vec<u8>,
-    pub rows: u64,
+/// Where canonical rows go: the snapshot's [`CanonicalWriter`], or [`Rows`] in memory.
+pub trait RowSink {
+    /// One row, its fields already in canonical text.
+    fn row<'a>(&mut self, fields: impl Iterator<Item = &'a str>) -> std::io::Result<()>;
+
+    /// One row of typed cells.
+    fn cells(&mut self, cells: &[Cell]) -> std::io::Result<()> {
+        let texts: Vec<String> = cells.iter().map(Cell::render).collect();
+        self.row(texts.iter().map(String::as_str))
+    }
 }
 
-struct HashingWriter<W> {
-    inner: W,
-    hasher: blake3::Hasher,
+/// Appends one line of canonical CSV to `line`.
+fn encode<'a>(line: &mut Vec<u8>, fields: impl Iterator<Item = &'a str>) {
+    for (i, f) in fields.enumerate() {
+        if i > 0 {
+            line.push(b',');
+        }
+        if needs_quotes(f) {
+            line.push(b'"');
+            for b in f.bytes() {
+                if b == b'"' {
+                    line.push(b'"');
+                }
+                line.push(b);
+            }
+            line.push(b'"');
+        } else {
+            line.extend_from_slice(f.as_bytes());
+        }
+    }
+    line.push(b'\n');
 }
 
 /// Whether a field must be quoted: it holds the delimiter, a quote or a line break, or starts
 /// or ends with a space (which some readers would trim).
 fn needs_quotes(field: &str) -> bool {
-    field.contains([',', '"', '\n', '\r']) || field.starts_with(' ') || field.ends_with(' ')
+    field
+        .bytes()
+        .any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+        || field.starts_with(' ')
+        || field.ends_with(' ')
 }
+
+/// Canonical rows (no header) in memory: one file of a glob, converted on a core of its own
+/// before [`CanonicalWriter::append`] adds it to the snapshot in its place. Held in pieces of
+/// [`PIECE`] bytes: freed pieces of that size are reused by the allocator for the next files,
+/// where buffers the size of whole files would each be new pages, and stay resident once freed.
+#[derive(Debug, Default)]
+pub struct Rows {
+    pieces: Vec<Vec<u8>>,
+    count: u64,
+}
+
+const PIECE: usize = 1 << 20;
+
+impl RowSink for Rows {
+    fn row<'a>(&mut self, fields: impl Iterator<Item = &'a str>) -> std::io::Result<()> {
+        let piece = match self.pieces.last_mut() {
+            Some(piece) if piece.len() < PIECE => piece,
+            _ => {
+                self.pieces.push(Vec::with_capacity(PIECE + 4096));
+                self.pieces.last_mut().expect("just pushed")
+            }
+        };
+        encode(piece, fields);
+        self.count += 1;
+        Ok(())
+    }
+}
+
+/// Writes canonical CSV to a file while hashing it: lines are gathered into blocks of
+/// [`BLOCK`] bytes, each hashed and written at once (blake3 hashes a large input several chunks
+/// at a time; a line at a time it cannot).
+pub struct CanonicalWriter<W: Write> {
+    inner: W,
+    hasher: blake3::Hasher,
+    block: Vec<u8>,
+    pub rows: u64,
+}
+
+const BLOCK: usize = 64 << 10;
 
 impl<W: Write> CanonicalWriter<W> {
     pub fn new(inner: W, header: &[String]) -> std::io::Result<Self> {
-        let mut w = CanonicalWriter {
-            out: HashingWriter {
-                inner,
-                hasher: blake3::Hasher::new(),
-            },
-            line: Vec::with_capacity(256),
+        let mut block = Vec::with_capacity(BLOCK + 1024);
+        encode(&mut block, header.iter().map(String::as_str));
+        Ok(CanonicalWriter {
+            inner,
+            hasher: blake3::Hasher::new(),
+            block,
             rows: 0,
-        };
-        w.write_fields(header.iter().map(String::as_str))?;
-        Ok(w)
+        })
     }
 
-    fn write_fields<'a>(&mut self, fields: impl Iterator<Item = &'a str>) -> std::io::Result<()> {
-        self.line.clear();
-        for (i, f) in fields.enumerate() {
-            if i > 0 {
-                self.line.push(b',');
-            }
-            if needs_quotes(f) {
-                self.line.push(b'"');
-                self.line
-                    .extend_from_slice(f.replace('"', "\"\"").as_bytes());
-                self.line.push(b'"');
-            } else {
-                self.line.extend_from_slice(f.as_bytes());
-            }
-        }
-        self.line.push(b'\n');
-        self.out.hasher.update(&self.line);
-        self.out.inner.write_all(&self.line)
+    fn write_block(&mut self) -> std::io::Result<()> {
+        self.hasher.update(&self.block);
+        self.inner.write_all(&self.block)?;
+        self.block.clear();
+        Ok(())
     }
 
     pub fn write_row(&mut self, cells: &[Cell]) -> std::io::Result<()> {
-        let texts: Vec<String> = cells.iter().map(Cell::render).collect();
-        self.write_texts(&texts)
+        self.cells(cells)
     }
 
     /// A row already in canonical text (e.g. copied from a previous snapshot).
     pub fn write_texts(&mut self, fields: &[String]) -> std::io::Result<()> {
-        self.write_fields(fields.iter().map(String::as_str))?;
-        self.rows += 1;
+        self.row(fields.iter().map(String::as_str))
+    }
+
+    /// Rows converted elsewhere, after those written so far.
+    pub fn append(&mut self, rows: Rows) -> std::io::Result<()> {
+        self.write_block()?;
+        for piece in rows.pieces {
+            self.hasher.update(&piece);
+            self.inner.write_all(&piece)?;
+        }
+        self.rows += rows.count;
         Ok(())
     }
 
     /// Flushes and returns the inner writer and the blake3 of everything written.
     pub fn finish(mut self) -> std::io::Result<(W, String)> {
-        self.out.inner.flush()?;
-        let digest = self.out.hasher.finalize().to_hex().to_string();
-        Ok((self.out.inner, digest))
+        self.write_block()?;
+        self.inner.flush()?;
+        let digest = self.hasher.finalize().to_hex().to_string();
+        Ok((self.inner, digest))
+    }
+}
+
+impl<W: Write> RowSink for CanonicalWriter<W> {
+    fn row<'a>(&mut self, fields: impl Iterator<Item = &'a str>) -> std::io::Result<()> {
+        encode(&mut self.block, fields);
+        self.rows += 1;
+        if self.block.len() >= BLOCK {
+            self.write_block()?;
+        }
+        Ok(())
     }
 }
 
@@ -217,6 +287,30 @@ mod tests {
         let (bytes, digest) = w.finish().unwrap();
         assert_eq!(digest, blake3::hash(&bytes).to_hex().to_string());
         String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn rows_appended_are_the_rows_written_one_by_one() {
+        let header = vec!["id".to_string(), "text".to_string()];
+        let row = |i: u32| [i.to_string(), format!("text, {i} \"q\"")];
+        let mut direct = CanonicalWriter::new(Vec::new(), &header).unwrap();
+        let mut joined = CanonicalWriter::new(Vec::new(), &header).unwrap();
+        let mut rows = Rows::default();
+        for i in 0..70_000 {
+            direct.write_texts(&row(i)).unwrap();
+            match i {
+                // Rows written before and after the appended ones keep their places.
+                0..10 | 69_990.. => joined.write_texts(&row(i)).unwrap(),
+                _ => rows.row(row(i).iter().map(String::as_str)).unwrap(),
+            }
+            if i == 69_989 {
+                assert!(rows.pieces.len() > 1, "more than one piece");
+                joined.append(std::mem::take(&mut rows)).unwrap();
+            }
+        }
+        assert_eq!((direct.rows, joined.rows), (70_000, 70_000));
+        let (direct, digest) = direct.finish().unwrap();
+        assert_eq!(joined.finish().unwrap(), (direct, digest));
     }
 
     #[test]

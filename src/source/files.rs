@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use super::canonical::{self, CanonicalWriter, Cell};
+use super::canonical::{self, CanonicalWriter, Cell, RowSink};
 use crate::config::Locate;
 use crate::error::Diagnostic;
 
@@ -197,26 +197,132 @@ fn regular(meta: std::io::Result<fs::Metadata>) -> Option<fs::Metadata> {
     meta.ok().filter(fs::Metadata::is_file)
 }
 
+/// How much of a glob is converted in memory at once.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// A file up to this size is converted in memory, several at once on every core; a larger
+    /// one is streamed into the snapshot on its own. (A Parquet file counts
+    /// [`PARQUET_GROWTH`] times its size: its CSV is larger than its compressed columns.)
+    in_memory: u64,
+    /// The most input converted at once: a window of consecutive files. The next window is
+    /// converted while the last one's rows are hashed and written, so at most two are in
+    /// memory.
+    window: u64,
+}
+
+const LIMITS: Limits = Limits {
+    in_memory: 16 << 20,
+    window: 32 << 20,
+};
+const PARQUET_GROWTH: u64 = 4;
+
 /// Writes the files, in order, as one canonical CSV to `out`. Returns the writer back, the
-/// digest of what was written, and the number of rows.
-pub fn convert<W: Write>(
+/// digest of what was written, and the number of rows. The bytes, and the first error met in
+/// file order, are those of converting the files one after another.
+pub fn convert<W: Write + Send>(
     files: &[(PathBuf, String)],
     options: &CsvOptions,
     out: W,
 ) -> Result<(W, String, u64)> {
-    let mut writer: Option<CanonicalWriter<W>> = None;
-    let mut out = Some(out);
-    let mut first_header: Option<(Vec<String>, String)> = None;
-    for (file, shown) in files {
-        let mut table = open(file, shown, options)?;
-        let header = table.header();
-        match &first_header {
+    convert_in(files, options, out, LIMITS)
+}
+
+fn convert_in<W: Write + Send>(
+    files: &[(PathBuf, String)],
+    options: &CsvOptions,
+    out: W,
+    limits: Limits,
+) -> Result<(W, String, u64)> {
+    use rayon::prelude::*;
+    let mut joined = Joined {
+        writer: None,
+        out: Some(out),
+        first: None,
+    };
+    let mut converted: Vec<(&(PathBuf, String), Converted)> = Vec::new();
+    let mut rest = files;
+    while !rest.is_empty() {
+        let window = window(rest, limits);
+        let (now, later) = rest.split_at(window);
+        rest = later;
+        if window == 1 && weight(&now[0].0) > limits.in_memory {
+            joined.add_all(std::mem::take(&mut converted))?;
+            let (file, shown) = &now[0];
+            let mut table = open(file, shown, options)?;
+            let w = joined.header(table.header(), shown)?;
+            table.copy_rows(w)?;
+            continue;
+        }
+        let done = std::mem::take(&mut converted);
+        let (added, next) = rayon::join(
+            || joined.add_all(done),
+            || {
+                now.par_iter()
+                    .map(|f| (f, convert_one(&f.0, &f.1, options)))
+                    .collect()
+            },
+        );
+        added?;
+        converted = next;
+    }
+    joined.add_all(converted)?;
+    let w = joined.writer.expect("at least one file");
+    let rows = w.rows;
+    let (out, digest) = w.finish()?;
+    Ok((out, digest, rows))
+}
+
+/// How many of `files` (at least one) are converted together: consecutive small files up to
+/// a window's bytes of input.
+fn window(files: &[(PathBuf, String)], limits: Limits) -> usize {
+    let mut total = 0;
+    for (n, (file, _)) in files.iter().enumerate() {
+        let w = weight(file);
+        if n > 0 && (w > limits.in_memory || total + w > limits.window) {
+            return n;
+        }
+        total += w;
+    }
+    files.len()
+}
+
+/// What a file's conversion holds in memory, about.
+fn weight(file: &Path) -> u64 {
+    let len = fs::metadata(file).map_or(0, |m| m.len());
+    match is_parquet(file) {
+        true => len.saturating_mul(PARQUET_GROWTH),
+        false => len,
+    }
+}
+
+/// One file converted on its own: its header, and its rows or the error that stopped them
+/// (the header is checked first, as when the files are read one after another).
+type Converted = Result<(Vec<String>, Result<canonical::Rows>)>;
+
+fn convert_one(file: &Path, shown: &str, options: &CsvOptions) -> Converted {
+    let mut table = open(file, shown, options)?;
+    let mut rows = canonical::Rows::default();
+    let copied = table.copy_rows(&mut rows).map(|()| rows);
+    Ok((table.header(), copied))
+}
+
+/// The snapshot as its files are added, in order.
+struct Joined<W: Write> {
+    writer: Option<CanonicalWriter<W>>,
+    out: Option<W>,
+    /// The first file's header, and its name.
+    first: Option<(Vec<String>, String)>,
+}
+
+impl<W: Write> Joined<W> {
+    /// The writer for file `shown`'s rows, once its header is the first file's (the first
+    /// file's header starts the snapshot).
+    fn header(&mut self, header: Vec<String>, shown: &str) -> Result<&mut CanonicalWriter<W>> {
+        match &self.first {
             None => {
-                writer = Some(CanonicalWriter::new(
-                    out.take().expect("first file"),
-                    &header,
-                )?);
-                first_header = Some((header, shown.clone()));
+                let out = self.out.take().expect("the first file");
+                self.writer = Some(CanonicalWriter::new(out, &header)?);
+                self.first = Some((header, shown.to_string()));
             }
             Some((expected, first)) if *expected != header => {
                 return Err(Diagnostic::new(format!(
@@ -229,13 +335,17 @@ pub fn convert<W: Write>(
             }
             Some(_) => {}
         }
-        let w = writer.as_mut().expect("writer made for the first file");
-        table.copy_rows(w)?;
+        Ok(self.writer.as_mut().expect("made for the first file"))
     }
-    let w = writer.expect("at least one file");
-    let rows = w.rows;
-    let (out, digest) = w.finish()?;
-    Ok((out, digest, rows))
+
+    fn add_all(&mut self, converted: Vec<(&(PathBuf, String), Converted)>) -> Result<()> {
+        for ((_, shown), c) in converted {
+            let (header, rows) = c?;
+            let w = self.header(header, shown)?;
+            w.append(rows?)?;
+        }
+        Ok(())
+    }
 }
 
 enum Table {
@@ -354,7 +464,7 @@ impl Table {
         }
     }
 
-    fn copy_rows<W: Write>(&mut self, w: &mut CanonicalWriter<W>) -> Result<()> {
+    fn copy_rows(&mut self, w: &mut impl RowSink) -> Result<()> {
         match self {
             Table::Csv {
                 reader,
@@ -366,7 +476,6 @@ impl Table {
                 let width = header.len();
                 let mut record = first.take().unwrap_or_default();
                 let mut pending = !record.is_empty();
-                let mut fields: Vec<String> = Vec::with_capacity(width);
                 loop {
                     if !pending
                         && !reader
@@ -385,16 +494,8 @@ impl Table {
                         .hint("every row must have as many fields as the header; check `[locate] delimiter` and quoting")
                         .into());
                     }
-                    fields.clear();
-                    for f in record.iter() {
-                        let missing = na.iter().any(|n| n == f || n == f.trim());
-                        fields.push(if missing {
-                            String::new()
-                        } else {
-                            f.to_string()
-                        });
-                    }
-                    w.write_texts(&fields)?;
+                    let missing = |f: &str| na.iter().any(|n| n == f || n == f.trim());
+                    w.row(record.iter().map(|f| if missing(f) { "" } else { f }))?;
                 }
                 Ok(())
             }
@@ -419,7 +520,7 @@ impl Table {
                     for (name, field) in row.get_column_iter() {
                         cells.push(parquet_cell(shown, name, field)?);
                     }
-                    w.write_row(&cells)?;
+                    w.cells(&cells)?;
                 }
                 Ok(())
             }
@@ -619,6 +720,126 @@ mod tests {
         assert!(found.windows(2).all(|w| w[0].1 < w[1].1), "sorted");
         let e = expand(dir.path(), "nowhere/*.csv").unwrap_err();
         assert_eq!(e.to_string(), "no file matches `nowhere/*.csv`");
+    }
+
+    /// Limits that stream every file, put every file in one window, and a few in between.
+    const EVERY_LIMIT: [Limits; 4] = [
+        Limits {
+            in_memory: 0,
+            window: 0,
+        },
+        Limits {
+            in_memory: 400,
+            window: 1000,
+        },
+        Limits {
+            in_memory: u64::MAX,
+            window: u64::MAX,
+        },
+        LIMITS,
+    ];
+
+    /// `n` CSV files of 0 to ~60 rows with quotes, NA strings, padded and empty fields and
+    /// CRLF line ends, in `dir`, in glob order.
+    fn parts(dir: &Path, n: usize) -> Vec<(PathBuf, String)> {
+        let mut files = Vec::new();
+        for k in 0..n {
+            let mut text = String::from("id,name,score\r\n");
+            for r in 0..(k * 7) % 61 {
+                let name = match (k + r) % 5 {
+                    0 => "\"a, \"\"quoted\"\" one\"".to_string(),
+                    1 => " padded ".to_string(),
+                    2 => "NA".to_string(),
+                    3 => String::new(),
+                    _ => format!("n{k}-{r}"),
+                };
+                text.push_str(&format!("{k}{r},{name},{}\n", (r as f64) / 8.0));
+            }
+            let shown = format!("part-{k:03}.csv");
+            std::fs::write(dir.join(&shown), text).unwrap();
+            files.push((dir.join(&shown), shown));
+        }
+        files
+    }
+
+    #[test]
+    fn a_glob_converted_in_windows_is_its_files_one_after_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = parts(dir.path(), 40);
+        let options = CsvOptions {
+            na_strings: vec!["NA".into()],
+            ..CsvOptions::of(&Locate::default())
+        };
+        // Each file streamed on its own (as the files were all read before windows), then
+        // joined: the header once, every file's rows in order.
+        let mut expected = String::new();
+        let mut expected_rows = 0;
+        for (k, file) in files.iter().enumerate() {
+            let (out, _, rows) = convert_in(
+                std::slice::from_ref(file),
+                &options,
+                Vec::new(),
+                EVERY_LIMIT[0],
+            )
+            .unwrap();
+            let text = String::from_utf8(out).unwrap();
+            let body = text.split_once('\n').unwrap().1;
+            expected.push_str(if k == 0 { &text } else { body });
+            expected_rows += rows;
+        }
+        assert!(expected.contains("\"a, \"\"quoted\"\" one\""), "{expected}");
+        assert!(expected.contains(",\" padded \","), "{expected}");
+        for limits in EVERY_LIMIT {
+            let (out, digest, rows) = convert_in(&files, &options, Vec::new(), limits).unwrap();
+            assert_eq!(
+                String::from_utf8(out.clone()).unwrap(),
+                expected,
+                "{limits:?}"
+            );
+            assert_eq!(
+                digest,
+                blake3::hash(&out).to_hex().to_string(),
+                "{limits:?}"
+            );
+            assert_eq!(rows, expected_rows, "{limits:?}");
+        }
+    }
+
+    #[test]
+    fn a_glob_stops_at_its_first_bad_file_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = parts(dir.path(), 12);
+        let options = CsvOptions::of(&Locate::default());
+        let write = |k: usize, text: &str| std::fs::write(&files[k].0, text).unwrap();
+        // Three bad files; the first in order is the one reported, whichever converts first.
+        write(4, "id,name,score\n1,a,2\n1,a,2,extra\n");
+        write(7, "id,other,score\n1,a,2\n");
+        write(9, "");
+        for limits in EVERY_LIMIT {
+            let e = convert_in(&files, &options, Vec::new(), limits).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "`part-004.csv` line 3: expected 3 fields (as in the header), found 4",
+                "{limits:?}"
+            );
+        }
+        // A file whose header differs is reported for its header, before its bad rows.
+        write(4, "id,name,score\n1,a,2\n");
+        write(7, "id,other,score\n1,a\n");
+        for limits in EVERY_LIMIT {
+            let e = convert_in(&files, &options, Vec::new(), limits).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "`part-007.csv` has different columns from `part-000.csv`: [id, other, score] instead of [id, name, score]",
+                "{limits:?}"
+            );
+        }
+        write(7, "id,name,score\n");
+        files.truncate(10);
+        for limits in EVERY_LIMIT {
+            let e = convert_in(&files, &options, Vec::new(), limits).unwrap_err();
+            assert_eq!(e.to_string(), "`part-009.csv` is empty", "{limits:?}");
+        }
     }
 
     #[test]

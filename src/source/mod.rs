@@ -102,8 +102,15 @@ impl Snapshot {
             Origin::Raw => store
                 .put_file(&self.file)
                 .with_context(|| format!("snapshotting `{}`", self.file.display()))?,
-            // The temp file is removed when the snapshot is dropped.
-            Origin::Staged(tmp) => store.put_file(tmp).context("storing the snapshot")?,
+            // Written and hashed by this process in the store's temp dir: moved into the CAS
+            // under the digest computed as it was written (had the move failed, the temp file
+            // is removed when the snapshot is dropped).
+            Origin::Staged(tmp) => {
+                store
+                    .commit_path(tmp, &self.digest)
+                    .context("storing the snapshot")?;
+                return Ok(());
+            }
         };
         if stored != self.digest {
             return Err(Diagnostic::new(format!(
@@ -618,6 +625,48 @@ mod tests {
             memo_key(&options, &digests),
             blake3::hash(text.as_bytes()).to_hex().to_string()
         );
+    }
+
+    /// A converted snapshot is moved into the store, not copied: the blob is the very file the
+    /// conversion wrote and hashed, and no temp file is left behind.
+    #[tokio::test]
+    async fn a_converted_snapshot_is_moved_into_the_store() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path();
+        std::fs::create_dir(project.join("parts")).unwrap();
+        std::fs::write(project.join("parts/a.csv"), "x,y\n1,2\n").unwrap();
+        std::fs::write(project.join("parts/b.csv"), "x,y\n3, 4 \n").unwrap();
+        let store = Store::open(&project.join("cache")).unwrap();
+        let printer = Printer::new(false, true, 0, crate::report::ColorChoice::Never);
+        let locate = Locate {
+            path: Some("parts/*.csv".into()),
+            ..Locate::default()
+        };
+        let snapshot = materialize(&Request {
+            project,
+            locate: &locate,
+            store: &store,
+            printer: &printer,
+            full_refresh: false,
+            sql_place: &|| None,
+        })
+        .await
+        .unwrap();
+        let staged = std::fs::metadata(&snapshot.file).unwrap().ino();
+        snapshot.commit(&store).unwrap();
+        let blob = store.blob_path(&snapshot.digest);
+        assert_eq!(std::fs::metadata(&blob).unwrap().ino(), staged);
+        assert!(!snapshot.file.exists());
+        assert_eq!(
+            std::fs::read_to_string(&blob).unwrap(),
+            "x,y\n1,2\n3,\" 4 \"\n"
+        );
+        assert_eq!(crate::store::hash_file(&blob).unwrap(), snapshot.digest);
+        // A retried locate finds the blob in place.
+        snapshot.commit(&store).unwrap();
+        drop(snapshot);
+        assert_eq!(std::fs::metadata(&blob).unwrap().ino(), staged);
     }
 
     /// A plain `path` source serialises as it always did, so existing keys and `ml.lock` files

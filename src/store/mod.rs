@@ -244,14 +244,33 @@ impl Store {
     /// Moves a finished temp file into the CAS under `digest`, the hash of its bytes (computed
     /// by the caller as it wrote or received them).
     pub fn commit(&self, tmp: tempfile::NamedTempFile, digest: &str) -> Result<(), StoreError> {
+        // The path is removed when dropped, should the move fail.
+        let (file, path) = tmp.into_parts();
+        file.sync_all().ok();
+        drop(file);
+        self.move_in(&path, digest)
+    }
+
+    /// [`commit`](Store::commit) of a temp file of this store named by its path (a converted or
+    /// queried snapshot, whose digest was computed as it was written): moved, not copied.
+    pub fn commit_path(&self, tmp: &Path, digest: &str) -> Result<(), StoreError> {
+        if self.contains(digest) {
+            return Ok(());
+        }
+        fs::File::open(tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err("sync", tmp))?;
+        self.move_in(tmp, digest)
+    }
+
+    fn move_in(&self, tmp: &Path, digest: &str) -> Result<(), StoreError> {
         let dest = self.blob_path(digest);
         let dir = dest.parent().expect("blob paths have a parent");
         fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-        tmp.as_file().sync_all().ok();
-        tmp.persist(&dest).map_err(|e| StoreError::Io {
+        fs::rename(tmp, &dest).map_err(|source| StoreError::Io {
             action: "move a blob into",
             path: dest.clone(),
-            source: e.error,
+            source,
         })?;
         self.note_hashed(digest, &dest);
         Ok(())
