@@ -183,7 +183,21 @@ fn needs_quotes(field: &str) -> bool {
 #[derive(Debug, Default)]
 pub struct Rows {
     pieces: Vec<Vec<u8>>,
+    /// Rows that were canonical text already: a mapped file, from this offset.
+    verbatim: Option<(memmap2::Mmap, usize)>,
     count: u64,
+}
+
+impl Rows {
+    /// `count` rows that are canonical text as they are: `map` from `from` on, each line
+    /// ending with `\n` but perhaps the last.
+    pub fn verbatim(map: memmap2::Mmap, from: usize, count: u64) -> Rows {
+        Rows {
+            pieces: Vec::new(),
+            verbatim: Some((map, from)),
+            count,
+        }
+    }
 }
 
 const PIECE: usize = 1 << 20;
@@ -249,6 +263,15 @@ impl<W: Write> CanonicalWriter<W> {
         for piece in rows.pieces {
             self.hasher.update(&piece);
             self.inner.write_all(&piece)?;
+        }
+        if let Some((map, from)) = &rows.verbatim {
+            let text = &map[*from..];
+            self.hasher.update(text);
+            self.inner.write_all(text)?;
+            if !text.is_empty() && !text.ends_with(b"\n") {
+                self.hasher.update(b"\n");
+                self.inner.write_all(b"\n")?;
+            }
         }
         self.rows += rows.count;
         Ok(())

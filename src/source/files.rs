@@ -301,9 +301,58 @@ type Converted = Result<(Vec<String>, Result<canonical::Rows>)>;
 
 fn convert_one(file: &Path, shown: &str, options: &CsvOptions) -> Converted {
     let mut table = open(file, shown, options)?;
+    if options.is_default() && matches!(table, Table::Csv { .. }) {
+        if let Some(rows) = verbatim_rows(file, table.header().len()) {
+            return Ok((table.header(), Ok(rows)));
+        }
+    }
     let mut rows = canonical::Rows::default();
     let copied = table.copy_rows(&mut rows).map(|()| rows);
     Ok((table.header(), copied))
+}
+
+/// The rows of a CSV file read with the default options, as they are, when they are already
+/// canonical text: UTF-8 with no `"` and no `\r` anywhere, a first line that is not blank (the
+/// header the CSV reader read), then lines of `width` fields, none blank, no field starting or
+/// ending with a space. Then the CSV reader would return the fields as they are written and the
+/// canonical writer write them back unchanged, so the file's bytes after its header are the
+/// conversion (plus a last `\n`), found without parsing a field. Otherwise none, and the file
+/// is converted field by field (which also reports what is wrong with it).
+fn verbatim_rows(file: &Path, width: usize) -> Option<canonical::Rows> {
+    let f = File::open(file).ok()?;
+    // SAFETY: as for any map of a file, a concurrent truncation would fault; source files are
+    // mapped to be hashed the same way (`store::hash_file`).
+    // Populated at once: a page fault per 4 KB page cost more than parsing the rows.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&f) }.ok()?;
+    let data = &map[..];
+    if memchr::memchr2(b'"', b'\r', data).is_some() || std::str::from_utf8(data).is_err() {
+        return None;
+    }
+    let fields = |line: &[u8]| line.iter().filter(|&&b| b == b',').count() + 1;
+    let header_end = memchr::memchr(b'\n', data)?;
+    // A blank first line is skipped by the CSV reader: the header is a later line.
+    if header_end == 0 {
+        return None;
+    }
+    let body = &data[header_end + 1..];
+    let edge = |b: Option<&u8>| matches!(b, None | Some(b',' | b'\n'));
+    for at in memchr::memchr_iter(b' ', body) {
+        if edge(at.checked_sub(1).map(|i| &body[i])) || edge(body.get(at + 1)) {
+            return None;
+        }
+    }
+    let mut rows = 0;
+    let mut start = 0;
+    while start < body.len() {
+        let end = memchr::memchr(b'\n', &body[start..]).map_or(body.len(), |n| start + n);
+        let line = &body[start..end];
+        if line.is_empty() || fields(line) != width {
+            return None;
+        }
+        rows += 1;
+        start = end + 1;
+    }
+    Some(canonical::Rows::verbatim(map, header_end + 1, rows))
 }
 
 /// The snapshot as its files are added, in order.
@@ -803,6 +852,64 @@ mod tests {
             );
             assert_eq!(rows, expected_rows, "{limits:?}");
         }
+    }
+
+    /// A file whose rows are taken as they are converts to what the field-by-field conversion
+    /// makes of it, and a file that is not taken is left to that conversion: random files of
+    /// fields, commas, spaces, quotes, CRs, blank lines and non-ASCII text, with and without a
+    /// last line end, converted both ways (or failing with the same error).
+    #[test]
+    fn rows_taken_as_they_are_are_those_converted_field_by_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = CsvOptions::of(&Locate::default());
+        let alphabet = [
+            "a", "bc", ",", ",", "\n", "\n", " ", "\"", "\r\n", "é", "1.5", "",
+        ];
+        let mut state = 11u64;
+        let mut next = |n: usize| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize % n
+        };
+        let mut taken = 0;
+        for case in 0..3000 {
+            let header = ["x,y\n", "x,y,z\n", " x,y\n", "\nx,y\n", "\n\nx,y\n"][next(5)];
+            let mut text = header.to_string();
+            for _ in 0..next(40) {
+                text.push_str(alphabet[next(alphabet.len())]);
+            }
+            if case % 3 == 0 {
+                // Mostly well-formed rows, so that many files are taken as they are.
+                text = header.to_string();
+                for r in 0..next(6) {
+                    let width = header.matches(',').count() + 1;
+                    let row: Vec<String> = (0..width)
+                        .map(|c| format!("{}{r}", ["a", "", "b c", "1.5"][(c + r) % 4]))
+                        .collect();
+                    text.push_str(&row.join(","));
+                    if r < 5 || next(2) == 0 {
+                        text.push('\n');
+                    }
+                }
+            }
+            let file = dir.path().join(format!("case-{case}.csv"));
+            std::fs::write(&file, &text).unwrap();
+            let files = [(file.clone(), "case.csv".to_string())];
+            let width = header.matches(',').count() + 1;
+            taken += usize::from(verbatim_rows(&file, width).is_some());
+            if header.starts_with('\n') {
+                assert!(verbatim_rows(&file, width).is_none(), "{text:?}");
+            }
+            let one_by_one = convert_in(&files, &options, Vec::new(), EVERY_LIMIT[0]);
+            let windowed = convert_in(&files, &options, Vec::new(), EVERY_LIMIT[2]);
+            match (one_by_one, windowed) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{text:?}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{text:?}"),
+                (a, b) => panic!("{text:?}: {:?} vs {:?}", a.map(|x| x.2), b.map(|x| x.2)),
+            }
+        }
+        assert!(taken > 500, "{taken} of 3000 files taken as they are");
     }
 
     #[test]
