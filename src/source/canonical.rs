@@ -151,14 +151,7 @@ fn encode<'a>(line: &mut Vec<u8>, fields: impl Iterator<Item = &'a str>) {
             line.push(b',');
         }
         if needs_quotes(f) {
-            line.push(b'"');
-            for b in f.bytes() {
-                if b == b'"' {
-                    line.push(b'"');
-                }
-                line.push(b);
-            }
-            line.push(b'"');
+            crate::table::push_quoted(line, f);
         } else {
             line.extend_from_slice(f.as_bytes());
         }

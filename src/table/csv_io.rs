@@ -128,17 +128,22 @@ pub fn push_row<'f>(out: &mut Vec<u8>, fields: impl IntoIterator<Item = &'f str>
 /// Appends one field as [`push_row`] writes it: quoted when it holds `,`, `"`, `\r` or `\n`.
 pub fn push_field(out: &mut Vec<u8>, f: &str) {
     if needs_quotes(f) {
-        out.push(b'"');
-        for b in f.bytes() {
-            if b == b'"' {
-                out.push(b'"');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
+        push_quoted(out, f);
     } else {
         out.extend_from_slice(f.as_bytes());
     }
+}
+
+/// Appends `f` quoted (RFC 4180: in `"`s, each `"` doubled).
+pub fn push_quoted(out: &mut Vec<u8>, f: &str) {
+    out.push(b'"');
+    for b in f.bytes() {
+        if b == b'"' {
+            out.push(b'"');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
 }
 
 /// Whether [`push_field`] quotes `f`.
