@@ -322,7 +322,7 @@ fn verbatim_rows(file: &Path, width: usize) -> Option<canonical::Rows> {
     let f = File::open(file).ok()?;
     // SAFETY: as for any map of a file, a concurrent truncation would fault; source files are
     // mapped to be hashed the same way (`store::hash_file`).
-    // Populated at once: a page fault per 4 KB page cost more than parsing the rows.
+    // Populated in one call, since every page is read (instead of a fault per page).
     let map = unsafe { memmap2::MmapOptions::new().populate().map(&f) }.ok()?;
     let data = &map[..];
     if memchr::memchr2(b'"', b'\r', data).is_some() || std::str::from_utf8(data).is_err() {
