@@ -223,15 +223,16 @@ pub struct CanonicalWriter<W: Write> {
 const BLOCK: usize = 64 << 10;
 
 impl<W: Write> CanonicalWriter<W> {
-    pub fn new(inner: W, header: &[String]) -> std::io::Result<Self> {
+    /// A writer whose first line is `header` (written with the first block).
+    pub fn new(inner: W, header: &[String]) -> Self {
         let mut block = Vec::with_capacity(BLOCK + 1024);
         encode(&mut block, header.iter().map(String::as_str));
-        Ok(CanonicalWriter {
+        CanonicalWriter {
             inner,
             hasher: blake3::Hasher::new(),
             block,
             rows: 0,
-        })
+        }
     }
 
     fn write_block(&mut self) -> std::io::Result<()> {
@@ -296,7 +297,7 @@ mod tests {
 
     fn csv_of(header: &[&str], rows: &[Vec<Cell>]) -> String {
         let header: Vec<String> = header.iter().map(|s| s.to_string()).collect();
-        let mut w = CanonicalWriter::new(Vec::new(), &header).unwrap();
+        let mut w = CanonicalWriter::new(Vec::new(), &header);
         for r in rows {
             w.write_row(r).unwrap();
         }
@@ -309,8 +310,8 @@ mod tests {
     fn rows_appended_are_the_rows_written_one_by_one() {
         let header = vec!["id".to_string(), "text".to_string()];
         let row = |i: u32| [i.to_string(), format!("text, {i} \"q\"")];
-        let mut direct = CanonicalWriter::new(Vec::new(), &header).unwrap();
-        let mut joined = CanonicalWriter::new(Vec::new(), &header).unwrap();
+        let mut direct = CanonicalWriter::new(Vec::new(), &header);
+        let mut joined = CanonicalWriter::new(Vec::new(), &header);
         let mut rows = Rows::default();
         for i in 0..70_000 {
             direct.write_texts(&row(i)).unwrap();

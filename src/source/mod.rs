@@ -360,7 +360,7 @@ impl<W: Write> sql::Sink for Collect<W> {
         self.writer = Some(CanonicalWriter::new(
             self.out.take().expect("one header"),
             columns,
-        )?);
+        ));
         Ok(())
     }
 
@@ -536,7 +536,7 @@ fn append<W: Write>(
     let staged = req.store.temp_file()?.into_temp_path();
     let file = std::fs::File::create(&staged)
         .with_context(|| format!("creating `{}`", staged.display()))?;
-    let mut w = CanonicalWriter::new(BufWriter::new(file), &old_header)?;
+    let mut w = CanonicalWriter::new(BufWriter::new(file), &old_header);
     let replaced: HashSet<&String> = delta.last_of_key.keys().collect();
     let mut record = csv::StringRecord::new();
     let mut kept_old = 0u64;

@@ -248,7 +248,10 @@ impl Store {
         let (file, path) = tmp.into_parts();
         file.sync_all().ok();
         drop(file);
-        self.move_in(&path, digest)
+        self.move_in(&path, digest)?;
+        // Moved: nothing left to remove.
+        let _ = path.keep();
+        Ok(())
     }
 
     /// [`commit`](Store::commit) of a temp file of this store named by its path (a converted or
