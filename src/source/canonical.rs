@@ -258,16 +258,24 @@ impl<W: Write> CanonicalWriter<W> {
             self.hasher.update(&piece);
             self.inner.write_all(&piece)?;
         }
-        if let Some((map, from)) = &rows.verbatim {
-            let text = &map[*from..];
-            self.hasher.update(text);
-            self.inner.write_all(text)?;
-            if !text.is_empty() && !text.ends_with(b"\n") {
-                self.hasher.update(b"\n");
-                self.inner.write_all(b"\n")?;
-            }
-        }
         self.rows += rows.count;
+        match &rows.verbatim {
+            Some((map, from)) => self.append_text(&map[*from..], 0),
+            None => Ok(()),
+        }
+    }
+
+    /// `rows` rows that are canonical text already, after those written so far: `text`, whole
+    /// lines each ending with `\n` but perhaps the last (whose `\n` is added).
+    pub fn append_text(&mut self, text: &[u8], rows: u64) -> std::io::Result<()> {
+        self.write_block()?;
+        self.hasher.update(text);
+        self.inner.write_all(text)?;
+        if !text.is_empty() && !text.ends_with(b"\n") {
+            self.hasher.update(b"\n");
+            self.inner.write_all(b"\n")?;
+        }
+        self.rows += rows;
         Ok(())
     }
 

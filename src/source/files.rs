@@ -208,11 +208,15 @@ struct Limits {
     /// converted while the last one's rows are hashed and written, so at most two are in
     /// memory.
     window: u64,
+    /// How much of a streamed file is read at once: its lines are taken as they are a
+    /// window at a time ([`stream_rows`]).
+    stream: usize,
 }
 
 const LIMITS: Limits = Limits {
     in_memory: 16 << 20,
     window: 32 << 20,
+    stream: 8 << 20,
 };
 const PARQUET_GROWTH: u64 = 4;
 
@@ -252,7 +256,10 @@ fn convert_in<W: Write + Send>(
             let (file, shown) = &now[0];
             let mut table = open(file, shown, options)?;
             let w = joined.header(table.header(), shown)?;
-            table.copy_rows(w)?;
+            match options.is_default() {
+                true => stream_rows(file, &mut table, w, limits.stream).map(drop)?,
+                false => table.copy_rows(w)?,
+            }
             continue;
         }
         let last = std::mem::take(&mut converted);
@@ -313,41 +320,51 @@ fn convert_one(file: &Path, shown: &str, options: &CsvOptions) -> Converted {
 }
 
 /// The rows of a CSV file read with the default options, as they are, when they are already
-/// canonical text: UTF-8 with no `"` and no `\r` anywhere, a first line that is not blank, even
-/// without a BOM (the header the CSV reader read), then lines of `width` fields, none blank, no field starting or
-/// ending with a space. Then the CSV reader would return the fields as they are written and the
-/// canonical writer write them back unchanged, so the file's bytes after its header are the
-/// conversion (plus a last `\n`), found without parsing a field. Otherwise none, and the file
-/// is converted field by field (which also reports what is wrong with it).
+/// canonical text ([`body_start`] and [`canonical_lines`]): then the CSV reader would return the
+/// fields as they are written and the canonical writer write them back unchanged, so the
+/// file's bytes after its header are the conversion (plus a last `\n`), found without parsing
+/// a field. Otherwise none, and the file is converted field by field (which also reports what
+/// is wrong with it).
 fn verbatim_rows(file: &Path, width: usize) -> Option<canonical::Rows> {
     let f = File::open(file).ok()?;
     // SAFETY: as for any map of a file, a concurrent truncation would fault; source files are
     // mapped to be hashed the same way (`store::hash_file`).
-    // Populated in one call, since every page is read (instead of a fault per page).
+    // Populated in one call, since every page is read.
     let map = unsafe { memmap2::MmapOptions::new().populate().map(&f) }.ok()?;
-    let data = &map[..];
-    if memchr::memchr2(b'"', b'\r', data).is_some() || std::str::from_utf8(data).is_err() {
-        return None;
-    }
-    let fields = |line: &[u8]| line.iter().filter(|&&b| b == b',').count() + 1;
-    let header_end = memchr::memchr(b'\n', data)?;
-    // A blank first line (after the UTF-8 BOM the CSV reader strips) is skipped by the CSV
-    // reader: the header is a later line.
-    let first = &data[..header_end];
-    if first
+    let start = body_start(&map)?;
+    let rows = canonical_lines(&map[start..], width)?;
+    Some(canonical::Rows::verbatim(map, start, rows))
+}
+
+/// Where the rows start in a file that begins with `data`: after a header line that is
+/// UTF-8 with no `"` and no `\r`, and not blank even without a UTF-8 BOM (the CSV reader strips
+/// the BOM and skips blank lines, so the header it read would be a later line). None when the
+/// header line is not such a line, or does not end within `data`.
+fn body_start(data: &[u8]) -> Option<usize> {
+    let end = memchr::memchr(b'\n', data)?;
+    let line = &data[..end];
+    let clean = memchr::memchr2(b'"', b'\r', line).is_none() && std::str::from_utf8(line).is_ok();
+    let blank = line
         .strip_prefix("\u{feff}".as_bytes())
-        .unwrap_or(first)
-        .is_empty()
-    {
+        .unwrap_or(line)
+        .is_empty();
+    (clean && !blank).then_some(end + 1)
+}
+
+/// The number of rows in `body`, whole lines (each ending with `\n` but perhaps the last),
+/// when they are canonical text already: UTF-8 with no `"` and no `\r`, every line of `width`
+/// fields, none blank, no field starting or ending with a space. None otherwise.
+fn canonical_lines(body: &[u8], width: usize) -> Option<u64> {
+    if memchr::memchr2(b'"', b'\r', body).is_some() || std::str::from_utf8(body).is_err() {
         return None;
     }
-    let body = &data[header_end + 1..];
     let edge = |b: Option<&u8>| matches!(b, None | Some(b',' | b'\n'));
     for at in memchr::memchr_iter(b' ', body) {
         if edge(at.checked_sub(1).map(|i| &body[i])) || edge(body.get(at + 1)) {
             return None;
         }
     }
+    let fields = |line: &[u8]| line.iter().filter(|&&b| b == b',').count() + 1;
     let mut rows = 0;
     let mut start = 0;
     while start < body.len() {
@@ -359,7 +376,79 @@ fn verbatim_rows(file: &Path, width: usize) -> Option<canonical::Rows> {
         rows += 1;
         start = end + 1;
     }
-    Some(canonical::Rows::verbatim(map, header_end + 1, rows))
+    Some(rows)
+}
+
+/// A file too large to convert in memory, streamed into `w`, read with the default options:
+/// its lines are read `window` bytes at a time, and each window of whole lines that is
+/// canonical text already ([`canonical_lines`]) is written as it is. From the first window
+/// that is not (or a line longer than a window), the CSV reader converts the rest field by
+/// field, starting at that window's first line: the bytes, and any error with its line number,
+/// are those of converting the whole file field by field. Returns the rows taken as they are.
+fn stream_rows<W: Write>(
+    file: &Path,
+    table: &mut Table,
+    w: &mut CanonicalWriter<W>,
+    window: usize,
+) -> Result<u64> {
+    let Table::Csv {
+        reader,
+        header,
+        shown,
+        ..
+    } = table
+    else {
+        return table.copy_rows(w).map(|()| 0);
+    };
+    let (width, shown) = (header.len(), shown.clone());
+    let read = |e: std::io::Error| anyhow::anyhow!("cannot read `{shown}`: {e}");
+    let mut f = File::open(file).map_err(read)?;
+    let mut buf = Vec::with_capacity(window.max(1) + 4096);
+    let mut eof = fill(&mut f, &mut buf, window).map_err(read)?;
+    let Some(mut at) = body_start(&buf) else {
+        // The CSV reader is right after the header it read.
+        return table.copy_rows(w).map(|()| 0);
+    };
+    // Where `buf` starts in the file, and the rows written as they are.
+    let (mut base, mut rows) = (0u64, 0u64);
+    loop {
+        let data = &buf[at..];
+        let end = match eof {
+            true => Some(data.len()),
+            false => memchr::memrchr(b'\n', data).map(|n| n + 1),
+        };
+        let Some(lines) = end.and_then(|end| Some((end, canonical_lines(&data[..end], width)?)))
+        else {
+            break;
+        };
+        w.append_text(&data[..lines.0], lines.1)?;
+        rows += lines.1;
+        at += lines.0;
+        if eof {
+            return Ok(rows);
+        }
+        buf.drain(..at);
+        base += at as u64;
+        at = 0;
+        eof = fill(&mut f, &mut buf, window).map_err(read)?;
+    }
+    // The rest field by field, from the first line not written: line 1 is the header.
+    let mut position = csv::Position::new();
+    position
+        .set_byte(base + at as u64)
+        .set_line(rows + 2)
+        .set_record(rows + 1);
+    reader.seek(position).map_err(|e| csv_error(&shown, e))?;
+    table.copy_rows(w).map(|()| rows)
+}
+
+/// Reads from `f` onto the end of `buf` until it holds `window` bytes (at least one more) or
+/// the file ends; whether it ended.
+fn fill(f: &mut File, buf: &mut Vec<u8>, window: usize) -> std::io::Result<bool> {
+    use std::io::Read;
+    let want = window.saturating_sub(buf.len()).max(1) as u64;
+    let got = f.take(want).read_to_end(buf)?;
+    Ok((got as u64) < want)
 }
 
 /// The snapshot as its files are added, in order.
@@ -778,22 +867,61 @@ mod tests {
         assert_eq!(e.to_string(), "no file matches `nowhere/*.csv`");
     }
 
-    /// Limits that stream every file, put every file in one window, and a few in between.
-    const EVERY_LIMIT: [Limits; 4] = [
+    /// Limits that stream every file (read a byte at a time, or a few lines), put every file
+    /// in one window, and a few in between.
+    const EVERY_LIMIT: [Limits; 5] = [
         Limits {
             in_memory: 0,
             window: 0,
+            stream: 1,
+        },
+        Limits {
+            in_memory: 0,
+            window: 0,
+            stream: 24,
         },
         Limits {
             in_memory: 400,
             window: 1000,
+            stream: 64,
         },
         Limits {
             in_memory: u64::MAX,
             window: u64::MAX,
+            stream: 1,
         },
         LIMITS,
     ];
+
+    /// `files` converted field by field, one after another: what any other way must make of
+    /// them (bytes, digest and rows, or the error).
+    fn field_by_field(
+        files: &[(PathBuf, String)],
+        options: &CsvOptions,
+    ) -> Result<(Vec<u8>, String, u64)> {
+        let mut joined = Joined {
+            writer: None,
+            out: Some(Vec::new()),
+            first: None,
+        };
+        for (file, shown) in files {
+            let mut table = open(file, shown, options)?;
+            table.copy_rows(joined.header(table.header(), shown)?)?;
+        }
+        let w = joined.writer.expect("at least one file");
+        let rows = w.rows;
+        let (out, digest) = w.finish()?;
+        Ok((out, digest, rows))
+    }
+
+    /// Whether `a` and `b` are the same conversion, or the same error.
+    fn same(a: &Result<(Vec<u8>, String, u64)>, b: &Result<(Vec<u8>, String, u64)>) -> bool {
+        match (a, b) {
+            (Ok(a), Ok(b)) => a == b,
+            (Err(a), Err(b)) => a.to_string() == b.to_string(),
+            _ => false,
+        }
+    }
 
     /// `n` CSV files of 0 to ~60 rows with quotes, NA strings, padded and empty fields and
     /// CRLF line ends, in `dir`, in glob order.
@@ -826,18 +954,12 @@ mod tests {
             na_strings: vec!["NA".into()],
             ..CsvOptions::of(&Locate::default())
         };
-        // Each file streamed on its own (as the files were all read before windows), then
-        // joined: the header once, every file's rows in order.
+        // Each file converted on its own, field by field, then joined: the header once, every
+        // file's rows in order.
         let mut expected = String::new();
         let mut expected_rows = 0;
         for (k, file) in files.iter().enumerate() {
-            let (out, _, rows) = convert_in(
-                std::slice::from_ref(file),
-                &options,
-                Vec::new(),
-                EVERY_LIMIT[0],
-            )
-            .unwrap();
+            let (out, _, rows) = field_by_field(std::slice::from_ref(file), &options).unwrap();
             let text = String::from_utf8(out).unwrap();
             let body = text.split_once('\n').unwrap().1;
             expected.push_str(if k == 0 { &text } else { body });
@@ -879,7 +1001,7 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (state >> 33) as usize % n
         };
-        let mut taken = 0;
+        let (mut taken, mut streamed_as_they_are) = (0, 0);
         for case in 0..3000 {
             // A UTF-8 BOM the CSV reader strips from the header; blank first lines it skips.
             let header = [
@@ -890,7 +1012,10 @@ mod tests {
                 "\nx,y\n",
                 "\n\nx,y\n",
                 "\u{feff}\nx,y\n",
-            ][next(7)];
+                // A quoted header: one spanning two lines, one with a comma in a name.
+                "\"x\ny\",z\n",
+                "\"x,y\",z\n",
+            ][next(9)];
             let mut text = header.to_string();
             for _ in 0..next(40) {
                 text.push_str(alphabet[next(alphabet.len())]);
@@ -917,15 +1042,78 @@ mod tests {
             if header.trim_start_matches('\u{feff}').starts_with('\n') {
                 assert!(verbatim_rows(&file, width).is_none(), "{text:?}");
             }
-            let one_by_one = convert_in(&files, &options, Vec::new(), EVERY_LIMIT[0]);
-            let windowed = convert_in(&files, &options, Vec::new(), EVERY_LIMIT[2]);
-            match (one_by_one, windowed) {
-                (Ok(a), Ok(b)) => assert_eq!(a, b, "{text:?}"),
-                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{text:?}"),
-                (a, b) => panic!("{text:?}: {:?} vs {:?}", a.map(|x| x.2), b.map(|x| x.2)),
+            // Streamed (in windows of a byte, of a few lines, or at once) and in memory.
+            let expected = field_by_field(&files, &options);
+            for limits in EVERY_LIMIT {
+                let got = convert_in(&files, &options, Vec::new(), limits);
+                assert!(
+                    same(&expected, &got),
+                    "{text:?} {limits:?}: {:?} vs {:?}",
+                    expected.as_ref().map(|x| x.2).map_err(ToString::to_string),
+                    got.as_ref().map(|x| x.2).map_err(ToString::to_string),
+                );
+            }
+            for window in [7, 24, 1 << 20] {
+                let mut w = CanonicalWriter::new(Vec::new(), &[]);
+                let mut table = open(&file, "case.csv", &options).unwrap();
+                if let Ok(n) = stream_rows(&file, &mut table, &mut w, window) {
+                    streamed_as_they_are += n;
+                }
             }
         }
-        assert!(taken > 500, "{taken} of 3000 files taken as they are");
+        assert!(taken > 400, "{taken} of 3000 files taken as they are");
+        assert!(
+            streamed_as_they_are > 1500,
+            "{streamed_as_they_are} rows streamed as they are"
+        );
+    }
+
+    /// A large file is taken as it is window by window, up to the first window that is not
+    /// canonical text; from there it is converted field by field, and an error in it names
+    /// its line in the whole file.
+    #[test]
+    fn a_streamed_file_is_taken_as_it_is_up_to_a_line_that_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("big.csv");
+        let files = [(file.clone(), "big.csv".to_string())];
+        let options = CsvOptions::of(&Locate::default());
+        let mut clean = String::from("id,name,score\n");
+        for r in 0..300 {
+            clean.push_str(&format!("{r},n{r},{}\n", r as f64 / 4.0));
+        }
+        let streamed = Limits {
+            in_memory: 0,
+            window: 0,
+            stream: 256,
+        };
+        let as_they_are = |text: &str| {
+            std::fs::write(&file, text).unwrap();
+            let mut w = CanonicalWriter::new(Vec::new(), &[]);
+            let mut table = open(&file, "big.csv", &options).unwrap();
+            let n = stream_rows(&file, &mut table, &mut w, 256);
+            let got = convert_in(&files, &options, Vec::new(), streamed);
+            assert!(same(&field_by_field(&files, &options), &got), "{text:?}");
+            (
+                n.map_err(|e| e.to_string()),
+                got.map(|x| x.2).map_err(|e| e.to_string()),
+            )
+        };
+        // All of it, without a last line end too.
+        assert_eq!(as_they_are(&clean), (Ok(300), Ok(300)));
+        assert_eq!(as_they_are(clean.trim_end()), (Ok(300), Ok(300)));
+        // A quoted field on line 202: the windows before it are taken as they are.
+        let quoted = clean.replace("200,n200,", "200,\"n,200\",");
+        let (n, rows) = as_they_are(&quoted);
+        assert_eq!(rows, Ok(300));
+        assert!((150..200).contains(&n.clone().unwrap()), "{n:?}");
+        // A short row on line 252: reported with its line in the file.
+        let short = clean.replace("250,n250,62.5\n", "250,n250\n");
+        let (n, rows) = as_they_are(&short);
+        let error = "`big.csv` line 252: expected 3 fields (as in the header), found 2";
+        assert_eq!((n, rows), (Err(error.into()), Err(error.into())));
+        // A header longer than a window: all of it field by field.
+        let wide = clean.replace("id,name,score", &format!("id,name,{}", "s".repeat(300)));
+        assert_eq!(as_they_are(&wide), (Ok(0), Ok(300)));
     }
 
     #[test]
