@@ -385,7 +385,7 @@ fn canonical_lines(body: &[u8], width: usize) -> Option<u64> {
 /// that is not (or a line longer than a window), the CSV reader converts the rest field by
 /// field, starting at that window's first line: the bytes, and any error with its line number,
 /// are those of converting the whole file field by field. Returns the rows taken as they are.
-fn stream_rows<W: Write>(
+fn stream_rows<W: Write + Send>(
     file: &Path,
     table: &mut Table,
     w: &mut CanonicalWriter<W>,
@@ -411,26 +411,32 @@ fn stream_rows<W: Write>(
     };
     // Where `buf` starts in the file, and the rows written as they are.
     let (mut base, mut rows) = (0u64, 0u64);
-    loop {
-        let data = &buf[at..];
-        let end = match eof {
-            true => Some(data.len()),
-            false => memchr::memrchr(b'\n', data).map(|n| n + 1),
-        };
-        let Some(lines) = end.and_then(|end| Some((end, canonical_lines(&data[..end], width)?)))
-        else {
-            break;
-        };
-        w.append_text(&data[..lines.0], lines.1)?;
-        rows += lines.1;
-        at += lines.0;
+    let mut lines = whole_lines(&buf[at..], eof, width);
+    let mut next = Vec::with_capacity(buf.capacity());
+    // Each window is hashed and written while the next is read and checked.
+    while let Some((end, n)) = lines {
+        let cut = at + end;
+        // A line the window's end cut starts the next window.
+        next.clear();
+        next.extend_from_slice(&buf[cut..]);
+        let (written, read_next) = rayon::join(
+            || w.append_text(&buf[at..cut], n),
+            || match eof {
+                true => Ok((true, None)),
+                false => {
+                    fill(&mut f, &mut next, window).map(|eof| (eof, whole_lines(&next, eof, width)))
+                }
+            },
+        );
+        written?;
+        rows += n;
         if eof {
             return Ok(rows);
         }
-        buf.drain(..at);
-        base += at as u64;
+        (eof, lines) = read_next.map_err(read)?;
+        std::mem::swap(&mut buf, &mut next);
+        base += cut as u64;
         at = 0;
-        eof = fill(&mut f, &mut buf, window).map_err(read)?;
     }
     // The rest field by field, from the first line not written: line 1 is the header.
     let mut position = csv::Position::new();
@@ -440,6 +446,17 @@ fn stream_rows<W: Write>(
         .set_record(rows + 1);
     reader.seek(position).map_err(|e| csv_error(&shown, e))?;
     table.copy_rows(w).map(|()| rows)
+}
+
+/// The whole lines at the start of `data` (all of it once the file `ended`), when they are
+/// canonical text already ([`canonical_lines`]): their length and number. None when they are
+/// not, or when no line ends in `data`.
+fn whole_lines(data: &[u8], ended: bool, width: usize) -> Option<(usize, u64)> {
+    let end = match ended {
+        true => data.len(),
+        false => memchr::memrchr(b'\n', data)? + 1,
+    };
+    Some((end, canonical_lines(&data[..end], width)?))
 }
 
 /// Reads from `f` onto the end of `buf` until it holds `window` bytes (at least one more) or
