@@ -241,10 +241,10 @@ fn from_files(req: &Request<'_>, path: &str) -> Result<Snapshot> {
     }
     let tmp = req.store.temp_file()?;
     let (tmp_file, tmp_path) = tmp.into_parts();
-    let (out, digest, _rows) = files::convert(&files, &options, BufWriter::new(tmp_file))?;
+    let (out, digest, _rows) = files::convert(&files, &options, BufWriter::new(tmp_file))
+        .map_err(|e| writing(e, &tmp_path))?;
     out.into_inner()
-        .map_err(|e| e.into_error())
-        .context("writing the converted snapshot")?;
+        .map_err(|e| writing(e.into_error().into(), &tmp_path))?;
     Ok(Snapshot {
         digest,
         file: tmp_path.to_path_buf(),
@@ -253,6 +253,19 @@ fn from_files(req: &Request<'_>, path: &str) -> Result<Snapshot> {
         state: None,
         detail,
     })
+}
+
+/// A conversion's error, with the file it was writing named when writing failed: a bare I/O
+/// error (a full disk, say), since whatever fails in reading a source is reported with its
+/// file and line already.
+fn writing(e: anyhow::Error, path: &Path) -> anyhow::Error {
+    match e.downcast::<std::io::Error>() {
+        Ok(io) => anyhow::Error::new(io).context(format!(
+            "cannot write the converted snapshot `{}`",
+            path.display()
+        )),
+        Err(e) => e,
+    }
 }
 
 /// The database URL from the environment variable `[locate] url_env` names.
@@ -599,6 +612,49 @@ fn append<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A disk that is full.
+    #[derive(Debug)]
+    struct Full;
+
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::from(std::io::ErrorKind::StorageFull))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A failed write names the snapshot's file (the I/O error stays its cause); an error in
+    /// a source, already reported with its file and line, is left as it is.
+    #[test]
+    fn a_failed_write_of_a_conversion_names_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = CsvOptions::of(&Locate::default());
+        let file = dir.path().join("part-1.csv");
+        let files = [(file.clone(), "part-1.csv".to_string())];
+        let staged = dir.path().join("staged.csv");
+        std::fs::write(&file, "a,b\n1,2\n").unwrap();
+        let e = writing(files::convert(&files, &options, Full).unwrap_err(), &staged);
+        assert_eq!(
+            format!("{e:#}"),
+            format!(
+                "cannot write the converted snapshot `{}`: {}",
+                staged.display(),
+                std::io::Error::from(std::io::ErrorKind::StorageFull)
+            )
+        );
+        std::fs::write(&file, "a,b\n1,2,3\n").unwrap();
+        let e = writing(
+            files::convert(&files, &options, Vec::new()).unwrap_err(),
+            &staged,
+        );
+        assert_eq!(
+            e.to_string(),
+            "`part-1.csv` line 2: expected 2 fields (as in the header), found 3"
+        );
+    }
 
     /// The streamed memo key is the hash of the JSON text it replaced, so the memos a run made
     /// before still answer.
