@@ -244,6 +244,8 @@ fn convert_in<W: Write + Send>(
         first: None,
     };
     let mut converted: Vec<(&(PathBuf, String), Converted)> = Vec::new();
+    // The streamed files' two windows, reused from file to file.
+    let mut buffers = [Vec::new(), Vec::new()];
     let weights: Vec<u64> = files.iter().map(|(file, _)| weight(file)).collect();
     let mut done = 0;
     while done < files.len() {
@@ -257,7 +259,7 @@ fn convert_in<W: Write + Send>(
             let mut table = open(file, shown, options)?;
             let w = joined.header(table.header(), shown)?;
             match options.is_default() {
-                true => stream_rows(file, &mut table, w, limits.stream).map(drop)?,
+                true => stream_rows(file, &mut table, w, limits.stream, &mut buffers).map(drop)?,
                 false => table.copy_rows(w)?,
             }
             continue;
@@ -390,6 +392,7 @@ fn stream_rows<W: Write + Send>(
     table: &mut Table,
     w: &mut CanonicalWriter<W>,
     window: usize,
+    buffers: &mut [Vec<u8>; 2],
 ) -> Result<u64> {
     let Table::Csv {
         reader,
@@ -403,8 +406,10 @@ fn stream_rows<W: Write + Send>(
     let (width, shown) = (header.len(), shown.clone());
     let read = |e: std::io::Error| anyhow::anyhow!("cannot read `{shown}`: {e}");
     let mut f = File::open(file).map_err(read)?;
-    let mut buf = Vec::with_capacity(window.max(1) + 4096);
-    let mut eof = fill(&mut f, &mut buf, window).map_err(read)?;
+    let [buf, next] = buffers;
+    buf.clear();
+    buf.reserve(window.max(1) + 4096);
+    let mut eof = fill(&mut f, buf, window).map_err(read)?;
     let Some(mut at) = body_start(&buf) else {
         // The CSV reader is right after the header it read.
         return table.copy_rows(w).map(|()| 0);
@@ -412,7 +417,8 @@ fn stream_rows<W: Write + Send>(
     // Where `buf` starts in the file, and the rows written as they are.
     let (mut base, mut rows) = (0u64, 0u64);
     let mut lines = whole_lines(&buf[at..], eof, width);
-    let mut next = Vec::with_capacity(buf.capacity());
+    next.clear();
+    next.reserve(buf.capacity());
     // Each window is hashed and written while the next is read and checked.
     while let Some((end, n)) = lines {
         let cut = at + end;
@@ -423,9 +429,7 @@ fn stream_rows<W: Write + Send>(
             || w.append_text(&buf[at..cut], n),
             || match eof {
                 true => Ok((true, None)),
-                false => {
-                    fill(&mut f, &mut next, window).map(|eof| (eof, whole_lines(&next, eof, width)))
-                }
+                false => fill(&mut f, next, window).map(|eof| (eof, whole_lines(next, eof, width))),
             },
         );
         written?;
@@ -434,7 +438,7 @@ fn stream_rows<W: Write + Send>(
             return Ok(rows);
         }
         (eof, lines) = read_next.map_err(read)?;
-        std::mem::swap(&mut buf, &mut next);
+        std::mem::swap(buf, next);
         base += cut as u64;
         at = 0;
     }
@@ -1073,7 +1077,9 @@ mod tests {
             for window in [7, 24, 1 << 20] {
                 let mut w = CanonicalWriter::new(Vec::new(), &[]);
                 let mut table = open(&file, "case.csv", &options).unwrap();
-                if let Ok(n) = stream_rows(&file, &mut table, &mut w, window) {
+                if let Ok(n) =
+                    stream_rows(&file, &mut table, &mut w, window, &mut Default::default())
+                {
                     streamed_as_they_are += n;
                 }
             }
@@ -1107,7 +1113,7 @@ mod tests {
             std::fs::write(&file, text).unwrap();
             let mut w = CanonicalWriter::new(Vec::new(), &[]);
             let mut table = open(&file, "big.csv", &options).unwrap();
-            let n = stream_rows(&file, &mut table, &mut w, 256);
+            let n = stream_rows(&file, &mut table, &mut w, 256, &mut Default::default());
             let got = convert_in(&files, &options, Vec::new(), streamed);
             assert!(same(&field_by_field(&files, &options), &got), "{text:?}");
             (
