@@ -410,7 +410,7 @@ fn stream_rows<W: Write + Send>(
     buf.clear();
     buf.reserve(window.max(1) + 4096);
     let mut eof = fill(&mut f, buf, window).map_err(read)?;
-    let Some(mut at) = body_start(&buf) else {
+    let Some(mut at) = body_start(buf) else {
         // The CSV reader is right after the header it read.
         return table.copy_rows(w).map(|()| 0);
     };
