@@ -1137,6 +1137,21 @@ mod tests {
         // A header longer than a window: all of it field by field.
         let wide = clean.replace("id,name,score", &format!("id,name,{}", "s".repeat(300)));
         assert_eq!(as_they_are(&wide), (Ok(0), Ok(300)));
+        // Several files streamed one after another share their windows: each file's own rows,
+        // whether the last ended cleanly, mid-window, or in its field-by-field rest.
+        let half = clean.lines().take(151).collect::<Vec<_>>().join("\n");
+        let glob: Vec<(PathBuf, String)> = [&clean, &quoted, clean.trim_end(), &half]
+            .iter()
+            .enumerate()
+            .map(|(k, text)| {
+                let shown = format!("part-{k}.csv");
+                std::fs::write(dir.path().join(&shown), text).unwrap();
+                (dir.path().join(&shown), shown)
+            })
+            .collect();
+        let got = convert_in(&glob, &options, Vec::new(), streamed);
+        assert!(same(&field_by_field(&glob, &options), &got));
+        assert_eq!(got.unwrap().2, 300 * 3 + 150, "rows");
     }
 
     #[test]
