@@ -13,6 +13,7 @@
 //! | date | `YYYY-MM-DD` |
 //! | bytes | lowercase hex |
 //! | text | as is; quoted (RFC 4180) only when it holds `,`, `"`, CR or LF, or starts/ends with a space |
+//! | a row (or header) of one empty field | `""`, not a blank line, which readers skip (since canonical version 2) |
 //!
 //! Lines end with `\n`. The bytes are hashed while they are written, so a snapshot's digest
 //! costs no second read.
@@ -146,15 +147,22 @@ pub trait RowSink {
 
 /// Appends one line of canonical CSV to `line`.
 fn encode<'a>(line: &mut Vec<u8>, fields: impl Iterator<Item = &'a str>) {
-    for (i, f) in fields.enumerate() {
-        if i > 0 {
+    let start = line.len();
+    let mut n = 0;
+    for f in fields {
+        if n > 0 {
             line.push(b',');
         }
+        n += 1;
         if needs_quotes(f) {
             crate::table::push_quoted(line, f);
         } else {
             line.extend_from_slice(f.as_bytes());
         }
+    }
+    // A row of one empty field would be a blank line, which readers skip: the row would be lost.
+    if n == 1 && line.len() == start {
+        line.extend_from_slice(b"\"\"");
     }
     line.push(b'\n');
 }
@@ -392,6 +400,26 @@ mod tests {
             text,
             "id,x,ok,at,name\n1,0.5,true,2024-05-01T10:00:00Z,plain\n-2,,false,,\"a, \"\"b\"\"\"\n3,1e20,,,\" padded\"\n"
         );
+    }
+
+    #[test]
+    fn a_row_of_one_empty_field_is_read_back() {
+        let rows = [
+            vec![Cell::Int(1)],
+            vec![Cell::Null],
+            vec![Cell::Text(String::new())],
+        ];
+        let text = csv_of(&["x"], &rows);
+        assert_eq!(text, "x\n1\n\"\"\n\"\"\n");
+        let mut read = csv::Reader::from_reader(text.as_bytes());
+        let back: Vec<String> = read.records().map(|r| r.unwrap()[0].to_string()).collect();
+        assert_eq!(back, ["1", "", ""]);
+        // The same through the rows of a glob's file, appended in their place.
+        let mut rows = Rows::default();
+        rows.row([""].into_iter()).unwrap();
+        let mut w = CanonicalWriter::new(Vec::new(), &["x".to_string()]);
+        w.append(rows).unwrap();
+        assert_eq!(w.finish().unwrap().0, b"x\n\"\"\n");
     }
 
     #[test]

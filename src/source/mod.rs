@@ -41,7 +41,8 @@ use files::CsvOptions;
 use sql::{Bind, SqlError};
 
 /// Format version of the canonical form and the conversion memo; bump to reconvert everything.
-const CANONICAL_VERSION: u32 = 1;
+/// 2: a row of one empty field is `""`, no longer a blank line that lost the row on reading.
+const CANONICAL_VERSION: u32 = 2;
 
 /// What `[locate]` names, for messages: "`data/x.csv`" or "the query in `[locate] sql`".
 pub fn describe(locate: &Locate) -> String {
