@@ -165,10 +165,7 @@ pub async fn export_card(
     if let Some(plots) = v.provenance["plots"].as_object() {
         for (name, digest) in plots {
             // Names and digests come from the registry: only ours make file names.
-            let Some(digest) = digest
-                .as_str()
-                .filter(|d| crate::store::remote::is_digest(d))
-            else {
+            let Some(digest) = digest.as_str().filter(|d| crate::store::is_digest(d)) else {
                 continue;
             };
             if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {

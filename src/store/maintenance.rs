@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use super::remote::is_digest;
+use super::is_digest;
 use super::{hash_file, AcLookup, ActionEntry, Bucket, Store, StoreError, QUARANTINE_DAYS};
 
 /// `tmp/` files younger than this may belong to a writer; gc leaves them.

@@ -36,6 +36,19 @@ pub const QUARANTINE_DAYS: u64 = 7;
 /// A blake3 digest as 64 lowercase hex characters.
 pub type Digest = String;
 
+/// Whether `s` is a digest as the store names blobs: 64 lowercase hex characters. Every path
+/// built from a digest checks this first: a digest read from the registry, an action entry or
+/// a remote cache is data, and `../../x` would otherwise name a file outside the store.
+pub fn is_digest(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The file name standing for a value that is not a digest: no blob is ever stored under it
+/// (every write checks [`is_digest`]), so a lookup by a bad digest finds nothing.
+const NOT_A_DIGEST: &str = "not-a-digest";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot {action} `{path}`")]
@@ -54,6 +67,8 @@ pub enum StoreError {
     },
     #[error("stored blob {digest} is missing")]
     Missing { digest: Digest },
+    #[error("`{value}` is not a blob digest (64 lowercase hex characters)")]
+    NotADigest { value: String },
 }
 
 impl StoreError {
@@ -63,8 +78,23 @@ impl StoreError {
                 "`mlbuild run` makes it again (the step that made it reruns, or the remote cache restores it) and repairs the versions that use it; `mlbuild cache verify` lists every version whose bytes are damaged"
                     .into(),
             ),
+            StoreError::NotADigest { .. } => Some(
+                "the record that names it is damaged; `mlbuild cache verify` lists the damaged versions, and `mlbuild run` makes a good one"
+                    .into(),
+            ),
             StoreError::Io { .. } => None,
         }
+    }
+}
+
+/// `Ok` when `digest` is one (see [`is_digest`]).
+fn checked(digest: &str) -> Result<(), StoreError> {
+    if is_digest(digest) {
+        Ok(())
+    } else {
+        Err(StoreError::NotADigest {
+            value: digest.to_string(),
+        })
     }
 }
 
@@ -176,12 +206,19 @@ impl Store {
             .map_err(io_err("create a directory in", &dir))
     }
 
+    /// Where the blob `digest` is kept; for a value that is not a digest, a path inside the
+    /// store that never holds a blob.
     pub fn blob_path(&self, digest: &str) -> PathBuf {
-        self.bucket(Bucket::Blobs).join(&digest[..2]).join(digest)
+        let blobs = self.bucket(Bucket::Blobs);
+        if is_digest(digest) {
+            blobs.join(&digest[..2]).join(digest)
+        } else {
+            blobs.join(NOT_A_DIGEST)
+        }
     }
 
     pub fn contains(&self, digest: &str) -> bool {
-        digest.len() == 64 && self.blob_path(digest).is_file()
+        is_digest(digest) && self.blob_path(digest).is_file()
     }
 
     /// A new temporary file inside the store (same filesystem, so rename is atomic).
@@ -267,6 +304,7 @@ impl Store {
     }
 
     fn move_in(&self, tmp: &Path, digest: &str) -> Result<(), StoreError> {
+        checked(digest)?;
         let dest = self.blob_path(digest);
         let dir = dest.parent().expect("blob paths have a parent");
         fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
@@ -279,19 +317,28 @@ impl Store {
         Ok(())
     }
 
-    /// Where a corrupt blob of this digest is kept.
+    /// Where a corrupt blob of this digest is kept (for a value that is not a digest, a path
+    /// inside the quarantine that never holds a blob).
     pub fn quarantine_path(&self, digest: &str) -> PathBuf {
-        self.bucket(Bucket::Quarantine).join(digest)
+        let name = if is_digest(digest) {
+            digest
+        } else {
+            NOT_A_DIGEST
+        };
+        self.bucket(Bucket::Quarantine).join(name)
     }
 
     /// Whether a blob of this digest was found corrupt and moved to the quarantine.
     pub fn quarantined(&self, digest: &str) -> bool {
-        digest.len() == 64 && self.quarantine_path(digest).is_file()
+        is_digest(digest) && self.quarantine_path(digest).is_file()
     }
 
     /// Moves a blob whose bytes hash to `actual` out of the CAS into the quarantine (so the next
     /// run recreates it instead of tripping over it again, and the bytes stay for inspection).
     pub fn quarantine(&self, digest: &str, actual: &str) -> StoreError {
+        if let Err(e) = checked(digest) {
+            return e;
+        }
         let from = self.blob_path(digest);
         let to = self.quarantine_path(digest);
         let moved = fs::create_dir_all(to.parent().expect("quarantine paths have a parent"))
@@ -317,6 +364,7 @@ impl Store {
     /// Reads a blob and checks its bytes against its name. A corrupt blob is moved to the
     /// quarantine ([`Store::quarantine`]).
     pub fn read_verified(&self, digest: &str) -> Result<Vec<u8>, StoreError> {
+        checked(digest)?;
         let path = self.blob_path(digest);
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -339,6 +387,7 @@ impl Store {
     /// modification time, inode), is not read again: locate stores the snapshot and prepare
     /// reads it a moment later.
     pub fn verified_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
+        checked(digest)?;
         let path = self.blob_path(digest);
         if !path.is_file() {
             return Err(StoreError::Missing {
@@ -358,7 +407,12 @@ impl Store {
 
     /// Where the profile of the data whose digest is `digest` is kept (a sealed memo).
     pub fn profile_path(&self, digest: &str) -> PathBuf {
-        self.bucket(Bucket::Profiles).join(format!("{digest}.json"))
+        let name = if is_digest(digest) {
+            digest
+        } else {
+            NOT_A_DIGEST
+        };
+        self.bucket(Bucket::Profiles).join(format!("{name}.json"))
     }
 
     /// Where the action entry of `key` is kept.
@@ -580,6 +634,53 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A digest is data (a registry row, an action entry): one that is not 64 lowercase hex
+    /// characters names no file, so a damaged row cannot make a read-only command move, read
+    /// or quarantine a file outside the store.
+    #[test]
+    fn a_value_that_is_not_a_digest_names_no_file_outside_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let store = Store::open(&cache).unwrap();
+        let victim = dir.path().join("victim.txt");
+        fs::write(&victim, b"precious").unwrap();
+        let bad = "../../victim.txt";
+        assert_eq!(
+            store
+                .bucket(Bucket::Blobs)
+                .join(&bad[..2])
+                .join(bad)
+                .canonicalize()
+                .unwrap(),
+            victim.canonicalize().unwrap(),
+            "the path a digest-blind join would build"
+        );
+        assert!(!store.contains(bad) && !store.quarantined(bad));
+        for found in [
+            store.verified_path(bad).err(),
+            store.read_verified(bad).err(),
+            Some(store.quarantine(bad, &"0".repeat(64))),
+        ] {
+            assert!(
+                matches!(found, Some(StoreError::NotADigest { ref value }) if value == bad),
+                "{found:?}"
+            );
+        }
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        for path in [
+            store.blob_path(bad),
+            store.quarantine_path(bad),
+            store.profile_path(bad),
+        ] {
+            assert!(path.starts_with(&cache) && !path.components().any(|c| c.as_os_str() == ".."));
+        }
+        // A short or non-ASCII value must not panic either.
+        for odd in ["", "a", "é", "ab/"] {
+            assert!(!store.contains(odd));
+            assert!(store.verified_path(odd).is_err());
+        }
+    }
 
     #[test]
     fn blobs_round_trip_and_corruption_is_detected() {

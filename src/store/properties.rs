@@ -148,7 +148,7 @@ fn remote_action_entries_never_panic() {
             let got: Option<ActionEntry> = runtime.block_on(r.entry(&key));
             Ok(match got {
                 Some(entry) => {
-                    if entry.key != key || entry.outputs.values().any(|d| !remote::is_digest(d)) {
+                    if entry.key != key || entry.outputs.values().any(|d| !super::is_digest(d)) {
                         return Err(format!("accepted a wrong entry: {entry:?}"));
                     }
                     "accepted"

@@ -48,6 +48,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 
+use super::is_digest;
 use super::{ActionEntry, Store};
 
 /// Faults after which the remote is not called again in this run.
@@ -616,12 +617,6 @@ pub fn check_output_digests(store: &Store, entry: &ActionEntry) -> Result<(), St
         }
     }
     Ok(())
-}
-
-pub fn is_digest(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
