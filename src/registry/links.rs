@@ -14,6 +14,9 @@
 //! stale file, naming the command that repairs it. They take a shared lock on `models/.lock`
 //! when it exists (a writer's half-done move is never reported) and create nothing.
 //!
+//! A tag whose name in the registry is not a valid tag name (a damaged or hand-edited row,
+//! say `../../x`) has no file: no path is built from it, readers warn, writers leave it alone.
+//!
 //! A file is fresh when its blake3 is the version's `model`. The digest comes from a stat cache
 //! of its own (`v1/stat-models.json`, the store's [`StatCache`] rules: an unchanged file costs a
 //! `stat`, a digest recorded within two seconds of the file's mtime is not trusted), so a fully cached `run` or
@@ -71,6 +74,17 @@ pub enum State {
     Stale {
         holds: Option<String>,
     },
+    /// The tag's name, as the registry holds it, is not a valid tag name (a damaged or
+    /// hand-edited row): it has no file, and nothing is read, written or removed for it, since
+    /// a name such as `../../x` would reach outside `models/`.
+    BadName,
+}
+
+impl State {
+    /// Whether [`sync`] writes the file (a missing or stale file of a well-named tag).
+    fn needs_write(&self) -> bool {
+        matches!(self, State::Missing | State::Stale { .. })
+    }
 }
 
 /// A tag, the version it names and its file.
@@ -80,6 +94,7 @@ pub struct Link {
     pub version: String,
     /// blake3 of the version's MOJO: what the file must hold.
     pub model: String,
+    /// `models/<TAG>.zip` (empty for [`State::BadName`], which has no file).
     pub path: PathBuf,
     pub state: State,
 }
@@ -102,6 +117,13 @@ impl Link {
             State::Stale { holds: None } => {
                 format!("`{file}` is stale: it holds the bytes of no registered version")
             }
+            State::BadName => {
+                return Some(format!(
+                    "the registry holds a tag named `{}`, which is not a valid tag name ({}); its row is damaged, so it has no file in `models/` and no command moves it",
+                    tag.escape_debug(),
+                    super::TAG_RULE
+                ))
+            }
         };
         Some(format!(
             "{what}, but tag `{tag}` names version {version}; `mlbuild promote {tag} {version}` (or any `mlbuild run`) rewrites it"
@@ -115,6 +137,16 @@ async fn links(reg: &Registry, models: &Path, digests: &mut StatCache) -> Result
     let mut versions = None;
     for (tag, version) in reg.tagged().await? {
         let id = version.id.clone();
+        if !super::is_valid_tag(&tag) {
+            out.push(Link {
+                tag,
+                version: id,
+                model: version.model,
+                path: PathBuf::new(),
+                state: State::BadName,
+            });
+            continue;
+        }
         let path = models.join(format!("{tag}.zip"));
         let digest = std::fs::metadata(&path).map(|meta| digests.digest_of(&path, &meta));
         let state = match digest {
@@ -187,6 +219,16 @@ pub enum Outcome {
     Wrote,
     /// The version's bytes are not available here; a stale file was removed.
     Unavailable { error: String, removed: bool },
+    /// Nothing: the tag's name is not valid ([`State::BadName`]); the caller warns.
+    Skipped,
+}
+
+/// The links [`sync`] leaves alone and reports: those of tags with a bad name.
+fn skipped(all: &[Link]) -> Vec<(Link, Outcome)> {
+    all.iter()
+        .filter(|l| l.state == State::BadName)
+        .map(|l| (l.clone(), Outcome::Skipped))
+        .collect()
 }
 
 /// Makes every tag's file hold its version's bytes (the caller holds [`Lock`], taken before it
@@ -211,8 +253,8 @@ pub async fn sync_read(
     let all = links(reg, models, &mut digests).await?;
     // What it learnt of the files as they were; a rewritten file is hashed at the next check.
     digests.save()?;
-    let mut out = Vec::new();
-    for link in all.iter().filter(|l| l.state != State::Fresh).cloned() {
+    let mut out = skipped(&all);
+    for link in all.iter().filter(|l| l.state.needs_write()).cloned() {
         let written = store
             .read_verified(&link.model)
             .and_then(|bytes| write_atomic(&link.path, &bytes));
@@ -250,8 +292,9 @@ pub async fn sync_if_stale(
     };
     // A run writes: what it hashed is remembered (nothing when every stat matched).
     digests.save()?;
-    if checked.iter().all(|l| l.state == State::Fresh) {
-        return Ok((checked, Vec::new()));
+    if !checked.iter().any(|l| l.state.needs_write()) {
+        let skipped = skipped(&checked);
+        return Ok((checked, skipped));
     }
     let lock = lock_for(models, printer)?;
     sync_read(reg, store, models, &lock).await
@@ -285,6 +328,11 @@ pub fn report(printer: &Printer, synced: &[(Link, Outcome)], moved: &[&str]) {
                     link.tag
                 ),
             ),
+            Outcome::Skipped => {
+                if let Some(w) = link.warning() {
+                    printer.warn(&w)
+                }
+            }
             Outcome::Unavailable { error, removed } => printer.warn(&format!(
                 "`{}` cannot hold version {} (tag `{}`): {error}{}; `mlbuild cache verify` says how to repair the version",
                 link.file(),

@@ -246,6 +246,51 @@ fn deploying_an_invalid_zip_changes_nothing() {
     );
 }
 
+/// A tag name read from the registry is data: a damaged row naming `../escaped` must not make
+/// a writer write (or a reader read) `models/../escaped.zip`.
+#[test]
+fn a_tag_row_with_a_bad_name_has_no_file_and_reaches_nothing_outside_models() {
+    let p = bare();
+    let file = incoming(&p, "gbm_bin");
+    p.mlbuild_offline(&["deploy", "--mojo", &file, "--tag", "production"])
+        .ok();
+    let url = format!("sqlite://{}", p.file("cache/state.db").display());
+    exec(
+        &url,
+        &["UPDATE tags SET tag = '../escaped' WHERE tag = 'production'".to_string()],
+    );
+    let outside = p.file("escaped.zip");
+    std::fs::write(&outside, b"the user's own file").unwrap();
+
+    let tags = p.mlbuild_offline(&["tags"]).ok();
+    assert!(
+        tags.stderr.contains("not a valid tag name") && tags.stderr.contains("`../escaped`"),
+        "{}",
+        tags.stderr
+    );
+    // A writer syncs every tag's file: the bad one is reported and left alone.
+    let glm = incoming(&p, "glm_bin");
+    let deployed = p
+        .mlbuild_offline(&["deploy", "--mojo", &glm, "--tag", "staging"])
+        .ok();
+    assert!(
+        deployed.stderr.contains("`../escaped`"),
+        "{}",
+        deployed.stderr
+    );
+    assert_eq!(std::fs::read(&outside).unwrap(), b"the user's own file");
+    assert_eq!(
+        blake3_of(&p.file("models/staging.zip")),
+        blake3_of(&p.file(&glm))
+    );
+    let mut names: Vec<String> = std::fs::read_dir(p.file("models"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, [".lock", "production.zip", "staging.zip"]);
+}
+
 #[test]
 fn deploy_runs_the_projects_deploy_hooks_when_the_tag_moves() {
     let p = Project::from_fixture("prostate");
