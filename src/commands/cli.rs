@@ -119,6 +119,8 @@ pub enum Command {
         json: bool,
     },
     /// Point TAG at VERSION (recorded in the tag's history)
+    ///
+    /// Refused, with nothing changed, when VERSION's MOJO is missing or damaged in this store.
     Promote {
         /// The tag: 1–100 letters, digits, `.`, `_`, `-` (it names `models/TAG.zip`)
         #[arg(value_parser = tag_name)]
@@ -131,6 +133,9 @@ pub enum Command {
         json: bool,
     },
     /// Move TAG back to the version it held before (or to --to VERSION)
+    ///
+    /// Refused, with nothing changed, when that version's MOJO is missing or damaged in this
+    /// store.
     Rollback {
         #[arg(value_parser = tag_name)]
         tag: String,

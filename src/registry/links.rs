@@ -369,9 +369,19 @@ pub async fn move_tag(
     by: &str,
 ) -> anyhow::Result<(super::TagMove, Vec<(Link, Outcome)>)> {
     let lock = lock_for(models, printer)?;
+    // A tag never moves to a version whose file it could not hold (it would leave the tag
+    // unservable and `models/TAG.zip` removed).
+    let ready = |model: &str| {
+        store
+            .verified_path(model)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
     let moved = match how {
-        Move::Promote { version, reason } => reg.move_tag(tag, &version, by, &reason).await?,
-        Move::Rollback { to } => reg.rollback(tag, to.as_deref(), by).await?,
+        Move::Promote { version, reason } => {
+            reg.move_tag_if(tag, &version, by, &reason, &ready).await?
+        }
+        Move::Rollback { to } => reg.rollback_if(tag, to.as_deref(), by, &ready).await?,
     };
     crate::faultpoint::hit("tags.after-commit");
     let synced = sync(reg, store, models, &lock).await?;

@@ -119,6 +119,12 @@ pub enum RegistryError {
     NeverHeld { tag: String, version: String },
     #[error("invalid tag name `{0}`")]
     InvalidTag(String),
+    #[error("tag `{tag}` cannot point at version `{version}`: its MOJO is not usable here ({error}); nothing was changed")]
+    Unready {
+        tag: String,
+        version: String,
+        error: String,
+    },
 }
 
 impl RegistryError {
@@ -153,6 +159,9 @@ impl RegistryError {
                 "run `mlbuild history {tag}` to see the versions it held; `mlbuild promote {tag} VERSION` moves it to any version"
             )),
             RegistryError::InvalidTag(_) => Some(TAG_RULE.into()),
+            RegistryError::Unready { tag, .. } => Some(format!(
+                "`mlbuild cache pull` restores the MOJO from the remote cache, `mlbuild run` rebuilds a version it trained, and `mlbuild deploy --mojo FILE --tag {tag}` registers a file you hold; `mlbuild cache verify` names the repair of every damaged version"
+            )),
             RegistryError::Query { source, .. } if is_sqlite_damage(source) => Some(
                 "the state database is damaged; see \"A damaged state database\" in docs/registry.md".into(),
             ),

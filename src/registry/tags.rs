@@ -62,6 +62,16 @@ struct Event {
     parent: Option<i64>,
 }
 
+/// Whether a version may take a tag, given its MOJO's digest: `Err` says why not (its bytes
+/// are missing or damaged here). Checked inside the move's transaction, on the version it will
+/// actually point at, before anything is written.
+pub type Ready<'a> = dyn Fn(&str) -> std::result::Result<(), String> + Sync + 'a;
+
+/// Every version may take a tag (for callers that just stored and verified its MOJO).
+pub fn always_ready(_model: &str) -> std::result::Result<(), String> {
+    Ok(())
+}
+
 /// What to write for a move.
 struct Change<'a> {
     to: &'a str,
@@ -92,6 +102,19 @@ impl Registry {
     /// Points `tag` at `to` (creating the tag), recording who and why. Moving a tag to the
     /// version it already has records nothing.
     pub async fn move_tag(&self, tag: &str, to: &str, by: &str, reason: &str) -> Result<TagMove> {
+        self.move_tag_if(tag, to, by, reason, &always_ready).await
+    }
+
+    /// [`move_tag`](Registry::move_tag), refused ([`RegistryError::Unready`], nothing written)
+    /// when `ready` says the version's MOJO is not usable.
+    pub async fn move_tag_if(
+        &self,
+        tag: &str,
+        to: &str,
+        by: &str,
+        reason: &str,
+        ready: &Ready<'_>,
+    ) -> Result<TagMove> {
         if !super::is_valid_tag(tag) {
             return Err(RegistryError::InvalidTag(tag.to_string()));
         }
@@ -101,12 +124,13 @@ impl Registry {
                 .await
                 .map_err(db("moving a tag"))?;
             let current = lock_tag(&mut tx, tag).await?;
-            require_version(&mut tx, to).await?;
+            let model = model_of(&mut tx, to).await?;
             if let Some(current) = &current {
                 if current.version == to {
                     return Ok(Some(no_op(tag, to)));
                 }
             }
+            check_ready(ready, tag, to, &model)?;
             let change = Change {
                 to,
                 by,
@@ -127,6 +151,18 @@ impl Registry {
     /// Moves `tag` back: without `to`, undoes its latest move not yet undone; with `to`, returns
     /// it to that version, which must have held the tag before. See the module doc.
     pub async fn rollback(&self, tag: &str, to: Option<&str>, by: &str) -> Result<TagMove> {
+        self.rollback_if(tag, to, by, &always_ready).await
+    }
+
+    /// [`rollback`](Registry::rollback), refused ([`RegistryError::Unready`], nothing written)
+    /// when `ready` says the MOJO of the version it would return to is not usable.
+    pub async fn rollback_if(
+        &self,
+        tag: &str,
+        to: Option<&str>,
+        by: &str,
+        ready: &Ready<'_>,
+    ) -> Result<TagMove> {
         retry("rolling back a tag", || async {
             let mut conn = self.conn().await?;
             let mut tx = sqlx::Connection::begin(&mut *conn)
@@ -147,7 +183,7 @@ impl Registry {
                     (target, Some(event))
                 }
                 Some(wanted) => {
-                    require_version(&mut tx, wanted).await?;
+                    model_of(&mut tx, wanted).await?;
                     if wanted == current.version {
                         return Ok(Some(no_op(tag, wanted)));
                     }
@@ -170,6 +206,8 @@ impl Registry {
                     (wanted.to_string(), found)
                 }
             };
+            let model = model_of(&mut tx, &target).await?;
+            check_ready(ready, tag, &target, &model)?;
             let reason = format!("rollback to {target}");
             let change = match &popped {
                 Some(event) => Change {
@@ -246,16 +284,27 @@ async fn lock_tag(tx: &mut Transaction<'_, Any>, tag: &str) -> Result<Option<Cur
     .transpose()
 }
 
-async fn require_version(tx: &mut Transaction<'_, Any>, id: &str) -> Result<()> {
-    let found = sqlx::query("SELECT id FROM versions WHERE id = $1")
+/// The MOJO digest of version `id` (which must exist).
+async fn model_of(tx: &mut Transaction<'_, Any>, id: &str) -> Result<String> {
+    let found = sqlx::query("SELECT model FROM versions WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut **tx)
         .await
         .map_err(db("looking up a version"))?;
     match found {
-        Some(_) => Ok(()),
+        Some(row) => row
+            .try_get(0)
+            .map_err(|e| RegistryError::Corrupt(format!("version `{id}`: {e}"))),
         None => Err(RegistryError::UnknownVersion(id.to_string())),
     }
+}
+
+fn check_ready(ready: &Ready<'_>, tag: &str, version: &str, model: &str) -> Result<()> {
+    ready(model).map_err(|error| RegistryError::Unready {
+        tag: tag.to_string(),
+        version: version.to_string(),
+        error,
+    })
 }
 
 async fn load_event(tx: &mut Transaction<'_, Any>, tag: &str, seq: i64) -> Result<Event> {

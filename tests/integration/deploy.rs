@@ -246,6 +246,70 @@ fn deploying_an_invalid_zip_changes_nothing() {
     );
 }
 
+/// A tag never moves to a version whose MOJO this store cannot give: `rollback` and `promote`
+/// are refused with the repair, and the tag, its history and `models/TAG.zip` stay as they were.
+#[test]
+fn a_tag_never_moves_to_a_version_whose_mojo_is_missing_or_damaged() {
+    let p = bare();
+    let gbm = incoming(&p, "gbm_bin");
+    let first =
+        json(p.mlbuild_offline(&["deploy", "--mojo", &gbm, "--tag", "production", "--json"]));
+    let old = first["version"].as_str().unwrap().to_string();
+    let glm = incoming(&p, "glm_bin");
+    p.mlbuild_offline(&["deploy", "--mojo", &glm, "--tag", "production"])
+        .ok();
+    let model = blake3_of(&p.file(&gbm));
+    let blob = p.file(&format!("cache/v1/cas/{}/{model}", &model[..2]));
+    let good = std::fs::read(&blob).unwrap();
+    let before = |p: &Project| {
+        (
+            json(p.mlbuild_offline(&["tags", "--json"])),
+            json(p.mlbuild_offline(&["history", "production", "--json"])),
+            blake3_of(&p.file("models/production.zip")),
+        )
+    };
+    let kept = before(&p);
+    assert_eq!(kept.2, blake3_of(&p.file(&glm)));
+
+    std::fs::remove_file(&blob).unwrap();
+    for args in [
+        vec!["rollback", "production"],
+        vec!["promote", "production", old.as_str()],
+        vec!["rollback", "production", "--to", old.as_str()],
+    ] {
+        let run = p.mlbuild_offline(&args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!(
+                "tag `production` cannot point at version `{old}`: its MOJO is not usable here"
+            )) && run.stderr.contains("is missing")
+                && run.stderr.contains("hint: `mlbuild cache pull`"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert_eq!(before(&p), kept, "{args:?} changed something");
+    }
+
+    // Damaged bytes: refused the same way, and the bad blob goes to the quarantine.
+    let mut bad = good.clone();
+    bad[100] ^= 1;
+    std::fs::write(&blob, &bad).unwrap();
+    let run = p.mlbuild_offline(&["rollback", "production"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("is corrupt"), "{}", run.stderr);
+    assert_eq!(before(&p), kept);
+    assert!(!blob.exists() && p.file(&format!("cache/v1/quarantine/{model}")).exists());
+
+    // With its bytes back, the same rollback moves the tag and writes the file.
+    std::fs::write(&blob, &good).unwrap();
+    p.mlbuild_offline(&["rollback", "production"]).ok();
+    assert_eq!(
+        json(p.mlbuild_offline(&["tags", "--json"]))["production"],
+        old.as_str()
+    );
+    assert_eq!(blake3_of(&p.file("models/production.zip")), model);
+}
+
 /// A tag name read from the registry is data: a damaged row naming `../escaped` must not make
 /// a writer write (or a reader read) `models/../escaped.zip`.
 #[test]
