@@ -11,7 +11,8 @@
 //!   digests in their provenance), the entries of the keys in `ml.lock` and of the steps of the
 //!   last `[cache] keep_runs` runs, and every blob those entries name; plus digests the stat
 //!   cache and source memos refer to ([`crate::store::maintenance`] has the rules). It holds
-//!   the run lock throughout, so no run writes meanwhile. Profiles are small and kept.
+//!   the run lock throughout, so no run writes meanwhile, and the lock of `models/`, so no tag
+//!   moves between reading the roots and the last delete. Profiles are small and kept.
 
 use futures_util::stream::{self, StreamExt};
 use std::path::Path;
@@ -240,6 +241,13 @@ async fn gc(paths: &Paths, store: &Store, printer: &Printer, dry_run: bool) -> R
         Err(e) => return Err(e.into()),
     };
     let _lock = super::context::lock_runs(store, printer)?;
+    // Tags move under the lock of `models/` without the run lock (`promote`, `rollback`,
+    // `deploy`): held from reading the tagged versions until the last delete, so a version
+    // that takes a tag meanwhile keeps its blobs (a dry run deletes nothing and waits for none).
+    let _models = match dry_run {
+        false => Some(crate::registry::links::lock_for(&paths.models, printer)?),
+        true => None,
+    };
     let mut keep = {
         let registry = Registry::open(&paths.state_url).await?;
         let roots = integrity::gc_roots(&registry, keep_runs).await;

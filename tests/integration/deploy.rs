@@ -310,6 +310,57 @@ fn a_tag_never_moves_to_a_version_whose_mojo_is_missing_or_damaged() {
     assert_eq!(blake3_of(&p.file("models/production.zip")), model);
 }
 
+/// `cache gc` and a tag move serialise on the lock of `models/`: a version that takes a tag
+/// while gc waits has its MOJO kept. Here the test holds the lock and moves the tag as
+/// `promote` would (its transaction, under the lock); gc must wait and then keep the blob.
+#[test]
+fn cache_gc_waits_for_a_tag_move_and_keeps_the_version_it_tagged() {
+    use fs4::fs_std::FileExt;
+    let p = bare();
+    let gbm = incoming(&p, "gbm_bin");
+    let first =
+        json(p.mlbuild_offline(&["deploy", "--mojo", &gbm, "--tag", "production", "--json"]));
+    let old = first["version"].as_str().unwrap().to_string();
+    let glm = incoming(&p, "glm_bin");
+    p.mlbuild_offline(&["deploy", "--mojo", &glm, "--tag", "production"])
+        .ok();
+    let model = blake3_of(&p.file(&gbm));
+    let blob = p.file(&format!("cache/v1/cas/{}/{model}", &model[..2]));
+    assert!(blob.exists());
+
+    let lock = std::fs::File::open(p.file("models/.lock")).unwrap();
+    lock.lock_exclusive().unwrap();
+    let log = p.file("gc.log");
+    let mut gc = p.command(&["cache", "gc"]);
+    gc.stderr(std::fs::File::create(&log).unwrap());
+    let mut gc = gc.spawn().unwrap();
+    let waiting = wait_until(20, || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("writing `models/`")
+            || gc.try_wait().unwrap().is_some()
+    });
+    assert!(waiting, "gc neither waited nor ended");
+    let url = format!("sqlite://{}", p.file("cache/state.db").display());
+    exec(
+        &url,
+        &[format!(
+            "UPDATE tags SET version = '{old}' WHERE tag = 'production'"
+        )],
+    );
+    FileExt::unlock(&lock).unwrap();
+    assert!(
+        gc.wait().unwrap().success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+    assert!(
+        blob.exists(),
+        "gc deleted the MOJO of the version that took the tag: {}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+}
+
 /// A tag name read from the registry is data: a damaged row naming `../escaped` must not make
 /// a writer write (or a reader read) `models/../escaped.zip`.
 #[test]
