@@ -623,10 +623,67 @@ fn score_batch(
     Ok((bytes, records.len() as u64))
 }
 
-/// Scores `input` into `path` atomically: the predictions go to a temporary file beside it,
-/// renamed over `path` only when every row was scored, so a refused input (or a kill) leaves
-/// an existing `path` as it was.
+/// Scores `input` into `path`. A regular file (or a new one) is written atomically: the
+/// predictions go to a temporary file beside it, renamed over it only when every row was
+/// scored, so a refused input (or a kill) leaves an existing file as it was. A symlink is
+/// followed (the file it names is replaced, the link stays). Anything else that exists (a FIFO,
+/// `/dev/null`, a terminal) is written in place, as a shell redirection would: renaming over
+/// it would replace the device itself. `path` naming the input is refused.
 pub fn predict_to_file(scorer: &Scorer, input: &Path, path: &Path) -> Result<Summary> {
+    use std::os::unix::fs::MetadataExt;
+    let existing = std::fs::metadata(path).ok();
+    if let Some(meta) = &existing {
+        if meta.is_dir() {
+            anyhow::bail!(
+                "`{}` is a directory: -o names the CSV file to write",
+                path.display()
+            );
+        }
+        if !meta.is_file() {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("opening `{}` to write", path.display()))?;
+            let mut writer = std::io::BufWriter::new(file);
+            let summary = predict_csv(scorer, input, &mut writer)?;
+            writer
+                .flush()
+                .with_context(|| format!("writing `{}`", path.display()))?;
+            return Ok(summary);
+        }
+        let same =
+            std::fs::metadata(input).is_ok_and(|i| (i.dev(), i.ino()) == (meta.dev(), meta.ino()));
+        if same {
+            return Err(Diagnostic::new(format!(
+                "`{}` is the input file: writing the predictions there would replace the rows being scored",
+                path.display()
+            ))
+            .hint("name another file with -o, or leave -o out to print the predictions")
+            .exit(crate::error::Exit::Usage)
+            .into());
+        }
+    }
+    let target = link_target(path);
+    atomic_predict(scorer, input, &target)
+}
+
+/// The file a symlink at `path` names (through every link), or `path` itself.
+fn link_target(path: &Path) -> PathBuf {
+    let mut at = path.to_path_buf();
+    // As the kernel does, give up on a chain longer than 40 links.
+    for _ in 0..40 {
+        let Ok(next) = std::fs::read_link(&at) else {
+            return at;
+        };
+        at = match at.parent() {
+            Some(dir) => dir.join(next),
+            None => next,
+        };
+    }
+    at
+}
+
+fn atomic_predict(scorer: &Scorer, input: &Path, path: &Path) -> Result<Summary> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -811,5 +868,63 @@ mod tests {
         let text = std::fs::read_to_string(&out).unwrap();
         assert!(text.starts_with("predict,"), "{text}");
         assert_eq!(names().len(), 2, "{:?}", names());
+    }
+
+    /// OUT that is not a regular file is written through, never renamed over: a FIFO stays a
+    /// FIFO (its reader gets the predictions), a symlink stays a link (the file it names is
+    /// replaced), and OUT naming the input is refused with the input unchanged.
+    #[test]
+    fn output_to_a_fifo_or_a_symlink_writes_through_and_never_replaces_it() {
+        use std::os::unix::fs::FileTypeExt;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mojo");
+        let mojo = Mojo::load(&std::fs::read(root.join("gbm_bin.zip")).unwrap()).unwrap();
+        let scorer = Scorer::new(mojo, None, None).unwrap();
+        let input = root.join("prostate.in.csv");
+        let mut expected = Vec::new();
+        predict_csv(&scorer, &input, &mut expected).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+
+        let fifo = dir.path().join("pipe");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        predict_to_file(&scorer, &input, &fifo).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&fifo)
+                .unwrap()
+                .file_type()
+                .is_fifo(),
+            "the FIFO was replaced by a file"
+        );
+        assert_eq!(reader.join().unwrap(), expected);
+
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        std::fs::write(dir.path().join("real/out.csv"), "old\n").unwrap();
+        let link = dir.path().join("out.csv");
+        std::os::unix::fs::symlink("real/out.csv", &link).unwrap();
+        predict_to_file(&scorer, &input, &link).unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            std::fs::read(dir.path().join("real/out.csv")).unwrap(),
+            expected
+        );
+
+        let copy = dir.path().join("in.csv");
+        std::fs::copy(&input, &copy).unwrap();
+        let e = predict_to_file(&scorer, &copy, &copy).unwrap_err();
+        assert!(format!("{e:#}").contains("is the input file"), "{e:#}");
+        assert_eq!(
+            std::fs::read(&copy).unwrap(),
+            std::fs::read(&input).unwrap()
+        );
+        let e = predict_to_file(&scorer, &input, dir.path()).unwrap_err();
+        assert!(format!("{e:#}").contains("is a directory"), "{e:#}");
     }
 }

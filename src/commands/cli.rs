@@ -198,7 +198,8 @@ pub enum Command {
         model: String,
         /// The rows to score (CSV with a header, in the data's columns)
         input: PathBuf,
-        /// Write the predictions here, replacing it only once every row is scored (default: stdout)
+        /// Write the predictions here, replacing it only once every row is scored (default:
+        /// stdout); a symlink is followed, a FIFO or device written in place, INPUT refused
         #[arg(short, long, value_name = "OUT.csv")]
         output: Option<PathBuf>,
         /// Also explain each row: after the prediction columns, one contribution per model input
