@@ -521,14 +521,18 @@ impl Registry {
             }
             // A damaged file is reported as such, never read as "no versions yet".
             checked = Some(sqlite_file::prepare(options.get_filename(), false, &shown).await?);
-            let url = if url.contains("mode=rwc") {
-                url.replacen("mode=rwc", "mode=rw", 1)
+            let mode = match sqlite_file::has_log(options.get_filename()) {
+                true => "mode=ro",
+                false => "mode=rw",
+            };
+            let url = if url.contains("mode=rwc") || url.contains("mode=rw") {
+                url.replacen("mode=rwc", mode, 1).replacen("mode=rw", mode, 1)
             } else if url.contains("mode=") {
                 url.to_string()
             } else if url.contains('?') {
-                format!("{url}&mode=rw")
+                format!("{url}&{mode}")
             } else {
-                format!("{url}?mode=rw")
+                format!("{url}?{mode}")
             };
             (Backend::Sqlite, url)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -616,9 +620,10 @@ impl Registry {
     /// into `state.db` and truncated first, so what a command wrote is in the file itself when
     /// it exits, whoever copies or reads it next (the last connection's close removes the
     /// `-wal` and `-shm` files, but it may still be under way when the process exits). A
-    /// read-only registry cannot checkpoint and has nothing to.
+    /// registry opened for reading ([`Registry::open_read`]) never checkpoints: a log left by a
+    /// killed writer stays for the next writer.
     pub async fn close(&self) {
-        let folded = self.sqlite
+        let folded = self.file.is_some()
             && match self.conn().await {
                 Ok(mut conn) => sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
                     .execute(&mut *conn)

@@ -60,6 +60,16 @@ fn wal_of(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Whether the database at `path` has a write-ahead log with frames in it: a writer is under
+/// way, or one was killed after committing. A connection that only reads then opens the file
+/// read-only (`mode=ro`): a read-write one, closed last, would checkpoint that log into the
+/// file and delete it, changing `state.db` from a command that only reads. (Without such a log
+/// a read-only open would leave empty `-wal` and `-shm` files behind, which a read-write
+/// `query_only` connection removes, so that stays the default.)
+pub(super) fn has_log(path: &Path) -> bool {
+    fs::metadata(wal_of(path)).is_ok_and(|m| m.len() > 0)
+}
+
 /// What [`prepare`] found at the database's path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Found {
@@ -132,6 +142,7 @@ async fn check_pages(path: &Path) -> Result<i64> {
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(false)
+        .read_only(has_log(path))
         .busy_timeout(Duration::from_millis(super::SQLITE_BUSY_TIMEOUT_MS));
     let classify = |e: sqlx::Error| match sqlite_damage(&e) {
         Some(why) => damaged(path, why),

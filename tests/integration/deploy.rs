@@ -361,6 +361,73 @@ fn cache_gc_waits_for_a_tag_move_and_keeps_the_version_it_tagged() {
     );
 }
 
+/// A writer killed after its commit leaves its log in `state.db-wal`; commands that only read
+/// see what it committed and leave the database and its log byte for byte as they were (the
+/// next writer folds the log in).
+#[test]
+fn read_commands_leave_a_killed_writers_log_as_it_is() {
+    let p = bare();
+    let gbm = incoming(&p, "gbm_bin");
+    let first =
+        json(p.mlbuild_offline(&["deploy", "--mojo", &gbm, "--tag", "production", "--json"]));
+    let old = first["version"].as_str().unwrap().to_string();
+    let glm = incoming(&p, "glm_bin");
+    p.mlbuild_offline(&["deploy", "--mojo", &glm, "--tag", "production"])
+        .ok();
+    let killed = p
+        .command(&["promote", "production", &old])
+        .env("MLBUILD_H2O_URL", "http://127.0.0.1:9")
+        .env("MLBUILD_FAULTPOINT", "tags.after-commit")
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&killed.status),
+        Some(9)
+    );
+    let files = || {
+        ["cache/state.db", "cache/state.db-wal"].map(|f| {
+            std::fs::read(p.file(f))
+                .map(|b| blake3::hash(&b).to_hex().to_string())
+                .ok()
+        })
+    };
+    let left = files();
+    assert!(
+        std::fs::metadata(p.file("cache/state.db-wal")).is_ok_and(|m| m.len() > 0),
+        "the killed promote left no log"
+    );
+    for args in [
+        vec!["tags", "--json"],
+        vec!["versions", "--json"],
+        vec!["history", "production", "--json"],
+        vec!["show", old.as_str(), "--json"],
+    ] {
+        let run = p.mlbuild_offline(&args).ok();
+        if args[0] == "tags" {
+            let tags: Value = serde_json::from_str(&run.stdout).unwrap();
+            assert_eq!(
+                tags["production"],
+                old.as_str(),
+                "the committed move is read"
+            );
+        }
+        assert_eq!(
+            files(),
+            left,
+            "`{}` changed the database or its log",
+            args[0]
+        );
+    }
+    // The next writer folds the log in and repairs the file.
+    p.mlbuild_offline(&["deploy", "--mojo", &gbm, "--tag", "production"])
+        .ok();
+    assert!(!p.file("cache/state.db-wal").exists());
+    assert_eq!(
+        blake3_of(&p.file("models/production.zip")),
+        blake3_of(&p.file(&gbm))
+    );
+}
+
 /// A tag name read from the registry is data: a damaged row naming `../escaped` must not make
 /// a writer write (or a reader read) `models/../escaped.zip`.
 #[test]
