@@ -526,7 +526,8 @@ impl Registry {
                 false => "mode=rw",
             };
             let url = if url.contains("mode=rwc") || url.contains("mode=rw") {
-                url.replacen("mode=rwc", mode, 1).replacen("mode=rw", mode, 1)
+                url.replacen("mode=rwc", mode, 1)
+                    .replacen("mode=rw", mode, 1)
             } else if url.contains("mode=") {
                 url.to_string()
             } else if url.contains('?') {

@@ -53,6 +53,26 @@ impl Cell {
         }
     }
 
+    /// The value and its kind for messages: `3 (int)`, `` `n/a` (text) ``.
+    pub fn described(&self) -> String {
+        let kind = match self {
+            Cell::Null => return "NULL".into(),
+            Cell::Bool(_) => "boolean",
+            Cell::Int(_) => "integer",
+            Cell::Float(_) => "float",
+            Cell::Decimal(_) => "decimal",
+            Cell::Timestamp(_) => "timestamp",
+            Cell::Date(_) => "date",
+            Cell::Text(_) => "text",
+            Cell::Bytes(_) => "bytes",
+        };
+        let mut shown = self.render();
+        if shown.chars().count() > 40 {
+            shown = shown.chars().take(40).collect::<String>() + "…";
+        }
+        format!("`{shown}` ({kind})")
+    }
+
     /// Ordering for watermarks: numbers numerically, everything else by its text (RFC 3339 UTC
     /// timestamps with the same precision sort as text). `None` for NULL or mixed kinds.
     pub fn compare(&self, other: &Cell) -> Option<std::cmp::Ordering> {

@@ -310,6 +310,10 @@ fn sql_error(req: &Request<'_>, e: SqlError) -> anyhow::Error {
             )),
         SqlError::UnsupportedType { column, .. } => Diagnostic::new(format!("{prefix}{e}{snippet}"))
             .hint(format!("cast it in the query, e.g. `{column}::text` or `{column}::float8`")),
+        SqlError::MixedWatermark { column, .. } => Diagnostic::new(format!("{prefix}{e}{snippet}"))
+            .hint(format!(
+                "an incremental source needs one type in its watermark column (a database orders a text after every number, so that row would be fetched again on every run): fix those rows, or make the query give one type, e.g. `WHERE typeof({column}) = 'integer'` on SQLite or `CAST({column} AS …)`"
+            )),
         SqlError::Unsupported(_) | SqlError::Write(_) => Diagnostic::new(format!("{prefix}{e}")),
     };
     d.into()
@@ -342,6 +346,21 @@ impl<W: Write> Collect<W> {
             key_name: key.map(str::to_string),
             last_of_key: HashMap::new(),
         }
+    }
+}
+
+/// Whether watermark value `v` is past `mark`. NULL never is; a value that does not order
+/// with the mark (another type) is an error naming the column, never skipped: the database
+/// would return its row past the mark again on every run, appending it each time.
+fn past(mark: &Cell, v: &Cell, column: &str) -> Result<bool, SqlError> {
+    match v.compare(mark) {
+        Some(order) => Ok(order == std::cmp::Ordering::Greater),
+        None if matches!(v, Cell::Null) => Ok(false),
+        None => Err(SqlError::MixedWatermark {
+            column: column.to_string(),
+            first: mark.described(),
+            then: v.described(),
+        }),
     }
 }
 
@@ -384,7 +403,7 @@ impl<W: Write> sql::Sink for Collect<W> {
             let v = &cells[i];
             let larger = match &self.watermark {
                 None => !matches!(v, Cell::Null),
-                Some(m) => v.compare(m) == Some(std::cmp::Ordering::Greater),
+                Some(m) => past(m, v, &self.columns[i])?,
             };
             if larger {
                 self.watermark = Some(v.clone());
@@ -586,8 +605,13 @@ fn append<W: Write>(
         .map_err(|e| e.into_error())
         .context("writing the appended snapshot")?;
     let watermark = match (&prev.watermark, &delta.watermark) {
-        (Some(a), Some(b)) if b.compare(a) == Some(std::cmp::Ordering::Greater) => Some(b.clone()),
-        (Some(a), _) => Some(a.clone()),
+        (Some(a), Some(b)) => match past(a, b, delta.watermark_name.as_deref().unwrap_or_default())
+        {
+            Ok(true) => Some(b.clone()),
+            Ok(false) => Some(a.clone()),
+            Err(e) => return Err(sql_error(req, e)),
+        },
+        (Some(a), None) => Some(a.clone()),
         (None, b) => b.clone(),
     };
     Ok(Snapshot {

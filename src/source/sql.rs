@@ -70,6 +70,14 @@ pub enum SqlError {
     },
     #[error("{0}")]
     Unsupported(String),
+    /// Two values of the incremental watermark column that do not order together (a text
+    /// among integers: SQLite keeps any type in any column).
+    #[error("the watermark column `{column}` holds values that cannot be ordered together: {first} and {then}")]
+    MixedWatermark {
+        column: String,
+        first: String,
+        then: String,
+    },
     #[error("writing the snapshot: {0}")]
     Write(#[from] std::io::Error),
 }

@@ -260,6 +260,70 @@ fn sqlite_incremental_appends_past_the_watermark() {
     incremental_scenario(&p, &url, "INTEGER");
 }
 
+/// SQLite keeps any type in any column: a text in the integer watermark column orders after
+/// every number, so skipping it as "not larger" fetched and appended its row again on every
+/// run. It is an error naming the column and both values, and nothing is appended.
+#[test]
+fn sqlite_incremental_refuses_a_watermark_column_of_mixed_types() {
+    let p = sql_project(INCREMENTAL);
+    let url = sqlite_url(&p);
+    exec(&url, &prostate_statements("DOUBLE PRECISION", "INTEGER"));
+    let first = offline(&p, &url, &["run", "locate", "--json"]).ok();
+    let rows = snapshot(&p, &first).lines().count();
+    let state_file = std::fs::read_dir(p.file("cache/v1/sources"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("incremental-"))
+        .unwrap()
+        .path();
+    let state = std::fs::read(&state_file).unwrap();
+    exec(
+        &url,
+        &[
+            "INSERT INTO prostate VALUES (381, 1, 60, 1, 2, 1, 5.5, 0, 7, 'north', 'n/a')"
+                .to_string(),
+        ],
+    );
+    for _ in 0..2 {
+        let run = offline(&p, &url, &["run", "locate", "--json"]);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(
+            run.stderr.contains(
+                "the watermark column `updated_at` holds values that cannot be ordered together: `1` (integer) and `n/a` (text)"
+            ) && run.stderr.contains("ml.toml:")
+                && run.stderr.contains("hint: an incremental source needs one type"),
+            "{}",
+            run.stderr
+        );
+        assert_eq!(
+            std::fs::read(&state_file).unwrap(),
+            state,
+            "the state moved"
+        );
+    }
+    // Fixed in the data, the row is appended once.
+    exec(
+        &url,
+        &["UPDATE prostate SET updated_at = 2 WHERE ID = 381".to_string()],
+    );
+    let fixed = offline(&p, &url, &["run", "locate", "--json"]).ok();
+    assert_eq!(snapshot(&p, &fixed).lines().count(), rows + 1);
+    let again = offline(&p, &url, &["run", "locate", "--json"]).ok();
+    assert_eq!(again.step("locate")["status"], "cached");
+
+    // Mixed types in the first, full extraction: refused the same way.
+    let fresh = sql_project(INCREMENTAL);
+    let url = sqlite_url(&fresh);
+    exec(&url, &prostate_statements("DOUBLE PRECISION", "INTEGER"));
+    exec(
+        &url,
+        &["UPDATE prostate SET updated_at = 'soon' WHERE ID = 9".to_string()],
+    );
+    let run = offline(&fresh, &url, &["run", "locate"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("`soon` (text)"), "{}", run.stderr);
+}
+
 #[test]
 fn postgres_incremental_with_a_timestamptz_watermark() {
     let Some(db) = PgDb::create("the Postgres source test") else {
