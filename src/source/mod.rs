@@ -541,6 +541,21 @@ async fn from_sql(req: &Request<'_>, sql: &str) -> Result<Snapshot> {
     })
 }
 
+/// The watermark after an append: the later of the previous one and the fetch's.
+fn later_mark<W: Write>(
+    prev: &IncrementalState,
+    delta: &Collect<W>,
+) -> Result<Option<Cell>, SqlError> {
+    Ok(match (&prev.watermark, &delta.watermark) {
+        (Some(a), Some(b)) => {
+            let column = delta.watermark_name.as_deref().unwrap_or_default();
+            Some(if past(a, b, column)? { b } else { a }.clone())
+        }
+        (Some(a), None) => Some(a.clone()),
+        (None, b) => b.clone(),
+    })
+}
+
 /// The previous snapshot, minus rows whose key was fetched again, plus the fetched rows (the
 /// last version of each key when there is a key).
 fn append<W: Write>(
@@ -604,16 +619,7 @@ fn append<W: Write>(
     out.into_inner()
         .map_err(|e| e.into_error())
         .context("writing the appended snapshot")?;
-    let watermark = match (&prev.watermark, &delta.watermark) {
-        (Some(a), Some(b)) => match past(a, b, delta.watermark_name.as_deref().unwrap_or_default())
-        {
-            Ok(true) => Some(b.clone()),
-            Ok(false) => Some(a.clone()),
-            Err(e) => return Err(sql_error(req, e)),
-        },
-        (Some(a), None) => Some(a.clone()),
-        (None, b) => b.clone(),
-    };
+    let watermark = later_mark(prev, delta).map_err(|e| sql_error(req, e))?;
     Ok(Snapshot {
         digest: digest.clone(),
         file: staged.to_path_buf(),
