@@ -184,7 +184,8 @@ pub enum Command {
     /// and free-text columns go to define.ignore, and the gate's null limit is set above the
     /// data's, so that the first run passes its gate (each choice is a comment and a note)
     Init {
-        /// The data file (CSV); its last column is proposed as the target
+        /// The data file (CSV); its last column is proposed as the target. Looked up in the
+        /// project, then where mlbuild runs; written to ml.toml relative to the project
         data: Option<PathBuf>,
         /// The target column
         #[arg(long)]

@@ -30,10 +30,13 @@ pub(crate) fn init(
                 .into(),
         );
     };
-    let file = if dir.join(&data).is_file() {
-        dir.join(&data)
+    // DATA as typed names a file in the project (`-C DIR`), or else one relative to where
+    // mlbuild runs; `ml.toml` needs it relative to the project either way.
+    let (file, written) = if data.is_relative() && dir.join(&data).is_file() {
+        (dir.join(&data), data.clone())
     } else {
-        data.clone()
+        let written = relative_to(dir, &data).unwrap_or_else(|| data.clone());
+        (data.clone(), written)
     };
     let header = crate::table::read_header(&file)?;
     let target = match target {
@@ -62,14 +65,40 @@ pub(crate) fn init(
     // gate's null limit above what the data has (config::scaffold).
     let survey = crate::config::scaffold::survey(&file)?;
     let (text, notes) =
-        crate::config::scaffold::render(&name, &data.display().to_string(), &target, &survey);
+        crate::config::scaffold::render(&name, &written.to_string_lossy(), &target, &survey);
     crate::store::write_atomic(&path, text.as_bytes())?;
     printer.status(
         "Created",
         &format!("`{}` with target `{target}`", path.display()),
     );
+    if written != data {
+        printer.status(
+            "Note",
+            &format!(
+                "`[locate] path` is `{}`: `{}` as seen from the project directory",
+                written.display(),
+                data.display()
+            ),
+        );
+    }
     for note in notes {
         printer.status("Note", &note);
     }
     Ok(Exit::Ok)
+}
+
+/// `file` as a path relative to `dir` (`../data/x.csv` when it is outside), both resolved;
+/// `None` when either cannot be resolved.
+fn relative_to(dir: &Path, file: &Path) -> Option<PathBuf> {
+    let (dir, file) = (dir.canonicalize().ok()?, file.canonicalize().ok()?);
+    let (from, to): (Vec<_>, Vec<_>) = (dir.components().collect(), file.components().collect());
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for part in &to[common..] {
+        out.push(part);
+    }
+    Some(out)
 }

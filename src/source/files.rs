@@ -46,8 +46,16 @@ impl CsvOptions {
     }
 }
 
+/// Whether `path` has glob characters (`*`, `?`, `[`).
 pub fn is_glob(path: &str) -> bool {
     path.contains(['*', '?', '['])
+}
+
+/// Whether the `path` source is read as a glob: it has glob characters and names no file as
+/// written. A file whose name has `[` (`data/train[1].csv`) is that file, not the pattern
+/// that would match `data/train1.csv`.
+pub fn reads_as_glob(project: &Path, path: &str) -> bool {
+    is_glob(path) && !project.join(path).is_file()
 }
 
 pub fn is_parquet(path: &Path) -> bool {
@@ -87,7 +95,7 @@ pub fn expand_stat(project: &Path, path: &str) -> Result<Vec<(PathBuf, String, f
         Diagnostic::new(format!("no file matches `{path}`"))
             .hint("check `[locate] path` in `ml.toml`; paths are relative to the project directory")
     };
-    if !is_glob(path) {
+    if !reads_as_glob(project, path) {
         let file = project.join(path);
         return match fs::metadata(&file) {
             Ok(meta) if meta.is_file() => Ok(vec![(file, path.to_string(), meta)]),

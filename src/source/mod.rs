@@ -198,7 +198,8 @@ fn from_files(req: &Request<'_>, path: &str) -> Result<Snapshot> {
     let load = || StatCache::load(&req.store.stat_cache_path());
     // A glob's stat cache (a JSON file of every file's stat) loads while the files are listed;
     // a single file is not worth starting threads for.
-    let (found, mut stat) = match files::is_glob(path) {
+    let glob = files::reads_as_glob(req.project, path);
+    let (found, mut stat) = match glob {
         true => rayon::join(expand, load),
         false => (expand(), load()),
     };
@@ -210,7 +211,7 @@ fn from_files(req: &Request<'_>, path: &str) -> Result<Snapshot> {
         files.push((file, shown));
     }
     stat.save()?;
-    let plain = files.len() == 1 && !files::is_glob(path) && !files::is_parquet(&files[0].0);
+    let plain = files.len() == 1 && !glob && !files::is_parquet(&files[0].0);
     if plain && options.is_default() {
         return Ok(Snapshot {
             digest: digests[0].1.clone(),

@@ -59,6 +59,46 @@ fn tweets_like(rows: usize) -> String {
     csv
 }
 
+/// `mlbuild -C DIR init DATA` with DATA relative to where mlbuild runs (or absolute): `ml.toml`
+/// gets the path as seen from DIR, so the project it writes finds its data.
+#[test]
+fn init_with_c_writes_the_data_path_relative_to_the_project() {
+    let p = project_with(&ames_like(300));
+    std::fs::create_dir(p.file("sub")).unwrap();
+    let init = p
+        .mlbuild_offline(&[
+            "-C",
+            "sub",
+            "init",
+            "data/train.csv",
+            "--target",
+            "SalePrice",
+        ])
+        .ok();
+    let toml = std::fs::read_to_string(p.file("sub/ml.toml")).unwrap();
+    assert!(toml.contains("path = \"../data/train.csv\""), "{toml}");
+    assert!(
+        init.stderr
+            .contains("`[locate] path` is `../data/train.csv`"),
+        "{}",
+        init.stderr
+    );
+    let gate = p
+        .mlbuild_offline(&["-C", "sub", "run", "confirm", "--json"])
+        .ok();
+    assert_eq!(gate.step("confirm")["verdict"], "pass");
+
+    // An absolute DATA inside the project is written relative to it.
+    std::fs::create_dir(p.file("other")).unwrap();
+    std::fs::create_dir(p.file("other/data")).unwrap();
+    std::fs::copy(p.file("data/train.csv"), p.file("other/data/t.csv")).unwrap();
+    let abs = p.file("other/data/t.csv").to_string_lossy().into_owned();
+    p.mlbuild_offline(&["-C", "other", "init", &abs, "--target", "SalePrice"])
+        .ok();
+    let toml = std::fs::read_to_string(p.file("other/ml.toml")).unwrap();
+    assert!(toml.contains("path = \"data/t.csv\""), "{toml}");
+}
+
 #[test]
 fn init_on_housing_data_ignores_the_id_and_lets_missing_columns_pass_the_gate() {
     let p = project_with(&ames_like(300));

@@ -598,6 +598,27 @@ fn a_glob_is_read_in_path_order_as_one_snapshot() {
     );
 }
 
+/// A path with glob characters that names a file as written is that file: `data/train[1].csv`
+/// was read as the pattern `train[1]`, i.e. the sibling `data/train1.csv`.
+#[test]
+fn a_file_whose_name_has_a_bracket_is_that_file_not_a_pattern() {
+    let p = sql_project("path = \"data/train[1].csv\"");
+    let csv = p.read("data/prostate.csv");
+    p.write("data/train[1].csv", &csv);
+    let short: String = csv.lines().take(60).map(|l| format!("{l}\n")).collect();
+    p.write("data/train1.csv", &short);
+    let run = p.mlbuild_offline(&["run", "confirm", "--json"]).ok();
+    assert_eq!(
+        snapshot(&p, &run),
+        csv,
+        "read the sibling the pattern matches"
+    );
+    // Without the literal file, the same path is a glob again.
+    std::fs::remove_file(p.file("data/train[1].csv")).unwrap();
+    let run = p.mlbuild_offline(&["run", "locate", "--json"]).ok();
+    assert_eq!(snapshot(&p, &run), short);
+}
+
 #[test]
 fn csv_options_give_the_canonical_form() {
     let p = sql_project("path = \"data/semi.csv\"\ndelimiter = \";\"\nna_strings = [\"?\"]");
