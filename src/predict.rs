@@ -296,8 +296,12 @@ pub async fn resolve(dir: &Path, model: &str) -> Result<Resolved> {
     let paths = Paths::resolve(dir);
     let file = PathBuf::from(model);
     let is_file = model.ends_with(".zip") || file.is_file();
-    let has_registry =
-        paths.project.join("ml.toml").is_file() || std::env::var_os("MLBUILD_STATE_URL").is_some();
+    // A project, a registry named elsewhere (`MLBUILD_STATE_URL`, the user config), or the
+    // state database `deploy --mojo` made in a directory without `ml.toml`.
+    let state_db = crate::store::layout::state_db(&paths.cache);
+    let has_registry = paths.project.join("ml.toml").is_file()
+        || paths.state_url != crate::registry::sqlite_url(&state_db)
+        || state_db.is_file();
     if is_file {
         let bytes =
             std::fs::read(&file).with_context(|| format!("reading `{}`", file.display()))?;

@@ -24,7 +24,10 @@
 //! new model is loaded on a blocking thread while the old one keeps answering, then swapped in
 //! with one pointer store under a `RwLock<Arc<…>>`. A request holds the `Arc` it started with,
 //! so every request is answered whole by exactly one version and none fails during a swap. A
-//! version that fails to load is reported once and skipped; the old model stays.
+//! version that fails to load is reported (once per distinct error) and the old model stays;
+//! the load is tried again every [`RETRY_POLLS`] polls (its MOJO may come back: `cache pull`,
+//! a run's repair), and until it succeeds `/health` says `"status": "stale"` with the version
+//! the tag names and why it is not served.
 
 #[cfg(test)]
 mod properties;
@@ -77,7 +80,20 @@ struct AppState {
     current: RwLock<Arc<Loaded>>,
     tag: Option<String>,
     max_rows: usize,
+    /// The version the tag names that could not be loaded, and why (`None`: serving the tag's
+    /// version).
+    unloaded: RwLock<Option<Unloaded>>,
 }
+
+/// A version the followed tag names that failed to load.
+#[derive(Debug, Clone, PartialEq)]
+struct Unloaded {
+    version: String,
+    error: String,
+}
+
+/// How many polls pass before a version that failed to load is tried again.
+pub const RETRY_POLLS: u32 = 5;
 
 impl AppState {
     fn current(&self) -> Arc<Loaded> {
@@ -129,6 +145,7 @@ pub async fn serve(
         current: RwLock::new(Arc::new(Loaded { scorer, version })),
         tag,
         max_rows: options.max_rows,
+        unloaded: RwLock::new(None),
     });
     if let (Some(reg), Some(tag)) = (registry, state.tag.clone()) {
         tokio::spawn(follow(
@@ -191,7 +208,8 @@ pub async fn serve(
 
 /// Follows `tag`: loads and swaps in each new version it points at.
 async fn follow(state: Arc<AppState>, reg: Registry, dir: PathBuf, tag: String, poll: Duration) {
-    let mut failed: Option<String> = None;
+    // The version that failed to load, and the polls left before it is tried again.
+    let mut failed: Option<(String, u32)> = None;
     loop {
         tokio::time::sleep(poll).await;
         let id = match reg.tags().await {
@@ -202,8 +220,18 @@ async fn follow(state: Arc<AppState>, reg: Registry, dir: PathBuf, tag: String, 
             }
         };
         let Some(id) = id else { continue };
-        if id == state.current().version || failed.as_deref() == Some(id.as_str()) {
+        if id == state.current().version {
+            // Moved back to what is served: nothing is missing any more.
+            if failed.take().is_some() {
+                *state.unloaded.write().expect("never poisoned") = None;
+            }
             continue;
+        }
+        if let Some((version, wait)) = &mut failed {
+            if *version == id && *wait > 0 {
+                *wait -= 1;
+                continue;
+            }
         }
         let version = match reg.get(&id).await {
             Ok(Some(v)) => v,
@@ -224,21 +252,32 @@ async fn follow(state: Arc<AppState>, reg: Registry, dir: PathBuf, tag: String, 
             Ok(Loaded { scorer, version })
         })
         .await;
-        match loaded {
+        let error = match loaded {
             Ok(Ok(loaded)) => {
                 log(format_args!("Swapped tag `{tag}` → {}", loaded.version));
                 *state.current.write().expect("never poisoned") = Arc::new(loaded);
+                *state.unloaded.write().expect("never poisoned") = None;
                 failed = None;
+                continue;
             }
-            Ok(Err(e)) => {
-                log(format_args!("warning: tag `{tag}` moved to {id}, which cannot be loaded (still serving {}): {e:#}", state.current().version));
-                failed = Some(id);
-            }
-            Err(e) => {
-                log(format_args!("warning: loading {id}: {e}"));
-                failed = Some(id);
-            }
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(e) => e.to_string(),
+        };
+        let unloaded = Unloaded {
+            version: id.clone(),
+            error,
+        };
+        let mut slot = state.unloaded.write().expect("never poisoned");
+        if slot.as_ref() != Some(&unloaded) {
+            log(format_args!(
+                "warning: tag `{tag}` moved to {id}, which cannot be loaded (still serving {}; trying again every {} polls): {}",
+                state.current().version,
+                RETRY_POLLS,
+                unloaded.error
+            ));
+            *slot = Some(unloaded);
         }
+        failed = Some((id, RETRY_POLLS - 1));
     }
 }
 
@@ -333,8 +372,22 @@ fn error(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
+/// `{"status": "ok", "version": V}`; while the followed tag names a version that could not be
+/// loaded, `{"status": "stale", "version": V, "tag_version": W, "error": …}` (still 200: V
+/// answers every request).
 async fn health_route(State(state): State<Arc<AppState>>) -> Response {
-    Json(json!({ "status": "ok", "version": state.current().version })).into_response()
+    let version = state.current().version.clone();
+    let unloaded = state.unloaded.read().expect("never poisoned").clone();
+    Json(match unloaded {
+        None => json!({ "status": "ok", "version": version }),
+        Some(u) => json!({
+            "status": "stale",
+            "version": version,
+            "tag_version": u.version,
+            "error": u.error,
+        }),
+    })
+    .into_response()
 }
 
 async fn model_route(State(state): State<Arc<AppState>>) -> Response {

@@ -428,6 +428,83 @@ fn read_commands_leave_a_killed_writers_log_as_it_is() {
     );
 }
 
+/// `serve --model TAG` in a directory that only `deploy --mojo` made (no `ml.toml`) follows the
+/// tag; a version that cannot be loaded is tried again until it loads, and `/health` says the
+/// server is stale meanwhile (it said "ok" and never retried).
+#[test]
+fn serve_retries_a_version_that_failed_to_load_and_reports_it_stale_meanwhile() {
+    let p = bare();
+    let gbm = incoming(&p, "gbm_bin");
+    let first =
+        json(p.mlbuild_offline(&["deploy", "--mojo", &gbm, "--tag", "production", "--json"]));
+    let old = first["version"].as_str().unwrap().to_string();
+    let glm = incoming(&p, "glm_bin");
+    let second =
+        json(p.mlbuild_offline(&["deploy", "--mojo", &glm, "--tag", "production", "--json"]));
+    let new = second["version"].as_str().unwrap().to_string();
+    let model = blake3_of(&p.file(&gbm));
+    let blob = p.file(&format!("cache/v1/cas/{}/{model}", &model[..2]));
+    let good = std::fs::read(&blob).unwrap();
+
+    let server = listen(p.command(&["serve", "--model", "production", "--port", "0"]));
+    let health = || -> Value {
+        runtime().block_on(async {
+            reqwest::get(format!("{}/health", server.url))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        })
+    };
+    assert_eq!(
+        health(),
+        serde_json::json!({ "status": "ok", "version": new })
+    );
+
+    // The tag moves to a version whose MOJO is gone (a registry shared with a machine that
+    // has it; `promote` here would refuse): the old model keeps answering, /health says so.
+    std::fs::remove_file(&blob).unwrap();
+    let url = format!("sqlite://{}", p.file("cache/state.db").display());
+    exec(
+        &url,
+        &[format!(
+            "UPDATE tags SET version = '{old}' WHERE tag = 'production'"
+        )],
+    );
+    assert!(
+        wait_until(20, || health()["status"] == "stale"),
+        "{}",
+        server.log.lock().unwrap()
+    );
+    let h = health();
+    assert_eq!(
+        (h["version"].as_str(), h["tag_version"].as_str()),
+        (Some(new.as_str()), Some(old.as_str()))
+    );
+    assert!(h["error"].as_str().unwrap().contains("is missing"), "{h}");
+
+    // Its bytes come back: the next retry loads it.
+    std::fs::write(&blob, &good).unwrap();
+    assert!(
+        wait_until(30, || health()
+            == serde_json::json!({ "status": "ok", "version": old })),
+        "{}\n{}",
+        health(),
+        server.log.lock().unwrap()
+    );
+    let log = server.log.lock().unwrap().clone();
+    assert_eq!(
+        log.matches("cannot be loaded").count(),
+        1,
+        "one warning per error: {log}"
+    );
+    assert!(
+        log.contains(&format!("Swapped tag `production` → {old}")),
+        "{log}"
+    );
+}
+
 /// A tag name read from the registry is data: a damaged row naming `../escaped` must not make
 /// a writer write (or a reader read) `models/../escaped.zip`.
 #[test]
