@@ -461,6 +461,7 @@ pub fn predict_csv(scorer: &Scorer, input: &Path, out: impl Write) -> Result<Sum
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let in_flight = 2 * threads;
     let shown = input.display().to_string();
+    let crlf = ends_lines_with_crlf(input);
     let rows = std::thread::scope(|scope| -> Result<u64> {
         use std::sync::mpsc::sync_channel;
         // A batch is read only with a token, and its token comes back once it is written: at
@@ -473,7 +474,7 @@ pub fn predict_csv(scorer: &Scorer, input: &Path, out: impl Write) -> Result<Sum
         let (work_tx, work_rx) = sync_channel::<(usize, Batch)>(in_flight);
         let (done_tx, done_rx) = sync_channel::<Scored>(in_flight);
         let shown = &shown;
-        scope.spawn(move || read_batches(rdr, &token_rx, &work_tx, shown));
+        scope.spawn(move || read_batches(rdr, &token_rx, &work_tx, shown, crlf));
         let work_rx = std::sync::Arc::new(std::sync::Mutex::new(work_rx));
         for _ in 0..threads {
             let work_rx = work_rx.clone();
@@ -525,6 +526,45 @@ pub fn predict_csv(scorer: &Scorer, input: &Path, out: impl Write) -> Result<Sum
     })
 }
 
+/// Whether the file's first line ends with `\r\n`. The `csv` crate counts a record's line
+/// before it consumes the `\n` of the previous record's `\r\n`, so in such a file every record
+/// after the header says the line before its own; [`read_batches`] adds it back.
+fn ends_lines_with_crlf(path: &Path) -> bool {
+    use std::io::{BufRead, Read};
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut first = Vec::new();
+    let read = std::io::BufReader::new(file.take(1 << 20)).read_until(b'\n', &mut first);
+    read.is_ok() && first.ends_with(b"\r\n")
+}
+
+/// The line of a record or error position, as the file numbers it (see
+/// [`ends_lines_with_crlf`]).
+fn true_line(pos: &csv::Position, crlf: bool) -> u64 {
+    pos.line() + u64::from(crlf && pos.record() > 0)
+}
+
+/// A read error of the input, with its line: a row with another number of fields than the
+/// header is said so, with a hint; anything else as the `csv` crate says it.
+fn read_error(e: csv::Error, shown: &str, crlf: bool) -> anyhow::Error {
+    if let csv::ErrorKind::UnequalLengths {
+        pos: Some(pos),
+        expected_len,
+        len,
+    } = e.kind()
+    {
+        return Diagnostic::new(format!(
+            "`{shown}`, line {}: the row has {len} field{}, but the header has {expected_len}",
+            true_line(pos, crlf),
+            if *len == 1 { "" } else { "s" }
+        ))
+        .hint("every row needs one value per column of the header (an empty field for a missing value); a value with a comma needs quotes")
+        .into();
+    }
+    anyhow::Error::new(e).context(format!("reading `{shown}`"))
+}
+
 /// The reader of [`predict_csv`]: sends batches in order, each once a token is free, then the
 /// read error that ended the input, if any.
 fn read_batches(
@@ -532,6 +572,7 @@ fn read_batches(
     tokens: &std::sync::mpsc::Receiver<Vec<csv::StringRecord>>,
     work: &std::sync::mpsc::SyncSender<(usize, Batch)>,
     shown: &str,
+    crlf: bool,
 ) {
     let mut index = 0;
     loop {
@@ -546,7 +587,16 @@ fn read_batches(
                 batch.push(csv::StringRecord::new());
             }
             match rdr.read_record(&mut batch[n]) {
-                Ok(true) => n += 1,
+                Ok(true) => {
+                    if crlf {
+                        let record = &mut batch[n];
+                        if let Some(mut pos) = record.position().cloned() {
+                            pos.set_line(true_line(&pos, true));
+                            record.set_position(Some(pos));
+                        }
+                    }
+                    n += 1;
+                }
                 Ok(false) => break,
                 Err(e) => {
                     failed = Some(e);
@@ -557,7 +607,7 @@ fn read_batches(
         batch.truncate(n);
         let end = n < BATCH_ROWS;
         let sent = match failed {
-            Some(e) => Err(anyhow::Error::new(e).context(format!("reading `{shown}`"))),
+            Some(e) => Err(read_error(e, shown, crlf)),
             None if batch.is_empty() => return,
             None => Ok(batch),
         };
@@ -872,6 +922,40 @@ mod tests {
         let text = std::fs::read_to_string(&out).unwrap();
         assert!(text.starts_with("predict,"), "{text}");
         assert_eq!(names().len(), 2, "{:?}", names());
+    }
+
+    /// A bad row is named by its line in the file, whether lines end with `\n` or `\r\n` (the
+    /// `csv` crate's count is one short after a `\r\n`), and a short row says so with a hint.
+    #[test]
+    fn a_bad_row_is_named_by_its_line_with_either_line_ending() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mojo");
+        let mojo = Mojo::load(&std::fs::read(root.join("gbm_bin.zip")).unwrap()).unwrap();
+        let scorer = Scorer::new(mojo, None, None).unwrap();
+        let header = "ID,CAPSULE,AGE,RACE,DPROS,DCAPS,PSA,VOL,GLEASON";
+        let good = "1,0,65,1,2,1,1.4,0,6";
+        let dir = tempfile::tempdir().unwrap();
+        for end in ["\n", "\r\n"] {
+            let lines = [header, good, good, "3,0,abc,1,2,1,1.4,0,6", good];
+            let path = dir.path().join("in.csv");
+            std::fs::write(&path, lines.join(end) + end).unwrap();
+            let e = format!("{:#}", predict_csv(&scorer, &path, Vec::new()).unwrap_err());
+            assert!(
+                e.contains("line 4") && e.contains("`abc` is not a number"),
+                "{end:?}: {e}"
+            );
+            let lines = [header, good, "2,0,72", good];
+            std::fs::write(&path, lines.join(end) + end).unwrap();
+            let e = predict_csv(&scorer, &path, Vec::new()).unwrap_err();
+            let d = e.downcast_ref::<Diagnostic>().expect("a diagnostic");
+            assert!(
+                format!("{e:#}").contains("line 3: the row has 3 fields, but the header has 9"),
+                "{end:?}: {e:#}"
+            );
+            assert!(d
+                .hint
+                .as_deref()
+                .is_some_and(|h| h.contains("one value per column")));
+        }
     }
 
     /// OUT that is not a regular file is written through, never renamed over: a FIFO stays a
