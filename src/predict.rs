@@ -436,6 +436,15 @@ pub fn predict_csv(scorer: &Scorer, input: &Path, out: impl Write) -> Result<Sum
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
+    if let Some((name, first, second)) = crate::table::duplicate(&header) {
+        return Err(crate::table::TableError::DuplicateColumn {
+            path: input.to_path_buf(),
+            name: name.to_string(),
+            first,
+            second,
+        }
+        .into());
+    }
     let fields = scorer
         .bind(&header)
         .with_context(|| format!("`{}` cannot be scored", input.display()))?;
@@ -956,6 +965,26 @@ mod tests {
                 .as_deref()
                 .is_some_and(|h| h.contains("one value per column")));
         }
+    }
+
+    /// A header naming a column twice is refused (the model would read one of the two).
+    #[test]
+    fn a_header_naming_a_column_twice_is_refused() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mojo");
+        let mojo = Mojo::load(&std::fs::read(root.join("gbm_bin.zip")).unwrap()).unwrap();
+        let scorer = Scorer::new(mojo, None, None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        std::fs::write(
+            &path,
+            "ID,CAPSULE,AGE,RACE,DPROS,DCAPS,PSA,VOL,GLEASON,AGE\n1,0,65,1,2,1,1.4,0,6,99\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", predict_csv(&scorer, &path, Vec::new()).unwrap_err());
+        assert!(
+            e.contains("column `AGE` appears twice in the header (columns 3 and 10)"),
+            "{e}"
+        );
     }
 
     /// OUT that is not a regular file is written through, never renamed over: a FIFO stays a

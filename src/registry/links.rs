@@ -242,6 +242,21 @@ pub async fn sync(
     Ok(sync_read(reg, store, models, lock).await?.1)
 }
 
+/// Removes the temporary files of `models/` (`.tmp…`, as [`write_atomic`] names them): with the
+/// exclusive lock held no writer is between its write and its rename, so any there is left by
+/// one that was killed.
+fn sweep_temp_files(models: &Path) {
+    let Ok(entries) = std::fs::read_dir(models) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let temp = entry.file_name().to_string_lossy().starts_with(".tmp");
+        if temp && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// [`sync`], also returning every tag's link as it was read (before any rewrite).
 pub async fn sync_read(
     reg: &Registry,
@@ -249,6 +264,7 @@ pub async fn sync_read(
     models: &Path,
     _lock: &Lock,
 ) -> anyhow::Result<(Vec<Link>, Vec<(Link, Outcome)>)> {
+    sweep_temp_files(models);
     let mut digests = StatCache::load(&store.models_stat_path());
     let all = links(reg, models, &mut digests).await?;
     // What it learnt of the files as they were; a rewritten file is hashed at the next check.

@@ -99,16 +99,36 @@ pub fn expand_stat(project: &Path, path: &str) -> Result<Vec<(PathBuf, String, f
         let file = project.join(path);
         return match fs::metadata(&file) {
             Ok(meta) if meta.is_file() => Ok(vec![(file, path.to_string(), meta)]),
-            _ => Err(Diagnostic::new(format!("data file `{path}` does not exist"))
+            Ok(meta) if meta.is_dir() => Err(Diagnostic::new(format!(
+                "`{path}` is a directory, not a data file"
+            ))
+            .hint(format!(
+                "name one file, or read all of its files as one table with a glob: `path = \"{}/*.csv\"`",
+                path.trim_end_matches('/')
+            ))
+            .into()),
+            Ok(_) => Err(Diagnostic::new(format!(
+                "`{path}` is not a regular file (a device, a FIFO or a socket)"
+            ))
+            .hint("copy the data to a file and name it in `[locate] path`")
+            .into()),
+            Err(_) => Err(Diagnostic::new(format!("data file `{path}` does not exist"))
                 .hint("check `[locate] path` in `ml.toml`; paths are relative to the project directory")
                 .into()),
         };
     }
     let invalid = |e: glob::PatternError| {
-        Diagnostic::new(format!("`locate.path` is not a valid glob: {e}")).hint(
-            "`*` matches within a name, `**` across directories, `?` one character, `[abc]` a set",
+        Diagnostic::new(format!(
+            "`locate.path` is not a valid glob: {} at character {} of `{path}`",
+            e.msg,
+            e.pos + 1
+        ))
+        .hint(
+            "`*` matches within a name, `**` across directories, `?` one character, `[abc]` a set; `[[]` is a literal `[`",
         )
     };
+    // Checked as written, so that the position counts in `path`, not in the joined path.
+    glob::Pattern::new(path).map_err(invalid)?;
     let mut files = match simple_glob(path) {
         Some((dir, name)) => {
             let pattern = glob::Pattern::new(name).map_err(invalid)?;

@@ -150,8 +150,8 @@ pub struct Request<'a> {
     pub printer: &'a Printer,
     /// `run --full-refresh`: ignore the incremental state.
     pub full_refresh: bool,
-    /// Where `[locate] sql` is written (computed only for an error).
-    pub sql_place: &'a dyn Fn() -> Option<Place>,
+    /// Where a key of `[locate]` (`"sql"`, `"path"`) is written (computed only for an error).
+    pub place_of: &'a dyn Fn(&str) -> Option<Place>,
 }
 
 /// Reads the source into a snapshot (see the module doc).
@@ -203,7 +203,7 @@ fn from_files(req: &Request<'_>, path: &str) -> Result<Snapshot> {
         true => rayon::join(expand, load),
         false => (expand(), load()),
     };
-    let found = found?;
+    let found = found.map_err(|e| placed(req, "path", e))?;
     let mut digests = Vec::with_capacity(found.len());
     let mut files = Vec::with_capacity(found.len());
     for (file, shown, meta) in found {
@@ -294,9 +294,23 @@ fn bind_param(p: &SqlParam) -> Bind {
     }
 }
 
+/// An error about `[locate] KEY`, placed at the key's value in `ml.toml` (with the line and a
+/// caret) when it is a [`Diagnostic`] and the place is known.
+fn placed(req: &Request<'_>, key: &str, e: anyhow::Error) -> anyhow::Error {
+    match e.downcast::<Diagnostic>() {
+        Ok(mut d) => {
+            if let Some(at) = (req.place_of)(key) {
+                d.message = format!("{at}: {}{}", d.message, at.snippet());
+            }
+            d.into()
+        }
+        Err(e) => e,
+    }
+}
+
 /// A SQL error, with the place of the query in `ml.toml`.
 fn sql_error(req: &Request<'_>, e: SqlError) -> anyhow::Error {
-    let at = (req.sql_place)();
+    let at = (req.place_of)("sql");
     let prefix = at.as_ref().map(|p| format!("{p}: ")).unwrap_or_default();
     let snippet = at.as_ref().map(Place::snippet).unwrap_or_default();
     let d = match &e {
@@ -509,7 +523,7 @@ async fn from_sql(req: &Request<'_>, sql: &str) -> Result<Snapshot> {
         .await
         .map_err(|e| sql_error(req, e))?;
     if n == 0 {
-        let at = (req.sql_place)()
+        let at = (req.place_of)("sql")
             .map(|p| format!("{p}: "))
             .unwrap_or_default();
         return Err(Diagnostic::new(format!(
@@ -737,7 +751,7 @@ mod tests {
             store: &store,
             printer: &printer,
             full_refresh: false,
-            sql_place: &|| None,
+            place_of: &|_| None,
         })
         .await
         .unwrap();

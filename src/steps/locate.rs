@@ -29,13 +29,13 @@ pub async fn materialize(
     full_refresh: bool,
 ) -> Result<Snapshot> {
     let project = &ctx.paths.project;
-    let sql_place = || {
+    let place_of = |key: &str| {
         let text = std::fs::read_to_string(project.join(crate::config::FILE_NAME)).ok()?;
         crate::config::value_place(
             Path::new(crate::config::FILE_NAME),
             &text,
             overrides,
-            &["locate", "sql"],
+            &["locate", key],
         )
     };
     source::materialize(&source::Request {
@@ -44,7 +44,7 @@ pub async fn materialize(
         store: ctx.store,
         printer: ctx.printer,
         full_refresh,
-        sql_place: &sql_place,
+        place_of: &place_of,
     })
     .await
 }

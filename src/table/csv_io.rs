@@ -51,7 +51,26 @@ pub(super) fn headers(
             path: path.to_path_buf(),
         });
     }
-    Ok(h.iter().map(|s| s.trim().to_string()).collect())
+    let names: Vec<String> = h.iter().map(|s| s.trim().to_string()).collect();
+    if let Some((name, first, second)) = duplicate(&names) {
+        return Err(TableError::DuplicateColumn {
+            path: path.to_path_buf(),
+            name: name.to_string(),
+            first,
+            second,
+        });
+    }
+    Ok(names)
+}
+
+/// The first name that appears twice, with its two (1-based) column numbers: columns are read
+/// by name, so a header must not repeat one.
+pub fn duplicate(names: &[String]) -> Option<(&str, usize, usize)> {
+    let mut seen = std::collections::HashMap::with_capacity(names.len());
+    names.iter().enumerate().find_map(|(i, name)| {
+        seen.insert(name.as_str(), i)
+            .map(|first| (name.as_str(), first + 1, i + 1))
+    })
 }
 
 /// Reads just the header row.

@@ -24,6 +24,15 @@ pub enum TableError {
     },
     #[error("`{path}` has no header row")]
     Empty { path: PathBuf },
+    #[error(
+        "`{path}`: column `{name}` appears twice in the header (columns {first} and {second})"
+    )]
+    DuplicateColumn {
+        path: PathBuf,
+        name: String,
+        first: usize,
+        second: usize,
+    },
     #[error("cannot write `{path}`")]
     Write {
         path: PathBuf,
@@ -40,6 +49,10 @@ impl TableError {
                 "mlbuild reads CSV as UTF-8; re-encode the file, e.g. `iconv -f latin1 -t utf-8 {0} > {0}.utf8` (if it is Latin-1), and point `[locate] path` at the result",
                 path.display()
             )),
+            TableError::DuplicateColumn { .. } => Some(
+                "mlbuild reads columns by name, so each needs its own: rename one in the data (for a SQL source, an alias: `SELECT a.id, b.id AS b_id …`)"
+                    .into(),
+            ),
             _ => None,
         }
     }

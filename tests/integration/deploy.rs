@@ -505,6 +505,25 @@ fn serve_retries_a_version_that_failed_to_load_and_reports_it_stale_meanwhile() 
     );
 }
 
+/// A writer killed between writing `models/.tmp…` and renaming it leaves the temp file; the next
+/// writer (which holds the lock of `models/`, so no write is under way) removes it.
+#[test]
+fn the_next_writer_removes_a_killed_writers_temp_file_in_models() {
+    let p = bare();
+    let gbm = incoming(&p, "gbm_bin");
+    p.mlbuild_offline(&["deploy", "--mojo", &gbm, "--tag", "production"])
+        .ok();
+    std::fs::write(p.file("models/.tmpKILLED"), b"half a model").unwrap();
+    p.mlbuild_offline(&["tags"]).ok();
+    assert!(
+        p.file("models/.tmpKILLED").exists(),
+        "readers change nothing"
+    );
+    p.mlbuild_offline(&["deploy", "--mojo", &gbm, "--tag", "staging"])
+        .ok();
+    assert!(!p.file("models/.tmpKILLED").exists());
+}
+
 /// A tag name read from the registry is data: a damaged row naming `../escaped` must not make
 /// a writer write (or a reader read) `models/../escaped.zip`.
 #[test]

@@ -67,6 +67,28 @@ fn table_not_utf8() {
 }
 
 #[test]
+fn locate_path_is_a_directory() {
+    let p = Project::from_fixture("prostate");
+    p.edit("path = \"data/prostate.csv\"", "path = \"data\"");
+    insta::assert_snapshot!(fails(&p, &mut p.command(&["run", "-q"])));
+}
+
+#[test]
+fn locate_bad_glob() {
+    let p = Project::from_fixture("prostate");
+    p.edit("path = \"data/prostate.csv\"", "path = \"data/part-[.csv\"");
+    insta::assert_snapshot!(fails(&p, &mut p.command(&["run", "-q"])));
+}
+
+#[test]
+fn table_duplicate_column() {
+    let p = Project::from_fixture("prostate");
+    let text = p.read("data/prostate.csv").replacen("VOL,", "AGE,", 1);
+    p.write("data/prostate.csv", &text);
+    insta::assert_snapshot!(fails(&p, &mut p.command(&["run", "-q"])));
+}
+
+#[test]
 fn remote_bad_scheme() {
     let p = Project::from_fixture("prostate");
     let mut cmd = p.command(&["run", "-q"]);
