@@ -291,18 +291,31 @@ pub fn push_double(out: &mut String, x: f64) {
     }
 }
 
-/// Picks the model: `model` is a tag, a version id, or a MOJO file.
+/// Picks the model: `model` is a tag, a version id, or a MOJO file. A name ending `.zip` or
+/// holding a `/` is a file; a bare name is the registry's tag or version of that name when
+/// there is one (a stray file `production` in the working directory does not shadow the tag),
+/// else a file of that name.
 pub async fn resolve(dir: &Path, model: &str) -> Result<Resolved> {
     let paths = Paths::resolve(dir);
     let file = PathBuf::from(model);
-    let is_file = model.ends_with(".zip") || file.is_file();
+    let names_file = model.ends_with(".zip") || model.contains('/');
     // A project, a registry named elsewhere (`MLBUILD_STATE_URL`, the user config), or the
     // state database `deploy --mojo` made in a directory without `ml.toml`.
     let state_db = crate::store::layout::state_db(&paths.cache);
     let has_registry = paths.project.join("ml.toml").is_file()
         || paths.state_url != crate::registry::sqlite_url(&state_db)
         || state_db.is_file();
-    if is_file {
+    if !names_file && has_registry {
+        let reg = open_registry(&paths).await?;
+        let found = lookup(&reg, model).await;
+        reg.close().await;
+        match found {
+            Ok(version) => return load_version(&paths, version),
+            Err(e) if !file.is_file() => return Err(e),
+            Err(_) => {}
+        }
+    }
+    if names_file || file.is_file() {
         let bytes =
             std::fs::read(&file).with_context(|| format!("reading `{}`", file.display()))?;
         // A file that is a registered version of this project gets its transform.
@@ -330,17 +343,12 @@ pub async fn resolve(dir: &Path, model: &str) -> Result<Resolved> {
             replay: None,
         });
     }
-    if !has_registry {
-        return Err(Diagnostic::new(format!(
-            "`{model}` is not a file, and there is no project here to look it up in"
-        ))
-        .hint("pass a MOJO file, or run in (or `-C`) a project directory to use a tag or version")
-        .into());
-    }
-    let reg = open_registry(&paths).await?;
-    let version = lookup(&reg, model).await;
-    reg.close().await;
-    load_version(&paths, version?)
+    // A registry would have answered above.
+    Err(Diagnostic::new(format!(
+        "`{model}` is not a file, and there is no project here to look it up in"
+    ))
+    .hint("pass a MOJO file, or run in (or `-C`) a project directory to use a tag or version")
+    .into())
 }
 
 /// `predict` and `serve` only read the registry (DESIGN.md §8).

@@ -33,7 +33,11 @@ use crate::store::{AcLookup, Store};
 
 pub(crate) async fn run(dir: &Path, printer: &Printer, cmd: CacheCommand) -> Result<Exit> {
     let paths = Paths::resolve(dir);
-    let store = Store::open(&paths.cache)?;
+    // What only reads (and quarantines what it finds corrupt) creates no bucket.
+    let store = match cmd {
+        CacheCommand::Verify | CacheCommand::Gc { dry_run: true } => Store::existing(&paths.cache),
+        _ => Store::open(&paths.cache)?,
+    };
     match cmd {
         CacheCommand::Push => push(&paths, &store, printer).await,
         CacheCommand::Pull => pull(&paths, &store, printer).await,
@@ -240,16 +244,22 @@ async fn gc(paths: &Paths, store: &Store, printer: &Printer, dry_run: bool) -> R
         Err(config::ConfigError::NotFound { .. }) => (config::Cache::default().keep_runs, None),
         Err(e) => return Err(e.into()),
     };
-    let _lock = super::context::lock_runs(store, printer)?;
     // Tags move under the lock of `models/` without the run lock (`promote`, `rollback`,
     // `deploy`): held from reading the tagged versions until the last delete, so a version
-    // that takes a tag meanwhile keeps its blobs (a dry run deletes nothing and waits for none).
-    let _models = match dry_run {
-        false => Some(crate::registry::links::lock_for(&paths.models, printer)?),
+    // that takes a tag meanwhile keeps its blobs. A dry run deletes nothing, so it takes no
+    // lock and opens the registry read-only: it creates nothing.
+    let _locks = match dry_run {
+        false => Some((
+            super::context::lock_runs(store, printer)?,
+            crate::registry::links::lock_for(&paths.models, printer)?,
+        )),
         true => None,
     };
     let mut keep = {
-        let registry = Registry::open(&paths.state_url).await?;
+        let registry = match dry_run {
+            false => Registry::open(&paths.state_url).await?,
+            true => Registry::open_read(&paths.state_url).await?,
+        };
         let roots = integrity::gc_roots(&registry, keep_runs).await;
         registry.close().await;
         roots?

@@ -194,7 +194,8 @@ pub enum Command {
     /// Score a CSV natively with a tag, a version or a MOJO file (replays the prepare transform),
     /// on every core, rows in input order
     Predict {
-        /// A tag, a version id, or a MOJO file
+        /// A tag, a version id, or a MOJO file (a name ending `.zip` or with a `/` is a file; a
+        /// bare name is a tag or version first)
         #[arg(long, value_name = "TAG|VERSION|FILE.zip")]
         model: String,
         /// The rows to score (CSV with a header, in the data's columns)

@@ -524,6 +524,28 @@ fn the_next_writer_removes_a_killed_writers_temp_file_in_models() {
     assert!(!p.file("models/.tmpKILLED").exists());
 }
 
+/// A bare name is the registry's tag before it is a file: a stray file `production` in the
+/// working directory does not shadow the tag (it was read as a MOJO and refused).
+#[test]
+fn a_file_named_like_a_tag_does_not_shadow_the_tag() {
+    let p = bare();
+    let gbm = incoming(&p, "gbm_bin");
+    p.mlbuild_offline(&["deploy", "--mojo", &gbm, "--tag", "production"])
+        .ok();
+    std::fs::write(p.file("production"), b"notes about production").unwrap();
+    let input = repo_root().join("tests/fixtures/mojo/prostate.in.csv");
+    let input = input.to_str().unwrap();
+    let by_tag = p
+        .mlbuild_offline(&["predict", "--model", "production", input])
+        .ok();
+    let by_file = p.mlbuild_offline(&["predict", "--model", &gbm, input]).ok();
+    assert_eq!(by_tag.stdout, by_file.stdout);
+    assert!(by_tag.stderr.contains("with v"), "{}", by_tag.stderr);
+    // A name with a `/` is a file.
+    let run = p.mlbuild_offline(&["predict", "--model", "./production", input]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+}
+
 /// A tag name read from the registry is data: a damaged row naming `../escaped` must not make
 /// a writer write (or a reader read) `models/../escaped.zip`.
 #[test]

@@ -209,6 +209,9 @@ fn read_commands_create_no_file_or_directory() {
         let run = p.mlbuild_offline(args);
         assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
     }
+    // Checking an empty store, or listing what gc would collect, makes none.
+    p.mlbuild_offline(&["cache", "verify"]).ok();
+    p.mlbuild_offline(&["cache", "gc", "--dry-run"]).ok();
     assert!(
         !p.file("cache").exists(),
         "a read command created the cache dir"
