@@ -175,15 +175,16 @@ impl Registry {
                 tag: tag.to_string(),
                 current: current.version.clone(),
             };
-            let (target, popped) = match to {
+            let (target, popped, model) = match to {
                 None => {
                     let top = current.stack_top.ok_or_else(nothing)?;
                     let event = load_event(&mut tx, tag, top).await?;
                     let target = event.from.clone().ok_or_else(nothing)?;
-                    (target, Some(event))
+                    let model = model_of(&mut tx, &target).await?;
+                    (target, Some(event), model)
                 }
                 Some(wanted) => {
-                    model_of(&mut tx, wanted).await?;
+                    let model = model_of(&mut tx, wanted).await?;
                     if wanted == current.version {
                         return Ok(Some(no_op(tag, wanted)));
                     }
@@ -203,10 +204,9 @@ impl Registry {
                             version: wanted.to_string(),
                         });
                     }
-                    (wanted.to_string(), found)
+                    (wanted.to_string(), found, model)
                 }
             };
-            let model = model_of(&mut tx, &target).await?;
             check_ready(ready, tag, &target, &model)?;
             let reason = format!("rollback to {target}");
             let change = match &popped {

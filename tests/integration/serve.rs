@@ -431,6 +431,8 @@ fn serve_with_a_token_refuses_requests_without_it() {
             Some("Bearer wrong"),
             Some("Bearer s3cret-toke"),
             Some("s3cret-token"),
+            Some("Basic s3cret-token"),
+            Some("Bearers3cret-token"),
         ] {
             let r = predict(auth).await.unwrap();
             assert_eq!(r.status().as_u16(), 401, "{auth:?}");
@@ -441,8 +443,15 @@ fn serve_with_a_token_refuses_requests_without_it() {
                 "{body}"
             );
         }
-        let r = predict(Some("Bearer s3cret-token")).await.unwrap();
-        assert_eq!(r.status().as_u16(), 200);
+        // The scheme is case-insensitive (RFC 9110).
+        for auth in [
+            "Bearer s3cret-token",
+            "bearer s3cret-token",
+            "BEARER  s3cret-token",
+        ] {
+            let r = predict(Some(auth)).await.unwrap();
+            assert_eq!(r.status().as_u16(), 200, "{auth}");
+        }
         let model = client.get(format!("{url}/model")).send().await.unwrap();
         assert_eq!(model.status().as_u16(), 401, "/model is guarded too");
         // Health stays open for probes.
