@@ -131,7 +131,22 @@ impl Scorer {
     /// Loads the model `--model` names; see [`resolve`].
     pub async fn open(dir: &Path, model: &str) -> Result<Scorer> {
         let r = resolve(dir, model).await?;
-        let mojo = Mojo::load(&r.bytes).context("loading the MOJO")?;
+        let mojo = match (Mojo::load(&r.bytes), &r.version) {
+            (Ok(mojo), _) => mojo,
+            (Err(e), Some(v)) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("loading the MOJO of version {}", v.id)))
+            }
+            (Err(e), None) => {
+                return Err(Diagnostic::new(format!(
+                    "`{model}` cannot be loaded as a MOJO: {e}"
+                ))
+                .hint(format!(
+                    "`mlbuild mojo validate {model}` says what a MOJO needs; H2O writes one with `download_mojo()`"
+                ))
+                .into())
+            }
+        };
         let scorer = Scorer::new(mojo, r.replay, r.version.as_ref().map(|v| v.id.clone()))?;
         Ok(scorer.provided_by(r.version.as_ref()))
     }

@@ -115,6 +115,11 @@ pub(crate) async fn move_tag(
 fn report_move(printer: &Printer, json: bool, moved: &TagMove) -> Result<Exit> {
     if json {
         printer.data(&serde_json::to_string_pretty(moved)?);
+    } else if !moved.changed() {
+        printer.status(
+            "Unchanged",
+            &format!("tag `{}` already names {}", moved.tag, moved.to),
+        );
     } else {
         printer.status(
             "Tagged",

@@ -280,7 +280,8 @@ pub async fn sync_read(
                 let removed =
                     link.state != State::Missing && std::fs::remove_file(&link.path).is_ok();
                 Outcome::Unavailable {
-                    error: e.to_string(),
+                    // With its cause: "cannot replace `models/prod.zip`: Is a directory".
+                    error: format!("{:#}", anyhow::Error::new(e)),
                     removed,
                 }
             }

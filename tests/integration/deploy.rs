@@ -546,6 +546,48 @@ fn a_file_named_like_a_tag_does_not_shadow_the_tag() {
     assert_eq!(run.code, 1, "{}", run.stderr);
 }
 
+/// A promote to the version the tag already names says so (it printed `Tagged … → V (was V)`);
+/// a tag's file that cannot be written is reported with the OS's reason; a MOJO file that does
+/// not load is named.
+#[test]
+fn tag_moves_and_model_files_say_what_happened() {
+    let p = bare();
+    let gbm = incoming(&p, "gbm_bin");
+    let first =
+        json(p.mlbuild_offline(&["deploy", "--mojo", &gbm, "--tag", "production", "--json"]));
+    let v = first["version"].as_str().unwrap().to_string();
+    let same = p.mlbuild_offline(&["promote", "production", &v]).ok();
+    assert!(
+        same.stderr
+            .contains(&format!("Unchanged tag `production` already names {v}"))
+            && !same.stderr.contains("Tagged"),
+        "{}",
+        same.stderr
+    );
+    std::fs::create_dir(p.file("models/staging.zip")).unwrap();
+    let blocked = p.mlbuild_offline(&["promote", "staging", &v]).ok();
+    assert!(
+        blocked
+            .stderr
+            .contains("`models/staging.zip` cannot hold version")
+            && blocked.stderr.contains("Is a directory"),
+        "{}",
+        blocked.stderr
+    );
+    std::fs::write(p.file("junk.zip"), b"not a zip").unwrap();
+    let input = repo_root().join("tests/fixtures/mojo/prostate.in.csv");
+    let run = p.mlbuild_offline(&["predict", "--model", "junk.zip", input.to_str().unwrap()]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("`junk.zip` cannot be loaded as a MOJO")
+            && run
+                .stderr
+                .contains("hint: `mlbuild mojo validate junk.zip`"),
+        "{}",
+        run.stderr
+    );
+}
+
 /// A tag name read from the registry is data: a damaged row naming `../escaped` must not make
 /// a writer write (or a reader read) `models/../escaped.zip`.
 #[test]
