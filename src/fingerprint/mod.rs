@@ -237,6 +237,10 @@ pub enum Reason {
         new: String,
         old_rows: Option<u64>,
         new_rows: Option<u64>,
+        /// What changed in the data's shape, for a step keyed on it rather than on the
+        /// snapshot (define: the column names, the target column's kind and distinct count).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changes: Vec<Change>,
     },
     UpstreamChanged {
         step: String,
@@ -308,6 +312,7 @@ impl Reason {
                 new,
                 old_rows,
                 new_rows,
+                changes,
             } => {
                 let rows = match (old_rows, new_rows) {
                     (Some(a), Some(b)) => format!(" ({a} → {b} rows)"),
@@ -315,7 +320,7 @@ impl Reason {
                     _ => String::new(),
                 };
                 if old.is_empty() && new.is_empty() {
-                    "data snapshot changed: its columns or the target column changed".into()
+                    format!("data changed: {}", list(changes))
                 } else {
                     format!(
                         "data snapshot changed: source: {} → {}{rows}",
@@ -423,7 +428,8 @@ impl Reason {
         if !config.is_empty() {
             return Reason::ConfigChanged { changes: config };
         }
-        if !pick(&|k| k == InputClass::Data).is_empty() {
+        let data = pick(&|k| k == InputClass::Data);
+        if !data.is_empty() {
             let old_digest = old
                 .get("source")
                 .and_then(Value::as_str)
@@ -434,11 +440,23 @@ impl Reason {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_string();
+            // The snapshot's digest says it for locate; define has no digest, so its changes do.
+            let changes = match old_digest.is_empty() && new_digest.is_empty() {
+                true => data
+                    .into_iter()
+                    .map(|c| match c.field.as_str() {
+                        "columns" => column_change(&old["columns"], &new["columns"]).unwrap_or(c),
+                        _ => c,
+                    })
+                    .collect(),
+                false => Vec::new(),
+            };
             return Reason::DataChanged {
                 old_rows: rows(&old_digest),
                 new_rows: rows(&new_digest),
                 old: old_digest,
                 new: new_digest,
+                changes,
             };
         }
         if let Some(upstream) = changes.iter().find_map(|c| match class(c) {
@@ -470,6 +488,42 @@ impl Reason {
 }
 
 /// The differences between two input objects, field by field.
+/// A change of the data's column names as what went and what came (`removed: `VOL`` →
+/// `added: `VOLUME``), or `same names, another order`: the lists themselves are cut short
+/// when they are long, so their difference would not show.
+fn column_change(old: &Value, new: &Value) -> Option<Change> {
+    let names = |v: &Value| -> Option<Vec<String>> {
+        v.as_array()?
+            .iter()
+            .map(|n| n.as_str().map(str::to_string))
+            .collect()
+    };
+    let (old, new) = (names(old)?, names(new)?);
+    let missing = |from: &[String], to: &[String]| -> Vec<String> {
+        from.iter()
+            .filter(|n| !to.contains(n))
+            .map(|n| format!("`{n}`"))
+            .collect()
+    };
+    let (removed, added) = (missing(&old, &new), missing(&new, &old));
+    let side = |what: &str, names: Vec<String>| match names.is_empty() {
+        true => "(none)".to_string(),
+        false => format!("{what}: {}", names.join(", ")),
+    };
+    Some(match removed.is_empty() && added.is_empty() {
+        true => Change {
+            field: "columns".into(),
+            old: "the same names".into(),
+            new: "another order".into(),
+        },
+        false => Change {
+            field: "columns".into(),
+            old: side("removed", removed),
+            new: side("added", added),
+        },
+    })
+}
+
 pub fn diff_changes(old: &Value, new: &Value) -> Vec<Change> {
     let mut out = Vec::new();
     diff_rec("", old, new, &mut out);
@@ -556,6 +610,54 @@ mod tests {
             base.key(),
             KeyInputs::new("x", json!({"a": 1, "b": null})).key()
         );
+    }
+
+    /// define is keyed on the data's shape, not its snapshot: its reason says what changed
+    /// (it said only "its columns or the target column changed", and `--json` had empty digests).
+    #[test]
+    fn a_change_of_the_datas_shape_names_what_changed() {
+        let old = json!({
+            "define": {"target": "CAPSULE"},
+            "columns": ["ID", "CAPSULE", "AGE"],
+            "target_type": {"kind": "numeric", "distinct": 2, "capped": false},
+        });
+        let mut new = old.clone();
+        new["target_type"]["distinct"] = json!(3);
+        let reason = Reason::classify(Step::Define, &old, &new, |_| None);
+        assert_eq!(reason.render(), "data changed: target_type.distinct: 2 → 3");
+        let shown = serde_json::to_value(&reason).unwrap();
+        assert_eq!(shown["kind"], "data_changed");
+        assert_eq!(
+            shown["changes"],
+            json!([{"field": "target_type.distinct", "old": "2", "new": "3"}])
+        );
+        new["columns"] = json!(["ID", "CAPSULE", "PSA"]);
+        assert_eq!(
+            Reason::classify(Step::Define, &old, &new, |_| None).render(),
+            "data changed: columns: removed: `AGE` → added: `PSA`, target_type.distinct: 2 → 3"
+        );
+        new["columns"] = json!(["CAPSULE", "ID", "AGE"]);
+        new["target_type"]["distinct"] = json!(2);
+        assert_eq!(
+            Reason::classify(Step::Define, &old, &new, |_| None).render(),
+            "data changed: columns: the same names → another order"
+        );
+        // locate's reason stays the snapshot's digests and rows, with no `changes`.
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let reason = Reason::classify(
+            Step::Locate,
+            &json!({"source": a}),
+            &json!({"source": b}),
+            |d| Some(if d.starts_with('a') { 380 } else { 350 }),
+        );
+        assert_eq!(
+            reason.render(),
+            "data snapshot changed: source: aaaaaaaaaaaa → bbbbbbbbbbbb (380 → 350 rows)"
+        );
+        assert!(serde_json::to_value(&reason)
+            .unwrap()
+            .get("changes")
+            .is_none());
     }
 
     /// One test per reason a user step reruns: each field of its key, changed alone.
