@@ -237,9 +237,21 @@ pub fn render(name: &str, data: &str, target: &str, survey: &Survey) -> (String,
         "\n[locate]\npath = {}\n\n[prepare]\nholdout = 0.2\nseed = 42\n",
         quote(data)
     ));
+    let mut confirm = String::new();
+    // A file smaller than the gate's row limit gets its own row count as the limit.
+    let min_rows = super::schema::default_min_rows();
+    let rows = survey.rows as u64;
+    if rows < min_rows {
+        confirm.push_str(&format!(
+            "# the data has {rows} rows; the default limit is {min_rows}\nmin_rows = {rows}\n"
+        ));
+        notes.push(format!(
+            "the data has only {rows} rows: `confirm.min_rows` set to {rows} (the default {min_rows} would stop the run); a model trained on so few rows says little"
+        ));
+    }
     if let Some((limit, column, fraction)) = null_limit(survey, &ignored) {
-        text.push_str(&format!(
-            "\n[confirm]\n# column `{}` is {:.0}% missing in the rows read; the default limit is 0.5\nmax_null_fraction = {limit}\n",
+        confirm.push_str(&format!(
+            "# column `{}` is {:.0}% missing in the rows read; the default limit is 0.5\nmax_null_fraction = {limit}\n",
             column.replace('\n', " "),
             fraction * 100.0
         ));
@@ -247,6 +259,9 @@ pub fn render(name: &str, data: &str, target: &str, survey: &Survey) -> (String,
             "column `{column}` is {:.0}% missing: `confirm.max_null_fraction` set to {limit} (the default 0.5 would stop the run); consider `define.ignore` for it",
             fraction * 100.0
         ));
+    }
+    if !confirm.is_empty() {
+        text.push_str(&format!("\n[confirm]\n{confirm}"));
     }
     text.push_str("\n[execute]\nmax_models = 4\nseed = 42\n");
     (text, notes)
@@ -309,6 +324,26 @@ mod tests {
         assert!(!text.contains("ignore"), "{text}");
         assert!(!text.contains("[confirm]"), "{text}");
         crate::config::parse(Path::new("ml.toml"), &text, &[]).unwrap();
+    }
+
+    /// A file with fewer rows than the gate's limit gets its row count as the limit (the
+    /// written project failed its own gate), with a note; with missing values too, both go in
+    /// one `[confirm]` table.
+    #[test]
+    fn a_file_smaller_than_the_gate_gets_its_row_count_as_the_limit() {
+        let s = survey_of("a,b,y\n1,,0\n2,,1\n3,,0\n4,5,1\n5,,0\n6,,1\n7,,0\n");
+        assert_eq!(s.rows, 7);
+        let (text, notes) = render("p", "d.csv", "y", &s);
+        let parsed = crate::config::parse(Path::new("ml.toml"), &text, &[]).unwrap();
+        assert_eq!(parsed.confirm.min_rows, 7);
+        assert!(parsed.confirm.max_null_fraction > 0.85, "{text}");
+        assert_eq!(text.matches("[confirm]").count(), 1, "{text}");
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with("the data has only 7 rows")),
+            "{notes:?}"
+        );
     }
 
     #[test]

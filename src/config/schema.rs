@@ -570,7 +570,7 @@ fn default_holdout() -> f64 {
 fn default_seed() -> u64 {
     42
 }
-fn default_min_rows() -> u64 {
+pub(super) fn default_min_rows() -> u64 {
     10
 }
 fn default_max_null_fraction() -> f64 {
