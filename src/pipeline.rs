@@ -816,7 +816,12 @@ impl<'a> Pipeline<'a> {
             &source.file,
             &source_digest,
             &config.define.target,
-        )?;
+        )
+        // A file source read as it is is named as `[locate] path` names it.
+        .map_err(|e| match e.downcast::<crate::table::TableError>() {
+            Ok(t) => t.relative_to(&self.ctx.paths.project).into(),
+            Err(e) => e,
+        })?;
         self.ctx.strata = strata.map(|s| (source_digest.clone(), s));
         steps::define::check_columns(config, &profile)?;
         self.planner.set_data(source_digest.clone(), &profile);

@@ -42,6 +42,21 @@ pub enum TableError {
 }
 
 impl TableError {
+    /// The same error naming its file relative to `base` (the project) when the file is in it:
+    /// the path as `ml.toml` writes it, not the machine's absolute one.
+    pub fn relative_to(mut self, base: &std::path::Path) -> TableError {
+        let (TableError::Open { path, .. }
+        | TableError::Csv { path, .. }
+        | TableError::NotUtf8 { path, .. }
+        | TableError::Empty { path }
+        | TableError::Write { path, .. }
+        | TableError::DuplicateColumn { path, .. }) = &mut self;
+        if let Ok(inside) = path.strip_prefix(base) {
+            *path = inside.to_path_buf();
+        }
+        self
+    }
+
     pub fn hint(&self) -> Option<String> {
         match self {
             TableError::Csv { .. } => Some("every row must have as many fields as the header; quote fields that contain commas".into()),
