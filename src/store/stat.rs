@@ -1,10 +1,15 @@
-//! The stat cache: (path, size, mtime, inode) → digest, so an unchanged data file costs a
-//! `stat`, not a read.
+//! The stat cache: (path, size, mtime, ctime, inode) → digest, so an unchanged data file costs
+//! a `stat`, not a read.
 //!
-//! Racy timestamps (as git handles them): a file modified within the same second as the moment
-//! its digest was recorded could be edited again without its mtime changing (coarse
-//! timestamps). Such entries are not trusted: the file is hashed again until its mtime is
-//! safely older than the recording time. Nothing here enters a key; it only saves hashing.
+//! The change time (`ctime`) is in the stamp because no program can set it: a rewrite in place
+//! that puts the old mtime back (`cp -p` onto the file, `touch -r`, an archive extracted over
+//! it) keeps size, mtime and inode, and was taken for the old bytes.
+//!
+//! Racy timestamps (as git handles them): a file changed within the same second as the moment
+//! its digest was recorded could be changed again without its timestamps moving (coarse
+//! timestamps). Such entries are not trusted: the file is hashed again until its last change
+//! (its ctime, never older than its mtime) is safely older than the recording time. Nothing here
+//! enters a key; it only saves hashing.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,13 +21,14 @@ use serde::{Deserialize, Serialize};
 
 use super::{hash_file, write_atomic, Digest, StoreError};
 
-/// A file as `stat` sees it: size, modification time (ns) and inode. Two equal stamps of a
-/// path mean an unchanged file, unless it was rewritten with the same size within the
-/// filesystem's timestamp granularity (the stat cache's racy rule below guards that case).
+/// A file as `stat` sees it: size, modification and change times (ns) and inode. Two equal
+/// stamps of a path mean an unchanged file, unless it was rewritten with the same size within
+/// the filesystem's timestamp granularity (the stat cache's racy rule below guards that case).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileStamp {
     pub size: u64,
     pub mtime_ns: i128,
+    pub ctime_ns: i128,
     pub inode: u64,
 }
 
@@ -31,6 +37,7 @@ impl FileStamp {
         FileStamp {
             size: meta.len(),
             mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+            ctime_ns: meta.ctime() as i128 * 1_000_000_000 + meta.ctime_nsec() as i128,
             inode: meta.ino(),
         }
     }
@@ -46,6 +53,10 @@ impl FileStamp {
 struct Entry {
     size: u64,
     mtime_ns: i128,
+    /// 0 in an entry written before the ctime was recorded: it never matches, so such a file
+    /// is hashed once more.
+    #[serde(default)]
+    ctime_ns: i128,
     inode: u64,
     digest: Digest,
     recorded_ns: i128,
@@ -56,6 +67,7 @@ impl Entry {
         FileStamp {
             size: self.size,
             mtime_ns: self.mtime_ns,
+            ctime_ns: self.ctime_ns,
             inode: self.inode,
         }
     }
@@ -110,7 +122,7 @@ impl StatCache {
         let stamp = FileStamp::of(meta);
         let key = file.to_string_lossy().into_owned();
         if let Some(e) = self.entries.get(&key) {
-            let racy = e.recorded_ns - stamp.mtime_ns < RACY_NS;
+            let racy = e.recorded_ns - stamp.mtime_ns.max(stamp.ctime_ns) < RACY_NS;
             if e.stamp() == stamp && !racy {
                 return Ok(e.digest.clone());
             }
@@ -122,6 +134,7 @@ impl StatCache {
             Entry {
                 size: stamp.size,
                 mtime_ns: stamp.mtime_ns,
+                ctime_ns: stamp.ctime_ns,
                 inode: stamp.inode,
                 digest: digest.clone(),
                 recorded_ns,
@@ -194,15 +207,50 @@ mod tests {
         set_mtime(&f, now_secs() - 60);
         let mut cache = StatCache::load(&store);
         let d1 = cache.digest(&f).unwrap();
+        settle(&mut cache);
         cache.save().unwrap();
-        // Same stat, different bytes: a settled entry is trusted (this is the stat cache's
-        // documented contract; only size, mtime or inode changes are seen).
-        fs::write(&f, "a\n9\n").unwrap();
-        set_mtime(&f, now_secs() - 60);
+        // Same stat: a settled entry is trusted, without a read (a file whose bytes it does
+        // not hold proves it).
         let mut reloaded = StatCache::load(&store);
-        assert_eq!(reloaded.digest(&f).unwrap(), d1);
+        let key = f.to_string_lossy().into_owned();
+        reloaded.entries.get_mut(&key).unwrap().digest = "0".repeat(64);
+        assert_eq!(reloaded.digest(&f).unwrap(), "0".repeat(64));
         // A touch (new mtime) is seen, and the file is hashed again.
         set_mtime(&f, now_secs() - 30);
-        assert_ne!(reloaded.digest(&f).unwrap(), d1);
+        assert_eq!(reloaded.digest(&f).unwrap(), d1);
+    }
+
+    /// Makes every entry look recorded long after its file last changed (not racy).
+    fn settle(cache: &mut StatCache) {
+        for e in cache.entries.values_mut() {
+            e.recorded_ns += 3_600 * 1_000_000_000;
+        }
+    }
+
+    /// A rewrite in place that puts the old mtime back (`cp -p` onto the file) keeps size,
+    /// mtime and inode; its change time moves, and the file is hashed again (it was taken for
+    /// the old bytes).
+    #[test]
+    fn a_rewrite_that_restores_the_mtime_is_seen_by_its_ctime() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("d.csv");
+        let old = now_secs() - 600;
+        fs::write(&f, "a\n1\n").unwrap();
+        set_mtime(&f, old);
+        let mut cache = StatCache::load(&dir.path().join("stat.json"));
+        let d1 = cache.digest(&f).unwrap();
+        settle(&mut cache);
+        let before = FileStamp::of_path(&f).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&f, "a\n2\n").unwrap();
+        set_mtime(&f, old);
+        let after = FileStamp::of_path(&f).unwrap();
+        assert_eq!(
+            (before.size, before.mtime_ns, before.inode),
+            (after.size, after.mtime_ns, after.inode)
+        );
+        let d2 = cache.digest(&f).unwrap();
+        assert_ne!(d1, d2, "the rewrite was taken for the old bytes");
+        assert_eq!(d2, hash_file(&f).unwrap());
     }
 }
