@@ -4,7 +4,6 @@
 //! (which no file reveals) is read again. The loop itself is the command's
 //! (`commands/watch.rs`).
 
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,16 +11,14 @@ use crate::config;
 use crate::project::Paths;
 
 /// The (size, mtime s, mtime ns, inode) of each watched file, `None` when it is absent.
-pub type Stamp = Vec<Option<(u64, i64, i64, u64)>>;
+pub type Stamp = Vec<Option<crate::store::FileStamp>>;
 
+/// Each file's size, times and inode (the stat cache's [`crate::store::FileStamp`]: the
+/// change time catches a rewrite that put the old mtime back).
 pub fn stamp(files: &[PathBuf]) -> Stamp {
     files
         .iter()
-        .map(|f| {
-            std::fs::metadata(f)
-                .ok()
-                .map(|m| (m.len(), m.mtime(), m.mtime_nsec(), m.ino()))
-        })
+        .map(|f| crate::store::FileStamp::of_path(f))
         .collect()
 }
 
