@@ -801,6 +801,13 @@ fn atomic_predict(scorer: &Scorer, input: &Path, path: &Path) -> Result<Summary>
 mod tests {
     use super::*;
 
+    /// The MOJO fixtures' folder, and a scorer of its binomial GBM.
+    fn gbm_scorer() -> (PathBuf, Scorer) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mojo");
+        let mojo = Mojo::load(&std::fs::read(root.join("gbm_bin.zip")).unwrap()).unwrap();
+        (root, Scorer::new(mojo, None, None).unwrap())
+    }
+
     #[test]
     fn doubles_read_back_exactly() {
         for x in [
@@ -827,9 +834,7 @@ mod tests {
 
     #[test]
     fn a_mojo_file_scores_as_genmodel_and_refuses_missing_columns() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mojo");
-        let mojo = Mojo::load(&std::fs::read(root.join("gbm_bin.zip")).unwrap()).unwrap();
-        let scorer = Scorer::new(mojo, None, None).unwrap();
+        let (root, scorer) = gbm_scorer();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.csv");
         predict_csv(
@@ -866,9 +871,7 @@ mod tests {
     /// scorer's answer; a bad row deep in the file is reported by its line, as one thread would.
     #[test]
     fn batches_scored_in_parallel_come_out_in_input_order() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mojo");
-        let mojo = Mojo::load(&std::fs::read(root.join("gbm_bin.zip")).unwrap()).unwrap();
-        let scorer = Scorer::new(mojo, None, None).unwrap();
+        let (root, scorer) = gbm_scorer();
         let text = std::fs::read_to_string(root.join("prostate.in.csv")).unwrap();
         let mut lines = text.lines();
         let header = lines.next().unwrap();
@@ -929,9 +932,7 @@ mod tests {
     /// scored one replaces it.
     #[test]
     fn a_refused_input_leaves_the_output_file_untouched() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mojo");
-        let mojo = Mojo::load(&std::fs::read(root.join("gbm_bin.zip")).unwrap()).unwrap();
-        let scorer = Scorer::new(mojo, None, None).unwrap();
+        let (root, scorer) = gbm_scorer();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out.csv");
         std::fs::write(&out, "yesterday's predictions\n").unwrap();
@@ -960,9 +961,7 @@ mod tests {
     /// `csv` crate's count is one short after a `\r\n`), and a short row says so with a hint.
     #[test]
     fn a_bad_row_is_named_by_its_line_with_either_line_ending() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mojo");
-        let mojo = Mojo::load(&std::fs::read(root.join("gbm_bin.zip")).unwrap()).unwrap();
-        let scorer = Scorer::new(mojo, None, None).unwrap();
+        let (_, scorer) = gbm_scorer();
         let header = "ID,CAPSULE,AGE,RACE,DPROS,DCAPS,PSA,VOL,GLEASON";
         let good = "1,0,65,1,2,1,1.4,0,6";
         let dir = tempfile::tempdir().unwrap();
@@ -993,9 +992,7 @@ mod tests {
     /// A header naming a column twice is refused (the model would read one of the two).
     #[test]
     fn a_header_naming_a_column_twice_is_refused() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mojo");
-        let mojo = Mojo::load(&std::fs::read(root.join("gbm_bin.zip")).unwrap()).unwrap();
-        let scorer = Scorer::new(mojo, None, None).unwrap();
+        let (_, scorer) = gbm_scorer();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.csv");
         std::fs::write(
@@ -1016,9 +1013,7 @@ mod tests {
     #[test]
     fn output_to_a_fifo_or_a_symlink_writes_through_and_never_replaces_it() {
         use std::os::unix::fs::FileTypeExt;
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mojo");
-        let mojo = Mojo::load(&std::fs::read(root.join("gbm_bin.zip")).unwrap()).unwrap();
-        let scorer = Scorer::new(mojo, None, None).unwrap();
+        let (root, scorer) = gbm_scorer();
         let input = root.join("prostate.in.csv");
         let mut expected = Vec::new();
         predict_csv(&scorer, &input, &mut expected).unwrap();

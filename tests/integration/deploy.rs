@@ -246,20 +246,64 @@ fn deploying_an_invalid_zip_changes_nothing() {
     );
 }
 
+/// A bare project where `production` moved from a GBM (`old`, untagged now, its MOJO still
+/// stored at `blob`) to a GLM (`new`).
+struct Moved {
+    p: Project,
+    gbm: String,
+    glm: String,
+    old: String,
+    new: String,
+    /// blake3 of the GBM: its blob's name.
+    model: String,
+    blob: PathBuf,
+}
+
+fn moved() -> Moved {
+    let p = bare();
+    let gbm = incoming(&p, "gbm_bin");
+    let deploy = |file: &str| -> String {
+        let out =
+            json(p.mlbuild_offline(&["deploy", "--mojo", file, "--tag", "production", "--json"]));
+        out["version"].as_str().unwrap().to_string()
+    };
+    let old = deploy(&gbm);
+    let glm = incoming(&p, "glm_bin");
+    let new = deploy(&glm);
+    let model = blake3_of(&p.file(&gbm));
+    let blob = p.file(&format!("cache/v1/cas/{}/{model}", &model[..2]));
+    assert!(blob.exists());
+    Moved {
+        p,
+        gbm,
+        glm,
+        old,
+        new,
+        model,
+        blob,
+    }
+}
+
+/// Runs SQL statements on the project's state database (a damaged or concurrent writer's row).
+fn sql(p: &Project, statements: &[String]) {
+    exec(
+        &format!("sqlite://{}", p.file("cache/state.db").display()),
+        statements,
+    );
+}
+
 /// A tag never moves to a version whose MOJO this store cannot give: `rollback` and `promote`
 /// are refused with the repair, and the tag, its history and `models/TAG.zip` stay as they were.
 #[test]
 fn a_tag_never_moves_to_a_version_whose_mojo_is_missing_or_damaged() {
-    let p = bare();
-    let gbm = incoming(&p, "gbm_bin");
-    let first =
-        json(p.mlbuild_offline(&["deploy", "--mojo", &gbm, "--tag", "production", "--json"]));
-    let old = first["version"].as_str().unwrap().to_string();
-    let glm = incoming(&p, "glm_bin");
-    p.mlbuild_offline(&["deploy", "--mojo", &glm, "--tag", "production"])
-        .ok();
-    let model = blake3_of(&p.file(&gbm));
-    let blob = p.file(&format!("cache/v1/cas/{}/{model}", &model[..2]));
+    let Moved {
+        p,
+        glm,
+        old,
+        model,
+        blob,
+        ..
+    } = moved();
     let good = std::fs::read(&blob).unwrap();
     let before = |p: &Project| {
         (
@@ -316,17 +360,7 @@ fn a_tag_never_moves_to_a_version_whose_mojo_is_missing_or_damaged() {
 #[test]
 fn cache_gc_waits_for_a_tag_move_and_keeps_the_version_it_tagged() {
     use fs4::fs_std::FileExt;
-    let p = bare();
-    let gbm = incoming(&p, "gbm_bin");
-    let first =
-        json(p.mlbuild_offline(&["deploy", "--mojo", &gbm, "--tag", "production", "--json"]));
-    let old = first["version"].as_str().unwrap().to_string();
-    let glm = incoming(&p, "glm_bin");
-    p.mlbuild_offline(&["deploy", "--mojo", &glm, "--tag", "production"])
-        .ok();
-    let model = blake3_of(&p.file(&gbm));
-    let blob = p.file(&format!("cache/v1/cas/{}/{model}", &model[..2]));
-    assert!(blob.exists());
+    let Moved { p, old, blob, .. } = moved();
 
     let lock = std::fs::File::open(p.file("models/.lock")).unwrap();
     lock.lock_exclusive().unwrap();
@@ -341,9 +375,8 @@ fn cache_gc_waits_for_a_tag_move_and_keeps_the_version_it_tagged() {
             || gc.try_wait().unwrap().is_some()
     });
     assert!(waiting, "gc neither waited nor ended");
-    let url = format!("sqlite://{}", p.file("cache/state.db").display());
-    exec(
-        &url,
+    sql(
+        &p,
         &[format!(
             "UPDATE tags SET version = '{old}' WHERE tag = 'production'"
         )],
@@ -366,14 +399,7 @@ fn cache_gc_waits_for_a_tag_move_and_keeps_the_version_it_tagged() {
 /// next writer folds the log in).
 #[test]
 fn read_commands_leave_a_killed_writers_log_as_it_is() {
-    let p = bare();
-    let gbm = incoming(&p, "gbm_bin");
-    let first =
-        json(p.mlbuild_offline(&["deploy", "--mojo", &gbm, "--tag", "production", "--json"]));
-    let old = first["version"].as_str().unwrap().to_string();
-    let glm = incoming(&p, "glm_bin");
-    p.mlbuild_offline(&["deploy", "--mojo", &glm, "--tag", "production"])
-        .ok();
+    let Moved { p, gbm, old, .. } = moved();
     let killed = p
         .command(&["promote", "production", &old])
         .env("MLBUILD_H2O_URL", "http://127.0.0.1:9")
@@ -433,17 +459,9 @@ fn read_commands_leave_a_killed_writers_log_as_it_is() {
 /// server is stale meanwhile (it said "ok" and never retried).
 #[test]
 fn serve_retries_a_version_that_failed_to_load_and_reports_it_stale_meanwhile() {
-    let p = bare();
-    let gbm = incoming(&p, "gbm_bin");
-    let first =
-        json(p.mlbuild_offline(&["deploy", "--mojo", &gbm, "--tag", "production", "--json"]));
-    let old = first["version"].as_str().unwrap().to_string();
-    let glm = incoming(&p, "glm_bin");
-    let second =
-        json(p.mlbuild_offline(&["deploy", "--mojo", &glm, "--tag", "production", "--json"]));
-    let new = second["version"].as_str().unwrap().to_string();
-    let model = blake3_of(&p.file(&gbm));
-    let blob = p.file(&format!("cache/v1/cas/{}/{model}", &model[..2]));
+    let Moved {
+        p, old, new, blob, ..
+    } = moved();
     let good = std::fs::read(&blob).unwrap();
 
     let server = listen(p.command(&["serve", "--model", "production", "--port", "0"]));
@@ -465,9 +483,8 @@ fn serve_retries_a_version_that_failed_to_load_and_reports_it_stale_meanwhile() 
     // The tag moves to a version whose MOJO is gone (a registry shared with a machine that
     // has it; `promote` here would refuse): the old model keeps answering, /health says so.
     std::fs::remove_file(&blob).unwrap();
-    let url = format!("sqlite://{}", p.file("cache/state.db").display());
-    exec(
-        &url,
+    sql(
+        &p,
         &[format!(
             "UPDATE tags SET version = '{old}' WHERE tag = 'production'"
         )],
@@ -596,9 +613,8 @@ fn a_tag_row_with_a_bad_name_has_no_file_and_reaches_nothing_outside_models() {
     let file = incoming(&p, "gbm_bin");
     p.mlbuild_offline(&["deploy", "--mojo", &file, "--tag", "production"])
         .ok();
-    let url = format!("sqlite://{}", p.file("cache/state.db").display());
-    exec(
-        &url,
+    sql(
+        &p,
         &["UPDATE tags SET tag = '../escaped' WHERE tag = 'production'".to_string()],
     );
     let outside = p.file("escaped.zip");
