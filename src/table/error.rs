@@ -25,7 +25,7 @@ pub enum TableError {
     #[error("`{path}` has no header row")]
     Empty { path: PathBuf },
     #[error(
-        "`{path}`: column `{name}` appears twice in the header (columns {first} and {second})"
+        "`{path}` line 1: column `{name}` appears twice in the header (columns {first} and {second})"
     )]
     DuplicateColumn {
         path: PathBuf,
