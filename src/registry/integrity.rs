@@ -58,7 +58,7 @@ pub async fn damaged_versions(
                     format!(" [{}]", tagged.join(", "))
                 },
                 blob.describe(),
-                &digest[..12.min(digest.len())],
+                crate::store::short_digest(&digest),
                 if corrupt {
                     format!(
                         "corrupt (moved to `{}`)",

@@ -120,7 +120,7 @@ pub fn show_text(doc: &Value) -> String {
     for e in doc["history"].as_array().into_iter().flatten() {
         let short = |k: &str| {
             e[k].as_str()
-                .map_or("?", |d| &d[..12.min(d.len())])
+                .map_or("?", crate::store::short_digest)
                 .to_string()
         };
         let _ = writeln!(
@@ -153,7 +153,7 @@ pub async fn export_card(
     let missing = |what: &str, digest: &str| {
         format!(
             "{what} `{}` of version {} is not in this store",
-            &digest[..12.min(digest.len())],
+            crate::store::short_digest(digest),
             v.id
         )
     };

@@ -47,7 +47,7 @@ pub enum PlotOutcome {
 
 /// The relative path a card links a plot at: `plots/<name>-<first 12 hex of digest>.svg`.
 pub fn plot_file(name: &str, digest: &str) -> String {
-    format!("plots/{name}-{}.svg", &digest[..12.min(digest.len())])
+    format!("plots/{name}-{}.svg", crate::store::short_digest(digest))
 }
 
 #[allow(

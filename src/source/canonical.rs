@@ -53,7 +53,7 @@ impl Cell {
         }
     }
 
-    /// The value and its kind for messages: `3 (int)`, `` `n/a` (text) ``.
+    /// The value and its kind for messages: `` `3` (integer) ``, `` `n/a` (text) ``.
     pub fn described(&self) -> String {
         let kind = match self {
             Cell::Null => return "NULL".into(),

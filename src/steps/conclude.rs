@@ -309,7 +309,11 @@ pub async fn ensure(
         if created {
             ctx.printer.status(
                 "Registered",
-                &format!("version {} ({})", version.id, &model[..12.min(model.len())]),
+                &format!(
+                    "version {} ({})",
+                    version.id,
+                    crate::store::short_digest(&model)
+                ),
             );
         } else if let (Some((run, experiment)), false) = (unfinished, moved.is_empty()) {
             let what = match experiment {
@@ -630,7 +634,7 @@ impl StepResult for ConcludeResult {
     fn summary(&self) -> String {
         format!(
             "model {} ({})",
-            &self.canonical[..12.min(self.canonical.len())],
+            crate::store::short_digest(&self.canonical),
             self.algo
         )
     }

@@ -374,7 +374,7 @@ fn drift(
         return Err(Diagnostic::new(format!(
             "the training rows of production version {} (blob {}) are not in the cache",
             reference.version,
-            &reference.train[..12.min(reference.train.len())]
+            crate::store::short_digest(&reference.train)
         ))
         .hint("restore the cache (e.g. `mlbuild cache pull`), or set `[confirm.drift] enabled = false`")
         .into());

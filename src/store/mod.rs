@@ -45,6 +45,15 @@ pub fn is_digest(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// A digest as messages and pages show it: its first 12 characters (the whole value when
+/// shorter). Never panics on a value from a damaged record, whatever its characters.
+pub fn short_digest(digest: &str) -> &str {
+    digest
+        .char_indices()
+        .nth(12)
+        .map_or(digest, |(end, _)| &digest[..end])
+}
+
 /// The file name standing for a value that is not a digest: no blob is ever stored under it
 /// (every write checks [`is_digest`]), so a lookup by a bad digest finds nothing.
 const NOT_A_DIGEST: &str = "not-a-digest";
@@ -680,6 +689,13 @@ mod tests {
             assert!(!store.contains(odd));
             assert!(store.verified_path(odd).is_err());
         }
+    }
+
+    #[test]
+    fn a_short_digest_never_splits_a_character() {
+        assert_eq!(short_digest(&"ab".repeat(32)), "abababababab");
+        assert_eq!(short_digest("abc"), "abc");
+        assert_eq!(short_digest(&"é".repeat(20)), "é".repeat(12));
     }
 
     #[test]

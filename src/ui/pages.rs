@@ -78,7 +78,7 @@ fn post_button(action: &str, csrf: &str, label: &str, class: &str) -> Markup {
 }
 
 fn short(digest: &str) -> &str {
-    &digest[..12.min(digest.len())]
+    crate::store::short_digest(digest)
 }
 
 /// How one step stands on the pipeline page.

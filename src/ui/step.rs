@@ -321,7 +321,7 @@ fn render(doc: &StepDoc) -> Markup {
                         @for o in &r.outputs {
                             tr {
                                 td { code { (o.name) } }
-                                td { code title=(o.digest) { (&o.digest[..12.min(o.digest.len())]) } }
+                                td { code title=(o.digest) { (crate::store::short_digest(&o.digest)) } }
                                 td class="num" { (size(o.size)) }
                                 td {
                                     @if o.blob.is_some() {
