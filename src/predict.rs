@@ -24,7 +24,6 @@ use crate::project::Paths;
 use crate::registry::{Registry, Version};
 use crate::store::Store;
 use crate::transform::replay::Replay;
-use crate::transform::Manifest;
 
 /// A loaded model with its input preparation: what `predict` and `serve` score with.
 #[derive(Debug)]
@@ -416,10 +415,8 @@ fn load_replay(paths: &Paths, version: &Version) -> Result<Option<Replay>> {
         return Ok(None);
     };
     let store = Store::existing(&paths.cache);
-    let context = || format!("reading the transform of version {}", version.id);
-    let bytes = store.read_verified(digest).with_context(context)?;
-    let manifest: Manifest = serde_json::from_slice(&bytes).with_context(context)?;
-    let replay = Replay::new(&manifest, |d| Ok(store.read_verified(d)?)).with_context(context)?;
+    let replay = Replay::stored(&store, digest)
+        .with_context(|| format!("reading the transform of version {}", version.id))?;
     Ok(Some(replay))
 }
 

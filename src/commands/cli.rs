@@ -120,7 +120,8 @@ pub enum Command {
     },
     /// Point TAG at VERSION (recorded in the tag's history)
     ///
-    /// Refused, with nothing changed, when VERSION's MOJO is missing or damaged in this store.
+    /// Refused, with nothing changed, when VERSION's MOJO or transform is missing or damaged in
+    /// this store.
     Promote {
         /// The tag: 1–100 letters, digits, `.`, `_`, `-` (it names `models/TAG.zip`)
         #[arg(value_parser = tag_name)]
@@ -134,8 +135,8 @@ pub enum Command {
     },
     /// Move TAG back to the version it held before (or to --to VERSION)
     ///
-    /// Refused, with nothing changed, when that version's MOJO is missing or damaged in this
-    /// store.
+    /// Refused, with nothing changed, when that version's MOJO or transform is missing or
+    /// damaged in this store.
     Rollback {
         #[arg(value_parser = tag_name)]
         tag: String,

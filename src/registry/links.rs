@@ -386,13 +386,18 @@ pub async fn move_tag(
     by: &str,
 ) -> anyhow::Result<(super::TagMove, Vec<(Link, Outcome)>)> {
     let lock = lock_for(models, printer)?;
-    // A tag never moves to a version whose file it could not hold (it would leave the tag
-    // unservable and `models/TAG.zip` removed).
-    let ready = |model: &str| {
+    // A tag never moves to a version it could not serve: its MOJO (the tag's file) and its
+    // transform (what predict and serve replay) must be whole here, or the tag would be left
+    // unservable and `models/TAG.zip` removed.
+    let ready = |version: &super::Version| {
         store
-            .verified_path(model)
-            .map(drop)
-            .map_err(|e| e.to_string())
+            .verified_path(&version.model)
+            .map_err(|e| format!("its MOJO: {e}"))?;
+        if let Some(transform) = version.provenance["transform"].as_str() {
+            crate::transform::replay::Replay::stored(store, transform)
+                .map_err(|e| format!("its transform: {e:#}"))?;
+        }
+        Ok(())
     };
     let moved = match how {
         Move::Promote { version, reason } => {

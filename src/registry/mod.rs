@@ -119,7 +119,7 @@ pub enum RegistryError {
     NeverHeld { tag: String, version: String },
     #[error("invalid tag name `{0}`")]
     InvalidTag(String),
-    #[error("tag `{tag}` cannot point at version `{version}`: its MOJO is not usable here ({error}); nothing was changed")]
+    #[error("tag `{tag}` cannot point at version `{version}`: it cannot be served from this store ({error}); nothing was changed")]
     Unready {
         tag: String,
         version: String,
@@ -160,7 +160,7 @@ impl RegistryError {
             )),
             RegistryError::InvalidTag(_) => Some(TAG_RULE.into()),
             RegistryError::Unready { tag, .. } => Some(format!(
-                "`mlbuild cache pull` restores the MOJO from the remote cache, `mlbuild run` rebuilds a version it trained, and `mlbuild deploy --mojo FILE --tag {tag}` registers a file you hold; `mlbuild cache verify` names the repair of every damaged version"
+                "`mlbuild cache pull` restores its blobs from the remote cache, `mlbuild run` rebuilds a version it trained, and `mlbuild deploy --mojo FILE --tag {tag}` registers a file you hold; `mlbuild cache verify` names the repair of every damaged version"
             )),
             RegistryError::Query { source, .. } if is_sqlite_damage(source) => Some(
                 "the state database is damaged; see \"A damaged state database\" in docs/registry.md".into(),

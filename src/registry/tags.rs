@@ -19,7 +19,8 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{db, now_rfc3339, retry, Registry, RegistryError, Result};
+use super::versions::{version_from_row, COLUMNS};
+use super::{db, now_rfc3339, retry, Registry, RegistryError, Result, Version};
 
 /// The result of a tag move. A no-op (the tag already pointed there) has `from == Some(to)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,13 +63,13 @@ struct Event {
     parent: Option<i64>,
 }
 
-/// Whether a version may take a tag, given its MOJO's digest: `Err` says why not (its bytes
-/// are missing or damaged here). Checked inside the move's transaction, on the version it will
-/// actually point at, before anything is written.
-pub type Ready<'a> = dyn Fn(&str) -> std::result::Result<(), String> + Sync + 'a;
+/// Whether a version may take a tag: `Err` says why not (its MOJO or transform is missing or
+/// damaged here). Checked inside the move's transaction, on the version it will actually point
+/// at, before anything is written.
+pub type Ready<'a> = dyn Fn(&Version) -> std::result::Result<(), String> + Sync + 'a;
 
 /// Every version may take a tag (for callers that just stored and verified its MOJO).
-pub fn always_ready(_model: &str) -> std::result::Result<(), String> {
+pub fn always_ready(_version: &Version) -> std::result::Result<(), String> {
     Ok(())
 }
 
@@ -124,13 +125,13 @@ impl Registry {
                 .await
                 .map_err(db("moving a tag"))?;
             let current = lock_tag(&mut tx, tag).await?;
-            let model = model_of(&mut tx, to).await?;
+            let version = version_of(&mut tx, to).await?;
             if let Some(current) = &current {
                 if current.version == to {
                     return Ok(Some(no_op(tag, to)));
                 }
             }
-            check_ready(ready, tag, to, &model)?;
+            check_ready(ready, tag, &version)?;
             let change = Change {
                 to,
                 by,
@@ -175,16 +176,16 @@ impl Registry {
                 tag: tag.to_string(),
                 current: current.version.clone(),
             };
-            let (target, popped, model) = match to {
+            let (target, popped, version) = match to {
                 None => {
                     let top = current.stack_top.ok_or_else(nothing)?;
                     let event = load_event(&mut tx, tag, top).await?;
                     let target = event.from.clone().ok_or_else(nothing)?;
-                    let model = model_of(&mut tx, &target).await?;
-                    (target, Some(event), model)
+                    let version = version_of(&mut tx, &target).await?;
+                    (target, Some(event), version)
                 }
                 Some(wanted) => {
-                    let model = model_of(&mut tx, wanted).await?;
+                    let version = version_of(&mut tx, wanted).await?;
                     if wanted == current.version {
                         return Ok(Some(no_op(tag, wanted)));
                     }
@@ -204,10 +205,10 @@ impl Registry {
                             version: wanted.to_string(),
                         });
                     }
-                    (wanted.to_string(), found, model)
+                    (wanted.to_string(), found, version)
                 }
             };
-            check_ready(ready, tag, &target, &model)?;
+            check_ready(ready, tag, &version)?;
             let reason = format!("rollback to {target}");
             let change = match &popped {
                 Some(event) => Change {
@@ -284,25 +285,23 @@ async fn lock_tag(tx: &mut Transaction<'_, Any>, tag: &str) -> Result<Option<Cur
     .transpose()
 }
 
-/// The MOJO digest of version `id` (which must exist).
-async fn model_of(tx: &mut Transaction<'_, Any>, id: &str) -> Result<String> {
-    let found = sqlx::query("SELECT model FROM versions WHERE id = $1")
+/// Version `id` (which must exist), read in the move's transaction.
+async fn version_of(tx: &mut Transaction<'_, Any>, id: &str) -> Result<Version> {
+    let found = sqlx::query(&format!("SELECT {COLUMNS} FROM versions WHERE id = $1"))
         .bind(id)
         .fetch_optional(&mut **tx)
         .await
         .map_err(db("looking up a version"))?;
     match found {
-        Some(row) => row
-            .try_get(0)
-            .map_err(|e| RegistryError::Corrupt(format!("version `{id}`: {e}"))),
+        Some(row) => version_from_row(&row),
         None => Err(RegistryError::UnknownVersion(id.to_string())),
     }
 }
 
-fn check_ready(ready: &Ready<'_>, tag: &str, version: &str, model: &str) -> Result<()> {
-    ready(model).map_err(|error| RegistryError::Unready {
+fn check_ready(ready: &Ready<'_>, tag: &str, version: &Version) -> Result<()> {
+    ready(version).map_err(|error| RegistryError::Unready {
         tag: tag.to_string(),
-        version: version.to_string(),
+        version: version.id.clone(),
         error,
     })
 }

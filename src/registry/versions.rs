@@ -125,7 +125,8 @@ pub struct VersionEvent {
     pub reason: String,
 }
 
-const COLUMNS: &str = "id, created_at, model, canonical, algo, metrics, card, provenance, run";
+pub(super) const COLUMNS: &str =
+    "id, created_at, model, canonical, algo, metrics, card, provenance, run";
 
 impl Registry {
     /// Every tag and its version, in tag order: [`Registry::tags`] and a [`Registry::get`] of
@@ -386,7 +387,7 @@ fn id_time(id: &str) -> Option<i64> {
         .map(|t| t.and_utc().timestamp())
 }
 
-fn version_from_row(row: &AnyRow) -> Result<Version> {
+pub(super) fn version_from_row(row: &AnyRow) -> Result<Version> {
     let get = |e: sqlx::Error| RegistryError::Corrupt(format!("version row: {e}"));
     let id: String = row.try_get(0).map_err(get)?;
     let json = |column: usize, what: &str| -> Result<Value> {

@@ -38,6 +38,15 @@ pub struct Replay {
 }
 
 impl Replay {
+    /// The replay of the transform stored as blob `digest` (its `transform.json`), with the
+    /// Word2Vec artifacts it names read from `store`; every blob verified as it is read.
+    pub fn stored(store: &crate::store::Store, digest: &str) -> Result<Replay> {
+        let bytes = store.read_verified(digest)?;
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).context("reading its transform.json")?;
+        Replay::new(&manifest, |d| Ok(store.read_verified(d)?))
+    }
+
     /// Resolves `manifest`; `vectors(digest)` returns a stored `word2vec.COL` artifact.
     #[allow(
         clippy::too_many_lines,

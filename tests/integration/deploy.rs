@@ -325,7 +325,7 @@ fn a_tag_never_moves_to_a_version_whose_mojo_is_missing_or_damaged() {
         assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
         assert!(
             run.stderr.contains(&format!(
-                "tag `production` cannot point at version `{old}`: its MOJO is not usable here"
+                "tag `production` cannot point at version `{old}`: it cannot be served from this store (its MOJO: "
             )) && run.stderr.contains("is missing")
                 && run.stderr.contains("hint: `mlbuild cache pull`"),
             "{args:?}: {}",

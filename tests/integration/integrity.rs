@@ -50,6 +50,42 @@ pub(crate) fn two_versions() -> (Project, Value, Value) {
     (p, staging, other)
 }
 
+/// A tag never moves to a version whose transform (what predict and serve replay) is missing
+/// here: the MOJO alone was checked, and such a version could not be served.
+#[test]
+fn a_tag_never_moves_to_a_version_whose_transform_is_missing() {
+    let (p, staging, other) = two_versions();
+    let (trained, deployed) = (
+        staging["id"].as_str().unwrap(),
+        other["id"].as_str().unwrap(),
+    );
+    let transform = staging["provenance"]["transform"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a trained version records its transform: {staging}"))
+        .to_string();
+    p.mlbuild_offline(&["promote", "staging", deployed]).ok();
+    let blob = p.file(&format!("cache/v1/cas/{}/{transform}", &transform[..2]));
+    let bytes = std::fs::read(&blob).unwrap();
+    std::fs::remove_file(&blob).unwrap();
+    let tags = json(p.mlbuild_offline(&["tags", "--json"]));
+    let run = p.mlbuild_offline(&["rollback", "staging"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!(
+            "tag `staging` cannot point at version `{trained}`: it cannot be served from this store (its transform: "
+        )),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(json(p.mlbuild_offline(&["tags", "--json"])), tags);
+    std::fs::write(&blob, bytes).unwrap();
+    p.mlbuild_offline(&["rollback", "staging"]).ok();
+    assert_eq!(
+        json(p.mlbuild_offline(&["tags", "--json"]))["staging"],
+        trained
+    );
+}
+
 // ---- 1. read-only commands never write -------------------------------------------------------
 
 /// The CI layout of docs/ci.md: the store is cached, the registry is not. `status`, `explain`
