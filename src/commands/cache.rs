@@ -7,8 +7,8 @@
 //!   checks that every entry's outputs exist, and names every registered version whose MOJO,
 //!   card or plot bytes are corrupt, or missing while a tag points at it, with the command that
 //!   repairs it; any problem makes it exit 1.
-//! - `gc` keeps what is reachable: the blobs of the versions tags point at (MOJO, card and the
-//!   digests in their provenance), the entries of the keys in `ml.lock` and of the steps of the
+//! - `gc` keeps what is reachable: the blobs of the versions tags point at (MOJO, card, the
+//!   digests in their provenance and those their transform names), the entries of the keys in `ml.lock` and of the steps of the
 //!   last `[cache] keep_runs` runs, and every blob those entries name; plus digests the stat
 //!   cache and source memos refer to ([`crate::store::maintenance`] has the rules). It holds
 //!   the run lock throughout, so no run writes meanwhile, and the lock of `models/`, so no tag
@@ -260,7 +260,7 @@ async fn gc(paths: &Paths, store: &Store, printer: &Printer, dry_run: bool) -> R
             false => Registry::open(&paths.state_url).await?,
             true => Registry::open_read(&paths.state_url).await?,
         };
-        let roots = integrity::gc_roots(&registry, keep_runs).await;
+        let roots = integrity::gc_roots(&registry, store, keep_runs).await;
         registry.close().await;
         roots?
     };

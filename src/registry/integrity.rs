@@ -99,8 +99,14 @@ fn repair_command(v: &Version, locked: Option<&str>, tag: Option<&str>) -> Strin
 }
 
 /// What the registry keeps alive in the store: the step keys of the last `keep_runs` runs, and
-/// the blobs of the versions tags point at (MOJO, card and every digest in their provenance).
-pub async fn gc_roots(registry: &Registry, keep_runs: u32) -> Result<Keep, RegistryError> {
+/// the blobs of the versions tags point at (MOJO, card, every digest in their provenance, and
+/// every digest their transform names: the Word2Vec artifacts predict and serve replay, which
+/// only the transform's `transform.json` in `store` refers to).
+pub async fn gc_roots(
+    registry: &Registry,
+    store: &Store,
+    keep_runs: u32,
+) -> Result<Keep, RegistryError> {
     let mut keys = BTreeSet::new();
     let mut blobs = BTreeSet::new();
     for run in registry.recent_runs(keep_runs).await? {
@@ -111,6 +117,14 @@ pub async fn gc_roots(registry: &Registry, keep_runs: u32) -> Result<Keep, Regis
             blobs.insert(v.model.clone());
             blobs.insert(v.card.clone());
             digests_in(&v.provenance, &mut blobs);
+            // Read as it is (a damaged one keeps nothing more, and is reported by verify).
+            let manifest = v.provenance["transform"]
+                .as_str()
+                .and_then(|t| store.read_verified(t).ok())
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+            if let Some(manifest) = manifest {
+                digests_in(&manifest, &mut blobs);
+            }
         }
     }
     Ok(Keep { keys, blobs })

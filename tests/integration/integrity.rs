@@ -86,6 +86,43 @@ fn a_tag_never_moves_to_a_version_whose_transform_is_missing() {
     );
 }
 
+/// `cache gc` keeps what a tagged version's transform names (its Word2Vec vectors), not only
+/// the digests of its provenance: a tag rolled back to an older text model, whose run and
+/// `ml.lock` entries gc no longer keeps, lost its vectors and could not be served.
+#[test]
+fn gc_keeps_the_word2vec_vectors_of_a_tagged_version() {
+    let p = Project::from_fixture("text");
+    std::fs::copy(
+        repo_root().join("tests/fixtures/text/reviews.csv"),
+        p.file("data/reviews.csv"),
+    )
+    .unwrap();
+    let toml = p.read("ml.toml") + "\n[cache]\nkeep_runs = 0\n";
+    p.write("ml.toml", &toml);
+    p.mlbuild(&["run"]).ok();
+    let first = json(p.mlbuild_offline(&["tags", "--json"]))["staging"].clone();
+    p.edit("vec_size = 8", "vec_size = 6");
+    p.mlbuild(&["run"]).ok();
+    assert_ne!(
+        json(p.mlbuild_offline(&["tags", "--json"]))["staging"],
+        first
+    );
+    p.mlbuild_offline(&["rollback", "staging"]).ok();
+    assert_eq!(
+        json(p.mlbuild_offline(&["tags", "--json"]))["staging"],
+        first
+    );
+    let before = p
+        .mlbuild_offline(&["predict", "--model", "staging", "data/reviews.csv"])
+        .ok()
+        .stdout;
+    p.mlbuild_offline(&["cache", "gc"]).ok();
+    let after = p.mlbuild_offline(&["predict", "--model", "staging", "data/reviews.csv"]);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+    assert_eq!(after.stdout, before);
+    p.mlbuild_offline(&["cache", "verify"]).ok();
+}
+
 // ---- 1. read-only commands never write -------------------------------------------------------
 
 /// The CI layout of docs/ci.md: the store is cached, the registry is not. `status`, `explain`
