@@ -40,7 +40,7 @@ pub async fn damaged_versions(
             .map(|(t, _)| t.as_str())
             .collect();
         let mut gone = false;
-        for (blob, digest) in v.blobs() {
+        for (what, digest) in served_blobs(v, store) {
             if store.contains(&digest) {
                 continue;
             }
@@ -57,7 +57,7 @@ pub async fn damaged_versions(
                 } else {
                     format!(" [{}]", tagged.join(", "))
                 },
-                blob.describe(),
+                what,
                 crate::store::short_digest(&digest),
                 if corrupt {
                     format!(
@@ -75,6 +75,29 @@ pub async fn damaged_versions(
         }
     }
     Ok(out)
+}
+
+/// What of a version must be in the store, described for messages: its MOJO, card and plots,
+/// and its transform with the artifacts the transform names (what predict and serve replay).
+fn served_blobs(v: &Version, store: &Store) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = v
+        .blobs()
+        .into_iter()
+        .map(|(blob, digest)| (blob.describe(), digest))
+        .collect();
+    if let Some(transform) = v.provenance["transform"].as_str() {
+        out.push(("transform".into(), transform.to_string()));
+        let manifest = store
+            .read_verified(transform)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+        let mut named = BTreeSet::new();
+        if let Some(manifest) = manifest {
+            digests_in(&manifest, &mut named);
+        }
+        out.extend(named.into_iter().map(|d| ("transform artifact".into(), d)));
+    }
+    out
 }
 
 /// The command that puts a version's bytes back.

@@ -51,7 +51,8 @@ pub(crate) fn two_versions() -> (Project, Value, Value) {
 }
 
 /// A tag never moves to a version whose transform (what predict and serve replay) is missing
-/// here: the MOJO alone was checked, and such a version could not be served.
+/// here: the MOJO alone was checked, and such a version could not be served. `cache verify`
+/// names the missing transform (it checked the MOJO, card and plots only).
 #[test]
 fn a_tag_never_moves_to_a_version_whose_transform_is_missing() {
     let (p, staging, other) = two_versions();
@@ -63,10 +64,21 @@ fn a_tag_never_moves_to_a_version_whose_transform_is_missing() {
         .as_str()
         .unwrap_or_else(|| panic!("a trained version records its transform: {staging}"))
         .to_string();
-    p.mlbuild_offline(&["promote", "staging", deployed]).ok();
     let blob = p.file(&format!("cache/v1/cas/{}/{transform}", &transform[..2]));
     let bytes = std::fs::read(&blob).unwrap();
     std::fs::remove_file(&blob).unwrap();
+    // `cache verify` names it for the tagged version.
+    let verify = p.mlbuild_offline(&["cache", "verify"]);
+    assert_eq!(verify.code, 1, "{}", verify.stderr);
+    assert!(
+        verify.stdout.contains(&format!(
+            "version {trained} [staging]: its transform {} is missing",
+            &transform[..12]
+        )),
+        "{}",
+        verify.stdout
+    );
+    p.mlbuild_offline(&["promote", "staging", deployed]).ok();
     let tags = json(p.mlbuild_offline(&["tags", "--json"]));
     let run = p.mlbuild_offline(&["rollback", "staging"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
