@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::h2o_warm::{h2o_json, WarmGuard};
-use crate::support::{launch_node, repo_root, runtime, wait_until, Project, Run};
+use crate::support::{launch_node, runtime, text_project, wait_until, Project, Run};
 
 struct OwnNode {
     url: String,
@@ -280,12 +280,7 @@ fn successful_runs_leave_nothing_on_an_external_cluster() {
     assert_eq!(run.statuses()["execute"], "ran");
     assert_empty(url, "a successful run");
     // Word2Vec (a model, a Rapids session and its frames) in prepare, then AutoML.
-    let t = Project::from_fixture("text");
-    std::fs::copy(
-        repo_root().join("tests/fixtures/text/reviews.csv"),
-        t.file("data/reviews.csv"),
-    )
-    .unwrap();
+    let t = text_project();
     let run = Run::from(external(&t, url, &["run", "--json"]).output().unwrap()).ok();
     assert_eq!(run.statuses()["prepare"], "ran");
     assert_empty(url, "a successful run with Word2Vec");

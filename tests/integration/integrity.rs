@@ -103,12 +103,7 @@ fn a_tag_never_moves_to_a_version_whose_transform_is_missing() {
 /// `ml.lock` entries gc no longer keeps, lost its vectors and could not be served.
 #[test]
 fn gc_keeps_the_word2vec_vectors_of_a_tagged_version() {
-    let p = Project::from_fixture("text");
-    std::fs::copy(
-        repo_root().join("tests/fixtures/text/reviews.csv"),
-        p.file("data/reviews.csv"),
-    )
-    .unwrap();
+    let p = text_project();
     let toml = p.read("ml.toml") + "\n[cache]\nkeep_runs = 0\n";
     p.write("ml.toml", &toml);
     p.mlbuild(&["run"]).ok();

@@ -47,17 +47,6 @@ fn prostate_with_gaps() -> Project {
     p
 }
 
-/// The text fixture: generated reviews with a sentiment label.
-fn text_project() -> Project {
-    let p = Project::from_fixture("text");
-    std::fs::copy(
-        repo_root().join("tests/fixtures/text/reviews.csv"),
-        p.file("data/reviews.csv"),
-    )
-    .unwrap();
-    p
-}
-
 #[test]
 fn impute_and_derive_run_end_to_end_with_their_artifacts_in_the_lock() {
     let p = prostate_with_gaps();

@@ -135,12 +135,7 @@ fn predict_by_tag_version_and_file_agrees_with_h2o() {
 
 #[test]
 fn predict_replays_the_text_transform() {
-    let p = Project::from_fixture("text");
-    std::fs::copy(
-        repo_root().join("tests/fixtures/text/reviews.csv"),
-        p.file("data/reviews.csv"),
-    )
-    .unwrap();
+    let p = text_project();
     p.mlbuild(&["run"]).ok();
     // Score the raw data (the data's columns: text, a column with gaps); compare the holdout
     // rows with H2O's predictions on the prepared holdout.

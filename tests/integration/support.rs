@@ -94,6 +94,18 @@ pub struct Project {
     pub path: PathBuf,
 }
 
+/// The text fixture: generated reviews with a sentiment label, their text made Word2Vec
+/// features (`tests/fixtures/text`).
+pub fn text_project() -> Project {
+    let p = Project::from_fixture("text");
+    std::fs::copy(
+        repo_root().join("tests/fixtures/text/reviews.csv"),
+        p.file("data/reviews.csv"),
+    )
+    .unwrap();
+    p
+}
+
 impl Project {
     pub fn from_fixture(name: &str) -> Project {
         let dir = tempfile::Builder::new()
