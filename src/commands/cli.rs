@@ -215,7 +215,8 @@ pub enum Command {
     /// Serve a model over HTTP (POST /predict[?explain=true&top=K], GET /model, GET /health),
     /// following its tag; with MLBUILD_SERVE_TOKEN set, /predict and /model require `Authorization: Bearer TOKEN`
     Serve {
-        /// A tag (followed: a moved tag is swapped in), a version id, or a MOJO file
+        /// A tag (followed: a moved tag is swapped in; a version that cannot be loaded is
+        /// tried again every 5 s, /health saying `stale` meanwhile), a version id, or a MOJO file
         #[arg(long, value_name = "TAG")]
         model: String,
         /// Address to bind
