@@ -228,13 +228,29 @@ impl Board {
                 why: "not recorded for this version",
             };
         };
-        let bytes = store.and_then(|s| s.read_verified(&digest).ok());
-        match bytes.and_then(|b| serde_json::from_slice::<Leaderboard>(&b).ok()) {
-            Some(board) => Board::Found { digest, board },
-            None => Board::Missing {
-                digest: Some(digest),
-                why: "not in this store (mlbuild cache pull fetches it)",
-            },
+        let missing = |why| Board::Missing {
+            digest: Some(digest.clone()),
+            why,
+        };
+        let bytes = match store.map(|s| s.read_verified(&digest)) {
+            Some(Ok(bytes)) => bytes,
+            Some(Err(crate::store::StoreError::Corrupt { .. })) => return missing(
+                "corrupt here: moved to the quarantine (mlbuild cache pull fetches a good copy)",
+            ),
+            // Found corrupt by an earlier read.
+            _ if store.is_some_and(|s| s.quarantined(&digest)) => {
+                return missing(
+                    "corrupt here: in the quarantine (mlbuild cache pull fetches a good copy)",
+                )
+            }
+            Some(Err(crate::store::StoreError::Missing { .. })) | None => {
+                return missing("not in this store (mlbuild cache pull fetches it)")
+            }
+            Some(Err(_)) => return missing("unreadable in this store"),
+        };
+        match serde_json::from_slice::<Leaderboard>(&bytes) {
+            Ok(board) => Board::Found { digest, board },
+            Err(_) => missing("not a leaderboard this mlbuild reads"),
         }
     }
 
@@ -434,6 +450,33 @@ mod tests {
             provenance: json!({ "config": { "execute": { "max_models": max_models, "seed": 1 } } }),
             run: None,
         }
+    }
+
+    /// A leaderboard found corrupt is said so (it was called "not in this store").
+    #[test]
+    fn a_corrupt_leaderboard_is_not_called_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let digest = store.put_bytes(b"{\"not\": \"a leaderboard\"}").unwrap();
+        let mut version = v("a", 0.7, 2);
+        version.provenance["leaderboard"] = json!(digest);
+        let why = |board: Board| match board {
+            Board::Missing { why, .. } => why,
+            Board::Found { .. } => "found",
+        };
+        assert_eq!(
+            why(Board::load(Some(&store), &version)),
+            "not a leaderboard this mlbuild reads"
+        );
+        std::fs::write(store.blob_path(&digest), b"flipped").unwrap();
+        assert!(why(Board::load(Some(&store), &version)).starts_with("corrupt here: moved"));
+        // Quarantined by that read: still said to be corrupt, not missing.
+        assert!(
+            why(Board::load(Some(&store), &version)).starts_with("corrupt here: in the quarantine")
+        );
+        std::fs::remove_file(store.quarantine_path(&digest)).unwrap();
+        assert!(why(Board::load(Some(&store), &version)).starts_with("not in this store"));
+        assert!(why(Board::load(None, &version)).starts_with("not in this store"));
     }
 
     #[test]
