@@ -456,15 +456,7 @@ pub fn predict_csv(scorer: &Scorer, input: &Path, out: impl Write) -> Result<Sum
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
-    if let Some((name, first, second)) = crate::table::duplicate(&header) {
-        return Err(crate::table::TableError::DuplicateColumn {
-            path: input.to_path_buf(),
-            name: name.to_string(),
-            first,
-            second,
-        }
-        .into());
-    }
+    crate::table::unique_names(input, &header)?;
     let fields = scorer
         .bind(&header)
         .with_context(|| format!("`{}` cannot be scored", input.display()))?;
@@ -489,8 +481,6 @@ pub fn predict_csv(scorer: &Scorer, input: &Path, out: impl Write) -> Result<Sum
     })?;
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let in_flight = 2 * threads;
-    let shown = input.display().to_string();
-    let crlf = ends_lines_with_crlf(input);
     let rows = std::thread::scope(|scope| -> Result<u64> {
         use std::sync::mpsc::sync_channel;
         // A batch is read only with a token, and its token comes back once it is written: at
@@ -502,8 +492,7 @@ pub fn predict_csv(scorer: &Scorer, input: &Path, out: impl Write) -> Result<Sum
         }
         let (work_tx, work_rx) = sync_channel::<(usize, Batch)>(in_flight);
         let (done_tx, done_rx) = sync_channel::<Scored>(in_flight);
-        let shown = &shown;
-        scope.spawn(move || read_batches(rdr, &token_rx, &work_tx, shown, crlf));
+        scope.spawn(move || read_batches(rdr, &token_rx, &work_tx, input));
         let work_rx = std::sync::Arc::new(std::sync::Mutex::new(work_rx));
         for _ in 0..threads {
             let work_rx = work_rx.clone();
@@ -519,7 +508,7 @@ pub fn predict_csv(scorer: &Scorer, input: &Path, out: impl Write) -> Result<Sum
                     let scored = match batch {
                         Ok(records) => {
                             let r =
-                                score_batch(scorer, fields, classes, &records, &mut scratch, shown);
+                                score_batch(scorer, fields, classes, &records, &mut scratch, input);
                             (index, r, records)
                         }
                         Err(e) => (index, Err(e), Vec::new()),
@@ -555,28 +544,11 @@ pub fn predict_csv(scorer: &Scorer, input: &Path, out: impl Write) -> Result<Sum
     })
 }
 
-/// Whether the file's first line ends with `\r\n`. The `csv` crate counts a record's line
-/// before it consumes the `\n` of the previous record's `\r\n`, so in such a file every record
-/// after the header says the line before its own; [`read_batches`] adds it back.
-fn ends_lines_with_crlf(path: &Path) -> bool {
-    use std::io::{BufRead, Read};
-    let Ok(file) = std::fs::File::open(path) else {
-        return false;
-    };
-    let mut first = Vec::new();
-    let read = std::io::BufReader::new(file.take(1 << 20)).read_until(b'\n', &mut first);
-    read.is_ok() && first.ends_with(b"\r\n")
-}
-
-/// The line of a record or error position, as the file numbers it (see
-/// [`ends_lines_with_crlf`]).
-fn true_line(pos: &csv::Position, crlf: bool) -> u64 {
-    pos.line() + u64::from(crlf && pos.record() > 0)
-}
-
-/// A read error of the input, with its line: a row with another number of fields than the
-/// header is said so, with a hint; anything else as the `csv` crate says it.
-fn read_error(e: csv::Error, shown: &str, crlf: bool) -> anyhow::Error {
+/// A read error of the input, with its line ([`crate::table::line_of`]): a row with another
+/// number of fields than the header is said so, with a hint; anything else as the `csv` crate
+/// says it.
+fn read_error(e: csv::Error, input: &Path) -> anyhow::Error {
+    let shown = input.display();
     if let csv::ErrorKind::UnequalLengths {
         pos: Some(pos),
         expected_len,
@@ -585,7 +557,7 @@ fn read_error(e: csv::Error, shown: &str, crlf: bool) -> anyhow::Error {
     {
         return Diagnostic::new(format!(
             "`{shown}`, line {}: the row has {len} field{}, but the header has {expected_len}",
-            true_line(pos, crlf),
+            crate::table::line_of(input, pos),
             if *len == 1 { "" } else { "s" }
         ))
         .hint("every row needs one value per column of the header (an empty field for a missing value); a value with a comma needs quotes")
@@ -600,8 +572,7 @@ fn read_batches(
     mut rdr: csv::Reader<std::fs::File>,
     tokens: &std::sync::mpsc::Receiver<Vec<csv::StringRecord>>,
     work: &std::sync::mpsc::SyncSender<(usize, Batch)>,
-    shown: &str,
-    crlf: bool,
+    input: &Path,
 ) {
     let mut index = 0;
     loop {
@@ -616,16 +587,7 @@ fn read_batches(
                 batch.push(csv::StringRecord::new());
             }
             match rdr.read_record(&mut batch[n]) {
-                Ok(true) => {
-                    if crlf {
-                        let record = &mut batch[n];
-                        if let Some(mut pos) = record.position().cloned() {
-                            pos.set_line(true_line(&pos, true));
-                            record.set_position(Some(pos));
-                        }
-                    }
-                    n += 1;
-                }
+                Ok(true) => n += 1,
                 Ok(false) => break,
                 Err(e) => {
                     failed = Some(e);
@@ -636,7 +598,7 @@ fn read_batches(
         batch.truncate(n);
         let end = n < BATCH_ROWS;
         let sent = match failed {
-            Some(e) => Err(read_error(e, shown, crlf)),
+            Some(e) => Err(read_error(e, input)),
             None if batch.is_empty() => return,
             None => Ok(batch),
         };
@@ -655,7 +617,7 @@ fn score_batch(
     classes: &[String],
     records: &[csv::StringRecord],
     scratch: &mut Scratch,
-    shown: &str,
+    input: &Path,
 ) -> Result<(Vec<u8>, u64)> {
     let mut w = csv::WriterBuilder::new().from_writer(Vec::with_capacity(records.len() * 48));
     let fmt_err = |e: csv::Error| anyhow::anyhow!("formatting the predictions: {e}");
@@ -671,8 +633,11 @@ fn score_batch(
         );
         let p = scorer.score(&row, scratch).with_context(|| {
             format!(
-                "`{shown}`, line {}",
-                record.position().map_or(0, |p| p.line())
+                "`{}`, line {}",
+                input.display(),
+                record
+                    .position()
+                    .map_or(0, |p| crate::table::line_of(input, p))
             )
         })?;
         let field = |w: &mut csv::Writer<Vec<u8>>, number: &mut String, x: f64| {

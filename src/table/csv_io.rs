@@ -17,8 +17,27 @@ pub(super) fn reader(path: &Path) -> Result<csv::Reader<BufReader<File>>, TableE
         .from_reader(BufReader::with_capacity(1 << 20, file)))
 }
 
+/// The line of `path` a `csv` position is on, as an editor numbers it. The `csv` crate counts a
+/// record's line before it consumes the `\n` of the previous record's `\r\n`, so in a file
+/// whose lines end `\r\n` every record after the first says the line before its own. Called
+/// for messages only: it reads the file's first line to tell which ending the file uses.
+pub fn line_of(path: &Path, pos: &csv::Position) -> u64 {
+    pos.line() + u64::from(pos.record() > 0 && ends_lines_with_crlf(path))
+}
+
+/// Whether the file's first line ends with `\r\n`.
+fn ends_lines_with_crlf(path: &Path) -> bool {
+    use std::io::{BufRead, Read};
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    let mut first = Vec::new();
+    let read = BufReader::new(file.take(1 << 20)).read_until(b'\n', &mut first);
+    read.is_ok() && first.ends_with(b"\r\n")
+}
+
 pub(super) fn csv_err(path: &Path, e: csv::Error) -> TableError {
-    let line = e.position().map(|p| p.line()).unwrap_or(0);
+    let line = e.position().map_or(0, |p| line_of(path, p));
     let message = match e.kind() {
         csv::ErrorKind::UnequalLengths {
             expected_len, len, ..
@@ -52,25 +71,25 @@ pub(super) fn headers(
         });
     }
     let names: Vec<String> = h.iter().map(|s| s.trim().to_string()).collect();
-    if let Some((name, first, second)) = duplicate(&names) {
-        return Err(TableError::DuplicateColumn {
-            path: path.to_path_buf(),
-            name: name.to_string(),
-            first,
-            second,
-        });
-    }
+    unique_names(path, &names)?;
     Ok(names)
 }
 
-/// The first name that appears twice, with its two (1-based) column numbers: columns are read
-/// by name, so a header must not repeat one.
-pub fn duplicate(names: &[String]) -> Option<(&str, usize, usize)> {
+/// Columns are read by name, so a header must not repeat one: the first name that appears
+/// twice is an error naming both of its (1-based) columns.
+pub fn unique_names(path: &Path, names: &[String]) -> Result<(), TableError> {
     let mut seen = std::collections::HashMap::with_capacity(names.len());
-    names.iter().enumerate().find_map(|(i, name)| {
-        seen.insert(name.as_str(), i)
-            .map(|first| (name.as_str(), first + 1, i + 1))
-    })
+    for (i, name) in names.iter().enumerate() {
+        if let Some(first) = seen.insert(name.as_str(), i) {
+            return Err(TableError::DuplicateColumn {
+                path: path.to_path_buf(),
+                name: name.clone(),
+                first: first + 1,
+                second: i + 1,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Reads just the header row.

@@ -528,3 +528,23 @@ fn the_stratified_sides_bits_are_the_class_lookup() {
         }
     }
 }
+
+/// A bad row is named by the line an editor shows, with `\n` or `\r\n` line ends (the `csv`
+/// crate's count is one short after each `\r\n`; [`line_of`] adds it back), quoted or not.
+#[test]
+fn a_bad_rows_line_is_the_same_with_either_line_ending() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.csv");
+    for end in ["\n", "\r\n"] {
+        for first in ["a", "\"a\""] {
+            let lines = ["x,y,z", "1,2,3", "4,5,6", "7,8,9", "10,11,12", "13,14"];
+            let text = format!("{first}{}{end}", &lines.join(end)[1..]);
+            std::fs::write(&path, text).unwrap();
+            let e = profile_csv(&path).unwrap_err();
+            assert!(
+                matches!(e, TableError::Csv { line: 6, .. }),
+                "{end:?} {first}: {e}"
+            );
+        }
+    }
+}
