@@ -488,9 +488,9 @@ impl Reason {
 }
 
 /// The differences between two input objects, field by field.
-/// A change of the data's column names as what went and what came (`removed: `VOL`` →
-/// `added: `VOLUME``), or `same names, another order`: the lists themselves are cut short
-/// when they are long, so their difference would not show.
+/// A change of the data's column names as what went and what came (``removed: `VOL` →
+/// added: `VOLUME` ``), or `the same names → another order`: the lists themselves are cut
+/// short when they are long, so their difference would not show.
 fn column_change(old: &Value, new: &Value) -> Option<Change> {
     let names = |v: &Value| -> Option<Vec<String>> {
         v.as_array()?

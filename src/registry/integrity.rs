@@ -87,17 +87,25 @@ fn served_blobs(v: &Version, store: &Store) -> Vec<(String, String)> {
         .collect();
     if let Some(transform) = v.provenance["transform"].as_str() {
         out.push(("transform".into(), transform.to_string()));
-        let manifest = store
-            .read_verified(transform)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
-        let mut named = BTreeSet::new();
-        if let Some(manifest) = manifest {
-            digests_in(&manifest, &mut named);
-        }
+        let named = transform_artifacts(v, store);
         out.extend(named.into_iter().map(|d| ("transform artifact".into(), d)));
     }
     out
+}
+
+/// The digests a version's transform names (its `transform.json`: the Word2Vec vectors and the
+/// like), read as they are: a missing or damaged transform names nothing (`cache verify`
+/// reports the transform itself).
+fn transform_artifacts(v: &Version, store: &Store) -> BTreeSet<String> {
+    let mut named = BTreeSet::new();
+    let manifest = v.provenance["transform"]
+        .as_str()
+        .and_then(|t| store.read_verified(t).ok())
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
+    if let Some(manifest) = manifest {
+        digests_in(&manifest, &mut named);
+    }
+    named
 }
 
 /// The command that puts a version's bytes back.
@@ -140,14 +148,7 @@ pub async fn gc_roots(
             blobs.insert(v.model.clone());
             blobs.insert(v.card.clone());
             digests_in(&v.provenance, &mut blobs);
-            // Read as it is (a damaged one keeps nothing more, and is reported by verify).
-            let manifest = v.provenance["transform"]
-                .as_str()
-                .and_then(|t| store.read_verified(t).ok())
-                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok());
-            if let Some(manifest) = manifest {
-                digests_in(&manifest, &mut blobs);
-            }
+            blobs.extend(transform_artifacts(&v, store));
         }
     }
     Ok(Keep { keys, blobs })

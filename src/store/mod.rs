@@ -54,9 +54,16 @@ pub fn short_digest(digest: &str) -> &str {
         .map_or(digest, |(end, _)| &digest[..end])
 }
 
-/// The file name standing for a value that is not a digest: no blob is ever stored under it
-/// (every write checks [`is_digest`]), so a lookup by a bad digest finds nothing.
-const NOT_A_DIGEST: &str = "not-a-digest";
+/// The file name of `digest` in a bucket: the digest itself, or for a value that is not one a
+/// name no blob is ever stored under (every write checks [`is_digest`]), so a lookup by a bad
+/// digest finds nothing and no path leaves the bucket.
+fn file_name(digest: &str) -> &str {
+    if is_digest(digest) {
+        digest
+    } else {
+        "not-a-digest"
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -218,12 +225,8 @@ impl Store {
     /// Where the blob `digest` is kept; for a value that is not a digest, a path inside the
     /// store that never holds a blob.
     pub fn blob_path(&self, digest: &str) -> PathBuf {
-        let blobs = self.bucket(Bucket::Blobs);
-        if is_digest(digest) {
-            blobs.join(&digest[..2]).join(digest)
-        } else {
-            blobs.join(NOT_A_DIGEST)
-        }
+        let name = file_name(digest);
+        self.bucket(Bucket::Blobs).join(&name[..2]).join(name)
     }
 
     pub fn contains(&self, digest: &str) -> bool {
@@ -329,11 +332,7 @@ impl Store {
     /// Where a corrupt blob of this digest is kept (for a value that is not a digest, a path
     /// inside the quarantine that never holds a blob).
     pub fn quarantine_path(&self, digest: &str) -> PathBuf {
-        let name = if is_digest(digest) {
-            digest
-        } else {
-            NOT_A_DIGEST
-        };
+        let name = file_name(digest);
         self.bucket(Bucket::Quarantine).join(name)
     }
 
@@ -416,11 +415,7 @@ impl Store {
 
     /// Where the profile of the data whose digest is `digest` is kept (a sealed memo).
     pub fn profile_path(&self, digest: &str) -> PathBuf {
-        let name = if is_digest(digest) {
-            digest
-        } else {
-            NOT_A_DIGEST
-        };
+        let name = file_name(digest);
         self.bucket(Bucket::Profiles).join(format!("{name}.json"))
     }
 
