@@ -208,8 +208,8 @@ pub async fn serve(
 
 /// Follows `tag`: loads and swaps in each new version it points at.
 async fn follow(state: Arc<AppState>, reg: Registry, dir: PathBuf, tag: String, poll: Duration) {
-    // The version that failed to load, and the polls left before it is tried again.
-    let mut failed: Option<(String, u32)> = None;
+    // Polls left before the version that failed to load (`state.unloaded`) is tried again.
+    let mut wait = 0u32;
     loop {
         tokio::time::sleep(poll).await;
         let id = match reg.tags().await {
@@ -220,18 +220,17 @@ async fn follow(state: Arc<AppState>, reg: Registry, dir: PathBuf, tag: String, 
             }
         };
         let Some(id) = id else { continue };
+        let unloaded = state.unloaded.read().expect("never poisoned").clone();
         if id == state.current().version {
             // Moved back to what is served: nothing is missing any more.
-            if failed.take().is_some() {
+            if unloaded.is_some() {
                 *state.unloaded.write().expect("never poisoned") = None;
             }
             continue;
         }
-        if let Some((version, wait)) = &mut failed {
-            if *version == id && *wait > 0 {
-                *wait -= 1;
-                continue;
-            }
+        if unloaded.is_some_and(|u| u.version == id) && wait > 0 {
+            wait -= 1;
+            continue;
         }
         let version = match reg.get(&id).await {
             Ok(Some(v)) => v,
@@ -257,7 +256,6 @@ async fn follow(state: Arc<AppState>, reg: Registry, dir: PathBuf, tag: String, 
                 log(format_args!("Swapped tag `{tag}` → {}", loaded.version));
                 *state.current.write().expect("never poisoned") = Arc::new(loaded);
                 *state.unloaded.write().expect("never poisoned") = None;
-                failed = None;
                 continue;
             }
             Ok(Err(e)) => format!("{e:#}"),
@@ -277,7 +275,7 @@ async fn follow(state: Arc<AppState>, reg: Registry, dir: PathBuf, tag: String, 
             ));
             *slot = Some(unloaded);
         }
-        failed = Some((id, RETRY_POLLS - 1));
+        wait = RETRY_POLLS - 1;
     }
 }
 
