@@ -164,15 +164,36 @@ fn set(list: &[String]) -> Vec<String> {
 
 /// A step's slice of the config, as canonical JSON. Lists that are sets for H2O or prepare
 /// (`ignore`, `drop`, `include_algos`, `exclude_algos`) are sorted, so reordering them is not a
-/// change.
+/// change. Tracked per step, so that a slice that compares equal after an edit is backdated
+/// and the keys that read it are not recomputed; the config is read once for all of them
+/// ([`slices`]).
 #[salsa::tracked]
 pub fn slice(db: &dyn salsa::Database, p: PlanInput, step: Step) -> Result<String, String> {
+    let all = slices(db, p)?;
+    let at = Step::ALL
+        .iter()
+        .position(|s| *s == step)
+        .expect("every step is in Step::ALL");
+    Ok(all[at].clone())
+}
+
+/// Every step's slice ([`slice`]), in [`Step::ALL`]'s order, from one reading of the config.
+#[salsa::tracked]
+fn slices(db: &dyn salsa::Database, p: PlanInput) -> Result<Vec<String>, String> {
     let mut c = config_of(db, p)?;
     c.define.ignore = set(&c.define.ignore);
     c.prepare.drop = set(&c.prepare.drop);
     c.execute.include_algos = set(&c.execute.include_algos);
     c.execute.exclude_algos = set(&c.execute.exclude_algos);
-    let v = match step {
+    Ok(Step::ALL
+        .iter()
+        .map(|&step| slice_of(&c, step).to_string())
+        .collect())
+}
+
+/// One step's slice of a config whose set-like lists are sorted.
+fn slice_of(c: &Config, step: Step) -> Value {
+    match step {
         Step::Define => json!({
             "target": c.define.target, "problem": c.define.problem,
             "metric": c.define.metric, "ignore": c.define.ignore,
@@ -196,15 +217,16 @@ pub fn slice(db: &dyn salsa::Database, p: PlanInput, step: Step) -> Result<Strin
         Step::Monitor => json!({ "threshold": c.define.threshold, "monitor": c.monitor }),
         Step::Modify => {
             // Hooks notify; they change no result.
-            c.modify.escalate = Default::default();
-            json!(c.modify)
+            let mut modify = c.modify.clone();
+            modify.escalate = Default::default();
+            json!(modify)
         }
         Step::Conclude => {
-            c.conclude.deploy = Default::default();
-            json!(c.conclude)
+            let mut conclude = c.conclude.clone();
+            conclude.deploy = Default::default();
+            json!(conclude)
         }
-    };
-    Ok(v.to_string())
+    }
 }
 
 fn slice_value(db: &dyn salsa::Database, p: PlanInput, step: Step) -> Result<Value, String> {
@@ -222,17 +244,49 @@ fn problem(db: &dyn salsa::Database, p: PlanInput) -> Result<Value, String> {
     }))
 }
 
-/// The `define.ignore` columns that have missing values in the data, sorted.
-fn ignored_with_missing(db: &dyn salsa::Database, p: PlanInput) -> Result<Vec<String>, String> {
+/// What the keys read of one column of the data's profile.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, salsa::Update)]
+struct ColumnFacts {
+    name: String,
+    /// As the profile writes it: `numeric` or `categorical`.
+    kind: String,
+    /// How many distinct values the profile kept (at most `table::DISTINCT_CAP`).
+    distinct: usize,
+    /// Whether the column had more distinct values than kept.
+    capped: bool,
+    /// Whether the column has missing values.
+    missing: bool,
+}
+
+/// The data's columns, in order, as the keys read them: the profile (each column's distinct
+/// values) is parsed once for every key that reads it.
+#[salsa::tracked]
+fn columns(db: &dyn salsa::Database, p: PlanInput) -> Result<Vec<ColumnFacts>, String> {
     let profile: crate::table::Profile =
         serde_json::from_str(p.profile(db)).map_err(|e| e.to_string())?;
+    Ok(profile
+        .columns
+        .into_iter()
+        .map(|c| ColumnFacts {
+            kind: json!(c.kind).as_str().unwrap_or_default().to_string(),
+            distinct: c.distinct.len(),
+            capped: c.distinct_capped,
+            missing: c.missing > 0,
+            name: c.name,
+        })
+        .collect())
+}
+
+/// The `define.ignore` columns that have missing values in the data, sorted.
+fn ignored_with_missing(db: &dyn salsa::Database, p: PlanInput) -> Result<Vec<String>, String> {
+    let columns = columns(db, p)?;
     let define = slice_value(db, p, Step::Define)?;
     let mut ignored: Vec<String> = define["ignore"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .filter(|name| profile.column(name).is_some_and(|c| c.missing > 0))
+        .filter(|name| columns.iter().any(|c| c.name == *name && c.missing))
         .map(str::to_string)
         .collect();
     ignored.sort();
@@ -253,19 +307,20 @@ pub fn key_inputs(
 ) -> Result<String, String> {
     let v = match step {
         Step::Define => {
-            let profile: crate::table::Profile =
-                serde_json::from_str(p.profile(db)).map_err(|e| e.to_string())?;
+            let columns = columns(db, p)?;
             let define = slice_value(db, p, Step::Define)?;
             let target = define["target"].as_str().unwrap_or_default();
-            let column = profile
-                .column(target)
+            let column = columns
+                .iter()
+                .find(|c| c.name == target)
                 .ok_or_else(|| format!("target column `{target}` is not in the data"))?;
-            let target_type = json!({ "kind": column.kind, "distinct": column.distinct.len(), "capped": column.distinct_capped });
+            let target_type = json!({ "kind": column.kind, "distinct": column.distinct, "capped": column.capped });
+            let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
             key_fields(
                 step,
                 vec![
                     ("define", define),
-                    ("columns", json!(profile.names())),
+                    ("columns", json!(names)),
                     ("target_type", target_type),
                 ],
             )?
