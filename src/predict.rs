@@ -15,6 +15,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
 
@@ -676,8 +677,15 @@ fn score_batch(
 /// scored, so a refused input (or a kill) leaves an existing file as it was. A symlink is
 /// followed (the file it names is replaced, the link stays). Anything else that exists (a FIFO,
 /// `/dev/null`, a terminal) is written in place, as a shell redirection would: renaming over
-/// it would replace the device itself. `path` naming the input is refused.
-pub fn predict_to_file(scorer: &Scorer, input: &Path, path: &Path) -> Result<Summary> {
+/// it would replace the device itself. `path` naming the input is refused. Once `stop` is set
+/// (Ctrl-C), the next batch's write fails with [`Stopped`]: the temporary file is removed and
+/// OUT is left as it was.
+pub fn predict_to_file(
+    scorer: &Scorer,
+    input: &Path,
+    path: &Path,
+    stop: &AtomicBool,
+) -> Result<Summary> {
     use std::os::unix::fs::MetadataExt;
     let existing = std::fs::metadata(path).ok();
     if let Some(meta) = &existing {
@@ -692,7 +700,7 @@ pub fn predict_to_file(scorer: &Scorer, input: &Path, path: &Path) -> Result<Sum
                 .write(true)
                 .open(path)
                 .with_context(|| format!("opening `{}` to write", path.display()))?;
-            let mut writer = std::io::BufWriter::new(file);
+            let mut writer = std::io::BufWriter::new(Stoppable { out: file, stop });
             let summary = predict_csv(scorer, input, &mut writer)?;
             writer
                 .flush()
@@ -712,7 +720,31 @@ pub fn predict_to_file(scorer: &Scorer, input: &Path, path: &Path) -> Result<Sum
         }
     }
     let target = link_target(path);
-    atomic_predict(scorer, input, &target)
+    atomic_predict(scorer, input, &target, stop)
+}
+
+/// Why a write of the predictions was refused: the command was interrupted.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub struct Stopped;
+
+/// A writer that refuses every write once `stop` is set, so that the scoring stops at its next
+/// batch and unwinds as after any write error.
+struct Stoppable<'a, W> {
+    out: W,
+    stop: &'a AtomicBool,
+}
+
+impl<W: Write> Write for Stoppable<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other(Stopped));
+        }
+        self.out.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// The file a symlink at `path` names (through every link), or `path` itself.
@@ -731,7 +763,12 @@ fn link_target(path: &Path) -> PathBuf {
     at
 }
 
-fn atomic_predict(scorer: &Scorer, input: &Path, path: &Path) -> Result<Summary> {
+fn atomic_predict(
+    scorer: &Scorer,
+    input: &Path,
+    path: &Path,
+    stop: &AtomicBool,
+) -> Result<Summary> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -740,12 +777,13 @@ fn atomic_predict(scorer: &Scorer, input: &Path, path: &Path) -> Result<Summary>
         .prefix(".mlbuild-predict-")
         .tempfile_in(dir)
         .with_context(|| format!("creating a temporary file in `{}`", dir.display()))?;
-    let mut writer = std::io::BufWriter::new(tmp);
+    let mut writer = std::io::BufWriter::new(Stoppable { out: tmp, stop });
     let summary = predict_csv(scorer, input, &mut writer)?;
     let tmp = writer
         .into_inner()
         .map_err(|e| e.into_error())
-        .with_context(|| format!("writing `{}`", path.display()))?;
+        .with_context(|| format!("writing `{}`", path.display()))?
+        .out;
     {
         use std::os::unix::fs::PermissionsExt;
         // Temporary files are created 0600; OUT is an ordinary user file.
@@ -900,7 +938,7 @@ mod tests {
         std::fs::write(&out, "yesterday's predictions\n").unwrap();
         let bad = dir.path().join("bad.csv");
         std::fs::write(&bad, "AGE,RACE\n65,1\n").unwrap();
-        assert!(predict_to_file(&scorer, &bad, &out).is_err());
+        assert!(predict_to_file(&scorer, &bad, &out, &AtomicBool::new(false)).is_err());
         assert_eq!(
             std::fs::read_to_string(&out).unwrap(),
             "yesterday's predictions\n"
@@ -912,7 +950,13 @@ mod tests {
                 .collect()
         };
         assert_eq!(names().len(), 2, "{:?}", names());
-        let summary = predict_to_file(&scorer, &root.join("prostate.in.csv"), &out).unwrap();
+        let summary = predict_to_file(
+            &scorer,
+            &root.join("prostate.in.csv"),
+            &out,
+            &AtomicBool::new(false),
+        )
+        .unwrap();
         assert!(summary.rows > 0);
         let text = std::fs::read_to_string(&out).unwrap();
         assert!(text.starts_with("predict,"), "{text}");
@@ -989,7 +1033,7 @@ mod tests {
             let fifo = fifo.clone();
             std::thread::spawn(move || std::fs::read(fifo).unwrap())
         };
-        predict_to_file(&scorer, &input, &fifo).unwrap();
+        predict_to_file(&scorer, &input, &fifo, &AtomicBool::new(false)).unwrap();
         assert!(
             std::fs::symlink_metadata(&fifo)
                 .unwrap()
@@ -1003,7 +1047,7 @@ mod tests {
         std::fs::write(dir.path().join("real/out.csv"), "old\n").unwrap();
         let link = dir.path().join("out.csv");
         std::os::unix::fs::symlink("real/out.csv", &link).unwrap();
-        predict_to_file(&scorer, &input, &link).unwrap();
+        predict_to_file(&scorer, &input, &link, &AtomicBool::new(false)).unwrap();
         assert!(std::fs::symlink_metadata(&link)
             .unwrap()
             .file_type()
@@ -1015,13 +1059,13 @@ mod tests {
 
         let copy = dir.path().join("in.csv");
         std::fs::copy(&input, &copy).unwrap();
-        let e = predict_to_file(&scorer, &copy, &copy).unwrap_err();
+        let e = predict_to_file(&scorer, &copy, &copy, &AtomicBool::new(false)).unwrap_err();
         assert!(format!("{e:#}").contains("is the input file"), "{e:#}");
         assert_eq!(
             std::fs::read(&copy).unwrap(),
             std::fs::read(&input).unwrap()
         );
-        let e = predict_to_file(&scorer, &input, dir.path()).unwrap_err();
+        let e = predict_to_file(&scorer, &input, dir.path(), &AtomicBool::new(false)).unwrap_err();
         assert!(format!("{e:#}").contains("is a directory"), "{e:#}");
     }
 }

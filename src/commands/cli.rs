@@ -202,7 +202,8 @@ pub enum Command {
         /// The rows to score (CSV with a header, in the data's columns)
         input: PathBuf,
         /// Write the predictions here, replacing it only once every row is scored (default:
-        /// stdout); a symlink is followed, a FIFO or device written in place, INPUT refused
+        /// stdout); Ctrl-C leaves it as it was (exit 130); a symlink is followed, a FIFO or
+        /// device written in place, INPUT refused
         #[arg(short, long, value_name = "OUT.csv")]
         output: Option<PathBuf>,
         /// Also explain each row: after the prediction columns, one contribution per model input

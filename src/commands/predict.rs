@@ -2,11 +2,13 @@
 //! ([`crate::predict`]).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::error::Exit;
-use crate::predict::{predict_csv, predict_to_file, Scorer};
+use crate::error::{Diagnostic, Exit};
+use crate::predict::{predict_csv, predict_to_file, Scorer, Summary};
 use crate::report::Printer;
 
 pub(crate) async fn predict(
@@ -19,7 +21,7 @@ pub(crate) async fn predict(
 ) -> Result<Exit> {
     let scorer = Scorer::open(dir, model).await?.explaining(explain)?;
     let summary = match output {
-        Some(path) => predict_to_file(&scorer, input, path)?,
+        Some(path) => to_file(scorer, input, path).await?,
         None => predict_csv(&scorer, input, std::io::stdout().lock())?,
     };
     printer.status(
@@ -31,4 +33,33 @@ pub(crate) async fn predict(
         ),
     );
     Ok(Exit::Ok)
+}
+
+/// Scores into OUT on a blocking thread while Ctrl-C (or SIGTERM) is watched: an interrupted
+/// predict stops at its next batch, removes its temporary file and leaves OUT as it was (exit
+/// 130). Without `-o` nothing needs undoing, and the signal's default ends the process.
+/// How long an interrupted predict waits for its scoring to unwind.
+const UNWIND: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn to_file(scorer: Scorer, input: &Path, path: &Path) -> Result<Summary> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (input, path) = (input.to_path_buf(), path.to_path_buf());
+    let work = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || predict_to_file(&scorer, &input, &path, &stop))
+    };
+    tokio::pin!(work);
+    tokio::select! {
+        done = &mut work => return done?,
+        () = crate::signal::interrupted() => {}
+    }
+    stop.store(true, Ordering::Relaxed);
+    // The scoring unwinds at its next batch (the temporary file is removed as it drops) before
+    // the exit. An input that stalls (a FIFO nobody writes) keeps its reader from unwinding:
+    // then the exit waits no longer than this.
+    let _ = tokio::time::timeout(UNWIND, work).await;
+    Err(Diagnostic::new("interrupted")
+        .hint("nothing was written to OUT; run predict again")
+        .exit(Exit::Interrupted)
+        .into())
 }

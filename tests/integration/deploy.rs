@@ -687,3 +687,57 @@ fn deploy_runs_the_projects_deploy_hooks_when_the_tag_moves() {
     assert!(run.stderr.contains("conclude.bogus"), "{}", run.stderr);
     assert!(!p.file("models/canary.zip").exists());
 }
+
+/// Ctrl-C during `predict -o OUT` stops it with exit 130, removes its temporary file and leaves
+/// an existing OUT as it was (the temporary `.mlbuild-predict-…` file used to stay behind).
+#[test]
+fn an_interrupted_predict_leaves_out_as_it_was_and_no_temporary_file() {
+    let p = bare();
+    let rows =
+        std::fs::read_to_string(repo_root().join("tests/fixtures/mojo/prostate.in.csv")).unwrap();
+    let (header, body) = rows.split_once('\n').unwrap();
+    {
+        // ~3M rows: seconds of scoring, so that the signal comes while it is under way.
+        let mut big = std::io::BufWriter::new(std::fs::File::create(p.file("big.csv")).unwrap());
+        writeln!(big, "{header}").unwrap();
+        for _ in 0..8_000 {
+            big.write_all(body.as_bytes()).unwrap();
+        }
+    }
+    p.write("out.csv", "earlier predictions\n");
+    let temporary = |p: &Project| -> Vec<String> {
+        std::fs::read_dir(&p.path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".mlbuild-predict-"))
+            .collect()
+    };
+    let gbm = fixture("gbm_bin");
+    let child = p
+        .command(&[
+            "predict",
+            "--model",
+            gbm.to_str().unwrap(),
+            "big.csv",
+            "-o",
+            "out.csv",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Under way: its temporary file has predictions in it.
+    let started = wait_until(60, || {
+        temporary(&p)
+            .iter()
+            .any(|n| std::fs::metadata(p.file(n)).is_ok_and(|m| m.len() > 0))
+    });
+    assert!(started, "predict never started writing");
+    // SAFETY: signals a child this test started and has not waited for.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let run = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(run.code, 130, "{}", run.stderr);
+    assert!(run.stderr.contains("interrupted"), "{}", run.stderr);
+    assert_eq!(p.read("out.csv"), "earlier predictions\n");
+    assert_eq!(temporary(&p), Vec::<String>::new());
+}
