@@ -70,8 +70,8 @@ pub struct Snapshot {
     /// Where the bytes can be read now (the user's file, a temp file, or the blob).
     pub file: PathBuf,
     origin: Origin,
-    /// Sidecars to write once locate has completed.
-    memo: Option<PathBuf>,
+    /// Sidecars to write once locate has completed: the conversion memo's path and key.
+    memo: Option<(PathBuf, String)>,
     state: Option<(PathBuf, IncrementalState)>,
     /// How it was extracted, for locate's result (`{"source": "sql", "mode": "append", …}`).
     pub detail: Value,
@@ -129,11 +129,8 @@ impl Snapshot {
         if !store.contains(&self.digest) {
             return Ok(());
         }
-        if let Some(memo) = &self.memo {
-            write_atomic(
-                memo,
-                json!({ "snapshot": self.digest }).to_string().as_bytes(),
-            )?;
+        if let Some((memo, key)) = &self.memo {
+            write_atomic(memo, seal_memo(key, &self.digest).as_bytes())?;
         }
         if let Some((path, state)) = &self.state {
             write_atomic(path, &serde_json::to_vec_pretty(state)?)?;
@@ -192,6 +189,30 @@ fn memo_key(options: &files::CsvOptions, digests: &[(String, String)]) -> String
     hasher.finalize().to_hex().to_string()
 }
 
+/// A conversion memo's text: the snapshot the sources of `key` ([`memo_key`]) convert to, with
+/// the key and a seal (the blake3 of `key`, a newline and the snapshot's digest), so that a
+/// memo that was damaged, edited or copied under another key's name is never believed.
+fn seal_memo(key: &str, snapshot: &str) -> String {
+    json!({ "key": key, "snapshot": snapshot, "seal": memo_seal(key, snapshot) }).to_string()
+}
+
+fn memo_seal(key: &str, snapshot: &str) -> String {
+    blake3::hash(format!("{key}\n{snapshot}").as_bytes())
+        .to_hex()
+        .to_string()
+}
+
+/// The snapshot a conversion memo's text names, when its key is `key` and its seal matches
+/// ([`seal_memo`]); a memo written before seals existed is not believed either (the sources
+/// are converted once more).
+fn unseal_memo(text: &[u8], key: &str) -> Option<String> {
+    let memo: Value = serde_json::from_slice(text).ok()?;
+    let snapshot = memo["snapshot"].as_str()?;
+    (memo["key"].as_str() == Some(key)
+        && memo["seal"].as_str() == Some(memo_seal(key, snapshot).as_str()))
+    .then(|| snapshot.to_string())
+}
+
 fn from_files(req: &Request<'_>, path: &str) -> Result<Snapshot> {
     let options = CsvOptions::of(req.locate);
     let expand = || files::expand_stat(req.project, path);
@@ -229,8 +250,7 @@ fn from_files(req: &Request<'_>, path: &str) -> Result<Snapshot> {
     let detail = json!({ "source": "files", "files": files.len() });
     let remembered = std::fs::read(&memo)
         .ok()
-        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        .and_then(|v| v["snapshot"].as_str().map(str::to_string));
+        .and_then(|text| unseal_memo(&text, &memo_key));
     if let Some(digest) = remembered.filter(|d| req.store.contains(d)) {
         return Ok(Snapshot {
             file: req.store.blob_path(&digest),
@@ -251,7 +271,7 @@ fn from_files(req: &Request<'_>, path: &str) -> Result<Snapshot> {
         digest,
         file: tmp_path.to_path_buf(),
         origin: Origin::Staged(tmp_path),
-        memo: Some(memo),
+        memo: Some((memo, memo_key)),
         state: None,
         detail,
     })
@@ -702,8 +722,8 @@ mod tests {
         );
     }
 
-    /// The streamed memo key is the hash of the JSON text it replaced, so the memos a run made
-    /// before still answer.
+    /// The streamed memo key is the hash of the JSON text it replaced, so a memo keeps the file
+    /// name it had.
     #[test]
     fn the_memo_key_is_the_hash_of_the_json_text() {
         let options = files::CsvOptions {
@@ -769,6 +789,62 @@ mod tests {
         snapshot.commit(&store).unwrap();
         drop(snapshot);
         assert_eq!(std::fs::metadata(&blob).unwrap().ino(), staged);
+    }
+
+    /// A conversion memo is believed only as it was written: one that names another stored blob
+    /// (damaged, edited, or copied from another key) or has no seal makes the sources convert
+    /// again, to the right snapshot. It was believed whatever it named, if that blob existed.
+    #[tokio::test]
+    async fn a_conversion_memo_that_does_not_match_its_seal_is_not_believed() {
+        let dir = tempfile::tempdir().unwrap();
+        let project = dir.path();
+        std::fs::create_dir(project.join("parts")).unwrap();
+        std::fs::write(project.join("parts/a.csv"), "x,y\n1,2\n").unwrap();
+        std::fs::write(project.join("parts/b.csv"), "x,y\n3,4\n").unwrap();
+        let store = Store::open(&project.join("cache")).unwrap();
+        let printer = Printer::new(false, true, 0, crate::report::ColorChoice::Never);
+        let locate = Locate {
+            path: Some("parts/*.csv".into()),
+            ..Locate::default()
+        };
+        let req = Request {
+            project,
+            locate: &locate,
+            store: &store,
+            printer: &printer,
+            full_refresh: false,
+            place_of: &|_| None,
+        };
+        let first = materialize(&req).await.unwrap();
+        first.commit(&store).unwrap();
+        first.remember(&store).unwrap();
+        let right = first.digest.clone();
+        let (memo, _) = first.memo.clone().unwrap();
+        drop(first);
+        // As written, the memo answers: no conversion.
+        let again = materialize(&req).await.unwrap();
+        assert!(matches!(again.origin, Origin::Stored), "{again:?}");
+        assert_eq!(again.digest, right);
+
+        let other = std::fs::write(project.join("other.csv"), "x,y\n9,9\n")
+            .map(|()| store.put_file(&project.join("other.csv")).unwrap())
+            .unwrap();
+        let written: Value = serde_json::from_slice(&std::fs::read(&memo).unwrap()).unwrap();
+        let mut pointed_elsewhere = written.clone();
+        pointed_elsewhere["snapshot"] = json!(other);
+        for bad in [
+            pointed_elsewhere,
+            json!({ "snapshot": other }),
+            json!({ "key": "ab".repeat(32), "snapshot": other, "seal": memo_seal(&"ab".repeat(32), &other) }),
+        ] {
+            std::fs::write(&memo, bad.to_string()).unwrap();
+            let snapshot = materialize(&req).await.unwrap();
+            assert!(
+                matches!(snapshot.origin, Origin::Staged(_)),
+                "{bad}: {snapshot:?}"
+            );
+            assert_eq!(snapshot.digest, right, "{bad}");
+        }
     }
 
     /// A plain `path` source serialises as it always did, so existing keys and `ml.lock` files
