@@ -749,34 +749,54 @@ mod tests {
         );
     }
 
+    /// A project whose source is the glob `parts/*.csv`: `parts/a.csv` (`x,y` and `1,2`) and
+    /// `parts/b.csv` (`b`), with its store.
+    struct Glob {
+        dir: tempfile::TempDir,
+        store: Store,
+        printer: Printer,
+        locate: Locate,
+    }
+
+    impl Glob {
+        fn new(b: &str) -> Glob {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir(dir.path().join("parts")).unwrap();
+            std::fs::write(dir.path().join("parts/a.csv"), "x,y\n1,2\n").unwrap();
+            std::fs::write(dir.path().join("parts/b.csv"), b).unwrap();
+            Glob {
+                store: Store::open(&dir.path().join("cache")).unwrap(),
+                printer: Printer::new(false, true, 0, crate::report::ColorChoice::Never),
+                locate: Locate {
+                    path: Some("parts/*.csv".into()),
+                    ..Locate::default()
+                },
+                dir,
+            }
+        }
+
+        fn request(&self) -> Request<'_> {
+            Request {
+                project: self.dir.path(),
+                locate: &self.locate,
+                store: &self.store,
+                printer: &self.printer,
+                full_refresh: false,
+                place_of: &|_| None,
+            }
+        }
+    }
+
     /// A converted snapshot is moved into the store, not copied: the blob is the very file the
     /// conversion wrote and hashed, and no temp file is left behind.
     #[tokio::test]
     async fn a_converted_snapshot_is_moved_into_the_store() {
         use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let project = dir.path();
-        std::fs::create_dir(project.join("parts")).unwrap();
-        std::fs::write(project.join("parts/a.csv"), "x,y\n1,2\n").unwrap();
-        std::fs::write(project.join("parts/b.csv"), "x,y\n3, 4 \n").unwrap();
-        let store = Store::open(&project.join("cache")).unwrap();
-        let printer = Printer::new(false, true, 0, crate::report::ColorChoice::Never);
-        let locate = Locate {
-            path: Some("parts/*.csv".into()),
-            ..Locate::default()
-        };
-        let snapshot = materialize(&Request {
-            project,
-            locate: &locate,
-            store: &store,
-            printer: &printer,
-            full_refresh: false,
-            place_of: &|_| None,
-        })
-        .await
-        .unwrap();
+        let glob = Glob::new("x,y\n3, 4 \n");
+        let store = &glob.store;
+        let snapshot = materialize(&glob.request()).await.unwrap();
         let staged = std::fs::metadata(&snapshot.file).unwrap().ino();
-        snapshot.commit(&store).unwrap();
+        snapshot.commit(store).unwrap();
         let blob = store.blob_path(&snapshot.digest);
         assert_eq!(std::fs::metadata(&blob).unwrap().ino(), staged);
         assert!(!snapshot.file.exists());
@@ -786,7 +806,7 @@ mod tests {
         );
         assert_eq!(crate::store::hash_file(&blob).unwrap(), snapshot.digest);
         // A retried locate finds the blob in place.
-        snapshot.commit(&store).unwrap();
+        snapshot.commit(store).unwrap();
         drop(snapshot);
         assert_eq!(std::fs::metadata(&blob).unwrap().ino(), staged);
     }
@@ -796,28 +816,11 @@ mod tests {
     /// again, to the right snapshot. It was believed whatever it named, if that blob existed.
     #[tokio::test]
     async fn a_conversion_memo_that_does_not_match_its_seal_is_not_believed() {
-        let dir = tempfile::tempdir().unwrap();
-        let project = dir.path();
-        std::fs::create_dir(project.join("parts")).unwrap();
-        std::fs::write(project.join("parts/a.csv"), "x,y\n1,2\n").unwrap();
-        std::fs::write(project.join("parts/b.csv"), "x,y\n3,4\n").unwrap();
-        let store = Store::open(&project.join("cache")).unwrap();
-        let printer = Printer::new(false, true, 0, crate::report::ColorChoice::Never);
-        let locate = Locate {
-            path: Some("parts/*.csv".into()),
-            ..Locate::default()
-        };
-        let req = Request {
-            project,
-            locate: &locate,
-            store: &store,
-            printer: &printer,
-            full_refresh: false,
-            place_of: &|_| None,
-        };
+        let glob = Glob::new("x,y\n3,4\n");
+        let (project, store, req) = (glob.dir.path(), &glob.store, glob.request());
         let first = materialize(&req).await.unwrap();
-        first.commit(&store).unwrap();
-        first.remember(&store).unwrap();
+        first.commit(store).unwrap();
+        first.remember(store).unwrap();
         let right = first.digest.clone();
         let (memo, _) = first.memo.clone().unwrap();
         drop(first);
