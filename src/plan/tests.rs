@@ -221,3 +221,89 @@ fn the_engine_enters_prepares_key_only_with_text_columns() {
     p.set_text(format!("{text}\n[h2o]\nnodes = 2\n"), Vec::new());
     assert_ne!(key(&p.db, p.input, Step::Prepare, 1).unwrap(), one_node);
 }
+
+/// Every step's key for one fixed project, as the planner computed it before its queries were
+/// restructured (the config read once for every slice, the profile once for every key: the
+/// values below come from the tree before that change). A key that changes reruns every
+/// project's steps: any change to these strings must be deliberate.
+#[test]
+fn every_steps_key_is_what_it_was() {
+    let toml = r#"
+[define]
+target = "y"
+threshold = 0.7
+ignore = ["z", "w"]
+
+[locate]
+path = "d.csv"
+
+[prepare]
+drop = ["w"]
+
+[execute]
+max_models = 4
+include_algos = ["GLM", "GBM"]
+
+[modify]
+max_attempts = 2
+"#;
+    let mut p = Planner::new(PlanDb::default(), "ml.toml".into(), toml.into(), Vec::new());
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("d.csv");
+    std::fs::write(&csv, "x,y,z,w\n1,0,,a\n2,1,b,b\n3,0,c,\n").unwrap();
+    p.set_data("s".repeat(64), &crate::table::profile_csv(&csv).unwrap());
+    let outputs = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| (n.to_string(), "d".repeat(64)))
+            .collect()
+    };
+    let recorded = [
+        (
+            Step::Define,
+            outputs(&[]),
+            json!({"problem": "binary", "metric": "auc"}),
+        ),
+        (Step::Locate, outputs(&["snapshot"]), json!({})),
+        (
+            Step::Prepare,
+            outputs(&["train", "holdout", "schema"]),
+            json!({}),
+        ),
+        (
+            Step::Confirm,
+            outputs(&["report"]),
+            json!({"verdict": "pass"}),
+        ),
+        (Step::Execute, outputs(&["mojo", "predictions"]), json!({})),
+        (
+            Step::Monitor,
+            outputs(&["report"]),
+            json!({"verdict": "pass", "value": 0.91}),
+        ),
+        (Step::Modify, outputs(&[]), json!({"chosen_attempt": 1})),
+    ];
+    let mut keys = Vec::new();
+    for (step, outputs, result) in recorded {
+        let k = key(&p.db, p.input, step, 1).unwrap();
+        p.record(step, 1, &k, &outputs, &result);
+        keys.push(format!("{step} {k}"));
+    }
+    keys.push(format!(
+        "conclude {}",
+        key(&p.db, p.input, Step::Conclude, 1).unwrap()
+    ));
+    assert_eq!(
+        keys,
+        [
+            "define dda7d89bc91fb95cc6fdff649a37e38cd1600c63e12b2794617268e7eb5b857d",
+            "locate 9220ae4a3b9db4bda4ffc9abd0a31927cb002c7d9ec483fa0e6c25380f441cc0",
+            "prepare 69a3d0f163000362a5beece7c793ec4dba5e7b4eb6a56fae0999a0a4878051c0",
+            "confirm 0ff6f15616d4271a9539e5dd922d2086dc7491cb5f6daaaeffac99eb8b44b43c",
+            "execute 8b70a798934972f95cbf0089b7760d927bef25826bc6d5e967c901fdba210755",
+            "monitor 7540fe5b1f4febe2264e42fcdac3c30e33f25088f138c842260a69bb94995f47",
+            "modify 8b817ab6c65a9ed217f060b10be0dea90167f5ff9721a99477959aef8f137519",
+            "conclude a20456434d4b063b262785f6bef86ddb140423f891c3a2e8ea6d18b39e413e3a",
+        ]
+    );
+}
