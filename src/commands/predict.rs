@@ -35,12 +35,12 @@ pub(crate) async fn predict(
     Ok(Exit::Ok)
 }
 
-/// Scores into OUT on a blocking thread while Ctrl-C (or SIGTERM) is watched: an interrupted
-/// predict stops at its next batch, removes its temporary file and leaves OUT as it was (exit
-/// 130). Without `-o` nothing needs undoing, and the signal's default ends the process.
 /// How long an interrupted predict waits for its scoring to unwind.
 const UNWIND: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Scores into OUT on a blocking thread while Ctrl-C (or SIGTERM) is watched: an interrupted
+/// predict stops at its next batch, removes its temporary file and leaves OUT as it was (exit
+/// 130). Without `-o` nothing needs undoing, and the signal's default ends the process.
 async fn to_file(scorer: Scorer, input: &Path, path: &Path) -> Result<Summary> {
     let stop = Arc::new(AtomicBool::new(false));
     let (input, path) = (input.to_path_buf(), path.to_path_buf());
@@ -59,7 +59,7 @@ async fn to_file(scorer: Scorer, input: &Path, path: &Path) -> Result<Summary> {
     // then the exit waits no longer than this.
     let _ = tokio::time::timeout(UNWIND, work).await;
     Err(Diagnostic::new("interrupted")
-        .hint("nothing was written to OUT; run predict again")
+        .hint("run predict again: OUT is replaced only once every row is scored")
         .exit(Exit::Interrupted)
         .into())
 }
