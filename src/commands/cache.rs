@@ -176,6 +176,7 @@ async fn verify(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit>
         bytes,
         entries,
         mut problems,
+        blob_problems,
     } = maintenance::verify(store)?;
     let versions = {
         let registry = Registry::open_read(&paths.state_url).await?;
@@ -191,7 +192,8 @@ async fn verify(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit>
         registry.close().await;
         check?
     };
-    let damaged = versions.problems.len();
+    let entry_problems = problems.len() - blob_problems;
+    let damaged = versions.damaged;
     problems.extend(versions.problems);
     for p in &problems {
         printer.data(p);
@@ -207,15 +209,31 @@ async fn verify(paths: &Paths, store: &Store, printer: &Printer) -> Result<Exit>
             ),
         );
     }
+    // Each kind counted apart: a version with two damaged blobs is one version, two problems.
+    let mut found: Vec<String> = Vec::new();
+    for (n, one, many) in [
+        (blob_problems, "corrupt blob", "corrupt blobs"),
+        (entry_problems, "damaged entry", "damaged entries"),
+        (damaged, "damaged version", "damaged versions"),
+    ] {
+        match n {
+            0 => {}
+            1 => found.push(format!("1 {one}")),
+            n => found.push(format!("{n} {many}")),
+        }
+    }
     printer.status(
         "Verified",
         &format!(
-            "{blobs} blobs ({}), {entries} entries and {} version{}: {} problem{}",
+            "{blobs} blobs ({}), {entries} entries and {} version{}: {}",
             crate::report::human_bytes(bytes),
             versions.checked,
             if versions.checked == 1 { "" } else { "s" },
-            problems.len(),
-            if problems.len() == 1 { "" } else { "s" }
+            if found.is_empty() {
+                "no problems".to_string()
+            } else {
+                found.join(", ")
+            }
         ),
     );
     if problems.is_empty() {

@@ -305,7 +305,8 @@ pub enum CacheCommand {
     Pull,
     /// Re-hash every local blob (moving corrupt ones to v1/quarantine/), check every entry's
     /// outputs exist, and name every version whose MOJO, card, plots or transform are damaged or
-    /// missing, with the command that repairs it; exit 1 on any problem
+    /// missing, with the command that repairs it; the summary counts corrupt blobs, damaged
+    /// entries and damaged versions apart; exit 1 on any problem
     Verify,
     /// Delete what no tag, ml.lock or recent run ([cache] keep_runs) reaches, and what no
     /// running load needs from [h2o] exchange_dir

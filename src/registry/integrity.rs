@@ -14,6 +14,8 @@ pub struct VersionCheck {
     pub checked: usize,
     /// One line per damaged blob of a version, with the command that repairs it.
     pub problems: Vec<String>,
+    /// How many versions those lines are about (a version may have several damaged blobs).
+    pub damaged: usize,
     /// Untagged versions whose blobs are simply gone (collected by `cache gc`).
     pub collected: usize,
 }
@@ -40,6 +42,7 @@ pub async fn damaged_versions(
             .map(|(t, _)| t.as_str())
             .collect();
         let mut gone = false;
+        let before = out.problems.len();
         for (what, digest) in served_blobs(v, store) {
             if store.contains(&digest) {
                 continue;
@@ -70,7 +73,9 @@ pub async fn damaged_versions(
                 repair_command(v, locked, tagged.first().copied()),
             ));
         }
-        if gone {
+        if out.problems.len() > before {
+            out.damaged += 1;
+        } else if gone {
             out.collected += 1;
         }
     }

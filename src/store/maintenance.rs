@@ -29,6 +29,8 @@ pub struct Verified {
     pub entries: u64,
     /// One line per problem (a corrupt blob, now quarantined; a damaged entry; a missing output).
     pub problems: Vec<String>,
+    /// How many of those lines are about blobs (the rest are about entries).
+    pub blob_problems: usize,
 }
 
 /// Re-hashes every blob (a corrupt one is moved to the quarantine) and checks every entry's
@@ -45,6 +47,7 @@ pub fn verify(store: &Store) -> Result<Verified, StoreError> {
                 .push(store.quarantine(&name, &actual).to_string());
         }
     }
+    out.blob_problems = out.problems.len();
     for path in files(&store.bucket(Bucket::Actions), false) {
         let Some(key) = name_of(&path).strip_suffix(".json").map(str::to_string) else {
             continue;

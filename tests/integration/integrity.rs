@@ -642,3 +642,36 @@ fn flip_byte(path: &std::path::Path) {
     file.read_exact_at(&mut byte, 100).unwrap();
     file.write_all_at(&[byte[0] ^ 1], 100).unwrap();
 }
+
+/// `cache verify` counts damaged versions as versions: one version with two missing blobs is
+/// two problems and one damaged version (it said "2 versions cannot be served"); the summary
+/// counts each kind apart (the entries whose outputs those blobs were are damaged too).
+#[test]
+fn verify_counts_a_version_with_two_damaged_blobs_once() {
+    let (p, staging, _) = two_versions();
+    let id = staging["id"].as_str().unwrap();
+    for digest in [&staging["card"], &staging["provenance"]["transform"]] {
+        let digest = digest
+            .as_str()
+            .unwrap_or_else(|| panic!("a trained version has a card and a transform: {staging}"));
+        std::fs::remove_file(blob(&p, digest)).unwrap();
+    }
+    let verify = p.mlbuild_offline(&["cache", "verify"]);
+    assert_eq!(verify.code, 1, "{}", verify.stderr);
+    let lines = verify.stdout.lines().filter(|l| l.contains(id)).count();
+    assert_eq!(lines, 2, "{}", verify.stdout);
+    assert!(
+        verify
+            .stderr
+            .contains("2 versions: 2 damaged entries, 1 damaged version\n"),
+        "{}",
+        verify.stderr
+    );
+    assert!(
+        verify
+            .stderr
+            .contains("the store has 4 problems; one version cannot be served or shown whole"),
+        "{}",
+        verify.stderr
+    );
+}
