@@ -36,7 +36,9 @@ fn ends_lines_with_crlf(path: &Path) -> bool {
     read.is_ok() && first.ends_with(b"\r\n")
 }
 
-pub(super) fn csv_err(path: &Path, e: csv::Error) -> TableError {
+/// A `csv` read error of `path` as a [`TableError`], with the line as an editor numbers it
+/// ([`line_of`]): the data path and `predict` say a bad row the same way.
+pub fn csv_err(path: &Path, e: csv::Error) -> TableError {
     let line = e.position().map_or(0, |p| line_of(path, p));
     let message = match e.kind() {
         csv::ErrorKind::UnequalLengths {
