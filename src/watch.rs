@@ -10,7 +10,8 @@ use std::time::Duration;
 use crate::config;
 use crate::project::Paths;
 
-/// The (size, mtime s, mtime ns, inode) of each watched file, `None` when it is absent.
+/// The stamp of each watched file (size, modification and change times, inode), `None` when
+/// it is absent.
 pub type Stamp = Vec<Option<crate::store::FileStamp>>;
 
 /// Each file's size, times and inode (the stat cache's [`crate::store::FileStamp`]: the
