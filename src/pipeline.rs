@@ -811,18 +811,19 @@ impl<'a> Pipeline<'a> {
             steps::locate::materialize(&self.ctx, &self.opts.overrides, self.opts.full_refresh)
                 .await?;
         let source_digest = source.digest.clone();
-        let (profile, strata) = steps::locate::profile_and_strata(
+        let (profile, collected) = steps::locate::profile_and_strata(
             self.ctx.store,
             &source.file,
             &source_digest,
             &config.define.target,
+            &config.prepare,
         )
         // A file source read as it is is named as `[locate] path` names it.
         .map_err(|e| match e.downcast::<crate::table::TableError>() {
             Ok(t) => t.relative_to(&self.ctx.paths.project).into(),
             Err(e) => e,
         })?;
-        self.ctx.strata = strata.map(|s| (source_digest.clone(), s));
+        self.ctx.collected = Some((source_digest.clone(), collected));
         steps::define::check_columns(config, &profile)?;
         self.planner.set_data(source_digest.clone(), &profile);
 
@@ -863,8 +864,9 @@ impl<'a> Pipeline<'a> {
             steps::summary::<steps::prepare::PrepareResult>,
             |ctx| { steps::prepare::run(ctx, &snapshot, &spec).await }
         );
-        // A cached prepare left the source's classes unused: not held through training.
-        self.ctx.strata = None;
+        // A cached prepare left what the profile pass collected unused: not held through
+        // training.
+        self.ctx.collected = None;
         if let Some(end) = self.user_steps(Step::Prepare).await? {
             return Ok(end);
         }

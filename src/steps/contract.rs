@@ -59,9 +59,10 @@ pub struct Ctx<'a> {
     prestarted: Option<Prestarted>,
     /// Set by a background start once the engine is up.
     engine_up: Arc<std::sync::atomic::AtomicBool>,
-    /// The rows by class of the target that reading the source for its profile collected,
-    /// with the data's digest: prepare's stratified split of the same bytes takes them.
-    pub strata: Option<(String, crate::table::Strata)>,
+    /// What reading the source for its profile collected for prepare (the rows by class of
+    /// the target, the imputed columns' values), with the data's digest: prepare's split and
+    /// fit of the same bytes take them.
+    pub collected: Option<(String, crate::table::Collected)>,
 }
 
 impl<'a> Ctx<'a> {
@@ -94,7 +95,7 @@ impl<'a> Ctx<'a> {
             experiment: false,
             prestarted: None,
             engine_up: Arc::default(),
-            strata: None,
+            collected: None,
         }
     }
 

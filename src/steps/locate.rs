@@ -59,20 +59,24 @@ pub fn profile(store: &Store, file: &Path, digest: &str) -> Result<Profile> {
     Ok(profile)
 }
 
-/// [`profile`], and when it must read the data, the rows by class of column `target` from
-/// the same pass (for prepare's stratified split of these bytes; see `table::Strata`).
+/// [`profile`], and when it must read the data, what prepare needs of these bytes from the
+/// same pass (`table::Collected`: the rows by class of column `target` for its stratified
+/// split, the values of the columns its fit reads).
 pub fn profile_and_strata(
     store: &Store,
     file: &Path,
     digest: &str,
     target: &str,
-) -> Result<(Profile, Option<table::Strata>)> {
+    prepare: &crate::config::Prepare,
+) -> Result<(Profile, table::Collected)> {
     if let Some(p) = remembered_profile(store, digest) {
-        return Ok((p, None));
+        return Ok((p, table::Collected::default()));
     }
-    let (profile, strata) = table::profile_and_strata(file, Some(target))?;
+    let (profile, collected) = table::profile_and_strata(file, Some(target), |header| {
+        crate::transform::held_columns(prepare, header)
+    })?;
     remember_profile(store, digest, &profile)?;
-    Ok((profile, strata))
+    Ok((profile, collected))
 }
 
 /// The remembered profile of the data whose digest is `digest`, if there is a sound one (its

@@ -53,12 +53,15 @@ pub async fn run(ctx: &mut Ctx<'_>, snapshot: &str, spec: &ProblemSpec) -> Resul
                 .into(),
         );
     }
-    // The source's profile pass may have collected the target's classes from these bytes.
-    let strata = ctx
-        .strata
+    // The source's profile pass may have collected the target's classes and the imputed
+    // columns' values from these bytes.
+    let collected = ctx
+        .collected
         .take()
         .filter(|(digest, _)| digest == snapshot)
-        .map(|(_, s)| s);
+        .map(|(_, c)| c)
+        .unwrap_or_default();
+    let strata = collected.strata;
     let split = if stratify {
         Split::stratified(
             &input,
@@ -78,7 +81,8 @@ pub async fn run(ctx: &mut Ctx<'_>, snapshot: &str, spec: &ProblemSpec) -> Resul
         .map(|_| ctx.store.temp_file())
         .collect::<Result<Vec<_>, _>>()?;
     let doc_paths: Vec<&std::path::Path> = docs.iter().map(|d| d.path()).collect();
-    let fitted = plan.fit(&input, &split, &doc_paths)?;
+    let fitted = plan.fit(&input, &split, &doc_paths, collected.held.as_ref())?;
+    drop(collected.held);
 
     let mut artifacts = BTreeMap::new();
     let mut vectors = Vec::new();

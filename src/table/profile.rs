@@ -9,6 +9,7 @@ use super::chunks::blocks;
 use super::csv_io::{csv_err, headers, read_header, reader};
 use super::error::TableError;
 use super::field::{is_number, value_of};
+use super::held::{Held, Hold, Holding, HOLD_BYTES};
 use super::split::{ClassRows, Strata};
 
 /// Distinct values kept per column; past this a column is "high cardinality".
@@ -216,27 +217,41 @@ impl Profiler {
 /// Profiles a CSV file in one streaming pass (in blocks on every core when it is large and
 /// unquoted, see [`blocks`]).
 pub fn profile_csv(path: &Path) -> Result<Profile, TableError> {
-    profile_and_strata(path, None).map(|(profile, _)| profile)
+    profile_and_strata(path, None, |_| Vec::new()).map(|(profile, _)| profile)
 }
 
-/// [`profile_csv`], and from the same pass the rows by class of column `target` (when it is
-/// one of the file's, and the file was read in blocks): what a stratified split of these
-/// bytes needs ([`Strata`]).
+/// What the profile pass collects for prepare beside the profile, when it reads the file in
+/// blocks (else nothing: prepare reads the file itself).
+#[derive(Default)]
+pub struct Collected {
+    /// The rows by class of the target: what a stratified split of these bytes needs.
+    pub strata: Option<Strata>,
+    /// The values of the columns prepare's fit reads ([`Held`]), within [`HOLD_BYTES`].
+    pub held: Option<Held>,
+}
+
+/// [`profile_csv`], and from the same pass what prepare needs of these bytes ([`Collected`]):
+/// the rows by class of column `target` (when it is one of the file's) and the values of the
+/// columns `hold` names (given the file's header).
 pub fn profile_and_strata(
     path: &Path,
     target: Option<&str>,
-) -> Result<(Profile, Option<Strata>), TableError> {
+    hold: impl FnOnce(&[String]) -> Vec<(usize, Hold)>,
+) -> Result<(Profile, Collected), TableError> {
     let names = read_header(path)?;
     let n = names.len();
     let target = target.and_then(|t| names.iter().position(|c| c == t));
+    let held_columns = hold(&names);
+    let holding = Holding::new(&held_columns, HOLD_BYTES);
+    let mut gathered = holding.gather();
     // Block by block, merged in file order as they come.
     let mut all: Option<Profiler> = None;
     let mut strata = Vec::new();
     let whole = blocks(
         path,
         n,
-        |_| (Profiler::new(n), ClassRows::default()),
-        |(p, classes), i, rec| {
+        |_| (Profiler::new(n), ClassRows::default(), holding.part()),
+        |(p, classes, held), i, rec| {
             p.row();
             for (i, f) in rec.iter().enumerate() {
                 p.field(i, f);
@@ -244,8 +259,9 @@ pub fn profile_and_strata(
             if let Some(t) = target {
                 classes.note(i, rec, t);
             }
+            holding.row(held, rec);
         },
-        |(p, classes), rows| {
+        |(p, classes, held), rows| {
             match &mut all {
                 Some(all) => all.merge(p),
                 None => all = Some(p),
@@ -253,11 +269,15 @@ pub fn profile_and_strata(
             if target.is_some() {
                 strata.push((classes, rows));
             }
+            gathered.deliver(held, rows);
         },
     );
     if let (true, Some(all)) = (whole, all) {
-        let strata = target.map(|t| Strata::new(t, strata));
-        return Ok((all.finish(names), strata));
+        let collected = Collected {
+            strata: target.map(|t| Strata::new(t, strata)),
+            held: gathered.finish(),
+        };
+        return Ok((all.finish(names), collected));
     }
     let mut rdr = reader(path)?;
     headers(path, &mut rdr)?;
@@ -269,5 +289,5 @@ pub fn profile_and_strata(
             profiler.field(i, field);
         }
     }
-    Ok((profiler.finish(names), None))
+    Ok((profiler.finish(names), Collected::default()))
 }

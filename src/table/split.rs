@@ -250,6 +250,24 @@ impl Split {
             .is_none_or(|rate| in_holdout(self.seed ^ SAMPLE_SALT, index, rate))
     }
 
+    /// [`side`](Split::side) by a row's index alone, when its fields are not needed: a random
+    /// split, or a stratified one whose sides were set for `rows` data rows (from [`Strata`]).
+    /// `None` when the split reads each row's target.
+    pub fn by_index(&self, rows: u64) -> Option<impl Fn(u64) -> Option<Side> + '_> {
+        /// A row whose fields are never read.
+        struct NoFields;
+        impl Record for NoFields {
+            fn get(&self, _: usize) -> Option<&str> {
+                None
+            }
+        }
+        let known = match &self.sides {
+            Some(sides) => sides.rows == rows,
+            None => self.strata.is_none(),
+        };
+        known.then_some(move |i| self.side(i, &NoFields))
+    }
+
     /// The side of data row `index` (0-based), or `None` when the sample leaves it out.
     pub fn side(&self, index: u64, record: &impl Record) -> Option<Side> {
         if let Some(sides) = self.sides.as_ref().filter(|s| index < s.rows) {

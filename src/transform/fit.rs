@@ -25,7 +25,17 @@ impl Plan {
         clippy::too_many_lines,
         reason = "the fit pass, in blocks or sequential, and the exact merge of means and medians"
     )]
-    pub fn fit(&self, input: &Path, split: &Split, docs: &[&Path]) -> Result<Fitted> {
+    ///
+    /// `held`: the imputed columns' values, held by the source's profile pass over the same
+    /// bytes ([`held_columns`]); when they are of this plan's columns and the split's sides
+    /// are known by row index, the fit is computed from them and the input is not read.
+    pub fn fit(
+        &self,
+        input: &Path,
+        split: &Split,
+        docs: &[&Path],
+        held: Option<&table::Held>,
+    ) -> Result<Fitted> {
         let accumulators = |first: bool| -> Vec<Acc> {
             self.impute
                 .iter()
@@ -58,28 +68,29 @@ impl Plan {
             });
         }
         // Block by block, each merged into the first as its turn comes (file order).
-        let mut merged: Option<(Vec<Acc>, u64)> = None;
-        let whole = self.text.is_empty()
-            && table::indexed_blocks(
-                input,
-                self.input.len(),
-                |k| (accumulators(k == 0), 0u64),
-                |(acc, n), i, record| {
-                    if split.side(i, record) == Some(Side::Train) {
-                        *n += 1;
-                        self.fit_row(acc, record);
-                    }
-                },
-                |(later, n), _| match &mut merged {
-                    None => merged = Some((later, n)),
-                    Some((acc, train_rows)) => {
-                        *train_rows += n;
-                        for (a, b) in acc.iter_mut().zip(later) {
-                            a.merge(b);
+        let mut merged = held.and_then(|h| self.fit_held(h, split));
+        let whole = merged.is_some()
+            || (self.text.is_empty()
+                && table::indexed_blocks(
+                    input,
+                    self.input.len(),
+                    |k| (accumulators(k == 0), 0u64),
+                    |(acc, n), i, record| {
+                        if split.side(i, record) == Some(Side::Train) {
+                            *n += 1;
+                            self.fit_row(acc, record);
                         }
-                    }
-                },
-            );
+                    },
+                    |(later, n), _| match &mut merged {
+                        None => merged = Some((later, n)),
+                        Some((acc, train_rows)) => {
+                            *train_rows += n;
+                            for (a, b) in acc.iter_mut().zip(later) {
+                                a.merge(b);
+                            }
+                        }
+                    },
+                ));
         let (acc, train_rows) = match merged.filter(|_| whole) {
             Some(merged) => merged,
             None => {
@@ -169,6 +180,44 @@ impl Plan {
         })
     }
 
+    /// The fit's accumulators and training rows from values the profile pass held, read in
+    /// file order as the pass reads them (so a mean adds the same numbers in the same order);
+    /// `None` when they are not this plan's columns or the split needs each row's fields.
+    fn fit_held(&self, held: &table::Held, split: &Split) -> Option<(Vec<Acc>, u64)> {
+        let rows = held.rows();
+        let side = split.by_index(rows)?;
+        let wanted: Vec<(usize, table::Hold)> = self
+            .impute
+            .iter()
+            .filter_map(|(c, rule)| Some((self.stage[*c].source, hold_of(rule)?)))
+            .collect();
+        if !self.text.is_empty() || held.columns != wanted {
+            return None;
+        }
+        let train = |i| side(i) == Some(Side::Train);
+        let train_rows = (0..rows).filter(|&i| train(i)).count() as u64;
+        let mut k = 0;
+        let mut acc = Vec::new();
+        for (_, rule) in &self.impute {
+            let numbers = || {
+                held.numbers(k)
+                    .filter(|(i, _)| train(*i))
+                    .filter_map(|(_, x)| x)
+            };
+            acc.push(match rule {
+                Impute::Strategy(ImputeStrategy::Mean) => {
+                    let (sum, n) = numbers().fold((0.0, 0), |(sum, n), x| (sum + x, n + 1));
+                    Acc::Mean(sum, n)
+                }
+                Impute::Strategy(ImputeStrategy::Median) => Acc::Median(numbers().collect()),
+                Impute::Strategy(ImputeStrategy::Mode) => Acc::Mode(held.text_counts(k, train)),
+                Impute::Constant { .. } => Acc::Constant,
+            });
+            k += usize::from(hold_of(rule).is_some());
+        }
+        Some((acc, train_rows))
+    }
+
     /// Adds a training row to the imputation accumulators.
     fn fit_row(&self, acc: &mut [Acc], record: &impl table::Record) {
         for ((c, _), a) in self.impute.iter().zip(acc.iter_mut()) {
@@ -179,18 +228,18 @@ impl Plan {
             let f = table::trim(field);
             match a {
                 Acc::Mean(sum, n) => {
-                    if let Ok(x) = f.parse::<f64>() {
+                    if let Some(x) = table::parse_number(f) {
                         *sum += x;
                         *n += 1;
                     }
                 }
                 Acc::MeanValues(v) => {
-                    if let Ok(x) = f.parse::<f64>() {
+                    if let Some(x) = table::parse_number(f) {
                         v.push(x);
                     }
                 }
                 Acc::Median(v) => {
-                    if let Ok(x) = f.parse::<f64>() {
+                    if let Some(x) = table::parse_number(f) {
                         v.push(x);
                     }
                 }
@@ -203,6 +252,18 @@ impl Plan {
                 Acc::Constant => {}
             }
         }
+    }
+}
+
+/// How the profile pass holds an imputed column for `rule` ([`held_columns`]): `None` for a
+/// constant, which reads nothing.
+pub(super) fn hold_of(rule: &Impute) -> Option<table::Hold> {
+    match rule {
+        Impute::Strategy(ImputeStrategy::Mean | ImputeStrategy::Median) => {
+            Some(table::Hold::Number)
+        }
+        Impute::Strategy(ImputeStrategy::Mode) => Some(table::Hold::Text),
+        Impute::Constant { .. } => None,
     }
 }
 

@@ -17,7 +17,9 @@
 //! Passes over the snapshot (each streaming): the stratified split reads the target (8 bytes a
 //! row); the fit pass reads the training rows for imputation statistics (a median keeps the
 //! column's training values) and writes the training documents of each text column; the apply
-//! pass writes `train` and `holdout`. The fit (without text columns) and apply passes read the
+//! pass writes `train` and `holdout`. On a cold run the source's profile pass has already
+//! collected the target's classes and held the imputed columns' values ([`held_columns`],
+//! `table::Held`), so the split and the fit read nothing. The fit (without text columns) and apply passes read the
 //! file in one chunk per core when it is unquoted ([`table::indexed_chunks`]) and combine the
 //! chunks so that values, bytes and profiles are exactly those of one sequential pass (see
 //! [`Plan::fit`] and [`Plan::apply`]).
@@ -127,6 +129,47 @@ pub fn format_number(x: f64) -> String {
     format!("{x}")
 }
 
+/// The data's columns that `prepare.drop` keeps: (index in the data, the data's name).
+fn kept_columns<'a>(
+    prepare: &'a Prepare,
+    input: &'a [String],
+) -> impl Iterator<Item = (usize, &'a String)> + 'a {
+    input
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| !prepare.drop.contains(n))
+}
+
+/// A kept column's name from rename on (`prepare.rename`'s new name, or its own).
+fn stage_name<'a>(prepare: &'a Prepare, name: &'a String) -> &'a String {
+    prepare.rename.get(name).unwrap_or(name)
+}
+
+/// The columns whose values the fit pass reads, for the source's profile pass to hold
+/// ([`table::Held`], so that a cold run's fit need not read the data again): each imputed
+/// column's index in the data `header` and how its rule reads it (a mean or median a number,
+/// a mode a text; a constant reads nothing), in `prepare.impute`'s order. Empty when the fit
+/// reads the data anyway (text columns: their documents) or a rule names no column ([`Plan::new`]
+/// reports it).
+pub fn held_columns(prepare: &Prepare, header: &[String]) -> Vec<(usize, table::Hold)> {
+    if !prepare.text.is_empty() {
+        return Vec::new();
+    }
+    let mut held = Vec::new();
+    for (name, rule) in &prepare.impute {
+        let Some(how) = fit::hold_of(rule) else {
+            continue;
+        };
+        let Some((source, _)) =
+            kept_columns(prepare, header).find(|(_, n)| stage_name(prepare, n) == name)
+        else {
+            return Vec::new();
+        };
+        held.push((source, how));
+    }
+    held
+}
+
 impl Plan {
     /// Resolves `prepare` against the data's profile, with errors that name the key, the
     /// column and the closest real column.
@@ -148,11 +191,7 @@ impl Plan {
         }
         // (source index, name) of the columns kept; indices, not name lookups, so that a
         // plan over 100,000 columns stays linear.
-        let kept: Vec<(usize, &String)> = input
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| !prepare.drop.contains(n))
-            .collect();
+        let kept: Vec<(usize, &String)> = kept_columns(prepare, &input).collect();
         let kept_names: Vec<String> = kept.iter().map(|(_, n)| n.to_string()).collect();
         for (old, new) in &prepare.rename {
             if !kept_names.contains(old) {
@@ -173,9 +212,8 @@ impl Plan {
             .ok_or_else(|| unknown_column("define.target", &spec.target, &input))?;
         let mut stage = Vec::new();
         for (source, name) in kept {
-            let new = prepare.rename.get(name).unwrap_or(name).clone();
             stage.push(StageColumn {
-                name: new,
+                name: stage_name(prepare, name).clone(),
                 source,
                 ty: ColumnType::Numeric,
                 numeric: profile.columns[source].kind == crate::table::Kind::Numeric,

@@ -58,9 +58,9 @@ fn the_median_is_the_middle_of_the_sorted_values() {
     }
 }
 
-#[test]
-fn chunked_fit_and_apply_equal_the_sequential_pass() {
-    // Values whose floating-point sum depends on the order of the additions.
+/// Rows whose imputed columns' fits depend on the order of the additions (a mean of values
+/// far apart), with missing values, a `NaN`, and a three-valued text column.
+fn order_sensitive_csv() -> String {
     let mut csv = String::from("a,b,c,y\n");
     for i in 0..20_000u64 {
         let r = table::splitmix64(i);
@@ -74,6 +74,9 @@ fn chunked_fit_and_apply_equal_the_sequential_pass() {
         };
         let b = if r.is_multiple_of(13) {
             String::new()
+        } else if r.is_multiple_of(997) {
+            // A number whose bits a held value must keep apart from "no number".
+            "NaN".to_string()
         } else {
             format!("{}.{}", (r >> 8) % 50, (r >> 16) % 1000)
         };
@@ -84,15 +87,39 @@ fn chunked_fit_and_apply_equal_the_sequential_pass() {
         };
         csv.push_str(&format!("{a},{b},{c},{}\n", (r >> 40) % 2));
     }
+    csv
+}
+
+#[test]
+fn chunked_fit_and_apply_equal_the_sequential_pass() {
+    let csv = order_sensitive_csv();
     let (dir, path, profile) = fixture(&csv);
     let prep =
         prepare("holdout = 0.3\nseed = 5\nimpute = { a = \"mean\", b = \"median\", c = \"mode\" }");
     let spec = spec(Problem::Binary);
     let plan = Plan::new(&prep, &profile, &spec).unwrap();
+    let gone = dir.path().join("gone.csv");
     let run = |min_bytes: u64, tag: &str| {
         table::TEST_PARALLEL_MIN_BYTES.with(|m| m.set(min_bytes));
-        let split = Split::stratified(&path, plan.target_source, 5, 0.3, None, None).unwrap();
-        let fitted = plan.fit(&path, &split, &[]).unwrap();
+        let (split, fitted) = if tag == "held" {
+            // As a cold run does: the profile pass collects the classes and holds the imputed
+            // columns, and the split and the fit read nothing (not even a file not there).
+            let (_, c) =
+                table::profile_and_strata(&path, Some("y"), |header| held_columns(&prep, header))
+                    .unwrap();
+            let held = c.held.expect("the block pass holds the imputed columns");
+            assert_eq!(held.rows(), 20_000);
+            let split =
+                Split::stratified(&gone, plan.target_source, 5, 0.3, Some(0.9), c.strata).unwrap();
+            (
+                split.clone(),
+                plan.fit(&gone, &split, &[], Some(&held)).unwrap(),
+            )
+        } else {
+            let split =
+                Split::stratified(&path, plan.target_source, 5, 0.3, Some(0.9), None).unwrap();
+            (split.clone(), plan.fit(&path, &split, &[], None).unwrap())
+        };
         let (t, h) = (
             dir.path().join(format!("t-{tag}.csv")),
             dir.path().join(format!("h-{tag}.csv")),
@@ -117,6 +144,7 @@ fn chunked_fit_and_apply_equal_the_sequential_pass() {
     };
     let sequential = run(u64::MAX, "seq");
     let chunked = run(0, "par");
+    let held = run(0, "held");
     table::TEST_PARALLEL_MIN_BYTES.with(|m| m.set(0));
     assert!(
         table::indexed_blocks(&path, 4, |_| (), |_, _, _| (), |(), _| ()),
@@ -124,6 +152,7 @@ fn chunked_fit_and_apply_equal_the_sequential_pass() {
     );
     table::TEST_PARALLEL_MIN_BYTES.with(|m| m.set(u64::MAX));
     assert_eq!(chunked, sequential);
+    assert_eq!(held, sequential);
     // No part files are left behind.
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -161,7 +190,7 @@ fn imputation_is_fitted_on_training_rows_only() {
     let prep = prepare("holdout = 0.25\nimpute = { a = \"mean\", c = \"mode\" }");
     let plan = Plan::new(&prep, &profile, &spec(Problem::Regression)).unwrap();
     let split = Split::random(42, 0.25, None);
-    let fitted = plan.fit(&path, &split, &[]).unwrap();
+    let fitted = plan.fit(&path, &split, &[], None).unwrap();
     let (mut sum, mut n) = (0.0, 0u64);
     for i in 0..200u64 {
         if !table::in_holdout(42, i, 0.25) && i % 10 != 0 {
@@ -198,12 +227,12 @@ fn median_mode_ties_and_constants() {
     let prep = prepare("holdout = 0.01\nimpute = { a = \"median\", b = \"mode\" }");
     let plan = Plan::new(&prep, &profile, &spec(Problem::Regression)).unwrap();
     let split = Split::random(1, 1e-9, None);
-    let f = plan.fit(&path, &split, &[]).unwrap();
+    let f = plan.fit(&path, &split, &[], None).unwrap();
     assert_eq!(f.impute[0].value, "2.5");
     assert_eq!(f.impute[1].value, "x", "a tie goes to the smallest value");
     let prep = prepare("impute = { a = { constant = 0 }, b = { constant = \"none\" } }");
     let plan = Plan::new(&prep, &profile, &spec(Problem::Regression)).unwrap();
-    let f = plan.fit(&path, &split, &[]).unwrap();
+    let f = plan.fit(&path, &split, &[], None).unwrap();
     assert_eq!(
         (f.impute[0].value.as_str(), f.impute[1].value.as_str()),
         ("0", "none")
@@ -307,7 +336,7 @@ fn the_profiles_kept_while_writing_are_the_written_files_profiles() {
         let prep = prepare(&format!("holdout = 0.3\nseed = 2\n{rules}"));
         let plan = Plan::new(&prep, &profile, &spec(Problem::Binary)).unwrap();
         let split = Split::random(2, 0.3, None);
-        let fitted = plan.fit(&path, &split, &[]).unwrap();
+        let fitted = plan.fit(&path, &split, &[], None).unwrap();
         let (t, h) = (dir.path().join("t.csv"), dir.path().join("h.csv"));
         let applied = plan.apply(&path, &split, &fitted, &[], [&t, &h]).unwrap();
         for (file, p) in [&t, &h].iter().zip(&applied.profiles) {
