@@ -12,6 +12,12 @@ pub trait Record {
 
     /// Field `i`, if the row has one.
     fn get(&self, i: usize) -> Option<&str>;
+
+    /// The row's fields as they were read, joined by `,` (no line end), when the reader has
+    /// them so ([`Row`]).
+    fn line(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl Record for csv::StringRecord {
@@ -45,6 +51,10 @@ impl Record for Row<'_> {
 
     fn get(&self, i: usize) -> Option<&str> {
         Row::get(self, i)
+    }
+
+    fn line(&self) -> Option<&str> {
+        Some(self.line)
     }
 }
 

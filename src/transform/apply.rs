@@ -48,6 +48,12 @@ impl Plan {
         let rows = Rows {
             plan: self,
             split,
+            identity: self.input.len() == self.outputs.len()
+                && self
+                    .outputs
+                    .iter()
+                    .enumerate()
+                    .all(|(j, o)| matches!(o, Out::Stage(c) if self.stage[*c].source == j)),
             plain_fill: fill.iter().flatten().all(|f| !table::needs_quotes(f)),
             computed: self.outputs.iter().any(|o| !matches!(o, Out::Stage(_))),
             fill,
@@ -169,6 +175,9 @@ struct Rows<'a> {
     plain_fill: bool,
     /// Some output is computed (derived, Word2Vec), not a stage column.
     computed: bool,
+    /// The outputs are the input's columns, in order: a row whose every field is a value
+    /// as it stands (not missing, nothing to trim) is written as the line it was read from.
+    identity: bool,
     vectors: &'a [text::Vectors],
 }
 
@@ -243,6 +252,35 @@ impl<'a> Rows<'a> {
             .unwrap_or("")
     }
 
+    /// Writes `record` as the line it was read from, profiling its fields, when that is what
+    /// the apply pass would write: every field a value as it stands (not missing, nothing to
+    /// trim), in a plan whose outputs are the input's columns ([`Rows::identity`]). False
+    /// (nothing written) otherwise.
+    fn as_read(
+        &self,
+        buf: &mut Vec<u8>,
+        profiler: &mut table::Profiler,
+        record: &impl table::Record,
+    ) -> bool {
+        let Some(line) = record.line() else {
+            return false;
+        };
+        let n = self.plan.outputs.len();
+        let value = |j| {
+            let f = record.get(j).unwrap_or("");
+            table::value_of(f).filter(|v| v.len() == f.len())
+        };
+        if !(0..n).all(|j| value(j).is_some()) {
+            return false;
+        }
+        buf.extend_from_slice(line.as_bytes());
+        buf.push(b'\n');
+        for j in 0..n {
+            profiler.value(j, value(j).expect("checked above"));
+        }
+        true
+    }
+
     /// Transforms data row `i` and writes it to its side of `part` (the bytes of
     /// [`table::push_row`]), profiling its fields as written.
     fn apply<R: table::Record>(&self, part: &mut Part, i: u64, record: &R) {
@@ -294,6 +332,9 @@ impl<'a> Rows<'a> {
         let (buf, profiler) = (&mut bufs[s], &mut profilers[s]);
         rows[s] += 1;
         profiler.row();
+        if self.identity && self.as_read(buf, profiler, record) {
+            return;
+        }
         let start = buf.len();
         for (j, o) in plan.outputs.iter().enumerate() {
             // The field, whether it can need quotes, and its value when known to be one.
