@@ -5,8 +5,9 @@
 //! A value is held as the fit reads it: a number as its field's trimmed text parses
 //! ([`parse_number`]: the bits of `str::parse`, faster for the usual forms; a field
 //! that is missing or not a number holds nothing), a text as its trimmed, non-missing field.
-//! Held memory is bounded ([`HOLD_BYTES`]): past it every held value is dropped and the fit
-//! reads the data as before, so a large file costs what it did.
+//! Held memory is bounded ([`HOLD_BYTES`]): once the blocks read so far say the whole file
+//! would pass it (or it is passed), every held value is dropped and the fit reads the data as
+//! before, so a large file costs what it did, plus its first blocks' holding.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +37,8 @@ const NO_NUMBER: u64 = 0x7FF4_0000_DEAD_0001;
 #[derive(Debug, Default)]
 pub struct HeldPart {
     rows: u64,
+    /// The bytes of the block's rows (as read, with their line ends).
+    read: u64,
     /// Per number column: each row's value as bits, [`NO_NUMBER`] when it has none.
     numbers: Vec<Vec<u64>>,
     /// Per text column: each row's value as an index into its names.
@@ -73,15 +76,19 @@ pub struct Holding<'a> {
     /// Past the budget: blocks stop holding.
     over: AtomicBool,
     budget: usize,
+    /// The size of the file read.
+    file_bytes: u64,
 }
 
 impl<'a> Holding<'a> {
-    /// Holds `columns` (index in the file, how) within `budget` bytes.
-    pub fn new(columns: &'a [(usize, Hold)], budget: usize) -> Holding<'a> {
+    /// Holds `columns` (index in the file, how) of a file of `file_bytes` within `budget`
+    /// bytes.
+    pub fn new(columns: &'a [(usize, Hold)], budget: usize, file_bytes: u64) -> Holding<'a> {
         Holding {
             columns,
             over: AtomicBool::new(columns.is_empty()),
             budget,
+            file_bytes,
         }
     }
 
@@ -103,6 +110,7 @@ impl<'a> Holding<'a> {
             return;
         }
         part.rows += 1;
+        part.read += rec.line().map_or(0, |l| l.len() as u64 + 1);
         let (mut n, mut t) = (0, 0);
         for &(c, how) in self.columns {
             let value = value_of(rec.get(c).unwrap_or(""));
@@ -140,6 +148,7 @@ impl<'a> Holding<'a> {
         Gathered {
             holding: self,
             bytes: 0,
+            read: 0,
             parts: Vec::new(),
         }
     }
@@ -149,6 +158,8 @@ impl<'a> Holding<'a> {
 pub struct Gathered<'h, 'a> {
     holding: &'h Holding<'a>,
     bytes: usize,
+    /// The bytes of the rows held so far.
+    read: u64,
     parts: Vec<HeldPart>,
 }
 
@@ -160,8 +171,13 @@ impl Gathered<'_, '_> {
             return;
         }
         self.bytes += part.bytes();
+        self.read += part.read;
+        // The whole file, held at the rate of the blocks so far (rows are alike enough).
+        let projected =
+            self.bytes as u128 * u128::from(self.holding.file_bytes) / u128::from(self.read.max(1));
+        let budget = self.holding.budget;
         // A part that missed rows (the budget was passed while it ran) is of no use either.
-        if self.bytes > self.holding.budget || part.rows != rows {
+        if self.bytes > budget || projected > budget as u128 || part.rows != rows {
             over.store(true, Ordering::Relaxed);
             self.parts = Vec::new();
             return;
@@ -269,7 +285,7 @@ mod tests {
     /// Two blocks of rows of columns 0 (a number) and 2 (a text), held within `budget`.
     fn hold(budget: usize) -> Option<Held> {
         let columns = [(0, Hold::Number), (2, Hold::Text)];
-        let holding = Holding::new(&columns, budget);
+        let holding = Holding::new(&columns, budget, 0);
         let mut gathered = holding.gather();
         for block in [
             &[["1.5", "x", " b "], ["NA", "x", "a"], ["NaN", "x", ""]][..],
@@ -312,14 +328,49 @@ mod tests {
     fn past_the_budget_nothing_is_held() {
         assert!(hold(40).is_none());
         // Nothing asked, nothing held.
-        let holding = Holding::new(&[], HOLD_BYTES);
+        let holding = Holding::new(&[], HOLD_BYTES, 0);
         assert!(holding.gather().finish().is_none());
+    }
+
+    /// A row read as a line, as the block passes read them.
+    struct Line(&'static str);
+
+    impl Record for Line {
+        fn get(&self, i: usize) -> Option<&str> {
+            self.0.split(',').nth(i)
+        }
+        fn line(&self) -> Option<&str> {
+            Some(self.0)
+        }
+    }
+
+    /// One block of 100 rows of `1.5,x` (100 × 6 bytes read, 800 bytes held) from a file of
+    /// `file_bytes`, held within 2,000 bytes.
+    fn first_block_of(file_bytes: u64) -> Option<Held> {
+        let columns = [(0, Hold::Number)];
+        let holding = Holding::new(&columns, 2_000, file_bytes);
+        let mut gathered = holding.gather();
+        let mut part = holding.part();
+        for _ in 0..100 {
+            holding.row(&mut part, &Line("1.5,x"));
+        }
+        gathered.deliver(part, 100);
+        gathered.finish()
+    }
+
+    #[test]
+    fn a_file_whose_first_blocks_say_it_would_pass_the_budget_is_not_held() {
+        // 600 bytes read held 800: the whole of 600 bytes fits, of 1,500 (2,000 held) just,
+        // of 1,800 (2,400 held) not, though the block itself is within the budget.
+        assert!(first_block_of(600).is_some());
+        assert!(first_block_of(1_500).is_some());
+        assert!(first_block_of(1_800).is_none());
     }
 
     #[test]
     fn a_block_that_missed_rows_spoils_the_held_values() {
         let columns = [(0, Hold::Number)];
-        let holding = Holding::new(&columns, HOLD_BYTES);
+        let holding = Holding::new(&columns, HOLD_BYTES, 0);
         let mut gathered = holding.gather();
         let mut part = holding.part();
         holding.row(&mut part, &rec(&["1"]));

@@ -242,7 +242,8 @@ pub fn profile_and_strata(
     let n = names.len();
     let target = target.and_then(|t| names.iter().position(|c| c == t));
     let held_columns = hold(&names);
-    let holding = Holding::new(&held_columns, HOLD_BYTES);
+    let file_bytes = std::fs::metadata(path).map_or(0, |m| m.len());
+    let holding = Holding::new(&held_columns, HOLD_BYTES, file_bytes);
     let mut gathered = holding.gather();
     // Block by block, merged in file order as they come.
     let mut all: Option<Profiler> = None;
