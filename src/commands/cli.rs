@@ -278,7 +278,9 @@ pub struct RunArgs {
     /// Print what would run and why; run nothing
     #[arg(long)]
     pub dry_run: bool,
-    /// Extract an incremental SQL source from scratch instead of past its watermark
+    /// Extract an incremental SQL source from scratch instead of past its watermark (also the
+    /// way out when its state is damaged or its snapshot is gone: rows the database deleted
+    /// since are not in the new snapshot)
     #[arg(long)]
     pub full_refresh: bool,
 }

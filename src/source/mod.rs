@@ -133,7 +133,7 @@ impl Snapshot {
             write_atomic(memo, seal_memo(key, &self.digest).as_bytes())?;
         }
         if let Some((path, state)) = &self.state {
-            write_atomic(path, &serde_json::to_vec_pretty(state)?)?;
+            crate::store::write_sealed(path, state)?;
         }
         Ok(())
     }
@@ -474,6 +474,57 @@ fn state_path(req: &Request<'_>, sql: &str, url: &str) -> Option<PathBuf> {
     )
 }
 
+/// The incremental state at `path`: none before the first extraction; an error when it is
+/// damaged (it does not parse, or its seal does not match: a watermark changed by hand or by a
+/// bad disk would skip rows or fetch them twice) or its snapshot is no longer in the store.
+/// Either way the rows accumulated so far are not silently replaced by the query's current
+/// result, which lacks any row the database has deleted since: `--full-refresh` says so. A
+/// state written before states were sealed (no seal at all) is believed, and sealed when next
+/// written.
+fn read_state(store: &Store, path: &Path) -> Result<Option<IncrementalState>> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading `{}`", path.display())),
+    };
+    let unsealed = || {
+        let value: Value = serde_json::from_slice(&bytes).ok()?;
+        value
+            .get("blake3")
+            .is_none()
+            .then(|| serde_json::from_value(value).ok())
+            .flatten()
+    };
+    let refresh = "`mlbuild run --full-refresh` extracts the query's whole result again and \
+                   writes a new state (without the rows the database no longer holds)";
+    let Some(state) = crate::store::unseal::<IncrementalState>(&bytes).or_else(unsealed) else {
+        return Err(Diagnostic::new(format!(
+            "the incremental state of `[locate] sql`, `{}`, is damaged (it does not parse, or \
+             its seal does not match what it holds)",
+            path.display()
+        ))
+        .hint(refresh)
+        .into());
+    };
+    if !store.contains(&state.snapshot) {
+        return Err(Diagnostic::new(format!(
+            "the incremental state of `[locate] sql` appends to snapshot {}, which is not in \
+             the store{}",
+            crate::store::short_digest(&state.snapshot),
+            if store.quarantined(&state.snapshot) {
+                " (it was found corrupt and quarantined)"
+            } else {
+                ""
+            }
+        ))
+        .hint(format!(
+            "restore it (`mlbuild cache pull`, if the remote cache has it), or {refresh}"
+        ))
+        .into());
+    }
+    Ok(Some(state))
+}
+
 #[allow(
     clippy::too_many_lines,
     reason = "a SQL source: connect, query or increment, canonicalise and memo, in order"
@@ -488,11 +539,8 @@ async fn from_sql(req: &Request<'_>, sql: &str) -> Result<Snapshot> {
     }
     let inc = req.locate.incremental.as_ref();
     let state_file = state_path(req, sql, &url);
-    let previous: Option<IncrementalState> = match (&state_file, req.full_refresh) {
-        (Some(path), false) => std::fs::read(path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .filter(|s: &IncrementalState| req.store.contains(&s.snapshot)),
+    let previous = match (&state_file, req.full_refresh) {
+        (Some(path), false) => read_state(req.store, path)?,
         _ => None,
     };
     let binds: Vec<Bind> = req.locate.params.iter().map(bind_param).collect();

@@ -599,7 +599,13 @@ struct Sealed<T> {
 /// Reads a sealed memo; `None` when it is missing, does not parse, or its seal does not match
 /// its body (the caller recomputes it).
 pub fn read_sealed<T: serde::de::DeserializeOwned + Serialize>(path: &Path) -> Option<T> {
-    let sealed: Sealed<T> = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
+    unseal(&fs::read(path).ok()?)
+}
+
+/// The body of a sealed memo's bytes ([`write_sealed`]); `None` when they do not parse or the
+/// seal does not match the body.
+pub fn unseal<T: serde::de::DeserializeOwned + Serialize>(bytes: &[u8]) -> Option<T> {
+    let sealed: Sealed<T> = serde_json::from_slice(bytes).ok()?;
     let body = serde_json::to_vec(&sealed.body).ok()?;
     (blake3::hash(&body).to_hex().as_str() == sealed.blake3).then_some(sealed.body)
 }

@@ -169,6 +169,97 @@ fn a_query_without_order_by_warns() {
     );
 }
 
+/// What an incremental state file holds (sealed: `{"blake3": …, "body": …}`).
+fn state_body(path: &std::path::Path) -> Value {
+    let sealed: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    assert!(sealed["blake3"].is_string(), "{sealed}");
+    sealed["body"].clone()
+}
+
+/// The incremental state file of project `p` (one source).
+fn state_file(p: &Project) -> std::path::PathBuf {
+    std::fs::read_dir(p.file("cache/v1/sources"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("incremental-"))
+        .unwrap()
+        .path()
+}
+
+/// A damaged incremental state (a watermark edited by hand, a truncated file) or one whose
+/// snapshot left the store was taken for no state: the run extracted the query's current
+/// result, silently dropping the rows the database had deleted since. Now it is an error that
+/// says what `--full-refresh` does; nothing moves until the user runs it. A state from before
+/// states were sealed is believed and sealed.
+#[test]
+fn a_damaged_incremental_state_or_a_lost_snapshot_stops_the_run() {
+    let p = sql_project(INCREMENTAL);
+    let url = sqlite_url(&p);
+    exec(&url, &prostate_statements("DOUBLE PRECISION", "INTEGER"));
+    let first = offline(&p, &url, &["run", "locate", "--json"]).ok();
+    let rows = snapshot(&p, &first).lines().count();
+    // A row the database then deletes lives on only in the snapshot.
+    exec(&url, &["DELETE FROM prostate WHERE ID = 7".to_string()]);
+    let path = state_file(&p);
+    let sealed = std::fs::read(&path).unwrap();
+    let body = state_body(&path);
+    let refuses = |why: &str| {
+        let run = offline(&p, &url, &["run", "locate", "--json"]);
+        assert_eq!(run.code, 1, "{why}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(
+                "hint: `mlbuild run --full-refresh` extracts the query's whole result again"
+            ) || run
+                .stderr
+                .contains("or `mlbuild run --full-refresh` extracts"),
+            "{why}: {}",
+            run.stderr
+        );
+        run.stderr
+    };
+    // A watermark edited inside the sealed file.
+    let edited = String::from_utf8(sealed.clone())
+        .unwrap()
+        .replace("\"value\":", "\"value\":1");
+    assert_ne!(edited.as_bytes(), &sealed[..]);
+    std::fs::write(&path, &edited).unwrap();
+    let stderr = refuses("edited");
+    assert!(stderr.contains("is damaged"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        edited.as_bytes(),
+        "left as it was"
+    );
+    // Truncated.
+    std::fs::write(&path, &sealed[..sealed.len() / 2]).unwrap();
+    refuses("truncated");
+    // Its snapshot deleted from the store.
+    std::fs::write(&path, &sealed).unwrap();
+    let snap = body["snapshot"].as_str().unwrap();
+    let blob = p.file(&format!("cache/v1/cas/{}/{snap}", &snap[..2]));
+    let bytes = std::fs::read(&blob).unwrap();
+    std::fs::remove_file(&blob).unwrap();
+    let stderr = refuses("snapshot gone");
+    assert!(
+        stderr.contains(&format!(
+            "appends to snapshot {}, which is not in the store",
+            &snap[..12]
+        )) && stderr.contains("`mlbuild cache pull`"),
+        "{stderr}"
+    );
+    std::fs::write(&blob, &bytes).unwrap();
+    // A state written before seals: believed (the deleted row stays), then sealed.
+    std::fs::write(&path, serde_json::to_vec(&body).unwrap()).unwrap();
+    let legacy = offline(&p, &url, &["run", "locate", "--json"]).ok();
+    assert_eq!(snapshot(&p, &legacy).lines().count(), rows);
+    assert_eq!(state_body(&path), body);
+    // `--full-refresh` is the way out: the query's result as it is now.
+    std::fs::write(&path, &edited).unwrap();
+    let refreshed = offline(&p, &url, &["run", "locate", "--full-refresh", "--json"]).ok();
+    assert_eq!(snapshot(&p, &refreshed).lines().count(), rows - 1);
+    assert_eq!(state_body(&path)["rows"], 379);
+}
+
 /// Incremental extraction on any backend; `ts` says whether `updated_at` is a timestamp.
 fn incremental_scenario(p: &Project, url: &str, ts: &str) {
     exec(url, &prostate_statements("DOUBLE PRECISION", ts));
@@ -182,8 +273,7 @@ fn incremental_scenario(p: &Project, url: &str, ts: &str) {
         .filter(|e| e.file_name().to_string_lossy().starts_with("incremental-"))
         .collect();
     assert_eq!(state_files.len(), 1);
-    let state: Value =
-        serde_json::from_slice(&std::fs::read(state_files[0].path()).unwrap()).unwrap();
+    let state = state_body(&state_files[0].path());
     assert_eq!(state["rows"], 380);
 
     // Nothing new: the same snapshot, locate cached.
@@ -219,8 +309,7 @@ fn incremental_scenario(p: &Project, url: &str, ts: &str) {
         lines[380]
     );
     assert!(lines[381].starts_with("381,") && lines[382].starts_with("382,"));
-    let state: Value =
-        serde_json::from_slice(&std::fs::read(state_files[0].path()).unwrap()).unwrap();
+    let state = state_body(&state_files[0].path());
     let expected_mark = if ts.contains("TIMESTAMP") {
         serde_json::json!({ "kind": "timestamp", "value": "2024-05-03T08:00:00Z" })
     } else {
@@ -270,12 +359,7 @@ fn sqlite_incremental_refuses_a_watermark_column_of_mixed_types() {
     exec(&url, &prostate_statements("DOUBLE PRECISION", "INTEGER"));
     let first = offline(&p, &url, &["run", "locate", "--json"]).ok();
     let rows = snapshot(&p, &first).lines().count();
-    let state_file = std::fs::read_dir(p.file("cache/v1/sources"))
-        .unwrap()
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().starts_with("incremental-"))
-        .unwrap()
-        .path();
+    let state_file = state_file(&p);
     let state = std::fs::read(&state_file).unwrap();
     exec(
         &url,
