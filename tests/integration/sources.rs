@@ -186,6 +186,17 @@ fn state_file(p: &Project) -> std::path::PathBuf {
         .path()
 }
 
+/// An incremental SQLite project after its first, full extraction: (project, URL, lines of
+/// the snapshot with its header).
+fn sqlite_incremental_extracted() -> (Project, String, usize) {
+    let p = sql_project(INCREMENTAL);
+    let url = sqlite_url(&p);
+    exec(&url, &prostate_statements("DOUBLE PRECISION", "INTEGER"));
+    let first = offline(&p, &url, &["run", "locate", "--json"]).ok();
+    let rows = snapshot(&p, &first).lines().count();
+    (p, url, rows)
+}
+
 /// A damaged incremental state (a watermark edited by hand, a truncated file) or one whose
 /// snapshot left the store was taken for no state: the run extracted the query's current
 /// result, silently dropping the rows the database had deleted since. Now it is an error that
@@ -193,11 +204,7 @@ fn state_file(p: &Project) -> std::path::PathBuf {
 /// states were sealed is believed and sealed.
 #[test]
 fn a_damaged_incremental_state_or_a_lost_snapshot_stops_the_run() {
-    let p = sql_project(INCREMENTAL);
-    let url = sqlite_url(&p);
-    exec(&url, &prostate_statements("DOUBLE PRECISION", "INTEGER"));
-    let first = offline(&p, &url, &["run", "locate", "--json"]).ok();
-    let rows = snapshot(&p, &first).lines().count();
+    let (p, url, rows) = sqlite_incremental_extracted();
     // A row the database then deletes lives on only in the snapshot.
     exec(&url, &["DELETE FROM prostate WHERE ID = 7".to_string()]);
     let path = state_file(&p);
@@ -354,11 +361,7 @@ fn sqlite_incremental_appends_past_the_watermark() {
 /// run. It is an error naming the column and both values, and nothing is appended.
 #[test]
 fn sqlite_incremental_refuses_a_watermark_column_of_mixed_types() {
-    let p = sql_project(INCREMENTAL);
-    let url = sqlite_url(&p);
-    exec(&url, &prostate_statements("DOUBLE PRECISION", "INTEGER"));
-    let first = offline(&p, &url, &["run", "locate", "--json"]).ok();
-    let rows = snapshot(&p, &first).lines().count();
+    let (p, url, rows) = sqlite_incremental_extracted();
     let state_file = state_file(&p);
     let state = std::fs::read(&state_file).unwrap();
     exec(
