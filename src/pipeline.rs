@@ -811,7 +811,7 @@ impl<'a> Pipeline<'a> {
             steps::locate::materialize(&self.ctx, &self.opts.overrides, self.opts.full_refresh)
                 .await?;
         let source_digest = source.digest.clone();
-        let (profile, collected) = steps::locate::profile_and_strata(
+        let (profile, collected) = steps::locate::profile_collecting(
             self.ctx.store,
             &source.file,
             &source_digest,

@@ -62,7 +62,7 @@ pub fn profile(store: &Store, file: &Path, digest: &str) -> Result<Profile> {
 /// [`profile`], and when it must read the data, what prepare needs of these bytes from the
 /// same pass (`table::Collected`: the rows by class of column `target` for its stratified
 /// split, the values of the columns its fit reads).
-pub fn profile_and_strata(
+pub fn profile_collecting(
     store: &Store,
     file: &Path,
     digest: &str,
@@ -72,7 +72,7 @@ pub fn profile_and_strata(
     if let Some(p) = remembered_profile(store, digest) {
         return Ok((p, table::Collected::default()));
     }
-    let (profile, collected) = table::profile_and_strata(file, Some(target), |header| {
+    let (profile, collected) = table::profile_collecting(file, Some(target), |header| {
         crate::transform::held_columns(prepare, header)
     })?;
     remember_profile(store, digest, &profile)?;

@@ -217,7 +217,7 @@ impl Profiler {
 /// Profiles a CSV file in one streaming pass (in blocks on every core when it is large and
 /// unquoted, see [`blocks`]).
 pub fn profile_csv(path: &Path) -> Result<Profile, TableError> {
-    profile_and_strata(path, None, |_| Vec::new()).map(|(profile, _)| profile)
+    profile_collecting(path, None, |_| Vec::new()).map(|(profile, _)| profile)
 }
 
 /// What the profile pass collects for prepare beside the profile, when it reads the file in
@@ -233,7 +233,7 @@ pub struct Collected {
 /// [`profile_csv`], and from the same pass what prepare needs of these bytes ([`Collected`]):
 /// the rows by class of column `target` (when it is one of the file's) and the values of the
 /// columns `hold` names (given the file's header).
-pub fn profile_and_strata(
+pub fn profile_collecting(
     path: &Path,
     target: Option<&str>,
     hold: impl FnOnce(&[String]) -> Vec<(usize, Hold)>,

@@ -299,7 +299,7 @@ impl Split {
 
 /// The data rows of each class of the target, as chunked passes collect them: what a
 /// stratified split needs from the data, whatever its seed, fraction or sample. The source's
-/// profile pass collects them too (`profile_and_strata`), so that a cold run's prepare need
+/// profile pass collects them too (`profile_collecting`), so that a cold run's prepare need
 /// not read the data once more for its split.
 pub struct Strata {
     /// The target's column index.

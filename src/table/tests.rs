@@ -442,8 +442,8 @@ fn the_profile_pass_strata_give_the_split_of_a_pass_of_its_own() {
     }
     std::fs::write(&p, &text).unwrap();
     TEST_PARALLEL_MIN_BYTES.with(|m| m.set(0));
-    let (profile, collected) = profile_and_strata(&p, Some("label"), |_| Vec::new()).unwrap();
-    let no_column = profile_and_strata(&p, Some("nope"), |_| Vec::new())
+    let (profile, collected) = profile_collecting(&p, Some("label"), |_| Vec::new()).unwrap();
+    let no_column = profile_collecting(&p, Some("nope"), |_| Vec::new())
         .unwrap()
         .1;
     TEST_PARALLEL_MIN_BYTES.with(|m| m.set(PARALLEL_MIN_BYTES));

@@ -21,14 +21,14 @@ impl Plan {
     /// depend on the order rows are seen in; a mean's sum does (floating point), so a later
     /// block keeps its values until it is merged, when they are added to the sum in file
     /// order: the same additions, in the same order, as one sequential pass.
-    #[allow(
-        clippy::too_many_lines,
-        reason = "the fit pass, in blocks or sequential, and the exact merge of means and medians"
-    )]
     ///
     /// `held`: the imputed columns' values, held by the source's profile pass over the same
     /// bytes ([`held_columns`]); when they are of this plan's columns and the split's sides
     /// are known by row index, the fit is computed from them and the input is not read.
+    #[allow(
+        clippy::too_many_lines,
+        reason = "the fit pass, in blocks or sequential, and the exact merge of means and medians"
+    )]
     pub fn fit(
         &self,
         input: &Path,

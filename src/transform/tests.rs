@@ -109,7 +109,7 @@ fn chunked_fit_and_apply_equal_the_sequential_pass() {
             // As a cold run does: the profile pass collects the classes and holds the imputed
             // columns, and the split and the fit read nothing (not even a file not there).
             let (_, c) =
-                table::profile_and_strata(&path, Some("y"), |header| held_columns(&prep, header))
+                table::profile_collecting(&path, Some("y"), |header| held_columns(&prep, header))
                     .unwrap();
             let held = c.held.expect("the block pass holds the imputed columns");
             assert_eq!(held.rows(), 20_000);
