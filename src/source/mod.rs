@@ -35,7 +35,7 @@ use serde_json::{json, Value};
 use crate::config::{Locate, Place, SqlParam};
 use crate::error::Diagnostic;
 use crate::report::Printer;
-use crate::store::{write_atomic, StatCache, Store};
+use crate::store::{read_sealed, write_sealed, StatCache, Store};
 use canonical::{CanonicalWriter, Cell};
 use files::CsvOptions;
 use sql::{Bind, SqlError};
@@ -130,10 +130,14 @@ impl Snapshot {
             return Ok(());
         }
         if let Some((memo, key)) = &self.memo {
-            write_atomic(memo, seal_memo(key, &self.digest).as_bytes())?;
+            let body = ConversionMemo {
+                key: key.clone(),
+                snapshot: self.digest.clone(),
+            };
+            write_sealed(memo, &body)?;
         }
         if let Some((path, state)) = &self.state {
-            crate::store::write_sealed(path, state)?;
+            write_sealed(path, state)?;
         }
         Ok(())
     }
@@ -189,28 +193,13 @@ fn memo_key(options: &files::CsvOptions, digests: &[(String, String)]) -> String
     hasher.finalize().to_hex().to_string()
 }
 
-/// A conversion memo's text: the snapshot the sources of `key` ([`memo_key`]) convert to, with
-/// the key and a seal (the blake3 of `key`, a newline and the snapshot's digest), so that a
-/// memo that was damaged, edited or copied under another key's name is never believed.
-fn seal_memo(key: &str, snapshot: &str) -> String {
-    json!({ "key": key, "snapshot": snapshot, "seal": memo_seal(key, snapshot) }).to_string()
-}
-
-fn memo_seal(key: &str, snapshot: &str) -> String {
-    blake3::hash(format!("{key}\n{snapshot}").as_bytes())
-        .to_hex()
-        .to_string()
-}
-
-/// The snapshot a conversion memo's text names, when its key is `key` and its seal matches
-/// ([`seal_memo`]); a memo written before seals existed is not believed either (the sources
-/// are converted once more).
-fn unseal_memo(text: &[u8], key: &str) -> Option<String> {
-    let memo: Value = serde_json::from_slice(text).ok()?;
-    let snapshot = memo["snapshot"].as_str()?;
-    (memo["key"].as_str() == Some(key)
-        && memo["seal"].as_str() == Some(memo_seal(key, snapshot).as_str()))
-    .then(|| snapshot.to_string())
+/// A conversion memo: the snapshot the sources of `key` ([`memo_key`]) convert to. Written
+/// sealed (`store::write_sealed`) with its key inside, so that a memo that was damaged, edited
+/// or copied under another key's name is never believed.
+#[derive(Serialize, Deserialize)]
+struct ConversionMemo {
+    key: String,
+    snapshot: String,
 }
 
 fn from_files(req: &Request<'_>, path: &str) -> Result<Snapshot> {
@@ -248,9 +237,9 @@ fn from_files(req: &Request<'_>, path: &str) -> Result<Snapshot> {
         .store
         .source_memo_path(&format!("converted-{memo_key}.json"));
     let detail = json!({ "source": "files", "files": files.len() });
-    let remembered = std::fs::read(&memo)
-        .ok()
-        .and_then(|text| unseal_memo(&text, &memo_key));
+    let remembered = read_sealed::<ConversionMemo>(&memo)
+        .filter(|m| m.key == memo_key)
+        .map(|m| m.snapshot);
     if let Some(digest) = remembered.filter(|d| req.store.contains(d)) {
         return Ok(Snapshot {
             file: req.store.blob_path(&digest),
@@ -882,12 +871,16 @@ mod tests {
             .unwrap();
         let written: Value = serde_json::from_slice(&std::fs::read(&memo).unwrap()).unwrap();
         let mut pointed_elsewhere = written.clone();
-        pointed_elsewhere["snapshot"] = json!(other);
-        for bad in [
-            pointed_elsewhere,
-            json!({ "snapshot": other }),
-            json!({ "key": "ab".repeat(32), "snapshot": other, "seal": memo_seal(&"ab".repeat(32), &other) }),
-        ] {
+        pointed_elsewhere["body"]["snapshot"] = json!(other);
+        let another_key = tempfile::NamedTempFile::new().unwrap();
+        let body = ConversionMemo {
+            key: "ab".repeat(32),
+            snapshot: other.clone(),
+        };
+        write_sealed(another_key.path(), &body).unwrap();
+        let another_key: Value =
+            serde_json::from_slice(&std::fs::read(another_key.path()).unwrap()).unwrap();
+        for bad in [pointed_elsewhere, json!({ "snapshot": other }), another_key] {
             std::fs::write(&memo, bad.to_string()).unwrap();
             let snapshot = materialize(&req).await.unwrap();
             assert!(
