@@ -66,36 +66,3 @@ pub fn is_number(f: &str) -> bool {
     }
     f.parse::<f64>().is_ok()
 }
-
-/// `f.parse::<f64>().ok()`, the same bits, with a shortcut for the usual decimal form: a sign,
-/// at most 19 digits and one `.`, whose digits make an integer `m` ≤ 2^53, `k` of them after
-/// the `.`. Then `m` and `10^k` (k ≤ 19 ≤ 22) are exact `f64`s and one division rounds their
-/// quotient correctly, as the parse does (Clinger's fast path); anything else is left to it.
-pub fn parse_number(f: &str) -> Option<f64> {
-    const POW10: [f64; 20] = [
-        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
-        1e17, 1e18, 1e19,
-    ];
-    let b = f.as_bytes();
-    let (negative, digits) = match b.first() {
-        Some(b'-') => (true, &b[1..]),
-        Some(b'+') => (false, &b[1..]),
-        _ => (false, b),
-    };
-    let (mut m, mut n, mut dot) = (0u64, 0usize, None);
-    for &c in digits {
-        match c {
-            b'0'..=b'9' if n < 19 => {
-                m = m * 10 + u64::from(c - b'0');
-                n += 1;
-            }
-            b'.' if dot.is_none() => dot = Some(n),
-            _ => return f.parse().ok(),
-        }
-    }
-    if n == 0 || m > 1 << 53 {
-        return f.parse().ok();
-    }
-    let x = m as f64 / POW10[n - dot.unwrap_or(n)];
-    Some(if negative { -x } else { x })
-}

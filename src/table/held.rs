@@ -2,8 +2,7 @@
 //! training rows' means, medians and modes) need not read the data again: on a cold run the
 //! profile pass is the only pass before the split that sees every row.
 //!
-//! A value is held as the fit reads it: a number as its field's trimmed text parses
-//! ([`parse_number`]: the bits of `str::parse`, faster for the usual forms; a field
+//! A value is held as the fit reads it: a number as its field's trimmed text parses (a field
 //! that is missing or not a number holds nothing), a text as its trimmed, non-missing field.
 //! Held memory is bounded ([`HOLD_BYTES`]): once the blocks read so far say the whole file
 //! would pass it (or it is passed), every held value is dropped and the fit reads the data as
@@ -12,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::field::{parse_number, value_of};
+use super::field::value_of;
 use super::profile::FastHash;
 use super::row::Record;
 
@@ -35,7 +34,7 @@ const NO_NUMBER: u64 = 0x7FF4_0000_DEAD_0001;
 
 /// The held values of one block of rows (in the block's order).
 #[derive(Debug, Default)]
-pub struct HeldPart {
+pub(super) struct HeldPart {
     rows: u64,
     /// The bytes of the block's rows (as read, with their line ends).
     read: u64,
@@ -71,7 +70,7 @@ impl HeldPart {
 
 /// What a pass holds while it runs: the columns asked for, and whether the budget was passed
 /// (shared by the pass's workers; see [`Gathered`] for the parts taken in file order).
-pub struct Holding<'a> {
+pub(super) struct Holding<'a> {
     columns: &'a [(usize, Hold)],
     /// Past the budget: blocks stop holding.
     over: AtomicBool,
@@ -116,7 +115,7 @@ impl<'a> Holding<'a> {
             let value = value_of(rec.get(c).unwrap_or(""));
             match how {
                 Hold::Number => {
-                    let x = value.and_then(parse_number);
+                    let x = value.and_then(|v| v.parse::<f64>().ok());
                     part.numbers[n].push(x.map_or(NO_NUMBER, f64::to_bits));
                     n += 1;
                 }
@@ -155,7 +154,7 @@ impl<'a> Holding<'a> {
 }
 
 /// The parts of a [`Holding`] pass's blocks, taken in file order.
-pub struct Gathered<'h, 'a> {
+pub(super) struct Gathered<'h, 'a> {
     holding: &'h Holding<'a>,
     bytes: usize,
     /// The bytes of the rows held so far.

@@ -214,7 +214,6 @@ fn number_and_trim_shortcuts_agree_with_std() {
         "1,5",
     ] {
         assert_eq!(is_number(f), f.parse::<f64>().is_ok(), "{f:?}");
-        assert_same_number(f);
         for g in [
             f.to_string(),
             format!(" {f}\t"),
@@ -222,49 +221,6 @@ fn number_and_trim_shortcuts_agree_with_std() {
         ] {
             assert_eq!(trim(&g), g.trim(), "{g:?}");
         }
-    }
-}
-
-/// `parse_number(f)` is `f.parse::<f64>().ok()`, to the bit.
-fn assert_same_number(f: &str) {
-    let bits = |x: Option<f64>| x.map(f64::to_bits);
-    assert_eq!(bits(parse_number(f)), bits(f.parse().ok()), "{f:?}");
-}
-
-#[test]
-fn the_number_shortcut_gives_the_bits_of_std() {
-    // Where the shortcut stops: 2^53 and one past it, 19 and 20 digits, 22 and 23 decimals.
-    for f in [
-        "9007199254740992",
-        "9007199254740993",
-        "900719925474099.3",
-        "1234567890123456789",
-        "12345678901234567890",
-        "0.1234567890123456789",
-        "0.0000000000000000000001",
-        "0.00000000000000000000001",
-        "-0",
-        "-0.0",
-        "+0.",
-        "00000000000000000000001",
-        "0.30000000000000004",
-        "1.7976931348623157",
-    ] {
-        assert_same_number(f);
-    }
-    // Random strings of the characters numbers are made of, and random decimals.
-    let alphabet = b"0123456789012345678901234567890123456789.-+eE";
-    for i in 0..200_000u64 {
-        let r = splitmix64(i);
-        let len = (r % 24) as usize;
-        let f: String = (0..len)
-            .map(|k| alphabet[(splitmix64(r ^ k as u64) % alphabet.len() as u64) as usize] as char)
-            .collect();
-        assert_same_number(&f);
-        let digits = splitmix64(r) % 10_u64.pow((r % 17) as u32 + 1);
-        let s = digits.to_string();
-        let at = (splitmix64(r ^ 1) % (s.len() as u64 + 1)) as usize;
-        assert_same_number(&format!("-{}.{}", &s[..at], &s[at..]));
     }
 }
 

@@ -228,18 +228,18 @@ impl Plan {
             let f = table::trim(field);
             match a {
                 Acc::Mean(sum, n) => {
-                    if let Some(x) = table::parse_number(f) {
+                    if let Ok(x) = f.parse::<f64>() {
                         *sum += x;
                         *n += 1;
                     }
                 }
                 Acc::MeanValues(v) => {
-                    if let Some(x) = table::parse_number(f) {
+                    if let Ok(x) = f.parse::<f64>() {
                         v.push(x);
                     }
                 }
                 Acc::Median(v) => {
-                    if let Some(x) = table::parse_number(f) {
+                    if let Ok(x) = f.parse::<f64>() {
                         v.push(x);
                     }
                 }
